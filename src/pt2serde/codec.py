@@ -1,0 +1,578 @@
+"""JSON bytes and plain values to and from the schema types of :mod:`pt2serde.schema`.
+
+Encoding writes exactly what PyTorch 2.13 writes: every struct field in declaration
+order (``null`` included), unions as one-key objects, enums as integers, and non-finite
+floats as the strings ``"Infinity"``, ``"-Infinity"`` and ``"NaN"`` (so the output is
+strict JSON), dumped with Python's default separators.
+
+Decoding is strict where PyTorch is lax: a wrong type, an out-of-range enum value, a
+missing required field, an unknown union tag or over-deep nesting raises
+:class:`~pt2serde.errors.SerializeError` whose message ends with the wire path of the bad
+value, e.g. ``Expected `int`, got `str` - at `$.graph_module.graph.nodes[3].inputs[0].arg```.
+Unknown object keys are ignored (forward compatibility within a major version).
+
+Both directions are driven by per-type closures built once from the type annotations
+of the schema classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import types
+import typing
+from enum import IntEnum
+from typing import Any, Callable, TypeVar
+
+from . import schema
+from ._wire import Union
+from .errors import SerializeError, WireError
+
+__all__ = [
+    "to_dict",
+    "to_json_bytes",
+    "from_dict",
+    "from_json_bytes",
+    "loads_json",
+    "MAX_JSON_BYTES",
+    "MAX_NESTING",
+]
+
+T = TypeVar("T")
+
+MAX_JSON_BYTES = 1 << 31  # refuse documents over 2 GiB before parsing them
+MAX_NESTING = 64  # nested subgraphs / nested dict arguments
+
+_NONFINITE_IN = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+
+Codec = Callable[[Any], Any]
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "object"
+    return type(v).__name__
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+# ------------------------------------------------------------- type resolution
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    if issubclass(cls, Union):
+        return {name: hints[name] for name in cls.MEMBERS}
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _optional_of(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if len(args) == 2 and type(None) in args:
+            return args[0] if args[1] is type(None) else args[1]
+    return None
+
+
+class _Depth(threading.local):
+    level = 0
+
+
+_depth = _Depth()
+
+
+# ------------------------------------------------------------------- decoding
+
+
+def _dec_int(v: Any) -> int:
+    if type(v) is int:
+        return v
+    raise WireError(f"Expected `int`, got `{_json_type(v)}`")
+
+
+def _dec_str(v: Any) -> str:
+    if type(v) is str:
+        return v
+    raise WireError(f"Expected `str`, got `{_json_type(v)}`")
+
+
+def _dec_bool(v: Any) -> bool:
+    if type(v) is bool:
+        return v
+    raise WireError(f"Expected `bool`, got `{_json_type(v)}`")
+
+
+def _dec_float(v: Any) -> float:
+    t = type(v)
+    if t is float:
+        return v
+    if t is int:
+        return float(v)
+    if t is str and v in _NONFINITE_IN:
+        return _NONFINITE_IN[v]
+    raise WireError(f"Expected `float`, got `{_json_type(v)}`")
+
+
+def _dec_any_as_true(v: Any) -> bool:
+    # `as_none` members carry no information; old writers stored `[]` instead of `true`.
+    return True
+
+
+_DEC_PRIMITIVES: dict[Any, Codec] = {int: _dec_int, str: _dec_str, bool: _dec_bool, float: _dec_float}
+_decoders: dict[Any, Codec] = {}
+
+
+def _decoder(tp: Any) -> Codec:
+    try:
+        return _decoders[tp]
+    except KeyError:
+        return _build_decoder(tp)
+
+
+def _build_decoder(tp: Any) -> Codec:
+    if tp in _DEC_PRIMITIVES:
+        return _DEC_PRIMITIVES[tp]
+    inner = _optional_of(tp)
+    if inner is not None:
+        dec_inner = _decoder(inner)
+
+        def dec_optional(v: Any) -> Any:
+            return None if v is None else dec_inner(v)
+
+        _decoders[tp] = dec_optional
+        return dec_optional
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (elem,) = typing.get_args(tp)
+        fn = _list_decoder(elem)
+    elif origin is dict:
+        key, val = typing.get_args(tp)
+        if key is not str:
+            raise TypeError(f"unsupported dict key type {key}")
+        fn = _dict_decoder(val)
+    elif isinstance(tp, type) and issubclass(tp, IntEnum):
+        fn = _enum_decoder(tp)
+    elif isinstance(tp, type) and issubclass(tp, Union):
+        fn = _union_decoder(tp)
+    elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        fn = _struct_decoder(tp)
+    else:
+        raise TypeError(f"no decoder for {tp!r}")
+    _decoders[tp] = fn
+    return fn
+
+
+def _list_decoder(elem: Any) -> Codec:
+    exact = elem if elem in (int, str, bool) else None
+    expected = f"Expected `array`, got `{{}}`"
+
+    if exact is not None:
+        dec_elem = _DEC_PRIMITIVES[exact]
+
+        def dec_list_prim(v: Any) -> list:
+            if type(v) is not list:
+                raise WireError(expected.format(_json_type(v)))
+            for x in v:
+                if type(x) is not exact:
+                    for i, y in enumerate(v):
+                        try:
+                            dec_elem(y)
+                        except WireError as e:
+                            raise e.push(i)
+            return v
+
+        return dec_list_prim
+
+    holder: list[Codec] = []
+
+    def dec_list(v: Any) -> list:
+        if type(v) is not list:
+            raise WireError(expected.format(_json_type(v)))
+        dec_elem = holder[0]
+        out = []
+        append = out.append
+        for i, x in enumerate(v):
+            try:
+                append(dec_elem(x))
+            except WireError as e:
+                raise e.push(i)
+        return out
+
+    holder.append(_decoder(elem))
+    return dec_list
+
+
+def _dict_decoder(val: Any) -> Codec:
+    if val is str or val is int:
+        dec_prim = _DEC_PRIMITIVES[val]
+
+        def dec_dict_prim(v: Any) -> dict:
+            if type(v) is not dict:
+                raise WireError(f"Expected `object`, got `{_json_type(v)}`")
+            for k, x in v.items():
+                if type(x) is not val:
+                    try:
+                        dec_prim(x)
+                    except WireError as e:
+                        raise e.push(k)
+            return v
+
+        return dec_dict_prim
+
+    holder: list[Codec] = []
+
+    def dec_dict(v: Any) -> dict:
+        if type(v) is not dict:
+            raise WireError(f"Expected `object`, got `{_json_type(v)}`")
+        dec_val = holder[0]
+        out = {}
+        for k, x in v.items():
+            try:
+                out[k] = dec_val(x)
+            except WireError as e:
+                raise e.push(k)
+        return out
+
+    holder.append(_decoder(val))
+    return dec_dict
+
+
+def _enum_decoder(enum_cls: type[IntEnum]) -> Codec:
+    members = {int(m): m for m in enum_cls}
+    allowed = ", ".join(str(k) for k in members)
+
+    def dec_enum(v: Any) -> IntEnum:
+        if type(v) is int:
+            try:
+                return members[v]
+            except KeyError:
+                raise WireError(
+                    f"Invalid enum value {v} for `{enum_cls.__name__}` (expected one of {allowed})"
+                ) from None
+        raise WireError(f"Expected `int` ({enum_cls.__name__}), got `{_json_type(v)}`")
+
+    return dec_enum
+
+
+def _nesting_guard(fn: Codec, what: str) -> Codec:
+    def guarded(v: Any) -> Any:
+        level = _depth.level
+        if level >= MAX_NESTING:
+            raise WireError(f"{what} nested deeper than the limit of {MAX_NESTING} levels")
+        _depth.level = level + 1
+        try:
+            return fn(v)
+        finally:
+            _depth.level = level
+
+    return guarded
+
+
+def _union_decoder(cls: type[Union]) -> Codec:
+    members: dict[str, Codec] = {}
+    name = cls.__name__
+    known = ", ".join(cls.MEMBERS)
+
+    def dec_union(v: Any) -> Union:
+        if type(v) is not dict:
+            raise WireError(f"Expected `object` ({name}), got `{_json_type(v)}`")
+        if len(v) != 1:
+            raise WireError(f"Expected exactly one member for union `{name}`, got {len(v)}")
+        ((tag, payload),) = v.items()
+        try:
+            dec = members[tag]
+        except KeyError:
+            raise WireError(
+                f"Unknown tag `{tag}` for union `{name}` (known: {known})"
+            ) from None
+        try:
+            value = dec(payload)
+        except WireError as e:
+            raise e.push(tag)
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "type", tag)
+        object.__setattr__(obj, "value", value)
+        return obj
+
+    fn = _nesting_guard(dec_union, "Arguments") if cls is schema.Argument else dec_union
+    _decoders[cls] = fn
+    for member, tp in _hints(cls).items():
+        members[member] = _dec_any_as_true if member == "as_none" else _decoder(tp)
+    return fn
+
+
+def _struct_decoder(cls: type) -> Codec:
+    plan: list[tuple[str, Codec, bool]] = []
+    name = cls.__name__
+
+    def dec_struct(v: Any) -> Any:
+        if type(v) is not dict:
+            raise WireError(f"Expected `object` ({name}), got `{_json_type(v)}`")
+        kwargs = {}
+        for field, dec, required in plan:
+            try:
+                raw = v[field]
+            except KeyError:
+                if required:
+                    raise WireError(f"Object missing required field `{field}`") from None
+                continue
+            try:
+                kwargs[field] = dec(raw)
+            except WireError as e:
+                raise e.push(field)
+        return cls(**kwargs)
+
+    fn = _nesting_guard(dec_struct, "Graphs") if cls is schema.Graph else dec_struct
+    _decoders[cls] = fn
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        plan.append((f.name, _decoder(hints[f.name]), required))
+    return fn
+
+
+def from_dict(cls: type[T], data: Any) -> T:
+    """Decode a JSON-decoded value into the schema type ``cls``.
+
+    Raises :class:`SerializeError` naming the ``$.path`` of the first bad value.
+    """
+    _depth.level = 0
+    try:
+        return _decoder(cls)(data)
+    except WireError:
+        raise
+    except RecursionError:
+        raise SerializeError("Document is nested too deeply to decode") from None
+
+
+def loads_json(data: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_JSON_BYTES, what: str = "JSON document") -> Any:
+    """Parse strict JSON (UTF-8, no ``NaN``/``Infinity`` tokens) with a size cap."""
+    if len(data) > max_bytes:
+        raise SerializeError(f"{what} is {len(data)} bytes, over the limit of {max_bytes} bytes")
+    try:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SerializeError(f"{what} is not valid UTF-8 (byte {e.start})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise SerializeError(f"{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        raise SerializeError(f"{what} is nested too deeply to parse") from None
+
+
+def _reject_constant(token: str) -> Any:
+    raise SerializeError(f"JSON document contains the non-standard token {token}")
+
+
+def from_json_bytes(cls: type[T], data: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_JSON_BYTES) -> T:
+    """Parse JSON bytes and decode them into ``cls`` (see :func:`from_dict`)."""
+    return from_dict(cls, loads_json(data, max_bytes=max_bytes, what=f"{cls.__name__} document"))
+
+
+# ------------------------------------------------------------------- encoding
+
+
+def _enc_int(v: Any) -> int:
+    if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):
+        return v
+    raise WireError(f"Expected `int`, got `{type(v).__name__}`")
+
+
+def _enc_str(v: Any) -> str:
+    if type(v) is str:
+        return v
+    if isinstance(v, str):  # str subclasses (TorchVersion, str enums) are written as plain text
+        return str(v)
+    raise WireError(f"Expected `str`, got `{type(v).__name__}`")
+
+
+def _enc_bool(v: Any) -> bool:
+    if type(v) is bool:
+        return v
+    raise WireError(f"Expected `bool`, got `{type(v).__name__}`")
+
+
+def _enc_float(v: Any) -> Any:
+    t = type(v)
+    if t is float:
+        if v - v == 0.0:  # finite
+            return v
+        return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+    if t is int:
+        return v
+    raise WireError(f"Expected `float`, got `{t.__name__}`")
+
+
+_ENC_PRIMITIVES: dict[Any, Codec] = {int: _enc_int, str: _enc_str, bool: _enc_bool, float: _enc_float}
+_encoders: dict[Any, Codec] = {}
+
+
+def _encoder(tp: Any) -> Codec:
+    try:
+        return _encoders[tp]
+    except KeyError:
+        return _build_encoder(tp)
+
+
+def _build_encoder(tp: Any) -> Codec:
+    if tp in _ENC_PRIMITIVES:
+        return _ENC_PRIMITIVES[tp]
+    inner = _optional_of(tp)
+    if inner is not None:
+        enc_inner = _encoder(inner)
+
+        def enc_optional(v: Any) -> Any:
+            return None if v is None else enc_inner(v)
+
+        fn = enc_optional
+    elif typing.get_origin(tp) is list:
+        fn = _list_encoder(typing.get_args(tp)[0])
+    elif typing.get_origin(tp) is dict:
+        fn = _dict_encoder(typing.get_args(tp)[1])
+    elif isinstance(tp, type) and issubclass(tp, IntEnum):
+        fn = _enum_encoder(tp)
+    elif isinstance(tp, type) and issubclass(tp, Union):
+        fn = _union_encoder(tp)
+    elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        fn = _struct_encoder(tp)
+    else:
+        raise TypeError(f"no encoder for {tp!r}")
+    _encoders[tp] = fn
+    return fn
+
+
+def _list_encoder(elem: Any) -> Codec:
+    holder: list[Codec] = []
+
+    if elem in (int, str, bool):
+        exact = elem
+        enc_prim = _ENC_PRIMITIVES[elem]
+
+        def enc_list_prim(v: Any) -> list:
+            if type(v) is not list and type(v) is not tuple:
+                raise WireError(f"Expected `list`, got `{type(v).__name__}`")
+            for i, x in enumerate(v):
+                if type(x) is not exact:
+                    try:
+                        enc_prim(x)
+                    except WireError as e:
+                        raise e.push(i)
+            return list(v)
+
+        return enc_list_prim
+
+    def enc_list(v: Any) -> list:
+        if type(v) is not list and type(v) is not tuple:
+            raise WireError(f"Expected `list`, got `{type(v).__name__}`")
+        enc = holder[0]
+        out = []
+        for i, x in enumerate(v):
+            try:
+                out.append(enc(x))
+            except WireError as e:
+                raise e.push(i)
+        return out
+
+    holder.append(_encoder(elem))
+    return enc_list
+
+
+def _dict_encoder(val: Any) -> Codec:
+    holder: list[Codec] = []
+
+    def enc_dict(v: Any) -> dict:
+        if not isinstance(v, dict):
+            raise WireError(f"Expected `dict`, got `{type(v).__name__}`")
+        enc = holder[0]
+        out = {}
+        for k, x in v.items():
+            if type(k) is not str:
+                raise WireError(f"Expected `str` key, got `{type(k).__name__}`")
+            try:
+                out[k] = enc(x)
+            except WireError as e:
+                raise e.push(k)
+        return out
+
+    holder.append(_encoder(val))
+    return enc_dict
+
+
+def _enum_encoder(enum_cls: type[IntEnum]) -> Codec:
+    values = frozenset(int(m) for m in enum_cls)
+
+    def enc_enum(v: Any) -> int:
+        if isinstance(v, int) and not isinstance(v, bool) and v in values:
+            return int(v)
+        raise WireError(f"Expected a `{enum_cls.__name__}` value, got {v!r}")
+
+    return enc_enum
+
+
+def _union_encoder(cls: type[Union]) -> Codec:
+    members: dict[str, Codec] = {}
+    name = cls.__name__
+
+    def enc_union(v: Any) -> dict:
+        if type(v) is not cls:
+            raise WireError(f"Expected `{name}`, got `{type(v).__name__}`")
+        tag = v.type
+        try:
+            return {tag: members[tag](v.value)}
+        except WireError as e:
+            raise e.push(tag)
+
+    _encoders[cls] = enc_union
+    for member, tp in _hints(cls).items():
+        members[member] = _encoder(tp)
+    return enc_union
+
+
+def _struct_encoder(cls: type) -> Codec:
+    plan: list[tuple[str, Codec]] = []
+    name = cls.__name__
+
+    def enc_struct(v: Any) -> dict:
+        if type(v) is not cls:
+            raise WireError(f"Expected `{name}`, got `{type(v).__name__}`")
+        out = {}
+        for field, enc in plan:
+            try:
+                out[field] = enc(getattr(v, field))
+            except WireError as e:
+                raise e.push(field)
+        return out
+
+    _encoders[cls] = enc_struct
+    hints = _hints(cls)
+    plan.extend((f.name, _encoder(hints[f.name])) for f in dataclasses.fields(cls))
+    return enc_struct
+
+
+def to_dict(obj: Any) -> Any:
+    """The JSON-ready plain value of a schema object (struct or union)."""
+    return _encoder(type(obj))(obj)
+
+
+def to_json_bytes(obj: Any) -> bytes:
+    """Strict JSON bytes of a schema object, exactly as PyTorch 2.13 writes them."""
+    return json.dumps(to_dict(obj), allow_nan=False).encode("utf-8")

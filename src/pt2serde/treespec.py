@@ -1,0 +1,133 @@
+"""Pytree treespecs (``in_spec`` / ``out_spec`` of the module call graph) as JSON text.
+
+Writing uses pytree's own protocol-1 dump. Reading is our own: it only builds node
+types that are already registered with pytree, looks enum classes and defaultdict
+factories up among modules that are *already imported* (never importing a module
+named by the file), and allows only plain container classes as defaultdict factories.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter, OrderedDict, deque
+from enum import Enum
+from typing import Any
+
+import torch.utils._pytree as pytree
+
+from . import schema
+from .errors import SerializeError
+
+__all__ = ["dumps", "loads"]
+
+_MAX_DEPTH = 256
+_SAFE_FACTORIES = {
+    ("builtins", n): t
+    for n, t in {"list": list, "dict": dict, "set": set, "int": int, "float": float, "str": str,
+                 "tuple": tuple, "frozenset": frozenset, "bool": bool}.items()
+} | {("collections", n): t for n, t in
+     {"OrderedDict": OrderedDict, "deque": deque, "Counter": Counter}.items()}
+
+
+def dumps(spec: pytree.TreeSpec, namedtuple_fields: dict[str, schema.NamedTupleDef]) -> str:
+    """The JSON text of ``spec``; records the field names of every namedtuple type it uses."""
+    _collect_namedtuple_fields(spec, namedtuple_fields)
+    return pytree.treespec_dumps(spec, schema.TREESPEC_VERSION)
+
+
+def _collect_namedtuple_fields(spec: pytree.TreeSpec, out: dict[str, schema.NamedTupleDef]) -> None:
+    stack = [spec]
+    while stack:
+        ts = stack.pop()
+        if ts.type is None:
+            continue
+        if ts.type is pytree.namedtuple or pytree.is_namedtuple_class(ts.type):
+            cls = ts.context
+            name = pytree.SUPPORTED_SERIALIZED_TYPES[cls].serialized_type_name
+            fields = list(cls._fields)
+            known = out.get(name)
+            if known is None:
+                out[name] = schema.NamedTupleDef(field_names=fields)
+            elif known.field_names != fields:
+                raise SerializeError(
+                    f"The given TreeSpec's namedtuple type {cls} was found to have field names "
+                    f"{tuple(fields)} but somehow previously was found to have field names {tuple(known.field_names)}."
+                )
+        stack.extend(reversed(ts.children()))
+
+
+# ------------------------------------------------------------------- reading
+
+
+def _enum_hook(obj: dict) -> Any:
+    if obj.get("__enum__") is not True:
+        return obj
+    fqn, name = obj.get("fqn"), obj.get("name")
+    if not isinstance(fqn, str) or not isinstance(name, str):
+        raise SerializeError("malformed enum key in treespec context")
+    module_name, _, qualname = fqn.partition(":")
+    target: Any = sys.modules.get(module_name)
+    if target is None:
+        raise SerializeError(
+            f"treespec names enum {fqn!r} whose module is not imported; import it before loading"
+        )
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    if not (isinstance(target, type) and issubclass(target, Enum)) or name not in target.__members__:
+        raise SerializeError(f"treespec names {fqn}.{name}, which is not an enum member")
+    return target[name]
+
+
+def _defaultdict_context(ctx: Any) -> list:
+    if not isinstance(ctx, dict) or set(ctx) != {"default_factory_module", "default_factory_name", "dict_context"}:
+        raise SerializeError("malformed defaultdict context in treespec")
+    key = (ctx["default_factory_module"], ctx["default_factory_name"])
+    factory = _SAFE_FACTORIES.get(key)
+    if factory is None:
+        raise SerializeError(f"treespec defaultdict factory {key[0]}.{key[1]} is not an allowed container type")
+    return [factory, ctx["dict_context"]]
+
+
+def _node(data: Any, depth: int) -> pytree.TreeSpec:
+    if depth > _MAX_DEPTH:
+        raise SerializeError("treespec is nested too deeply")
+    if not isinstance(data, dict) or set(data) != {"type", "context", "children_spec"}:
+        raise SerializeError("malformed treespec node")
+    type_name, context, children = data["type"], data["context"], data["children_spec"]
+    if not isinstance(children, list):
+        raise SerializeError("malformed treespec node: children_spec must be a list")
+    if type_name is None and context is None and not children:
+        return pytree.treespec_leaf()
+    typ = pytree.SERIALIZED_TYPE_TO_PYTHON_TYPE.get(type_name) if isinstance(type_name, str) else None
+    if typ is None:
+        raise SerializeError(f"treespec uses the pytree type {type_name!r}, which is not registered")
+    node_def = pytree.SUPPORTED_SERIALIZED_TYPES[typ]
+    try:
+        if typ is pytree.defaultdict:
+            ctx = _defaultdict_context(context)
+        elif node_def.from_dumpable_context is not None:
+            ctx = node_def.from_dumpable_context(context)  # registered by torch or the user, not the file
+        else:
+            if not isinstance(context, str):
+                raise SerializeError(f"treespec context of {type_name} must be JSON text")
+            ctx = json.loads(context, object_hook=_enum_hook)
+    except SerializeError:
+        raise
+    except (ValueError, TypeError, KeyError, AssertionError, NotImplementedError, RecursionError) as e:
+        raise SerializeError(f"invalid treespec context for {type_name}: {e}") from None
+    return pytree.TreeSpec(typ, ctx, [_node(c, depth + 1) for c in children])
+
+
+def loads(text: str) -> pytree.TreeSpec:
+    """Rebuild a treespec from its JSON text without importing or running anything it names."""
+    try:
+        protocol, body = json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        raise SerializeError("treespec is not a JSON [protocol, node] pair") from None
+    if protocol != schema.TREESPEC_VERSION:
+        raise SerializeError(f"Unknown treespec protocol {protocol!r}")
+    try:
+        return _node(body, 0)
+    except (ValueError, TypeError) as e:  # e.g. a TreeSpec whose children do not fit its type
+        raise SerializeError(f"invalid treespec: {e}") from None

@@ -15,7 +15,9 @@ from typing import Any, ClassVar
 
 __all__ = ["wire", "struct", "Union", "field_id"]
 
-_RESERVED = frozenset({"type", "_type", "value", "create"})
+_RESERVED = frozenset({"type", "_type", "value", "create", "_of"})
+_new = object.__new__
+_set = object.__setattr__
 
 
 def wire(fid: int, default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING) -> Any:
@@ -85,6 +87,14 @@ class Union(metaclass=_UnionMeta):
     def create(cls, **member: Any):
         """Build the union with exactly one member set: ``Argument.create(as_int=3)``."""
         return cls(**member)
+
+    @classmethod
+    def _of(cls, tag: str, value: Any):
+        """Unchecked constructor for pt2serde's own hot paths (``tag`` must be a member)."""
+        obj = _new(cls)
+        _set(obj, "type", tag)
+        _set(obj, "value", value)
+        return obj
 
     @property
     def _type(self) -> str:

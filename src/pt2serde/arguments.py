@@ -27,6 +27,7 @@ __all__ = ["ArgKind", "ROWS", "encode_argument", "decode_argument", "EMPTY_LIST_
 log = logging.getLogger(__name__)
 
 Node = torch.fx.Node
+_Argument_of = schema.Argument._of
 
 try:  # opaque values (torch._library.opaque_object) exist in 2.13
     from torch._library.opaque_object import get_opaque_type_name, is_opaque_value
@@ -319,15 +320,16 @@ def _empty_list(arg_type) -> schema.Argument:
 def encode_argument(enc, value: Any, arg_type=None) -> schema.Argument:
     """The ``schema.Argument`` for one call argument (``arg_type``: its op-schema type, if any)."""
     t = type(value)
-    if (t is list or t is tuple) and not value:
+    is_seq = isinstance(value, (list, tuple))
+    if is_seq and not value:
         return _empty_list(arg_type)
     for row in _candidates(t):
         if row.match is None or row.match(enc, value):
             payload = row.encode(enc, value)
             if type(payload) is _LOWERED_MODULE:
                 return schema.Argument(as_string=str(payload))
-            return schema.Argument(**{row.tag: payload})
-    if t is list or t is tuple:
+            return _Argument_of(row.tag, payload)
+    if is_seq:
         raise SerializeError(f"Unsupported list/tuple argument type: {[type(a) for a in value]}")
     raise SerializeError(f"Unsupported argument type: {t} with schema arg_type {arg_type}")
 

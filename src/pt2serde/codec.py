@@ -27,6 +27,7 @@ from enum import IntEnum
 from typing import Any, Callable, TypeVar
 
 from . import schema
+from ._fastcodec import fast_decoder, fast_encoder
 from ._wire import Union
 from .errors import SerializeError, WireError
 
@@ -354,6 +355,10 @@ def from_dict(cls: type[T], data: Any) -> T:
 
     Raises :class:`SerializeError` naming the ``$.path`` of the first bad value.
     """
+    try:
+        return fast_decoder(cls)(data)
+    except Exception:  # noqa: BLE001 - the careful decoder below explains what is wrong
+        pass
     _depth.level = 0
     try:
         return _decoder(cls)(data)
@@ -570,7 +575,10 @@ def _struct_encoder(cls: type) -> Codec:
 
 def to_dict(obj: Any) -> Any:
     """The JSON-ready plain value of a schema object (struct or union)."""
-    return _encoder(type(obj))(obj)
+    try:
+        return fast_encoder(type(obj))(obj)
+    except Exception:  # noqa: BLE001 - the careful encoder below explains what is wrong
+        return _encoder(type(obj))(obj)
 
 
 def to_json_bytes(obj: Any) -> bytes:

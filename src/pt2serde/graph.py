@@ -399,7 +399,7 @@ class GraphModuleSerializer:
         if val is None:
             return schema.Argument(as_none=True)
         if isinstance(val, torch.Tensor):
-            return schema.Argument(as_tensor=self._tensor_output(name, val))
+            return schema.Argument._of("as_tensor", self._tensor_output(name, val))
         if isinstance(val, (bool, torch.SymBool)):
             return schema.Argument(as_sym_bool=self._sym_output("sym_bool_values", name, val))
         if isinstance(val, (int, torch.SymInt)):

@@ -10,6 +10,7 @@ import torch
 from torch.export import ExportedProgram
 
 from . import codec, schema, symbolic, tensors
+from ._util import gc_paused
 from .errors import SerializeError
 from .graph import GraphModuleSerializer
 
@@ -81,6 +82,10 @@ class ExportedProgramSerializer:
         return f"ExportedProgramSerializer(opset_version={self.opset_version})"
 
     def serialize(self, ep: ExportedProgram) -> SerializedProgram:
+        with gc_paused():
+            return self._serialize(ep)
+
+    def _serialize(self, ep: ExportedProgram) -> SerializedProgram:
         if not isinstance(ep, ExportedProgram):
             raise SerializeError(f"expected a torch.export.ExportedProgram, got {type(ep).__name__}")
         gm_serializer = GraphModuleSerializer(ep.graph_signature, ep.module_call_graph)
@@ -114,10 +119,11 @@ class ExportedProgramSerializer:
 
 def serialize(ep: ExportedProgram, opset_version: dict[str, int] | None = None) -> SerializedArtifact:
     """An exported program as a :class:`SerializedArtifact` (JSON document + payloads)."""
-    program = ExportedProgramSerializer(opset_version).serialize(ep)
-    return SerializedArtifact(
-        exported_program=codec.to_json_bytes(program.exported_program),
-        state_dict=program.state_dict,
-        constants=program.constants,
-        example_inputs=program.example_inputs,
-    )
+    with gc_paused():
+        program = ExportedProgramSerializer(opset_version).serialize(ep)
+        return SerializedArtifact(
+            exported_program=codec.to_json_bytes(program.exported_program),
+            state_dict=program.state_dict,
+            constants=program.constants,
+            example_inputs=program.example_inputs,
+        )

@@ -17,6 +17,8 @@ from torch.utils._sympy.numbers import int_oo
 from . import schema
 from .errors import SerializeError
 
+_SymInt_of = schema.SymInt._of
+
 __all__ = [
     "sym_int_to_wire",
     "sym_float_to_wire",
@@ -45,7 +47,7 @@ def srepr(expr: sympy.Basic) -> str:
 
 def sym_int_to_wire(s) -> schema.SymInt:
     if type(s) is int:
-        return schema.SymInt(as_int=s)
+        return _SymInt_of("as_int", s)
     if isinstance(s, torch.SymInt):
         expr = s.node.expr
         if isinstance(expr, sympy.Integer):

@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 # name -> module (bridge layer, imports torch)
 _LAZY = {
     "serialize": "program",
+    "deserialize": "program",
+    "ExportedProgramDeserializer": "program",
     "SerializedArtifact": "program",
     "ExportedProgramSerializer": "program",
     "GraphModuleSerializer": "graph",

@@ -37,6 +37,7 @@ __all__ = [
     "from_dict",
     "from_json_bytes",
     "loads_json",
+    "unknown_fields",
     "MAX_JSON_BYTES",
     "MAX_NESTING",
 ]
@@ -391,6 +392,45 @@ def _reject_constant(token: str) -> Any:
 def from_json_bytes(cls: type[T], data: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_JSON_BYTES) -> T:
     """Parse JSON bytes and decode them into ``cls`` (see :func:`from_dict`)."""
     return from_dict(cls, loads_json(data, max_bytes=max_bytes, what=f"{cls.__name__} document"))
+
+
+def unknown_fields(cls: type, data: Any) -> list[str]:
+    """Paths of object keys in ``data`` that ``cls`` does not declare and that carry a value.
+
+    Used for documents of a newer minor version: a new field left at its empty default
+    (``null``, ``false``, ``0``, ``""``, ``[]``, ``{}``) changes nothing; any other value
+    means the document uses something this reader does not know.
+    """
+    found: list[str] = []
+
+    def walk(tp: Any, v: Any, path: str) -> None:
+        inner = _optional_of(tp)
+        if inner is not None:
+            tp = inner
+        origin = typing.get_origin(tp)
+        if origin is list and isinstance(v, list):
+            (elem,) = typing.get_args(tp)
+            for i, x in enumerate(v):
+                walk(elem, x, f"{path}[{i}]")
+        elif origin is dict and isinstance(v, dict):
+            val = typing.get_args(tp)[1]
+            for k, x in v.items():
+                walk(val, x, f"{path}.{k}")
+        elif isinstance(tp, type) and issubclass(tp, Union) and isinstance(v, dict):
+            hints = _hints(tp)
+            for tag, x in v.items():
+                if tag in hints:
+                    walk(hints[tag], x, f"{path}.{tag}")
+        elif isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(v, dict):
+            hints = _hints(tp)
+            for k, x in v.items():
+                if k in hints:
+                    walk(hints[k], x, f"{path}.{k}")
+                elif x not in (None, False, 0, "", [], {}):
+                    found.append(f"{path}.{k}")
+
+    walk(cls, data, "$")
+    return found
 
 
 # ------------------------------------------------------------------- encoding

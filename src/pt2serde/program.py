@@ -17,7 +17,9 @@ from .graph import GraphModuleSerializer
 __all__ = [
     "SerializedArtifact",
     "ExportedProgramSerializer",
+    "ExportedProgramDeserializer",
     "serialize",
+    "deserialize",
     "default_opset_version",
 ]
 
@@ -126,4 +128,140 @@ def serialize(ep: ExportedProgram, opset_version: dict[str, int] | None = None) 
             state_dict=program.state_dict,
             constants=program.constants,
             example_inputs=program.example_inputs,
+        )
+
+
+# =========================================================================== reading
+
+
+def _check_opset(stored: dict[str, int], expected: dict[str, int] | None) -> None:
+    import warnings
+
+    if not expected:
+        return
+    for ns, version in expected.items():
+        have = stored.get(ns)
+        if have is not None and have != version:
+            warnings.warn(
+                f"The program was written with opset {ns}={have} but opset {ns}={version} was expected. "
+                f"It is loaded as written; if operators of {ns!r} changed between these versions, "
+                "re-export the program with the expected PyTorch release.",
+                stacklevel=3,
+            )
+
+
+class ExportedProgramDeserializer:
+    """Rebuilds an ``ExportedProgram`` from a ``schema.ExportedProgram`` and its payloads."""
+
+    def __init__(self, expected_opset_version: dict[str, int] | None = None) -> None:
+        self.expected_opset_version = dict(expected_opset_version or {})
+
+    def __repr__(self) -> str:
+        return f"ExportedProgramDeserializer(expected_opset_version={self.expected_opset_version})"
+
+    def deserialize(
+        self,
+        exported_program: schema.ExportedProgram,
+        state_dict: bytes | dict | None,
+        constants: bytes | dict | None,
+        example_inputs: bytes | tuple | None = None,
+        *,
+        allow_pickle: bool = False,
+    ) -> ExportedProgram:
+        if not isinstance(exported_program, schema.ExportedProgram):
+            raise SerializeError(
+                f"expected a pt2serde.schema.ExportedProgram, got {type(exported_program).__name__}"
+            )
+        with gc_paused():
+            return self._deserialize(exported_program, state_dict, constants, example_inputs, allow_pickle)
+
+    def _deserialize(self, doc, state_dict, constants, example_inputs, allow_pickle) -> ExportedProgram:
+        from torch._export.verifier import load_verifier
+        from torch.export.exported_program import _create_graph_module_for_export
+
+        from . import signature as sig_mod
+        from .graph_load import GraphDeserializer
+        from .upgrade import check_version
+
+        check_version(doc.schema_version.major, doc.schema_version.minor)
+        _check_opset(doc.opset_version, self.expected_opset_version)
+        sym = symbolic.SymbolicContext(doc.range_constraints)
+
+        def payload(data, what: str, shared=None):
+            if data is None or isinstance(data, dict):
+                return tensors.DecodedPayload(dict(data or {}), None, [])
+            return tensors.decode_payload(
+                data, what=what, shared=shared, fake_tensor=sym.fake_tensor, allow_pickle=allow_pickle
+            )
+
+        state = payload(state_dict, "state_dict")
+        consts = payload(constants, "constants", shared=state.storages)
+        dec = GraphDeserializer(sym, constants=consts.values)
+        gm_doc = doc.graph_module
+        graph_signature = sig_mod.signature_from_wire(dec, gm_doc.signature)
+        dec.signature = graph_signature
+        if example_inputs is None or isinstance(example_inputs, tuple):
+            inputs = example_inputs
+        else:
+            inputs = payload(example_inputs, "example_inputs").tree if example_inputs else None
+        root, graph = dec.deserialize(gm_doc.graph)
+        with _module_inputs_context(inputs):
+            module_call_graph = sig_mod.module_call_graph_from_wire(dec, gm_doc.module_call_graph)
+        gm = _create_graph_module_for_export(root, graph)
+        meta: dict[str, Any] = {}
+        if custom := gm_doc.metadata.get("custom"):
+            meta["custom"] = json_loads_meta(custom)
+        meta["treespec_namedtuple_fields"] = {
+            name: list(d.field_names) for name, d in gm_doc.treespec_namedtuple_fields.items()
+        }
+        gm.meta = meta
+        try:
+            verifiers = [load_verifier(v) for v in doc.verifiers]
+        except KeyError as e:
+            raise SerializeError(
+                f"verifier dialect {e.args[0]!r} is not registered: define its Verifier subclass before loading"
+            ) from None
+        program = ExportedProgram(
+            root=gm,
+            graph=gm.graph,
+            graph_signature=graph_signature,
+            state_dict=state.values,
+            range_constraints=sym.range_constraints(),
+            module_call_graph=module_call_graph,
+            example_inputs=inputs,
+            constants=consts.values,
+            verifiers=verifiers,
+        )
+        program._guards_code = list(doc.guards_code)
+        return program
+
+
+def json_loads_meta(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise SerializeError(f"graph module metadata `custom` is not valid JSON: {e}") from None
+
+
+def deserialize(
+    artifact: SerializedArtifact,
+    expected_opset_version: dict[str, int] | None = None,
+    *,
+    allow_pickle: bool = False,
+) -> ExportedProgram:
+    """The inverse of :func:`serialize`.
+
+    ``allow_pickle=True`` is needed only for payload entries that PyTorch itself stores as
+    pickles (torchbind objects, opaque values, tensor subclasses).
+    """
+    from .upgrade import program_from_json
+
+    if not isinstance(artifact.exported_program, (bytes, bytearray, memoryview)):
+        raise SerializeError(f"expected bytes, got {type(artifact.exported_program).__name__}")
+    with gc_paused():
+        doc = program_from_json(artifact.exported_program)
+        return ExportedProgramDeserializer(expected_opset_version).deserialize(
+            doc, artifact.state_dict, artifact.constants, artifact.example_inputs, allow_pickle=allow_pickle
         )

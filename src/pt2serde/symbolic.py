@@ -25,6 +25,7 @@ __all__ = [
     "sym_bool_to_wire",
     "srepr",
     "range_constraints_to_wire",
+    "SymbolicContext",
 ]
 
 log = logging.getLogger(__name__)
@@ -118,3 +119,142 @@ def range_constraints_to_wire(range_constraints) -> dict[str, schema.RangeConstr
         )
         for sym, vr in range_constraints.items()
     }
+
+
+# =========================================================================== decoding
+
+
+class SymbolicContext:
+    """Rebuilds symbolic values of one program in a fresh ``ShapeEnv`` and fake mode.
+
+    * Range constraints are installed before anything is parsed, so every symbol gets
+      its bounds the moment it first appears.
+    * The ShapeEnv's unbacked counters are moved past every ``u<i>`` / ``zuf<i>`` in the
+      ranges, so symbols created later never collide with the program's.
+    * Expression strings are parsed by :class:`pt2serde.exprparse.ExprParser` (a grammar,
+      never ``eval``), once per distinct string.
+    """
+
+    def __init__(self, range_constraints: dict[str, schema.RangeConstraint]) -> None:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        from torch.fx.experimental.symbolic_shapes import ShapeEnv
+        from torch.utils._sympy.symbol import SymT, prefix_str
+        from torch.utils._sympy.value_ranges import ValueRanges
+
+        from .exprparse import ExprParser
+
+        self.shape_env = ShapeEnv(assume_static_by_default=True)
+        self.fake_mode = FakeTensorMode(
+            allow_fallback_kernels=False, allow_non_fake_inputs=True, shape_env=self.shape_env
+        )
+        self.symbols: dict[str, sympy.Basic] = {}
+        self.unbacked: set[sympy.Symbol] = set()
+        self.ranges: dict[str, ValueRanges] = {}
+        self._parsed: dict[str, sympy.Basic] = {}
+        self._seen_symbols: set[str] = set()
+        self._parser = ExprParser(self.symbols)
+
+        counters = {prefix_str[SymT.UNBACKED_INT]: -1, prefix_str[SymT.UNBACKED_FLOAT]: -1}
+        for name, rc in range_constraints.items():
+            lower = -int_oo if rc.min_val is None else sympy.Integer(rc.min_val)
+            upper = int_oo if rc.max_val is None else sympy.Integer(rc.max_val)
+            self.ranges[name] = ValueRanges(lower, upper)
+            # "zuf3" must not be read as prefix "u" (it does not start with "u"); check longest first
+            for prefix in sorted(counters, key=len, reverse=True):
+                if name.startswith(prefix) and name[len(prefix):].isdigit():
+                    counters[prefix] = max(counters[prefix], int(name[len(prefix):]))
+                    break
+        self.shape_env.unbacked_symint_counter += counters[prefix_str[SymT.UNBACKED_INT]] + 1
+        self.shape_env.unbacked_symfloat_counter += counters[prefix_str[SymT.UNBACKED_FLOAT]] + 1
+
+    def __repr__(self) -> str:
+        return f"<SymbolicContext symbols={len(self.symbols)} ranges={len(self.ranges)} unbacked={len(self.unbacked)}>"
+
+    # ----------------------------------------------------------------- parsing
+
+    def parse(self, expr_str: str, hint=None) -> sympy.Basic:
+        """The sympy expression of ``expr_str``; registers new symbols with the ShapeEnv."""
+        expr = self._parsed.get(expr_str)
+        if expr is None:
+            expr = self._parsed[expr_str] = self._parser.parse(expr_str)
+            for sym in sorted(expr.free_symbols, key=str):
+                self._register_symbol(sym)
+            if not isinstance(expr, sympy.Symbol):
+                self.symbols.setdefault(str(expr), expr)
+        if hint is not None and expr not in self.shape_env.backed_var_to_val:
+            self.shape_env.add_backed_var_to_val(expr, hint)
+        return expr
+
+    def _register_symbol(self, sym: sympy.Symbol) -> None:
+        from torch.utils._sympy.symbol import SymT, symbol_is_type
+        from torch.utils._traceback import CapturedTraceback
+
+        name = sym.name
+        if name in self._seen_symbols:
+            return
+        self._seen_symbols.add(name)
+        self.symbols.setdefault(name, sym)
+        if symbol_is_type(sym, (SymT.UNBACKED_INT, SymT.UNBACKED_FLOAT)):
+            self.unbacked.add(sym)
+        vr = self.ranges.get(name)
+        if vr is not None:
+            self.shape_env.constrain_symbol_range(sym, compiler_min=vr.lower, compiler_max=vr.upper)
+        self.shape_env.var_to_stack[sym] = CapturedTraceback.extract(skip=1)
+
+    # ------------------------------------------------------------- values
+
+    def sym_int(self, s: schema.SymInt):
+        if s.type == "as_int":
+            return s.as_int
+        hint = None
+        if s.as_expr.hint is not None:
+            if s.as_expr.hint.type != "as_int":
+                raise SerializeError(f"SymInt hint must be an int, got {s.as_expr.hint}")
+            hint = s.as_expr.hint.value
+        expr = self.parse(s.as_expr.expr_str, hint)
+        return self.shape_env.create_symintnode(expr, hint=hint)
+
+    def sym_float(self, s: schema.SymFloat):
+        if s.type == "as_float":
+            return s.as_float
+        h = s.as_expr.hint
+        hint = None if h is None else float(h.value)
+        expr = self.parse(s.as_expr.expr_str, hint)
+        return self.shape_env.create_symfloatnode(expr, hint=hint)
+
+    def sym_bool(self, s: schema.SymBool):
+        if s.type == "as_bool":
+            return s.as_bool
+        return self.shape_env.create_symboolnode(self.parse(s.as_expr.expr_str))
+
+    def fake_tensor(self, meta: schema.TensorMeta):
+        """A FakeTensor with the stored dtype, device, sizes, strides and storage offset."""
+        from torch._subclasses.fake_tensor import FakeTensor
+
+        from . import tables
+
+        sizes = [self.sym_int(s) for s in meta.sizes]
+        strides = [self.sym_int(s) for s in meta.strides]
+        offset = self.sym_int(meta.storage_offset)
+        dtype = tables.dtype_from_wire(meta.dtype)
+        device = tables.device_from_wire(meta.device)
+        if len(sizes) != len(strides):
+            raise SerializeError(f"tensor has {len(sizes)} sizes but {len(strides)} strides")
+        elem = torch.empty_strided(sizes, strides, dtype=dtype, device="meta")
+        if not (type(offset) is int and offset == 0):
+            elem = elem.as_strided(sizes, strides, offset)
+        fake = FakeTensor(self.fake_mode, elem, device)
+        if meta.requires_grad:
+            fake.requires_grad_(True)
+        return fake
+
+    def range_constraints(self) -> dict:
+        """``{symbol: ValueRanges}`` for the symbols the program actually uses."""
+        out = {}
+        for name, vr in self.ranges.items():
+            sym = self.symbols.get(name)
+            if sym is not None:
+                out[sym] = vr
+            else:
+                log.debug("range constraint for %s: the symbol does not appear in the program", name)
+        return out

@@ -13,13 +13,45 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import threading
 import typing
 from enum import IntEnum
 from typing import Any, Callable
 
 from ._wire import Union
 
-__all__ = ["fast_decoder", "fast_encoder"]
+__all__ = ["fast_decoder", "fast_encoder", "nesting_guard", "MAX_NESTING", "RECURSIVE_MEMBERS"]
+
+MAX_NESTING = 64  # nested subgraphs and nested dict arguments, counted together
+#: Union members through which the schema recurses; decoding them is depth-limited.
+RECURSIVE_MEMBERS = frozenset({("Argument", "as_graph"), ("Argument", "as_string_to_argument")})
+
+
+class _Depth(threading.local):
+    level = 0
+
+
+_depth = _Depth()
+
+
+class NestingError(Exception):
+    """Raised by :func:`nesting_guard` when the limit is exceeded."""
+
+
+def nesting_guard(fn: Callable[[Any], Any], error: Callable[[], Exception] = NestingError) -> Callable[[Any], Any]:
+    """Wrap a member decoder so that recursion through it is limited to MAX_NESTING levels."""
+
+    def guarded(v: Any) -> Any:
+        level = _depth.level
+        if level >= MAX_NESTING:
+            raise error()
+        _depth.level = level + 1
+        try:
+            return fn(v)
+        finally:
+            _depth.level = level
+
+    return guarded
 
 
 class _Bad(Exception):
@@ -180,6 +212,8 @@ class _Gen:
                 body = self.expr(hints[member], "p")
             exec(f"def {fn_name}(p):\n    return {body}\n", self.ns)
             members[member] = self.ns[fn_name]
+            if self.direction == "decode" and (cls.__name__, member) in RECURSIVE_MEMBERS:
+                members[member] = nesting_guard(members[member])
         table = self.const(members)
         T = self.const_name(cls)
         if self.direction == "decode":

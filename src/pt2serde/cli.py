@@ -9,7 +9,7 @@ __all__ = ["main"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from pt2serde_demo import run_demo  # separate module: it runs PyTorch's serializer for comparison
 
     return run_demo()
 

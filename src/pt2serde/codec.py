@@ -20,14 +20,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import threading
 import types
 import typing
 from enum import IntEnum
 from typing import Any, Callable, TypeVar
 
 from . import schema
-from ._fastcodec import fast_decoder, fast_encoder
+from ._fastcodec import MAX_NESTING, RECURSIVE_MEMBERS, fast_decoder, fast_encoder, nesting_guard
 from ._wire import Union
 from .errors import SerializeError, WireError
 
@@ -45,7 +44,6 @@ __all__ = [
 T = TypeVar("T")
 
 MAX_JSON_BYTES = 1 << 31  # refuse documents over 2 GiB before parsing them
-MAX_NESTING = 64  # nested subgraphs / nested dict arguments
 
 _NONFINITE_IN = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
 
@@ -92,13 +90,6 @@ def _optional_of(tp: Any) -> Any:
         if len(args) == 2 and type(None) in args:
             return args[0] if args[1] is type(None) else args[1]
     return None
-
-
-class _Depth(threading.local):
-    level = 0
-
-
-_depth = _Depth()
 
 
 # ------------------------------------------------------------------- decoding
@@ -274,18 +265,8 @@ def _enum_decoder(enum_cls: type[IntEnum]) -> Codec:
     return dec_enum
 
 
-def _nesting_guard(fn: Codec, what: str) -> Codec:
-    def guarded(v: Any) -> Any:
-        level = _depth.level
-        if level >= MAX_NESTING:
-            raise WireError(f"{what} nested deeper than the limit of {MAX_NESTING} levels")
-        _depth.level = level + 1
-        try:
-            return fn(v)
-        finally:
-            _depth.level = level
-
-    return guarded
+def _nesting_error() -> WireError:
+    return WireError(f"Subgraphs and dict arguments are nested deeper than the limit of {MAX_NESTING} levels")
 
 
 def _union_decoder(cls: type[Union]) -> Codec:
@@ -314,11 +295,12 @@ def _union_decoder(cls: type[Union]) -> Codec:
         object.__setattr__(obj, "value", value)
         return obj
 
-    fn = _nesting_guard(dec_union, "Arguments") if cls is schema.Argument else dec_union
-    _decoders[cls] = fn
+    _decoders[cls] = dec_union
     for member, tp in _hints(cls).items():
         members[member] = _dec_any_as_true if member == "as_none" else _decoder(tp)
-    return fn
+        if (name, member) in RECURSIVE_MEMBERS:
+            members[member] = nesting_guard(members[member], _nesting_error)
+    return dec_union
 
 
 def _struct_decoder(cls: type) -> Codec:
@@ -342,13 +324,12 @@ def _struct_decoder(cls: type) -> Codec:
                 raise e.push(field)
         return cls(**kwargs)
 
-    fn = _nesting_guard(dec_struct, "Graphs") if cls is schema.Graph else dec_struct
-    _decoders[cls] = fn
+    _decoders[cls] = dec_struct
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         plan.append((f.name, _decoder(hints[f.name]), required))
-    return fn
+    return dec_struct
 
 
 def from_dict(cls: type[T], data: Any) -> T:
@@ -360,7 +341,6 @@ def from_dict(cls: type[T], data: Any) -> T:
         return fast_decoder(cls)(data)
     except Exception:  # noqa: BLE001 - the careful decoder below explains what is wrong
         pass
-    _depth.level = 0
     try:
         return _decoder(cls)(data)
     except WireError:

@@ -177,7 +177,6 @@ class ExportedProgramDeserializer:
 
     def _deserialize(self, doc, state_dict, constants, example_inputs, allow_pickle) -> ExportedProgram:
         from torch._export.verifier import load_verifier
-        from torch.export.exported_program import _create_graph_module_for_export
 
         from . import signature as sig_mod
         from .graph_load import GraphDeserializer
@@ -207,23 +206,23 @@ class ExportedProgramDeserializer:
         root, graph = dec.deserialize(gm_doc.graph)
         with _module_inputs_context(inputs):
             module_call_graph = sig_mod.module_call_graph_from_wire(dec, gm_doc.module_call_graph)
-        gm = _create_graph_module_for_export(root, graph)
         meta: dict[str, Any] = {}
         if custom := gm_doc.metadata.get("custom"):
             meta["custom"] = json_loads_meta(custom)
         meta["treespec_namedtuple_fields"] = {
             name: list(d.field_names) for name, d in gm_doc.treespec_namedtuple_fields.items()
         }
-        gm.meta = meta
         try:
             verifiers = [load_verifier(v) for v in doc.verifiers]
         except KeyError as e:
             raise SerializeError(
                 f"verifier dialect {e.args[0]!r} is not registered: define its Verifier subclass before loading"
             ) from None
+        # ExportedProgram builds the GraphModule from the root (which holds the subgraph
+        # submodules) and the graph itself; building one here first would generate code twice.
         program = ExportedProgram(
-            root=gm,
-            graph=gm.graph,
+            root=root,
+            graph=graph,
             graph_signature=graph_signature,
             state_dict=state.values,
             range_constraints=sym.range_constraints(),
@@ -232,6 +231,7 @@ class ExportedProgramDeserializer:
             constants=consts.values,
             verifiers=verifiers,
         )
+        program.graph_module.meta.update(meta)
         program._guards_code = list(doc.guards_code)
         return program
 

@@ -8,6 +8,7 @@ for backed symbols, exactly as PyTorch writes them. Range bounds are integers, w
 from __future__ import annotations
 
 import logging
+from typing import Any
 import math
 
 import sympy
@@ -152,6 +153,7 @@ class SymbolicContext:
         self.ranges: dict[str, ValueRanges] = {}
         self._parsed: dict[str, sympy.Basic] = {}
         self._seen_symbols: set[str] = set()
+        self._geometries: dict[tuple, tuple] = {}
         self._parser = ExprParser(self.symbols)
 
         counters = {prefix_str[SymT.UNBACKED_INT]: -1, prefix_str[SymT.UNBACKED_FLOAT]: -1}
@@ -227,20 +229,45 @@ class SymbolicContext:
             return s.as_bool
         return self.shape_env.create_symboolnode(self.parse(s.as_expr.expr_str))
 
+    def _geometry(self, meta: schema.TensorMeta) -> tuple[tuple, tuple[list, list, Any, bool | None]]:
+        """Sizes, strides and offset as ints/SymInts, and whether the strides are the
+        contiguous ones; computed once per distinct geometry (SymInts are immutable, so the
+        same objects can serve every tensor of that shape)."""
+        key = (
+            tuple(_sym_key(s) for s in meta.sizes),
+            tuple(_sym_key(s) for s in meta.strides),
+            _sym_key(meta.storage_offset),
+        )
+        cached = self._geometries.get(key)
+        if cached is None:
+            if len(meta.sizes) != len(meta.strides):
+                raise SerializeError(f"tensor has {len(meta.sizes)} sizes but {len(meta.strides)} strides")
+            sizes = [self.sym_int(s) for s in meta.sizes]
+            strides = [self.sym_int(s) for s in meta.strides]
+            offset = self.sym_int(meta.storage_offset)
+            contiguous = None if _is_contiguous(sizes, strides) else False  # None: not yet confirmed
+            cached = self._geometries[key] = (sizes, strides, offset, contiguous)
+        return key, cached
+
     def fake_tensor(self, meta: schema.TensorMeta):
         """A FakeTensor with the stored dtype, device, sizes, strides and storage offset."""
         from torch._subclasses.fake_tensor import FakeTensor
 
         from . import tables
 
-        sizes = [self.sym_int(s) for s in meta.sizes]
-        strides = [self.sym_int(s) for s in meta.strides]
-        offset = self.sym_int(meta.storage_offset)
+        key, (sizes, strides, offset, contiguous) = self._geometry(meta)
         dtype = tables.dtype_from_wire(meta.dtype)
         device = tables.device_from_wire(meta.device)
-        if len(sizes) != len(strides):
-            raise SerializeError(f"tensor has {len(sizes)} sizes but {len(strides)} strides")
-        elem = torch.empty_strided(sizes, strides, dtype=dtype, device="meta")
+        elem = None
+        if contiguous is not False:  # cheaper than empty_strided when sizes are symbolic
+            elem = torch.empty(sizes, dtype=dtype, device="meta")
+            if contiguous is None:  # first use of this geometry: check torch agrees
+                same = all(_sym_expr(a) == _sym_expr(b) for a, b in zip(elem.stride(), strides))
+                self._geometries[key] = (sizes, strides, offset, same)
+                if not same:
+                    elem = None
+        if elem is None:
+            elem = torch.empty_strided(sizes, strides, dtype=dtype, device="meta")
         if not (type(offset) is int and offset == 0):
             elem = elem.as_strided(sizes, strides, offset)
         fake = FakeTensor(self.fake_mode, elem, device)
@@ -258,3 +285,21 @@ class SymbolicContext:
             else:
                 log.debug("range constraint for %s: the symbol does not appear in the program", name)
         return out
+
+
+def _sym_key(s: schema.SymInt):
+    return s.value if s.type == "as_int" else (s.as_expr.expr_str, None if s.as_expr.hint is None else s.as_expr.hint.value)
+
+
+def _sym_expr(v):
+    return sympy.Integer(v) if type(v) is int else v.node.expr
+
+
+def _is_contiguous(sizes: list, strides: list) -> bool:
+    """Whether ``strides`` are exactly the row-major strides ``torch.empty(sizes)`` makes."""
+    expected = sympy.Integer(1)
+    for size, stride in zip(reversed(sizes), reversed(strides)):
+        if _sym_expr(stride) != expected:
+            return False
+        expected = expected * sympy.Max(_sym_expr(size), 1) if not type(size) is int else expected * max(size, 1)
+    return True

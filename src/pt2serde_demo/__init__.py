@@ -1,4 +1,8 @@
-"""``pt2serde demo``: a small real model through pt2serde and PyTorch, side by side."""
+"""``pt2serde demo``: a small real model through pt2serde and PyTorch, side by side.
+
+This lives outside the ``pt2serde`` package on purpose: it calls PyTorch's own
+serializer and loader to compare against them, which the library itself never does.
+"""
 
 from __future__ import annotations
 

@@ -21,6 +21,9 @@ __version__ = "0.1.0"
 
 # name -> module (bridge layer, imports torch)
 _LAZY = {
+    "save": "package",
+    "load": "package",
+    "load_all": "package",
     "serialize": "program",
     "deserialize": "program",
     "ExportedProgramDeserializer": "program",

@@ -88,27 +88,14 @@ class ExportedProgramSerializer:
             return self._serialize(ep)
 
     def _serialize(self, ep: ExportedProgram) -> SerializedProgram:
-        if not isinstance(ep, ExportedProgram):
-            raise SerializeError(f"expected a torch.export.ExportedProgram, got {type(ep).__name__}")
-        gm_serializer = GraphModuleSerializer(ep.graph_signature, ep.module_call_graph)
-        with _module_inputs_context(ep.example_inputs):
-            graph_module = gm_serializer.serialize(ep.graph_module)
-        document = schema.ExportedProgram(
-            graph_module=graph_module,
-            opset_version=dict(self.opset_version),
-            range_constraints=symbolic.range_constraints_to_wire(ep.range_constraints),
-            schema_version=schema.SchemaVersion(major=schema.SCHEMA_VERSION[0], minor=schema.SCHEMA_VERSION[1]),
-            verifiers=[v.dialect for v in ep.verifiers],
-            torch_version=str(torch.__version__),
-            guards_code=list(getattr(ep, "_guards_code", None) or []),
-        )
-        constants: dict[str, Any] = dict(gm_serializer.custom_objs)
+        doc = self.serialize_document(ep)
+        state_table = tensors.StorageTable()
+        state_dict = tensors.encode_payload("state_dict", dict(ep.state_dict), table_out=state_table)
+        constants = dict(doc.custom_objs)
         for name, value in ep.constants.items():
             if name in constants:
                 raise SerializeError(f"constant name {name!r} is used twice")
             constants[name] = value
-        state_table = tensors.StorageTable()
-        state_dict = tensors.encode_payload("state_dict", dict(ep.state_dict), table_out=state_table)
         constants_bytes = tensors.encode_payload("constants", constants, shared=state_table)
         example_inputs = b""
         if ep.example_inputs is not None:
@@ -116,7 +103,36 @@ class ExportedProgramSerializer:
                 example_inputs = tensors.encode_payload("example_inputs", tree=ep.example_inputs)
             except SerializeError as e:
                 log.warning("example inputs are not stored: %s", e)
-        return SerializedProgram(document, state_dict, constants_bytes, example_inputs)
+        return SerializedProgram(doc.document, state_dict, constants_bytes, example_inputs)
+
+    def serialize_document(self, ep: ExportedProgram) -> "SerializedDocument":
+        """The program document alone, plus the custom objects its arguments refer to."""
+        if not isinstance(ep, ExportedProgram):
+            raise SerializeError(f"expected a torch.export.ExportedProgram, got {type(ep).__name__}")
+        with gc_paused():
+            gm_serializer = GraphModuleSerializer(ep.graph_signature, ep.module_call_graph)
+            with _module_inputs_context(ep.example_inputs):
+                graph_module = gm_serializer.serialize(ep.graph_module)
+            document = schema.ExportedProgram(
+                graph_module=graph_module,
+                opset_version=dict(self.opset_version),
+                range_constraints=symbolic.range_constraints_to_wire(ep.range_constraints),
+                schema_version=schema.SchemaVersion(
+                    major=schema.SCHEMA_VERSION[0], minor=schema.SCHEMA_VERSION[1]
+                ),
+                verifiers=[v.dialect for v in ep.verifiers],
+                torch_version=str(torch.__version__),
+                guards_code=list(getattr(ep, "_guards_code", None) or []),
+            )
+            return SerializedDocument(document, dict(gm_serializer.custom_objs))
+
+
+@dataclass
+class SerializedDocument:
+    """A program document and the non-lifted custom objects (``_custom_obj_<n>``) it names."""
+
+    document: schema.ExportedProgram
+    custom_objs: dict[str, Any]
 
 
 def serialize(ep: ExportedProgram, opset_version: dict[str, int] | None = None) -> SerializedArtifact:
@@ -187,6 +203,8 @@ class ExportedProgramDeserializer:
         sym = symbolic.SymbolicContext(doc.range_constraints)
 
         def payload(data, what: str, shared=None):
+            if callable(data):  # the archive reader: builds the values itself (may need fake tensors)
+                data = data(sym.fake_tensor)
             if data is None or isinstance(data, dict):
                 return tensors.DecodedPayload(dict(data or {}), None, [])
             return tensors.decode_payload(
@@ -199,7 +217,9 @@ class ExportedProgramDeserializer:
         gm_doc = doc.graph_module
         graph_signature = sig_mod.signature_from_wire(dec, gm_doc.signature)
         dec.signature = graph_signature
-        if example_inputs is None or isinstance(example_inputs, tuple):
+        if callable(example_inputs):
+            inputs = example_inputs(sym.fake_tensor)
+        elif example_inputs is None or isinstance(example_inputs, tuple):
             inputs = example_inputs
         else:
             inputs = payload(example_inputs, "example_inputs").tree if example_inputs else None

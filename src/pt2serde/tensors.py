@@ -31,6 +31,7 @@ __all__ = [
     "encode_payload",
     "decode_payload",
     "is_fake",
+    "meta_tensor",
 ]
 
 
@@ -130,13 +131,20 @@ def view_from_buffer(storage: torch.UntypedStorage, meta: schema.TensorMeta, whe
     return torch.empty(0, dtype=dtype).set_(storage, offset, sizes, strides)
 
 
+def meta_tensor(meta: schema.TensorMeta, is_param: bool, where: str = "tensor") -> torch.Tensor:
+    """A tensor on the ``meta`` device (no data) with the stored geometry."""
+    sizes, strides, _ = check_view_bounds(meta, math.inf, where)  # type: ignore[arg-type]
+    t = torch.empty_strided(sizes, strides, dtype=tables.dtype_from_wire(meta.dtype), device="meta")
+    return torch.nn.Parameter(t, requires_grad=meta.requires_grad) if is_param else t
+
+
 def _finish(t: torch.Tensor, meta: schema.TensorMeta, is_param: bool) -> torch.Tensor:
     device = tables.device_from_wire(meta.device)
     if device.type != "cpu":
         t = t.to(device)
     if is_param:
         return torch.nn.Parameter(t, requires_grad=meta.requires_grad)
-    if meta.requires_grad and t.is_floating_point() or meta.requires_grad and t.is_complex():
+    if meta.requires_grad and (t.is_floating_point() or t.is_complex()):
         t.requires_grad_(True)
     return t
 
@@ -372,9 +380,7 @@ def decode_payload(
         if type(idx) is not int or not 0 <= idx < len(pool):
             raise SerializeError(f"{where}: refers to storage {idx!r}, which does not exist")
         if tables.device_from_wire(meta.device).type == "meta":
-            sizes, strides, _ = check_view_bounds(meta, math.inf, where)  # type: ignore[arg-type]
-            t = torch.empty_strided(sizes, strides, dtype=tables.dtype_from_wire(meta.dtype), device="meta")
-            return torch.nn.Parameter(t, requires_grad=meta.requires_grad) if is_param else t
+            return meta_tensor(meta, is_param, where)
         return _finish(view_from_buffer(pool[idx], meta, where), meta, is_param)
 
     values: dict[str, Any] = {}

@@ -1,0 +1,477 @@
+"""PT2 archives: ``save``, ``load`` and ``load_all``.
+
+Layout (paths under the archive's root folder; the same records ``torch.export.save``
+writes, so each side reads the other's files)::
+
+    models/<name>.json                         the program document (schema 8.20)
+    data/weights/weight_<i>                    raw storage bytes (one record per storage)
+    data/weights/<name>_weights_config.json    PayloadConfig: fqn -> record + TensorMeta
+    data/constants/tensor_<i>                  raw storage bytes of constants
+    data/constants/custom_obj_<i> / opaque_obj_<i>   pickled objects (need allow_pickle to load)
+    data/constants/<name>_constants_config.json
+    data/sample_inputs/<name>.pt               torch.save of (args, kwargs)
+    extra/<file>                               user extra files
+    archive_format ("pt2"), archive_version ("0"), .data/version ("6\\n"), byteorder
+
+Loading maps the archive and makes every tensor a view of the mapping (copy-on-write);
+it never unpickles with code execution unless ``allow_pickle=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections import OrderedDict
+from typing import Any, Callable
+
+import torch
+from torch.export import ExportedProgram
+
+from . import codec, schema, tables, tensors
+from ._util import gc_paused
+from .archive import ArchiveReader, ArchiveWriter, check_name
+from .errors import SerializeError
+from .graph import tensor_meta_to_wire
+from .program import ExportedProgramDeserializer, ExportedProgramSerializer, default_opset_version
+
+__all__ = ["save", "load", "load_all", "ARCHIVE_VERSION"]
+
+ARCHIVE_FORMAT = "pt2"
+ARCHIVE_VERSION = "0"
+MAX_CONFIG_BYTES = 256 << 20
+MAX_DOCUMENT_BYTES = 2 << 30
+#: extra key in a PayloadMeta entry (ignored by PyTorch's reader): the record that holds the
+#: whole storage this entry views, when it is another record than its own (aliasing across
+#: the weights and constants folders, or across dtypes).
+SHARES_KEY = "pt2serde_shares"
+
+WEIGHTS_DIR = "data/weights/"
+CONSTANTS_DIR = "data/constants/"
+
+
+# ================================================================================ save
+
+
+class _StoragePlan:
+    """Assigns records to storages, shared across the state dict and constants of a program."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple, str] = {}  # (storage key, dtype) -> "data/weights/weight_3"
+        self.by_storage: dict[tuple, str] = {}  # storage key -> first record holding it
+
+    def record_for(self, t: torch.Tensor, folder: str, prefix: str, counter: list[int],
+                   writer: ArchiveWriter, root: str) -> tuple[str, str | None]:
+        """(path_name, shared record) for tensor ``t``; writes the storage the first time."""
+        key = tensors.StorageTable.key(t)
+        group = None if key is None else (key, t.dtype, folder)
+        if group is not None and group in self.records:
+            return self.records[group].rsplit("/", 1)[1], None
+        path_name = f"{prefix}{counter[0]}"
+        counter[0] += 1
+        record = f"{folder}{path_name}"
+        writer.add(f"{root}/{record}", _storage_chunks(t))
+        shared = None
+        if group is not None:
+            self.records[group] = record
+            first = self.by_storage.setdefault(key, record)
+            shared = first if first != record else None
+        return path_name, shared
+
+
+def _storage_chunks(t: torch.Tensor) -> list[memoryview]:
+    if tensors.is_fake(t) or t.untyped_storage().data_ptr() == 0:
+        return [memoryview(b"")]
+    data = tensors.storage_bytes(t.untyped_storage())
+    itemsize = t.element_size()
+    usable = data.nbytes - data.nbytes % itemsize  # PyTorch's reader needs whole elements
+    return [data[:usable]]
+
+
+def _payload_config(
+    values: dict[str, Any], folder: str, prefix: str, writer: ArchiveWriter, root: str,
+    plan: _StoragePlan, counters: dict[str, list[int]], allow_objects: bool,
+) -> dict:
+    config: dict[str, Any] = {}
+    for fqn, value in values.items():
+        if isinstance(value, torch.Tensor):
+            meta = tensor_meta_to_wire(value)
+            if not tensors._is_plain(value) and not tensors.is_fake(value):
+                path_name = f"{prefix}{counters[prefix][0]}"
+                counters[prefix][0] += 1
+                writer.add(f"{root}/{folder}{path_name}", _torch_save_bytes(value))
+                use_pickle, shared = True, None
+            else:
+                path_name, shared = plan.record_for(value, folder, prefix, counters[prefix], writer, root)
+                use_pickle = False
+            entry = codec.to_dict(schema.PayloadMeta(
+                path_name=path_name, is_param=isinstance(value, torch.nn.Parameter),
+                use_pickle=use_pickle, tensor_meta=meta,
+            ))
+            if shared is not None:
+                entry[SHARES_KEY] = shared
+        elif allow_objects and isinstance(value, torch._C.ScriptObject):
+            path_name = f"custom_obj_{counters['custom_obj_'][0]}"
+            counters["custom_obj_"][0] += 1
+            writer.add(f"{root}/{folder}{path_name}", bytes(torch._C._pickle_save(value)))
+            entry = codec.to_dict(schema.PayloadMeta(path_name=path_name, is_param=False, use_pickle=True,
+                                                     tensor_meta=None))
+        elif allow_objects:
+            from .arguments import is_opaque_value
+
+            if not is_opaque_value(value):
+                raise SerializeError(f"Unsupported constant type: {type(value)} ({fqn})")
+            import pickle
+
+            path_name = f"opaque_obj_{counters['opaque_obj_'][0]}"
+            counters["opaque_obj_"][0] += 1
+            writer.add(f"{root}/{folder}{path_name}", pickle.dumps(value, protocol=2))
+            entry = codec.to_dict(schema.PayloadMeta(path_name=path_name, is_param=False, use_pickle=True,
+                                                     tensor_meta=None))
+        else:
+            raise SerializeError(f"state dict entry {fqn!r} is a {type(value).__name__}, not a tensor")
+        config[fqn] = entry
+    return {"config": config}
+
+
+def _torch_save_bytes(value: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(value, buf, pickle_protocol=2)
+    return buf.getvalue()
+
+
+def _root_name(f) -> str:
+    if isinstance(f, (str, os.PathLike)):
+        base = os.path.splitext(os.path.basename(os.fspath(f)))[0]
+        return base if base and base not in (".", "..") and "/" not in base else "archive"
+    return "archive"
+
+
+def save(
+    programs: ExportedProgram | dict[str, ExportedProgram],
+    f,
+    *,
+    extra_files: dict[str, str | bytes] | None = None,
+    opset_version: dict[str, int] | None = None,
+) -> None:
+    """Write ``programs`` to a PT2 archive at ``f`` (a path or a writable binary file object).
+
+    A single program is stored under the name ``"model"``. For a path, the archive is
+    written to a temporary file and renamed into place only once complete.
+    """
+    if isinstance(programs, ExportedProgram):
+        programs = {"model": programs}
+    if not isinstance(programs, dict) or not programs:
+        raise SerializeError("save() needs an ExportedProgram or a non-empty dict of them")
+    for name, ep in programs.items():
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise SerializeError(f"invalid program name {name!r}")
+        if not isinstance(ep, ExportedProgram):
+            raise SerializeError(f"program {name!r} is a {type(ep).__name__}, not an ExportedProgram")
+    root = _root_name(f)
+    check_name(root)
+    opset = default_opset_version(opset_version)
+    counters = {p: [0] for p in ("weight_", "tensor_", "custom_obj_", "opaque_obj_")}
+    with gc_paused(), ArchiveWriter(f) as writer:
+        for name, ep in programs.items():
+            _save_program(writer, root, name, ep, opset, counters)
+        for fname, content in (extra_files or {}).items():
+            if not isinstance(fname, str):
+                raise SerializeError(f"extra file name {fname!r} must be a string")
+            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+            writer.add(f"{root}/extra/{check_name(fname)}", data)
+        writer.add(f"{root}/archive_format", ARCHIVE_FORMAT.encode())
+        writer.add(f"{root}/archive_version", ARCHIVE_VERSION.encode())
+        writer.add(f"{root}/.data/version", b"6\n")
+        writer.add(f"{root}/byteorder", b"little")
+    if hasattr(f, "seek") and not isinstance(f, (str, os.PathLike)):
+        try:
+            f.seek(0)
+        except (OSError, ValueError):
+            pass
+
+
+def _save_program(writer, root, name, ep, opset, counters) -> None:
+    from .samples import dumps_sample_inputs
+
+    program = ExportedProgramSerializer(opset).serialize_document(ep)
+    plan = _StoragePlan()
+    weights = _payload_config(dict(ep.state_dict), WEIGHTS_DIR, "weight_", writer, root, plan, counters, False)
+    writer.add(f"{root}/{WEIGHTS_DIR}{name}_weights_config.json", json.dumps(weights).encode("utf-8"))
+    constants = dict(program.custom_objs)
+    constants.update(ep.constants)
+    consts = _payload_config(constants, CONSTANTS_DIR, "tensor_", writer, root, plan, counters, True)
+    writer.add(f"{root}/{CONSTANTS_DIR}{name}_constants_config.json", json.dumps(consts).encode("utf-8"))
+    document = codec.to_json_bytes(program.document)
+    writer.add(f"{root}/models/{name}.json", document)
+    writer.add(f"{root}/data/sample_inputs/{name}.pt", dumps_sample_inputs(ep.example_inputs))
+
+
+# ================================================================================ load
+
+
+class _Archive:
+    """A PT2 archive opened for reading: record lookups relative to its root folder."""
+
+    def __init__(self, f, use_mmap: bool | None) -> None:
+        self.reader = ArchiveReader(f, mmap=use_mmap)
+        self.root = self.reader.root_folder()
+        fmt = self.optional(f"archive_format")
+        if fmt is None:
+            raise SerializeError(f"{self.where('archive_format')}: missing; not a PT2 archive")
+        if bytes(fmt) != ARCHIVE_FORMAT.encode():
+            raise SerializeError(f"{self.where('archive_format')}: {bytes(fmt[:16])!r} is not 'pt2'")
+        version = self.optional("archive_version")
+        if version is None or bytes(version).strip() != ARCHIVE_VERSION.encode():
+            shown = "missing" if version is None else repr(bytes(version[:16]).decode("latin1"))
+            raise SerializeError(
+                f"{self.where('archive_version')}: saved archive version {shown} does not match "
+                f"our current archive version {ARCHIVE_VERSION}"
+            )
+
+    def where(self, rel: str) -> str:
+        return f"record {self.root}/{rel}"
+
+    def optional(self, rel: str, max_size: int | None = None) -> memoryview | None:
+        name = f"{self.root}/{rel}"
+        return self.reader.view(name, max_size=max_size) if name in self.reader else None
+
+    def require(self, rel: str, max_size: int | None = None) -> memoryview:
+        view = self.optional(rel, max_size)
+        if view is None:
+            raise SerializeError(f"{self.where(rel)} not found in PT2 archive")
+        return view
+
+    def models(self) -> list[str]:
+        prefix = f"{self.root}/models/"
+        return [n[len(prefix):-len(".json")] for n in self.reader.names()
+                if n.startswith(prefix) and n.endswith(".json") and "/" not in n[len(prefix):]]
+
+    def extra_files(self) -> dict[str, Any]:
+        prefix = f"{self.root}/extra/"
+        out: dict[str, Any] = {}
+        for n in self.reader.names():
+            if n.startswith(prefix):
+                data = self.reader.read(n)
+                try:
+                    out[n[len(prefix):]] = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    out[n[len(prefix):]] = data
+        return out
+
+
+def _config(archive: _Archive, rel: str) -> dict[str, tuple[schema.PayloadMeta, str | None]]:
+    raw = codec.loads_json(archive.require(rel, MAX_CONFIG_BYTES), what=archive.where(rel))
+    try:
+        config = codec.from_dict(schema.PayloadConfig, raw)
+    except SerializeError as e:
+        raise SerializeError(f"{archive.where(rel)}: {e}") from None
+    out = {}
+    for fqn, meta in config.config.items():
+        shares = raw["config"][fqn].get(SHARES_KEY) if isinstance(raw["config"][fqn], dict) else None
+        out[fqn] = (meta, shares if isinstance(shares, str) else None)
+    return out
+
+
+class _Storages:
+    """One torch storage per archive record, viewing the mapped archive (no copy)."""
+
+    def __init__(self, archive: _Archive) -> None:
+        self.archive = archive
+        self.cache: dict[str, torch.UntypedStorage] = {}
+
+    def get(self, rel: str, itemsize: int) -> torch.UntypedStorage:
+        storage = self.cache.get(rel)
+        if storage is None:
+            view = self.archive.require(rel)
+            entry = self.archive.reader.entry(f"{self.archive.root}/{rel}")
+            if view.nbytes == 0:
+                storage = torch.UntypedStorage(0)
+            else:
+                if entry.method != 0 or view.readonly or entry.data_offset % 64 and entry.data_offset % itemsize:
+                    view = memoryview(bytearray(view))  # inflated, read-only or misaligned: own copy
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    storage = torch.frombuffer(view, dtype=torch.uint8).untyped_storage()
+            self.cache[rel] = storage
+        return storage
+
+
+def _tensor_entries(archive: _Archive, folder: str, config: dict, storages: _Storages, allow_pickle: bool,
+                    fake_tensor: Callable | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for fqn, (meta, shares) in config.items():
+        path = meta.path_name
+        if "/" in path or path in ("", ".", ".."):
+            raise SerializeError(f"{archive.where(folder)}: entry {fqn!r} names an invalid record {path!r}")
+        rel = f"{folder}{path}"
+        where = archive.where(rel)
+        if path.startswith(("custom_obj_", "opaque_obj_")) or meta.use_pickle:
+            if not allow_pickle:
+                raise SerializeError(
+                    f"{where} ({fqn!r}) is stored as a pickle; loading it can run code from the file. "
+                    "Pass allow_pickle=True if you trust this archive."
+                )
+            out[fqn] = _unpickle_record(archive, rel, path)  # allow_pickle=True only
+            continue
+        tm = meta.tensor_meta
+        if tm is None:
+            raise SerializeError(f"{where}: entry {fqn!r} has no tensor metadata")
+        device = tables.device_from_wire(tm.device)
+        if device.type == "meta":
+            out[fqn] = tensors.meta_tensor(tm, meta.is_param)
+            continue
+        itemsize = tables.dtype_from_wire(tm.dtype).itemsize
+        if shares is not None and shares.startswith((WEIGHTS_DIR, CONSTANTS_DIR)):
+            try:
+                storage = storages.get(shares, itemsize)
+            except SerializeError:
+                storage = storages.get(rel, itemsize)
+        else:
+            storage = storages.get(rel, itemsize)
+        if storage.nbytes() == 0:
+            # PyTorch writes fake (data-less) tensors as empty records and reads them back as zeros
+            storage = _zero_storage(tm, where, archive.reader.size)
+        out[fqn] = tensors._finish(tensors.view_from_buffer(storage, tm, where), tm, meta.is_param)
+    return out
+
+
+_MAX_ZERO_FILL = 64 << 20
+
+
+def _zero_storage(tm: schema.TensorMeta, where: str, archive_size: int) -> torch.UntypedStorage:
+    sizes, strides, offset = tensors.check_view_bounds(tm, 1 << 62, where)
+    itemsize = tables.dtype_from_wire(tm.dtype).itemsize
+    need = 0 if 0 in sizes else (offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1) * itemsize
+    if need > _MAX_ZERO_FILL + archive_size:
+        raise SerializeError(f"{where}: the record is empty but the tensor needs {need} bytes")
+    return torch.UntypedStorage(need)  # zero-filled
+
+
+def _unpickle_record(archive: _Archive, rel: str, path: str) -> Any:
+    data = archive.reader.read(f"{archive.root}/{rel}")
+    if path.startswith("custom_obj_"):
+        return torch._C._pickle_load_obj(data)  # allow_pickle=True only
+    if path.startswith("opaque_obj_"):
+        import pickle
+
+        return pickle.loads(data)  # allow_pickle=True only
+    import io
+
+    return torch.load(io.BytesIO(data), weights_only=False)  # allow_pickle=True only
+
+
+def _legacy_dict(archive: _Archive, rel: str, fake_tensor) -> dict:
+    from .torchsave import load_torch_save
+
+    value = load_torch_save(archive.require(rel), what=archive.where(rel), fake_tensor=fake_tensor)
+    if not isinstance(value, dict):
+        raise SerializeError(f"{archive.where(rel)}: expected a dict of tensors, got {type(value).__name__}")
+    return dict(value)
+
+
+def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pickle: bool) -> ExportedProgram:
+    from .upgrade import program_from_json
+
+    doc_rel = f"models/{name}.json"
+    try:
+        document = program_from_json(archive.require(doc_rel, MAX_DOCUMENT_BYTES))
+    except SerializeError as e:
+        raise SerializeError(f"{archive.where(doc_rel)}: {e}") from None
+    storages = _Storages(archive)
+
+    def state_dict(fake_tensor):
+        legacy = f"{WEIGHTS_DIR}{name}.pt"
+        if archive.optional(legacy) is not None:
+            return _legacy_dict(archive, legacy, fake_tensor)
+        config = _config(archive, f"{WEIGHTS_DIR}{name}_weights_config.json")
+        return _tensor_entries(archive, WEIGHTS_DIR, config, storages, allow_pickle, fake_tensor)
+
+    def constants(fake_tensor):
+        legacy = f"{CONSTANTS_DIR}{name}.pt"
+        if archive.optional(legacy) is not None:
+            return _legacy_dict(archive, legacy, fake_tensor)
+        config = _config(archive, f"{CONSTANTS_DIR}{name}_constants_config.json")
+        return _tensor_entries(archive, CONSTANTS_DIR, config, storages, allow_pickle, fake_tensor)
+
+    def example_inputs(fake_tensor):
+        rel = f"data/sample_inputs/{name}.pt"
+        data = archive.require(rel)
+        if data.nbytes == 0:
+            return None
+        from .torchsave import load_torch_save
+
+        try:
+            value = load_torch_save(data, what=archive.where(rel), fake_tensor=fake_tensor)
+        except SerializeError as e:
+            # Example inputs are informational: a program whose sample inputs hold objects the
+            # safe reader will not build (e.g. user classes) still loads, without them.
+            warnings.warn(f"example inputs not loaded: {e}", stacklevel=4)
+            return None
+        if not isinstance(value, (tuple, dict)):
+            warnings.warn(f"example inputs not loaded: {archive.where(rel)} holds a {type(value).__name__}",
+                          stacklevel=4)
+            return None
+        return value
+
+    try:
+        return ExportedProgramDeserializer(expected_opset_version).deserialize(
+            document, state_dict, constants, example_inputs, allow_pickle=allow_pickle
+        )
+    except SerializeError as e:
+        if str(e).startswith("record "):
+            raise
+        raise SerializeError(f"program {name!r} ({archive.where(doc_rel)}): {e}") from None
+
+
+def load_all(
+    f,
+    *,
+    extra_files: dict[str, Any] | None = None,
+    expected_opset_version: dict[str, int] | None = None,
+    mmap: bool | None = None,
+    allow_pickle: bool = False,
+) -> dict[str, ExportedProgram]:
+    """Every program in the archive, by name (see :func:`load` for the options)."""
+    with gc_paused():
+        archive = _Archive(f, mmap)
+        names = archive.models()
+        if not names:
+            raise SerializeError(f"{archive.where('models/')}: the archive holds no program")
+        programs = {n: _load_program(archive, n, expected_opset_version, allow_pickle) for n in sorted(names)}
+        if extra_files is not None:
+            extra_files.update(archive.extra_files())
+        archive.reader.close()
+        return programs
+
+
+def load(
+    f,
+    *,
+    name: str = "model",
+    extra_files: dict[str, Any] | None = None,
+    expected_opset_version: dict[str, int] | None = None,
+    mmap: bool | None = None,
+    allow_pickle: bool = False,
+) -> ExportedProgram:
+    """Read one program from a PT2 archive (a path or a readable binary file object).
+
+    Tensors view a copy-on-write mapping of the file (``mmap``, default on for paths and
+    real files): loading costs almost no memory and writing to a loaded tensor never
+    changes the file. ``extra_files``, if given, is filled with every stored extra file.
+    Nothing is unpickled with code execution unless ``allow_pickle=True``.
+    """
+    with gc_paused():
+        archive = _Archive(f, mmap)
+        names = archive.models()
+        if name not in names:
+            raise SerializeError(
+                f"program {name!r} is not in the archive; it holds {sorted(names) or 'no program'}"
+            )
+        program = _load_program(archive, name, expected_opset_version, allow_pickle)
+        if extra_files is not None:
+            extra_files.update(archive.extra_files())
+        archive.reader.close()
+        return program

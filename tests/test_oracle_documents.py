@@ -36,7 +36,9 @@ def _first_difference(a, b, path="$"):
     return None if a == b else f"{path}: {a!r} != {b!r}"
 
 
-@pytest.mark.parametrize("name,form", corpus_ids(), ids=lambda v: v)
+# Programs PyTorch 2.13's own serializer raises on (Program.oracle_unsupported, with the
+# reason there) have no oracle document; tests/test_beyond_pytorch.py covers them.
+@pytest.mark.parametrize("name,form", corpus_ids(oracle=True), ids=lambda v: v)
 def test_document_matches_pytorch(name, form):
     ep = exported(name, form)
     ours = json.loads(pt2serde.serialize(ep).exported_program)

@@ -40,6 +40,38 @@ class _Scope:
         self.module = torch.nn.Module()
         self.nodes: dict[str, torch.fx.Node] = {}
         self.wire = graph
+        self.used = _used_names(graph)
+
+
+def _ref_names(value, out: set) -> None:
+    """Collect the value names an argument payload refers to."""
+    if isinstance(value, (schema.TensorArgument, schema.CustomObjArgument)):
+        out.add(value.name)
+    elif isinstance(value, (*_SYM_ARGS,)):
+        if value.type == "as_name":
+            out.add(value.as_name)
+    elif isinstance(value, schema.OptionalTensorArgument):
+        if value.type == "as_tensor":
+            out.add(value.as_tensor.name)
+    elif isinstance(value, schema.Argument):
+        if value.type != "as_graph":  # a subgraph's names are its own
+            _ref_names(value.value, out)
+    elif isinstance(value, list):
+        for v in value:
+            _ref_names(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _ref_names(v, out)
+
+
+def _used_names(graph: schema.Graph) -> set[str]:
+    used: set[str] = set()
+    for node in graph.nodes:
+        for inp in node.inputs:
+            _ref_names(inp.arg, used)
+    for out in graph.outputs:
+        _ref_names(out, used)
+    return used
 
 
 class GraphDeserializer:
@@ -358,10 +390,17 @@ class GraphDeserializer:
 
     def _getitem(self, vals: list, parent: torch.fx.Node, ref, index: int, metadata: dict) -> None:
         name = ref.name if isinstance(ref, schema.TensorArgument) else ref.as_name
+        if self._absent(name, parent):  # the original graph had no getitem for this output
+            vals.append(self._value(name))
+            return
         node = self.scope.graph.create_node("call_function", operator.getitem, (parent, index), name=name)
         self._bind(name, node)
         vals.append(node.meta["val"])
         node.meta.update(metadata)
+
+    def _absent(self, name: str, parent: torch.fx.Node) -> bool:
+        """An output the writer named ``<node>_unused_<i>``: it had no getitem node and no reader."""
+        return name not in self.scope.used and name.startswith(f"{parent.name}_unused_")
 
     def _getitems(self, vals: list, parent: torch.fx.Node, items: list, metadata: dict) -> None:
         g = self.scope.graph
@@ -373,6 +412,12 @@ class GraphDeserializer:
             elif item.type in ("as_tensor", "as_sym_int", "as_sym_float", "as_sym_bool"):
                 self._getitem(vals, parent, item.value, index, metadata)
             elif item.type in _LIST_OUTPUTS:
+                refs: set = set()
+                _ref_names(item.value, refs)
+                if all(self._absent(r, parent) for r in refs):  # no getitem for the list in the original
+                    vals.append([self._value(r.name if isinstance(r, schema.TensorArgument) else r.as_name)
+                                 for r in item.value if isinstance(r, (schema.TensorArgument, *_SYM_ARGS))])
+                    continue
                 sub = g.create_node("call_function", operator.getitem, (parent, index))
                 inner: list = []
                 self._getitems(inner, sub, item.value, metadata)
@@ -380,10 +425,7 @@ class GraphDeserializer:
                 sub.meta["val"] = inner
                 vals.append(inner)
             elif item.type == "as_none":
-                node = g.create_node("call_function", operator.getitem, (parent, index), name="as_none")
-                node.meta["val"] = None
-                node.meta.update(metadata)
-                vals.append(None)
+                vals.append(None)  # nothing can read a None output: no getitem node for it
             else:
                 raise SerializeError(f"Unimplemented node output type: {item}")
 

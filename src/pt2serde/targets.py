@@ -14,6 +14,8 @@ by the file. Unknown names raise :class:`SerializeError` saying what to do.
 
 from __future__ import annotations
 
+import math
+import operator
 import re
 from typing import Any
 
@@ -101,10 +103,17 @@ def resolve_target(name: str) -> Any:
     )
 
 
+_META_MODULES = {"_operator": operator, "math": math}
+
+
 def resolve_meta_function(name: str) -> Any:
     """A ``source_fn_stack`` entry: best effort, never importing; unknown names stay strings."""
     if name in KNOWN_FUNCTIONS:
         return KNOWN_FUNCTIONS[name]
+    module, _, attr = name.partition(".")
+    if module in _META_MODULES and _IDENT.match(attr):
+        fn = getattr(_META_MODULES[module], attr, None)  # e.g. _operator.iadd: a builtin, never called here
+        return fn if callable(fn) else name
     if name.startswith("torch.ops."):
         try:
             return resolve_target(name)

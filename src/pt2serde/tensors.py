@@ -113,6 +113,8 @@ def check_view_bounds(meta: schema.TensorMeta, nbytes: int, where: str) -> tuple
         raise SerializeError(f"{where}: negative size, stride or offset ({sizes}, {strides}, {offset})")
     itemsize = tables.dtype_from_wire(meta.dtype).itemsize
     if 0 in sizes:
+        if offset * itemsize > nbytes:
+            raise SerializeError(f"{where}: storage offset {offset} lies past the end of the storage ({nbytes} bytes)")
         return sizes, strides, offset
     last = offset + sum((n - 1) * st for n, st in zip(sizes, strides))
     need = (last + 1) * itemsize

@@ -1,0 +1,255 @@
+"""Deserializer rules: versions, opsets, refusing to run anything from the document, threads."""
+
+import json
+import threading
+
+import pytest
+import torch
+
+import pt2serde
+from checks import outputs_close
+from pt2serde import SerializeError, schema
+
+
+class Small(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.lin(x).relu() * x.shape[0]
+
+
+@pytest.fixture(scope="module")
+def small():
+    x = torch.randn(5, 4)
+    ep = torch.export.export(Small(), (x,), dynamic_shapes={"x": {0: torch.export.Dim("n", min=2, max=64)}})
+    return ep, x
+
+
+def _artifact_with(art, edit):
+    doc = json.loads(art.exported_program)
+    edit(doc)
+    return pt2serde.SerializedArtifact(json.dumps(doc).encode(), art.state_dict, art.constants, art.example_inputs)
+
+
+# ------------------------------------------------------------------- versions
+
+
+def test_other_major_version_names_both_versions(small):
+    art = pt2serde.serialize(small[0])
+    bad = _artifact_with(art, lambda d: d["schema_version"].update(major=9, minor=0))
+    with pytest.raises(SerializeError, match=r"schema version 9\.0 does not match our current schema version 8\.20"):
+        pt2serde.deserialize(bad)
+    old = _artifact_with(art, lambda d: d["schema_version"].update(major=-1))
+    with pytest.raises(SerializeError, match=r"schema version -1\.20 does not match"):
+        pt2serde.deserialize(old)
+
+
+def test_newer_minor_loads_when_it_uses_only_known_things(small):
+    ep, x = small
+    art = pt2serde.serialize(ep)
+
+    def newer(d):
+        d["schema_version"]["minor"] = 99
+        d["graph_module"]["graph"]["nodes"][0]["added_later"] = None  # a new optional field, left empty
+        d["added_later_too"] = []
+
+    loaded = pt2serde.deserialize(_artifact_with(art, newer))
+    outputs_close(ep.module()(x), loaded.module()(x))
+
+
+def test_newer_minor_with_unknown_field_value_names_it(small):
+    art = pt2serde.serialize(small[0])
+
+    def newer(d):
+        d["schema_version"]["minor"] = 21
+        d["graph_module"]["graph"]["nodes"][1]["new_semantics"] = {"as_int": 3}
+
+    with pytest.raises(SerializeError) as info:
+        pt2serde.deserialize(_artifact_with(art, newer))
+    assert str(info.value) == (
+        "Document of schema version 8.21 uses field `new_semantics`, unknown to schema 8.20 "
+        "- at `$.graph_module.graph.nodes[1].new_semantics`"
+    )
+
+
+def test_newer_minor_with_unknown_union_tag_names_it(small):
+    art = pt2serde.serialize(small[0])
+
+    def newer(d):
+        d["schema_version"]["minor"] = 21
+        d["graph_module"]["graph"]["nodes"][0]["inputs"][0]["arg"] = {"as_future_thing": 1}
+
+    with pytest.raises(SerializeError, match=r"Unknown tag `as_future_thing` for union `Argument`.* - at "
+                                             r"`\$\.graph_module\.graph\.nodes\[0\]\.inputs\[0\]\.arg`"):
+        pt2serde.deserialize(_artifact_with(art, newer))
+
+
+def test_expected_opset_mismatch_warns_and_says_what_to_do(small):
+    ep, x = small
+    art = pt2serde.serialize(ep, opset_version={"aten": 7})
+    with pytest.warns(UserWarning, match=r"written with opset aten=7 but opset aten=10 was expected.*re-export"):
+        loaded = pt2serde.deserialize(art, expected_opset_version={"aten": 10})
+    outputs_close(ep.module()(x), loaded.module()(x))
+    assert json.loads(art.exported_program)["opset_version"] == {"aten": 7}
+
+
+# -------------------------------------------------------------- nothing runs
+
+
+MARKER_CODE = "__import__('os').system('touch {marker}')"
+
+
+def test_expression_string_crafted_to_run_code_is_refused(small, tmp_path):
+    marker = tmp_path / "pwned"
+    art = pt2serde.serialize(small[0])
+
+    def evil(d):
+        d["graph_module"]["graph"]["tensor_values"]["x"]["sizes"][0] = {
+            "as_expr": {"expr_str": MARKER_CODE.format(marker=marker), "hint": {"as_int": 5}}
+        }
+
+    with pytest.raises(SerializeError, match="unknown function '__import__' at offset 0"):
+        pt2serde.deserialize(_artifact_with(art, evil))
+    assert not marker.exists()
+    # the same string really would run code if it were handed to sympy, as PyTorch does
+    import sympy
+
+    try:
+        sympy.sympify(MARKER_CODE.format(marker=marker))
+    except Exception:  # noqa: BLE001 - the result does not matter, the side effect does
+        pass
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("target", [
+    "os.system",
+    "builtins.eval",
+    "torch.load",
+    "torch._C._pickle_load_obj",
+    "torch.ops.aten.add.Tensor.__globals__",
+    "torch.ops.aten.__class__.__init__.__globals__",
+    "subprocess.check_call",
+    "#nonexistent:op",
+])
+def test_call_target_outside_the_allowlist_is_refused(small, target):
+    art = pt2serde.serialize(small[0])
+
+    def evil(d):
+        d["graph_module"]["graph"]["nodes"][0]["target"] = target
+
+    with pytest.raises(SerializeError, match="Failed deserializing node"):
+        pt2serde.deserialize(_artifact_with(art, evil))
+
+
+def test_call_target_crafted_to_run_code_never_runs(small, tmp_path):
+    """A node calling os.system('touch marker') is refused at load; nothing runs even when called."""
+    marker = tmp_path / "pwned"
+    ep, x = small
+    art = pt2serde.serialize(ep)
+
+    def evil(d):
+        node = d["graph_module"]["graph"]["nodes"][0]
+        node["target"] = "os.system"
+        node["inputs"] = [{"name": "", "arg": {"as_string": f"touch {marker}"}, "kind": 1}]
+
+    with pytest.raises(SerializeError, match=r"Call target 'os\.system' is not an operator"):
+        pt2serde.deserialize(_artifact_with(art, evil))
+    assert not marker.exists()
+
+
+def test_treespec_naming_a_module_is_not_imported(small):
+    art = pt2serde.serialize(small[0])
+
+    def evil(d):
+        entry = d["graph_module"]["module_call_graph"][0]["signature"]
+        entry["in_spec"] = json.dumps([1, {"type": "collections.defaultdict", "context": json.dumps(
+            {"default_factory_module": "os", "default_factory_name": "system", "dict_context": []}
+        ), "children_spec": []}])
+
+    with pytest.raises(SerializeError, match="defaultdict"):
+        pt2serde.deserialize(_artifact_with(art, evil))
+
+
+# ------------------------------------------------------------------ threads
+
+
+def test_two_threads_deserialize_at_the_same_time(small):
+    ep, x = small
+    arts = [pt2serde.serialize(ep) for _ in range(2)]
+    expected = ep.module()(x)
+    results, errors = [None] * 8, []
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        try:
+            barrier.wait()
+            results[i] = pt2serde.deserialize(arts[i % 2]).module()(x)
+        except Exception as e:  # noqa: BLE001 - collected and reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for r in results:
+        outputs_close(expected, r)
+
+
+# ----------------------------------------------------- PyTorch 2.13 gaps fixed
+
+
+def test_string_constant_output_round_trips():
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return x + 1, "done"
+
+    x = torch.ones(2)
+    ep = torch.export.export(M(), (x,))
+    doc = json.loads(pt2serde.serialize(ep).exported_program)
+    assert doc["graph_module"]["graph"]["outputs"][1] == {"as_string": "done"}
+    loaded = pt2serde.deserialize(pt2serde.serialize(ep))
+    out = loaded.module()(x)
+    assert out[1] == "done" and torch.equal(out[0], x + 1)
+
+
+def test_program_exported_under_fake_mode_loads_with_fake_state():
+    """Fake (data-less) weights and constants come back as FakeTensors in the program's fake mode."""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    class M(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c = c
+
+        def forward(self, x):
+            return x + self.c.sum()
+
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    with mode:
+        c = torch.ones(3)
+        x = torch.ones(4, 3)
+        ep = torch.export.export(M(c), (x,), dynamic_shapes={"x": {0: torch.export.Dim("n")}}, strict=False)
+    art = pt2serde.serialize(ep)
+    loaded = pt2serde.deserialize(art)
+    consts = [v for v in loaded.constants.values()] + [v for v in loaded.state_dict.values()]
+    assert consts and all(isinstance(v, FakeTensor) for v in consts if isinstance(v, torch.Tensor))
+    x_val = loaded.graph_module.graph.find_nodes(op="placeholder")[-1].meta["val"]
+    assert str(x_val.shape[0]).startswith("s")
+    assert all(v.fake_mode is x_val.fake_mode for v in consts if isinstance(v, FakeTensor))
+
+
+def test_garbage_collector_is_restored_even_after_a_failure(small):
+    import gc
+
+    assert gc.isenabled()
+    art = pt2serde.serialize(small[0])
+    pt2serde.deserialize(art)
+    assert gc.isenabled()
+    with pytest.raises(SerializeError):
+        pt2serde.deserialize(_artifact_with(art, lambda d: d["schema_version"].update(major=3)))
+    assert gc.isenabled()

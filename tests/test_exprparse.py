@@ -827,7 +827,10 @@ def _extend(children):
 )
 def test_random_expressions_round_trip(expr, relation):
     if relation is not None:
-        expr = relation(expr, s1)
+        try:
+            expr = relation(expr, s1)
+        except TypeError:  # sympy refuses to order some generated (non-real) expressions
+            assume(False)
     text = sympy.srepr(expr)
     assume(len(text) < 5000)
     result = assert_exact(text)

@@ -87,6 +87,7 @@ class GraphDeserializer:
         self.signature = signature
         self.scope: _Scope | None = None
         self._top_scope: _Scope | None = None
+        self._meta_cache: dict = {}
 
     def __repr__(self) -> str:
         n = 0 if self.scope is None else len(self.scope.nodes)
@@ -252,7 +253,7 @@ class GraphDeserializer:
     def _node(self, wire: schema.Node) -> None:
         target = resolve_target(wire.target)
         g = self.scope.graph
-        metadata = decode_metadata(self, wire.metadata)
+        metadata = decode_metadata(self, wire.metadata, self._meta_cache)
         if target in SYM_OPS or target is torch.ops.aten.item.default:
             out = wire.outputs[0] if len(wire.outputs) == 1 else None
             if out is None or not isinstance(out.value, _SYM_ARGS):

@@ -165,13 +165,27 @@ def encode_metadata(enc, node: torch.fx.Node) -> dict[str, str]:
     return out
 
 
-def decode_metadata(dec, metadata: dict[str, str]) -> dict[str, Any]:
+#: keys whose parsed value is rebuilt from a per-graph cache (the same module stacks recur on
+#: most nodes); each node still gets its own container, so no two nodes share a mutable value
+_CACHED = {"nn_module_stack": dict, "source_fn_stack": list, "torch_fn": tuple}
+
+
+def decode_metadata(dec, metadata: dict[str, str], cache: dict | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for row in META_KEYS:
         text = metadata.get(row.key)
-        if text:
-            try:
-                out[row.key] = row.decode(dec, text)
-            except SerializeError as e:
-                raise SerializeError(f"{e} (in node metadata `{row.key}`)") from None
+        if not text:
+            continue
+        copy = _CACHED.get(row.key) if cache is not None else None
+        if copy is not None and (row.key, text) in cache:
+            out[row.key] = copy(cache[row.key, text])
+            continue
+        try:
+            value = row.decode(dec, text)
+        except SerializeError as e:
+            raise SerializeError(f"{e} (in node metadata `{row.key}`)") from None
+        if copy is not None:
+            cache[row.key, text] = value
+            value = copy(value)
+        out[row.key] = value
     return out

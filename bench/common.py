@@ -72,3 +72,104 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+# --------------------------------------------------------------- GPT-2 style models
+
+
+class GPT2Block(torch.nn.Module):
+    """A GPT-2 transformer block: pre-LayerNorm causal self-attention and a GELU MLP."""
+
+    def __init__(self, d_model: int, n_head: int) -> None:
+        super().__init__()
+        self.n_head = n_head
+        self.ln_1 = torch.nn.LayerNorm(d_model)
+        self.c_attn = torch.nn.Linear(d_model, 3 * d_model)
+        self.c_proj = torch.nn.Linear(d_model, d_model)
+        self.ln_2 = torch.nn.LayerNorm(d_model)
+        self.c_fc = torch.nn.Linear(d_model, 4 * d_model)
+        self.mlp_proj = torch.nn.Linear(4 * d_model, d_model)
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.c_proj(y.transpose(1, 2).reshape(b, t, c))
+        h = torch.nn.functional.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")
+        return x + self.mlp_proj(h)
+
+
+class GPT2(torch.nn.Module):
+    """The GPT-2 architecture (token and position embeddings, ``n_layer`` blocks, final
+    LayerNorm, language-model head tied to the token embedding)."""
+
+    def __init__(self, n_layer: int = 12, d_model: int = 768, n_head: int = 12,
+                 vocab: int = 50257, n_ctx: int = 1024) -> None:
+        super().__init__()
+        self.wte = torch.nn.Embedding(vocab, d_model)
+        self.wpe = torch.nn.Embedding(n_ctx, d_model)
+        self.h = torch.nn.ModuleList(GPT2Block(d_model, n_head) for _ in range(n_layer))
+        self.ln_f = torch.nn.LayerNorm(d_model)
+        self.lm_head = torch.nn.Linear(d_model, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied, as in GPT-2
+
+    def forward(self, idx):
+        pos = torch.arange(idx.shape[1], device=idx.device)
+        x = self.wte(idx) + self.wpe(pos)
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+
+GPT2_SIZES = {
+    # name: (n_layer, d_model, n_head) - the vocabulary and context are GPT-2's
+    "gpt2-124M": (12, 768, 12),
+    "gpt2-1B": (18, 2048, 16),
+}
+
+
+def gpt2_program(size: str, seq: int = 8) -> torch.export.ExportedProgram:
+    """An exported GPT-2 of the given size, weights drawn cheaply (uniform, seeded)."""
+    n_layer, d_model, n_head = GPT2_SIZES[size]
+    with torch.device("meta"):
+        model = GPT2(n_layer, d_model, n_head)
+    model = model.to_empty(device="cpu")
+    model.lm_head.weight = model.wte.weight  # to_empty keeps the tie, but make it explicit
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-0.02, 0.02, generator=gen)
+    model.eval()
+    return torch.export.export(model, (torch.zeros(1, seq, dtype=torch.long),))
+
+
+def weights_bytes(ep: torch.export.ExportedProgram) -> int:
+    """Bytes of distinct storages in the state dict and constants."""
+    seen = {}
+    for t in [*ep.state_dict.values(), *ep.constants.values()]:
+        if isinstance(t, torch.Tensor):
+            s = t.untyped_storage()
+            seen[s.data_ptr()] = max(seen.get(s.data_ptr(), 0), s.nbytes())
+    return sum(seen.values())
+
+
+def proc_status() -> dict[str, int]:
+    """Memory counters of this process from /proc/self/status, in bytes (VmRSS, VmHWM, RssAnon...)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                out[key] = int(rest.split()[0]) * 1024
+    return out
+
+
+def reset_peak_rss() -> bool:
+    """Make VmHWM equal to the current RSS (Linux >= 4.0), so later peaks measure growth."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False

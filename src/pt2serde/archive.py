@@ -20,11 +20,10 @@ import io
 import mmap as _mmap
 import os
 import struct
-import tempfile
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from .errors import SerializeError
 
@@ -128,8 +127,12 @@ class ArchiveReader:
                 raise SerializeError(f"cannot open {self.path}: {e.strerror}") from None
             self._file = f
             return self._map_or_read(f, True if use_mmap is None else use_mmap)
-        if hasattr(source, "getbuffer"):  # BytesIO: its buffer, without a copy
-            return source.getbuffer().cast("B")
+        if hasattr(source, "getbuffer"):
+            # BytesIO: one private copy. Views of its own buffer would let loaded tensors
+            # write into the caller's object (and into every other load of it), and would
+            # keep it from growing while they live.
+            with source.getbuffer() as shared:
+                return memoryview(bytearray(shared))
         if hasattr(source, "read"):
             try:
                 source.seek(0)
@@ -137,10 +140,7 @@ class ArchiveReader:
                 pass
             if use_mmap is not False and _has_fileno(source):
                 return self._map_or_read(source, True)
-            data = source.read()
-            if not isinstance(data, (bytes, bytearray)):
-                raise SerializeError("file object must be opened in binary mode")
-            return memoryview(data).cast("B")
+            return memoryview(_read_all(source))
         raise SerializeError(f"cannot read an archive from {type(source).__name__}")
 
     def _map_or_read(self, f: BinaryIO, use_mmap: bool) -> memoryview:
@@ -154,7 +154,7 @@ class ArchiveReader:
             except (OSError, ValueError):
                 pass  # not mappable (pipe, special file): read it once instead
         f.seek(0)
-        return memoryview(bytearray(f.read())).cast("B")
+        return memoryview(_read_all(f))
 
     def close(self) -> None:
         """Release the file; views handed out earlier stay valid while referenced."""
@@ -338,6 +338,18 @@ class ArchiveReader:
         return next(iter(roots))
 
 
+def _read_all(f) -> bytearray:
+    """Every byte of a file object, read once into one private (writable) buffer."""
+    out = bytearray()
+    while True:
+        chunk = f.read(_CHUNK)
+        if not chunk:
+            return out
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise SerializeError("file object must be opened in binary mode")
+        out += chunk
+
+
 def _has_fileno(f) -> bool:
     try:
         f.fileno()
@@ -364,8 +376,7 @@ class ArchiveWriter:
         self._tmp_path: str | None = None
         if isinstance(target, (str, os.PathLike)):
             self._final_path = os.fspath(target)
-            folder = os.path.dirname(os.path.abspath(self._final_path))
-            fd, self._tmp_path = tempfile.mkstemp(prefix=".pt2serde-", suffix=".tmp", dir=folder)
+            self._tmp_path, fd = _create_temporary(self._final_path)
             self._out: BinaryIO = os.fdopen(fd, "wb")
             self._start = 0
         else:
@@ -415,6 +426,13 @@ class ArchiveWriter:
         """Write the central directory; for a path, move the finished file into place."""
         if self._closed:
             return
+        try:
+            self._finish()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _finish(self) -> None:
         cd_start = self._pos
         for name, offset, size, crc in self._records:
             encoded = name.encode("utf-8")
@@ -441,7 +459,9 @@ class ArchiveWriter:
         self._out.flush()
         self._closed = True
         if self._final_path is not None:
-            os.fsync(self._out.fileno())
+            # No fsync: like torch.save and torch.export.save, durability is left to the OS
+            # (an fsync doubles the time of a multi-GiB save). The rename still guarantees
+            # that a save that fails never replaces the old file.
             self._out.close()
             os.replace(self._tmp_path, self._final_path)
             self._tmp_path = None
@@ -472,37 +492,97 @@ class ArchiveWriter:
 _CHUNK = 16 << 20
 
 
+def _create_temporary(final_path: str) -> tuple[str, int]:
+    """A new file next to ``final_path`` (same file system, so the rename is atomic).
+
+    Created with mode 0o666 like any new file, so the umask applies as usual
+    (``tempfile.mkstemp`` would leave the finished archive readable only by its owner).
+    """
+    folder, base = os.path.split(os.path.abspath(final_path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{base[:200]}.{os.urandom(6).hex()}.tmp")
+        try:
+            return tmp, os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+    raise SerializeError(f"cannot create a temporary file next to {final_path}")
+
+
+_PIECE = 4 << 20  # CRC work unit: pieces of this size are checksummed in parallel
+_crc_pool = None
+_crc_pool_lock = threading.Lock()
+
+
 def _split(chunks: Iterable) -> Iterator[memoryview]:
     for chunk in chunks:
         mv = memoryview(chunk).cast("B")
-        for i in range(0, mv.nbytes, _CHUNK):
-            yield mv[i:i + _CHUNK]
+        for i in range(0, mv.nbytes, _PIECE):
+            yield mv[i:i + _PIECE]
+
+
+def _pool():
+    global _crc_pool
+    with _crc_pool_lock:
+        if _crc_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            workers = max(2, min(8, os.cpu_count() or 2))
+            _crc_pool = ThreadPoolExecutor(workers, thread_name_prefix="pt2serde-crc")
+        return _crc_pool
+
+
+def _gf2_times(matrix: list[int], vector: int) -> int:
+    out, i = 0, 0
+    while vector:
+        if vector & 1:
+            out ^= matrix[i]
+        vector >>= 1
+        i += 1
+    return out
+
+
+def _zeros_operator(nbytes: int) -> list[int]:
+    """The GF(2) matrix that advances a CRC-32 over ``nbytes`` zero bytes (zlib's crc32_combine)."""
+    op = [0xEDB88320] + [1 << k for k in range(31)]  # one zero bit
+    for _ in range(3):
+        op = [_gf2_times(op, col) for col in op]  # 2, 4, 8 bits: one byte
+    result = None
+    while nbytes:
+        if nbytes & 1:
+            result = op if result is None else [_gf2_times(op, col) for col in result]
+        nbytes >>= 1
+        if nbytes:
+            op = [_gf2_times(op, col) for col in op]
+    return result
+
+
+_SHIFT_PIECE = _zeros_operator(_PIECE)
 
 
 def _stream_with_crc(write, chunks: Iterable) -> tuple[int, int]:
-    """Write the chunks while a second thread computes their CRC-32 (zlib releases the GIL)."""
-    crc = 0
+    """Write the chunks while worker threads compute their CRC-32 (zlib releases the GIL).
+
+    Pieces of ``_PIECE`` bytes are checksummed independently and joined with
+    ``crc(a + b) = shift(crc(a), len(b)) ^ crc(b)``; the shift over a full piece is one
+    precomputed matrix. A shorter piece after the first (the tail of a big record) is
+    checksummed in order instead.
+    """
+    parts: list[tuple[Any, memoryview]] = []
     size = 0
-    pending: threading.Thread | None = None
-    result = [0]
-
-    def crc_of(piece: memoryview, previous: int) -> None:
-        result[0] = zlib.crc32(piece, previous)
-
     for piece in _split(chunks):
-        if pending is not None:
-            pending.join()
-            crc = result[0]
-        if piece.nbytes >= (1 << 20):
-            pending = threading.Thread(target=crc_of, args=(piece, crc))
-            pending.start()
-            write(piece)
+        if piece.nbytes == _PIECE or (not parts and piece.nbytes >= (1 << 20)):
+            parts.append((_pool().submit(zlib.crc32, piece), piece))
         else:
-            pending = None
-            crc = zlib.crc32(piece, crc)
-            write(piece)
+            parts.append((None, piece))
+        write(piece)
         size += piece.nbytes
-    if pending is not None:
-        pending.join()
-        crc = result[0]
+    crc = 0
+    for i, (future, piece) in enumerate(parts):
+        if future is None:
+            crc = zlib.crc32(piece, crc)
+        elif i == 0:
+            crc = future.result()
+        else:  # a full piece
+            crc = _gf2_times(_SHIFT_PIECE, crc) ^ future.result()
     return crc & _U32, size

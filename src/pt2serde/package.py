@@ -63,17 +63,19 @@ class _StoragePlan:
     def record_for(self, t: torch.Tensor, folder: str, prefix: str, counter: list[int],
                    writer: ArchiveWriter, root: str) -> tuple[str, str | None]:
         """(path_name, shared record) for tensor ``t``; writes the storage the first time."""
-        key = tensors.StorageTable.key(t)
-        group = None if key is None else (key, t.dtype, folder)
-        if group is not None and group in self.records:
+        key = None if tensors.is_fake(t) else tensors.StorageTable.key(t)
+        # Tensors without memory (empty, fake, meta) share one 0-byte record per dtype, as
+        # PyTorch groups them (its key is the data pointer, 0 for all of them).
+        group = (key if key is not None else "no data", t.dtype, folder)
+        if group in self.records:
             return self.records[group].rsplit("/", 1)[1], None
         path_name = f"{prefix}{counter[0]}"
         counter[0] += 1
         record = f"{folder}{path_name}"
         writer.add(f"{root}/{record}", _storage_chunks(t))
+        self.records[group] = record
         shared = None
-        if group is not None:
-            self.records[group] = record
+        if key is not None:
             first = self.by_storage.setdefault(key, record)
             shared = first if first != record else None
         return path_name, shared
@@ -216,6 +218,8 @@ class _Archive:
     """A PT2 archive opened for reading: record lookups relative to its root folder."""
 
     def __init__(self, f, use_mmap: bool | None) -> None:
+        if isinstance(f, (bytes, bytearray, memoryview)):
+            f = memoryview(f).toreadonly()  # the caller's buffer: tensors get their own copies
         self.reader = ArchiveReader(f, mmap=use_mmap)
         self.root = self.reader.root_folder()
         fmt = self.optional(f"archive_format")
@@ -347,7 +351,7 @@ def _zero_storage(tm: schema.TensorMeta, where: str, archive_size: int) -> torch
     need = 0 if 0 in sizes else (offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1) * itemsize
     if need > _MAX_ZERO_FILL + archive_size:
         raise SerializeError(f"{where}: the record is empty but the tensor needs {need} bytes")
-    return torch.UntypedStorage(need)  # zero-filled
+    return torch.zeros(need, dtype=torch.uint8).untyped_storage()
 
 
 def _unpickle_record(archive: _Archive, rel: str, path: str) -> Any:
@@ -376,8 +380,9 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
     from .upgrade import program_from_json
 
     doc_rel = f"models/{name}.json"
+    data = archive.require(doc_rel, MAX_DOCUMENT_BYTES)
     try:
-        document = program_from_json(archive.require(doc_rel, MAX_DOCUMENT_BYTES))
+        document = program_from_json(data)
     except SerializeError as e:
         raise SerializeError(f"{archive.where(doc_rel)}: {e}") from None
     storages = _Storages(archive)
@@ -410,9 +415,13 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
             # safe reader will not build (e.g. user classes) still loads, without them.
             warnings.warn(f"example inputs not loaded: {e}", stacklevel=4)
             return None
-        if not isinstance(value, (tuple, dict)):
-            warnings.warn(f"example inputs not loaded: {archive.where(rel)} holds a {type(value).__name__}",
-                          stacklevel=4)
+        if not (type(value) is tuple and len(value) == 2 and isinstance(value[0], tuple)
+                and isinstance(value[1], dict) and all(type(k) is str for k in value[1])):
+            # module() binds them as (*args, **kwargs): anything else would fail there
+            shown = type(value).__name__ if type(value) is not tuple else \
+                f"({', '.join(type(v).__name__ for v in value[:3])})"
+            warnings.warn(f"example inputs not loaded: {archive.where(rel)} holds a {shown}, "
+                          "not a tuple (args, kwargs) with string keyword names", stacklevel=4)
             return None
         return value
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import types
 from typing import Any
 
 import torch
@@ -30,6 +31,10 @@ def _fake_tensor_marker(*args: Any) -> None:  # pragma: no cover - only pickled 
 
 
 class _Pickler(pickle._Pickler):  # the pure-Python pickler lets us write one global by name
+    # Functions are pickled through the class's dispatch table, which holds the base
+    # class's save_global: route them through the override below instead.
+    dispatch = pickle._Pickler.dispatch.copy()
+
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, torch.Tensor) and is_fake(obj):
             from .graph import tensor_meta_to_wire
@@ -44,6 +49,8 @@ class _Pickler(pickle._Pickler):  # the pure-Python pickler lets us write one gl
             self.memoize(obj)
             return
         super().save_global(obj, name)
+
+    dispatch[types.FunctionType] = save_global
 
 
 class _PickleModule:

@@ -111,6 +111,9 @@ def check_view_bounds(meta: schema.TensorMeta, nbytes: int, where: str) -> tuple
         raise SerializeError(f"{where}: {len(sizes)} sizes but {len(strides)} strides")
     if any(s < 0 for s in sizes) or any(s < 0 for s in strides) or offset < 0:
         raise SerializeError(f"{where}: negative size, stride or offset ({sizes}, {strides}, {offset})")
+    if math.prod(sizes) >= 1 << 63 or any(s >= 1 << 63 for s in strides) or offset >= 1 << 63:
+        raise SerializeError(f"{where}: sizes {sizes} hold more than 2**63 elements" if math.prod(sizes) >= 1 << 63
+                             else f"{where}: strides {strides} or offset {offset} reach past 2**63")
     itemsize = tables.dtype_from_wire(meta.dtype).itemsize
     if 0 in sizes:
         if offset * itemsize > nbytes:
@@ -225,7 +228,13 @@ def _tree_from_wire(node: Any, tensors: list, depth: int = 0) -> Any:
 
 
 def _torchscript_bytes(obj: Any) -> bytes:
-    return bytes(torch._C._pickle_save(obj))
+    try:
+        return bytes(torch._C._pickle_save(obj))
+    except RuntimeError as e:
+        raise SerializeError(
+            f"cannot write torchbind object {obj._type().qualified_name()}: TorchScript's pickler "
+            f"failed ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def _python_pickle_bytes(obj: Any) -> bytes:

@@ -115,6 +115,14 @@ def resolve_meta_function(name: str) -> Any:
         fn = getattr(_META_MODULES[module], attr, None)  # e.g. _operator.iadd: a builtin, never called here
         return fn if callable(fn) else name
     if name.startswith("torch.ops."):
+        parts = name.split(".")
+        if len(parts) == 4 and parts[2] != "higher_order" and all(_IDENT.match(p) for p in parts[2:]):
+            # an operator packet (the op called without naming an overload)
+            try:
+                packet = getattr(getattr(torch.ops, parts[2]), parts[3])
+            except (AttributeError, RuntimeError):
+                return name
+            return packet if isinstance(packet, torch._ops.OpOverloadPacket) else name
         try:
             return resolve_target(name)
         except SerializeError:

@@ -1,0 +1,548 @@
+"""What a PT2 archive holds, read without torch and without running anything from it.
+
+The torch-free commands (``pt2serde inspect``, ``validate``, ``diff``) share this view of
+an archive: its root folder and marker records, its programs (``models/<name>.json``),
+and for each program the entries of its state dict and constants as
+:class:`TensorEntry` (name, dtype, sizes, strides, offset, the record that holds the
+storage). Only JSON records and pickle *opcodes* are read; tensor bytes are touched only
+by :func:`storage_view`, which ``diff`` calls for the tensors it compares.
+
+Two ways of storing tensors are understood (see ``package.py`` and the compat corpus):
+
+* raw records (PyTorch 2.9+ and pt2serde): ``data/weights/<name>_weights_config.json``
+  maps each FQN to a ``schema.PayloadMeta``; the storage is ``data/weights/<path_name>``
+  (or the record named by the entry's ``pt2serde_shares`` key);
+* ``torch.save`` records (PyTorch 2.8): ``data/weights/<name>.pt``, a zip holding a
+  pickled dict, *walked* (never unpickled) by :mod:`pt2serde.picklewalk`.
+
+Problems found while reading (a missing record, a tensor that does not fit its storage)
+are collected as :class:`Problem` objects instead of raised, so that ``validate`` can
+report all of them and ``inspect`` can show what it could read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from . import codec, schema
+from .archive import ArchiveReader
+from .errors import SerializeError
+from .picklewalk import TensorInfo, TorchSaveRecord, describe_torch_save, pickle_globals
+from .wiretext import BY_NAME, DTYPES, device_text, sym_text
+
+__all__ = [
+    "LegacyLayoutError",
+    "Problem",
+    "Pt2Archive",
+    "ProgramRecords",
+    "TensorEntry",
+    "open_archive",
+    "entry_globals",
+    "storage_view",
+    "element_chunks",
+    "tensor_chunks",
+    "tensor_problems",
+    "PICKLE_KINDS",
+    "SHARES_KEY",
+]
+
+SHARES_KEY = "pt2serde_shares"  # same key as package.SHARES_KEY (package imports torch)
+WEIGHTS_DIR = "data/weights/"
+CONSTANTS_DIR = "data/constants/"
+MAX_CONFIG_BYTES = 256 << 20
+MAX_DOCUMENT_BYTES = 2 << 30
+MAX_DIMS = 64
+MAX_ZERO_FILL = 64 << 20  # an empty record reads as zeros, up to this much more than the file (as package.py)
+#: Device types ``torch.device`` accepts (PyTorch 2.13); others need a renamed private backend.
+DEVICE_TYPES = frozenset({"cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga",
+                          "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone"})
+LEGACY_MARKER = "serialized_exported_program.json"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an archive: ``message @ where``.
+
+    ``where`` is a wire path (``$.graph_module.graph.nodes[3]``) inside ``record`` when the
+    problem is inside a JSON document, else the name of the record itself. ``level`` is
+    ``"error"`` (the archive is not valid) or ``"warning"`` (worth knowing; still valid).
+    """
+
+    message: str
+    where: str
+    record: str | None = None
+    level: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.message} @ {self.where}"
+
+
+def key_path(key: str) -> str:
+    """A dict key as a wire-path segment, as the codec writes it (``.fc.weight``)."""
+    return f".{key}"
+
+
+class LegacyLayoutError(SerializeError):
+    """The archive uses the plain-zip layout of PyTorch 2.5-2.7, not the PT2 archive layout."""
+
+
+# =============================================================================== entries
+
+
+@dataclass
+class TensorEntry:
+    """One entry of a program's state dict or constants, as the archive describes it."""
+
+    name: str
+    folder: str  # "weights" | "constants"
+    kind: str  # "tensor" | "pickled_tensor" | "custom_obj" | "opaque_obj"
+    record: str | None  # the record holding the storage (full zip name)
+    record_size: int = 0
+    dtype: str | None = None
+    sizes: list[int | str] = field(default_factory=list)
+    strides: list[int | str] = field(default_factory=list)
+    storage_offset: int | str = 0
+    is_param: bool = False
+    requires_grad: bool = False
+    device: str = "cpu"
+    own_record: str | None = None  # the entry's own record when ``record`` is a shared one
+    inner: str | None = None  # torch.save storage: the record inside ``record``'s zip
+
+    @property
+    def needs_pickle(self) -> bool:
+        return self.kind != "tensor"
+
+    @property
+    def concrete(self) -> bool:
+        return all(type(x) is int for x in (*self.sizes, *self.strides, self.storage_offset))
+
+    @property
+    def numel(self) -> int | None:
+        if not all(type(x) is int for x in self.sizes):
+            return None
+        n = 1
+        for s in self.sizes:
+            n *= s
+        return n
+
+    @property
+    def nbytes(self) -> int | None:
+        dt = BY_NAME.get(self.dtype or "")
+        n = self.numel
+        return None if dt is None or n is None else n * dt.itemsize
+
+    @property
+    def storage_id(self) -> tuple[str | None, str | None]:
+        return (self.record, self.inner)
+
+    def span(self) -> int | None:
+        """Bytes of storage this view reaches (0 for an empty tensor); None if not concrete."""
+        dt = BY_NAME.get(self.dtype or "")
+        if dt is None or not self.concrete:
+            return None
+        if 0 in self.sizes:
+            return self.storage_offset * dt.itemsize
+        return (self.storage_offset + sum((n - 1) * s for n, s in zip(self.sizes, self.strides)) + 1) * dt.itemsize
+
+    def contiguous(self) -> bool:
+        expected = 1
+        for n, s in zip(reversed(self.sizes), reversed(self.strides)):
+            if n != 1 and s != expected:
+                return False
+            expected *= n
+        return True
+
+
+# ============================================================================== archive
+
+
+class Pt2Archive:
+    """A PT2 archive opened for the torch-free commands (see the module docstring)."""
+
+    def __init__(self, reader: ArchiveReader, path: str | None = None) -> None:
+        self.reader = reader
+        self.path = path
+        if LEGACY_MARKER in reader:
+            raise LegacyLayoutError(
+                "this archive uses the legacy layout of PyTorch 2.5-2.7 (serialized_exported_program.json "
+                "at the zip root), which is not supported yet; only the PT2 archive layout (PyTorch 2.8+) is"
+            )
+        try:
+            self.root = reader.root_folder()
+        except SerializeError as e:
+            raise SerializeError(f"not a PT2 archive: {e}") from None
+        self._torch_saves: dict[str, TorchSaveRecord] = {}
+        self._fd_cache: int | None = None
+
+    def name(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def has(self, rel: str) -> bool:
+        return self.name(rel) in self.reader
+
+    def small(self, rel: str, limit: int = 64) -> str | None:
+        """A short text record (``archive_format``), or None if absent."""
+        if not self.has(rel):
+            return None
+        data = self.reader.view(self.name(rel))
+        return bytes(data[:limit]).decode("utf-8", "replace")
+
+    def models(self) -> list[str]:
+        prefix = self.name("models/")
+        return sorted(n[len(prefix):-5] for n in self.reader.names()
+                      if n.startswith(prefix) and n.endswith(".json") and "/" not in n[len(prefix):])
+
+    def extra_files(self) -> list[tuple[str, int]]:
+        prefix = self.name("extra/")
+        return [(n[len(prefix):], self.reader.entry(n).size) for n in self.reader.names()
+                if n.startswith(prefix) and not n.endswith("/")]
+
+    def program(self, model: str) -> "ProgramRecords":
+        return ProgramRecords(self, model)
+
+    def torch_save(self, record: str) -> TorchSaveRecord:
+        cached = self._torch_saves.get(record)
+        if cached is None:
+            cached = describe_torch_save(self.reader.view(record), record)
+            self._torch_saves[record] = cached
+        return cached
+
+    # ------------------------------------------------------------ streaming reads
+    # Whole-record passes (CRCs, tensor comparisons) read with pread in chunks instead of
+    # through the mapping: pages touched through a mapping stay in this process's resident
+    # set until it ends, pages read with pread only in the page cache.
+
+    def _fd(self) -> int | None:
+        if self._fd_cache is None and self.path is not None:
+            try:
+                self._fd_cache = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            except OSError:
+                self._fd_cache = -1
+        return self._fd_cache if self._fd_cache is not None and self._fd_cache >= 0 else None
+
+    def span(self, record: str, inner: str | None = None) -> tuple[int, int] | None:
+        """(file offset, size) of a stored (uncompressed) record, or of a record inside a
+        stored ``torch.save`` record; None when it cannot be read straight from the file."""
+        e = self.reader.entry(record)
+        if e.method != 0 or self._fd() is None:
+            return None
+        if inner is None:
+            return e.data_offset, e.size
+        ie = self.torch_save(record).reader.entry(inner)
+        return None if ie.method != 0 else (e.data_offset + ie.data_offset, ie.size)
+
+    def chunks(self, offset: int, length: int, chunk: int = 16 << 20) -> Iterator[memoryview]:
+        """``length`` bytes of the file from ``offset`` (see :meth:`span`), in pieces."""
+        fd = self._fd()
+        end = offset + length
+        while offset < end:
+            data = os.pread(fd, min(chunk, end - offset), offset)
+            if not data:
+                raise SerializeError(f"{self.path}: the file ended at byte {offset} (it changed while being read?)")
+            offset += len(data)
+            yield memoryview(data)
+
+    def record_chunks(self, record: str, chunk: int = 16 << 20) -> Iterator[memoryview]:
+        span = self.span(record)
+        if span is None:
+            view = self.reader.view(record)
+            for i in range(0, view.nbytes, chunk):
+                yield view[i:i + chunk]
+        else:
+            yield from self.chunks(span[0], span[1], chunk)
+
+    def close(self) -> None:
+        if self._fd_cache is not None and self._fd_cache >= 0:
+            os.close(self._fd_cache)
+        self._fd_cache = None
+        self.reader.close()
+
+
+def open_archive(path: str | os.PathLike) -> Pt2Archive:
+    """Open ``path`` (mapped, nothing read but the zip directory); ``SerializeError`` if unreadable."""
+    if os.path.isdir(path):
+        raise SerializeError(f"{os.fspath(path)} is a folder, not an archive")
+    reader = ArchiveReader(path)
+    try:
+        return Pt2Archive(reader, os.fspath(path))
+    except SerializeError:
+        reader.close()
+        raise
+
+
+Problems = list  # of Problem
+
+
+class ProgramRecords:
+    """The records of one program: its document, payload configs and sample inputs."""
+
+    def __init__(self, archive: Pt2Archive, model: str) -> None:
+        self.archive = archive
+        self.model = model
+        self.document_record = archive.name(f"models/{model}.json")
+        self.sample_record = archive.name(f"data/sample_inputs/{model}.pt")
+
+    def raw_document(self) -> Any:
+        view = self.archive.reader.view(self.document_record, max_size=MAX_DOCUMENT_BYTES)
+        return codec.loads_json(view, max_bytes=MAX_DOCUMENT_BYTES, what="program document")
+
+    def document(self) -> schema.ExportedProgram:
+        from .upgrade import decode_program
+
+        return decode_program(self.raw_document())
+
+    def storage_format(self, folder: str) -> str | None:
+        base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
+        if self.archive.has(f"{base}{self.model}.pt"):  # checked first, as the loader does
+            return "torch_save"
+        if self.archive.has(f"{base}{self.model}_{folder}_config.json"):
+            return "raw"
+        return None
+
+    def config_record(self, folder: str) -> str:
+        base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
+        fmt = self.storage_format(folder)
+        rel = f"{base}{self.model}.pt" if fmt == "torch_save" else f"{base}{self.model}_{folder}_config.json"
+        return self.archive.name(rel)
+
+    def entries(self, folder: str, problems: Problems) -> list[TensorEntry]:
+        """The entries of ``folder`` ("weights" or "constants"); problems are appended, not raised."""
+        fmt = self.storage_format(folder)
+        record = self.config_record(folder)
+        if fmt is None:
+            problems.append(Problem(f"the program has no {folder} config (record missing)", record, record))
+            return []
+        try:
+            if fmt == "raw":
+                return self._raw_entries(folder, record, problems)
+            return self._torch_save_entries(folder, record, problems)
+        except SerializeError as e:
+            problems.append(Problem(str(e), record, record))
+            return []
+
+    # ------------------------------------------------------------------ raw configs
+
+    def _raw_entries(self, folder: str, record: str, problems: Problems) -> list[TensorEntry]:
+        raw = codec.loads_json(self.archive.reader.view(record, max_size=MAX_CONFIG_BYTES),
+                               max_bytes=MAX_CONFIG_BYTES, what="payload config")
+        config = raw.get("config") if isinstance(raw, dict) else None
+        if not isinstance(config, dict):
+            if not isinstance(raw, dict):
+                problems.append(Problem(f"Expected `object` (PayloadConfig), got `{codec._json_type(raw)}`", "$", record))
+            elif "config" not in raw:
+                problems.append(Problem("Object missing required field `config`", "$", record))
+            else:
+                problems.append(Problem(f"Expected `object`, got `{codec._json_type(config)}`", "$.config", record))
+            return []
+        base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
+        out = []
+        for fqn, item in config.items():
+            where = f"$.config{key_path(fqn)}"
+            try:
+                meta = codec.from_dict(schema.PayloadMeta, item)
+            except SerializeError as e:
+                inner = getattr(e, "path", None) or "$"
+                problems.append(Problem(getattr(e, "message", str(e)), where + inner[1:], record))
+                continue
+            path = meta.path_name
+            if not path or "/" in path or "\\" in path or path in (".", ".."):
+                problems.append(Problem(f"path_name {path!r} is not a record name", f"{where}.path_name", record))
+                continue
+            own = self.archive.name(f"{base}{path}")
+            kind = "tensor"
+            if path.startswith("custom_obj_"):
+                kind = "custom_obj"
+            elif path.startswith("opaque_obj_"):
+                kind = "opaque_obj"
+            elif meta.use_pickle:
+                kind = "pickled_tensor"
+            entry = TensorEntry(fqn, folder, kind, own, is_param=meta.is_param)
+            if own not in self.archive.reader:
+                problems.append(Problem(f"entry {fqn!r} names record {path!r}, which is missing",
+                                        f"{where}.path_name", record))
+                entry.record = None
+            else:
+                entry.record_size = self.archive.reader.entry(own).size
+            shares = item.get(SHARES_KEY) if isinstance(item, dict) else None
+            if shares is not None and kind == "tensor":
+                target = self.archive.name(shares) if isinstance(shares, str) else None
+                if target is None or not shares.startswith((WEIGHTS_DIR, CONSTANTS_DIR)) or target not in self.archive.reader:
+                    problems.append(Problem(f"`{SHARES_KEY}` names {shares!r}, which is not a tensor record "
+                                            "of this archive", f"{where}.{SHARES_KEY}", record))
+                else:
+                    entry.own_record, entry.record = entry.record, target
+                    entry.record_size = self.archive.reader.entry(target).size
+            tm = meta.tensor_meta
+            if tm is not None:
+                dt = DTYPES.get(tm.dtype)
+                entry.dtype = dt.name if dt else f"ScalarType({int(tm.dtype)})"
+                entry.sizes = [sym_text(s) for s in tm.sizes]
+                entry.strides = [sym_text(s) for s in tm.strides]
+                entry.storage_offset = sym_text(tm.storage_offset)
+                entry.requires_grad = tm.requires_grad
+                entry.device = device_text(tm.device)
+                if kind == "tensor":
+                    problems.extend(tensor_problems(entry, tm, where, record, self.archive.reader.size))
+            elif kind in ("tensor", "pickled_tensor"):
+                problems.append(Problem(f"tensor entry {fqn!r} has no tensor_meta", f"{where}.tensor_meta", record))
+            out.append(entry)
+        return out
+
+    # ------------------------------------------------------------- torch.save configs
+
+    def _torch_save_entries(self, folder: str, record: str, problems: Problems) -> list[TensorEntry]:
+        ts = self.archive.torch_save(record)
+        value = ts.value
+        if not isinstance(value, dict):
+            problems.append(Problem(f"expected a dict of tensors, got {type(value).__name__}", record, record))
+            return []
+        out = []
+        for fqn, t in value.items():
+            if not isinstance(t, TensorInfo):
+                problems.append(Problem(f"entry {fqn!r} is a {type(t).__name__}, not a tensor", record, record))
+                continue
+            entry = TensorEntry(str(fqn), folder, "tensor", record, dtype=t.dtype, sizes=list(t.sizes),
+                                strides=list(t.strides), storage_offset=t.offset, is_param=t.is_param,
+                                requires_grad=t.requires_grad, device=t.device)
+            if t.storage is not None:
+                entry.inner = f"{ts.root}/data/{t.storage}"
+                entry.record_size = ts.reader.entry(entry.inner).size
+            out.append(entry)
+        return out
+
+
+def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, record: str,
+                    archive_size: int = 0) -> list[Problem]:
+    """Geometry of a raw tensor entry against its dtype and storage record."""
+    out: list[Problem] = []
+    P = lambda message, at: Problem(message, at, record)  # noqa: E731
+    if tm.dtype not in DTYPES:
+        out.append(P(f"dtype {int(tm.dtype)} ({tm.dtype.name}) has no storage format", f"{where}.tensor_meta.dtype"))
+        return out
+    if tm.layout != schema.Layout.Strided:
+        out.append(P(f"layout {tm.layout.name} is not a strided tensor", f"{where}.tensor_meta.layout"))
+    if not entry.concrete:
+        out.append(P("stored tensors need concrete sizes, strides and offset, found a symbolic one",
+                    f"{where}.tensor_meta"))
+        return out
+    if len(entry.sizes) != len(entry.strides):
+        out.append(P(f"{len(entry.sizes)} sizes but {len(entry.strides)} strides", f"{where}.tensor_meta.strides"))
+        return out
+    if len(entry.sizes) > MAX_DIMS:
+        out.append(P(f"{len(entry.sizes)} dimensions, over the limit of {MAX_DIMS}", f"{where}.tensor_meta.sizes"))
+        return out
+    for field_, values in (("sizes", entry.sizes), ("strides", entry.strides)):
+        for i, v in enumerate(values):
+            if v < 0:
+                out.append(P(f"negative value {v}", f"{where}.tensor_meta.{field_}[{i}]"))
+    if entry.storage_offset < 0:
+        out.append(P(f"negative storage offset {entry.storage_offset}", f"{where}.tensor_meta.storage_offset"))
+    if out or entry.record is None:
+        return out
+    itemsize = DTYPES[tm.dtype].itemsize
+    span = entry.span()
+    if entry.device.split(":")[0] not in DEVICE_TYPES:
+        out.append(Problem(f"device type {tm.device.type!r} is not one PyTorch knows; loading needs a backend "
+                           "registered under that name", f"{where}.tensor_meta.device", record, level="warning"))
+    if entry.device == "meta":
+        return out
+    if entry.record_size == 0:  # fake tensors: PyTorch writes an empty record and reads zeros back
+        if span > MAX_ZERO_FILL + archive_size:
+            out.append(P(f"the record is empty but the tensor needs {span} bytes", f"{where}.tensor_meta"))
+        return out
+    if span > entry.record_size:
+        out.append(P(
+            f"a {entry.dtype} tensor of size {entry.sizes}, stride {entry.strides} and storage offset "
+            f"{entry.storage_offset} needs {span} bytes but record {entry.record.rsplit('/', 1)[1]!r} holds "
+            f"{entry.record_size}", f"{where}.tensor_meta"))
+    elif entry.record_size % itemsize:
+        out.append(Problem(f"record holds {entry.record_size} bytes, not a whole number of {itemsize}-byte "
+                           f"{entry.dtype} elements", entry.record, entry.record))
+    return out
+
+
+PICKLE_KINDS = {"custom_obj": "a custom object (TorchScript pickle)", "opaque_obj": "an opaque object (pickle)",
+                "pickled_tensor": "a tensor stored with torch.save (pickle)"}
+
+
+def entry_globals(archive: Pt2Archive, entry: TensorEntry) -> list[str] | None:
+    """What the pickle of a pickled entry names (see :func:`pickle_globals`)."""
+    record = entry.own_record or entry.record
+    if record is None or record not in archive.reader:
+        return None
+    try:
+        return pickle_globals(archive.reader.view(record))
+    except SerializeError:
+        return None
+
+
+def storage_view(archive: Pt2Archive, entry: TensorEntry) -> memoryview:
+    """The bytes of the storage behind ``entry`` (a view of the mapped file, no copy)."""
+    if entry.record is None:
+        raise SerializeError(f"entry {entry.name!r} has no storage record")
+    if entry.inner is not None:
+        return archive.torch_save(entry.record).reader.view(entry.inner)
+    return archive.reader.view(entry.record)
+
+
+def tensor_chunks(archive: Pt2Archive, entry: TensorEntry, chunk: int = 16 << 20) -> Iterator[memoryview]:
+    """The tensor's elements in logical order (see :func:`element_chunks`); contiguous tensors
+    stored uncompressed are read from the file in chunks rather than through the mapping."""
+    if entry.contiguous() and entry.numel:
+        span = archive.span(entry.record, entry.inner)
+        if span is not None:
+            item = BY_NAME[entry.dtype].itemsize
+            yield from archive.chunks(span[0] + entry.storage_offset * item, entry.numel * item,
+                                      max(item, chunk - chunk % item))
+            return
+    yield from element_chunks(storage_view(archive, entry), entry, chunk)
+
+
+def element_chunks(data: memoryview, entry: TensorEntry, chunk: int = 16 << 20) -> Iterator[memoryview]:
+    """The tensor's elements in logical (row-major) order, as byte chunks of about ``chunk`` bytes.
+
+    Contiguous tensors are sliced without copying; other layouts are gathered row by row.
+    The caller has checked the geometry (``tensor_problems``) against ``data``.
+    """
+    dt = BY_NAME[entry.dtype]
+    item = dt.itemsize
+    n = entry.numel
+    if n == 0:
+        return
+    start = entry.storage_offset * item
+    if entry.contiguous():
+        total = n * item
+        step = max(item, chunk - chunk % item)
+        for i in range(0, total, step):
+            yield data[start + i:start + min(i + step, total)]
+        return
+    sizes, strides = entry.sizes, entry.strides
+    inner_n, inner_s = sizes[-1], strides[-1]
+    outer = sizes[:-1]
+    buf = bytearray()
+    index = [0] * len(outer)
+    while True:
+        base = entry.storage_offset + sum(i * s for i, s in zip(index, strides))
+        if inner_s == 1:
+            buf += data[base * item:(base + inner_n) * item]
+        else:
+            for j in range(inner_n):
+                at = (base + j * inner_s) * item
+                buf += data[at:at + item]
+        if len(buf) >= chunk:
+            yield memoryview(bytes(buf))
+            buf = bytearray()
+        k = len(outer) - 1
+        while k >= 0:
+            index[k] += 1
+            if index[k] < outer[k]:
+                break
+            index[k] = 0
+            k -= 1
+        if k < 0:
+            break
+    if buf:
+        yield memoryview(bytes(buf))
+

@@ -1,0 +1,257 @@
+"""`pt2serde diff` (torch-free subprocess) on pairs of archives with known differences."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+import pt2serde
+from cli_support import CORPUS, edit_json, run_batch, run_cli, run_cli_json
+
+DOC = "models/model.json"
+
+
+class Net(torch.nn.Module):
+    def __init__(self, act: str = "relu", width: int = 4, extra: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.act = act
+        self.fc = torch.nn.Linear(8, width)
+        self.out = torch.nn.Linear(width, 2)
+        self.register_buffer("bf16", torch.ones(3, 5, dtype=torch.bfloat16))
+        self.register_buffer("f16", torch.linspace(0, 1, 7).half())
+        self.register_buffer("f64", torch.linspace(0, 1, 3).double())
+        self.register_buffer("i32", torch.arange(6, dtype=torch.int32))
+        self.register_buffer("i64", torch.arange(2, dtype=torch.int64))
+        self.register_buffer("flags", torch.tensor([True, False, True, False, True]))
+        self.register_buffer("f8", torch.zeros(4).to(torch.float8_e4m3fn))
+        self.tr = torch.arange(12.0).reshape(3, 4).t()  # a non-contiguous lifted constant
+        if extra:
+            self.register_buffer("extra", torch.zeros(2))
+
+    def forward(self, x):
+        h = self.fc(x)
+        h = torch.relu(h) if self.act == "relu" else torch.nn.functional.gelu(h)
+        return self.out(h) + self.tr.sum()
+
+
+def _export(model: torch.nn.Module, dynamic: bool = True) -> torch.export.ExportedProgram:
+    dims = {"x": {0: torch.export.Dim("batch", min=2, max=16)}} if dynamic else None
+    return torch.export.export(model.eval(), (torch.randn(4, 8),), dynamic_shapes=dims)
+
+
+def _changed_values(model: Net) -> None:
+    with torch.no_grad():
+        model.fc.weight[1, 2] += 0.5
+        model.bf16[0, 0] = 2.0
+        model.f16[3] += 0.25
+        model.f64[1] += 1e-9
+        model.i32[2] += 7
+        model.i64[1] += 2**40
+        model.flags[1] = True
+        model.f8[2] = 1.0
+        model.tr[3, 2] += 3.0  # storage element 2*4+3 of the transposed view
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("diff")
+    paths = {}
+
+    def save(name: str, ep, **kw) -> None:
+        paths[name] = str(folder / f"{name}.pt2")
+        pt2serde.save(ep, paths[name], **kw)
+
+    base = Net()
+    save("a", _export(base), extra_files={"notes.txt": "v1"})
+    save("a_again", _export(Net()), extra_files={"notes.txt": "v1"})
+    changed = Net()
+    _changed_values(changed)
+    save("values", _export(changed), extra_files={"notes.txt": "v2", "new.txt": "x"})
+    save("gelu", _export(Net(act="gelu")), extra_files={"notes.txt": "v1"})
+    save("wider", _export(Net(width=5, extra=True)), extra_files={"notes.txt": "v1"})
+    save("static", _export(Net(), dynamic=False), extra_files={"notes.txt": "v1"})
+    return paths
+
+
+def _rename_values(doc: dict) -> dict:
+    """Every graph value and node renamed (v0, v1, ...), consistently: the same program."""
+    text = json.dumps(doc)
+    g = doc["graph_module"]["graph"]
+    names = [n for n in g["tensor_values"] if not n.startswith(("p_", "b_", "c_")) and n != "x"]
+    for i, name in enumerate(sorted(names, key=len, reverse=True)):
+        text = text.replace(f'"{name}"', f'"renamed_{i}"')
+    return json.loads(text)
+
+
+def test_identical_programs(archives, tmp_path):
+    renamed = edit_json(archives["a"], str(tmp_path / "renamed.pt2"), DOC, _rename_values)
+    results = run_batch([["diff", archives["a"], archives["a_again"]], ["diff", archives["a"], renamed],
+                         ["diff", archives["a"], archives["a"]]])
+    for code, out, err in results:
+        assert (code, err) == (0, "")
+        assert out.endswith("hold the same programs, weights and extra files\n")
+
+
+def test_renamed_document_really_differs(archives, tmp_path):
+    """The rename above must change the document, or the test above proves nothing."""
+    from cli_support import records
+
+    renamed = edit_json(archives["a"], str(tmp_path / "renamed.pt2"), DOC, _rename_values)
+    before, after = records(archives["a"])[DOC], records(renamed)[DOC]
+    assert before != after and b'"renamed_0"' in after and b'"relu"' in before and b'"relu"' not in after
+
+
+def test_changed_values(archives):
+    code, report = run_cli_json("diff", archives["a"], archives["values"])
+    assert code == 1 and report["equal"] is False
+    changes = {(c["section"], c["kind"], c["subject"]): c["detail"] for c in report["changes"]}
+    assert changes == {
+        ("weights", "changed", "fc.weight"): "values differ in 1 of 32 elements, max abs diff 0.5",
+        ("weights", "changed", "bf16"): "values differ in 1 of 15 elements, max abs diff 1",
+        ("weights", "changed", "f16"): "values differ in 1 of 7 elements, max abs diff 0.25",
+        ("weights", "changed", "f64"): "values differ in 1 of 3 elements, max abs diff 1e-09",
+        ("weights", "changed", "i32"): "values differ in 1 of 6 elements, max abs diff 7",
+        ("weights", "changed", "i64"): "values differ in 1 of 2 elements, max abs diff 1,099,511,627,776",
+        ("weights", "changed", "flags"): "values differ in 1 of 5 elements, max abs diff 1",
+        ("weights", "changed", "f8"): "values differ in 1 of 4 elements",
+        ("constants", "changed", "tr"): "values differ in 1 of 12 elements, max abs diff 3",
+        ("extra_files", "changed", "notes.txt"): "contents differ",
+        ("extra_files", "added", "new.txt"): "",
+    }
+    i64 = next(c for c in report["changes"] if c["subject"] == "i64")
+    assert i64["data"] == {"differ": 1, "elements": 2, "max_abs_diff": 2**40}
+
+
+def test_changed_values_without_numpy(archives):
+    """The pure-Python decoders give the same answers as numpy's."""
+    with_np = run_cli("diff", archives["a"], archives["values"])
+    without = run_cli("diff", archives["a"], archives["values"], prelude="import sys; sys.modules['numpy'] = None\n")
+    assert with_np.returncode == without.returncode == 1
+    assert without.stdout == with_np.stdout
+    assert "    ~ bf16: values differ in 1 of 15 elements, max abs diff 1" in without.stdout.splitlines()
+
+
+def test_human_output(archives):
+    proc = run_cli("diff", archives["a"], archives["values"])
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "diff a.pt2 -> values.pt2: 11 differences"
+    assert "\x1b[" not in proc.stdout
+    i = lines.index("program model")
+    assert lines[i + 1] == "  weights"
+    assert lines[i + 2] == "    ~ bf16: values differ in 1 of 15 elements, max abs diff 1"
+    assert "  constants" in lines and "    ~ tr: values differ in 1 of 12 elements, max abs diff 3" in lines
+    assert lines[-4:] == ["archive", "  extra files", "    + new.txt", "    ~ notes.txt: contents differ"]  # last
+
+
+def test_graph_change_is_reported_by_operator_and_node(archives):
+    code, report = run_cli_json("diff", archives["a"], archives["gelu"])
+    assert code == 1
+    graph = [c for c in report["changes"] if c["section"] == "graph"]
+    assert [(c["kind"], c["subject"], c["detail"]) for c in graph[:2]] == [
+        ("added", "aten.gelu.default", "0 -> 1 nodes"),
+        ("removed", "aten.relu.default", "1 -> 0 nodes"),
+    ]
+    nodes = graph[2]
+    assert nodes["subject"] == "nodes" and nodes["detail"] == "5 -> 5 nodes"
+    diff = nodes["data"]["diff"]
+    assert "-aten.relu.default(self=%) -> float32[s77, 4]" in [ln.replace(_sym(diff), "s77") for ln in diff]
+    assert any(ln.startswith("+aten.gelu.default(self=%") for ln in diff)
+    assert {c["section"] for c in report["changes"]} == {"graph"}  # weights, signature, metadata unchanged
+
+
+def _sym(lines: list[str]) -> str:
+    import re
+
+    found = re.findall(r"\[(s\d+), ", " ".join(lines))
+    return found[0] if found else "s77"
+
+
+def test_shape_and_entry_changes(archives):
+    code, report = run_cli_json("diff", archives["a"], archives["wider"])
+    assert code == 1
+    changes = {(c["section"], c["kind"], c["subject"]): c["detail"] for c in report["changes"]}
+    assert changes[("weights", "changed", "fc.weight")] == "float32[4, 8] -> float32[5, 8]"
+    assert changes[("weights", "changed", "fc.bias")] == "float32[4] -> float32[5]"
+    assert changes[("weights", "changed", "out.weight")] == "float32[2, 4] -> float32[2, 5]"
+    assert changes[("weights", "added", "extra")] == "float32[2]"
+    assert not [c for c in report["changes"] if c["section"] == "signature"]  # x and the output keep their shapes
+    assert any(c["section"] == "graph" and c["subject"] == "nodes" for c in report["changes"])
+
+
+def test_signature_change(archives):
+    code, report = run_cli_json("diff", archives["a"], archives["static"])
+    assert code == 1
+    sig = [(c["kind"], c["subject"], c["detail"]) for c in report["changes"] if c["section"] == "signature"]
+    (sym,) = {d.split("[")[1].split(",")[0] for _, s, d in sig if s == "input 0 `x`"}
+    assert sig == [
+        ("changed", "input 0 `x`", f"float32[{sym}, 8] -> float32[4, 8]"),
+        ("changed", "output 0 `add`", f"float32[{sym}, 2] -> float32[4, 2]"),
+        ("removed", f"range of `{sym}`", "2..16"),
+    ]
+    assert not [c for c in report["changes"] if c["section"] in ("weights", "constants")]
+
+
+def test_corpus_pairs():
+    mlp = {w: os.path.join(CORPUS, w, "const_view_offset.pt2") for w in ("2.8.0", "2.13.0", "2.14.1")}
+    results = run_batch([["diff", "--json", mlp["2.8.0"], mlp["2.13.0"]], ["diff", "--json", mlp["2.13.0"], mlp["2.14.1"]],
+                         ["diff", mlp["2.14.1"], mlp["2.14.1"]], ["diff", mlp["2.13.0"], os.path.join(CORPUS, "2.5.1",
+                                                                                                   "mlp.pt2")]])
+    (c1, o1, _), (c2, o2, _), (c3, _, _), (c4, o4, e4) = results
+    old_new = json.loads(o1)["changes"]
+    # torch.save storage (2.8.0) against raw records (2.13.0): the same values, views and offsets
+    assert {c["section"] for c in old_new} <= {"metadata", "graph"}
+    assert {(c["subject"], c["detail"]) for c in old_new if c["section"] == "metadata"} == {
+        ("schema version", "8.8 -> 8.20"), ("torch version", "2.8.0+cu128 -> 2.13.0+cpu")}
+    assert c1 == 1
+    assert (c2, [(c["section"], c["subject"]) for c in json.loads(o2)["changes"]]) == (1, [("metadata", "torch version")])
+    assert c3 == 0
+    assert c4 == 2 and o4 == "" and "legacy layout" in e4
+
+
+def test_unreadable_document_exits_2(archives, tmp_path):
+    broken = edit_json(archives["a"], str(tmp_path / "broken.pt2"), DOC, lambda d: d.update(graph_module=3))
+    proc = run_cli("diff", archives["a"], broken)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "cannot compare" in proc.stderr and "Expected `object` (GraphModule), got `int`" in proc.stderr
+
+
+class _Layout(torch.nn.Module):
+    def __init__(self, transposed: bool, bump: bool = False) -> None:
+        super().__init__()
+        w = torch.arange(1000.0).reshape(25, 40)
+        if bump:
+            w[24, 39] += 1.5
+            w[3, 7] -= 0.25
+        self.register_buffer("w", w.t().contiguous().t() if transposed else w)
+
+    def forward(self, x):
+        return x + self.w.sum()
+
+
+def test_values_compared_across_layouts_and_chunks(tmp_path, monkeypatch):
+    """Logical values are compared, whatever the strides, and chunk boundaries do not matter."""
+    from pt2serde import diffing
+    from pt2serde.contents import open_archive
+
+    paths = {}
+    for name, transposed, bump in (("plain", False, False), ("strided", True, False), ("bumped", True, True)):
+        ep = torch.export.export(_Layout(transposed, bump), (torch.ones(1),))
+        paths[name] = str(tmp_path / f"{name}.pt2")
+        pt2serde.save(ep, paths[name])
+    config = json.loads(__import__("cli_support").records(paths["strided"])["data/weights/model_weights_config.json"])
+    assert [s["as_int"] for s in config["config"]["w"]["tensor_meta"]["strides"]] == [1, 25]  # really strided
+    monkeypatch.setattr(diffing, "CHUNK", 96)  # many chunks, cut differently on each side
+    monkeypatch.setattr(diffing, "BLOCK", 40)
+    a, b, c = (open_archive(paths[n]) for n in ("plain", "strided", "bumped"))
+    (meta,) = diffing.diff_archives(a, b)  # the same values; only the layout of the buffer differs
+    assert (meta.section, meta.subject, meta.detail) == ("graph", "tensor metadata", "1 value with different metadata")
+    assert meta.data == {"diff": ["buffer `w`: strides [40, 1] -> [1, 25]"]}
+    (change,) = diffing.diff_archives(b, c)
+    assert (change.section, change.subject, change.detail) == (
+        "weights", "w", "values differ in 2 of 1,000 elements, max abs diff 1.5")
+    for arch in (a, b, c):
+        arch.close()

@@ -1,0 +1,133 @@
+"""inspect, validate and diff never unpickle or execute anything from the file.
+
+The archive built here carries a pickle that runs ``touch MARKER`` when unpickled, in every
+place a PT2 archive holds pickles: the sample inputs (a torch.save zip), a custom object,
+an opaque object and a ``use_pickle`` tensor. The test first proves that the payload is
+live (unpickling it in this process creates the marker), then runs the three commands
+and checks that the marker never appears.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+import pt2serde
+from cli_support import records, rewrite, run_cli
+from pt2serde.archive import ArchiveWriter
+
+CCFG = "data/constants/model_constants_config.json"
+
+
+class _Boom:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def _torch_save_zip(pickled: bytes) -> bytes:
+    buf = io.BytesIO()
+    with ArchiveWriter(buf) as w:
+        w.add("archive/data.pkl", pickled)
+        w.add("archive/version", b"3\n")
+        w.add("archive/byteorder", b"little")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("safety")
+    marker = folder / "MARKER"
+    ep = torch.export.export(torch.nn.Linear(3, 2), (torch.randn(2, 3),))
+    base = str(folder / "base.pt2")
+    pt2serde.save(ep, base)
+
+    def build(name: str, command: str) -> str:
+        payload = pickle.dumps(_Boom(command), protocol=2)
+        config = json.loads(records(base)[CCFG])
+        meta = {"dtype": 7, "sizes": [{"as_int": 2}], "requires_grad": False, "device": {"type": "cpu", "index": None},
+                "strides": [{"as_int": 1}], "storage_offset": {"as_int": 0}, "layout": 7}
+        config["config"].update({
+            "obj": {"path_name": "custom_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None},
+            "opq": {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None},
+            "pk": {"path_name": "tensor_9", "is_param": False, "use_pickle": True, "tensor_meta": meta},
+        })
+        return rewrite(base, str(folder / name), {
+            CCFG: json.dumps(config).encode(),
+            "data/sample_inputs/model.pt": _torch_save_zip(payload),
+        }, add={
+            "data/constants/custom_obj_0": payload,
+            "data/constants/opaque_obj_0": payload,
+            "data/constants/tensor_9": _torch_save_zip(payload),
+        })
+
+    a = build("a.pt2", f"touch {marker}")
+    b = build("b.pt2", f"touch {marker} ")
+    return marker, a, b
+
+
+def test_the_payload_is_live(hostile):
+    """Without this, the tests below could pass with a payload that does nothing."""
+    marker, a, _ = hostile
+    recs = records(a)
+    pickle.loads(recs["data/constants/opaque_obj_0"])
+    assert marker.exists()
+    marker.unlink()
+    torch.load(io.BytesIO(recs["data/sample_inputs/model.pt"]), weights_only=False)  # PyTorch's fallback path
+    assert marker.exists()
+    marker.unlink()
+
+
+def test_inspect_runs_nothing(hostile):
+    marker, a, _ = hostile
+    proc = run_cli("inspect", "--json", a, cwd=str(marker.parent))
+    assert not marker.exists()
+    assert proc.returncode == 0, proc.stderr
+    (p,) = json.loads(proc.stdout)["programs"]
+    # what each pickle would call is read from its opcodes, not by running it
+    assert p["needs_allow_pickle"] == [
+        {"name": "obj", "kind": "custom_obj", "record": "base/data/constants/custom_obj_0", "globals": ["posix.system"]},
+        {"name": "opq", "kind": "opaque_obj", "record": "base/data/constants/opaque_obj_0", "globals": ["posix.system"]},
+        {"name": "pk", "kind": "pickled_tensor", "record": "base/data/constants/tensor_9", "globals": ["posix.system"]},
+    ]
+    si = p["sample_inputs"]
+    assert si["summary"] is None
+    assert si["note"].startswith("not summarised: reading it would need unpickling (GLOBAL posix.system is not "
+                                 "an allowed global at byte ")
+    human = run_cli("inspect", a, cwd=str(marker.parent))
+    assert not marker.exists()
+    assert ("  needs allow_pickle: obj (custom obj, base/data/constants/custom_obj_0); its pickle names posix.system"
+            in human.stdout.splitlines())
+
+
+def test_validate_runs_nothing(hostile):
+    marker, a, _ = hostile
+    proc = run_cli("validate", "--json", a, cwd=str(marker.parent))
+    assert not marker.exists()
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["valid"] is True  # pickles are warnings: loadable with allow_pickle
+    messages = [p["message"] for p in report["problems"]]
+    assert all(p["level"] == "warning" for p in report["problems"])
+    names = "; its pickle names posix.system"
+    assert "`obj` is a custom object (TorchScript pickle); loading it needs allow_pickle=True" + names in messages
+    assert "`opq` is an opaque object (pickle); loading it needs allow_pickle=True" + names in messages
+    assert "`pk` is a tensor stored with torch.save (pickle); loading it needs allow_pickle=True" + names in messages
+    assert any(m.startswith("sample inputs cannot be read without unpickling (GLOBAL posix.system") for m in messages)
+
+
+def test_diff_runs_nothing(hostile):
+    marker, a, b = hostile
+    proc = run_cli("diff", "--json", a, b, cwd=str(marker.parent))
+    assert not marker.exists()
+    assert proc.returncode == 1, proc.stderr
+    changes = {(c["section"], c["subject"]): c["detail"] for c in json.loads(proc.stdout)["changes"]}
+    assert changes == {("constants", "obj"): "stored object bytes differ",
+                       ("constants", "opq"): "stored object bytes differ",
+                       ("constants", "pk"): "stored object bytes differ"}

@@ -1,0 +1,252 @@
+"""`pt2serde validate` (torch-free subprocess) on sound and broken archives; the checker collects every problem."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+import pt2serde
+from cli_support import (CORPUS, LEGACY_WRITERS, corpus_archives, edit_json, records, rewrite, run_batch, run_cli,
+                         run_cli_json)
+from pt2serde import check, schema
+from pt2serde.archive import ArchiveReader
+
+DOC = "models/model.json"
+WCFG = "data/weights/model_weights_config.json"
+
+
+class Small(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 4)
+        self.register_buffer("running", torch.ones(4))
+
+    def forward(self, x):
+        return (self.fc(x) + self.running).relu()
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    ep = torch.export.export(Small(), (torch.randn(4, 8),),
+                             dynamic_shapes={"x": {0: torch.export.Dim("b", min=2, max=32)}})
+    path = str(tmp_path_factory.mktemp("validate") / "base.pt2")
+    pt2serde.save(ep, path)
+    return path
+
+
+@pytest.fixture
+def out(tmp_path):
+    return lambda name: str(tmp_path / name)
+
+
+def _problems(path: str) -> tuple[int, list[str]]:
+    code, report = run_cli_json("validate", path)
+    return code, [f"{p['level']}: {p['message']} @ {p['where']}" for p in report["problems"]]
+
+
+def test_sound_archive_is_valid(base):
+    proc = run_cli("validate", base)
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout == "base.pt2: valid (1 program, 11 records, CRCs checked)\n"
+    code, report = run_cli_json("validate", base)
+    assert code == 0 and report == {"file": base, "valid": True, "programs": ["model"], "problems": []}
+
+
+def test_every_corpus_archive_is_valid():
+    archives = corpus_archives()
+    results = run_batch([["validate", "--json", path] for path, _ in archives])
+    for (path, _), (code, stdout, stderr) in zip(archives, results):
+        report = json.loads(stdout)
+        assert (code, report["problems"]) == (0, []), os.path.relpath(path, CORPUS)
+
+
+@pytest.mark.parametrize("writer", LEGACY_WRITERS)
+def test_legacy_layout_exits_2(writer):
+    proc = run_cli("validate", os.path.join(CORPUS, writer, "conv_bn_eval.pt2"))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "legacy layout" in proc.stderr and "not supported yet" in proc.stderr
+
+
+def test_unreadable_file_exits_2(tmp_path):
+    path = tmp_path / "empty.pt2"
+    path.write_bytes(b"")
+    proc = run_cli("validate", str(path))
+    assert proc.returncode == 2 and "archive is empty (0 bytes)" in proc.stderr
+
+
+def test_semantic_problems_are_all_reported(base, out):
+    def damage(doc):
+        gm = doc["graph_module"]
+        g = gm["graph"]
+        g["nodes"][1]["inputs"][1]["arg"]["as_tensor"]["name"] = "ghost"  # add(linear, ghost)
+        g["tensor_values"]["linear"]["strides"] = []
+        gm["signature"]["input_specs"][0]["parameter"]["parameter_name"] = "fc.missing"
+        doc["range_constraints"]["s77"]["min_val"] = 40
+        g["outputs"][0]["as_tensor"]["name"] = "add"  # no longer matches the output spec
+
+    path = edit_json(base, out("semantic.pt2"), DOC, damage)
+    code, problems = _problems(path)
+    assert code == 1
+    assert problems == [
+        "error: `ghost` is used but never defined @ $.graph_module.graph.nodes[1].inputs[1].arg",
+        "error: 2 sizes but 0 strides @ $.graph_module.graph.tensor_values.linear.strides",
+        "error: output spec 0 (user_output) names `relu` but graph output 0 is `add` "
+        "@ $.graph_module.signature.output_specs[0].user_output.arg",
+        "error: range of `s77` is empty: min 40 > max 32 @ $.range_constraints.s77",
+        "error: parameter `fc.missing` (input spec 0) is not stored in the weights config "
+        "@ base/data/weights/model_weights_config.json",
+    ]
+
+
+def test_use_before_definition_and_double_definition(base, out):
+    def damage(doc):
+        nodes = doc["graph_module"]["graph"]["nodes"]
+        nodes[0]["inputs"][0]["arg"]["as_tensor"]["name"] = "add"  # linear(add, ...) but add comes later
+        nodes[2]["outputs"][0]["as_tensor"]["name"] = "linear"  # relu redefines linear
+
+    code, problems = _problems(edit_json(base, out("order.pt2"), DOC, damage))
+    assert code == 1
+    assert problems[:2] == [
+        "error: `add` is used before it is defined (at $.graph_module.graph.nodes[1].outputs[0]) "
+        "@ $.graph_module.graph.nodes[0].inputs[0].arg",
+        "error: value `linear` is defined twice (first at $.graph_module.graph.nodes[0].outputs[0]) "
+        "@ $.graph_module.graph.nodes[2].outputs[0]",
+    ]
+
+
+def test_schema_shape_problems_are_all_reported(base, out):
+    def damage(doc):
+        g = doc["graph_module"]["graph"]
+        g["nodes"][0]["target"] = 7
+        del g["nodes"][1]["outputs"]
+        g["inputs"][0] = {"as_bogus": 1}
+        g["tensor_values"]["x"]["dtype"] = 99
+
+    code, problems = _problems(edit_json(base, out("shape.pt2"), DOC, damage))
+    assert code == 1
+    known = ", ".join(schema.Argument.MEMBERS)
+    assert problems == [
+        f"error: Unknown tag `as_bogus` for union `Argument` (known: {known}) @ $.graph_module.graph.inputs[0]",
+        "error: Expected `str`, got `int` @ $.graph_module.graph.nodes[0].target",
+        "error: Object missing required field `outputs` @ $.graph_module.graph.nodes[1]",
+        "error: Invalid enum value 99 for `ScalarType` (expected one of 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, "
+        "12, 13, 28, 29, 30, 31, 32, 33, 34, 35) @ $.graph_module.graph.tensor_values.x.dtype",
+    ]
+
+
+def test_payload_problems(base, out):
+    recs = records(base)
+    config = json.loads(recs[WCFG])
+    weight = config["config"]["fc.weight"]["path_name"]
+    config["config"]["fc.bias"]["tensor_meta"]["dtype"] = 6  # float16: stored bytes still suffice
+    config["config"]["running"]["path_name"] = "weight_99"
+    path = rewrite(base, out("payload.pt2"), {f"data/weights/{weight}": b"\0" * 10, WCFG: json.dumps(config).encode()})
+    code, problems = _problems(path)
+    assert code == 1
+    assert problems == [
+        f"error: a float32 tensor of size [4, 8], stride [8, 1] and storage offset 0 needs 128 bytes but record "
+        f"'{weight}' holds 10 @ $.config.fc.weight.tensor_meta",
+        "error: entry 'running' names record 'weight_99', which is missing @ $.config.running.path_name",
+        "error: `fc.bias` is stored as float16[4] but the graph input `p_fc_bias` is float32[4] @ $.config.fc.bias",
+    ]
+    proc = run_cli("validate", path)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "payload.pt2: invalid, 3 errors (1 program, 11 records)"
+    assert lines[1] == "  base/data/weights/model_weights_config.json"
+    assert lines[2].startswith("    error: a float32 tensor of size [4, 8]")
+    assert lines[2].endswith(" @ $.config.fc.weight.tensor_meta")
+
+
+def test_version_rules(base, out):
+    major = edit_json(base, out("major.pt2"), DOC, lambda d: d["schema_version"].update(major=9, minor=0))
+    newer = edit_json(base, out("newer.pt2"), DOC, lambda d: (d["schema_version"].update(minor=99),
+                                                              d.update(brand_new={"x": 1}),
+                                                              d["graph_module"]["graph"]["nodes"][0].update(extra=5)))
+    harmless = edit_json(base, out("harmless.pt2"), DOC, lambda d: (d["schema_version"].update(minor=99),
+                                                                   d.update(brand_new=None)))
+    results = run_batch([["validate", "--json", p] for p in (major, newer, harmless)])
+    reports = [json.loads(r[1]) for r in results]
+    assert [r[0] for r in results] == [1, 1, 0]
+    assert [(p["message"], p["where"]) for p in reports[0]["problems"]] == [(
+        "Serialized schema version 9.0 does not match our current schema version 8.20: documents of major "
+        "version 9 cannot be read by this reader", "$.schema_version")]
+    assert [(p["message"], p["where"]) for p in reports[1]["problems"]] == [
+        ("Document of schema version 8.99 uses field `extra`, unknown to schema 8.20",
+         "$.graph_module.graph.nodes[0].extra"),
+        ("Document of schema version 8.99 uses field `brand_new`, unknown to schema 8.20", "$.brand_new"),
+    ]
+
+
+def test_archive_level_problems(base, out):
+    path = rewrite(base, out("markers.pt2"), {"archive_format": b"zip", "archive_version": None, DOC: b"{not json",
+                                              "data/sample_inputs/model.pt": None})
+    code, problems = _problems(path)
+    assert code == 1
+    assert problems == [
+        "error: holds 'zip', not 'pt2' @ base/archive_format",
+        "error: missing @ base/archive_version",
+        "error: program document is not valid JSON: Expecting property name enclosed in double quotes "
+        "(line 1, column 2) @ base/models/model.json",
+        "error: sample inputs record is missing @ base/data/sample_inputs/model.pt",
+    ]
+    empty = rewrite(base, out("empty.pt2"), {DOC: None})
+    code, problems = _problems(empty)
+    assert (code, problems) == (1, ["error: the archive holds no program (no models/<name>.json record) "
+                                    "@ base/models/"])
+
+
+def test_crc_mismatch_found_and_skippable(base, out):
+    data = bytearray(open(base, "rb").read())
+    reader = ArchiveReader(base)
+    entry = reader.entry("base/data/weights/weight_0")
+    reader.close()
+    data[entry.data_offset + 5] ^= 0xFF
+    path = out("crc.pt2")
+    open(path, "wb").write(bytes(data))
+    code, problems = _problems(path)
+    assert (code, problems) == (1, ["error: CRC-32 does not match the stored checksum: the record is corrupt "
+                                    "@ base/data/weights/weight_0"])
+    proc = run_cli("validate", "--no-crc", path)
+    assert proc.returncode == 0 and proc.stdout == "crc.pt2: valid (1 program, 11 records)\n"
+
+
+def test_pickled_entries_are_warnings(tmp_path):
+    import programs  # the corpus program with a TorchScript object attribute (loads the test library)
+
+    ep = programs.exported("torchbind_attribute", "export")
+    path = str(tmp_path / "obj.pt2")
+    pt2serde.save(ep, path)
+    proc = run_cli("validate", path)
+    assert proc.returncode == 0
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("obj.pt2: valid, 1 warning (1 program, ")
+    assert lines[1:] == ["  obj/data/constants/model_constants_config.json",
+                         "    warning: `counter` is a custom object (TorchScript pickle); loading it needs "
+                         "allow_pickle=True; its pickle names __torch__.torch.classes._TorchScriptTesting._Foo, "
+                         "torch.jit._pickle.build_intlist @ obj/data/constants/custom_obj_0"]
+
+
+# ------------------------------------------------------------------ the API (in-process)
+
+
+def test_check_program_api_collects_everything(base):
+    doc = pt2serde.from_dict(schema.ExportedProgram, json.loads(records(base)[DOC]))
+    assert check.check_program(doc) == []
+    doc.graph_module.graph.nodes[0].inputs[0].arg.as_tensor.name = "nope"
+    doc.graph_module.graph.nodes[2].target = ""
+    problems = check.check_program(doc, "m.json")
+    assert [str(p) for p in problems] == [
+        "`nope` is used but never defined @ $.graph_module.graph.nodes[0].inputs[0].arg",
+        "node has an empty target @ $.graph_module.graph.nodes[2].target",
+    ]
+    assert all(p.record == "m.json" and p.level == "error" for p in problems)
+
+
+def test_check_archive_api(base):
+    reader = ArchiveReader(base)
+    assert check.check_archive(reader) == []
+    reader.close()

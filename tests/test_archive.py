@@ -1057,3 +1057,69 @@ def test_records_and_offsets_beyond_4gib(tmp_path):
     got = loaded.state_dict["big"]
     assert got.numel() == size and all(got[i].item() == v for i, v in marks.items())
     torch.testing.assert_close(loaded.module()(torch.zeros(16)), expected)
+
+
+# ------------------------------------------------------- example inputs the safe reader cannot build
+
+from collections import namedtuple as _namedtuple  # noqa: E402
+
+Pair = _namedtuple("Pair", "a b")
+torch.utils._pytree._register_namedtuple(Pair, serialized_type_name="test_archive.Pair")
+
+
+class _Holder:
+    """A user class PyTorch pickles by reference: only unpickling could rebuild it."""
+
+    def __init__(self, t):
+        self.t = t
+
+
+class _PairModel(torch.nn.Module):
+    def forward(self, p):
+        return p.a + p.b
+
+
+class _HolderModel(torch.nn.Module):
+    def forward(self, x, scale):
+        return x * 2
+
+
+def test_unregistered_namedtuple_input_is_a_clear_error():
+    Loose = _namedtuple("Loose", "a b")
+
+    class M(torch.nn.Module):
+        def forward(self, p):
+            return p.a + p.b
+
+    ep = torch.export.export(M(), (Loose(torch.ones(1), torch.ones(1)),))
+    with pytest.raises(pt2serde.SerializeError, match=r"namedtuple .*Loose has no serialized type name: register it"):
+        pt2serde.save(ep, io.BytesIO())
+
+
+def test_namedtuple_example_inputs_are_rebuilt_without_unpickling():
+    p = Pair(torch.ones(2), torch.arange(2.0))
+    ep = torch.export.export(_PairModel(), (p,))
+    buf = io.BytesIO()
+    pt2serde.save(ep, buf)
+    loaded = pt2serde.load(buf)
+    (got,), kwargs = loaded.example_inputs
+    assert type(got) is Pair and torch.equal(got.b, p.b) and kwargs == {}
+
+
+def test_user_class_example_inputs(tmp_path):
+    """PyTorch writes such inputs (and reads them back only by running the pickle); pt2serde
+    leaves them out when it saves, refuses them on load by default, and reads them with
+    allow_pickle=True."""
+    ep = torch.export.export(_HolderModel(), (torch.ones(2), 3))
+    ep._example_inputs = ((torch.ones(2), _Holder(torch.zeros(1))), {})
+    ours = io.BytesIO()
+    with pytest.warns(UserWarning, match=r"example inputs are not saved: reading them back would need unpickling"):
+        pt2serde.save(ep, ours)
+    assert pt2serde.load(ours).example_inputs is None
+    theirs = tmp_path / "theirs.pt2"
+    torch.export.save(ep, theirs)
+    with pytest.raises(pt2serde.SerializeError,
+                       match=r"_Holder is not an allowed global.*Pass allow_pickle=True if you trust this archive"):
+        pt2serde.load(theirs)
+    trusted = pt2serde.load(theirs, allow_pickle=True)
+    assert isinstance(trusted.example_inputs[0][1], _Holder)

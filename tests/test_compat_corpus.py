@@ -11,7 +11,7 @@ import os
 import pytest
 
 import pt2serde
-from compat import CORPUS_DIR, PT2_LAYOUT_WRITERS, check_cases, program_record, programs, register_corpus_ops, writer_self_check
+from compat import CORPUS_DIR, PT2_LAYOUT_WRITERS, WRITERS, check_cases, program_record, programs, register_corpus_ops, writer_self_check
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,8 +26,10 @@ def _load(path, model_name, extra):
     return pt2serde.load(path, extra_files=extra)
 
 
-@pytest.mark.parametrize("writer,name", programs(PT2_LAYOUT_WRITERS), ids=lambda v: v)
-def test_pt2_archive_from_release_loads_and_matches(writer, name):
+@pytest.mark.parametrize("writer,name", programs(WRITERS), ids=lambda v: v)
+def test_archive_from_release_loads_and_matches(writer, name):
+    """Every archive of every release: the PT2 layout (2.8+) and the plain zip of 2.5 - 2.7,
+    schema 7.3 to 8.20 (older documents go through the upgraders)."""
     problems = check_cases(_load, writer, name)
     known_wrong = writer_self_check(writer, name)
     if known_wrong:

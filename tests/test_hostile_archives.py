@@ -584,19 +584,16 @@ SAMPLE_CASES = {
 @pytest.mark.parametrize("case", list(SAMPLE_CASES))
 def test_hostile_sample_inputs_never_run_and_are_refused(case, base, marker):
     """The sample-inputs record is read by pt2serde's safe torch.save reader, which raises a
-    SerializeError naming the record; ``load`` then keeps the program and drops the inputs
-    (they are informational), with a warning that carries that message."""
+    SerializeError naming the record; ``load`` raises it too (saying allow_pickle=True is the
+    way to load an archive one trusts), and nothing from the file ever runs."""
     build, message = SAMPLE_CASES[case]
     record = build(marker)
     with pytest.raises(pt2serde.SerializeError, match=message):
         load_torch_save(record, what="archive/data/sample_inputs/model.pt")
     data = rewrite(base, replace={"data/sample_inputs/model.pt": record})
-    with pytest.warns(UserWarning, match=r"^example inputs not loaded: .*" + message):
-        loaded = load(data)
-    assert loaded.example_inputs is None
-    assert torch.equal(loaded.state_dict["w"], torch.arange(12.0).reshape(3, 4))
-    with pytest.warns(UserWarning, match="example inputs not loaded"):
-        load(data, allow_pickle=True)  # even when trusted, sample inputs are never unpickled
+    with pytest.raises(pt2serde.SerializeError, match=message + r".*Pass allow_pickle=True if you trust"):
+        load(data)
+    assert not marker.exists()
 
 
 # ========================================================================= truncation

@@ -263,12 +263,22 @@ def _rename_spec(spec: Any, renames: dict[str, str]) -> None:
             body.user_input_name = renames[body.user_input_name]
 
 
+def _copy(program: schema.ExportedProgram) -> schema.ExportedProgram:
+    """A deep copy; through the codec (several times faster than ``copy.deepcopy``)."""
+    from . import codec
+
+    try:
+        return codec.from_dict(schema.ExportedProgram, codec.to_dict(program))
+    except SerializeError:
+        return copy.deepcopy(program)  # not encodable as is: copy it the slow way
+
+
 def canonicalize(program: schema.ExportedProgram, constants: set[str] | None = None) -> schema.ExportedProgram:
     """The canonical form of ``program`` (a new object; ``program`` is not modified).
 
     ``constants``: names of lifted constants that are not graph edges (optional).
     """
-    program = copy.deepcopy(program)
+    program = _copy(program)
     constants = set(constants or ())
     gm = program.graph_module
     graph, sig = gm.graph, gm.signature

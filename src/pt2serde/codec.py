@@ -349,16 +349,32 @@ def from_dict(cls: type[T], data: Any) -> T:
         raise SerializeError("Document is nested too deeply to decode") from None
 
 
-def loads_json(data: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_JSON_BYTES, what: str = "JSON document") -> Any:
-    """Parse strict JSON (UTF-8, no ``NaN``/``Infinity`` tokens) with a size cap."""
+def loads_json(
+    data: bytes | bytearray | memoryview | str,
+    *,
+    max_bytes: int = MAX_JSON_BYTES,
+    what: str = "JSON document",
+    nonfinite: list[str] | None = None,
+) -> Any:
+    """Parse strict JSON (UTF-8, no ``NaN``/``Infinity`` tokens) with a size cap.
+
+    ``nonfinite``: when given, such tokens are read as floats and recorded in this list
+    (for old documents whose writers produced them) instead of being refused.
+    """
     if len(data) > max_bytes:
         raise SerializeError(f"{what} is {len(data)} bytes, over the limit of {max_bytes} bytes")
     try:
         text = data if isinstance(data, str) else bytes(data).decode("utf-8")
     except UnicodeDecodeError as e:
         raise SerializeError(f"{what} is not valid UTF-8 (byte {e.start})") from None
+    if nonfinite is None:
+        parse_constant = _reject_constant
+    else:
+        def parse_constant(token: str) -> float:
+            nonfinite.append(token)
+            return _NONFINITE_IN[token]
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=parse_constant)
     except json.JSONDecodeError as e:
         raise SerializeError(f"{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:

@@ -214,15 +214,46 @@ def _save_program(writer, root, name, ep, opset, counters) -> None:
 # ================================================================================ load
 
 
+# Where each record of one program lives, per archive layout.
+_LAYOUTS = {
+    # the PT2 archive (PyTorch 2.8 and later), under one root folder
+    "pt2": {
+        "document": "models/{name}.json",
+        "weights_dict": "data/weights/{name}.pt",  # whole-dict torch.save (PyTorch 2.8)
+        "weights_config": "data/weights/{name}_weights_config.json",
+        "constants_dict": "data/constants/{name}.pt",
+        "constants_config": "data/constants/{name}_constants_config.json",
+        "sample_inputs": "data/sample_inputs/{name}.pt",
+        "extra": "extra/",
+    },
+    # the plain zip of PyTorch 2.5 - 2.7: one program, records at the top level
+    "legacy": {
+        "document": "serialized_exported_program.json",
+        "weights_dict": "serialized_state_dict.pt",
+        "weights_config": None,
+        "constants_dict": "serialized_constants.pt",
+        "constants_config": None,
+        "sample_inputs": "serialized_example_inputs.pt",
+        "extra": "extra_files/",
+    },
+}
+_LEGACY_MARKERS = ("serialized_exported_program.json", "version")
+
+
 class _Archive:
-    """A PT2 archive opened for reading: record lookups relative to its root folder."""
+    """A program archive opened for reading: record lookups for its layout."""
 
     def __init__(self, f, use_mmap: bool | None) -> None:
         if isinstance(f, (bytes, bytearray, memoryview)):
             f = memoryview(f).toreadonly()  # the caller's buffer: tensors get their own copies
         self.reader = ArchiveReader(f, mmap=use_mmap)
+        if all(n in self.reader for n in _LEGACY_MARKERS):
+            self.layout, self.root = "legacy", ""
+            self._check_legacy_version()
+            return
+        self.layout = "pt2"
         self.root = self.reader.root_folder()
-        fmt = self.optional(f"archive_format")
+        fmt = self.optional("archive_format")
         if fmt is None:
             raise SerializeError(f"{self.where('archive_format')}: missing; not a PT2 archive")
         if bytes(fmt) != ARCHIVE_FORMAT.encode():
@@ -235,26 +266,41 @@ class _Archive:
                 f"our current archive version {ARCHIVE_VERSION}"
             )
 
+    def _check_legacy_version(self) -> None:
+        text = bytes(self.require("version", 64)).decode("latin1").strip()
+        parts = text.split(".")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise SerializeError(f"{self.where('version')}: {text!r} is not a schema version 'major.minor'")
+
+    def record(self, role: str, name: str) -> str | None:
+        template = _LAYOUTS[self.layout][role]
+        return None if template is None else template.format(name=name)
+
     def where(self, rel: str) -> str:
-        return f"record {self.root}/{rel}"
+        return f"record {self.root}/{rel}" if self.root else f"record {rel}"
+
+    def _full(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if self.root else rel
 
     def optional(self, rel: str, max_size: int | None = None) -> memoryview | None:
-        name = f"{self.root}/{rel}"
+        name = self._full(rel)
         return self.reader.view(name, max_size=max_size) if name in self.reader else None
 
     def require(self, rel: str, max_size: int | None = None) -> memoryview:
         view = self.optional(rel, max_size)
         if view is None:
-            raise SerializeError(f"{self.where(rel)} not found in PT2 archive")
+            raise SerializeError(f"{self.where(rel)} not found in the archive")
         return view
 
     def models(self) -> list[str]:
+        if self.layout == "legacy":
+            return ["model"]
         prefix = f"{self.root}/models/"
         return [n[len(prefix):-len(".json")] for n in self.reader.names()
                 if n.startswith(prefix) and n.endswith(".json") and "/" not in n[len(prefix):]]
 
     def extra_files(self) -> dict[str, Any]:
-        prefix = f"{self.root}/extra/"
+        prefix = self._full(_LAYOUTS[self.layout]["extra"])
         out: dict[str, Any] = {}
         for n in self.reader.names():
             if n.startswith(prefix):
@@ -290,7 +336,7 @@ class _Storages:
         storage = self.cache.get(rel)
         if storage is None:
             view = self.archive.require(rel)
-            entry = self.archive.reader.entry(f"{self.archive.root}/{rel}")
+            entry = self.archive.reader.entry(self.archive._full(rel))
             if view.nbytes == 0:
                 storage = torch.UntypedStorage(0)
             else:
@@ -355,7 +401,15 @@ def _zero_storage(tm: schema.TensorMeta, where: str, archive_size: int) -> torch
 
 
 def _unpickle_record(archive: _Archive, rel: str, path: str) -> Any:
-    data = archive.reader.read(f"{archive.root}/{rel}")
+    try:
+        return _unpickle(archive.reader.read(archive._full(rel)), path)
+    except SerializeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever the unpickler raised, with the record named
+        raise SerializeError(f"{archive.where(rel)}: unpickling failed: {type(e).__name__}: {e}") from None
+
+
+def _unpickle(data: bytes, path: str) -> Any:
     if path.startswith("custom_obj_"):
         return torch._C._pickle_load_obj(data)  # allow_pickle=True only
     if path.startswith("opaque_obj_"):
@@ -367,10 +421,19 @@ def _unpickle_record(archive: _Archive, rel: str, path: str) -> Any:
     return torch.load(io.BytesIO(data), weights_only=False)  # allow_pickle=True only
 
 
-def _legacy_dict(archive: _Archive, rel: str, fake_tensor) -> dict:
+def _legacy_dict(archive: _Archive, rel: str, fake_tensor, allow_pickle: bool = False) -> dict:
+    """A whole state dict or constants dict stored as one torch.save record (PyTorch 2.5 - 2.8)."""
     from .torchsave import load_torch_save
 
-    value = load_torch_save(archive.require(rel), what=archive.where(rel), fake_tensor=fake_tensor)
+    try:
+        value = load_torch_save(archive.require(rel), what=archive.where(rel), fake_tensor=fake_tensor)
+    except SerializeError as e:
+        if not allow_pickle:
+            raise SerializeError(
+                f"{e}; this record holds objects that only unpickling (which can run code from the "
+                "file) could rebuild. Pass allow_pickle=True if you trust this archive."
+            ) from None
+        value = _unpickle_record(archive, rel, "legacy_dict")  # allow_pickle=True only
     if not isinstance(value, dict):
         raise SerializeError(f"{archive.where(rel)}: expected a dict of tensors, got {type(value).__name__}")
     return dict(value)
@@ -379,7 +442,7 @@ def _legacy_dict(archive: _Archive, rel: str, fake_tensor) -> dict:
 def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pickle: bool) -> ExportedProgram:
     from .upgrade import program_from_json
 
-    doc_rel = f"models/{name}.json"
+    doc_rel = archive.record("document", name)
     data = archive.require(doc_rel, MAX_DOCUMENT_BYTES)
     try:
         document = program_from_json(data)
@@ -387,34 +450,38 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
         raise SerializeError(f"{archive.where(doc_rel)}: {e}") from None
     storages = _Storages(archive)
 
-    def state_dict(fake_tensor):
-        legacy = f"{WEIGHTS_DIR}{name}.pt"
-        if archive.optional(legacy) is not None:
-            return _legacy_dict(archive, legacy, fake_tensor)
-        config = _config(archive, f"{WEIGHTS_DIR}{name}_weights_config.json")
-        return _tensor_entries(archive, WEIGHTS_DIR, config, storages, allow_pickle, fake_tensor)
+    def payload(kind: str, folder: str):
+        def build(fake_tensor):
+            whole = archive.record(f"{kind}_dict", name)
+            if archive.optional(whole) is not None:
+                return _legacy_dict(archive, whole, fake_tensor, allow_pickle)
+            config_rel = archive.record(f"{kind}_config", name)
+            if config_rel is None:  # the plain-zip layout stores none of these for an empty dict
+                return {}
+            config = _config(archive, config_rel)
+            return _tensor_entries(archive, folder, config, storages, allow_pickle, fake_tensor)
 
-    def constants(fake_tensor):
-        legacy = f"{CONSTANTS_DIR}{name}.pt"
-        if archive.optional(legacy) is not None:
-            return _legacy_dict(archive, legacy, fake_tensor)
-        config = _config(archive, f"{CONSTANTS_DIR}{name}_constants_config.json")
-        return _tensor_entries(archive, CONSTANTS_DIR, config, storages, allow_pickle, fake_tensor)
+        return build
+
+    state_dict = payload("weights", WEIGHTS_DIR)
+    constants = payload("constants", CONSTANTS_DIR)
 
     def example_inputs(fake_tensor):
-        rel = f"data/sample_inputs/{name}.pt"
-        data = archive.require(rel)
-        if data.nbytes == 0:
+        rel = archive.record("sample_inputs", name)
+        data = archive.optional(rel) if archive.layout == "legacy" else archive.require(rel)
+        if data is None or data.nbytes == 0:
             return None
         from .torchsave import load_torch_save
 
         try:
             value = load_torch_save(data, what=archive.where(rel), fake_tensor=fake_tensor)
         except SerializeError as e:
-            # Example inputs are informational: a program whose sample inputs hold objects the
-            # safe reader will not build (e.g. user classes) still loads, without them.
-            warnings.warn(f"example inputs not loaded: {e}", stacklevel=4)
-            return None
+            if not allow_pickle:
+                raise SerializeError(
+                    f"{e}; the example inputs hold objects that only unpickling (which can run code "
+                    "from the file) could rebuild. Pass allow_pickle=True if you trust this archive."
+                ) from None
+            value = _unpickle_record(archive, rel, "sample_inputs")  # allow_pickle=True only
         if not (type(value) is tuple and len(value) == 2 and isinstance(value[0], tuple)
                 and isinstance(value[1], dict) and all(type(k) is str for k in value[1])):
             # module() binds them as (*args, **kwargs): anything else would fail there

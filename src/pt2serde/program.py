@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,17 @@ class SerializedProgram:
         )
 
 
+@contextmanager
+def _errors_as_serialize_error(doing: str):
+    """The API boundary: whatever torch raises on the way surfaces as a SerializeError."""
+    try:
+        yield
+    except SerializeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - reported with its type, chained for debugging
+        raise SerializeError(f"{doing} failed: {type(e).__name__}: {e}") from e
+
+
 def default_opset_version(opset_version: dict[str, int] | None) -> dict[str, int]:
     out = dict(opset_version or {})
     out.setdefault("aten", torch._C._get_max_operator_version())
@@ -109,7 +121,7 @@ class ExportedProgramSerializer:
         """The program document alone, plus the custom objects its arguments refer to."""
         if not isinstance(ep, ExportedProgram):
             raise SerializeError(f"expected a torch.export.ExportedProgram, got {type(ep).__name__}")
-        with gc_paused():
+        with gc_paused(), _errors_as_serialize_error("serializing the program"):
             gm_serializer = GraphModuleSerializer(ep.graph_signature, ep.module_call_graph)
             with _module_inputs_context(ep.example_inputs):
                 graph_module = gm_serializer.serialize(ep.graph_module)
@@ -188,7 +200,7 @@ class ExportedProgramDeserializer:
             raise SerializeError(
                 f"expected a pt2serde.schema.ExportedProgram, got {type(exported_program).__name__}"
             )
-        with gc_paused():
+        with gc_paused(), _errors_as_serialize_error("rebuilding the program"):
             return self._deserialize(exported_program, state_dict, constants, example_inputs, allow_pickle)
 
     def _deserialize(self, doc, state_dict, constants, example_inputs, allow_pickle) -> ExportedProgram:

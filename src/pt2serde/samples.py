@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import warnings
 import types
 from typing import Any
 
@@ -64,7 +65,13 @@ def _has_fake(value: Any) -> bool:
 
 
 def dumps_sample_inputs(example_inputs: Any) -> bytes:
-    """torch.save bytes of ``(args, kwargs)``; empty bytes when there are none."""
+    """torch.save bytes of ``(args, kwargs)``; empty bytes when there are none.
+
+    The record is read back with pt2serde's own safe reader before it is kept: example
+    inputs holding objects that reader refuses (instances of user classes, which only
+    unpickling could rebuild) are left out with a warning, so pt2serde never writes an
+    archive it would then refuse to load.
+    """
     if example_inputs is None:
         return b""
     buf = io.BytesIO()
@@ -72,4 +79,14 @@ def dumps_sample_inputs(example_inputs: Any) -> bytes:
         torch.save(example_inputs, buf, pickle_module=_PickleModule, pickle_protocol=2)
     else:
         torch.save(example_inputs, buf, pickle_protocol=2)
-    return buf.getvalue()
+    data = buf.getvalue()
+    from .errors import SerializeError
+    from .torchsave import load_torch_save
+
+    try:
+        load_torch_save(data, what="sample inputs", fake_tensor=lambda meta: torch.empty(0))
+    except SerializeError as e:
+        warnings.warn(f"example inputs are not saved: reading them back would need unpickling ({e})",
+                      stacklevel=3)
+        return b""
+    return data

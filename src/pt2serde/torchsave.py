@@ -40,6 +40,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from collections import OrderedDict
 from typing import Any, Callable
@@ -379,6 +380,45 @@ TORCH_SAVE_GLOBALS: dict[tuple[str, str], Global] = {
 The fake-tensor global is added per load, bound to the caller's callback."""
 
 
+# ------------------------------------------------------------------ namedtuples
+
+
+def _namedtuple_class(module: str, name: str) -> type | None:
+    """A namedtuple class of an already imported module (never imports, never runs its code)."""
+    target: Any = sys.modules.get(module)
+    for part in name.split("."):
+        if target is None or not part.isidentifier():
+            return None
+        target = vars(target).get(part) if hasattr(target, "__dict__") else None
+    if isinstance(target, type) and issubclass(target, tuple) and isinstance(vars(target).get("_fields"), tuple):
+        return target
+    return None
+
+
+def _namedtuple_global(cls: type) -> Global:
+    fields = cls._fields
+
+    def new(*values: Any) -> tuple:
+        if len(values) != len(fields):
+            raise SerializeError(f"{cls.__qualname__} has {len(fields)} fields, got {len(values)} values")
+        return tuple.__new__(cls, values)  # the C tuple constructor: the class's own code never runs
+
+    return Global(new=new, call=new)
+
+
+class _Globals(dict):
+    """The allowlist, plus namedtuple classes of modules that are already imported (example
+    inputs often are namedtuples; building one is just a tuple with the class set)."""
+
+    def get(self, key, default=None):  # type: ignore[override]
+        found = super().get(key)
+        if found is None and isinstance(key, tuple) and len(key) == 2:
+            cls = _namedtuple_class(*key)
+            if cls is not None:
+                return _namedtuple_global(cls)
+        return found if found is not None else default
+
+
 # ------------------------------------------------------------------ the record
 
 
@@ -492,7 +532,7 @@ def load_torch_save(
     except SerializeError as e:
         raise SerializeError(f"{what}: {e}", path=what) from None
     loader = _Loader(reader, root, big_endian)
-    table = dict(TORCH_SAVE_GLOBALS)
+    table = _Globals(TORCH_SAVE_GLOBALS)
     table[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))
     result = safepickle.load(pickled, globals=table, persistent_load=loader.persistent_load,
                              where=f"{pickle_name} in {what}")

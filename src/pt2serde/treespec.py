@@ -33,7 +33,10 @@ _SAFE_FACTORIES = {
 def dumps(spec: pytree.TreeSpec, namedtuple_fields: dict[str, schema.NamedTupleDef]) -> str:
     """The JSON text of ``spec``; records the field names of every namedtuple type it uses."""
     _collect_namedtuple_fields(spec, namedtuple_fields)
-    return pytree.treespec_dumps(spec, schema.TREESPEC_VERSION)
+    try:
+        return pytree.treespec_dumps(spec, schema.TREESPEC_VERSION)
+    except (NotImplementedError, TypeError, ValueError, KeyError) as e:
+        raise SerializeError(f"cannot write the pytree structure {spec}: {e}") from None
 
 
 def _collect_namedtuple_fields(spec: pytree.TreeSpec, out: dict[str, schema.NamedTupleDef]) -> None:
@@ -44,7 +47,14 @@ def _collect_namedtuple_fields(spec: pytree.TreeSpec, out: dict[str, schema.Name
             continue
         if ts.type is pytree.namedtuple or pytree.is_namedtuple_class(ts.type):
             cls = ts.context
-            name = pytree.SUPPORTED_SERIALIZED_TYPES[cls].serialized_type_name
+            node_def = pytree.SUPPORTED_SERIALIZED_TYPES.get(cls)
+            name = getattr(node_def, "serialized_type_name", pytree.NO_SERIALIZED_TYPE_NAME_FOUND)
+            if name == pytree.NO_SERIALIZED_TYPE_NAME_FOUND:
+                raise SerializeError(
+                    f"namedtuple {cls.__module__}.{cls.__qualname__} has no serialized type name: register it "
+                    f"with torch.utils._pytree._register_namedtuple({cls.__qualname__}, "
+                    f'serialized_type_name="{cls.__module__}.{cls.__qualname__}") before exporting'
+                )
             fields = list(cls._fields)
             known = out.get(name)
             if known is None:

@@ -1,7 +1,10 @@
-"""Version rules for program documents, applied to plain JSON values (torch-free).
+"""Version rules and upgraders for program documents, on plain JSON values (torch-free).
 
-* A document of another major version is refused, naming both versions (a major step
-  breaks the wire format), except the legacy "0.0" which means "unknown".
+* Documents of older versions are upgraded to the current schema one step at a time by
+  the functions in :data:`STEPS` (one per version step, each a small function on plain
+  dicts), then decoded.
+* A document of a major version no step leads from is refused, naming both versions,
+  except the legacy "0.0" which means "unknown".
 * A document of a newer minor version loads when it uses only what this reader knows:
   new fields left at their empty default are fine; a new field with a value, or an unknown
   union tag, is an error naming it and its ``$.path``.
@@ -9,18 +12,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 from . import codec, schema
 from .errors import SerializeError
+from .legacy_expr import printed_to_srepr
 
-__all__ = ["document_version", "check_version", "decode_program", "program_from_json"]
+__all__ = ["document_version", "check_version", "decode_program", "program_from_json", "upgrade", "STEPS", "Step"]
 
 
 def document_version(raw: Any) -> tuple[int, int]:
     """The ``schema_version`` of a JSON-decoded program document."""
     if not isinstance(raw, dict):
-        raise SerializeError("Expected `object` (ExportedProgram), got " + codec._json_type(raw) + " - at `$`")
+        raise SerializeError(f"Expected `object` (ExportedProgram), got `{codec._json_type(raw)}` - at `$`")
     version = raw.get("schema_version")
     if not isinstance(version, dict):
         raise SerializeError("Object missing required field `schema_version` - at `$`")
@@ -31,18 +36,150 @@ def document_version(raw: Any) -> tuple[int, int]:
 
 
 def check_version(major: int, minor: int) -> None:
+    """Refuse a version this reader can neither read directly nor upgrade."""
     current = schema.SCHEMA_VERSION
     if major != current[0] and (major, minor) != (0, 0):
+        oldest = STEPS[0].source
         raise SerializeError(
             f"Serialized schema version {major}.{minor} does not match our current schema version "
-            f"{current[0]}.{current[1]}: documents of major version {major} cannot be read by this reader"
+            f"{current[0]}.{current[1]}: this reader reads versions {oldest[0]}.{oldest[1]} to "
+            f"{current[0]}.{current[1]} (and newer minor versions of {current[0]})"
         )
 
 
+# ============================================================================ upgraders
+
+_MAX_WALK_DEPTH = 512
+
+
+def _walk(value: Any, depth: int = 0) -> Iterator[dict]:
+    """Every JSON object inside ``value`` (depth first), with a depth limit."""
+    if depth > _MAX_WALK_DEPTH:
+        raise SerializeError("document is nested too deeply to upgrade")
+    if isinstance(value, dict):
+        yield value
+        for v in value.values():
+            if isinstance(v, (dict, list)):
+                yield from _walk(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            if isinstance(v, (dict, list)):
+                yield from _walk(v, depth + 1)
+
+
+def _nodes(doc: dict) -> Iterator[dict]:
+    """Every node of the program, subgraphs included."""
+    for obj in _walk(doc):
+        if "target" in obj and "inputs" in obj and "outputs" in obj and isinstance(obj.get("target"), str):
+            yield obj
+
+
+def _printed_expressions_to_srepr(doc: dict) -> None:
+    for obj in _walk(doc):
+        text = obj.get("expr_str")
+        if isinstance(text, str) and not text.startswith(_SREPR_HEADS):
+            try:
+                obj["expr_str"] = printed_to_srepr(text)
+            except SerializeError as e:
+                raise SerializeError(f"cannot upgrade expression {text!r}: {e}") from None
+
+
+_SREPR_HEADS = ("Symbol(", "Integer(", "Float(", "Rational(", "Add(", "Mul(", "Pow(")
+
+
+def _finite_int_bounds(doc: dict) -> None:
+    ranges = doc.get("range_constraints")
+    if not isinstance(ranges, dict):
+        return
+    for rc in ranges.values():
+        if not isinstance(rc, dict):
+            continue
+        for key in ("min_val", "max_val"):
+            v = rc.get(key)
+            if isinstance(v, float):
+                rc[key] = None if v != v or v in (float("inf"), float("-inf")) else int(v)
+            elif isinstance(v, str) and v in ("Infinity", "-Infinity", "NaN"):
+                rc[key] = None
+
+
+def _v7_to_v8(doc: dict) -> None:
+    """Schema 7 -> 8.2: expressions were sympy's printed form, not ``srepr``; range bounds
+    could be non-finite floats (written as bare ``Infinity`` tokens)."""
+    _printed_expressions_to_srepr(doc)
+    _finite_int_bounds(doc)
+
+
+def _v8_2_to_v8_7(doc: dict) -> None:
+    """8.2 -> 8.7: a higher-order op returning a tuple wrote its elements as one
+    ``as_tensors`` output (``is_hop_single_tensor_return`` did not exist yet); ``scan`` took
+    two more positional arguments (``dim``, ``reverse``), which later releases fold into
+    the scanned inputs."""
+    for node in _nodes(doc):
+        target = node["target"]
+        if not target.startswith("torch.ops.higher_order."):
+            continue
+        outputs = node.get("outputs")
+        if ("is_hop_single_tensor_return" not in node and isinstance(outputs, list) and len(outputs) == 1
+                and isinstance(outputs[0], dict) and isinstance(outputs[0].get("as_tensors"), list)):
+            node["outputs"] = [{"as_tensor": t} for t in outputs[0]["as_tensors"]]
+            node["is_hop_single_tensor_return"] = False
+        if target == "torch.ops.higher_order.scan":
+            inputs = node.get("inputs")
+            if isinstance(inputs, list) and len(inputs) == 6:
+                dim, reverse = (i.get("arg") if isinstance(i, dict) else None for i in inputs[3:5])
+                if dim != {"as_int": 0} or reverse != {"as_bool": False}:
+                    raise SerializeError(
+                        f"scan node {node.get('name')!r} scans along dim {dim} with reverse={reverse}; "
+                        "only dim 0 forward scans can be upgraded"
+                    )
+                del inputs[3:5]
+
+
+def _no_wire_change(doc: dict) -> None:
+    """A version step that only added fields with defaults or new union members."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """Upgrade documents of versions ``[source, target)`` to ``target``."""
+
+    source: tuple[int, int]
+    target: tuple[int, int]
+    apply: Callable[[dict], None]
+
+    def __repr__(self) -> str:
+        return f"Step({self.source[0]}.{self.source[1]} -> {self.target[0]}.{self.target[1]}: {self.apply.__name__})"
+
+
+#: One step per schema version the releases we read have written: 7.3 (PyTorch 2.5),
+#: 8.2 (2.6), 8.7 (2.7), 8.8 (2.8), 8.14 (2.9) and 8.20 (2.13, 2.14).
+STEPS: tuple[Step, ...] = (
+    Step((7, 0), (8, 2), _v7_to_v8),
+    Step((8, 0), (8, 7), _v8_2_to_v8_7),
+    Step((8, 7), (8, 8), _no_wire_change),
+    Step((8, 8), (8, 14), _no_wire_change),
+    Step((8, 14), schema.SCHEMA_VERSION, _no_wire_change),
+)
+
+
+def upgrade(raw: dict) -> tuple[int, int]:
+    """Upgrade a JSON-decoded document in place to the current schema; its original version."""
+    original = version = document_version(raw)
+    for step in STEPS:
+        if step.source <= version < step.target:
+            step.apply(raw)
+            version = step.target
+            raw["schema_version"] = {"major": version[0], "minor": version[1]}
+    return original
+
+
 def decode_program(raw: Any) -> schema.ExportedProgram:
-    """A JSON-decoded ``models/*.json`` document as ``schema.ExportedProgram`` (version rules applied)."""
+    """A JSON-decoded ``models/*.json`` document as ``schema.ExportedProgram`` (upgraded)."""
     major, minor = document_version(raw)
-    check_version(major, minor)
+    if STEPS[0].source <= (major, minor) < schema.SCHEMA_VERSION:
+        upgrade(raw)
+    else:
+        check_version(major, minor)
     if (major, minor) > schema.SCHEMA_VERSION:
         unknown = codec.unknown_fields(schema.ExportedProgram, raw)
         if unknown:
@@ -55,5 +192,13 @@ def decode_program(raw: Any) -> schema.ExportedProgram:
 
 
 def program_from_json(data: bytes | bytearray | memoryview | str, *, max_bytes: int = codec.MAX_JSON_BYTES) -> schema.ExportedProgram:
-    """Parse and decode a program document (see :func:`decode_program`)."""
-    return decode_program(codec.loads_json(data, max_bytes=max_bytes, what="ExportedProgram document"))
+    """Parse and decode a program document (see :func:`decode_program`).
+
+    Schema 7 writers let bare ``Infinity``/``NaN`` tokens into their JSON; they are accepted
+    in documents of major version 7 only.
+    """
+    seen: list[str] = []
+    raw = codec.loads_json(data, max_bytes=max_bytes, what="ExportedProgram document", nonfinite=seen)
+    if seen and document_version(raw)[0] >= 8:
+        raise SerializeError(f"ExportedProgram document contains the non-standard token {seen[0]}")
+    return decode_program(raw)

@@ -743,8 +743,9 @@ def test_unpickling_is_never_tried_without_allow_pickle(base, marker, monkeypatc
         with pytest.raises(pt2serde.SerializeError):
             load(CASES[case][0](base, marker))
     data = rewrite(base, replace={"data/sample_inputs/model.pt": torch_save_with_pickle(marker_pickle(marker))})
-    with pytest.warns(UserWarning, match="example inputs not loaded"):
+    with pytest.raises(pt2serde.SerializeError, match="posix.system is not an allowed global.*allow_pickle=True"):
         load(data)
+    assert not marker.exists()
 
 
 def test_path_archive_files(base, tmp_path, marker):

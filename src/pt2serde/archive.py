@@ -22,6 +22,7 @@ import os
 import struct
 import threading
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterable, Iterator
 
@@ -400,13 +401,12 @@ class ArchiveWriter:
     def has(self, name: str) -> bool:
         return name in self._names
 
-    def add(self, name: str, data: bytes | bytearray | memoryview | Iterable[memoryview]) -> None:
-        """Append one record; ``data`` is a buffer or an iterable of buffers (chunks)."""
+    def _begin(self, name: str) -> int:
+        """Write the local header of a new record; its offset."""
         check_name(name)
         if name in self._names:
             raise SerializeError(f"record {name!r} written twice")
         self._names.add(name)
-        chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
         encoded = name.encode("utf-8")
         header_at = self._pos
         fixed = _LOCAL.size + len(encoded)
@@ -415,12 +415,29 @@ class ArchiveWriter:
         self._write(_LOCAL.pack(_SIG_LOCAL, 0, _FLAGS, 0, 0, 0, 0, 0, 0, len(encoded), len(extra)))
         self._write(encoded)
         self._write(extra)
-        crc, size = _stream_with_crc(self._write, chunks)
+        return header_at
+
+    def _end(self, name: str, header_at: int, crc: int, size: int) -> None:
         if size >= _U32:
             self._write(_DESCRIPTOR64.pack(_SIG_DESCRIPTOR, crc, size, size))
         else:
             self._write(_DESCRIPTOR.pack(_SIG_DESCRIPTOR, crc, size, size))
         self._records.append((name, header_at, size, crc))
+
+    def add(self, name: str, data: bytes | bytearray | memoryview | Iterable[memoryview]) -> None:
+        """Append one record; ``data`` is a buffer or an iterable of buffers (chunks)."""
+        header_at = self._begin(name)
+        chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+        crc, size = _stream_with_crc(self._write, chunks)
+        self._end(name, header_at, crc, size)
+
+    @contextmanager
+    def stream(self, name: str) -> Iterator["_RecordStream"]:
+        """A record written piece by piece through a file-like ``write`` (e.g. by ``torch.save``)."""
+        header_at = self._begin(name)
+        out = _RecordStream(self._write)
+        yield out
+        self._end(name, header_at, out.crc & _U32, out.size)
 
     def close(self) -> None:
         """Write the central directory; for a path, move the finished file into place."""
@@ -487,6 +504,28 @@ class ArchiveWriter:
             self.close()
         else:
             self.abort()
+
+
+class _RecordStream:
+    """The write end of :meth:`ArchiveWriter.stream`: counts bytes and keeps the CRC-32."""
+
+    def __init__(self, write) -> None:
+        self._sink = write
+        self.crc = 0
+        self.size = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self.crc = zlib.crc32(view, self.crc)
+        self._sink(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
 
 
 _CHUNK = 16 << 20

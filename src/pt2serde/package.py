@@ -157,12 +157,25 @@ def save(
     *,
     extra_files: dict[str, str | bytes] | None = None,
     opset_version: dict[str, int] | None = None,
+    target_schema: tuple[int, int] | None = None,
 ) -> None:
     """Write ``programs`` to a PT2 archive at ``f`` (a path or a writable binary file object).
 
     A single program is stored under the name ``"model"``. For a path, the archive is
     written to a temporary file and renamed into place only once complete.
+
+    ``target_schema``: write for an older reader: ``(8, 14)`` for PyTorch 2.9, ``(8, 8)`` for
+    PyTorch 2.8 (default: the current ``(8, 20)``, read by 2.13 and later). The document then
+    uses only what that release knows (a :class:`SerializeError` names the first thing it
+    lacks), and the archive uses the layout that release reads.
     """
+    from .upgrade import WRITABLE_TARGETS
+
+    target = tuple(target_schema) if target_schema is not None else schema.SCHEMA_VERSION
+    if target not in WRITABLE_TARGETS:
+        from .upgrade import downgrade
+
+        downgrade({}, target)  # raises, listing the versions that can be written
     if isinstance(programs, ExportedProgram):
         programs = {"model": programs}
     if not isinstance(programs, dict) or not programs:
@@ -178,7 +191,7 @@ def save(
     counters = {p: [0] for p in ("weight_", "tensor_", "custom_obj_", "opaque_obj_")}
     with gc_paused(), ArchiveWriter(f) as writer:
         for name, ep in programs.items():
-            _save_program(writer, root, name, ep, opset, counters)
+            _save_program(writer, root, name, ep, opset, counters, target)
         for fname, content in (extra_files or {}).items():
             if not isinstance(fname, str):
                 raise SerializeError(f"extra file name {fname!r} must be a string")
@@ -195,18 +208,43 @@ def save(
             pass
 
 
-def _save_program(writer, root, name, ep, opset, counters) -> None:
+def _document_bytes(document: schema.ExportedProgram, target: tuple[int, int]) -> bytes:
+    if target == schema.SCHEMA_VERSION:
+        return codec.to_json_bytes(document)
+    from .upgrade import downgrade
+
+    raw = codec.to_dict(document)
+    downgrade(raw, target)
+    return json.dumps(raw, allow_nan=False).encode("utf-8")
+
+
+def _save_program(writer, root, name, ep, opset, counters, target) -> None:
     from .samples import dumps_sample_inputs
 
     program = ExportedProgramSerializer(opset).serialize_document(ep)
-    plan = _StoragePlan()
-    weights = _payload_config(dict(ep.state_dict), WEIGHTS_DIR, "weight_", writer, root, plan, counters, False)
-    writer.add(f"{root}/{WEIGHTS_DIR}{name}_weights_config.json", json.dumps(weights).encode("utf-8"))
+    document = _document_bytes(program.document, target)  # may refuse: before any record is written
     constants = dict(program.custom_objs)
     constants.update(ep.constants)
-    consts = _payload_config(constants, CONSTANTS_DIR, "tensor_", writer, root, plan, counters, True)
-    writer.add(f"{root}/{CONSTANTS_DIR}{name}_constants_config.json", json.dumps(consts).encode("utf-8"))
-    document = codec.to_json_bytes(program.document)
+    state = dict(ep.state_dict)
+    # PyTorch 2.8 reads state dict and constants only as whole torch.save records; 2.9 cannot
+    # rebuild a Parameter of a non-floating dtype from raw records (it forces requires_grad).
+    whole_weights = target < (8, 14) or (target < (8, 20) and any(
+        isinstance(t, torch.nn.Parameter) and not (t.is_floating_point() or t.is_complex()) for t in state.values()
+    ))
+    if whole_weights:
+        with writer.stream(f"{root}/{WEIGHTS_DIR}{name}.pt") as out:
+            torch.save(state, out, pickle_protocol=2)
+    else:
+        plan = _StoragePlan()
+        weights = _payload_config(state, WEIGHTS_DIR, "weight_", writer, root, plan, counters, False)
+        writer.add(f"{root}/{WEIGHTS_DIR}{name}_weights_config.json", json.dumps(weights).encode("utf-8"))
+    if target < (8, 14):
+        with writer.stream(f"{root}/{CONSTANTS_DIR}{name}.pt") as out:
+            torch.save(constants, out, pickle_protocol=2)
+    else:
+        plan = _StoragePlan() if whole_weights else plan
+        consts = _payload_config(constants, CONSTANTS_DIR, "tensor_", writer, root, plan, counters, True)
+        writer.add(f"{root}/{CONSTANTS_DIR}{name}_constants_config.json", json.dumps(consts).encode("utf-8"))
     writer.add(f"{root}/models/{name}.json", document)
     writer.add(f"{root}/data/sample_inputs/{name}.pt", dumps_sample_inputs(ep.example_inputs))
 

@@ -19,7 +19,11 @@ from . import codec, schema
 from .errors import SerializeError
 from .legacy_expr import printed_to_srepr
 
-__all__ = ["document_version", "check_version", "decode_program", "program_from_json", "upgrade", "STEPS", "Step"]
+__all__ = [
+    "document_version", "check_version", "decode_program", "program_from_json",
+    "upgrade", "STEPS", "Step",
+    "downgrade", "WRITABLE_TARGETS", "READERS",
+]
 
 
 def document_version(raw: Any) -> tuple[int, int]:
@@ -202,3 +206,101 @@ def program_from_json(data: bytes | bytearray | memoryview | str, *, max_bytes: 
     if seen and document_version(raw)[0] >= 8:
         raise SerializeError(f"ExportedProgram document contains the non-standard token {seen[0]}")
     return decode_program(raw)
+
+
+# ========================================================================== downgraders
+
+#: What each older schema version lacks, relative to the next one (taken from the schema
+#: definitions of the releases that wrote them). Writing for an older reader removes fields
+#: it would ignore anyway and refuses, naming it, anything it could not read.
+@dataclass(frozen=True)
+class Lacks:
+    target: tuple[int, int]
+    release: str
+    argument_members: frozenset[str] = frozenset()
+    output_spec_members: frozenset[str] = frozenset()
+    scalar_types: frozenset[int] = frozenset()
+    dropped_node_fields: frozenset[str] = frozenset()
+    dropped_program_fields: frozenset[str] = frozenset()
+
+
+DOWN_STEPS: tuple[Lacks, ...] = (
+    Lacks((8, 14), "2.9",
+          argument_members=frozenset({"as_nested_tensors", "as_int_lists", "as_string_to_argument", "as_float_lists"}),
+          scalar_types=frozenset({33, 34, 35}),
+          dropped_node_fields=frozenset({"name"})),
+    Lacks((8, 8), "2.8",
+          argument_members=frozenset({"as_complex"}),
+          output_spec_members=frozenset({"parameter_mutation"}),
+          scalar_types=frozenset({31, 32}),
+          dropped_program_fields=frozenset({"guards_code"})),
+)
+
+#: The schema versions pt2serde can write, and the PyTorch releases that read each.
+READERS: dict[tuple[int, int], tuple[str, ...]] = {
+    (8, 20): ("2.13", "2.14"),
+    (8, 14): ("2.9",),
+    (8, 8): ("2.8",),
+}
+WRITABLE_TARGETS = tuple(READERS)
+_SCALAR_TYPE_NAMES = {int(v): v.name for v in schema.ScalarType}
+
+
+def _paths(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, dict]]:
+    """Every JSON object with its ``$.path``."""
+    if depth > _MAX_WALK_DEPTH:
+        raise SerializeError("document is nested too deeply")
+    if isinstance(value, dict):
+        yield path, value
+        for k, v in value.items():
+            if isinstance(v, (dict, list)):
+                yield from _paths(v, f"{path}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, (dict, list)):
+                yield from _paths(v, f"{path}[{i}]", depth + 1)
+
+
+def _refuse(what: str, path: str, lacks: Lacks, target: tuple[int, int]) -> SerializeError:
+    release = ", ".join(READERS[target])
+    return SerializeError(
+        f"{what} (added after schema {lacks.target[0]}.{lacks.target[1]}) is not readable by PyTorch "
+        f"{release} (schema {target[0]}.{target[1]}): the program cannot be written for that release "
+        f"- at `{path}`"
+    )
+
+
+def _downgrade_step(raw: dict, lacks: Lacks, target: tuple[int, int]) -> None:
+    for path, obj in _paths(raw, "$"):
+        for member in lacks.argument_members & obj.keys():
+            if len(obj) == 1:  # a union object: {member: payload}
+                raise _refuse(f"argument kind `{member}`", f"{path}.{member}", lacks, target)
+        for member in lacks.output_spec_members & obj.keys():
+            if len(obj) == 1:
+                raise _refuse(f"output spec `{member}`", f"{path}.{member}", lacks, target)
+        if "dtype" in obj and obj["dtype"] in lacks.scalar_types:
+            raise _refuse(f"dtype {_SCALAR_TYPE_NAMES.get(obj['dtype'])}", f"{path}.dtype", lacks, target)
+        if "as_scalar_type" in obj and obj["as_scalar_type"] in lacks.scalar_types:
+            raise _refuse(f"dtype {_SCALAR_TYPE_NAMES.get(obj['as_scalar_type'])}", f"{path}.as_scalar_type",
+                          lacks, target)
+        if "target" in obj and "inputs" in obj and "outputs" in obj:
+            for field in lacks.dropped_node_fields:
+                obj.pop(field, None)
+    for field in lacks.dropped_program_fields:
+        raw.pop(field, None)
+
+
+def downgrade(raw: dict, target: tuple[int, int]) -> None:
+    """Rewrite a current JSON document in place for the reader of schema ``target``.
+
+    Raises :class:`SerializeError` naming the first thing that reader lacks (with its path).
+    """
+    target = tuple(target)
+    if target not in READERS:
+        known = ", ".join(f"{t[0]}.{t[1]} (PyTorch {', '.join(r)})" for t, r in READERS.items())
+        raise SerializeError(f"cannot write schema {target[0]}.{target[1]}; pt2serde writes {known}")
+    for lacks in DOWN_STEPS:
+        if lacks.target < target:
+            break
+        _downgrade_step(raw, lacks, target)
+    raw["schema_version"] = {"major": target[0], "minor": target[1]}

@@ -140,15 +140,23 @@ def meta_tensor(meta: schema.TensorMeta, is_param: bool, where: str = "tensor") 
     """A tensor on the ``meta`` device (no data) with the stored geometry."""
     sizes, strides, _ = check_view_bounds(meta, math.inf, where)  # type: ignore[arg-type]
     t = torch.empty_strided(sizes, strides, dtype=tables.dtype_from_wire(meta.dtype), device="meta")
-    return torch.nn.Parameter(t, requires_grad=meta.requires_grad) if is_param else t
+    return parameter(t, meta.requires_grad, where) if is_param else t
 
 
-def _finish(t: torch.Tensor, meta: schema.TensorMeta, is_param: bool) -> torch.Tensor:
+def parameter(t: torch.Tensor, requires_grad: bool, where: str = "tensor") -> torch.nn.Parameter:
+    """``nn.Parameter(t, requires_grad)``; a file asking for gradients of an integer or bool
+    parameter (which torch cannot make) is refused with a SerializeError."""
+    if requires_grad and not (t.is_floating_point() or t.is_complex()):
+        raise SerializeError(f"{where}: a {t.dtype} parameter cannot require gradients (requires_grad is true)")
+    return torch.nn.Parameter(t, requires_grad=requires_grad)
+
+
+def _finish(t: torch.Tensor, meta: schema.TensorMeta, is_param: bool, where: str = "tensor") -> torch.Tensor:
     device = tables.device_from_wire(meta.device)
     if device.type != "cpu":
         t = t.to(device)
     if is_param:
-        return torch.nn.Parameter(t, requires_grad=meta.requires_grad)
+        return parameter(t, meta.requires_grad, where)
     if meta.requires_grad and (t.is_floating_point() or t.is_complex()):
         t.requires_grad_(True)
     return t
@@ -377,7 +385,7 @@ def decode_payload(
             if fake_tensor is None:
                 raise SerializeError(f"{where}: a fake tensor cannot be rebuilt here")
             t = fake_tensor(meta)
-            return torch.nn.Parameter(t, requires_grad=meta.requires_grad) if is_param else t
+            return parameter(t, meta.requires_grad, where) if is_param else t
         if kind == "pickled_tensor":
             if not allow_pickle:
                 raise SerializeError(f"{where}: a pickled tensor subclass needs allow_pickle=True")
@@ -392,7 +400,7 @@ def decode_payload(
             raise SerializeError(f"{where}: refers to storage {idx!r}, which does not exist")
         if tables.device_from_wire(meta.device).type == "meta":
             return meta_tensor(meta, is_param, where)
-        return _finish(view_from_buffer(pool[idx], meta, where), meta, is_param)
+        return _finish(view_from_buffer(pool[idx], meta, where), meta, is_param, where)
 
     values: dict[str, Any] = {}
     entries = header.get("entries", {})

@@ -1,0 +1,106 @@
+"""Fuzz the archive readers end to end: ``archive.ArchiveReader`` (the zip layer: every
+record viewed and its CRC checked), ``check.check_archive`` (what ``pt2serde validate``
+runs), and ``pt2serde.load_all`` (documents, payload configs, tensor views, sample
+inputs, the graph rebuild), on whole PT2 archives.
+
+Seeds: every archive of the compat corpus (``../shared/compat-corpus/*/*.pt2``, written by
+PyTorch 2.5-2.14) and archives saved by pt2serde, plus copies whose weights are pickles
+that would create the marker file. The mutator rewrites one record of a valid zip most of
+the time (so mutations reach the JSON and pickle readers), or the raw bytes.
+
+Run: ``python fuzz/fuzz_archive.py -max_total_time=60`` (see ``fuzz/_common.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+NAME = "archive"
+MAX_LEN = 1 << 16
+INPUT_TIMEOUT = 20.0
+FORBID_CODE = True
+# torch.fx compiles the Python source of every rebuilt GraphModule (its own codegen): that
+# exec is expected; what the generated code does when the input tried to inject something
+# is caught by the process/marker checks.
+_common.CODE_CALLERS |= {"torch.fx.graph_module"}
+
+_common.import_pt2serde()
+
+import torch  # noqa: E402
+
+import pt2serde  # noqa: E402
+from pt2serde import check  # noqa: E402
+from pt2serde.archive import ArchiveReader  # noqa: E402
+
+
+if (_common.COMPAT_CORPUS / "corpus_ops.py").is_file():  # the corpus' custom ops, so those programs load
+    sys.path.insert(0, str(_common.COMPAT_CORPUS))
+    import corpus_ops  # noqa: E402,F401
+
+
+def target(data: bytes) -> None:
+    try:
+        reader = ArchiveReader(data)
+        for name in reader.names():
+            reader.view(name, max_size=16 << 20)
+            reader.verify_crc(name)
+        check.check_archive(reader)
+    except pt2serde.SerializeError:
+        pass  # load_all reads the archive on its own (it accepts the legacy layout validate refuses)
+    programs = pt2serde.load_all(io.BytesIO(data))
+    for name, ep in programs.items():
+        for fqn, t in [*ep.state_dict.items(), *ep.constants.items()]:
+            if isinstance(t, torch.Tensor):
+                _common.check_tensor_in_bounds(t, f"{name}: {fqn}")
+        if ep.example_inputs is not None:
+            for t in torch.utils._pytree.tree_leaves(ep.example_inputs):
+                if isinstance(t, torch.Tensor) and not _common.is_fake(t):
+                    _common.check_tensor_in_bounds(t, f"{name}: example input")
+
+
+def _prefer(name: str) -> float:
+    if name.endswith(".json"):
+        return 4.0
+    if name.endswith(".pt") or "/data/" in name and name.rsplit("/", 1)[-1] in ("data.pkl",):
+        return 2.0
+    return 1.0
+
+
+mutate = _common.zip_mutator(_prefer)
+
+
+def seeds():
+    archives = [p.read_bytes() for p in _common.corpus_archives()]
+    saved = _common.saved_archives()
+    yield from saved
+    yield from archives
+    base = saved[0]
+    records = _common.zip_records(base)
+    pickled = _common.torch_save_with_pickle(_common.marker_pickle())
+    # a weight stored as a pickle (use_pickle) and as an opaque object: must be refused
+    for record, flag in (("weight_0", True), ("opaque_obj_0", False)):
+        out = []
+        for name, value in records:
+            if name.endswith("model_weights_config.json"):
+                cfg = json.loads(value)
+                first = next(iter(cfg["config"]))
+                cfg["config"][first].update(path_name=record, use_pickle=flag)
+                value = json.dumps(cfg).encode()
+            elif name.endswith("data/weights/weight_0") and record == "weight_0":
+                value = pickled
+            out.append((name, value))
+        if record != "weight_0":
+            out.append(("archive/data/weights/" + record, _common.marker_pickle()))
+        yield _common.build_zip(out)
+    yield _common.build_zip([(n, pickled if n.endswith("sample_inputs/model.pt") else v) for n, v in records])
+
+
+if __name__ == "__main__":
+    _common.ignore_warnings()
+    _common.main(sys.modules[__name__])

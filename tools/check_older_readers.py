@@ -18,6 +18,7 @@ Old releases are not installed by the project: make throwaway venvs, e.g.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -49,8 +50,8 @@ def write(out_dir: str, targets: list[tuple[int, int]]) -> dict:
         try:
             ep = exported(name, "export")
             args, kwargs = program_inputs(name)
-            with torch.no_grad():
-                expected = ep.module()(*program_inputs(name)[0], **program_inputs(name)[1])
+            with torch.no_grad():  # on a copy: stateful programs must be saved with their initial state
+                expected = copy.deepcopy(ep).module()(*program_inputs(name)[0], **program_inputs(name)[1])
         except Exception as e:  # noqa: BLE001 - recorded in the report
             row["*"] = f"export failed: {type(e).__name__}: {e}"
             continue
@@ -88,8 +89,14 @@ def read(folder: str) -> dict:
             results[name] = f"inputs unreadable: {type(e).__name__}"
             continue
         if io_rec.get("setup"):
-            results[name] = "not run (needs the corpus' custom ops registered)"
-            continue
+            try:  # register the corpus' custom ops / test classes in this release too
+                sys.path.insert(0, os.path.join(ROOT, "tests"))
+                import programs
+
+                programs.CORPUS[name].setup()
+            except Exception as e:  # noqa: BLE001
+                results[name] = f"not run: the test corpus' setup fails on this release ({type(e).__name__})"
+                continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -103,16 +110,36 @@ def read(folder: str) -> dict:
         except Exception as e:  # noqa: BLE001
             results[name] = f"run: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
             continue
-        a = torch.utils._pytree.tree_leaves(got)
-        b = torch.utils._pytree.tree_leaves(io_rec["expected"])
-        same = len(a) == len(b) and all(
-            (torch.allclose(x.float(), y.float(), rtol=1e-4, atol=1e-5, equal_nan=True) if x.is_floating_point()
-             else torch.equal(x, y)) if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
-            else x == y
-            for x, y in zip(a, b)
-        )
-        results[name] = "ok" if same else "mismatch"
+        try:
+            results[name] = "ok" if _same(got, io_rec["expected"]) else "mismatch"
+        except Exception as e:  # noqa: BLE001
+            results[name] = f"compare: {type(e).__name__}"
     return {"torch": torch.__version__, "results": results}
+
+
+def _same(got, expected) -> bool:
+    import torch
+
+    a = torch.utils._pytree.tree_leaves(got)
+    b = torch.utils._pytree.tree_leaves(expected)
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+            if x.shape != y.shape or x.dtype != y.dtype:
+                return False
+            if x.is_meta or y.is_meta:
+                continue
+            if x.is_floating_point() or x.is_complex():
+                if not torch.allclose(x, y, rtol=1e-4, atol=1e-5, equal_nan=True):
+                    return False
+            elif not torch.equal(x, y):
+                return False
+        elif not (x == y or (x != x and y != y)):
+            return False
+    return True
+
+
 
 
 def main() -> int:

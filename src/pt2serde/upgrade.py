@@ -222,13 +222,16 @@ class Lacks:
     scalar_types: frozenset[int] = frozenset()
     dropped_node_fields: frozenset[str] = frozenset()
     dropped_program_fields: frozenset[str] = frozenset()
+    user_output_members: frozenset[str] = frozenset()
 
 
 DOWN_STEPS: tuple[Lacks, ...] = (
     Lacks((8, 14), "2.9",
           argument_members=frozenset({"as_nested_tensors", "as_int_lists", "as_string_to_argument", "as_float_lists"}),
           scalar_types=frozenset({33, 34, 35}),
-          dropped_node_fields=frozenset({"name"})),
+          dropped_node_fields=frozenset({"name"}),
+          # no release before 2.13 reads a SymBool user output (2.13 cannot either)
+          user_output_members=frozenset({"as_sym_bool"})),
     Lacks((8, 8), "2.8",
           argument_members=frozenset({"as_complex"}),
           output_spec_members=frozenset({"parameter_mutation"}),
@@ -286,6 +289,12 @@ def _downgrade_step(raw: dict, lacks: Lacks, target: tuple[int, int]) -> None:
         if "target" in obj and "inputs" in obj and "outputs" in obj:
             for field in lacks.dropped_node_fields:
                 obj.pop(field, None)
+    specs = raw.get("graph_module", {}).get("signature", {}).get("output_specs", [])
+    for i, spec in enumerate(specs if isinstance(specs, list) else []):
+        arg = spec.get("user_output", {}).get("arg", {}) if isinstance(spec, dict) else {}
+        for member in lacks.user_output_members & (arg.keys() if isinstance(arg, dict) else set()):
+            raise _refuse(f"a user output of kind `{member}`",
+                          f"$.graph_module.signature.output_specs[{i}].user_output.arg.{member}", lacks, target)
     for field in lacks.dropped_program_fields:
         raw.pop(field, None)
 

@@ -469,6 +469,10 @@ def main(module) -> None:
 
     flags = [a for a in argv[1:] if a.startswith("-")]
     dirs = [a for a in argv[1:] if not a.startswith("-")] or [str(corpus)]
+    first = Path(dirs[0])
+    if first.is_dir() and not any(first.iterdir()):  # an empty corpus folder starts from the seeds
+        for data in module.seeds():
+            (first / hashlib.sha1(data).hexdigest()).write_bytes(data)
     defaults = {"-timeout": str(int(input_timeout) + 20), "-rss_limit_mb": "6144",
                 "-max_len": str(getattr(module, "MAX_LEN", 1 << 16)),
                 "-artifact_prefix": str(FUZZ_DIR / "crashes" / name) + "/"}
@@ -508,10 +512,14 @@ def _fallback(module, oracle: Oracle, corpus: Path, seconds: float) -> int:
     max_size = getattr(module, "MAX_LEN", 1 << 16)
     deadline = time.monotonic() + seconds
     execs = 0
-    while time.monotonic() < deadline:
-        parent = rng.choice(pool)
-        data = mutate(parent, rng, max_size, lambda d, m: _random_mutate(d, m, rng)) if mutate \
-            else _random_mutate(parent, max_size, rng)
+    replay = list(pool)  # every corpus and regression input once, unchanged, then mutants
+    while replay or time.monotonic() < deadline:
+        if replay:
+            data = replay.pop()
+        else:
+            parent = rng.choice(pool)
+            data = mutate(parent, rng, max_size, lambda d, m: _random_mutate(d, m, rng)) if mutate \
+                else _random_mutate(parent, max_size, rng)
         try:
             oracle.run_one(module.target, data)
         except BaseException:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter, OrderedDict, deque
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
@@ -83,7 +84,10 @@ def _enum_hook(obj: dict) -> Any:
             f"treespec names enum {fqn!r} whose module is not imported; import it before loading"
         )
     for part in qualname.split("."):
-        target = getattr(target, part, None)
+        # vars(), not getattr(): a module's __getattr__ may import a submodule on first access
+        # (torch imports torch.onnx, torch._inductor... that way), a class attribute may be a descriptor
+        namespace = getattr(target, "__dict__", None)
+        target = namespace.get(part) if isinstance(namespace, Mapping) else None
     if not (isinstance(target, type) and issubclass(target, Enum)) or name not in target.__members__:
         raise SerializeError(f"treespec names {fqn}.{name}, which is not an enum member")
     return target[name]

@@ -370,10 +370,14 @@ CASES = {
                                       r"^record archive/data/constants/opaque_obj_0 \('c'\) is stored as a pickle"),
     "legacy weights pickle": (_legacy("data/weights/model.pt"),
                               r"GLOBAL (posix|os)\.system is not an allowed global at byte \d+ of archive/data\.pkl "
-                              r"in record archive/data/weights/model\.pt$"),
+                              r"in record archive/data/weights/model\.pt; this record holds objects that only unpickling "
+                              r"\(which can run code from the file\) could rebuild\. Pass allow_pickle=True if you "
+                              r"trust this archive\.$"),
     "legacy constants pickle": (_legacy("data/constants/model.pt"),
                                 r"GLOBAL (posix|os)\.system is not an allowed global at byte \d+ of archive/data\.pkl "
-                              r"in record archive/data/constants/model\.pt$"),
+                              r"in record archive/data/constants/model\.pt; this record holds objects that only unpickling "
+                              r"\(which can run code from the file\) could rebuild\. Pass allow_pickle=True if you "
+                              r"trust this archive\.$"),
     # ---- zip structure lies
     "size past the end": (_size_past_end, r"^record 'archive/byteorder' \(1073741824 bytes at \d+\) runs past the end of the archive"),
     "overlapping records": (_overlap, r"^records 'archive/data/weights/weight_0' and 'archive/data/weights/weight_1' overlap$"),
@@ -432,11 +436,11 @@ CASES = {
                    r"^(program 'model' is not in the archive; it holds no program"  # load
                    r"|record archive/models/: the archive holds no program)$"),  # load_all
     "weights config missing": (lambda b, m: rewrite(b, drop=(WEIGHTS,)),
-                               r"^record archive/data/weights/model_weights_config\.json not found in PT2 archive$"),
+                               r"^record archive/data/weights/model_weights_config\.json not found in the archive$"),
     "weight record missing": (lambda b, m: rewrite(b, drop=("data/weights/weight_0",)),
-                              r"^record archive/data/weights/weight_0 not found in PT2 archive$"),
+                              r"^record archive/data/weights/weight_0 not found in the archive$"),
     "sample inputs missing": (lambda b, m: rewrite(b, drop=("data/sample_inputs/model.pt",)),
-                              r"^record archive/data/sample_inputs/model\.pt not found in PT2 archive$"),
+                              r"^record archive/data/sample_inputs/model\.pt not found in the archive$"),
     "config not UTF-8": (lambda b, m: rewrite(b, replace={WEIGHTS: b'{"config": {"\xff\xfe": 1}}'}),
                          r"^record archive/data/weights/model_weights_config\.json is not valid UTF-8 \(byte 13\)$"),
     "config not JSON": (lambda b, m: rewrite(b, replace={WEIGHTS: b'{"config": {'}),
@@ -481,7 +485,7 @@ CASES = {
     "path_name empty": (lambda b, m: with_config(b, WEIGHTS, lambda c: c["w"].update(path_name="")),
                         r"entry 'w' names an invalid record ''$"),
     "path_name missing record": (lambda b, m: with_config(b, WEIGHTS, lambda c: c["w"].update(path_name="weight_99")),
-                                 r"^record archive/data/weights/weight_99 not found in PT2 archive$"),
+                                 r"^record archive/data/weights/weight_99 not found in the archive$"),
     "empty record, huge tensor": (lambda b, m: rewrite(with_meta(b, "w", sizes=ints(1 << 20, 1 << 20), strides=ints(1 << 20, 1)),
                                                        replace={"data/weights/weight_0": b""}),
                                   r"^record archive/data/weights/weight_0: the record is empty but the tensor needs "

@@ -459,19 +459,25 @@ def _unpickle(data: bytes, path: str) -> Any:
     return torch.load(io.BytesIO(data), weights_only=False)  # allow_pickle=True only
 
 
-def _legacy_dict(archive: _Archive, rel: str, fake_tensor, allow_pickle: bool = False) -> dict:
-    """A whole state dict or constants dict stored as one torch.save record (PyTorch 2.5 - 2.8)."""
+def _torch_save_record(archive: _Archive, rel: str, data: memoryview, fake_tensor, allow_pickle: bool,
+                       holds: str) -> Any:
+    """A torch.save record, read by the safe reader; only with ``allow_pickle`` by unpickling."""
     from .torchsave import load_torch_save
 
     try:
-        value = load_torch_save(archive.require(rel), what=archive.where(rel), fake_tensor=fake_tensor)
+        return load_torch_save(data, what=archive.where(rel), fake_tensor=fake_tensor)
     except SerializeError as e:
         if not allow_pickle:
             raise SerializeError(
-                f"{e}; this record holds objects that only unpickling (which can run code from the "
-                "file) could rebuild. Pass allow_pickle=True if you trust this archive."
+                f"{e}; {holds} objects that only unpickling (which can run code from the file) could "
+                "rebuild. Pass allow_pickle=True if you trust this archive."
             ) from None
-        value = _unpickle_record(archive, rel, "legacy_dict")  # allow_pickle=True only
+    return _unpickle_record(archive, rel, "torch_save")  # allow_pickle=True only
+
+
+def _legacy_dict(archive: _Archive, rel: str, fake_tensor, allow_pickle: bool = False) -> dict:
+    """A whole state dict or constants dict stored as one torch.save record (PyTorch 2.5 - 2.8)."""
+    value = _torch_save_record(archive, rel, archive.require(rel), fake_tensor, allow_pickle, "this record holds")
     if not isinstance(value, dict):
         raise SerializeError(f"{archive.where(rel)}: expected a dict of tensors, got {type(value).__name__}")
     return dict(value)
@@ -509,17 +515,7 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
         data = archive.optional(rel) if archive.layout == "legacy" else archive.require(rel)
         if data is None or data.nbytes == 0:
             return None
-        from .torchsave import load_torch_save
-
-        try:
-            value = load_torch_save(data, what=archive.where(rel), fake_tensor=fake_tensor)
-        except SerializeError as e:
-            if not allow_pickle:
-                raise SerializeError(
-                    f"{e}; the example inputs hold objects that only unpickling (which can run code "
-                    "from the file) could rebuild. Pass allow_pickle=True if you trust this archive."
-                ) from None
-            value = _unpickle_record(archive, rel, "sample_inputs")  # allow_pickle=True only
+        value = _torch_save_record(archive, rel, data, fake_tensor, allow_pickle, "the example inputs hold")
         if not (type(value) is tuple and len(value) == 2 and isinstance(value[0], tuple)
                 and isinstance(value[1], dict) and all(type(k) is str for k in value[1])):
             # module() binds them as (*args, **kwargs): anything else would fail there

@@ -40,6 +40,11 @@ ALIGNMENT = 64
 MAX_ENTRIES = 1 << 20
 MAX_NAME = 4096
 MAX_INFLATED = 1 << 30  # deflated records (never written by us) inflate to at most 1 GiB
+#: ... and to at most this many bytes, or INFLATE_RATIO times the whole archive, whichever is
+#: more: a small file cannot make the reader allocate gigabytes (a deflate stream of zeros
+#: shrinks about 1000 times). PyTorch never writes deflated records.
+MAX_INFLATED_FLOOR = 64 << 20
+INFLATE_RATIO = 8
 
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")  # signature .. extra length (30 bytes)
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # 46 bytes
@@ -313,6 +318,12 @@ class ArchiveReader:
         raw = self.buffer[e.data_offset:e.data_offset + e.compressed_size]
         if e.method == 0:
             return raw
+        allowed = max(MAX_INFLATED_FLOOR, INFLATE_RATIO * self.size)
+        if e.size > allowed:
+            raise SerializeError(
+                f"deflated record {name!r} declares {e.size} bytes from {e.compressed_size}, over the limit of "
+                f"{allowed} bytes for a {self.size}-byte archive"
+            )
         limit = min(e.size, MAX_INFLATED if max_size is None else max_size)
         inflater = zlib.decompressobj(-15)
         try:

@@ -223,6 +223,7 @@ class Lacks:
     dropped_node_fields: frozenset[str] = frozenset()
     dropped_program_fields: frozenset[str] = frozenset()
     user_output_members: frozenset[str] = frozenset()
+    tuple_output_members: frozenset[str] = frozenset()
 
 
 DOWN_STEPS: tuple[Lacks, ...] = (
@@ -230,8 +231,10 @@ DOWN_STEPS: tuple[Lacks, ...] = (
           argument_members=frozenset({"as_nested_tensors", "as_int_lists", "as_string_to_argument", "as_float_lists"}),
           scalar_types=frozenset({33, 34, 35}),
           dropped_node_fields=frozenset({"name"}),
-          # no release before 2.13 reads a SymBool user output (2.13 cannot either)
-          user_output_members=frozenset({"as_sym_bool"})),
+          # no release before 2.13 reads a SymBool user output, or a SymBool element of an
+          # operator's tuple of outputs (2.13 cannot either)
+          user_output_members=frozenset({"as_sym_bool"}),
+          tuple_output_members=frozenset({"as_sym_bool"})),
     Lacks((8, 8), "2.8",
           argument_members=frozenset({"as_complex"}),
           output_spec_members=frozenset({"parameter_mutation"}),
@@ -264,10 +267,11 @@ def _paths(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, dict]]:
                 yield from _paths(v, f"{path}[{i}]", depth + 1)
 
 
-def _refuse(what: str, path: str, lacks: Lacks, target: tuple[int, int]) -> SerializeError:
+def _refuse(what: str, path: str, lacks: Lacks, target: tuple[int, int], added: bool = True) -> SerializeError:
     release = ", ".join(READERS[target])
+    since = f" (added after schema {lacks.target[0]}.{lacks.target[1]})" if added else ""
     return SerializeError(
-        f"{what} (added after schema {lacks.target[0]}.{lacks.target[1]}) is not readable by PyTorch "
+        f"{what}{since} is not readable by PyTorch "
         f"{release} (schema {target[0]}.{target[1]}): the program cannot be written for that release "
         f"- at `{path}`"
     )
@@ -289,12 +293,19 @@ def _downgrade_step(raw: dict, lacks: Lacks, target: tuple[int, int]) -> None:
         if "target" in obj and "inputs" in obj and "outputs" in obj:
             for field in lacks.dropped_node_fields:
                 obj.pop(field, None)
+            outputs = obj["outputs"] if isinstance(obj["outputs"], list) else []
+            if len(outputs) > 1:
+                for i, out in enumerate(outputs):
+                    for member in lacks.tuple_output_members & (out.keys() if isinstance(out, dict) else set()):
+                        raise _refuse(f"an operator output of kind `{member}` in a tuple of outputs",
+                                      f"{path}.outputs[{i}].{member}", lacks, target, added=False)
     specs = raw.get("graph_module", {}).get("signature", {}).get("output_specs", [])
     for i, spec in enumerate(specs if isinstance(specs, list) else []):
         arg = spec.get("user_output", {}).get("arg", {}) if isinstance(spec, dict) else {}
         for member in lacks.user_output_members & (arg.keys() if isinstance(arg, dict) else set()):
             raise _refuse(f"a user output of kind `{member}`",
-                          f"$.graph_module.signature.output_specs[{i}].user_output.arg.{member}", lacks, target)
+                          f"$.graph_module.signature.output_specs[{i}].user_output.arg.{member}", lacks, target,
+                          added=False)
     for field in lacks.dropped_program_fields:
         raw.pop(field, None)
 

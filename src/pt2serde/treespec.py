@@ -93,6 +93,21 @@ def _enum_hook(obj: dict) -> Any:
     return target[name]
 
 
+def _unique_keys(pairs: list) -> dict:
+    """``object_pairs_hook``: a JSON object naming a key twice is refused (parsers disagree on
+    which value wins: Python takes the last, others the first)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise SerializeError(f"treespec JSON names the key {key!r} twice in one object")
+    return out
+
+
+def _unique_keys_enum(pairs: list) -> Any:
+    return _enum_hook(_unique_keys(pairs))
+
+
 def _defaultdict_context(ctx: Any) -> list:
     if not isinstance(ctx, dict) or set(ctx) != {"default_factory_module", "default_factory_name", "dict_context"}:
         raise SerializeError("malformed defaultdict context in treespec")
@@ -125,7 +140,7 @@ def _node(data: Any, depth: int) -> pytree.TreeSpec:
         else:
             if not isinstance(context, str):
                 raise SerializeError(f"treespec context of {type_name} must be JSON text")
-            ctx = json.loads(context, object_hook=_enum_hook)
+            ctx = json.loads(context, object_pairs_hook=_unique_keys_enum)
     except SerializeError:
         raise
     except (ValueError, TypeError, KeyError, AssertionError, NotImplementedError, RecursionError) as e:
@@ -136,7 +151,7 @@ def _node(data: Any, depth: int) -> pytree.TreeSpec:
 def loads(text: str) -> pytree.TreeSpec:
     """Rebuild a treespec from its JSON text without importing or running anything it names."""
     try:
-        protocol, body = json.loads(text)
+        protocol, body = json.loads(text, object_pairs_hook=_unique_keys)
     except (ValueError, TypeError, RecursionError):
         raise SerializeError("treespec is not a JSON [protocol, node] pair") from None
     if protocol != schema.TREESPEC_VERSION:

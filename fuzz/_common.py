@@ -62,7 +62,8 @@ _CODE_EVENTS = {"exec", "compile"}
 #: modules that compile source text of their own (type annotations, generated dataclass and
 #: namedtuple methods): a code event whose immediate caller is one of them is not the input's
 #: (pt2serde._fastcodec generates its decoders from the schema classes, never from a document)
-CODE_CALLERS = {"typing", "dataclasses", "collections", "pt2serde._fastcodec"}
+#: (ast.parse compiles to a syntax tree only: nothing runs)
+CODE_CALLERS = {"typing", "dataclasses", "collections", "ast", "pt2serde._fastcodec"}
 
 
 #: Long runs (``fuzz/run.py``) set PT2SERDE_FUZZ_TOLERATE_KNOWN=1 so that a bug already
@@ -144,7 +145,8 @@ class Oracle:
                 filename = getattr(args[0], "co_filename", None) if event == "exec" else args[1]
                 if isinstance(filename, (str, bytes)) and os.path.isfile(filename):
                     return  # a module being imported (its code comes from its file)
-            self.events.append(f"{event}{_short(args)}")
+            caller = sys._getframe(1).f_globals.get("__name__")
+            self.events.append(f"{event}{_short(args)} (called from {caller})")
             if event != "compile":
                 raise OracleFailure(f"the input made the reader run {event}{_short(args)}")
 

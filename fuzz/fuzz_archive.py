@@ -28,7 +28,8 @@ FORBID_CODE = True
 # torch.fx compiles the Python source of every rebuilt GraphModule (its own codegen): that
 # exec is expected; what the generated code does when the input tried to inject something
 # is caught by the process/marker checks.
-_common.CODE_CALLERS |= {"torch.fx.graph_module"}
+# torch.distributed.nn.jit.instantiator compiles a template of its own when torch imports it lazily.
+_common.CODE_CALLERS |= {"torch.fx.graph_module", "torch.distributed.nn.jit.instantiator"}
 
 _common.import_pt2serde()
 

@@ -154,7 +154,10 @@ def parameter(t: torch.Tensor, requires_grad: bool, where: str = "tensor") -> to
 def _finish(t: torch.Tensor, meta: schema.TensorMeta, is_param: bool, where: str = "tensor") -> torch.Tensor:
     device = tables.device_from_wire(meta.device)
     if device.type != "cpu":
-        t = t.to(device)
+        try:
+            t = t.to(device)
+        except Exception as e:  # noqa: BLE001 - no such backend here (ipu, cuda without CUDA...), bad index
+            raise SerializeError(f"{where}: cannot place the tensor on {device}: {type(e).__name__}: {e}") from None
     if is_param:
         return parameter(t, meta.requires_grad, where)
     if meta.requires_grad and (t.is_floating_point() or t.is_complex()):

@@ -133,3 +133,15 @@ def test_unknown_target_lists_what_can_be_written():
                                                       r"2\.13, 2\.14\), 8\.14 \(PyTorch 2\.9\), 8\.8 \(PyTorch 2\.8\)"):
         pt2serde.save(exported("mlp", "export"), io.BytesIO(), target_schema=(7, 3))
     assert sorted(READERS) == sorted(TARGETS)
+
+
+@pytest.mark.parametrize("name,where", [
+    ("symbool_user_output", "user output of kind `as_sym_bool`"),
+    ("custom_scalar_returns", "operator output of kind `as_sym_bool` in a tuple of outputs"),
+])
+def test_saving_what_no_pytorch_reader_handles_warns(name, where):
+    with pytest.warns(UserWarning, match=f"pt2serde reads this archive back, but torch.export.load cannot: .*{where}"):
+        data = _save(exported(name, "export"), (8, 20))
+    pt2serde.load(io.BytesIO(data))
+    with pytest.raises(Exception):  # and PyTorch indeed cannot
+        torch.export.load(io.BytesIO(data))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections import OrderedDict
 from typing import Any, Callable
@@ -47,6 +48,7 @@ MAX_DOCUMENT_BYTES = 2 << 30
 SHARES_KEY = "pt2serde_shares"
 
 WEIGHTS_DIR = "data/weights/"
+_MAY_GAP = re.compile(rb'"as_sym_bool"')  # cheap pre-check before looking for PyTorch reader gaps
 CONSTANTS_DIR = "data/constants/"
 
 
@@ -210,7 +212,14 @@ def save(
 
 def _document_bytes(document: schema.ExportedProgram, target: tuple[int, int]) -> bytes:
     if target == schema.SCHEMA_VERSION:
-        return codec.to_json_bytes(document)
+        data = codec.to_json_bytes(document)
+        if _MAY_GAP.search(data):
+            from .upgrade import pytorch_reader_gap
+
+            gap = pytorch_reader_gap(json.loads(data))
+            if gap:
+                warnings.warn(f"pt2serde reads this archive back, but torch.export.load cannot: {gap}", stacklevel=4)
+        return data
     from .upgrade import downgrade
 
     raw = codec.to_dict(document)

@@ -22,7 +22,7 @@ from .legacy_expr import printed_to_srepr
 __all__ = [
     "document_version", "check_version", "decode_program", "program_from_json",
     "upgrade", "STEPS", "Step",
-    "downgrade", "WRITABLE_TARGETS", "READERS",
+    "downgrade", "WRITABLE_TARGETS", "READERS", "pytorch_reader_gap",
 ]
 
 
@@ -324,3 +324,19 @@ def downgrade(raw: dict, target: tuple[int, int]) -> None:
             break
         _downgrade_step(raw, lacks, target)
     raw["schema_version"] = {"major": target[0], "minor": target[1]}
+
+
+def pytorch_reader_gap(raw: dict) -> str | None:
+    """Why no PyTorch release could load this current-schema document, or None.
+
+    pt2serde writes some forms no PyTorch reader handles yet (SymBool user outputs and
+    SymBool elements of operator output tuples); saving still works, with a warning.
+    """
+    lacks = next(step for step in DOWN_STEPS if step.target == (8, 14))
+    probe = Lacks(schema.SCHEMA_VERSION, "2.13", user_output_members=lacks.user_output_members,
+                  tuple_output_members=lacks.tuple_output_members)
+    try:
+        _downgrade_step(raw, probe, (8, 14))
+    except SerializeError as e:
+        return str(e).split(" is not readable by ")[0] + " - at " + str(e).split(" - at ")[-1]
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import os
 import subprocess
@@ -59,14 +61,27 @@ def run_batch(argvs: list[list[str]]) -> list[tuple[int, str, str]]:
     return [tuple(r) for r in json.loads(proc.stdout)]
 
 
-def records(path: str) -> dict[str, bytes]:
-    """Every record of an archive, by name relative to its root folder."""
-    reader = ArchiveReader(path)
-    root = reader.root_folder()
-    out = {n.split("/", 1)[1]: reader.read(n) for n in reader.names()}
+LEGACY_MARKER = "serialized_exported_program.json"
+
+
+def records(path: str | bytes) -> dict[str, bytes]:
+    """Every record of an archive (or of a ``torch.save`` zip given as bytes), by name relative
+    to its root folder; the plain zip of PyTorch 2.5-2.7 has none ("__root__" is then empty)."""
+    reader = ArchiveReader(path if isinstance(path, str) else memoryview(path))
+    root = "" if LEGACY_MARKER in reader else reader.root_folder()
+    out = {(n.split("/", 1)[1] if root else n): reader.read(n) for n in reader.names()}
     reader.close()
     out["__root__"] = root.encode()
     return out
+
+
+def zip_bytes(recs: dict[str, bytes]) -> bytes:
+    """A zip of ``recs`` (full names) as bytes, e.g. a rewritten ``torch.save`` record."""
+    buf = io.BytesIO()
+    with ArchiveWriter(buf) as w:
+        for name, data in recs.items():
+            w.add(name, data)
+    return buf.getvalue()
 
 
 def rewrite(src: str, dst: str, replace: dict[str, bytes | None] | None = None,
@@ -78,6 +93,7 @@ def rewrite(src: str, dst: str, replace: dict[str, bytes | None] | None = None,
     """
     recs = records(src)
     root = recs.pop("__root__").decode()
+    prefix = f"{root}/" if root else ""
     replace = replace or {}
     with ArchiveWriter(dst) as w:
         for name, data in recs.items():
@@ -85,9 +101,9 @@ def rewrite(src: str, dst: str, replace: dict[str, bytes | None] | None = None,
                 if replace[name] is None:
                     continue
                 data = replace[name]
-            w.add(f"{root}/{name}", data)
+            w.add(f"{prefix}{name}", data)
         for name, data in (add or {}).items():
-            w.add(f"{root}/{name}", data)
+            w.add(f"{prefix}{name}", data)
     return dst
 
 
@@ -97,6 +113,15 @@ def edit_json(src: str, dst: str, name: str, fn) -> str:
     result = fn(doc)
     doc = result if isinstance(result, dict) else doc  # fn may edit in place and return anything
     return rewrite(src, dst, {name: json.dumps(doc).encode()})
+
+
+@functools.lru_cache(maxsize=None)
+def corpus_reports() -> tuple[tuple[str, dict, tuple[int, str, str]], ...]:
+    """``inspect --json`` of every archive of every writer, both layouts, in one torch-free
+    interpreter (computed once per test session): (path, manifest entry, (code, stdout, stderr))."""
+    archives = corpus_archives(PT2_WRITERS + LEGACY_WRITERS)
+    results = run_batch([["inspect", "--json", path] for path, _ in archives])
+    return tuple((path, entry, result) for (path, entry), result in zip(archives, results))
 
 
 def corpus_archives(writers=PT2_WRITERS) -> list[tuple[str, dict]]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 
 import pytest
 import torch
 
 import pt2serde
-from cli_support import CORPUS, edit_json, run_batch, run_cli, run_cli_json
+from cli_support import CORPUS, edit_json, records, rewrite, run_batch, run_cli, run_cli_json, zip_bytes
 
 DOC = "models/model.json"
 
@@ -198,9 +199,8 @@ def test_signature_change(archives):
 def test_corpus_pairs():
     mlp = {w: os.path.join(CORPUS, w, "const_view_offset.pt2") for w in ("2.8.0", "2.13.0", "2.14.1")}
     results = run_batch([["diff", "--json", mlp["2.8.0"], mlp["2.13.0"]], ["diff", "--json", mlp["2.13.0"], mlp["2.14.1"]],
-                         ["diff", mlp["2.14.1"], mlp["2.14.1"]], ["diff", mlp["2.13.0"], os.path.join(CORPUS, "2.5.1",
-                                                                                                   "mlp.pt2")]])
-    (c1, o1, _), (c2, o2, _), (c3, _, _), (c4, o4, e4) = results
+                         ["diff", mlp["2.14.1"], mlp["2.14.1"]]])
+    (c1, o1, _), (c2, o2, _), (c3, _, _) = results
     old_new = json.loads(o1)["changes"]
     # torch.save storage (2.8.0) against raw records (2.13.0): the same values, views and offsets
     assert {c["section"] for c in old_new} <= {"metadata", "graph"}
@@ -209,7 +209,51 @@ def test_corpus_pairs():
     assert c1 == 1
     assert (c2, [(c["section"], c["subject"]) for c in json.loads(o2)["changes"]]) == (1, [("metadata", "torch version")])
     assert c3 == 0
-    assert c4 == 2 and o4 == "" and "legacy layout" in e4
+
+
+def test_across_layouts():
+    """The plain zip of 2.5/2.7 against the PT2 archive of 2.13: the documents are compared after
+    upgrading (their schema versions as written), the weights by value whatever their storage."""
+    pairs = [("2.7.1", "mlp", "2.13.0"), ("2.5.1", "const_view_offset", "2.14.1"), ("2.6.0", "cond", "2.13.0"),
+             ("2.7.1", "conv_bn_eval", "2.8.0")]
+    results = run_batch([["diff", "--json", os.path.join(CORPUS, a, f"{n}.pt2"), os.path.join(CORPUS, b, f"{n}.pt2")]
+                         for a, n, b in pairs] + [["diff", os.path.join(CORPUS, "2.7.1", "mlp.pt2"),
+                                                   os.path.join(CORPUS, "2.13.0", "mlp.pt2")]])
+    assert [c for c, _, e in results] == [1] * 5 and all(e == "" for _, _, e in results)
+    mlp, view, cond, conv = ([(c["section"], c["kind"], c["subject"], c["detail"]) for c in json.loads(o)["changes"]]
+                             for _, o, _ in results[:4])
+    layout = ("archive", "changed", "layout", "plain zip of PyTorch 2.5-2.7 -> PT2 archive")
+    assert mlp == [layout, ("metadata", "changed", "schema version", "8.7 -> 8.20"),
+                   ("metadata", "changed", "torch version", "2.7.1+cu126 -> 2.13.0+cpu")]
+    # 2.5 recorded the lifted views with storage offset 0 in the graph; the stored tensors are the same
+    assert {s for s, *_ in view} == {"metadata", "graph", "archive"}
+    assert ("metadata", "changed", "schema version", "7.3 -> 8.20") in view
+    assert {s for s, *_ in cond} == {"metadata", "archive"}  # 8.2's tuple output of cond upgraded: the same graph
+    assert conv == [layout, ("metadata", "changed", "schema version", "8.7 -> 8.8"),
+                    ("metadata", "changed", "torch version", "2.7.1+cu126 -> 2.8.0+cu128")]
+    assert results[4][1].splitlines() == [
+        "diff mlp.pt2 -> mlp.pt2: 3 differences", "", "program model", "  metadata",
+        "    ~ schema version: 8.7 -> 8.20", "    ~ torch version: 2.7.1+cu126 -> 2.13.0+cpu", "", "archive",
+        "  ~ layout: plain zip of PyTorch 2.5-2.7 -> PT2 archive"]
+
+
+def test_changed_weights_in_a_plain_zip(tmp_path):
+    """Values inside the torch.save record of a plain zip, against the raw records of 2.13."""
+    src = os.path.join(CORPUS, "2.7.1", "mlp.pt2")
+    recs = records(src)
+    state = records(recs["serialized_state_dict.pt"])
+    root = state.pop("__root__").decode()
+    walked = json.loads(run_cli("inspect", "--json", src).stdout)["programs"][0]["weights"]
+    assert walked["largest"][0]["name"] == "0.weight"  # storage data/0 (float32[16, 8]) by pickle order
+    data = bytearray(state["data/0"])
+    data[4 * 17:4 * 18] = struct.pack("<f", struct.unpack("<f", data[4 * 17:4 * 18])[0] + 2.5)
+    state["data/0"] = bytes(data)
+    changed = rewrite(src, str(tmp_path / "changed.pt2"),
+                      {"serialized_state_dict.pt": zip_bytes({f"{root}/{n}": d for n, d in state.items()})})
+    code, report = run_cli_json("diff", os.path.join(CORPUS, "2.13.0", "mlp.pt2"), changed)
+    assert code == 1
+    weights = [(c["subject"], c["detail"]) for c in report["changes"] if c["section"] == "weights"]
+    assert weights == [("0.weight", "values differ in 1 of 128 elements, max abs diff 2.5")]
 
 
 def test_unreadable_document_exits_2(archives, tmp_path):

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import pt2serde
-from cli_support import (CORPUS, LEGACY_WRITERS, corpus_archives, edit_json, rewrite, run_batch, run_cli,
-                         run_cli_json)
+from cli_support import (CORPUS, corpus_reports, edit_json, records, rewrite, run_batch, run_cli, run_cli_json,
+                         zip_bytes)
 
 
 class Rich(torch.nn.Module):
@@ -115,11 +115,15 @@ def test_json_report_has_every_documented_key(rich_report):
     program_keys = ["name", "document", "schema_version", "torch_version", "opset_version", "verifiers",
                     "forward_arg_names", "inputs", "outputs", "mutations", "lifted_inputs", "symbols",
                     "derived_ranges", "graph", "weights", "constants", "shared_storages", "needs_allow_pickle",
-                    "sample_inputs", "notes"]
-    assert list(rich_report) == ["format_version", "file", "archive", "programs", "extra_files"]
+                    "sample_inputs", "notes", "upgraded_to"]
+    assert list(rich_report) == ["format_version", "file", "archive", "programs", "extra_files", "readers"]
+    assert list(rich_report["archive"]) == ["layout", "root", "archive_format", "archive_version", "byteorder",
+                                            "records", "version_record"]
     assert list(rich_report["programs"][0]) == program_keys
+    assert [list(r) for r in rich_report["readers"]] == [["reader", "readable", "fails_at", "reason", "where"]] * 8
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "inspect-json.md")).read()
-    for key in program_keys + list(rich_report["programs"][0]["weights"]):
+    for key in (program_keys + list(rich_report["programs"][0]["weights"]) + list(rich_report["archive"])
+                + list(rich_report) + list(rich_report["readers"][0])):
         assert f"`{key}`" in doc, key
 
 
@@ -178,22 +182,28 @@ def _range(text: str) -> tuple:
 
 
 def test_corpus_archives_match_their_manifests():
-    """Every PT2-layout archive of every writer: programs, versions, inputs, outputs, ranges,
+    """Every archive of every writer, both layouts: programs, versions, inputs, outputs, ranges,
     operators, entry counts and sample inputs as the writer's manifest records them."""
-    archives = corpus_archives()
-    assert len(archives) > 140
-    results = run_batch([["inspect", "--json", path] for path, _ in archives])
-    for (path, entry), (code, out, err) in zip(archives, results):
+    reports = corpus_reports()
+    assert len(reports) == 241
+    legacy = 0
+    for path, entry, (code, out, err) in reports:
         where = os.path.relpath(path, CORPUS)
         assert code == 0 and err == "", (where, err)
         r = json.loads(out)
+        a = entry["archive"]
+        assert r["archive"]["layout"] == {"legacy_zip": "legacy", "pt2_archive": "pt2"}[a["layout"]], where
+        assert r["archive"]["version_record"] == a["version"], where  # the plain zip's `version`; else null
+        legacy += r["archive"]["layout"] == "legacy"
         assert sorted(p["name"] for p in r["programs"]) == sorted(entry["models"]), where
         for p in r["programs"]:
             m = entry["models"][p["name"]]
             g = m["graph"]
-            member = f"models/{p['name']}.json"
-            assert p["schema_version"] == entry["archive"]["schema_version"][member], where
-            assert p["torch_version"] == entry["archive"]["json_torch_version"][member], where
+            member = p["document"]["record"].removeprefix(r["archive"]["root"] + "/")
+            assert p["schema_version"] == a["schema_version"][member], where  # as written, before upgrading
+            written = (p["schema_version"]["major"], p["schema_version"]["minor"])
+            assert p["upgraded_to"] == (None if written == (8, 20) else {"major": 8, "minor": 20}), where
+            assert p["torch_version"] == a["json_torch_version"][member], where
             assert [x["name"] if x["kind"] != "constant" else str(x["value"]) for x in p["inputs"]] == \
                 g["user_inputs"], where
             outs = [s for s in g["output_specs"] if s[0] in ("USER_OUTPUT", "LOSS_OUTPUT")]
@@ -207,10 +217,11 @@ def test_corpus_archives_match_their_manifests():
             assert ops - {"_operator.getitem"} == listed - {"_operator.getitem"}, where
             assert p["weights"]["count"] == len(g["state_dict_keys"]), where
             assert p["constants"]["count"] == len(g["constant_keys"]), where
-            assert p["weights"]["storage"] == ("torch_save" if "2.8.0" in where else "raw"), where
+            assert p["weights"]["storage"] == a["weights_format"].replace("raw_config", "raw"), where
             case = m["cases"][0]
             assert p["sample_inputs"]["summary"] == f"args={_summary(case['args'])}, kwargs={_summary(case['kwargs'])}", where
             assert p["notes"] == [], where
+    assert legacy == 28 + 31 + 33
 
 
 def test_corpus_details():
@@ -241,13 +252,72 @@ def test_corpus_details():
     assert u["outputs"][1]["shape"] == ["u0"] and u["symbols"] == [{"name": "u0", "min": 1, "max": 8}]
 
 
-@pytest.mark.parametrize("writer", LEGACY_WRITERS)
-def test_legacy_layout_is_refused_clearly(writer):
-    proc = run_cli("inspect", os.path.join(CORPUS, writer, "mlp.pt2"))
-    assert proc.returncode == 2
-    assert proc.stdout == ""
-    assert "legacy layout of PyTorch 2.5-2.7" in proc.stderr and "not supported yet" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_legacy_plain_zip_report():
+    """The plain zip of 2.5-2.7: the writer's schema version (the `version` record), the document's
+    version before upgrading, and weights/constants summarised from their torch.save records."""
+    path = os.path.join(CORPUS, "2.5.1", "const_view_offset.pt2")
+    (code, out, err), (hcode, human, herr) = run_batch([["inspect", "--json", path], ["inspect", path]])
+    assert (code, err, hcode, herr) == (0, "", 0, "")
+    r = json.loads(out)
+    assert r["archive"] == {"layout": "legacy", "root": "", "archive_format": None, "archive_version": None,
+                            "byteorder": None, "records": 5, "version_record": "7.3"}
+    (p,) = r["programs"]
+    assert p["document"]["record"] == "serialized_exported_program.json"
+    assert (p["schema_version"], p["upgraded_to"]) == ({"major": 7, "minor": 3}, {"major": 8, "minor": 20})
+    assert p["torch_version"] == "2.5.1+cu124"
+    w, c = p["weights"], p["constants"]
+    assert (w["storage"], w["config_record"], c["config_record"]) == \
+        ("torch_save", "serialized_state_dict.pt", "serialized_constants.pt")
+    # win (8 floats at offset 4) and win2 (2x3 at offset 10) view one 24-float storage
+    assert (w["count"], w["tensors"], w["parameters"], w["tensor_bytes"], w["stored_bytes"]) == (2, 2, 0, 56, 96)
+    assert w["by_dtype"] == [{"dtype": "float32", "count": 2, "bytes": 56}]
+    assert w["largest"] == [{"name": "win", "dtype": "float32", "shape": [8], "bytes": 32},
+                            {"name": "win2", "dtype": "float32", "shape": [2, 3], "bytes": 24}]
+    assert (c["count"], c["tensor_bytes"], [x["name"] for x in c["largest"]]) == (3, 72, ["ct", "c", "np_view"])
+    assert p["shared_storages"] == [{"record": "serialized_state_dict.pt:archive/data/0", "names": ["win", "win2"]}]
+    assert p["sample_inputs"] == {"record": "serialized_example_inputs.pt", "bytes": 1180,
+                                  "summary": "args=(float32[8],), kwargs={}", "note": None}
+    assert (p["needs_allow_pickle"], p["notes"]) == ([], [])
+    lines = human.splitlines()
+    assert lines[0] == ("const_view_offset.pt2  13.5 KiB, plain zip of PyTorch 2.5-2.7 (version record 7.3), "
+                        "5 records, 1 program")
+    assert lines[2].startswith("program model  schema 7.3 (read as 8.20), written by torch 2.5.1+cu124, ")
+    assert "  weights  2 tensors (0 parameters, 2 buffers), 56 B (96 B stored), stored with torch.save  [float32 2]" \
+        in lines
+    assert "    serialized_state_dict.pt:archive/data/0  win, win2" in lines
+
+
+def test_legacy_documents_of_every_writer():
+    """Schema 7.3 with bare Infinity bounds (2.5), 8.2 with tuple HOP outputs (2.6), an int8
+    Parameter pickled with requires_grad=False (2.6), extra files (2.7)."""
+    paths = [os.path.join(CORPUS, w, f"{n}.pt2") for w, n in (("2.5.1", "dyn_auto"), ("2.6.0", "cond"),
+                                                               ("2.6.0", "int8_param"), ("2.7.1", "extra_files"))]
+    results = run_batch([["inspect", "--json", p] for p in paths])
+    assert [(c, e) for c, _, e in results] == [(0, "")] * 4
+    auto, cond, int8, extra = (json.loads(o) for _, o, _ in results)
+    assert [s["max"] for s in auto["programs"][0]["symbols"]] == [None, None]  # Infinity: unbounded
+    assert cond["programs"][0]["schema_version"] == {"major": 8, "minor": 2}
+    assert {"target": "torch.ops.higher_order.cond", "count": 1} in cond["programs"][0]["graph"]["operators"]
+    w = int8["programs"][0]["weights"]
+    assert (w["tensors"], w["parameters"], w["tensor_bytes"]) == (6, 1, 57)
+    assert w["largest"][0] == {"name": "qw", "dtype": "int8", "shape": [4, 6], "bytes": 24}
+    assert extra["archive"]["version_record"] == "8.7"
+    assert sorted(e["name"] for e in extra["extra_files"]) == ["config.json", "notes.txt"]
+
+
+def test_legacy_inspect_reads_no_tensor_bytes(tmp_path):
+    """Storage bytes inside the torch.save records replaced by garbage: the same report."""
+    path = os.path.join(CORPUS, "2.7.1", "conv_bn_eval.pt2")
+    recs = records(path)
+    state = records(recs["serialized_state_dict.pt"])
+    garbage = {n: (b"\xff" * len(d) if "/data/" in n else d) for n, d in state.items() if n != "__root__"}
+    garbage = {f"{state['__root__'].decode()}/{n}": d for n, d in garbage.items()}
+    copy = rewrite(path, str(tmp_path / "garbage.pt2"), {"serialized_state_dict.pt": zip_bytes(garbage)})
+    a = run_cli_json("inspect", path)[1]
+    b = run_cli_json("inspect", copy)[1]
+    assert a["programs"][0]["weights"]["tensors"] == 7  # conv + batchnorm, num_batches_tracked int64
+    a["file"] = b["file"] = None
+    assert a == b
 
 
 def test_unreadable_files(tmp_path):
@@ -283,7 +353,6 @@ def test_unreadable_document_is_a_note_not_a_crash(rich, tmp_path):
 def test_inspect_reads_no_tensor_bytes(rich, tmp_path):
     """Weight records replaced by garbage of the same size: inspect reports the same thing."""
     _, path = rich
-    from cli_support import records
 
     recs = records(path)
     garbage = {n: b"\xff" * len(d) for n, d in recs.items() if n.startswith("data/weights/weight_")}

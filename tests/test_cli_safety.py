@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import pt2serde
-from cli_support import records, rewrite, run_cli
+from cli_support import CORPUS, records, rewrite, run_cli
 from pt2serde.archive import ArchiveWriter
 
 CCFG = "data/constants/model_constants_config.json"
@@ -131,3 +131,34 @@ def test_diff_runs_nothing(hostile):
     assert changes == {("constants", "obj"): "stored object bytes differ",
                        ("constants", "opq"): "stored object bytes differ",
                        ("constants", "pk"): "stored object bytes differ"}
+
+
+def test_plain_zip_runs_nothing(hostile, tmp_path):
+    """The plain zip of 2.5-2.7 keeps its state dict, constants and example inputs as torch.save
+    pickles: hostile ones are walked and refused, never run, by all three commands."""
+    marker = hostile[0]
+    payload = _torch_save_zip(pickle.dumps(_Boom(f"touch {marker}"), protocol=2))
+    src = os.path.join(CORPUS, "2.7.1", "mlp.pt2")
+    path = rewrite(src, str(tmp_path / "legacy.pt2"), {"serialized_state_dict.pt": payload,
+                                                       "serialized_constants.pt": payload,
+                                                       "serialized_example_inputs.pt": payload})
+    cwd = str(marker.parent)
+    inspect, validate, diff = (run_cli(*args, cwd=cwd) for args in (
+        ["inspect", "--json", path], ["validate", "--json", path], ["diff", "--json", src, path]))
+    assert not marker.exists()
+    assert inspect.returncode == 1, inspect.stderr  # the weights could not be read: error notes
+    report = json.loads(inspect.stdout)
+    (p,) = report["programs"]
+    assert [(n["level"], n["where"]) for n in p["notes"]] == [("error", "serialized_state_dict.pt"),
+                                                             ("error", "serialized_constants.pt")]
+    assert all("GLOBAL posix.system is not an allowed global" in n["message"] for n in p["notes"])
+    assert p["sample_inputs"]["note"].startswith("not summarised: reading it would need unpickling (GLOBAL posix.system")
+    assert report["readers"][-1] == {
+        "reader": "pt2serde", "readable": True, "fails_at": None, "where": None,
+        "reason": "with allow_pickle=True (serialized_constants.pt, serialized_state_dict.pt, "
+                  "serialized_example_inputs.pt only unpickling can load)"}
+    assert validate.returncode == 1 and not json.loads(validate.stdout)["valid"]
+    assert diff.returncode == 1
+    changes = {(c["section"], c["kind"], c["subject"]) for c in json.loads(diff.stdout)["changes"]}
+    assert ("weights", "changed", "archive B") in changes  # unreadable entry: the walk's refusal
+    assert ("weights", "removed", "0.weight") in changes  # nothing of B's state dict could be described

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import pt2serde
-from cli_support import (CORPUS, LEGACY_WRITERS, corpus_archives, edit_json, records, rewrite, run_batch, run_cli,
-                         run_cli_json)
+from cli_support import (CORPUS, LEGACY_WRITERS, PT2_WRITERS, corpus_archives, edit_json, records, rewrite, run_batch,
+                         run_cli, run_cli_json, zip_bytes)
 from pt2serde import check, schema
 from pt2serde.archive import ArchiveReader
 
@@ -56,18 +56,47 @@ def test_sound_archive_is_valid(base):
 
 
 def test_every_corpus_archive_is_valid():
-    archives = corpus_archives()
+    """Both layouts: the PT2 archives of 2.8+ and the plain zips of 2.5-2.7 (documents of schema
+    7.3, 8.2 and 8.7 upgraded before they are checked, torch.save records walked)."""
+    archives = corpus_archives(PT2_WRITERS + LEGACY_WRITERS)
+    assert len(archives) == 241
     results = run_batch([["validate", "--json", path] for path, _ in archives])
     for (path, _), (code, stdout, stderr) in zip(archives, results):
         report = json.loads(stdout)
         assert (code, report["problems"]) == (0, []), os.path.relpath(path, CORPUS)
 
 
-@pytest.mark.parametrize("writer", LEGACY_WRITERS)
-def test_legacy_layout_exits_2(writer):
-    proc = run_cli("validate", os.path.join(CORPUS, writer, "conv_bn_eval.pt2"))
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert "legacy layout" in proc.stderr and "not supported yet" in proc.stderr
+def test_legacy_plain_zip(out):
+    src = os.path.join(CORPUS, "2.6.0", "conv_bn_eval.pt2")
+    proc = run_cli("validate", src)
+    assert (proc.returncode, proc.stdout) == (0, "conv_bn_eval.pt2: valid (1 program, 5 records, CRCs checked)\n")
+    recs = records(src)
+    state = records(recs["serialized_state_dict.pt"])
+    root = state.pop("__root__").decode()
+    # a storage of the state dict one element short: the walk reports the tensor that does not fit
+    short = {f"{root}/{n}": (d[:-4] if n == "data/0" else d) for n, d in state.items()}
+    broken = rewrite(src, out("broken.pt2"), {"version": b"8.7", "serialized_example_inputs.pt": None,
+                                              "serialized_state_dict.pt": zip_bytes(short)})
+    no_version = rewrite(src, out("noversion.pt2"), {"version": None})
+    bad_version = rewrite(src, out("badversion.pt2"), {"version": b"eight"})
+    major = rewrite(src, out("major.pt2"), {"version": b"7.3"})
+    results = run_batch([["validate", "--json", p] for p in (broken, no_version, bad_version, major)])
+    reports = [json.loads(o) for _, o, _ in results]
+    assert [c for c, _, _ in results] == [1, 1, 1, 1]
+    problems = [[f"{p['level']}: {p['message']} @ {p['where']}" for p in r["problems"]] for r in reports]
+    assert problems[0][0] == "warning: says schema 8.7 but the document's schema_version is 8.2 @ version"
+    assert problems[0][1] == (
+        "error: persistent id: record 'archive/data/0' holds 428 bytes but its persistent id declares 108 x float32 = "
+        "432 bytes at byte 152 of archive/data.pkl in serialized_state_dict.pt @ serialized_state_dict.pt")
+    assert problems[0][2:] == [  # the missing entries, as the signature needs them (example inputs are optional)
+        f"error: parameter `{n}` (input spec {i}) is not stored in the weights config @ serialized_state_dict.pt"
+        for i, n in enumerate(["0.weight", "0.bias", "1.weight", "1.bias"])] + [
+        f"error: buffer `{n}` (input spec {i}) is not stored in the weights config @ serialized_state_dict.pt"
+        for i, n in enumerate(["1.running_mean", "1.running_var", "1.num_batches_tracked"], 4)]
+    assert problems[1] == ["error: missing: the plain zip of PyTorch 2.5-2.7 records its schema version here; no "
+                           "reader loads the archive without it @ version"]
+    assert problems[2] == ["error: 'eight' is not a schema version 'major.minor' @ version"]
+    assert problems[3] == ["error: says schema 7.3 but the document's schema_version is 8.2 @ version"]
 
 
 def test_unreadable_file_exits_2(tmp_path):
@@ -172,8 +201,8 @@ def test_version_rules(base, out):
     reports = [json.loads(r[1]) for r in results]
     assert [r[0] for r in results] == [1, 1, 0]
     assert [(p["message"], p["where"]) for p in reports[0]["problems"]] == [(
-        "Serialized schema version 9.0 does not match our current schema version 8.20: documents of major "
-        "version 9 cannot be read by this reader", "$.schema_version")]
+        "Serialized schema version 9.0 does not match our current schema version 8.20: this reader reads versions "
+        "7.0 to 8.20 (and newer minor versions of 8)", "$.schema_version")]
     assert [(p["message"], p["where"]) for p in reports[1]["problems"]] == [
         ("Document of schema version 8.99 uses field `extra`, unknown to schema 8.20",
          "$.graph_module.graph.nodes[0].extra"),

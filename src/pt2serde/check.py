@@ -1,11 +1,13 @@
-"""Semantic validation of PT2 archives and program documents; collects every problem (torch-free).
+"""Semantic validation of program archives and documents; collects every problem (torch-free).
 
 ``load`` fails fast at the first thing it cannot read; this module is the other half of
 house rule 5: it reports *everything* wrong with a file, each as a :class:`Problem`
 (``message @ $.path`` inside a document, ``message @ record`` for a record as a whole).
 
 * :func:`check_archive` - the container (marker records, CRCs), every program document,
-  every payload config and the records they name, and the cross-references between them.
+  every payload config and the records they name, and the cross-references between them;
+  PT2 archives and the plain zip of PyTorch 2.5-2.7 (its ``version`` record against the
+  document, its whole-dict ``torch.save`` records).
 * :func:`check_document` - one JSON-decoded document: version rules, schema shape (every
   wrong type, missing field and unknown union tag, not just the first), then
   :func:`check_program`.
@@ -32,13 +34,13 @@ from . import _srepr, codec, schema, upgrade
 from ._fastcodec import MAX_NESTING, RECURSIVE_MEMBERS
 from ._wire import Union
 from .archive import ArchiveReader
-from .contents import (PICKLE_KINDS, LegacyLayoutError, Problem, ProgramRecords, Pt2Archive, TensorEntry, entry_globals,
+from .contents import (LEGACY_VERSION, PICKLE_KINDS, Problem, ProgramRecords, Pt2Archive, TensorEntry, entry_globals,
                        key_path)
 from .picklewalk import describe_torch_save
 from .wiretext import DTYPES, sym_text
 from .errors import SerializeError
 
-__all__ = ["Problem", "LegacyLayoutError", "check_archive", "check_document", "check_program", "check_shape"]
+__all__ = ["Problem", "check_archive", "check_document", "check_program", "check_shape"]
 
 ARCHIVE_FORMAT = "pt2"
 ARCHIVE_VERSION = "0"
@@ -400,18 +402,36 @@ def check_program(doc: schema.ExportedProgram, record: str | None = None) -> lis
     return out
 
 
+def _message_and_path(e: SerializeError) -> tuple[str, str]:
+    """``"message - at `$.path`"`` split in two; ``$`` when the error names no path."""
+    text = str(e)
+    msg, sep, path = text.rpartition(" - at ")
+    return (msg, path.strip("`")) if sep else (text, "$")
+
+
 def check_document(raw: Any, record: str | None = None) -> tuple[schema.ExportedProgram | None, list[Problem]]:
-    """Version rules, schema shape and semantics of a JSON-decoded program document."""
+    """Version rules, schema shape and semantics of a JSON-decoded program document.
+
+    A document of an older schema version (7.0 - 8.19) is first upgraded in place, as the
+    loader does; the shape and semantic checks then see the upgraded document.
+    """
     try:
         major, minor = upgrade.document_version(raw)
     except SerializeError as e:
-        msg, _, path = str(e).rpartition(" - at ")
-        return None, [Problem(msg or str(e), path.strip("`") or "$", record)]
+        msg, path = _message_and_path(e)
+        return None, [Problem(msg, path, record)]
     problems: list[Problem] = []
-    try:
-        upgrade.check_version(major, minor)
-    except SerializeError as e:
-        return None, [Problem(str(e), "$.schema_version", record)]
+    if upgrade.STEPS[0].source <= (major, minor) < schema.SCHEMA_VERSION:
+        try:
+            upgrade.upgrade(raw)
+        except SerializeError as e:
+            msg, path = _message_and_path(e)
+            return None, [Problem(f"cannot upgrade the document from schema {major}.{minor}: {msg}", path, record)]
+    else:
+        try:
+            upgrade.check_version(major, minor)
+        except SerializeError as e:
+            return None, [Problem(str(e), "$.schema_version", record)]
     if (major, minor) > schema.SCHEMA_VERSION:
         cur = f"{schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}"
         for path in codec.unknown_fields(schema.ExportedProgram, raw):
@@ -439,6 +459,8 @@ def _check_program_records(archive: Pt2Archive, model: str, out: list[Problem]) 
     except SerializeError as e:
         out.append(Problem(str(e), rec, rec))
         raw = None
+    if archive.layout == "legacy":
+        _check_legacy_version(archive, raw, out)
     doc, problems = check_document(raw, rec) if raw is not None else (None, [])
     out += problems
     found: list[Problem] = []
@@ -455,7 +477,8 @@ def _check_program_records(archive: Pt2Archive, model: str, out: list[Problem]) 
     if doc is not None:
         _check_payload_names(doc, pr, weights, constants, out)
     if pr.sample_record not in archive.reader:
-        out.append(Problem("sample inputs record is missing", pr.sample_record, pr.sample_record))
+        if archive.layout != "legacy":  # optional in the plain zip (the loader reads no example inputs)
+            out.append(Problem("sample inputs record is missing", pr.sample_record, pr.sample_record))
     elif archive.reader.entry(pr.sample_record).size:
         try:
             describe_torch_save(archive.reader.view(pr.sample_record), pr.sample_record)
@@ -505,16 +528,54 @@ def _check_payload_names(doc: schema.ExportedProgram, pr: ProgramRecords, weight
                 f"{want_dtype}{want_sizes}", f"$.config{key_path(name)}" if entry.inner is None else record, record))
 
 
+def _check_legacy_version(archive: Pt2Archive, raw: Any, out: list[Problem]) -> None:
+    """The plain zip's ``version`` record: present, "major.minor", and the document's version."""
+    text = archive.version_record()
+    if text is None:
+        out.append(Problem("missing: the plain zip of PyTorch 2.5-2.7 records its schema version here; no reader "
+                           "loads the archive without it", LEGACY_VERSION, LEGACY_VERSION))
+        return
+    parts = text.strip().split(".")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        out.append(Problem(f"{text.strip()[:16]!r} is not a schema version 'major.minor'", LEGACY_VERSION,
+                           LEGACY_VERSION))
+        return
+    try:
+        major, minor = upgrade.document_version(raw)
+    except SerializeError:
+        return  # an unreadable document: reported with the document
+    if (int(parts[0]), int(parts[1])) != (major, minor):
+        out.append(Problem(f"says schema {text.strip()} but the document's schema_version is {major}.{minor}",
+                           LEGACY_VERSION, LEGACY_VERSION, level="warning" if int(parts[0]) == major else "error"))
+
+
 def check_archive(source: ArchiveReader | Pt2Archive, *, crc: bool = True,
                   progress: Callable[[int], None] | None = None) -> list[Problem]:
-    """Every problem of a PT2 archive (see the module docstring). ``crc``: verify every
+    """Every problem of a program archive (see the module docstring). ``crc``: verify every
     record's CRC-32 (reads every byte; ``progress`` is called with the bytes done).
 
-    Raises ``SerializeError`` only when the file is not a PT2 archive at all (not a zip, no
-    single root folder, the legacy 2.5-2.7 layout: :class:`~pt2serde.contents.LegacyLayoutError`).
+    Raises ``SerializeError`` only when the file is not an archive at all (not a zip, or
+    neither a single root folder nor the plain zip of PyTorch 2.5-2.7).
     """
     archive = source if isinstance(source, Pt2Archive) else Pt2Archive(source)
     out: list[Problem] = []
+    if archive.layout == "pt2":
+        _check_markers(archive, out)
+    for model in archive.models():
+        _check_program_records(archive, model, out)
+    if crc:
+        for name, entry in archive.reader.entries.items():
+            try:
+                good = _crc_ok(archive, name, progress)
+            except SerializeError as e:
+                out.append(Problem(str(e), name, name))
+                continue
+            if not good:
+                out.append(Problem("CRC-32 does not match the stored checksum: the record is corrupt", name, name))
+    return out
+
+
+def _check_markers(archive: Pt2Archive, out: list[Problem]) -> None:
     fmt = archive.small("archive_format")
     rec = archive.name("archive_format")
     if fmt is None:
@@ -532,22 +593,9 @@ def check_archive(source: ArchiveReader | Pt2Archive, *, crc: bool = True,
     if order is not None and order != "little":
         rec = archive.name("byteorder")
         out.append(Problem(f"byte order {order[:16]!r} is not supported (only 'little')", rec, rec))
-    models = archive.models()
-    if not models:
+    if not archive.models():
         rec = archive.name("models/")
         out.append(Problem("the archive holds no program (no models/<name>.json record)", rec, rec))
-    for model in models:
-        _check_program_records(archive, model, out)
-    if crc:
-        for name, entry in archive.reader.entries.items():
-            try:
-                good = _crc_ok(archive, name, progress)
-            except SerializeError as e:
-                out.append(Problem(str(e), name, name))
-                continue
-            if not good:
-                out.append(Problem("CRC-32 does not match the stored checksum: the record is corrupt", name, name))
-    return out
 
 
 def _crc_ok(archive: Pt2Archive, name: str, progress: Callable[[int], None] | None) -> bool:

@@ -1,13 +1,16 @@
 """The ``pt2serde`` command line.
 
 ``inspect``, ``validate`` and ``diff`` run on the format layer alone: they work without
-torch, and never unpickle or execute anything from the file. ``demo`` needs torch (it
-exports a model) and lives outside the package (``pt2serde_demo``).
+torch, and never unpickle or execute anything from the file. They read PT2 archives and
+the plain zip written by PyTorch 2.5-2.7 (documents of older schema versions are upgraded
+as the loader upgrades them). ``inspect`` also says which releases can read the archive
+(:mod:`pt2serde.compat_readers`). ``demo`` needs torch (it exports a model) and lives
+outside the package (``pt2serde_demo``).
 
 Exit codes: ``inspect`` 0 (1 when part of the archive could not be read, shown as a
 note); ``validate`` 0 valid (warnings allowed), 1 invalid; ``diff`` 0 equal, 1 different;
-all three 2 when a file cannot be read at all (not a zip, not a PT2 archive, the legacy
-2.5-2.7 layout, a program document that does not decode for ``diff``).
+all three 2 when a file cannot be read at all (not a zip, neither a PT2 archive nor the
+plain zip of 2.5-2.7, a program document that does not decode for ``diff``).
 """
 
 from __future__ import annotations
@@ -179,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pt2serde {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("inspect", help="what an archive holds: programs, signature, operators, weights")
+    p = sub.add_parser("inspect", help="what an archive holds: programs, signature, operators, weights, "
+                                       "and which releases can read it")
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="machine-readable report (docs/inspect-json.md)")
     p.set_defaults(func=_cmd_inspect)

@@ -1,8 +1,8 @@
 """What a PT2 archive holds, read without torch and without running anything from it.
 
 The torch-free commands (``pt2serde inspect``, ``validate``, ``diff``) share this view of
-an archive: its root folder and marker records, its programs (``models/<name>.json``),
-and for each program the entries of its state dict and constants as
+an archive: its layout, root folder and marker records, its programs, and for each
+program the entries of its state dict and constants as
 :class:`TensorEntry` (name, dtype, sizes, strides, offset, the record that holds the
 storage). Only JSON records and pickle *opcodes* are read; tensor bytes are touched only
 by :func:`storage_view`, which ``diff`` calls for the tensors it compares.
@@ -12,8 +12,18 @@ Two ways of storing tensors are understood (see ``package.py`` and the compat co
 * raw records (PyTorch 2.9+ and pt2serde): ``data/weights/<name>_weights_config.json``
   maps each FQN to a ``schema.PayloadMeta``; the storage is ``data/weights/<path_name>``
   (or the record named by the entry's ``pt2serde_shares`` key);
-* ``torch.save`` records (PyTorch 2.8): ``data/weights/<name>.pt``, a zip holding a
-  pickled dict, *walked* (never unpickled) by :mod:`pt2serde.picklewalk`.
+* ``torch.save`` records (PyTorch 2.8, and pt2serde writing for 2.8/2.9):
+  ``data/weights/<name>.pt``, a zip holding a pickled dict, *walked* (never unpickled) by
+  :mod:`pt2serde.picklewalk`.
+
+Two layouts are understood (see ``package._LAYOUTS``):
+
+* ``"pt2"``: the PT2 archive (PyTorch 2.8+, pt2serde): one root folder, ``archive_format``,
+  ``models/<name>.json``, ``data/...``, ``extra/<file>``;
+* ``"legacy"``: the plain zip of PyTorch 2.5-2.7: no root folder, one program ``model``
+  (``serialized_exported_program.json``), the schema version as text in ``version``, the
+  state dict and constants as whole-dict ``torch.save`` records (``serialized_state_dict.pt``,
+  ``serialized_constants.pt``), ``serialized_example_inputs.pt``, ``extra_files/<file>``.
 
 Problems found while reading (a missing record, a tensor that does not fit its storage)
 are collected as :class:`Problem` objects instead of raised, so that ``validate`` can
@@ -33,7 +43,6 @@ from .picklewalk import TensorInfo, TorchSaveRecord, describe_torch_save, pickle
 from .wiretext import BY_NAME, DTYPES, device_text, sym_text
 
 __all__ = [
-    "LegacyLayoutError",
     "Problem",
     "Pt2Archive",
     "ProgramRecords",
@@ -59,6 +68,30 @@ MAX_ZERO_FILL = 64 << 20  # an empty record reads as zeros, up to this much more
 DEVICE_TYPES = frozenset({"cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga",
                           "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone"})
 LEGACY_MARKER = "serialized_exported_program.json"
+LEGACY_VERSION = "version"
+
+#: Record names by layout and role ({m}: the program name); None: the layout has no such record.
+RECORDS: dict[str, dict[str, str | None]] = {
+    "pt2": {
+        "document": "models/{m}.json",
+        "weights_dict": "data/weights/{m}.pt",
+        "weights_config": "data/weights/{m}_weights_config.json",
+        "constants_dict": "data/constants/{m}.pt",
+        "constants_config": "data/constants/{m}_constants_config.json",
+        "sample_inputs": "data/sample_inputs/{m}.pt",
+        "extra": "extra/",
+    },
+    "legacy": {
+        "document": LEGACY_MARKER,
+        "weights_dict": "serialized_state_dict.pt",
+        "weights_config": None,
+        "constants_dict": "serialized_constants.pt",
+        "constants_config": None,
+        "sample_inputs": "serialized_example_inputs.pt",
+        "extra": "extra_files/",
+    },
+}
+LAYOUT_TEXT = {"pt2": "PT2 archive", "legacy": "plain zip of PyTorch 2.5-2.7"}
 
 
 @dataclass(frozen=True)
@@ -82,10 +115,6 @@ class Problem:
 def key_path(key: str) -> str:
     """A dict key as a wire-path segment, as the codec writes it (``.fc.weight``)."""
     return f".{key}"
-
-
-class LegacyLayoutError(SerializeError):
-    """The archive uses the plain-zip layout of PyTorch 2.5-2.7, not the PT2 archive layout."""
 
 
 # =============================================================================== entries
@@ -159,43 +188,71 @@ class TensorEntry:
 
 
 class Pt2Archive:
-    """A PT2 archive opened for the torch-free commands (see the module docstring)."""
+    """A program archive opened for the torch-free commands (see the module docstring):
+    ``layout`` is ``"pt2"`` or ``"legacy"``; ``root`` the root folder ("" for the plain zip)."""
 
     def __init__(self, reader: ArchiveReader, path: str | None = None) -> None:
         self.reader = reader
         self.path = path
-        if LEGACY_MARKER in reader:
-            raise LegacyLayoutError(
-                "this archive uses the legacy layout of PyTorch 2.5-2.7 (serialized_exported_program.json "
-                "at the zip root), which is not supported yet; only the PT2 archive layout (PyTorch 2.8+) is"
-            )
-        try:
-            self.root = reader.root_folder()
-        except SerializeError as e:
-            raise SerializeError(f"not a PT2 archive: {e}") from None
+        if LEGACY_MARKER in reader:  # the plain zip of 2.5-2.7 (a missing `version` is a problem, not another layout)
+            self.layout, self.root = "legacy", ""
+        else:
+            self.layout = "pt2"
+            try:
+                self.root = reader.root_folder()
+            except SerializeError as e:
+                raise SerializeError(f"not a PT2 archive (nor the plain zip of PyTorch 2.5-2.7): {e}") from None
         self._torch_saves: dict[str, TorchSaveRecord] = {}
         self._fd_cache: int | None = None
 
     def name(self, rel: str) -> str:
-        return f"{self.root}/{rel}"
+        """The full record name of ``rel`` (a name relative to the root folder)."""
+        return f"{self.root}/{rel}" if self.root else rel
+
+    def rel(self, name: str) -> str:
+        """A full record name relative to the root folder."""
+        return name[len(self.root) + 1:] if self.root and name.startswith(self.root + "/") else name
+
+    def record(self, role: str, model: str = "model") -> str | None:
+        """The full name of a record of ``model`` by role (:data:`RECORDS`); None if the layout has none."""
+        template = RECORDS[self.layout][role]
+        return None if template is None else self.name(template.format(m=model))
+
+    def version_record(self) -> str | None:
+        """The plain zip's ``version`` record (the writer's schema version, "8.7"); None otherwise."""
+        if self.layout != "legacy" or LEGACY_VERSION not in self.reader:
+            return None
+        return bytes(self.reader.view(LEGACY_VERSION)[:64]).decode("utf-8", "replace")
+
+    def payload_records(self) -> list[str]:
+        """Records that hold tensor data (what ``diff`` may read)."""
+        if self.layout == "legacy":
+            return [n for n in (RECORDS["legacy"]["weights_dict"], RECORDS["legacy"]["constants_dict"])
+                    if n in self.reader]
+        return [n for n in self.reader.names() if n.startswith(self.name("data/"))]
 
     def has(self, rel: str) -> bool:
         return self.name(rel) in self.reader
 
     def small(self, rel: str, limit: int = 64) -> str | None:
-        """A short text record (``archive_format``), or None if absent."""
-        if not self.has(rel):
+        """A short text record (``archive_format``), or None if absent (always, in the plain zip)."""
+        if self.layout != "pt2" or not self.has(rel):
             return None
         data = self.reader.view(self.name(rel))
         return bytes(data[:limit]).decode("utf-8", "replace")
 
     def models(self) -> list[str]:
+        if self.layout == "legacy":
+            return ["model"]
         prefix = self.name("models/")
         return sorted(n[len(prefix):-5] for n in self.reader.names()
                       if n.startswith(prefix) and n.endswith(".json") and "/" not in n[len(prefix):])
 
+    def extra_record(self, name: str) -> str:
+        return self.name(RECORDS[self.layout]["extra"] + name)
+
     def extra_files(self) -> list[tuple[str, int]]:
-        prefix = self.name("extra/")
+        prefix = self.name(RECORDS[self.layout]["extra"])
         return [(n[len(prefix):], self.reader.entry(n).size) for n in self.reader.names()
                 if n.startswith(prefix) and not n.endswith("/")]
 
@@ -281,37 +338,54 @@ class ProgramRecords:
     def __init__(self, archive: Pt2Archive, model: str) -> None:
         self.archive = archive
         self.model = model
-        self.document_record = archive.name(f"models/{model}.json")
-        self.sample_record = archive.name(f"data/sample_inputs/{model}.pt")
+        self.document_record = archive.record("document", model)
+        self.sample_record = archive.record("sample_inputs", model)
+        self.original_version: tuple[int, int] | None = None  # set by document()
 
     def raw_document(self) -> Any:
+        """The document as written (not upgraded). Bare ``Infinity``/``NaN`` tokens are
+        accepted in documents of schema major 7 only, whose writer produced them."""
+        from .upgrade import document_version
+
         view = self.archive.reader.view(self.document_record, max_size=MAX_DOCUMENT_BYTES)
-        return codec.loads_json(view, max_bytes=MAX_DOCUMENT_BYTES, what="program document")
+        seen: list[str] = []
+        raw = codec.loads_json(view, max_bytes=MAX_DOCUMENT_BYTES, what="program document", nonfinite=seen)
+        if seen and document_version(raw)[0] >= 8:
+            raise SerializeError(f"program document is not valid JSON: it contains the non-standard token {seen[0]}")
+        return raw
+
+    def decode(self, raw: Any) -> schema.ExportedProgram:
+        """``raw`` (from :meth:`raw_document`, changed in place) upgraded and decoded;
+        :attr:`original_version` is the version it was written with."""
+        from .upgrade import decode_program, document_version
+
+        self.original_version = document_version(raw)
+        return decode_program(raw)
 
     def document(self) -> schema.ExportedProgram:
-        from .upgrade import decode_program
-
-        return decode_program(self.raw_document())
+        return self.decode(self.raw_document())
 
     def storage_format(self, folder: str) -> str | None:
-        base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
-        if self.archive.has(f"{base}{self.model}.pt"):  # checked first, as the loader does
+        if self.archive.record(f"{folder}_dict", self.model) in self.archive.reader:  # first, as the loader does
             return "torch_save"
-        if self.archive.has(f"{base}{self.model}_{folder}_config.json"):
+        config = self.archive.record(f"{folder}_config", self.model)
+        if config is not None and config in self.archive.reader:
             return "raw"
         return None
 
     def config_record(self, folder: str) -> str:
-        base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
-        fmt = self.storage_format(folder)
-        rel = f"{base}{self.model}.pt" if fmt == "torch_save" else f"{base}{self.model}_{folder}_config.json"
-        return self.archive.name(rel)
+        config = self.archive.record(f"{folder}_config", self.model)
+        if self.storage_format(folder) == "torch_save" or config is None:
+            return self.archive.record(f"{folder}_dict", self.model)
+        return config
 
     def entries(self, folder: str, problems: Problems) -> list[TensorEntry]:
         """The entries of ``folder`` ("weights" or "constants"); problems are appended, not raised."""
         fmt = self.storage_format(folder)
         record = self.config_record(folder)
         if fmt is None:
+            if self.archive.layout == "legacy":  # the loader reads a missing dict as an empty one
+                return []
             problems.append(Problem(f"the program has no {folder} config (record missing)", record, record))
             return []
         try:
@@ -337,7 +411,7 @@ class ProgramRecords:
                 problems.append(Problem(f"Expected `object`, got `{codec._json_type(config)}`", "$.config", record))
             return []
         base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
-        out = []
+        out: list[TensorEntry] = []
         for fqn, item in config.items():
             where = f"$.config{key_path(fqn)}"
             try:

@@ -1,8 +1,12 @@
-"""``pt2serde diff``: what differs between two PT2 archives (torch-free).
+"""``pt2serde diff``: what differs between two program archives (torch-free).
 
-Programs are matched by name; for each pair the report lists
+Either side may be a PT2 archive or the plain zip of PyTorch 2.5-2.7: older documents are
+upgraded before they are compared (their schema versions as written are compared as
+metadata), and tensors stored as raw records and as ``torch.save`` records are compared
+by value all the same. Programs are matched by name; for each pair the report lists
 
-* **metadata**: schema and torch versions, opsets, verifiers;
+* **archive**: the layout (PT2 archive or plain zip), when it differs;
+* **metadata**: schema (as written) and torch versions, opsets, verifiers;
 * **signature**: user inputs and outputs by position (name, kind, dtype, shape), what the
   program mutates, and the ranges of its dynamic dimensions;
 * **graph**: both graphs are put in canonical form (:func:`pt2serde.canonicalize`), so
@@ -30,7 +34,7 @@ from typing import Any, Callable, Iterator
 
 from . import schema
 from .canonical import canonicalize
-from .contents import Problem, Pt2Archive, TensorEntry, storage_view, tensor_chunks
+from .contents import LAYOUT_TEXT, Problem, Pt2Archive, TensorEntry, storage_view, tensor_chunks
 from .wiretext import BY_NAME, DTYPES, device_text, sym_text
 from .errors import SerializeError
 from .inspection import describe_value, sample_inputs_info
@@ -49,7 +53,7 @@ except ImportError:  # pragma: no cover - exercised by a test that hides numpy
 
 @dataclass
 class Change:
-    """One difference. ``section``: metadata, signature, graph, weights, constants,
+    """One difference. ``section``: archive, metadata, signature, graph, weights, constants,
     sample_inputs, extra_files or programs; ``kind``: added, removed or changed."""
 
     section: str
@@ -274,11 +278,12 @@ def _diff_signature(da: schema.ExportedProgram, db: schema.ExportedProgram, prog
     return out
 
 
-def _diff_metadata(da: schema.ExportedProgram, db: schema.ExportedProgram, prog: str) -> list[Change]:
+def _diff_metadata(da: schema.ExportedProgram, db: schema.ExportedProgram, prog: str,
+                   va: tuple[int, int], vb: tuple[int, int]) -> list[Change]:
+    """``va``, ``vb``: the schema versions the documents were written with (before upgrading)."""
     out = []
     pairs = [
-        ("schema version", f"{da.schema_version.major}.{da.schema_version.minor}",
-         f"{db.schema_version.major}.{db.schema_version.minor}"),
+        ("schema version", f"{va[0]}.{va[1]}", f"{vb[0]}.{vb[1]}"),
         ("torch version", da.torch_version, db.torch_version),
         ("opset versions", str(dict(sorted(da.opset_version.items()))), str(dict(sorted(db.opset_version.items())))),
         ("verifiers", ", ".join(da.verifiers) or "-", ", ".join(db.verifiers) or "-"),
@@ -340,8 +345,9 @@ def _dtype(tm: schema.TensorMeta) -> str:
     return dt.name if dt else str(int(tm.dtype))
 
 
-def _drop_node_names(g: schema.Graph, metadata: bool = False) -> None:
-    """Node names (schema 8.20) and metadata (stack traces) are labels, not meaning."""
+def _drop_node_names(g: schema.Graph, metadata: bool = False, kinds: bool = False) -> None:
+    """Node names (schema 8.20) and metadata (stack traces) are labels, not meaning; so are
+    argument kinds (positional or keyword, 8.7) when one side was written before they existed."""
     stack = [g]
     while stack:
         graph = stack.pop()
@@ -349,6 +355,9 @@ def _drop_node_names(g: schema.Graph, metadata: bool = False) -> None:
             node.name = None
             if metadata:
                 node.metadata = {}
+            if kinds:
+                for i in node.inputs:
+                    i.kind = None
             stack.extend(i.arg.as_graph.graph for i in node.inputs if i.arg.type == "as_graph")
 
 
@@ -363,11 +372,14 @@ def _op_counts(g: schema.Graph) -> Counter:
     return counts
 
 
-def _diff_graph(da: schema.ExportedProgram, db: schema.ExportedProgram, prog: str) -> list[Change]:
+def _diff_graph(da: schema.ExportedProgram, db: schema.ExportedProgram, prog: str,
+                oldest: tuple[int, int] = schema.SCHEMA_VERSION) -> list[Change]:
+    """``oldest``: the older of the two documents' schema versions as written."""
     # Fast path (and the common case): the same graph, node for node, once labels are dropped.
     # The documents are this module's own copies, so stripping them in place is fine.
-    _drop_node_names(da.graph_module.graph, metadata=True)
-    _drop_node_names(db.graph_module.graph, metadata=True)
+    kinds = oldest < (8, 7)
+    _drop_node_names(da.graph_module.graph, metadata=True, kinds=kinds)
+    _drop_node_names(db.graph_module.graph, metadata=True, kinds=kinds)
     if da.graph_module.graph == db.graph_module.graph:
         return []
     try:
@@ -528,9 +540,9 @@ def _program_changes(arch_a: Pt2Archive, arch_b: Pt2Archive, name: str, progress
     pa, pb = arch_a.program(name), arch_b.program(name)
     out: list[Change] = []
     da, db = pa.document(), pb.document()  # SerializeError: the CLI reports it (exit 2)
-    out += _diff_metadata(da, db, name)
+    out += _diff_metadata(da, db, name, pa.original_version, pb.original_version)
     out += _diff_signature(da, db, name)
-    out += _diff_graph(da, db, name)
+    out += _diff_graph(da, db, name, min(pa.original_version, pb.original_version))
     for folder in ("weights", "constants"):
         pr_a: list[Problem] = []
         pr_b: list[Problem] = []
@@ -547,13 +559,16 @@ def _program_changes(arch_a: Pt2Archive, arch_b: Pt2Archive, name: str, progress
 
 
 def total_bytes(archive: Pt2Archive) -> int:
-    return sum(e.size for n, e in archive.reader.entries.items() if "/data/" in n)
+    return sum(archive.reader.entry(n).size for n in archive.payload_records())
 
 
 def diff_archives(arch_a: Pt2Archive, arch_b: Pt2Archive,
                   progress: Callable[[int], None] | None = None) -> list[Change]:
     """Every difference between two archives (``[]`` when they hold the same programs)."""
     out: list[Change] = []
+    if arch_a.layout != arch_b.layout:
+        out.append(Change("archive", "changed", "layout",
+                          f"{LAYOUT_TEXT[arch_a.layout]} -> {LAYOUT_TEXT[arch_b.layout]}"))
     ma, mb = set(arch_a.models()), set(arch_b.models())
     for name in sorted(ma - mb):
         out.append(Change("programs", "removed", name))
@@ -567,14 +582,14 @@ def diff_archives(arch_a: Pt2Archive, arch_b: Pt2Archive,
     for n in sorted(xb.keys() - xa.keys()):
         out.append(Change("extra_files", "added", n))
     for n in sorted(xa.keys() & xb.keys()):
-        if arch_a.reader.view(arch_a.name(f"extra/{n}")) != arch_b.reader.view(arch_b.name(f"extra/{n}")):
+        if arch_a.reader.view(arch_a.extra_record(n)) != arch_b.reader.view(arch_b.extra_record(n)):
             out.append(Change("extra_files", "changed", n, "contents differ"))
     return out
 
 
 # ==================================================================== rendering
 
-_SECTIONS = ("programs", "metadata", "signature", "graph", "weights", "constants", "sample_inputs", "extra_files")
+_SECTIONS = ("archive", "programs", "metadata", "signature", "graph", "weights", "constants", "sample_inputs", "extra_files")
 
 
 def render(changes: list[Change], style, name_a: str, name_b: str) -> str:
@@ -592,10 +607,12 @@ def render(changes: list[Change], style, name_a: str, name_b: str) -> str:
             current = prog
             lines.append("")
             lines.append(s.bold(f"program {s.cyan(prog)}") if prog else s.bold("archive"))
-        lines.append(f"  {s.bold(items[0].section.replace('_', ' '))}")
+        pad = "  " if items[0].section == "archive" else "    "  # the group title already says "archive"
+        if items[0].section != "archive":
+            lines.append(f"  {s.bold(items[0].section.replace('_', ' '))}")
         for c in items:
             detail = f": {c.detail}" if c.detail else ""
-            lines.append(f"    {mark[c.kind]} {c.subject}{detail}")
+            lines.append(f"{pad}{mark[c.kind]} {c.subject}{detail}")
             for ln in c.data.get("diff", ()) if c.section == "graph" else ():
                 paint = s.green if ln.startswith("+") else s.red if ln.startswith("-") else s.dim
                 lines.append(f"        {paint(ln)}")

@@ -1,8 +1,12 @@
-"""``pt2serde inspect``: what a PT2 archive holds, from its JSON records alone (torch-free).
+"""``pt2serde inspect``: what a program archive holds, from its JSON records alone (torch-free).
 
 :func:`inspect_archive` builds the report as plain JSON-able data (the ``--json`` output,
 documented field by field in ``docs/inspect-json.md``; ``format_version`` 1);
-:func:`render` prints the same report for a terminal. Nothing here reads tensor bytes:
+:func:`render` prints the same report for a terminal. Both layouts are read: the PT2
+archive and the plain zip of PyTorch 2.5-2.7 (whose state dict and constants are
+``torch.save`` records, summarised by walking their pickles like the sample inputs). The
+report ends with which releases can read the archive (:mod:`pt2serde.compat_readers`).
+Nothing here reads tensor bytes:
 the archive is mapped and only the program documents, payload configs and the pickle
 opcodes of the sample-inputs record are read, so inspecting a multi-GiB archive costs
 what inspecting a small one does.
@@ -22,7 +26,8 @@ from typing import Any
 from . import schema
 from ._srepr import parse as parse_expr, render as render_expr
 from ._term import Style, human_bytes, plural, table
-from .contents import Problem, ProgramRecords, Pt2Archive, TensorEntry, entry_globals
+from .compat_readers import ProgramFacts, document_features, program_facts, readable_by
+from .contents import LAYOUT_TEXT, Problem, ProgramRecords, Pt2Archive, TensorEntry, entry_globals
 from .picklewalk import describe_torch_save, summarize_value
 from .wiretext import DTYPES, device_text, sym_text
 from .errors import SerializeError
@@ -170,7 +175,7 @@ def _payload_summary(pr: ProgramRecords, folder: str, entries: list[TensorEntry]
     }
 
 
-def _shared(entries: list[TensorEntry]) -> list[dict]:
+def _shared(archive: Pt2Archive, entries: list[TensorEntry]) -> list[dict]:
     groups: dict[tuple, list[str]] = {}
     for e in entries:
         if e.kind == "tensor" and e.record is not None and e.record_size:
@@ -178,7 +183,7 @@ def _shared(entries: list[TensorEntry]) -> list[dict]:
     out = []
     for (record, inner), names in groups.items():
         if len(names) > 1:
-            rel = record.split("/", 1)[1]
+            rel = archive.rel(record)
             out.append({"record": rel if inner is None else f"{rel}:{inner}", "names": names})
     return out
 
@@ -187,7 +192,7 @@ def sample_inputs_info(pr: ProgramRecords) -> dict:
     reader = pr.archive.reader
     info: dict[str, Any] = {"record": pr.sample_record, "bytes": None, "summary": None, "note": None}
     if pr.sample_record not in reader:
-        info["note"] = "record is missing"
+        info["note"] = "none stored" if pr.archive.layout == "legacy" else "record is missing"
         return info
     size = reader.entry(pr.sample_record).size
     info["bytes"] = size
@@ -216,25 +221,40 @@ def _note(level: str, message: str, where: str | None) -> dict:
 _PROGRAM_KEYS = ("name", "document", "schema_version", "torch_version", "opset_version", "verifiers",
                  "forward_arg_names", "inputs", "outputs", "mutations", "lifted_inputs", "symbols",
                  "derived_ranges", "graph", "weights", "constants", "shared_storages", "needs_allow_pickle",
-                 "sample_inputs", "notes")
+                 "sample_inputs", "notes", "upgraded_to")
 
 
-def _program(archive: Pt2Archive, model: str) -> dict:
+def _version(v: tuple[int, int] | None) -> dict | None:
+    return None if v is None else {"major": v[0], "minor": v[1]}
+
+
+def _program(archive: Pt2Archive, model: str) -> tuple[dict, ProgramFacts]:
     pr = archive.program(model)
     reader = archive.reader
     info: dict[str, Any] = dict.fromkeys(_PROGRAM_KEYS)
     info["name"] = model
-    info["document"] = {"record": pr.document_record, "bytes": reader.entry(pr.document_record).size}
     info["notes"] = []
+    info["document"] = {"record": pr.document_record, "bytes": reader.entry(pr.document_record).size}
+    doc = features = None
+    document_error = decode_error = None
     try:
-        doc = pr.document()
+        raw = pr.raw_document()
     except SerializeError as e:
+        document_error = str(e)
         info["notes"].append(_note("error", f"document cannot be read: {e}", pr.document_record))
-        doc = None
+    else:
+        features = document_features(raw)  # before decoding, which upgrades raw in place
+        try:
+            doc = pr.decode(raw)
+        except SerializeError as e:
+            decode_error = str(e)
+            info["notes"].append(_note("error", f"document cannot be read: {e}", pr.document_record))
     if doc is not None:
         gm = doc.graph_module
         g, sig = gm.graph, gm.signature
-        info["schema_version"] = {"major": doc.schema_version.major, "minor": doc.schema_version.minor}
+        info["schema_version"] = _version(pr.original_version)
+        if pr.original_version < schema.SCHEMA_VERSION:
+            info["upgraded_to"] = _version(schema.SCHEMA_VERSION)
         info["torch_version"] = doc.torch_version
         info["opset_version"] = dict(sorted(doc.opset_version.items()))
         info["verifiers"] = list(doc.verifiers)
@@ -275,32 +295,53 @@ def _program(archive: Pt2Archive, model: str) -> dict:
         info["notes"].append(_note(p.level, p.message, where))
     info["weights"] = _payload_summary(pr, "weights", weights)
     info["constants"] = _payload_summary(pr, "constants", constants)
-    info["shared_storages"] = _shared(weights + constants)
+    info["shared_storages"] = _shared(archive, weights + constants)
     info["needs_allow_pickle"] = [
         {"name": e.name, "kind": e.kind, "record": e.own_record or e.record, "globals": entry_globals(archive, e)}
         for e in weights + constants if e.needs_pickle
     ]
     info["sample_inputs"] = sample_inputs_info(pr)
-    return info
+    # what pt2serde's loader reads only with allow_pickle=True: pickled entries, and torch.save
+    # records the restricted walk refuses (its loader uses the same kind of restricted unpickler)
+    pickled = [f"`{x['name']}`" for x in info["needs_allow_pickle"]]
+    walked = {pr.config_record(f) for f in ("weights", "constants") if pr.storage_format(f) == "torch_save"}
+    pickled += sorted({archive.rel(p.record) for p in problems if p.record in walked})
+    if (info["sample_inputs"]["note"] or "").startswith("not summarised"):
+        pickled.append(archive.rel(pr.sample_record))
+    facts = program_facts(
+        model, pr.document_record, features, document_error=document_error, decode_error=decode_error,
+        storages={f: pr.storage_format(f) for f in ("weights", "constants")},
+        payload_records={f: pr.config_record(f) for f in ("weights", "constants")}, entries=weights + constants,
+        pickled=pickled)
+    return info, facts
 
 
 def inspect_archive(archive: Pt2Archive) -> dict:
     """The report of an opened archive (see ``docs/inspect-json.md``)."""
     reader = archive.reader
     path = archive.path
+    programs, facts = [], []
+    for m in archive.models():
+        info, f = _program(archive, m)
+        programs.append(info)
+        facts.append(f)
+    markers = {k: archive.small(k) for k in ("archive_format", "archive_version")}
+    readers = readable_by(archive.layout, facts, version_record=archive.version_record(), markers=markers)
     return {
         "format_version": FORMAT_VERSION,
         "file": {"path": path, "bytes": reader.size},
         "archive": {
-            "layout": "pt2",
+            "layout": archive.layout,
             "root": archive.root,
             "archive_format": archive.small("archive_format"),
             "archive_version": archive.small("archive_version"),
             "byteorder": archive.small("byteorder"),
             "records": len(reader.entries),
+            "version_record": None if archive.version_record() is None else archive.version_record().strip(),
         },
-        "programs": [_program(archive, m) for m in archive.models()],
+        "programs": programs,
         "extra_files": [{"name": n, "bytes": size} for n, size in archive.extra_files()],
+        "readers": [v.as_dict() for v in readers],
     }
 
 
@@ -344,8 +385,11 @@ def render(report: dict, style: Style) -> str:
     f = report["file"]
     a = report["archive"]
     title = os.path.basename(f["path"]) if f["path"] else "<archive>"
-    lines.append(f"{s.bold(title)}  {human_bytes(f['bytes'])}, PT2 archive "
-                 f"(format {a['archive_format'] or '?'}, version {a['archive_version'] or '?'}), "
+    if a["layout"] == "legacy":
+        kind = f"{LAYOUT_TEXT['legacy']} (version record {a['version_record'] or 'missing'})"
+    else:
+        kind = f"PT2 archive (format {a['archive_format'] or '?'}, version {a['archive_version'] or '?'})"
+    lines.append(f"{s.bold(title)}  {human_bytes(f['bytes'])}, {kind}, "
                  f"{plural(a['records'], 'record')}, {plural(len(report['programs']), 'program')}")
     for p in report["programs"]:
         lines.append("")
@@ -354,15 +398,36 @@ def render(report: dict, style: Style) -> str:
         lines.append("")
         lines.append(s.bold("extra files"))
         lines += table([[e["name"], human_bytes(e["bytes"])] for e in report["extra_files"]], align="lr")
+    lines.append("")
+    lines += _render_readers(report["readers"], s)
     return "\n".join(lines)
+
+
+def _render_readers(readers: list[dict], s: Style) -> list[str]:
+    ok = [r["reader"] for r in readers if r["readable"]]
+    torch_ok = [r for r in ok if r != "pt2serde"]
+    summary = ", ".join(["PyTorch " + ", ".join(torch_ok)] if torch_ok else []) + \
+        ("; " if torch_ok and "pt2serde" in ok else "") + ("pt2serde" if "pt2serde" in ok else "")
+    lines = [f"{s.bold('readable by')}  {summary or s.red('none')}"]
+    rows = []
+    for r in readers:
+        if r["readable"]:
+            verdict = s.green("yes") + (f": {r['reason']}" if r["reason"] else "")
+        elif r["fails_at"] == "run":
+            verdict = s.red("no") + f" (loads, fails when run): {r['reason']}"
+        else:
+            verdict = s.red("no") + f": {r['reason']}"
+        rows.append([r["reader"], verdict])
+    return lines + table(rows, indent=2)
 
 
 def _render_program(p: dict, s: Style) -> list[str]:
     lines = []
     head = f"program {s.cyan(p['name'])}"
     if p["schema_version"] is not None:
-        v = p["schema_version"]
-        head += (f"  schema {v['major']}.{v['minor']}, written by torch {p['torch_version']}"
+        v, up = p["schema_version"], p["upgraded_to"]
+        read_as = f" (read as {up['major']}.{up['minor']})" if up else ""
+        head += (f"  schema {v['major']}.{v['minor']}{read_as}, written by torch {p['torch_version']}"
                  f", opset {', '.join(f'{k} {n}' for k, n in p['opset_version'].items()) or 'none'}")
         if p["verifiers"]:
             head += f", {'/'.join(p['verifiers'])} IR"

@@ -78,6 +78,13 @@ def _nodes(doc: dict) -> Iterator[dict]:
             yield obj
 
 
+def _indexed_nodes(doc: dict) -> Iterator[tuple[str, dict]]:
+    """Every node with its ``$.path`` (subgraphs included)."""
+    for path, obj in _paths(doc, "$"):
+        if "target" in obj and "inputs" in obj and "outputs" in obj and isinstance(obj.get("target"), str):
+            yield path, obj
+
+
 def _printed_expressions_to_srepr(doc: dict) -> None:
     for obj in _walk(doc):
         text = obj.get("expr_str")
@@ -118,7 +125,7 @@ def _v8_2_to_v8_7(doc: dict) -> None:
     ``as_tensors`` output (``is_hop_single_tensor_return`` did not exist yet); ``scan`` took
     two more positional arguments (``dim``, ``reverse``), which later releases fold into
     the scanned inputs."""
-    for node in _nodes(doc):
+    for index, node in _indexed_nodes(doc):
         target = node["target"]
         if not target.startswith("torch.ops.higher_order."):
             continue
@@ -133,8 +140,8 @@ def _v8_2_to_v8_7(doc: dict) -> None:
                 dim, reverse = (i.get("arg") if isinstance(i, dict) else None for i in inputs[3:5])
                 if dim != {"as_int": 0} or reverse != {"as_bool": False}:
                     raise SerializeError(
-                        f"scan node {node.get('name')!r} scans along dim {dim} with reverse={reverse}; "
-                        "only dim 0 forward scans can be upgraded"
+                        f"scan node scans along dim {dim} with reverse={reverse}; only dim 0 forward "
+                        f"scans can be upgraded - at `{index}`"
                     )
                 del inputs[3:5]
 
@@ -211,8 +218,9 @@ def program_from_json(data: bytes | bytearray | memoryview | str, *, max_bytes: 
 # ========================================================================== downgraders
 
 #: What each older schema version lacks, relative to the next one (taken from the schema
-#: definitions of the releases that wrote them). Writing for an older reader removes fields
-#: it would ignore anyway and refuses, naming it, anything it could not read.
+#: definitions of the releases that wrote them). Writing for an older reader removes the
+#: optional fields it does not know (PyTorch 2.8 even refuses unknown fields outright) and
+#: refuses, naming it, anything it could not read.
 @dataclass(frozen=True)
 class Lacks:
     target: tuple[int, int]

@@ -251,3 +251,8 @@ def test_canonicalize_program_without_outputs():
     out = canonicalize(from_dict(schema.ExportedProgram, doc))
     assert out.graph_module.graph.outputs == []
     assert [n.outputs[0].as_tensor.name for n in out.graph_module.graph.nodes] == ["_1"]
+
+
+def test_integer_past_the_digit_limit_is_a_serialize_error():
+    with pytest.raises(SerializeError, match=r"JSON document cannot be read: Exceeds the limit \(4300 digits\)"):
+        loads_json(b"[" + b"9" * 5000 + b"]")

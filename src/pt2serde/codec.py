@@ -379,6 +379,8 @@ def loads_json(
         raise SerializeError(f"{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise SerializeError(f"{what} is nested too deeply to parse") from None
+    except ValueError as e:  # e.g. an integer past CPython's digit limit
+        raise SerializeError(f"{what} cannot be read: {e}") from None
 
 
 def _reject_constant(token: str) -> Any:

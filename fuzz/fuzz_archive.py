@@ -1,6 +1,6 @@
 """Fuzz the archive readers end to end: ``archive.ArchiveReader`` (the zip layer: every
 record viewed and its CRC checked), ``check.check_archive`` (what ``pt2serde validate``
-runs), and ``pt2serde.load_all`` (documents, payload configs, tensor views, sample
+runs), ``inspection.inspect_archive`` (``pt2serde inspect --json``), and ``pt2serde.load_all`` (documents, payload configs, tensor views, sample
 inputs, the graph rebuild), on whole PT2 archives.
 
 Seeds: every archive of the compat corpus (``../shared/compat-corpus/*/*.pt2``, written by
@@ -36,8 +36,9 @@ _common.import_pt2serde()
 import torch  # noqa: E402
 
 import pt2serde  # noqa: E402
-from pt2serde import check  # noqa: E402
+from pt2serde import check, inspection  # noqa: E402
 from pt2serde.archive import ArchiveReader  # noqa: E402
+from pt2serde.contents import Pt2Archive  # noqa: E402
 
 
 if (_common.COMPAT_CORPUS / "corpus_ops.py").is_file():  # the corpus' custom ops, so those programs load
@@ -52,6 +53,7 @@ def target(data: bytes) -> None:
             reader.view(name, max_size=16 << 20)
             reader.verify_crc(name)
         check.check_archive(reader)
+        json.dumps(inspection.inspect_archive(Pt2Archive(reader)))  # what `pt2serde inspect --json` prints
     except pt2serde.SerializeError:
         pass  # load_all reads the archive on its own (it accepts the legacy layout validate refuses)
     programs = pt2serde.load_all(io.BytesIO(data))

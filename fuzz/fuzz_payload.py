@@ -19,7 +19,6 @@ Run: ``python fuzz/fuzz_payload.py -max_total_time=60`` (see ``fuzz/_common.py``
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys

@@ -15,13 +15,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import struct
 import subprocess
 import sys
 import textwrap
 import warnings
-import zlib
 from pathlib import Path
 
 import pytest

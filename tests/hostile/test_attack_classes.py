@@ -91,6 +91,23 @@ def _rename_parameter(data: bytes, new: str) -> bytes:
     return H.rewrite(data, replace={"models/model.json": json.dumps(doc).encode(), H.WEIGHTS: json.dumps(cfg).encode()})
 
 
+class _Cond(torch.nn.Module):
+    def forward(self, x):
+        return torch.cond(x.sum() > 0, lambda x: x + 1, lambda x: x - 1, (x,))
+
+
+_COND: list[bytes] = []
+
+
+def _cond_archive() -> bytes:
+    """A program with a ``torch.cond`` (two subgraphs, ``true_graph_0`` and ``false_graph_0``)."""
+    if not _COND:
+        buf = io.BytesIO()
+        pt2serde.save(torch.export.export(_Cond(), (torch.ones(3),)), buf)
+        _COND.append(buf.getvalue())
+    return _COND[0]
+
+
 def _legacy_archive() -> tuple[list[tuple[str, bytes]], str]:
     """The records of a PyTorch 2.5.1 archive (the plain-zip layout of 2.5-2.7)."""
     path = sorted((CORPUS / "2.5.1").glob("*.pt2"), key=lambda p: p.stat().st_size)[0]
@@ -166,6 +183,9 @@ CASES = {
         r"exec\(bytes\("),
     "parameter name breaking out of getattr(self, \"...\")": (
         lambda b, m: _rename_parameter(b, f'w.x", {_exec_bytes(m)} or "y'),
+        r"exec\(bytes\("),
+    "subgraph name breaking out of getattr(self, \"...\")": (
+        lambda b, m: _rename_value(_cond_archive(), "true_graph_0", f'g", {_exec_bytes(m)} or "g'),
         r"exec\(bytes\("),
     # ---- code execution through the other strings a document holds
     "expression string that is Python": (
@@ -302,6 +322,19 @@ def test_pytorch_runs_the_parameter_name_injection_when_the_program_runs(base, m
             ep.module()(torch.ones(2, 4))
         except Exception:
             pass  # getattr's default was the code; the program then fails on a str
+    assert marker.exists()
+    marker.unlink()
+
+
+def test_pytorch_runs_the_subgraph_name_injection_when_the_program_runs(marker):
+    data = _rename_value(_cond_archive(), "true_graph_0", f'g", {_exec_bytes(marker)} or "g')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ep = torch.export.load(io.BytesIO(data))
+        try:
+            ep.module()(torch.ones(3))
+        except Exception:
+            pass  # getattr's default was the code; cond then gets a str
     assert marker.exists()
     marker.unlink()
 

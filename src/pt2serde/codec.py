@@ -374,13 +374,30 @@ def loads_json(
             nonfinite.append(token)
             return _NONFINITE_IN[token]
     try:
-        return json.loads(text, parse_constant=parse_constant)
+        return json.loads(text, parse_constant=parse_constant, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as e:
+        raise SerializeError(f"{what} is not valid JSON: duplicate key {e.key!r} in one object") from None
     except json.JSONDecodeError as e:
         raise SerializeError(f"{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except RecursionError:
         raise SerializeError(f"{what} is nested too deeply to parse") from None
     except ValueError as e:  # e.g. an integer past CPython's digit limit
         raise SerializeError(f"{what} cannot be read: {e}") from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list) -> dict:
+    """``object_pairs_hook``: refuse an object that names a key twice (parsers disagree on
+    which value wins)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
 
 
 def _reject_constant(token: str) -> Any:

@@ -237,10 +237,10 @@ def test_only_the_release_that_wrote_it(tmp_path):
     (c1, o1, _), (c2, o2, _) = run_batch([["inspect", "--json", path], ["validate", "--json", path]])
     readers = {r["reader"]: r for r in json.loads(o1)["readers"]}
     assert c1 == 1 and [r for r in RELEASES + ["pt2serde"] if readers[r]["readable"]] == ["2.6"]
-    refusal = ("scan node None scans along dim {'as_int': 1} with reverse={'as_bool': False}; only dim 0 forward "
-               "scans can be upgraded")  # (8.2 nodes have no names)
-    assert readers["pt2serde"]["reason"] == refusal
+    refusal = ("scan node scans along dim {'as_int': 1} with reverse={'as_bool': False}; only dim 0 forward "
+               "scans can be upgraded")  # (8.2 nodes have no names: the path says which node)
+    assert readers["pt2serde"]["reason"] == f"{refusal} - at `$.graph_module.graph.nodes[4]`"
     assert readers["2.13"]["fails_at"] == "run"
     (problem,) = json.loads(o2)["problems"]
     assert c2 == 1 and (problem["message"], problem["where"]) == (
-        f"cannot upgrade the document from schema 8.2: {refusal}", "$")
+        f"cannot upgrade the document from schema 8.2: {refusal}", "$.graph_module.graph.nodes[4]")

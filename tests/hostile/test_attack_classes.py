@@ -148,6 +148,18 @@ def _count_lie() -> bytes:
     return H.patched(z, z.rfind(b"PK\x05\x06") + 8, "<HH", 3, 3)
 
 
+def _many_zero_filled(base: bytes, count: int = 40) -> bytes:
+    """``count`` constants of 64 MiB each, all on one empty record: a 22 KiB file asking for
+    2.5 GiB of zeros (PyTorch reads fake tensors, written as empty records, back as zeros)."""
+    cfg = H.read_json(base, H.CONSTANTS)
+    for i in range(count):
+        entry = json.loads(json.dumps(cfg["config"]["c"]))
+        entry["path_name"] = "tensor_9"
+        entry["tensor_meta"].update(sizes=H.ints(16 << 20), strides=H.ints(1))
+        cfg["config"][f"z{i}"] = entry
+    return H.rewrite(base, replace={H.CONSTANTS: json.dumps(cfg).encode()}, add={"data/constants/tensor_9": b""})
+
+
 def _artifact_with(kind: str, entry: dict, blob: bytes) -> pt2serde.SerializedArtifact:
     ep = torch.export.export(H._Small(), (torch.ones(2, 4),))
     artifact = pt2serde.serialize(ep)
@@ -260,6 +272,10 @@ CASES = {
     "integer parameter that requires gradients": (
         lambda b, m: H.with_meta(b, "w", dtype=5, sizes=H.ints(6), strides=H.ints(1), requires_grad=True),
         r"a torch\.int64 parameter cannot require gradients"),
+    "many tensors zero-filled from empty records": (
+        lambda b, m: _many_zero_filled(b),
+        r"^record archive/data/constants/tensor_9: the record is empty and the empty records of this archive "
+        r"already stand for 67108864 bytes of zeros; 67108864 more is over the limit of \d+$"),
     "expression size with a huge power": (
         lambda b, m: _with_document(b, lambda d: d["graph_module"]["graph"]["tensor_values"]["x"]["sizes"].__setitem__(
             0, {"as_expr": {"expr_str": "Pow(Integer(10), Integer(100000000))", "hint": {"as_int": 2}}})),

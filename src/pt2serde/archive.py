@@ -40,9 +40,10 @@ ALIGNMENT = 64
 MAX_ENTRIES = 1 << 20
 MAX_NAME = 4096
 MAX_INFLATED = 1 << 30  # deflated records (never written by us) inflate to at most 1 GiB
-#: ... and to at most this many bytes, or INFLATE_RATIO times the whole archive, whichever is
-#: more: a small file cannot make the reader allocate gigabytes (a deflate stream of zeros
-#: shrinks about 1000 times). PyTorch never writes deflated records.
+#: ... and all the deflated records of an archive together to at most this many bytes, or
+#: INFLATE_RATIO times the whole archive, whichever is more: a small file cannot make the
+#: reader allocate gigabytes (a deflate stream of zeros shrinks about 1000 times). PyTorch
+#: never writes deflated records.
 MAX_INFLATED_FLOOR = 64 << 20
 INFLATE_RATIO = 8
 
@@ -114,6 +115,7 @@ class ArchiveReader:
         self.buffer = self._open(source, mmap)
         self.size = self.buffer.nbytes
         self.entries: dict[str, Entry] = {}
+        self._inflated: dict[str, int] = {}  # deflated records handed out so far -> their sizes
         self._read_directory()
 
     def __repr__(self) -> str:
@@ -324,6 +326,14 @@ class ArchiveReader:
                 f"deflated record {name!r} declares {e.size} bytes from {e.compressed_size}, over the limit of "
                 f"{allowed} bytes for a {self.size}-byte archive"
             )
+        if name not in self._inflated:
+            before = sum(self._inflated.values())
+            if before + e.size > allowed:
+                raise SerializeError(
+                    f"deflated record {name!r} declares {e.size} bytes; with the {before} bytes its other deflated "
+                    f"records inflate to, that is over the limit of {allowed} bytes for a {self.size}-byte archive"
+                )
+            self._inflated[name] = e.size
         limit = min(e.size, MAX_INFLATED if max_size is None else max_size)
         inflater = zlib.decompressobj(-15)
         try:

@@ -134,6 +134,23 @@ def _weight_bomb(base: bytes) -> bytes:
     return _deflated(entries, "weight_0")
 
 
+def _many_bombs(base: bytes, count: int = 20) -> bytes:
+    """``count`` constants, each on its own deflated record of 64 MiB of zeros (just under the
+    per-record limit): 1.3 MB of file, 1.3 GiB once inflated."""
+    cfg = H.read_json(base, H.CONSTANTS)
+    for i in range(count):
+        entry = json.loads(json.dumps(cfg["config"]["c"]))
+        entry["path_name"] = f"tensor_{100 + i}"
+        entry["tensor_meta"].update(sizes=H.ints(16 << 20), strides=H.ints(1))
+        cfg["config"][f"z{i}"] = entry
+    data = H.rewrite(base, replace={H.CONSTANTS: json.dumps(cfg).encode()})
+    reader = ArchiveReader(data)
+    stored = H.raw_zip([(n.encode(), reader.read(n)) for n in reader.names()])
+    bombs = H.raw_zip([(f"archive/data/constants/tensor_{100 + i}".encode(), bytes(64 << 20)) for i in range(count)],
+                      method=8)
+    return H._merge(stored, bombs)
+
+
 def _sample_inputs_bomb(base: bytes) -> bytes:
     """Sample inputs whose (nested) torch.save zip inflates a 150 MiB storage from 150 KiB."""
     buf = io.BytesIO()
@@ -230,6 +247,10 @@ CASES = {
         lambda b, m: _weight_bomb(b),
         r"deflated record 'archive/data/weights/weight_0' declares 629145600 bytes from \d+, over the limit of "
         r"67108864 bytes"),
+    "many deflate bombs, each within the limit": (
+        lambda b, m: _many_bombs(b),
+        r"deflated record 'archive/data/constants/tensor_1\d\d' declares 67108864 bytes; with the 67108864 bytes its "
+        r"other deflated records inflate to, that is over the limit of 67108864 bytes"),
     "nested deflate bomb in the sample inputs": (
         lambda b, m: _sample_inputs_bomb(b),
         r"deflated record 'archive/data/0' declares 157286400 bytes from \d+, over the limit of 67108864 bytes"),

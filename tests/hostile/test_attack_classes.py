@@ -454,6 +454,42 @@ def test_zero_stride_view_of_four_bytes_is_memory_safe(base):
     assert (_peak() - before if before else 0) < 64 << 20
 
 
+class _Big(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(2 << 20))  # 8 MiB
+
+    def forward(self, x):
+        return x * self.w[:4]
+
+
+def test_many_programs_naming_one_record_do_not_multiply_memory():
+    """16 programs (a few KiB of JSON each) that all name the same 8 MiB weight record, loaded
+    from a bytes object with ``load_all``: the record is one storage for all of them (as when
+    the archive is mapped from a path), not a copy per program (which made the memory grow
+    with the number of documents: 1000 programs would be 8 GiB from an 8 MiB file)."""
+    buf = io.BytesIO()
+    pt2serde.save(torch.export.export(_Big(), (torch.ones(4),)), buf)
+    base = buf.getvalue()
+    reader = ArchiveReader(base)
+    add = {}
+    for i in range(16):
+        add[f"models/m{i}.json"] = reader.read("archive/models/model.json")
+        add[f"data/weights/m{i}_weights_config.json"] = reader.read("archive/data/weights/model_weights_config.json")
+        add[f"data/constants/m{i}_constants_config.json"] = reader.read(
+            "archive/data/constants/model_constants_config.json")
+        add[f"data/sample_inputs/m{i}.pt"] = reader.read("archive/data/sample_inputs/model.pt")
+    data = H.rewrite(base, add=add)
+    before = _peak_reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        programs = pt2serde.load_all(data)
+    grown = _peak() - before if before else 0
+    assert len(programs) == 17
+    assert all(torch.equal(p.state_dict["w"], torch.ones(2 << 20)) for p in programs.values())
+    assert grown < 3 * len(data) + (64 << 20), f"{len(data) >> 20} MiB of file raised the peak RSS by {grown >> 20} MiB"
+
+
 def test_treespec_enum_never_imports_the_module_it_names(tmp_path):
     """A treespec context naming ``torch:onnx.X`` must not import ``torch.onnx`` (torch's module
     ``__getattr__`` imports lazily): run in a fresh interpreter where it is not imported yet."""

@@ -316,7 +316,9 @@ def test_attack_is_refused(case, base, marker):
     with pytest.raises(pt2serde.SerializeError, match=message):
         _load(data)
     grown = _peak() - before if before else 0
-    assert grown < 128 << 20, f"refusing it raised the peak RSS by {grown >> 20} MiB"
+    # the lies below ask for gigabytes; what may be spent before refusing is the inflation
+    # allowance (64 MiB), a private copy of it and slack
+    assert grown < 256 << 20, f"refusing it raised the peak RSS by {grown >> 20} MiB"
     assert not marker.exists()
 
 

@@ -294,6 +294,10 @@ class _Archive:
         if isinstance(f, (bytes, bytearray, memoryview)):
             f = memoryview(f).toreadonly()  # the caller's buffer: tensors get their own copies
         self.reader = ArchiveReader(f, mmap=use_mmap)
+        # one storage per record for the whole archive: programs that name the same record share
+        # it (as they do when a path is mapped) instead of each taking a copy
+        self.storages = _Storages(self)
+        self.zero_filled = 0  # bytes of zeros the empty records of this archive stand for so far
         if all(n in self.reader for n in _LEGACY_MARKERS):
             self.layout, self.root = "legacy", ""
             self._check_legacy_version()
@@ -430,7 +434,7 @@ def _tensor_entries(archive: _Archive, folder: str, config: dict, storages: _Sto
             storage = storages.get(rel, itemsize)
         if storage.nbytes() == 0:
             # PyTorch writes fake (data-less) tensors as empty records and reads them back as zeros
-            storage = _zero_storage(tm, where, archive.reader.size)
+            storage = _zero_storage(tm, where, archive)
         out[fqn] = tensors._finish(tensors.view_from_buffer(storage, tm, where), tm, meta.is_param)
     return out
 
@@ -438,12 +442,20 @@ def _tensor_entries(archive: _Archive, folder: str, config: dict, storages: _Sto
 _MAX_ZERO_FILL = 64 << 20
 
 
-def _zero_storage(tm: schema.TensorMeta, where: str, archive_size: int) -> torch.UntypedStorage:
+def _zero_storage(tm: schema.TensorMeta, where: str, archive: _Archive) -> torch.UntypedStorage:
     sizes, strides, offset = tensors.check_view_bounds(tm, 1 << 62, where)
     itemsize = tables.dtype_from_wire(tm.dtype).itemsize
     need = 0 if 0 in sizes else (offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1) * itemsize
-    if need > _MAX_ZERO_FILL + archive_size:
+    budget = _MAX_ZERO_FILL + archive.reader.size  # for all the empty records of the archive together
+    if need > budget:
         raise SerializeError(f"{where}: the record is empty but the tensor needs {need} bytes")
+    used = archive.zero_filled
+    if used + need > budget:
+        raise SerializeError(
+            f"{where}: the record is empty and the empty records of this archive already stand for {used} bytes "
+            f"of zeros; {need} more is over the limit of {budget}"
+        )
+    archive.zero_filled = used + need
     return torch.zeros(need, dtype=torch.uint8).untyped_storage()
 
 
@@ -501,7 +513,7 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
         document = program_from_json(data)
     except SerializeError as e:
         raise SerializeError(f"{archive.where(doc_rel)}: {e}") from None
-    storages = _Storages(archive)
+    storages = archive.storages
 
     def payload(kind: str, folder: str):
         def build(fake_tensor):

@@ -47,7 +47,9 @@ FUZZ_DIR = Path(__file__).resolve().parent
 ROOT = FUZZ_DIR.parent
 SHARED = ROOT.parent / "shared"
 COMPAT_CORPUS = SHARED / "compat-corpus"
-MARKER = Path(tempfile.gettempdir()) / "pt2serde-fuzz-marker"
+#: the file seed pickles would create if unpickled for real (PT2SERDE_FUZZ_MARKER: another path,
+#: so that runs side by side, e.g. CI's smoke tests next to a long run, never see each other's)
+MARKER = Path(os.environ.get("PT2SERDE_FUZZ_MARKER") or Path(tempfile.gettempdir()) / "pt2serde-fuzz-marker")
 MEM_FIXED = 128 << 20  # headroom: interpreter caches, torch's first use of an op, the zero-fill cap (64 MiB)
 MEM_FACTOR = 32
 

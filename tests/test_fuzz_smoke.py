@@ -29,9 +29,11 @@ HARNESSES = ("codec", "archive", "payload", "torchsave")
 SECONDS = int(os.environ.get("PT2SERDE_FUZZ_SMOKE_SECONDS", "6"))
 
 
-def _env() -> dict:
+def _env(marker=None) -> dict:
     env = dict(os.environ)
     env.pop("PT2SERDE_FUZZ_TOLERATE_KNOWN", None)  # CI tolerates nothing
+    if marker is not None:  # never the default path a long run on this machine may be watching
+        env["PT2SERDE_FUZZ_MARKER"] = str(marker)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     return env
 
@@ -61,7 +63,7 @@ def test_harness_runs_clean(name, tmp_path):
             cmd.append(str(regressions))
     else:
         cmd = [sys.executable, str(FUZZ / f"fuzz_{name}.py"), "--no-atheris", "--seconds", str(SECONDS)]
-    proc = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, env=_env(tmp_path / "marker"), cwd=ROOT, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     tail = "\n".join(line for line in out.splitlines() if not line.startswith("INFO: Instrumenting"))[-6000:]
     assert proc.returncode == 0, f"fuzz_{name} failed:\n{tail}"
@@ -133,7 +135,7 @@ _ORACLE_SELFTEST = textwrap.dedent(r"""
 def test_the_oracle_catches_every_broken_promise(tmp_path):
     """Each kind of failure the harnesses look for is really caught (a target that merely
     refuses with SerializeError passes)."""
-    proc = subprocess.run([sys.executable, "-c", _ORACLE_SELFTEST, str(FUZZ)], env=_env(), cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-c", _ORACLE_SELFTEST, str(FUZZ)], env=_env(tmp_path / "marker"), cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = eval(proc.stdout.strip().splitlines()[-1])  # our own subprocess' dict literal
@@ -164,7 +166,7 @@ def test_guarded_buffers_fault_one_byte_past_the_end(tmp_path):
         ctypes.string_at(t.data_ptr(), 17)
         print("read past the end without a fault")
     """)
-    proc = subprocess.run([sys.executable, "-c", script, str(FUZZ)], env=_env(), cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-c", script, str(FUZZ)], env=_env(tmp_path / "marker"), cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert "inside ok" in proc.stdout
     assert "without a fault" not in proc.stdout

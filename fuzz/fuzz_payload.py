@@ -37,7 +37,6 @@ import torch  # noqa: E402
 
 import pt2serde  # noqa: E402
 from pt2serde import package, tensors  # noqa: E402
-from pt2serde.archive import ArchiveReader  # noqa: E402
 
 ROOT = "archive"
 RECORDS = {
@@ -54,14 +53,26 @@ CONFIGS = ("data/weights/model_weights_config.json", "data/constants/model_const
 MODES = ("config", "config", "artifact")
 
 
+class _Guarded:
+    """A source ``_Archive`` does not take for a caller's buffer (which it would make read-only)."""
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+
+
 def _archive_with(config_rel: str, config: bytes) -> package._Archive:
+    """``package._Archive`` over a writable guarded buffer, so tensors view it without a copy
+    (as they view the copy-on-write mapping of a path)."""
     records = [(f"{ROOT}/{rel}", data) for rel, data in RECORDS.items()]
     records.append((f"{ROOT}/{config_rel}", config))
     records += [(f"{ROOT}/archive_format", b"pt2"), (f"{ROOT}/archive_version", b"0")]
-    archive = object.__new__(package._Archive)
-    archive.reader = ArchiveReader(_common.guarded(_common.build_zip(records)))  # writable: zero copy
-    archive.root = ROOT
-    return archive
+    view = _common.guarded(_common.build_zip(records))
+    real = package.ArchiveReader
+    package.ArchiveReader = lambda source, mmap=None: real(source.view)
+    try:
+        return package._Archive(_Guarded(view), None)
+    finally:
+        package.ArchiveReader = real
 
 
 def _check_values(values, what: str) -> None:
@@ -80,7 +91,8 @@ def target(data: bytes) -> None:
         folder = rel.rsplit("/", 1)[0] + "/"
         archive = _archive_with(rel, body)
         config = package._config(archive, rel)
-        values = package._tensor_entries(archive, folder, config, package._Storages(archive), False, None)
+        storages = getattr(archive, "storages", None) or package._Storages(archive)
+        values = package._tensor_entries(archive, folder, config, storages, False, None)
         _check_values(values, rel)
     else:
         decoded = tensors.decode_payload(_common.guarded(body), what="state_dict")

@@ -33,6 +33,8 @@ FORBID_CODE = True
 
 _common.import_pt2serde()
 
+import struct  # noqa: E402
+
 import torch  # noqa: E402
 
 import pt2serde  # noqa: E402
@@ -40,7 +42,7 @@ from pt2serde import package, tensors  # noqa: E402
 
 ROOT = "archive"
 RECORDS = {
-    "data/weights/weight_0": torch.arange(12.0).numpy().tobytes(),
+    "data/weights/weight_0": struct.pack("<12f", *range(12)),  # float32 0..11, no numpy needed
     "data/weights/weight_1": bytes(range(16)),
     "data/weights/weight_2": b"",
     "data/weights/weight_3": b"\x01" * 7,

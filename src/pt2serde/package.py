@@ -383,19 +383,14 @@ class _Storages:
         self.archive = archive
         self.cache: dict[str, torch.UntypedStorage] = {}
 
-    def get(self, rel: str, itemsize: int) -> torch.UntypedStorage:
+    def get(self, rel: str) -> torch.UntypedStorage:
         storage = self.cache.get(rel)
         if storage is None:
             view = self.archive.require(rel)
             entry = self.archive.reader.entry(self.archive._full(rel))
-            if view.nbytes == 0:
-                storage = torch.UntypedStorage(0)
-            else:
-                if entry.method != 0 or view.readonly or entry.data_offset % 64 and entry.data_offset % itemsize:
-                    view = memoryview(bytearray(view))  # inflated, read-only or misaligned: own copy
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    storage = torch.frombuffer(view, dtype=torch.uint8).untyped_storage()
+            if view.nbytes and (entry.method != 0 or view.readonly):
+                view = memoryview(bytearray(view))  # inflated or read-only: own copy
+            storage = tensors.storage_from_buffer(view)  # copied if misaligned (odd record offset)
             self.cache[rel] = storage
         return storage
 
@@ -424,14 +419,13 @@ def _tensor_entries(archive: _Archive, folder: str, config: dict, storages: _Sto
         if device.type == "meta":
             out[fqn] = tensors.meta_tensor(tm, meta.is_param)
             continue
-        itemsize = tables.dtype_from_wire(tm.dtype).itemsize
         if shares is not None and shares.startswith((WEIGHTS_DIR, CONSTANTS_DIR)):
             try:
-                storage = storages.get(shares, itemsize)
+                storage = storages.get(shares)
             except SerializeError:
-                storage = storages.get(rel, itemsize)
+                storage = storages.get(rel)
         else:
-            storage = storages.get(rel, itemsize)
+            storage = storages.get(rel)
         if storage.nbytes() == 0:
             # PyTorch writes fake (data-less) tensors as empty records and reads them back as zeros
             storage = _zero_storage(tm, where, archive)

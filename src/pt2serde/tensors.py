@@ -3,8 +3,9 @@
 * :class:`StorageTable` deduplicates tensors by their underlying storage, so views and
   aliases are written once and come back sharing memory.
 * :func:`storage_bytes` exposes a CPU storage's memory as a ``memoryview`` without
-  copying it; :func:`view_from_buffer` makes a tensor that views a buffer after checking
-  that sizes, strides and offset stay inside it.
+  copying it; :func:`storage_from_buffer` is the reverse (a storage over a buffer, copied
+  only when the buffer's address is misaligned); :func:`view_from_buffer` makes a tensor
+  that views a storage after checking that sizes, strides and offset stay inside it.
 * :func:`encode_payload` / :func:`decode_payload` implement the pickle-free payloads of
   ``SerializedArtifact`` (container layout in :mod:`pt2serde.payload`).
 """
@@ -26,6 +27,8 @@ from .errors import SerializeError
 __all__ = [
     "StorageTable",
     "storage_bytes",
+    "storage_from_buffer",
+    "STORAGE_ALIGNMENT",
     "check_view_bounds",
     "view_from_buffer",
     "encode_payload",
@@ -127,6 +130,28 @@ def check_view_bounds(meta: schema.TensorMeta, nbytes: int, where: str) -> tuple
             f"but the storage holds {nbytes}"
         )
     return sizes, strides, offset
+
+
+#: Every storage made over a buffer starts at a multiple of this many bytes. torch's
+#: kernels for the widest element types (complex128: 16 bytes) use aligned vector loads
+#: and die with SIGSEGV on a misaligned address, which a crafted archive (a record at an
+#: odd offset) or a caller's buffer (a memoryview slice) would otherwise hand them.
+STORAGE_ALIGNMENT = 16
+
+
+def storage_from_buffer(view: memoryview) -> torch.UntypedStorage:
+    """A byte storage over ``view``: no copy when the buffer's address is a multiple of
+    :data:`STORAGE_ALIGNMENT` (a mapped archive, a ``bytes``/``bytearray``), a private,
+    aligned copy otherwise. Read-only buffers are viewed as they are: callers that need
+    writable tensors copy them first."""
+    if view.nbytes == 0:
+        return torch.UntypedStorage(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # frombuffer warns about read-only buffers
+        storage = torch.frombuffer(view, dtype=torch.uint8).untyped_storage()
+    if storage.data_ptr() % STORAGE_ALIGNMENT:
+        storage = storage.clone()  # torch's allocator aligns to 64 bytes
+    return storage
 
 
 def view_from_buffer(storage: torch.UntypedStorage, meta: schema.TensorMeta, where: str) -> torch.Tensor:
@@ -362,12 +387,7 @@ def decode_payload(
     if type(first) is not int or not 0 <= first <= len(blobs) or not isinstance(devices, list) \
             or len(devices) != len(blobs) - first:
         raise SerializeError(f"{what}: inconsistent storage table in the header")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # frombuffer on a read-only view warns; views stay copy-on-write
-        storages = [
-            torch.frombuffer(b, dtype=torch.uint8).untyped_storage() if b.nbytes else torch.UntypedStorage(0)
-            for b in blobs[first:]
-        ]
+    storages = [storage_from_buffer(b) for b in blobs[first:]]  # views stay copy-on-write
 
     def blob_at(entry: dict, where: str) -> memoryview:
         i = entry.get("blob")

@@ -51,6 +51,7 @@ from . import codec, safepickle, schema, tables
 from .archive import ArchiveReader
 from .errors import SerializeError
 from .safepickle import Global
+from .tensors import storage_from_buffer
 
 __all__ = ["load_torch_save", "TORCH_SAVE_GLOBALS"]
 
@@ -469,14 +470,9 @@ class _Loader:
         view = self.reader.view(name)
         self.locations.add(location)
         swap = self.big_endian and nbytes > 0
-        if nbytes == 0:
-            storage = torch.UntypedStorage(0)
-        else:
-            if swap or view.readonly:  # byte-swapped in place / inflated record: a private copy
-                view = memoryview(bytearray(view))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # frombuffer warns about read-only buffers
-                storage = torch.frombuffer(view, dtype=torch.uint8).untyped_storage()
+        if nbytes and (swap or view.readonly):  # byte-swapped in place / inflated record: a private copy
+            view = memoryview(bytearray(view))
+        storage = storage_from_buffer(view)  # copied if misaligned (a record at an odd offset)
         # typed storages are swapped now; untyped ones by the first tensor that gives a dtype
         st = _Storage(key, stype.dtype, stype.untyped, storage, swap_pending=swap and stype.untyped)
         if swap and not stype.untyped and stype.dtype.itemsize > 1:

@@ -1642,3 +1642,18 @@ def _exportdb_programs() -> None:
 
 
 _exportdb_programs()
+
+
+def matmul_view_module():
+    """The spec's ``test_dynamic`` program (TestSerialize and TestDeserialize): a matmul and a
+    view on a dynamic batch. Returns ``(module, inputs, dynamic_shapes)``."""
+
+    class M(torch.nn.Module):
+        def forward(self, a, b, c):
+            d = (torch.matmul(a, b) + c) / 2
+            return torch.cat([d.view(d.shape[0] * d.shape[1])] * 2)
+
+    inputs = (torch.randn(2, 4), torch.randn(4, 7), torch.randn(2, 7))
+    d0, d1 = Dim("dim0_ac"), Dim("dim1_b")
+    shapes = {"a": {0: d0}, "b": {1: d1}, "c": {0: d0, 1: d1}}
+    return M(), inputs, shapes

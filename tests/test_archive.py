@@ -28,6 +28,7 @@ import torch
 
 import pt2serde
 from checks import outputs_close, program_inputs, run
+from memory import PeakGrowth
 from programs import CORPUS, corpus_ids, exported
 from pt2serde import archive as archive_mod
 from pt2serde import package as package_mod
@@ -854,32 +855,6 @@ def test_writing_a_loaded_tensor_never_changes_the_file(categories, tmp_path):
         assert torch.equal({**again.state_dict, **again.constants}[k], v), k
 
 
-def _rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-def _peak_rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
-
-
-def _reset_peak_rss() -> bool:
-    """VmHWM := VmRSS (Linux >= 4.0); False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 class _Big(torch.nn.Module):
     def __init__(self, n_layers: int, numel: int):
         super().__init__()
@@ -899,17 +874,15 @@ def test_loading_200mb_costs_far_less_memory_than_the_weights(tmp_path):
     weights = sum(t.nbytes for t in ep.state_dict.values())
     assert weights == 200 << 20
     path.unlink()
-    reset = _reset_peak_rss()
-    before = _rss()
-    pt2serde.save(ep, path)  # straight from the tensors' memory: no copy of a storage or the archive
-    grown = (_peak_rss() if reset else _rss()) - before
+    with PeakGrowth() as m:
+        pt2serde.save(ep, path)  # straight from the tensors' memory: no copy of a storage or the archive
+    grown = m.bytes
     assert grown < weights // 10, f"peak RSS grew {grown >> 20} MiB saving {weights >> 20} MiB of weights"
     del ep
     gc.collect()
-    reset = _reset_peak_rss()
-    before = _rss()
-    loaded = pt2serde.load(path)
-    grown = (_peak_rss() if reset else _rss()) - before
+    with PeakGrowth() as m:
+        loaded = pt2serde.load(path)
+    grown = m.bytes
     assert grown < weights // 10, f"RSS grew {grown >> 20} MiB loading {weights >> 20} MiB of weights"
     out = loaded.module()(torch.zeros(2))
     torch.testing.assert_close(out, torch.full((2,), 10.0))

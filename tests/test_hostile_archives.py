@@ -24,6 +24,7 @@ import pytest
 import torch
 
 import pt2serde
+from memory import PeakGrowth
 from pt2serde import archive as archive_mod
 from pt2serde import package as package_mod
 from pt2serde.archive import ArchiveReader, ArchiveWriter
@@ -694,43 +695,17 @@ def test_too_many_records(monkeypatch):
         load(data)
 
 
-def _peak_rss_reset() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
-
-
-def _rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_lies_about_sizes_allocate_nothing_big(base):
     """Files whose metadata claims terabytes: the peak memory of refusing them stays small."""
     lies = ["overflowing sizes", "overflowing stride", "empty record, huge tensor", "zip64 huge size",
             "size past the end", "zip64 count lie", "inflates past its declared size", "config deeply nested"]
     datas = [CASES[name][0](base, None) for name in lies]
     load(base)  # warm up caches and imports
-    reset = _peak_rss_reset()
-    before = _peak_rss() if reset else _rss()
-    for data in datas:
-        with pytest.raises(pt2serde.SerializeError):
-            load(data)
-    grown = _peak_rss() - before
+    with PeakGrowth() as m:
+        for data in datas:
+            with pytest.raises(pt2serde.SerializeError):
+                load(data)
+    grown = m.bytes
     assert grown < 64 << 20, f"peak memory grew by {grown >> 20} MiB"
 
 

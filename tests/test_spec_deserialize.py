@@ -36,6 +36,7 @@ from torch.export import Dim
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 import pt2serde
+from programs import matmul_view_module
 from pt2serde import schema
 from pt2serde.schema import ArgumentKind
 
@@ -499,15 +500,8 @@ def test_basic():
 
 def test_dynamic():
     """Spec: TestDeserialize.test_dynamic: matmul and a view on a dynamic batch."""
-
-    class M(torch.nn.Module):
-        def forward(self, a, b, c):
-            d = (torch.matmul(a, b) + c) / 2
-            return torch.cat([d.view(d.shape[0] * d.shape[1])] * 2)
-
-    inputs = (torch.randn(2, 4), torch.randn(4, 7), torch.randn(2, 7))
-    d0, d1 = Dim("dim0_ac"), Dim("dim1_b")
-    check_graph(M(), inputs, dynamic_shapes={"a": {0: d0}, "b": {1: d1}, "c": {0: d0, 1: d1}})
+    m, inputs, shapes = matmul_view_module()
+    check_graph(m, inputs, dynamic_shapes=shapes)
 
 
 # pytest rewrites ``assert`` statements in test modules, and dynamo cannot trace the rewritten

@@ -24,6 +24,7 @@ from torch.export import Dim
 from torch.utils._sympy.value_ranges import ValueRanges
 
 import pt2serde
+from programs import matmul_view_module
 from pt2serde import schema
 from pt2serde.schema import ArgumentKind
 
@@ -374,21 +375,9 @@ def test_serialize_multiple_returns_from_node():
     _unique_names([o.as_tensor for o in node.outputs])
 
 
-def _matmul_view_module():
-    class M(torch.nn.Module):
-        def forward(self, a, b, c):
-            d = (torch.matmul(a, b) + c) / 2
-            return torch.cat([d.view(d.shape[0] * d.shape[1])] * 2)
-
-    inputs = (torch.randn(2, 4), torch.randn(4, 7), torch.randn(2, 7))
-    d0, d1 = Dim("dim0_ac"), Dim("dim1_b")
-    shapes = {"a": {0: d0}, "b": {1: d1}, "c": {0: d0, 1: d1}}
-    return M(), inputs, shapes
-
-
 @functools.cache
 def _matmul_view_program():
-    m, inputs, shapes = _matmul_view_module()
+    m, inputs, shapes = matmul_view_module()
     return torch.export.export(m, inputs, dynamic_shapes=shapes, strict=True).run_decompositions()
 
 

@@ -16,7 +16,7 @@ Two ways of storing tensors are understood (see ``package.py`` and the compat co
   ``data/weights/<name>.pt``, a zip holding a pickled dict, *walked* (never unpickled) by
   :mod:`pt2serde.picklewalk`.
 
-Two layouts are understood (see ``package._LAYOUTS``):
+Two layouts are understood (``RECORDS``, also used by ``package``):
 
 * ``"pt2"``: the PT2 archive (PyTorch 2.8+, pt2serde): one root folder, ``archive_format``,
   ``models/<name>.json``, ``data/...``, ``extra/<file>``;
@@ -63,7 +63,7 @@ CONSTANTS_DIR = "data/constants/"
 MAX_CONFIG_BYTES = 256 << 20
 MAX_DOCUMENT_BYTES = 2 << 30
 MAX_DIMS = 64
-MAX_ZERO_FILL = 64 << 20  # an empty record reads as zeros, up to this much more than the file (as package.py)
+MAX_ZERO_FILL = 64 << 20  # an empty record reads as zeros, up to this much more than the file (package and validate)
 #: Device types ``torch.device`` accepts (PyTorch 2.13); others need a renamed private backend.
 DEVICE_TYPES = frozenset({"cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga",
                           "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone"})

@@ -29,6 +29,11 @@ _SYMBOL_KINDS = (("zuf", ""), ("zf", ", real=True"), ("s", ", positive=True, int
 _ATOMS = {"oo": "oo", "zoo": "zoo", "nan": "nan", "int_oo": "int_oo", "True": "true", "False": "false"}
 _RELATIONS = {"<": "StrictLessThan", "<=": "LessThan", ">": "StrictGreaterThan", ">=": "GreaterThan",
               "==": "Equality", "!=": "Unequality"}
+# the srepr form of ``a <op> b`` for each binary operator
+_COMBINE = {"+": "Add({a}, {b})", "-": "Add({a}, Mul(Integer(-1), {b}))", "*": "Mul({a}, {b})",
+            "/": "Mul({a}, Pow({b}, Integer(-1)))", "//": "FloorDiv({a}, {b})", "**": "Pow({a}, {b})",
+            "&": "And({a}, {b})", "|": "Or({a}, {b})",
+            **{op: name + "({a}, {b})" for op, name in _RELATIONS.items()}}
 # binding power of each binary operator (higher binds tighter)
 _BINARY = {"|": 1, "&": 2, "<": 4, "<=": 4, ">": 4, ">=": 4, "==": 4, "!=": 4,
            "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "**": 8}
@@ -101,23 +106,7 @@ class _Parser:
 
     @staticmethod
     def combine(op: str, a: str, b: str) -> str:
-        if op == "+":
-            return f"Add({a}, {b})"
-        if op == "-":
-            return f"Add({a}, Mul(Integer(-1), {b}))"
-        if op == "*":
-            return f"Mul({a}, {b})"
-        if op == "/":
-            return f"Mul({a}, Pow({b}, Integer(-1)))"
-        if op == "//":
-            return f"FloorDiv({a}, {b})"
-        if op == "**":
-            return f"Pow({a}, {b})"
-        if op == "&":
-            return f"And({a}, {b})"
-        if op == "|":
-            return f"Or({a}, {b})"
-        return f"{_RELATIONS[op]}({a}, {b})"
+        return _COMBINE[op].format(a=a, b=b)  # the operands go in as values: braces in them are inert
 
     def unary(self) -> str:
         tok = self.peek()

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 from torch.export import ExportedProgram
 
-from . import codec, schema, tables, tensors
+from . import codec, contents, schema, tables, tensors
 from ._util import gc_paused
 from .archive import ArchiveReader, ArchiveWriter, check_name
 from .errors import SerializeError
@@ -261,30 +261,9 @@ def _save_program(writer, root, name, ep, opset, counters, target) -> None:
 # ================================================================================ load
 
 
-# Where each record of one program lives, per archive layout.
-_LAYOUTS = {
-    # the PT2 archive (PyTorch 2.8 and later), under one root folder
-    "pt2": {
-        "document": "models/{name}.json",
-        "weights_dict": "data/weights/{name}.pt",  # whole-dict torch.save (PyTorch 2.8)
-        "weights_config": "data/weights/{name}_weights_config.json",
-        "constants_dict": "data/constants/{name}.pt",
-        "constants_config": "data/constants/{name}_constants_config.json",
-        "sample_inputs": "data/sample_inputs/{name}.pt",
-        "extra": "extra/",
-    },
-    # the plain zip of PyTorch 2.5 - 2.7: one program, records at the top level
-    "legacy": {
-        "document": "serialized_exported_program.json",
-        "weights_dict": "serialized_state_dict.pt",
-        "weights_config": None,
-        "constants_dict": "serialized_constants.pt",
-        "constants_config": None,
-        "sample_inputs": "serialized_example_inputs.pt",
-        "extra": "extra_files/",
-    },
-}
-_LEGACY_MARKERS = ("serialized_exported_program.json", "version")
+# Where each record of one program lives, per archive layout: contents.RECORDS (shared with
+# the command line's reader). A plain zip of 2.5-2.7 holds both legacy markers.
+_LEGACY_MARKERS = (contents.LEGACY_MARKER, contents.LEGACY_VERSION)
 
 
 class _Archive:
@@ -324,8 +303,8 @@ class _Archive:
             raise SerializeError(f"{self.where('version')}: {text!r} is not a schema version 'major.minor'")
 
     def record(self, role: str, name: str) -> str | None:
-        template = _LAYOUTS[self.layout][role]
-        return None if template is None else template.format(name=name)
+        template = contents.RECORDS[self.layout][role]
+        return None if template is None else template.format(m=name)
 
     def where(self, rel: str) -> str:
         return f"record {self.root}/{rel}" if self.root else f"record {rel}"
@@ -351,7 +330,7 @@ class _Archive:
                 if n.startswith(prefix) and n.endswith(".json") and "/" not in n[len(prefix):]]
 
     def extra_files(self) -> dict[str, Any]:
-        prefix = self._full(_LAYOUTS[self.layout]["extra"])
+        prefix = self._full(contents.RECORDS[self.layout]["extra"])
         out: dict[str, Any] = {}
         for n in self.reader.names():
             if n.startswith(prefix):
@@ -433,14 +412,11 @@ def _tensor_entries(archive: _Archive, folder: str, config: dict, storages: _Sto
     return out
 
 
-_MAX_ZERO_FILL = 64 << 20
-
-
 def _zero_storage(tm: schema.TensorMeta, where: str, archive: _Archive) -> torch.UntypedStorage:
     sizes, strides, offset = tensors.check_view_bounds(tm, 1 << 62, where)
     itemsize = tables.dtype_from_wire(tm.dtype).itemsize
     need = 0 if 0 in sizes else (offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1) * itemsize
-    budget = _MAX_ZERO_FILL + archive.reader.size  # for all the empty records of the archive together
+    budget = contents.MAX_ZERO_FILL + archive.reader.size  # for all the empty records of the archive together
     if need > budget:
         raise SerializeError(f"{where}: the record is empty but the tensor needs {need} bytes")
     used = archive.zero_filled
@@ -463,15 +439,17 @@ def _unpickle_record(archive: _Archive, rel: str, path: str) -> Any:
 
 
 def _unpickle(data: bytes, path: str) -> Any:
+    """Unpickle a record (runs code from the file). Reached only through ``_unpickle_record``,
+    whose two callers raise SerializeError first unless the caller passed allow_pickle=True."""
     if path.startswith("custom_obj_"):
-        return torch._C._pickle_load_obj(data)  # allow_pickle=True only
+        return torch._C._pickle_load_obj(data)  # allow_pickle=True only: callers refuse otherwise
     if path.startswith("opaque_obj_"):
         import pickle
 
-        return pickle.loads(data)  # allow_pickle=True only
+        return pickle.loads(data)  # allow_pickle=True only: callers refuse otherwise
     import io
 
-    return torch.load(io.BytesIO(data), weights_only=False)  # allow_pickle=True only
+    return torch.load(io.BytesIO(data), weights_only=False)  # allow_pickle=True only: callers refuse otherwise
 
 
 def _torch_save_record(archive: _Archive, rel: str, data: memoryview, fake_tensor, allow_pickle: bool,

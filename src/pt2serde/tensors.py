@@ -412,7 +412,7 @@ def decode_payload(
         if kind == "pickled_tensor":
             if not allow_pickle:
                 raise SerializeError(f"{where}: a pickled tensor subclass needs allow_pickle=True")
-            return torch.load(io.BytesIO(bytes(blob_at(entry, where))), weights_only=False)  # allow_pickle=True only
+            return torch.load(io.BytesIO(bytes(blob_at(entry, where))), weights_only=False)  # allow_pickle=True only (refused just above)
         if kind != "tensor":
             raise SerializeError(f"{where}: unknown entry type {kind!r}")
         if "shared_storage" in entry:
@@ -439,11 +439,11 @@ def decode_payload(
                 )
             raw = bytes(blob_at(entry, where))
             if kind == "script_object":
-                values[name] = torch._C._pickle_load_obj(raw)  # allow_pickle=True only
+                values[name] = torch._C._pickle_load_obj(raw)  # allow_pickle=True only (refused above)
             else:
                 import pickle
 
-                values[name] = pickle.loads(raw)  # allow_pickle=True only
+                values[name] = pickle.loads(raw)  # allow_pickle=True only (refused above)
         else:
             values[name] = tensor_from(entry, where)
 

@@ -27,25 +27,12 @@ import torch
 
 import pt2serde
 import test_hostile_archives as H
+from memory import PeakGrowth
+from test_hostile_archives import base, marker  # noqa: F401 - pytest fixtures: the archive to corrupt, the marker path
 from pt2serde import payload as payload_mod
 from pt2serde.archive import ArchiveReader
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "compat-corpus"
-
-
-@pytest.fixture(scope="module")
-def base() -> bytes:
-    ep = torch.export.export(H._Small(), (torch.ones(2, 4),))
-    buf = io.BytesIO()
-    pt2serde.save(ep, buf)
-    return buf.getvalue()
-
-
-@pytest.fixture
-def marker(tmp_path):
-    path = tmp_path / "pwned"
-    yield path
-    assert not path.exists(), "code from the file ran"
 
 
 def _load(data, **kw):
@@ -312,27 +299,13 @@ def test_the_catalogue_and_the_older_one_hold_enough_cases():
 def test_attack_is_refused(case, base, marker):
     build, message = CASES[case]
     data = build(base, marker)
-    before = _peak_reset()
-    with pytest.raises(pt2serde.SerializeError, match=message):
+    with PeakGrowth() as m, pytest.raises(pt2serde.SerializeError, match=message):
         _load(data)
-    grown = _peak() - before if before else 0
+    grown = m.bytes
     # the lies below ask for gigabytes; what may be spent before refusing is the inflation
     # allowance (64 MiB), a private copy of it and slack
     assert grown < 256 << 20, f"refusing it raised the peak RSS by {grown >> 20} MiB"
     assert not marker.exists()
-
-
-def _peak_reset() -> int:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return 0
-    return H._rss()
-
-
-def _peak() -> int:
-    return H._peak_rss()
 
 
 # ================================================ the injections are live: PyTorch runs them
@@ -449,11 +422,11 @@ def test_zero_stride_view_of_four_bytes_is_memory_safe(base):
     (PyTorch's loader does the same); nothing is allocated. Running a program on it may cost
     what the program asks for: SECURITY.md says what load does and does not promise."""
     data = H.with_meta(base, "c", sizes=H.ints(1 << 40), strides=H.ints(0))
-    before = _peak_reset()
-    loaded = _load(data)
+    with PeakGrowth() as m:
+        loaded = _load(data)
     t = loaded.constants["c"]
     assert t.shape == (1 << 40,) and t.stride() == (0,) and t.untyped_storage().nbytes() == 16
-    assert (_peak() - before if before else 0) < 64 << 20
+    assert m.bytes < 64 << 20
 
 
 class _Big(torch.nn.Module):
@@ -482,11 +455,10 @@ def test_many_programs_naming_one_record_do_not_multiply_memory():
             "archive/data/constants/model_constants_config.json")
         add[f"data/sample_inputs/m{i}.pt"] = reader.read("archive/data/sample_inputs/model.pt")
     data = H.rewrite(base, add=add)
-    before = _peak_reset()
-    with warnings.catch_warnings():
+    with PeakGrowth() as m, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         programs = pt2serde.load_all(data)
-    grown = _peak() - before if before else 0
+    grown = m.bytes
     assert len(programs) == 17
     assert all(torch.equal(p.state_dict["w"], torch.ones(2 << 20)) for p in programs.values())
     assert grown < 3 * len(data) + (64 << 20), f"{len(data) >> 20} MiB of file raised the peak RSS by {grown >> 20} MiB"

@@ -27,6 +27,7 @@ import pt2serde
 import test_hostile_archives as H
 from pt2serde import tensors
 from pt2serde.archive import ArchiveReader
+from test_hostile_archives import base  # noqa: F401 - pytest fixture: the small program's archive
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPLEX128 = 11  # schema.ScalarType.COMPLEX128
@@ -50,14 +51,11 @@ def _misaligned_zip(records: list[tuple[str, bytes]], target: str) -> bytes:
     raise AssertionError("no padding misaligns the record")
 
 
-def _complex_weights_archive() -> bytes:
+def _complex_weights_archive(base: bytes) -> bytes:
     """The small program of the hostile corpus, its weight record reinterpreted as three
     complex128 values, and a uint8 view of the same record listed first (so a storage
     cached for a 1-byte type would be reused for the 16-byte one)."""
-    ep = torch.export.export(H._Small(), (torch.ones(2, 4),))
-    buf = io.BytesIO()
-    pt2serde.save(ep, buf)
-    reader = ArchiveReader(buf.getvalue())
+    reader = ArchiveReader(base)
     records = [(n, reader.read(n)) for n in reader.names()]
     cfg_name = f"archive/{H.WEIGHTS}"
     cfg = json.loads(dict(records)[cfg_name])
@@ -70,9 +68,9 @@ def _complex_weights_archive() -> bytes:
     return _misaligned_zip(records, f"archive/data/weights/{w['path_name']}")
 
 
-def test_pt2_record_at_an_odd_offset_is_copied_to_aligned_memory(tmp_path):
+def test_pt2_record_at_an_odd_offset_is_copied_to_aligned_memory(base, tmp_path):
     path = tmp_path / "odd.pt2"
-    path.write_bytes(_complex_weights_archive())
+    path.write_bytes(_complex_weights_archive(base))
     out = _run("""
         import sys, warnings
         import torch, pt2serde
@@ -90,11 +88,10 @@ def test_pt2_record_at_an_odd_offset_is_copied_to_aligned_memory(tmp_path):
     assert out.strip() == "ok"
 
 
-def test_aligned_records_stay_views_of_the_file(tmp_path):
+def test_aligned_records_stay_views_of_the_file(base, tmp_path):
     """The copy is only for misaligned records: a normal archive's weights view the mapping."""
-    ep = torch.export.export(H._Small(), (torch.ones(2, 4),))
     path = tmp_path / "m.pt2"
-    pt2serde.save(ep, path)
+    path.write_bytes(base)
     loaded = pt2serde.load(path)
     ptr = loaded.state_dict["w"].untyped_storage().data_ptr()
     with open("/proc/self/maps") as f:
@@ -111,12 +108,7 @@ def test_torch_save_record_at_an_odd_offset_is_copied_to_aligned_memory(tmp_path
     records = [(n, reader.read(n)) for n in reader.names()]
     storage = next(n for n in reader.names() if n.rsplit("/", 1)[-1].isdigit())
     path = tmp_path / "odd.pt"
-    data = None
-    for pad in range(1, 40):  # torch.save's records, repacked without alignment
-        data = H.raw_zip([(b"archive/.pad", b"x" * pad)] + [(n.encode(), v) for n, v in records])
-        if ArchiveReader(data).entry(storage).data_offset % 2:
-            break
-    path.write_bytes(data)
+    path.write_bytes(_misaligned_zip(records, storage))  # torch.save's records, repacked without alignment
     out = _run("""
         import sys
         import torch

@@ -1,0 +1,430 @@
+"""Run one hostile file through every entry point a user has, in a fresh process, with limits.
+
+A :class:`Case` is a file an attacker could hand over. :func:`run_case` writes it to disk and
+runs a child process (``python everywhere.py <dir>``) that takes it through
+
+* ``pt2serde.load``, ``load_all`` and, for document cases, ``deserialize`` of the same
+  document in a ``SerializedArtifact``;
+* on what loaded: ``ep.module()`` and a call of it on the program's sample inputs,
+  ``ep.run_decompositions()``, ``torch.export.unflatten(ep)`` and a call of it;
+* the command line, in process: ``inspect``, ``inspect --json``, ``validate``, ``diff``
+  against the unmodified base archive.
+
+It reports each step's outcome (``ok``, ``SerializeError: ...``, or anything else), its wall
+time and its peak RSS growth, every ``compile``/``exec`` of source text made while the file
+was being handled that the code oracle (:func:`code_violations`) rejects, whether the marker
+file appeared, and whether the command line printed a control character from the file.
+
+The oracle for generated code: torch compiles source text that it generates (fx's
+``forward``, the guards function of ``module()``). Each such source must be a module of
+function definitions only (nothing runs at module level), with constant default values,
+no calls of builtins that run or load code, and no dunder attribute access.
+
+Cases of the attack classes live in ``cases_*.py`` beside this file (each exports ``CASES``)
+and are run by ``test_every_entry_point.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
+#: limits the issue sets for every entry point: within 2 s and 512 MiB
+STEP_SECONDS = 2.0
+STEP_BYTES = 512 << 20
+#: how long a step may run before the child gives up on it (a hang)
+HANG_SECONDS = 20
+
+MODEL = "models/model.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One hostile file.
+
+    ``build(marker)`` returns the archive's bytes (``marker``: a path that code from the file
+    would create). ``mutate(doc, marker)``, when given, is the change made to the base program's
+    document (a JSON dict, changed in place); the runner also feeds the changed document to
+    ``deserialize``. ``refused``: a regex the ``SerializeError`` of ``load`` must match, or
+    None when the safe outcome is that the file loads (then every later step must also end
+    in a ``SerializeError`` or succeed, without violations).
+    """
+
+    name: str
+    build: Callable[[str], bytes]
+    refused: str | None
+    mutate: Callable[[dict, str], None] | None = None
+    base: str = "small"
+    #: what validate must say: None = exactly what load says (the agreement property);
+    #: "environment" = load depends on this process (registered ops, devices), not the file
+    validate: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Case({self.name!r}, refused={self.refused!r})"
+
+
+# ----------------------------------------------------------------------------- bases
+
+
+def _bases():
+    import torch
+
+    class Small(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3, 4))
+            self.register_buffer("b", torch.ones(4))
+
+        def forward(self, x):
+            return x @ self.w.t() + self.b.sum()
+
+    class Inner(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x, d):
+            return self.lin(x) + d["k"]
+
+    class Nested(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Inner()
+
+        def forward(self, x, d):
+            return self.inner(x, d).relu()
+
+    class Cond(torch.nn.Module):
+        def forward(self, x):
+            return torch.cond(x.sum() > 0, lambda x: x + 1, lambda x: x - 1, (x,))
+
+    class Dynamic(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    def small():
+        return torch.export.export(Small(), (torch.ones(2, 4),))
+
+    def nested():  # submodules (unflatten) and a dict input (pytree keys)
+        return torch.export.export(Nested(), (torch.ones(2, 4), {"k": torch.ones(4)}),
+                                   preserve_module_call_signature=("inner",))
+
+    def cond():
+        return torch.export.export(Cond(), (torch.ones(3),))
+
+    def dynamic():
+        x = torch.ones(4, 3)
+        return torch.export.export(Dynamic(), (x,), dynamic_shapes=({0: torch.export.Dim("n", min=2, max=64)},))
+
+    return {"small": small, "nested": nested, "cond": cond, "dynamic": dynamic}
+
+
+_CACHE: dict = {}
+
+
+def base_archive(base: str = "small") -> bytes:
+    """The archive pt2serde writes for the base program ``base``."""
+    if base not in _CACHE:
+        import pt2serde
+
+        buf = io.BytesIO()
+        pt2serde.save(_bases()[base](), buf)
+        _CACHE[base] = buf.getvalue()
+    return _CACHE[base]
+
+
+def base_artifact(base: str = "small"):
+    """``pt2serde.serialize`` of the base program ``base`` (a fresh copy each call)."""
+    key = "artifact:" + base
+    if key not in _CACHE:
+        import pt2serde
+
+        _CACHE[key] = pt2serde.serialize(_bases()[base]())
+    return dataclasses.replace(_CACHE[key])
+
+
+def document_of(data: bytes) -> dict:
+    sys.path.insert(0, str(TESTS))
+    import test_hostile_archives as H
+
+    return H.read_json(data, MODEL)
+
+
+def with_document(data: bytes, doc: dict) -> bytes:
+    sys.path.insert(0, str(TESTS))
+    import test_hostile_archives as H
+
+    return H.rewrite(data, replace={MODEL: json.dumps(doc).encode()})
+
+
+def doc_case(name: str, mutate: Callable[[dict, str], None], refused: str | None, base: str = "small",
+             validate: str | None = None) -> Case:
+    """A case that changes only the program document of ``base``."""
+
+    def build(marker: str) -> bytes:
+        data = base_archive(base)
+        doc = document_of(data)
+        mutate(doc, marker)
+        return with_document(data, doc)
+
+    return Case(name, build, refused, mutate, base, validate)
+
+
+def exec_code(marker: str) -> str:
+    """A Python expression that creates ``marker``, written without dots, quotes or spaces."""
+    code = f"import os; os.system('touch {marker}')".encode()
+    return "exec(bytes([" + ",".join(str(b) for b in code) + "]))"
+
+
+# ----------------------------------------------------------------------------- oracle
+
+#: modules that compile source of their own, never text from a file: type annotations,
+#: generated dataclass/namedtuple methods, syntax trees, pt2serde's schema-generated decoders
+_TRUSTED_COMPILERS = {"typing", "dataclasses", "collections", "ast", "pt2serde._fastcodec"}
+#: torch's code generators that put strings from a program into source: checked by the oracle
+_CODEGEN = {"torch.fx.graph_module", "torch.fx.graph", "torch.export._unlift", "torch.fx._symbolic_trace"}
+#: torch modules that compile fixed templates of their own (TorchScript, decompositions)
+_TORCH_TEMPLATES = ("torch.jit", "torch._jit_internal", "torch._ops", "torch._decomp", "torch._prims",
+                    "torch._refs", "torch.distributed", "torch._library", "torch._higher_order_ops",
+                    "torch._inductor", "torch.fx.experimental.proxy_tensor")
+_CODE_BUILTINS = {"exec", "eval", "compile", "__import__", "open", "breakpoint", "input", "globals", "locals",
+                  "vars", "setattr", "delattr", "memoryview", "help", "exit", "quit", "print"}
+
+
+def code_violations(source: str) -> list[str]:
+    """What is wrong with ``source``, compiled by torch while it handled a file (empty: fine)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        return [f"does not parse: {e}"]
+    out = []
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) and all(
+                a.name.split(".")[0] in ("torch", "math", "operator", "builtins", "typing") for a in stmt.names) and (
+                not isinstance(stmt, ast.ImportFrom) or (stmt.module or "").split(".")[0] in (
+                    "torch", "math", "operator", "typing", "__future__")):
+            continue
+        if not isinstance(stmt, ast.FunctionDef):
+            out.append(f"statement at module level: {ast.unparse(stmt)[:200]!r}")
+            continue
+        if stmt.decorator_list:
+            out.append(f"decorated function {stmt.name}")
+        for d in (*stmt.args.defaults, *[d for d in stmt.args.kw_defaults if d is not None]):
+            if not isinstance(d, ast.Constant):
+                out.append(f"default value that runs code: {ast.unparse(d)[:200]!r}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CODE_BUILTINS:
+            out.append(f"call of {node.func.id}")
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("__") and node.attr.endswith("__"):
+            out.append(f"dunder attribute {node.attr}")
+        elif isinstance(node, (ast.Lambda, ast.ClassDef, ast.Global, ast.Nonlocal, ast.With, ast.Try,
+                               ast.While, ast.For, ast.AsyncFunctionDef, ast.Await, ast.Yield)):
+            out.append(f"{type(node).__name__} in generated code")
+    return out
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+def run_case(case: Case, workdir: Path, timeout: float = 240) -> dict:
+    """Build ``case`` under ``workdir`` and run it through every entry point in a child."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker = workdir / "pwned"
+    (workdir / "case.pt2").write_bytes(case.build(str(marker)))
+    (workdir / "base.pt2").write_bytes(base_archive(case.base))
+    if case.mutate is not None:
+        art = base_artifact(case.base)
+        doc = json.loads(art.exported_program)
+        case.mutate(doc, str(marker))
+        art.exported_program = json.dumps(doc).encode()
+        for field in ("exported_program", "state_dict", "constants", "example_inputs"):
+            (workdir / f"artifact.{field}").write_bytes(getattr(art, field))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(HERE), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, __file__, str(workdir)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    report_file = workdir / "report.json"
+    if not report_file.exists():
+        raise AssertionError(f"child died (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    report = json.loads(report_file.read_text())
+    report["marker"] = marker.exists()
+    report["stderr"] = proc.stderr[-2000:]
+    return report
+
+
+def problems_of(case: Case, report: dict) -> list[str]:
+    """Everything in ``report`` that breaks the promise for ``case`` (empty: the case passes)."""
+    import re
+
+    bad = []
+    if report["marker"]:
+        bad.append("the marker file appeared: code from the file ran")
+    for v in report["violations"]:
+        bad.append(f"generated code during {v['step']}: {v['what']}")
+    for step, r in report["steps"].items():
+        if r["outcome"].startswith(("other:", "hang")):
+            bad.append(f"{step}: {r['outcome'][:400]}")
+        if r["seconds"] > STEP_SECONDS:
+            bad.append(f"{step}: took {r['seconds']:.2f} s (limit {STEP_SECONDS} s)")
+        if r["rss_growth"] > STEP_BYTES:
+            bad.append(f"{step}: peak RSS grew {r['rss_growth'] >> 20} MiB (limit {STEP_BYTES >> 20} MiB)")
+        if r.get("control_chars"):
+            bad.append(f"{step}: printed control characters {r['control_chars']!r} from the file")
+    load = report["steps"].get("load", {}).get("outcome", "missing")
+    if case.refused is None:
+        if not load == "ok":
+            bad.append(f"load should succeed, got {load[:300]}")
+    elif not (load.startswith("SerializeError:") and re.search(case.refused, load)):
+        bad.append(f"load should be refused matching {case.refused!r}, got {load[:300]}")
+    for step in ("load_all", "deserialize"):
+        other = report["steps"].get(step, {}).get("outcome")
+        if other is not None and other.split(":")[0] != load.split(":")[0]:
+            bad.append(f"{step} disagrees with load: {other[:200]} vs {load[:200]}")
+    if case.validate != "environment":
+        valid = report["steps"].get("validate", {}).get("exit")
+        if valid is not None and (valid == 0) != (load == "ok" and report["steps"].get("module", {}).get(
+                "outcome", "ok") == "ok"):
+            bad.append(f"validate exit {valid} disagrees with load ({load[:200]})")
+    return bad
+
+
+# ----------------------------------------------------------------------------- child side
+
+
+def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of steps
+    import contextlib
+    import signal
+    import warnings
+
+    import torch
+
+    import pt2serde
+    from pt2serde import cli
+
+    memory_dir = str(TESTS)
+    sys.path.insert(0, memory_dir)
+    from memory import PeakGrowth
+
+    report: dict = {"steps": {}, "violations": []}
+    current = {"step": None}
+    compiled: list[tuple[str, str]] = []
+
+    def hook(event, args):
+        if current["step"] is None or event != "compile":
+            return
+        source, filename = args[0], args[1]
+        if isinstance(source, bytes):
+            try:
+                source = source.decode("utf-8")
+            except UnicodeDecodeError:
+                return
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller in _TRUSTED_COMPILERS or caller.split(".")[0] in _TRUSTED_COMPILERS:
+            return
+        if isinstance(source, str) and not (isinstance(filename, str) and os.path.isfile(filename)):
+            compiled.append((current["step"], caller, source))
+
+    sys.addaudithook(hook)
+
+    class Hang(BaseException):
+        pass
+
+    def alarm(signum, frame):
+        raise Hang()
+
+    signal.signal(signal.SIGALRM, alarm)
+    text_chars = set("\n\t")
+
+    def step(name, fn, cli_step=False):
+        current["step"] = name
+        out = io.StringIO()
+        result = {}
+        t0 = time.perf_counter()
+        signal.alarm(HANG_SECONDS)
+        value = None
+        try:
+            with PeakGrowth() as mem, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if cli_step:
+                    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                        try:
+                            result["exit"] = fn()
+                        except SystemExit as e:
+                            result["exit"] = e.code
+                    outcome = "ok"
+                else:
+                    value = fn()
+                    outcome = "ok"
+        except Hang:
+            outcome, mem = f"hang: more than {HANG_SECONDS} s", None
+        except pt2serde.SerializeError as e:
+            outcome = f"SerializeError: {e}"
+        except Exception as e:  # noqa: BLE001 - reported, and judged by the test
+            outcome = f"other: {type(e).__name__}: {e}"
+        finally:
+            signal.alarm(0)
+            current["step"] = None
+        result.update(outcome=outcome, seconds=time.perf_counter() - t0,
+                      rss_growth=mem.bytes if mem is not None else 1 << 62)
+        if cli_step:
+            printed = out.getvalue()
+            result["printed"] = printed[-4000:]
+            bad = sorted({c for c in printed if (ord(c) < 32 or 0x7f <= ord(c) < 0xa0) and c not in text_chars})
+            if bad:
+                result["control_chars"] = "".join(bad)
+        report["steps"][name] = result
+        return value
+
+    # warm up on the unmodified base: torch, sympy and mpmath import lazily and compile
+    # templates of their own on first use; the case's steps then see only what it causes
+    base_ep = pt2serde.load(str(workdir / "base.pt2"))
+    base_inputs = base_ep.example_inputs or ((), {})
+    base_ep.module()(*base_inputs[0], **base_inputs[1])
+    base_ep.run_decompositions()
+    torch.export.unflatten(base_ep)(*base_inputs[0], **base_inputs[1])
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli.main(["inspect", str(workdir / "base.pt2")])
+    del base_ep
+
+    case = str(workdir / "case.pt2")
+    ep = step("load", lambda: pt2serde.load(case))
+    step("load_all", lambda: pt2serde.load_all(case))
+    art_file = workdir / "artifact.exported_program"
+    if art_file.exists():
+        art = pt2serde.SerializedArtifact(*(
+            (workdir / f"artifact.{f}").read_bytes()
+            for f in ("exported_program", "state_dict", "constants", "example_inputs")))
+        step("deserialize", lambda: pt2serde.deserialize(art))
+    if ep is not None:
+        inputs = ep.example_inputs or ((), {})
+        module = step("module", lambda: ep.module())
+        if module is not None:
+            step("module_call", lambda: module(*inputs[0], **inputs[1]))
+        step("run_decompositions", lambda: ep.run_decompositions())
+        flat = step("unflatten", lambda: torch.export.unflatten(ep))
+        if flat is not None:
+            step("unflatten_call", lambda: flat(*inputs[0], **inputs[1]))
+    step("inspect", lambda: cli.main(["inspect", case]), cli_step=True)
+    step("inspect_json", lambda: cli.main(["inspect", "--json", case]), cli_step=True)
+    step("validate", lambda: cli.main(["validate", case]), cli_step=True)
+    step("diff", lambda: cli.main(["diff", str(workdir / "base.pt2"), case]), cli_step=True)
+    for name, caller, source in compiled:
+        if caller.startswith(_TORCH_TEMPLATES) and caller not in _CODEGEN:
+            continue  # torch compiling a fixed template of its own (scripting, lazy imports)
+        whats = code_violations(source) if caller in _CODEGEN else [f"source compiled by {caller or '?'}"]
+        for what in whats:
+            report["violations"].append({"step": name, "what": what, "source": source[:2000]})
+    (workdir / "report.json").write_text(json.dumps(report))
+
+
+if __name__ == "__main__":
+    _child(Path(sys.argv[1]))

@@ -15,9 +15,21 @@ The oracle, checked for every input by :func:`run_one`:
   ``/proc/self/clear_refs`` before it) may grow by at most ``MEM_FIXED + MEM_FACTOR *
   len(data)`` bytes;
 * nothing from the input runs: an audit hook records process creation, ``os.system``,
-  ``pickle.find_class`` (the real unpickler resolving a global), ``exec``/``compile``
-  (where the harness forbids them) and ``ctypes`` calls made while the target runs, and
-  seeds hold pickles that would create :data:`MARKER`, which must never appear.
+  ``pickle.find_class`` (the real unpickler resolving a global) and ``ctypes`` calls made
+  while the target runs, and seeds hold pickles that would create :data:`MARKER`, which
+  must never appear;
+* generated code is what it should be: every ``compile``/``exec`` of source text is judged
+  by the oracle shared with ``tests/hostile/everywhere.py`` (``_codegen_oracle.py``): torch's
+  code generators (fx, ``export._unlift``) may compile, but their source must be function
+  definitions only, with constant defaults, no calls of ``exec``/``eval``/..., no dunder
+  attributes; torch's fixed templates pass; any other compile of source text is a finding.
+
+Entry points after a successful load (``fuzz_archive``: ``ep.module()`` and its call,
+``torch.export.unflatten`` and its call, ``run_decompositions``) go through :func:`entry_point`:
+an exception other than ``SerializeError`` there does not stop the search but is counted as
+a *gap* (pt2serde loaded a program torch cannot use: ``validate`` would call it valid), its
+first input per kind kept under :data:`GAPS` (``summary.json`` lists them);
+PT2SERDE_FUZZ_GAPS_FATAL=1 makes gaps crashes instead.
 
 Standalone: ``python fuzz/fuzz_codec.py [-max_total_time=SECONDS] [libFuzzer flags]``
 runs atheris (coverage-guided, pt2serde's modules instrumented) on ``fuzz/corpus/<name>/``
@@ -28,6 +40,7 @@ regression input once. ``fuzz/run.py`` runs harnesses in turn and keeps the log.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -42,6 +55,8 @@ import traceback
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
+
+import _codegen_oracle
 
 FUZZ_DIR = Path(__file__).resolve().parent
 ROOT = FUZZ_DIR.parent
@@ -61,15 +76,12 @@ _ALWAYS_FORBIDDEN = {
     "shutil.rmtree",
 }
 _CODE_EVENTS = {"exec", "compile"}
-#: modules that compile source text of their own (type annotations, generated dataclass and
-#: namedtuple methods): a code event whose immediate caller is one of them is not the input's
-#: (pt2serde._fastcodec generates its decoders from the schema classes, never from a document)
-#: (ast.parse compiles to a syntax tree only: nothing runs)
-CODE_CALLERS = {"typing", "dataclasses", "collections", "ast", "pt2serde._fastcodec"}
-#: module prefixes a harness trusts to compile their own code (fuzz_archive: torch's fx
-#: codegen and the templates torch compiles when it imports a submodule lazily); what such
-#: code does at the input's request is still caught by the process/pickle/marker checks
-CODE_CALLER_PREFIXES: tuple[str, ...] = ()
+#: where the first input of each kind of gap is kept (see the module docstring)
+GAPS = Path(os.environ.get("PT2SERDE_FUZZ_GAPS") or FUZZ_DIR / "crashes" / "gaps")
+GAPS_FATAL = os.environ.get("PT2SERDE_FUZZ_GAPS_FATAL") == "1"
+#: entry-point steps whose failure is a gap; any other step's (a call of the program on the
+#: file's own sample inputs) may fail with torch's error: the inputs need not fit the program
+GAP_STEPS = {"module", "unflatten", "run_decompositions"}
 
 
 #: Long runs (``fuzz/run.py``) set PT2SERDE_FUZZ_TOLERATE_KNOWN=1 so that a bug already
@@ -129,33 +141,38 @@ _TORCH_MODULES = {
 
 
 class Oracle:
-    def __init__(self, *, forbid_code: bool, input_timeout: float) -> None:
+    def __init__(self, *, forbid_code: bool, input_timeout: float, name: str = "selftest") -> None:
         self.forbid = set(_ALWAYS_FORBIDDEN) | (_CODE_EVENTS if forbid_code else set())
         self.input_timeout = input_timeout
+        self.name = name
         self.armed = False
         self.events: list[str] = []
         self.can_reset_peak = _reset_peak()
         self.slowest = 0.0
         self.peak_growth = 0
         self.known_hits = 0
+        self.data = b""
+        self.gaps: dict[str, dict] = {}
+        self.gaps_written = 0.0
         sys.addaudithook(self._audit)
         global _ORACLE
         _ORACLE = self
         signal.signal(signal.SIGVTALRM, self._alarm)  # SIGALRM stays libFuzzer's (-timeout)
 
     def _audit(self, event: str, args) -> None:
-        if self.armed and event in self.forbid:
-            if event in _CODE_EVENTS:
-                caller = sys._getframe(1).f_globals.get("__name__") or ""
-                if caller in CODE_CALLERS or caller.startswith(CODE_CALLER_PREFIXES):
-                    return  # annotations, dataclasses and namedtuples compile their own text, not the input
-                filename = getattr(args[0], "co_filename", None) if event == "exec" else args[1]
-                if isinstance(filename, (str, bytes)) and os.path.isfile(filename):
-                    return  # a module being imported (its code comes from its file)
-            caller = sys._getframe(1).f_globals.get("__name__")
+        if not (self.armed and event in self.forbid):
+            return
+        caller = sys._getframe(1).f_globals.get("__name__") or ""
+        if event == "compile":  # (the oracle's own ast.parse comes back here from "ast": trusted)
+            whats = _codegen_oracle.compile_violations(caller, args[0], args[1])
+            if not whats:
+                return
+            self.events.append(f"compile by {caller} of {_short(args[0])}: {'; '.join(whats)}")
+        elif event == "exec" and _codegen_oracle.exec_allowed(caller, args[0]):
+            return  # its source passed the compile check (or came from a module's file)
+        else:
             self.events.append(f"{event}{_short(args)} (called from {caller})")
-            if event != "compile":
-                raise OracleFailure(f"the input made the reader run {event}{_short(args)}")
+        raise OracleFailure(f"the input made the reader run {self.events[-1]}")
 
     def _alarm(self, signum, frame) -> None:
         if self.armed:
@@ -166,6 +183,7 @@ class Oracle:
 
         if MARKER.exists():
             MARKER.unlink()
+        self.data = data
         base = _rss()
         if self.can_reset_peak:
             _reset_peak()
@@ -198,6 +216,66 @@ class Oracle:
             self.peak_growth = max(self.peak_growth, grown)
             if grown > MEM_FIXED + MEM_FACTOR * len(data):
                 raise OracleFailure(f"a {len(data)}-byte input raised the peak RSS by {grown >> 20} MiB")
+
+
+    def gap(self, step: str, error: Exception) -> None:
+        """Count ``error``, raised by entry point ``step`` after a successful load, as a gap;
+        keep the first input of each kind (step, exception type, where torch raised it)."""
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+        key = f"{step}: {type(error).__name__} at {where}"
+        entry = self.gaps.get(key)
+        if entry is None:
+            entry = self.gaps[key] = {"count": 0, "message": str(error)[:300], "gap": step in GAP_STEPS}
+            if entry["gap"]:
+                folder = GAPS / self.name
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"{step}-{type(error).__name__}-{hashlib.sha1(self.data).hexdigest()[:12]}"
+                path.write_bytes(self.data)
+                entry["input"] = str(path)
+        entry["count"] += 1
+        if entry["count"] == 1 or time.monotonic() - self.gaps_written > 5:
+            self.write_gaps()
+
+    def write_gaps(self) -> None:
+        """Write the gap counters to ``GAPS/<name>/summary.json`` (libFuzzer exits without
+        running Python's exit handlers, so this happens as they change)."""
+        import json
+
+        if not self.gaps:
+            return
+        folder = GAPS / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "summary.json").write_text(json.dumps(self.gaps, indent=1, sort_keys=True))
+        self.gaps_written = time.monotonic()
+
+    def gap_totals(self) -> str:
+        gaps = sum(e["count"] for e in self.gaps.values() if e["gap"])
+        calls = sum(e["count"] for e in self.gaps.values() if not e["gap"])
+        kinds = sum(1 for e in self.gaps.values() if e["gap"])
+        return f"gaps {gaps} ({kinds} kinds), call errors {calls}"
+
+
+def entry_point(step: str, fn: Callable[[], object]) -> object:
+    """Run one entry point a user has on a program that loaded (``ep.module()``, a call...).
+
+    Returns its result, or None when it failed acceptably: a ``SerializeError``, or any other
+    ``Exception`` (counted as a gap, see the module docstring). What the oracle checks (code,
+    marker, hang, memory) stays fatal, and so do ``RecursionError`` and ``MemoryError``
+    (unbounded work)."""
+    from pt2serde import SerializeError
+
+    try:
+        return fn()
+    except SerializeError:
+        return None
+    except (RecursionError, MemoryError, OracleFailure):
+        raise
+    except Exception as e:  # noqa: BLE001 - torch's own error: a gap, counted and kept
+        if GAPS_FATAL or _ORACLE is None:
+            raise
+        _ORACLE.gap(step, e)
+        return None
 
 
 def _short(args) -> str:
@@ -294,6 +372,7 @@ def corpus_archives() -> list[Path]:
     return sorted(COMPAT_CORPUS.glob("*/*.pt2"), key=lambda p: (p.stat().st_size, str(p)))
 
 
+@functools.lru_cache(maxsize=1)
 def saved_archives() -> list[bytes]:
     """Archives written by pt2serde itself (small programs with weights, constants, dynamic shapes)."""
     import torch
@@ -456,8 +535,11 @@ def main(module) -> None:
         seconds = float(argv[i + 1])
         del argv[i:i + 2]
     input_timeout = float(getattr(module, "INPUT_TIMEOUT", 10.0))
-    oracle = Oracle(forbid_code=getattr(module, "FORBID_CODE", True), input_timeout=input_timeout)
     name = module.NAME
+    oracle = Oracle(forbid_code=getattr(module, "FORBID_CODE", True), input_timeout=input_timeout, name=name)
+    warm_up = getattr(module, "warm_up", None)
+    if warm_up is not None:
+        warm_up()  # unarmed: torch and sympy compile templates of their own on first use
     if replay:
         sys.exit(_replay(module, oracle))
     corpus = fill_corpus(name, module.seeds)
@@ -505,8 +587,9 @@ def _replay(module, oracle: Oracle) -> int:
         except BaseException:
             print(f"input {data[:200]!r}... ({len(data)} bytes) failed:", file=sys.stderr)
             raise
+    oracle.write_gaps()
     print(f"{module.NAME}: replayed {len(inputs)} inputs, slowest {oracle.slowest:.2f} s, "
-          f"peak RSS growth {oracle.peak_growth >> 20} MiB")
+          f"peak RSS growth {oracle.peak_growth >> 20} MiB, {oracle.gap_totals()}")
     return 0
 
 
@@ -540,7 +623,9 @@ def _fallback(module, oracle: Oracle, corpus: Path, seconds: float) -> int:
             print(f"==ERROR== input written to {path}", file=sys.stderr)
             return 1
         execs += 1
-    print(f"#{execs} DONE (no atheris) corp: {len(pool)} slowest {oracle.slowest:.2f} s", file=sys.stderr)
+    oracle.write_gaps()
+    print(f"#{execs} DONE (no atheris) corp: {len(pool)} slowest {oracle.slowest:.2f} s, {oracle.gap_totals()}",
+          file=sys.stderr)
     return 0
 
 

@@ -1,7 +1,13 @@
 """Fuzz the archive readers end to end: ``archive.ArchiveReader`` (the zip layer: every
 record viewed and its CRC checked), ``check.check_archive`` (what ``pt2serde validate``
-runs), ``inspection.inspect_archive`` (``pt2serde inspect --json``), and ``pt2serde.load_all`` (documents, payload configs, tensor views, sample
-inputs, the graph rebuild), on whole PT2 archives.
+runs), ``inspection.inspect_archive`` (``pt2serde inspect --json``), and ``pt2serde.load_all``
+(documents, payload configs, tensor views, sample inputs, the graph rebuild), on whole PT2
+archives; then, for every program that loaded, what a user does next: ``ep.module()`` and a
+call of it on the program's sample inputs, ``torch.export.unflatten(ep)`` and a call, and
+``ep.run_decompositions()`` (on the first and then every :data:`DECOMPOSE_EVERY`-th program
+that loads: it costs ~0.6 s, ten times a load). Code torch generates on the way is judged
+by ``_codegen_oracle.py``; a torch exception from these steps is counted as a gap (see
+``_common.entry_point``).
 
 Seeds: every archive of the compat corpus (``../shared/compat-corpus/*/*.pt2``, written by
 PyTorch 2.5-2.14) and archives saved by pt2serde, plus copies whose weights are pickles
@@ -17,6 +23,7 @@ import io
 import json
 import os
 import sys
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
@@ -24,12 +31,11 @@ import _common  # noqa: E402
 NAME = "archive"
 MAX_LEN = 1 << 16
 INPUT_TIMEOUT = 20.0
+# compile/exec are judged by the shared oracle: torch.fx and torch.export._unlift may compile
+# the code they generate, if it passes _codegen_oracle.code_violations; torch's own templates pass
 FORBID_CODE = True
-# torch.fx compiles the Python source of every rebuilt GraphModule (its own codegen), and torch
-# compiles templates of its own when it imports a submodule lazily (torch._inductor.ops_handler,
-# torch.distributed.nn.jit.instantiator...): those are expected; what the generated code does
-# when the input tried to inject something is caught by the process/pickle/marker checks.
-_common.CODE_CALLER_PREFIXES = ("torch.",)
+#: run_decompositions on the 1st, (N+1)th, (2N+1)th... program that loads (PT2SERDE_FUZZ_DECOMPOSE_EVERY)
+DECOMPOSE_EVERY = int(os.environ.get("PT2SERDE_FUZZ_DECOMPOSE_EVERY", "10"))
 
 _common.import_pt2serde()
 
@@ -44,6 +50,9 @@ from pt2serde.contents import Pt2Archive  # noqa: E402
 if (_common.COMPAT_CORPUS / "corpus_ops.py").is_file():  # the corpus' custom ops, so those programs load
     sys.path.insert(0, str(_common.COMPAT_CORPUS))
     import corpus_ops  # noqa: E402,F401
+
+
+_loaded = [0]  # programs that loaded so far (the decomposition schedule)
 
 
 def target(data: bytes) -> None:
@@ -65,6 +74,38 @@ def target(data: bytes) -> None:
             for t in torch.utils._pytree.tree_leaves(ep.example_inputs):
                 if isinstance(t, torch.Tensor) and not _common.is_fake(t):
                     _common.check_tensor_in_bounds(t, f"{name}: example input")
+    for ep in programs.values():
+        use(ep)
+
+
+def use(ep) -> None:
+    """What a user does with a program that loaded: every step must succeed, end in a
+    SerializeError, or fail with a torch error that the oracle counts as a gap."""
+    inputs = ep.example_inputs
+    if inputs is not None and any(_common.is_fake(t) for t in torch.utils._pytree.tree_leaves(inputs)):
+        inputs = None  # symbolic sample inputs: nothing to call with
+    args, kwargs = inputs if inputs is not None else ((), {})
+    module = _common.entry_point("module", ep.module)
+    if module is not None and inputs is not None:
+        _common.entry_point("module_call", lambda: module(*args, **kwargs))
+    flat = _common.entry_point("unflatten", lambda: torch.export.unflatten(ep))
+    if flat is not None and inputs is not None:
+        _common.entry_point("unflatten_call", lambda: flat(*args, **kwargs))
+    _loaded[0] += 1
+    if DECOMPOSE_EVERY > 0 and _loaded[0] % DECOMPOSE_EVERY == 1 % DECOMPOSE_EVERY:
+        _common.entry_point("run_decompositions", ep.run_decompositions)
+
+
+def warm_up() -> None:
+    """Every step once on archives pt2serde saves, before the oracle is armed: torch and
+    sympy compile templates of their own on first use (lazy imports), not the input's doing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for data in _common.saved_archives():
+            for ep in pt2serde.load_all(io.BytesIO(data)).values():
+                _loaded[0] = 0  # each one decomposed
+                use(ep)
+    _loaded[0] = 0
 
 
 def _prefer(name: str) -> float:

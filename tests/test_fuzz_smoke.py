@@ -32,8 +32,10 @@ SECONDS = int(os.environ.get("PT2SERDE_FUZZ_SMOKE_SECONDS", "6"))
 def _env(marker=None) -> dict:
     env = dict(os.environ)
     env.pop("PT2SERDE_FUZZ_TOLERATE_KNOWN", None)  # CI tolerates nothing
+    env.pop("PT2SERDE_FUZZ_GAPS_FATAL", None)
     if marker is not None:  # never the default path a long run on this machine may be watching
         env["PT2SERDE_FUZZ_MARKER"] = str(marker)
+        env["PT2SERDE_FUZZ_GAPS"] = str(Path(marker).parent / "gaps")  # nor its gap folder
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     return env
 
@@ -120,6 +122,31 @@ _ORACLE_SELFTEST = textwrap.dedent(r"""
         block = bytearray(512 << 20)
         block[::4096] = b"\x01" * len(block[::4096])
 
+    # code generation: judged by _codegen_oracle by the module that compiles (its __name__)
+    def compiler(module):
+        space = {"__name__": module}
+        exec("def gen(source):\n    return compile(source, '<eval_with_key>.0', 'exec')", space)
+        return space["gen"]
+
+    fx_codegen, sympy_parser, torch_template = (
+        compiler(m) for m in ("torch.fx.graph_module", "sympy.parsing.sympy_parser", "torch._ops"))
+    clean = "import torch\ndef forward(self, x):\n    add = torch.ops.aten.add.Tensor(x, x);  x = None\n    return (add,)\n"
+    injected = "def forward(self, x):\n    return x\nimport os\nos.getpid()\n"
+    default = "def forward(self, x=__import__('os').getpid()):\n    return x\n"
+
+    import torch  # before the oracle is armed: sympy and mpmath compile templates as they are imported
+
+    def real_fx(data):
+        torch.fx.symbolic_trace(torch.nn.Linear(2, 2))
+
+    def gap(data):
+        _common.entry_point("module", lambda: [][0])
+
+    def deep(data):
+        def down(n):
+            return down(n + 1)
+        _common.entry_point("module", lambda: down(0))
+
     check("refuse", refuse)
     check("key_error", key_error)
     check("system", system)
@@ -128,6 +155,15 @@ _ORACLE_SELFTEST = textwrap.dedent(r"""
     check("eval", evaluate, b"1 + 1")
     check("spin", spin)
     check("allocate", allocate)
+    check("fx_clean", lambda data: fx_codegen(clean))
+    check("fx_injected", lambda data: fx_codegen(injected))
+    check("fx_default", lambda data: fx_codegen(default))
+    check("sympy_parse", lambda data: sympy_parser("x + 1"))
+    check("torch_template", lambda data: torch_template("def f(): pass"))
+    check("real_fx", real_fx)
+    check("gap", gap, b"gap input")
+    check("recursion", deep)
+    results["gaps kept"] = sorted(p.name.split("-")[0] for p in (_common.GAPS / "selftest").iterdir())
     print(results)
 """)
 
@@ -148,6 +184,15 @@ def test_the_oracle_catches_every_broken_promise(tmp_path):
         "eval": "OracleFailure",
         "spin": "Hang",
         "allocate": "OracleFailure",
+        "fx_clean": "passed",
+        "fx_injected": "OracleFailure",
+        "fx_default": "OracleFailure",
+        "sympy_parse": "OracleFailure",
+        "torch_template": "passed",
+        "real_fx": "passed",
+        "gap": "passed",  # counted and kept, not a crash
+        "recursion": "RecursionError",
+        "gaps kept": ["module", "summary.json"],
     }
 
 

@@ -15,10 +15,12 @@ time and its peak RSS growth, every ``compile``/``exec`` of source text made whi
 was being handled that the code oracle (:func:`code_violations`) rejects, whether the marker
 file appeared, and whether the command line printed a control character from the file.
 
-The oracle for generated code: torch compiles source text that it generates (fx's
-``forward``, the guards function of ``module()``). Each such source must be a module of
-function definitions only (nothing runs at module level), with constant default values,
-no calls of builtins that run or load code, and no dunder attribute access.
+The oracle for generated code (``fuzz/_codegen_oracle.py``, shared with the fuzzers): torch
+compiles source text that it generates (fx's ``forward``, the guards function of
+``module()``). Each such source must be a module of function definitions only (nothing runs
+at module level), with constant default values, no calls of builtins that run or load code,
+and no dunder attribute access; any other compile of source text (sympy's, say) is flagged
+unless it is torch's own fixed template.
 
 Cases of the attack classes live in ``cases_*.py`` beside this file (each exports ``CASES``)
 and are run by ``test_every_entry_point.py``.
@@ -26,7 +28,6 @@ and are run by ``test_every_entry_point.py``.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import io
 import json
@@ -188,49 +189,9 @@ def exec_code(marker: str) -> str:
 
 # ----------------------------------------------------------------------------- oracle
 
-#: modules that compile source of their own, never text from a file: type annotations,
-#: generated dataclass/namedtuple methods, syntax trees, pt2serde's schema-generated decoders
-_TRUSTED_COMPILERS = {"typing", "dataclasses", "collections", "ast", "pt2serde._fastcodec"}
-#: torch's code generators that put strings from a program into source: checked by the oracle
-_CODEGEN = {"torch.fx.graph_module", "torch.fx.graph", "torch.export._unlift", "torch.fx._symbolic_trace"}
-#: torch modules that compile fixed templates of their own (TorchScript, decompositions)
-_TORCH_TEMPLATES = ("torch.jit", "torch._jit_internal", "torch._ops", "torch._decomp", "torch._prims",
-                    "torch._refs", "torch.distributed", "torch._library", "torch._higher_order_ops",
-                    "torch._inductor", "torch.fx.experimental.proxy_tensor")
-_CODE_BUILTINS = {"exec", "eval", "compile", "__import__", "open", "breakpoint", "input", "globals", "locals",
-                  "vars", "setattr", "delattr", "memoryview", "help", "exit", "quit", "print"}
-
-
-def code_violations(source: str) -> list[str]:
-    """What is wrong with ``source``, compiled by torch while it handled a file (empty: fine)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as e:
-        return [f"does not parse: {e}"]
-    out = []
-    for stmt in tree.body:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)) and all(
-                a.name.split(".")[0] in ("torch", "math", "operator", "builtins", "typing") for a in stmt.names) and (
-                not isinstance(stmt, ast.ImportFrom) or (stmt.module or "").split(".")[0] in (
-                    "torch", "math", "operator", "typing", "__future__")):
-            continue
-        if not isinstance(stmt, ast.FunctionDef):
-            out.append(f"statement at module level: {ast.unparse(stmt)[:200]!r}")
-            continue
-        if stmt.decorator_list:
-            out.append(f"decorated function {stmt.name}")
-        for d in (*stmt.args.defaults, *[d for d in stmt.args.kw_defaults if d is not None]):
-            if not isinstance(d, ast.Constant):
-                out.append(f"default value that runs code: {ast.unparse(d)[:200]!r}")
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CODE_BUILTINS:
-            out.append(f"call of {node.func.id}")
-        elif isinstance(node, ast.Attribute) and node.attr.startswith("__") and node.attr.endswith("__"):
-            out.append(f"dunder attribute {node.attr}")
-        elif isinstance(node, (ast.Lambda, ast.ClassDef, ast.Global, ast.Nonlocal, ast.With, ast.Try,
-                               ast.While, ast.For, ast.AsyncFunctionDef, ast.Await, ast.Yield)):
-            out.append(f"{type(node).__name__} in generated code")
-    return out
+# The oracle over generated code lives in one place, shared with the fuzzers: fuzz/_codegen_oracle.py
+sys.path.append(str(TESTS.parent / "fuzz"))
+from _codegen_oracle import code_violations, compile_violations  # noqa: E402,F401 - code_violations: API
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -321,17 +282,8 @@ def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of step
     def hook(event, args):
         if current["step"] is None or event != "compile":
             return
-        source, filename = args[0], args[1]
-        if isinstance(source, bytes):
-            try:
-                source = source.decode("utf-8")
-            except UnicodeDecodeError:
-                return
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        if caller in _TRUSTED_COMPILERS or caller.split(".")[0] in _TRUSTED_COMPILERS:
-            return
-        if isinstance(source, str) and not (isinstance(filename, str) and os.path.isfile(filename)):
-            compiled.append((current["step"], caller, source))
+        caller = sys._getframe(1).f_globals.get("__name__") or ""
+        compiled.append((current["step"], caller, args[0], args[1]))  # judged after the steps
 
     sys.addaudithook(hook)
 
@@ -417,12 +369,10 @@ def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of step
     step("inspect_json", lambda: cli.main(["inspect", "--json", case]), cli_step=True)
     step("validate", lambda: cli.main(["validate", case]), cli_step=True)
     step("diff", lambda: cli.main(["diff", str(workdir / "base.pt2"), case]), cli_step=True)
-    for name, caller, source in compiled:
-        if caller.startswith(_TORCH_TEMPLATES) and caller not in _CODEGEN:
-            continue  # torch compiling a fixed template of its own (scripting, lazy imports)
-        whats = code_violations(source) if caller in _CODEGEN else [f"source compiled by {caller or '?'}"]
-        for what in whats:
-            report["violations"].append({"step": name, "what": what, "source": source[:2000]})
+    for name, caller, source, filename in compiled:
+        for what in compile_violations(caller, source, filename):
+            text = source.decode("utf-8", "replace") if isinstance(source, bytes) else str(source)
+            report["violations"].append({"step": name, "what": what, "source": text[:2000]})
     (workdir / "report.json").write_text(json.dumps(report))
 
 

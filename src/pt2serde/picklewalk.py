@@ -267,7 +267,8 @@ def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
                                  f"{numel} x {stype.dtype or 'byte'} = {numel * itemsize} bytes")
         return _StorageRef(key, stype.dtype, numel, location, size)
 
-    value = safepickle.load(pickled, globals=WALK_GLOBALS, persistent_load=persistent_load,
+    value = safepickle.load(pickled, globals=safepickle.with_namedtuples(WALK_GLOBALS),
+                            persistent_load=persistent_load,
                             where=f"{root}/data.pkl in {what}")
     return TorchSaveRecord(value, reader, root)
 

@@ -29,10 +29,27 @@ Limits, so that hostile input cannot exhaust memory, recursion or time:
 * tuples and frozensets (the hashable containers, which CPython hashes recursively) get
   their nesting depth checked when they are made; the finished result is walked once,
   iteratively, refusing cycles and nesting deeper than ``max_depth``;
+* **work budget.** The memo lets a few bytes build a graph whose *tree expansion* is
+  exponential (``T(i) = (T(i-1), T(i-1))``: 64 levels in about 1 KB). Hashing, comparing,
+  ``repr``, ``copy`` and pytree flattening all walk that expansion, not the graph. So every
+  value hashed here (a dict key, a set or frozenset member, handed to the machine or to a
+  builder) must expand to at most :data:`MAX_KEY_NODES` objects (sizes are tracked as
+  tuples are made, so the check is cheap), and the
+  whole result to at most ``max_nodes`` (:func:`work_budget`: :data:`NODES_PER_BYTE` per
+  pickle byte, at least :data:`MIN_NODES`), counting every shared reference again;
 * builders that copy their arguments could multiply a memoised value (``set(x)`` a
   thousand times): each call is charged the length of its string and container
   arguments against ``max_items``, which defaults to a small multiple of the input size;
 * text integers longer than 4300 digits are refused (CPython's own conversion limit).
+
+Namedtuples (:func:`with_namedtuples`): a class of an already imported module is rebuilt
+(``tuple.__new__``, none of its code runs) only when it is a *plain* namedtuple, made by
+``collections.namedtuple`` or ``typing.NamedTuple`` without overrides (:func:`namedtuple_problem`):
+every dunder any reader may call on the value (iteration, ``len``, indexing, ``repr``, hash,
+``==``, ``copy``/``deepcopy`` through ``__reduce_ex__``/``__getnewargs__``, attribute access,
+pytree's ``list(d)``, ``cls(*values)``, ``_fields``, ``getattr(d, field)``, ``_make``,
+``_asdict``, ``_replace``) is then ``tuple``'s own or the one ``collections.namedtuple``
+generates. ``platform.uname_result`` (its ``__iter__`` runs ``uname -p``) is refused.
 
 Every failure is a :class:`~pt2serde.errors.SerializeError` whose message ends in
 ``at byte <offset> of <where>``; no ``IndexError``/``struct.error``/``RecursionError``
@@ -44,8 +61,11 @@ This module is in the format layer: it imports neither torch nor sympy.
 from __future__ import annotations
 
 import codecs
+import collections
 import reprlib
 import struct
+import sys
+import types
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -60,7 +80,11 @@ __all__ = [
     "HIGHEST_PROTOCOL",
     "MAX_DEPTH",
     "check_tree",
+    "expanded_size",
     "load",
+    "namedtuple_problem",
+    "with_namedtuples",
+    "work_budget",
 ]
 
 HIGHEST_PROTOCOL = 5
@@ -69,6 +93,9 @@ MAX_MEMO = 1 << 22
 MAX_STACK = 1 << 22
 MAX_LINE = 1 << 16  # longest text argument (protocol 0 opcodes, GLOBAL names)
 MAX_INT_DIGITS = 4300
+MAX_KEY_NODES = 64  # objects a dict key / set member may expand to (hashing and == walk them all)
+MIN_NODES = 1 << 16  # the result may always expand to this many objects ...
+NODES_PER_BYTE = 2  # ... or to this many per pickle byte, whichever is more
 _MAX_MESSAGE_VALUE = 120
 
 _NOTHING = object()
@@ -98,12 +125,15 @@ class Global:
     ``new``: what ``NEWOBJ``/``NEWOBJ_EX`` call (``cls.__new__`` replacement).
     ``setstate``: ``setstate(obj, state)`` for ``BUILD`` on an object this global made.
     ``value``: when set, ``GLOBAL`` pushes this value itself (constants such as dtypes).
+    ``keys``: for a builder that hashes values (``set``, ``OrderedDict``), ``keys(args)`` gives
+    them; the machine holds each to the dict-key size limit before the call.
     """
 
     call: Callable[..., Any] | None = None
     new: Callable[..., Any] | None = None
     setstate: Callable[[Any, Any], None] | None = None
     value: Any = _NOTHING
+    keys: Callable[[tuple], Iterable[Any]] | None = None
 
     @property
     def is_value(self) -> bool:
@@ -168,6 +198,16 @@ def _frozenset(items: Any = ()) -> frozenset:
     return frozenset(_iterable(items, "frozenset"))
 
 
+def _members(args: tuple) -> Iterable[Any]:
+    """What ``set(items)`` / ``frozenset(items)`` will hash."""
+    return args[0] if len(args) == 1 and type(args[0]) in (list, tuple, set, frozenset) else ()
+
+
+def _pair_keys(args: tuple) -> Iterable[Any]:
+    """What ``OrderedDict(pairs)`` will hash."""
+    return (p[0] for p in _members(args) if type(p) in (list, tuple) and len(p) == 2)
+
+
 def _complex(real: Any = 0.0, imag: Any = 0.0) -> complex:
     if type(real) not in (int, float) or type(imag) not in (int, float):
         raise SerializeError("complex expects two numbers")
@@ -219,10 +259,10 @@ def _set_instance_dict(obj: Any, state: Any) -> None:
 
 
 PLAIN_GLOBALS: dict[tuple[str, str], Global] = {
-    ("collections", "OrderedDict"): Global(call=_ordered_dict, setstate=_set_instance_dict),
-    ("collections", "Counter"): Global(call=_counter),
-    ("builtins", "set"): Global(call=_set),
-    ("builtins", "frozenset"): Global(call=_frozenset),
+    ("collections", "OrderedDict"): Global(call=_ordered_dict, setstate=_set_instance_dict, keys=_pair_keys),
+    ("collections", "Counter"): Global(call=_counter),  # its keys come from a dict: already checked
+    ("builtins", "set"): Global(call=_set, keys=_members),
+    ("builtins", "frozenset"): Global(call=_frozenset, keys=_members),
     ("builtins", "complex"): Global(call=_complex),
     ("builtins", "slice"): Global(call=_slice),
     ("builtins", "bytes"): Global(call=_bytes),
@@ -232,17 +272,161 @@ PLAIN_GLOBALS: dict[tuple[str, str], Global] = {
 """Builders for the standard-library globals that pickles of plain data name."""
 
 
+# ------------------------------------------------------------------ namedtuples
+
+_REFERENCE = collections.namedtuple("_REFERENCE", "x")
+_GETTER = type(vars(_REFERENCE)["x"])  # collections._tuplegetter (or property, without _collections)
+#: what ``collections.namedtuple`` generates, by name: the function whose code each must share
+_GENERATED = {name: vars(_REFERENCE)[name] for name in ("__repr__", "_replace", "_asdict", "__getnewargs__", "_make")}
+#: plain data a namedtuple class body holds, by name: the types its value may have
+_INERT: dict[str, tuple[type, ...]] = {
+    "__module__": (str,), "__doc__": (str, type(None)), "__qualname__": (str,), "__slots__": (tuple, list, str),
+    "__annotations__": (dict,), "__orig_bases__": (tuple,), "_fields": (tuple,), "_field_defaults": (dict,),
+    "__match_args__": (tuple,), "__dict__": (types.GetSetDescriptorType,),
+    "__weakref__": (types.GetSetDescriptorType,), "__slotnames__": (list,),  # copyreg caches this
+}
+
+
+def _function_of(value: Any) -> Any:
+    return value.__func__ if type(value) in (classmethod, staticmethod) else value
+
+
+def _generated_new(value: Any, nfields: int) -> bool:
+    """``__new__`` as ``collections.namedtuple`` makes it: ``lambda _cls, a, b: _tuple_new(_cls, (a, b))``
+    evaluated with ``tuple.__new__`` as its only global and no builtins."""
+    fn = _function_of(value)
+    if type(value) is not staticmethod or type(fn) is not types.FunctionType or fn.__closure__:
+        return False
+    env = fn.__globals__
+    return (fn.__code__.co_names == ("_tuple_new",) and fn.__code__.co_argcount == nfields + 1
+            and set(env) == {"_tuple_new", "__builtins__", "__name__"}
+            and env["_tuple_new"] is tuple.__new__ and env["__builtins__"] == {})
+
+
+def namedtuple_problem(cls: Any) -> str | None:
+    """Why ``cls`` is not a plain namedtuple (None when it is one).
+
+    Plain: its metaclass is ``type``; its bases lead straight to ``tuple``; every class body
+    in between holds only what ``collections.namedtuple`` generates (``__new__``, ``__repr__``,
+    ``__getnewargs__``, ``_make``, ``_replace``, ``_asdict``, a ``_tuplegetter`` per field),
+    plain data (``_fields``, ``__slots__``, annotations...) and, at most, methods with ordinary
+    names that shadow nothing of ``tuple`` (no reader calls those). Any other dunder (``__iter__``,
+    ``__len__``, ``__getitem__``, ``__eq__``, ``__hash__``, ``__reduce__``, ``__getattr__``,
+    ``__del__``...) or a property standing in for a field refuses the class.
+    """
+    if type(cls) is not type or not issubclass(cls, tuple) or cls.__mro__[-2:] != (tuple, object):
+        return "is not a tuple subclass of metaclass type"
+    fields = None
+    for c in cls.__mro__[:-2]:
+        if type(c) is not type:
+            return f"has base {c.__qualname__} with a metaclass"
+        body = vars(c)
+        if fields is None and "_fields" in body:
+            fields = body["_fields"]
+            if type(fields) is not tuple or not all(type(f) is str and f.isidentifier() for f in fields):
+                return "has _fields that are not a tuple of names"
+    if fields is None:
+        return "has no _fields"
+    for c in cls.__mro__[:-2]:
+        for name, value in sorted(vars(c).items(), key=lambda item: not item[0].startswith("__")):
+            if name in _INERT:
+                if type(value) not in _INERT[name]:
+                    return f"has {name} of type {type(value).__name__}"
+            elif name == "__new__":
+                if not _generated_new(value, len(fields)):
+                    return "has its own __new__"
+            elif name in _GENERATED:
+                ref = _function_of(_GENERATED[name])
+                fn = _function_of(value)
+                if not (type(value) is type(_GENERATED[name]) and getattr(fn, "__code__", None) is ref.__code__
+                        and fn.__globals__ is ref.__globals__):
+                    return f"has its own {name}"
+            elif name in fields:
+                if type(value) is not _GETTER:
+                    return f"has field {name} as a {type(value).__name__}, not a tuple item"
+            elif name.startswith("_") or hasattr(tuple, name):
+                return f"has its own {name}"
+    for i, name in enumerate(fields):
+        getter = next((vars(c)[name] for c in cls.__mro__[:-2] if name in vars(c)), None)
+        if type(getter) is not _GETTER or getter.__reduce__()[1][0] != i:
+            return f"has field {name} that is not item {i} of the tuple"
+    return None
+
+
+def _namespace(obj: Any) -> Any:
+    """The attribute dict of a module or a plain class, read without attribute lookups."""
+    if types.ModuleType in type(obj).__mro__ or type(obj) is type:
+        return object.__getattribute__(obj, "__dict__")
+    return None
+
+
+def namedtuple_class(module: str, name: str) -> type | None:
+    """The class ``module.name`` of an already imported module when it is a tuple subclass with
+    ``_fields`` (never imports, never looks an attribute up through code); else None."""
+    target: Any = sys.modules.get(module)
+    for part in name.split("."):
+        space = _namespace(target) if target is not None else None
+        if space is None or not part.isidentifier() or part.startswith("__"):
+            return None
+        target = space.get(part)
+    if type(target) is type and issubclass(target, tuple) and any("_fields" in vars(c) for c in target.__mro__):
+        return target
+    return None
+
+
+def _namedtuple_global(cls: type) -> Global:
+    fields = cls._fields
+
+    def new(*values: Any) -> tuple:
+        if len(values) != len(fields):
+            raise SerializeError(f"{cls.__qualname__} has {len(fields)} fields, got {len(values)} values")
+        return tuple.__new__(cls, values)  # the C tuple constructor: no code of the class runs
+
+    return Global(new=new, call=new)
+
+
+class _WithNamedTuples(dict):
+    """An allowlist that also rebuilds plain namedtuple classes of already imported modules."""
+
+    def get(self, key: Any, default: Any = None) -> Any:  # type: ignore[override]
+        found = super().get(key)
+        if found is None and type(key) is tuple and len(key) == 2:
+            cls = namedtuple_class(*key)
+            if cls is not None:
+                problem = namedtuple_problem(cls)
+                if problem is not None:
+                    raise SerializeError(
+                        f"{_printable(key[0] + '.' + key[1])} {problem}: only plain namedtuples (made by "
+                        "collections.namedtuple or typing.NamedTuple, without overrides) are rebuilt"
+                    )
+                return _namedtuple_global(cls)
+        return found if found is not None else default
+
+
+def with_namedtuples(table: Mapping[tuple[str, str], Global]) -> Mapping[tuple[str, str], Global]:
+    """``table`` plus the plain namedtuple classes of modules this process has already imported
+    (example inputs often are namedtuples; one is rebuilt as a tuple with its class set).
+    The one rule for namedtuples, used by the ``torch.save`` reader and the torch-free walker."""
+    return _WithNamedTuples(table)
+
+
 # ------------------------------------------------------------------ result checks
 
 _SEQUENCES = (list, tuple, set, frozenset)
 
 
 def _children(obj: Any) -> Iterator[Any] | None:
-    if isinstance(obj, _SEQUENCES):
-        return iter(obj)
+    """The values inside a container, iterated with the base type's own methods (never a
+    subclass's ``__iter__``); None for anything that is not a container."""
+    if isinstance(obj, tuple):
+        return tuple.__iter__(obj)
+    if isinstance(obj, list):
+        return list.__iter__(obj)
+    if isinstance(obj, (set, frozenset)):
+        return (set.__iter__ if isinstance(obj, set) else frozenset.__iter__)(obj)
     if isinstance(obj, dict):
         extra = getattr(obj, "__dict__", None) if type(obj) is not dict else None
-        parts: list[Iterable[Any]] = [obj.keys(), obj.values()]
+        parts: list[Iterable[Any]] = [dict.keys(obj), dict.values(obj)]
         if extra:
             parts.append(extra.values())
         return (x for part in parts for x in part)
@@ -251,20 +435,57 @@ def _children(obj: Any) -> Iterator[Any] | None:
     return None
 
 
-def check_tree(root: Any, *, max_depth: int = MAX_DEPTH, what: str = "result") -> None:
-    """Refuse internal values, reference cycles and nesting deeper than ``max_depth``.
+def _count(obj: Any) -> int:
+    return len(obj) if type(obj) is not slice else 3
+
+
+def expanded_size(value: Any, limit: int) -> int:
+    """How many objects ``value`` holds when expanded as a tree (each shared reference counted
+    again: what hashing, ``==``, ``repr`` or pytree walk), or ``limit + 1`` once it is more.
+
+    Costs at most ``limit`` steps, whatever the value.
+    """
+    count = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        count += 1
+        it = _children(v)
+        if it is None:
+            continue
+        if count + _count(v) > limit:
+            return limit + 1
+        stack.extend(it)
+    return count
+
+
+def work_budget(nbytes: int) -> int:
+    """How many objects the result of an ``nbytes`` pickle may expand to (see the module docstring).
+
+    Without shared containers a pickle spends at least one byte per object, so a real file
+    stays below one object per byte; only memo references to containers expand further.
+    """
+    return max(MIN_NODES, NODES_PER_BYTE * nbytes)
+
+
+def check_tree(root: Any, *, max_depth: int = MAX_DEPTH, max_nodes: int | None = None,
+               what: str = "result") -> None:
+    """Refuse internal values, reference cycles, nesting deeper than ``max_depth`` and, when
+    ``max_nodes`` is given, a tree expansion of more than ``max_nodes`` objects.
 
     Walks containers (lists, tuples, sets, dicts and their attribute dicts, slices)
-    iteratively; each container is visited once, so shared subtrees cost nothing extra.
+    iteratively; each container is visited once (its height and expanded size are kept), so
+    the walk is linear in the graph while the size counts every shared reference again.
     """
     if isinstance(root, Internal):
         raise SerializeError(f"{root.describe()} cannot be part of the {what}")
     it = _children(root)
     if it is None:
         return
-    heights: dict[int, int] = {}
+    cap = max_nodes if max_nodes is not None else 1 << 62
+    known_at: dict[int, tuple[int, int]] = {}  # id -> (height, expanded size) of finished containers
     on_path: set[int] = {id(root)}
-    stack: list[list[Any]] = [[root, it, 0]]
+    stack: list[list[Any]] = [[root, it, 0, 1]]  # value, its children, height below, expanded size
     while stack:
         frame = stack[-1]
         descended = False
@@ -273,31 +494,40 @@ def check_tree(root: Any, *, max_depth: int = MAX_DEPTH, what: str = "result") -
                 raise SerializeError(f"{child.describe()} cannot be part of the {what}")
             child_it = _children(child)
             if child_it is None:
+                frame[3] += 1
                 continue
             cid = id(child)
             if cid in on_path:
                 raise SerializeError(f"the {what} contains a reference cycle (a {type(child).__name__} inside itself)")
-            known = heights.get(cid)
+            known = known_at.get(cid)
             if known is not None:
-                if len(stack) + known > max_depth:
+                if len(stack) + known[0] > max_depth:
                     raise SerializeError(f"the {what} is nested deeper than {max_depth} levels")
-                if known > frame[2]:
-                    frame[2] = known
+                if known[0] > frame[2]:
+                    frame[2] = known[0]
+                frame[3] = min(frame[3] + known[1], cap + 1)
                 continue
             if len(stack) >= max_depth:
                 raise SerializeError(f"the {what} is nested deeper than {max_depth} levels")
             on_path.add(cid)
-            stack.append([child, child_it, 0])
+            stack.append([child, child_it, 0, 1])
             descended = True
             break
         if descended:
             continue
         stack.pop()
         on_path.discard(id(frame[0]))
+        if max_nodes is not None and frame[3] > cap:
+            raise SerializeError(
+                f"the {what} expands to more than {cap} objects when shared references are counted "
+                "(hashing, comparing, printing or flattening it would walk every one)"
+            )
         height = frame[2] + 1
-        heights[id(frame[0])] = height
-        if stack and height > stack[-1][2]:
-            stack[-1][2] = height
+        known_at[id(frame[0])] = (height, frame[3])
+        if stack:
+            if height > stack[-1][2]:
+                stack[-1][2] = height
+            stack[-1][3] = min(stack[-1][3] + frame[3], cap + 1)
 
 
 class _BoundedRepr(reprlib.Repr):
@@ -382,7 +612,8 @@ class _Machine:
         self.refs: dict[tuple[str, str], Any] = {}
         self.made: dict[int, tuple[Any, GlobalRef]] = {}  # objects that may take BUILD
         self.depths: dict[int, int] = {}  # id -> nesting depth of tuples/frozensets deeper than 1
-        self.pinned: list[Any] = []  # keeps the objects behind `depths` keys alive
+        self.sizes: dict[int, int] = {}  # id -> expanded size (capped) of tuples/frozensets seen
+        self.pinned: list[Any] = []  # keeps the objects behind `depths` and `sizes` keys alive
 
     # ------------------------------------------------------------ errors, reads
 
@@ -477,20 +708,58 @@ class _Machine:
         CPython hashes and compares these recursively, so their depth must be known when
         they are made, before anything can use one as a dict key or set member.
         """
+        self.record(value, items, self.depth_for(items, kind))
+
+    def depth_for(self, items: Iterable[Any], kind: str) -> int:
+        """The nesting depth of a tuple or frozenset of ``items``; refused when too deep."""
         depth = 1 + max((self.depth_of(x) for x in items), default=0)
         if depth > self.max_depth:
             raise self.fail(f"{kind}s are nested deeper than {self.max_depth} levels")
+        return depth
+
+    def record(self, value: Any, items: Iterable[Any], depth: int) -> None:
+        """Remember the depth and expanded size of a nested tuple or frozenset."""
         if depth > 1:
             self.depths[id(value)] = depth
+            self.sizes[id(value)] = min(1 + sum(self.size_of(x) for x in items), MAX_KEY_NODES + 1)
             self.pinned.append(value)
+
+    def size_of(self, value: Any) -> int:
+        """How many objects hashing ``value`` walks (capped at ``MAX_KEY_NODES + 1``).
+
+        Known for the nested tuples this machine made (:meth:`track`); any other tuple is
+        walked once, at most ``MAX_KEY_NODES`` steps, and remembered. Making a flat tuple
+        costs an opcode per item, so the walks cost at most a step per byte in total.
+        """
+        if not isinstance(value, (tuple, frozenset)):
+            return 1
+        known = self.sizes.get(id(value))
+        if known is None:
+            known = expanded_size(value, MAX_KEY_NODES)
+            self.sizes[id(value)] = known
+            self.pinned.append(value)
+        return known
+
+    def key(self, value: Any, what: str = "dict key") -> None:
+        """Refuse a value about to be hashed (a dict key, a set member) that expands to more
+        than :data:`MAX_KEY_NODES` objects: hashing and comparing it would walk every one."""
+        if self.size_of(value) > MAX_KEY_NODES:
+            raise self.fail(
+                f"a {what} ({type(value).__name__}) expands to more than {MAX_KEY_NODES} objects when shared "
+                "references are counted; hashing it would walk every one"
+            )
 
     def nested(self, kind: type, items: list[Any]) -> Any:
         """A tuple or frozenset of ``items``, refused when nested too deeply to hash safely."""
+        depth = self.depth_for(items, kind.__name__)
+        if kind is frozenset:
+            for item in items:
+                self.key(item, "frozenset member")
         try:
             value = kind(items)
         except TypeError as e:  # unhashable frozenset member
             raise self.fail(f"{self.opname}: {e}") from None
-        self.track(value, items, kind.__name__)
+        self.record(value, items, depth)
         return value
 
     def memo_put(self, index: int, value: Any) -> None:
@@ -509,6 +778,8 @@ class _Machine:
             raise self.fail(f"{self.opname} on a {type(target).__name__} is not allowed (only dict and OrderedDict)")
         if len(items) % 2:
             raise self.fail(f"{self.opname} has an odd number of items (a key without a value)")
+        for i in range(0, len(items), 2):
+            self.key(items[i])
         try:
             for i in range(0, len(items), 2):
                 target[items[i]] = items[i + 1]
@@ -570,6 +841,10 @@ class _Machine:
         if type(args) is not tuple:
             raise self.fail(f"{self.opname} arguments for {ref.qualname} must be a tuple, got {type(args).__name__}")
         fn = ref.spec.call if kind == "call" else ref.spec.new  # callable_ref checked it is set
+        if ref.spec.keys is not None:
+            self.charge(args)  # the keys are walked once more here: counted against the same budget
+            for key in ref.spec.keys(args):
+                self.key(key, f"{ref.qualname} key")
         result = self.invoke(ref.qualname, fn, args, kwargs)
         if ref.spec.setstate is not None:
             self.made[id(result)] = (result, ref)
@@ -846,6 +1121,8 @@ def _additems(m: _Machine) -> None:
     target = m.top()
     if type(target) is not set:
         raise m.fail(f"ADDITEMS to a {type(target).__name__} is not allowed (only set)")
+    for item in items:
+        m.key(item, "set member")
     try:
         target.update(items)
     except TypeError as e:
@@ -982,6 +1259,7 @@ def load(
     max_stack: int = MAX_STACK,
     max_items: int | None = None,
     max_depth: int = MAX_DEPTH,
+    max_nodes: int | None = None,
 ) -> Any:
     """Interpret the pickle ``data`` with only the builders in ``globals``.
 
@@ -991,15 +1269,19 @@ def load(
     persistent ids are refused. ``where`` names the data in error messages
     (``... at byte 12 of archive/data.pkl in model.pt``). ``max_items`` bounds the total
     length of strings and containers handed to builders (default: four times the input
-    size plus one million).
+    size plus one million). ``max_nodes`` bounds the result's tree expansion (default:
+    :func:`work_budget` of the input size); dict keys and set members are always bounded by
+    :data:`MAX_KEY_NODES`.
     """
     raw = data if isinstance(data, bytes) else bytes(data)
     if max_items is None:
         max_items = 4 * len(raw) + (1 << 20)
+    if max_nodes is None:
+        max_nodes = work_budget(len(raw))
     machine = _Machine(raw, globals, persistent_load, where, max_memo, max_stack, max_items, max_depth)
     try:
         result = machine.run()
-        check_tree(result, max_depth=max_depth)
+        check_tree(result, max_depth=max_depth, max_nodes=max_nodes)
         return result
     except SerializeError as e:
         if " at byte " in str(e):

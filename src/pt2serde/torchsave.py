@@ -30,6 +30,12 @@ Decisions worth knowing:
   ``_rebuild_parameter_with_state``) are set only for identifier names that are not
   dunders and do not shadow an attribute of the tensor type (``data``, ``grad``...).
   Backward hooks must be empty. ``_backward_hooks`` is not set on the result.
+* **Namedtuples** of already imported modules are rebuilt only when plain (made by
+  ``collections.namedtuple``/``typing.NamedTuple`` without overrides):
+  :func:`pt2serde.safepickle.with_namedtuples`, the rule the torch-free walker uses too.
+* **Work budget**: the result may not expand (shared references counted again) past
+  :func:`pt2serde.safepickle.work_budget`, nor a dict key or set member past
+  ``safepickle.MAX_KEY_NODES``; see :mod:`pt2serde.safepickle`.
 * **FakeTensors** (``_reconstruct_fake_tensor``) need the ``fake_tensor`` callback, which
   gets the decoded ``schema.TensorMeta``; a fake parameter is wrapped in
   ``nn.Parameter`` with the metadata's ``requires_grad`` (PyTorch always uses ``True``).
@@ -40,7 +46,6 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import functools
-import sys
 import warnings
 from collections import OrderedDict
 from typing import Any, Callable
@@ -381,45 +386,6 @@ TORCH_SAVE_GLOBALS: dict[tuple[str, str], Global] = {
 The fake-tensor global is added per load, bound to the caller's callback."""
 
 
-# ------------------------------------------------------------------ namedtuples
-
-
-def _namedtuple_class(module: str, name: str) -> type | None:
-    """A namedtuple class of an already imported module (never imports, never runs its code)."""
-    target: Any = sys.modules.get(module)
-    for part in name.split("."):
-        if target is None or not part.isidentifier():
-            return None
-        target = vars(target).get(part) if hasattr(target, "__dict__") else None
-    if isinstance(target, type) and issubclass(target, tuple) and isinstance(vars(target).get("_fields"), tuple):
-        return target
-    return None
-
-
-def _namedtuple_global(cls: type) -> Global:
-    fields = cls._fields
-
-    def new(*values: Any) -> tuple:
-        if len(values) != len(fields):
-            raise SerializeError(f"{cls.__qualname__} has {len(fields)} fields, got {len(values)} values")
-        return tuple.__new__(cls, values)  # the C tuple constructor: the class's own code never runs
-
-    return Global(new=new, call=new)
-
-
-class _Globals(dict):
-    """The allowlist, plus namedtuple classes of modules that are already imported (example
-    inputs often are namedtuples; building one is just a tuple with the class set)."""
-
-    def get(self, key, default=None):  # type: ignore[override]
-        found = super().get(key)
-        if found is None and isinstance(key, tuple) and len(key) == 2:
-            cls = _namedtuple_class(*key)
-            if cls is not None:
-                return _namedtuple_global(cls)
-        return found if found is not None else default
-
-
 # ------------------------------------------------------------------ the record
 
 
@@ -528,9 +494,9 @@ def load_torch_save(
     except SerializeError as e:
         raise SerializeError(f"{what}: {e}", path=what) from None
     loader = _Loader(reader, root, big_endian)
-    table = _Globals(TORCH_SAVE_GLOBALS)
+    table = dict(TORCH_SAVE_GLOBALS)
     table[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))
-    result = safepickle.load(pickled, globals=table, persistent_load=loader.persistent_load,
+    result = safepickle.load(pickled, globals=safepickle.with_namedtuples(table), persistent_load=loader.persistent_load,
                              where=f"{pickle_name} in {what}")
     others = sorted(loc for loc in loader.locations if loc != "cpu")
     if others:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import typing
 
 import pytest
 
@@ -413,3 +414,199 @@ def test_check_tree_accepts_shared_dags_quickly():
         layer = [layer]
     with pytest.raises(SerializeError, match="nested deeper than 256"):
         safepickle.check_tree(layer)
+
+
+# --------------------------------------------------------------------------- work budget (pickle DAGs)
+
+
+def dag(depth: int, tail: bytes) -> bytes:
+    """``T(0) = ()``, ``T(i) = (T(i-1), T(i-1))`` through the memo (memo ``i`` holds ``T(i)``),
+    then ``tail``, which may fetch ``T(depth)`` with ``h<depth>``: 2**depth objects in ~8 bytes
+    per level."""
+    out = b"\x80\x02)q\x000"
+    for i in range(depth):
+        out += b"h" + bytes([i]) + b"h" + bytes([i]) + P.TUPLE2 + b"q" + bytes([i + 1]) + P.POP
+    return out + tail
+
+
+def T(depth: int) -> bytes:
+    return b"h" + bytes([depth])
+
+
+DAG_KEYS = {
+    "dict key": (lambda d: P.EMPTY_DICT + T(d) + b"K\x01" + P.SETITEM + P.STOP, r"a dict key \(tuple\)"),
+    "dict keys (SETITEMS)": (lambda d: P.EMPTY_DICT + P.MARK + T(d) + b"K\x01" + P.SETITEMS + P.STOP,
+                             r"a dict key \(tuple\)"),
+    "DICT": (lambda d: P.MARK + T(d) + b"K\x01" + P.DICT + P.STOP, r"a dict key \(tuple\)"),
+    "set member": (lambda d: P.EMPTY_SET + P.MARK + T(d) + P.ADDITEMS + P.STOP, r"a set member \(tuple\)"),
+    "frozenset member": (lambda d: P.MARK + T(d) + P.FROZENSET + P.STOP, r"a frozenset member \(tuple\)"),
+    "set(...) builder": (lambda d: b"c__builtin__\nset\n]" + T(d) + b"a\x85R.",
+                         r"a builtins\.set key \(tuple\)"),
+    "frozenset(...) builder": (lambda d: b"c__builtin__\nfrozenset\n]" + T(d) + b"a\x85R.",
+                               r"a builtins\.frozenset key \(tuple\)"),
+    "OrderedDict(...) builder": (lambda d: b"ccollections\nOrderedDict\n]" + T(d) + b"K\x01\x86a\x85R.",
+                                 r"a collections\.OrderedDict key \(tuple\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAG_KEYS))
+def test_dag_keys_are_refused_before_hashing(case):
+    """64 levels (2**64 objects to hash, forever) are refused in microseconds; 5 levels load."""
+    build, what = DAG_KEYS[case]
+    assert load(dag(5, build(5)))  # 63 objects: under the 64-object key limit
+    start = time.perf_counter()
+    refused(dag(64, build(64)), what + r" expands to more than 64 objects when shared references are counted; "
+                                      r"hashing it would walk every one at byte \d+ of test\.pkl")
+    assert time.perf_counter() - start < 0.1
+
+
+def test_dag_values_are_refused_by_the_work_budget():
+    """Not hashed but still a bomb: repr, ==, copy and pytree walk the tree expansion."""
+    value = dag(64, T(64) + P.TUPLE1 + P.STOP)
+    assert len(value) < 600
+    start = time.perf_counter()
+    refused(value, r"the result expands to more than 65536 objects when shared references are counted "
+                   r"\(hashing, comparing, printing or flattening it would walk every one\) at byte \d+ of test\.pkl")
+    assert time.perf_counter() - start < 0.1
+    assert load(dag(14, T(14) + P.STOP))  # 32767 objects: under the floor
+    refused(dag(16, T(16) + P.STOP), "expands to more than 65536 objects")
+    assert load(dag(16, T(16) + P.STOP), max_nodes=1 << 17)  # the caller may grant more
+
+
+def test_work_budget_numbers():
+    assert safepickle.MAX_KEY_NODES == 64
+    assert safepickle.work_budget(0) == safepickle.work_budget(32768) == 1 << 16
+    assert safepickle.work_budget(1 << 20) == 2 << 20
+
+
+def test_plain_data_without_shared_containers_stays_under_one_object_per_byte():
+    """Why two objects per byte is enough: every object a pickle makes costs it at least one opcode."""
+    values = [list(range(5000)), [None] * 20000, {str(i): i for i in range(3000)}, [[]] * 1, [()] * 30000,
+              ["s"] * 30000]
+    for value in values:
+        for protocol in (0, 2, 4, 5):
+            data = pickle.dumps(value, protocol=protocol)
+            nodes = safepickle.expanded_size(load(data), 1 << 30)
+            assert nodes <= len(data), (protocol, nodes, len(data))
+
+
+def test_key_checks_cost_no_more_than_the_bytes():
+    """A 63-object key, memoised once, used 200,000 times; flat 64-object tuples too."""
+    keys = dag(5, P.EMPTY_DICT + P.MARK + (T(5) + P.NONE) * 200_000 + P.SETITEMS + P.STOP)
+    flat = (b"\x80\x02" + P.MARK + b"K\x01" * 63 + P.TUPLE + b"q\x01" + P.POP
+            + P.EMPTY_DICT + P.MARK + (b"h\x01" + P.NONE) * 200_000 + P.SETITEMS + P.STOP)
+    for data in (keys, flat):
+        start = time.perf_counter()
+        assert len(load(data)) == 1
+        assert time.perf_counter() - start < 3
+
+
+def test_expanded_size_is_bounded_by_its_limit():
+    t = ()
+    for _ in range(64):
+        t = (t, t)
+    start = time.perf_counter()
+    assert safepickle.expanded_size(t, 1000) == 1001
+    assert safepickle.expanded_size((1, (2, 3), [4, {5: 6}]), 100) == 10  # every container and leaf
+    assert time.perf_counter() - start < 0.1
+
+
+# --------------------------------------------------------------------------- namedtuples
+
+_Plain = collections.namedtuple("_Plain", "a b", defaults=[0])
+
+
+class _Typed(typing.NamedTuple):
+    a: int
+    b: str = "x"
+
+    def describe(self) -> str:  # an ordinary method: no reader calls it
+        return "typed"
+
+
+class _Sub(collections.namedtuple("_SubBase", "x y")):
+    __slots__ = ()
+
+    def area(self):
+        return self.x * self.y
+
+
+class _Iter(collections.namedtuple("_IterBase", "x y")):
+    def __iter__(self):
+        raise AssertionError("ran")
+
+
+class _Field(collections.namedtuple("_FieldBase", "x y")):
+    @property
+    def x(self):
+        raise AssertionError("ran")
+
+
+class _Meta(type):
+    pass
+
+
+class _Count(collections.namedtuple("_CountBase", "x y")):
+    count = 3
+
+
+def test_plain_namedtuples_are_accepted():
+    import platform
+
+    for cls in (_Plain, _Typed, _Sub):
+        assert safepickle.namedtuple_problem(cls) is None, cls
+    problems = {
+        platform.uname_result: "has its own __iter__",
+        _Iter: "has its own __iter__",
+        _Field: "has field x as a property, not a tuple item",
+        _Count: "has its own count",
+        type("_R", (collections.namedtuple("_RB", "a"),), {"__repr__": lambda self: "r"}): "has its own __repr__",
+        type("_H", (collections.namedtuple("_HB", "a"),), {"__hash__": lambda self: 1}): "has its own __hash__",
+        type("_G", (collections.namedtuple("_GB", "a"),), {"__getattr__": lambda self, n: 1}): "has its own __getattr__",
+        type("_D", (collections.namedtuple("_DB", "a"),), {"__del__": lambda self: 1}): "has its own __del__",
+        type("_N", (collections.namedtuple("_NB", "a"),), {"__new__": lambda cls, a: 1}): "has its own __new__",
+        _Meta("_M", (tuple,), {"_fields": ("a",)}): "metaclass",
+        type("_F", (tuple,), {"_fields": ("a",)}): "has field a that is not item 0",
+        tuple: "has no _fields",
+    }
+    for cls, problem in problems.items():
+        assert problem in (safepickle.namedtuple_problem(cls) or ""), cls
+
+
+def _namedtuple_pickle(module: str, name: str, values: list[str]) -> bytes:
+    return (b"\x80\x02c" + f"{module}\n{name}\n".encode() + P.MARK + b"".join(u(v) for v in values)
+            + P.TUPLE + P.NEWOBJ + P.STOP)
+
+
+def test_namedtuples_are_rebuilt_without_running_their_code():
+    table = safepickle.with_namedtuples(PLAIN_GLOBALS)
+    got = load(_namedtuple_pickle(__name__, "_Plain", ["p", "q"]), globals=table)
+    assert type(got) is _Plain and got == ("p", "q")
+    got = load(pickle.dumps(_Sub(1, 2), protocol=2), globals=table)
+    assert type(got) is _Sub and got.area() == 2
+    refused(_namedtuple_pickle(__name__, "_Iter", ["p", "q"]),
+            rf"{__name__}\._Iter has its own __iter__: only plain namedtuples \(made by collections\.namedtuple or "
+            r"typing\.NamedTuple, without overrides\) are rebuilt at byte 2 of test\.pkl", globals=table)
+    # never imports: a module that is not imported is not looked at
+    refused(_namedtuple_pickle("pt2serde_no_such_module", "X", []), "is not an allowed global", globals=table)
+
+
+_SPAWNED: list[str] = []
+
+
+def _audit(event: str, args) -> None:
+    if event in ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.system", "os.fork"):
+        _SPAWNED.append(event)
+
+
+sys.addaudithook(_audit)
+
+
+def test_uname_result_is_refused_and_spawns_nothing():
+    """``platform.uname_result.__iter__`` runs ``uname -p``: it used to run while the result was checked."""
+    import platform  # noqa: F401 - the class must be importable for the attack to mean anything
+
+    _SPAWNED.clear()
+    refused(_namedtuple_pickle("platform", "uname_result", list("abcdef")),
+            r"platform\.uname_result has its own __iter__", globals=safepickle.with_namedtuples(PLAIN_GLOBALS))
+    assert _SPAWNED == []

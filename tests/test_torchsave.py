@@ -16,6 +16,8 @@ import os
 import pickle
 import random
 import struct
+import sys
+import time
 import warnings
 import zipfile
 
@@ -640,3 +642,73 @@ def test_truncated_and_bit_flipped_records_never_escape(marker):
     for end in range(0, len(data), 7):
         with pytest.raises(SerializeError):
             ours(data[:end])
+
+
+# --------------------------------------------------------------- one rule for both readers: DAGs, namedtuples
+
+
+def _dag_pickle(depth: int, tail: bytes) -> bytes:
+    """``T(i) = (T(i-1), T(i-1))`` through the memo, then ``tail`` (``h<depth>`` fetches the top)."""
+    out = b"\x80\x02)q\x000"
+    for i in range(depth):
+        out += b"h" + bytes([i]) + b"h" + bytes([i]) + b"\x86q" + bytes([i + 1]) + b"0"
+    return out + tail
+
+
+#: ((), {T(64): 1}) and ((T(64),), {}): 2**64 objects to hash / to flatten, in about 530 bytes
+DAG_RECORDS = {
+    "DAG as a dict key": (b")}h\x40K\x01s\x86.", r"a dict key \(tuple\) expands to more than 64 objects"),
+    "DAG as an input": (b"h\x40\x85}\x86.", r"the result expands to more than 65536 objects"),
+}
+
+
+def _walk(data: bytes, what: str):
+    from pt2serde.picklewalk import describe_torch_save
+
+    return describe_torch_save(memoryview(data), what).value
+
+
+@pytest.mark.parametrize("case", list(DAG_RECORDS))
+def test_pickle_dags_are_refused_by_both_readers(case):
+    """The bridge reader (``load``) and the torch-free walker (the CLI) refuse the same record
+    with the same message, in microseconds (before: a hang, 2**64 hash steps)."""
+    tail, message = DAG_RECORDS[case]
+    data = _rebuild(saved(None), pickle_bytes=_dag_pickle(64, tail))
+    for read in (lambda: ours(data, what="m.pt"), lambda: _walk(data, "m.pt")):
+        start = time.perf_counter()
+        with pytest.raises(SerializeError, match=message + r".* at byte \d+ of archive/data\.pkl in m\.pt"):
+            read()
+        assert time.perf_counter() - start < 0.5
+    small = _rebuild(saved(None), pickle_bytes=_dag_pickle(5, tail.replace(b"h\x40", b"h\x05")))
+    assert ours(small) is not None and _walk(small, "m.pt") is not None
+
+
+_SPAWNS: list[str] = []
+sys.addaudithook(lambda event, args: _SPAWNS.append(event) if event in (
+    "subprocess.Popen", "os.posix_spawn", "os.exec", "os.system", "os.fork") else None)
+
+
+def test_imported_tuple_classes_with_their_own_dunders_are_refused_and_spawn_nothing():
+    """``platform.uname_result`` has ``_fields`` and an ``__iter__`` that runs ``uname -p``."""
+    import platform  # noqa: F401
+
+    pkl = (b"\x80\x02cplatform\nuname_result\n(" + b"".join(b"X\x01\x00\x00\x00" + c for c in (b"a", b"b", b"c", b"d",
+                                                                                            b"e", b"f"))
+           + b"tR\x85}\x86.")
+    data = _rebuild(saved(None), pickle_bytes=pkl)
+    _SPAWNS.clear()
+    for read in (lambda: ours(data, what="m.pt"), lambda: _walk(data, "m.pt")):
+        with pytest.raises(SerializeError, match=r"platform\.uname_result has its own __iter__: only plain namedtuples"):
+            read()
+    assert _SPAWNS == []
+
+
+Point = collections.namedtuple("Point", "x y")
+
+
+def test_plain_namedtuples_are_read_by_both_readers():
+    data = saved(((Point(torch.ones(2), 3),), {}))
+    (got,), _ = ours(data)
+    assert type(got) is Point and torch.equal(got.x, torch.ones(2)) and got.y == 3
+    (walked,), _ = _walk(data, "m.pt")
+    assert type(walked) is Point and walked.y == 3

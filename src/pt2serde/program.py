@@ -14,6 +14,7 @@ from . import codec, schema, symbolic, tensors
 from ._util import gc_paused
 from .errors import SerializeError
 from .graph import GraphModuleSerializer
+from .guards import canonical_guard
 
 __all__ = [
     "SerializedArtifact",
@@ -264,7 +265,8 @@ class ExportedProgramDeserializer:
             verifiers=verifiers,
         )
         program.graph_module.meta.update(meta)
-        program._guards_code = list(doc.guards_code)
+        # rebuilt from our own grammar: torch execs guards inside module() (pt2serde.guards)
+        program._guards_code = [canonical_guard(g, f"$.guards_code[{i}]") for i, g in enumerate(doc.guards_code)]
         return program
 
 

@@ -71,8 +71,9 @@ MAX_BITS = 1 << 16
 
 #: functions the guard printer emits, with the numbers of positional arguments they take
 #: (None: any number, at least one). ``math.*``, ``torch.*``, ``abs``/``min``/``max``/``round``
-#: come from ``torch.utils._sympy.printers.PythonPrinter``; ``int``/``float``/``math.sqrt``
-#: from older releases of it; the last two are ``SYMPY_INTERP`` helpers printed by name.
+#: come from ``torch.utils._sympy.printers.PythonPrinter`` (``math.sqrt`` from its releases
+#: before ``torch._sym_sqrt``), ``math.isnan`` from the input guards ``_unlift`` writes; the
+#: last two are ``SYMPY_INTERP`` helpers that sympy prints by their names.
 FUNCTIONS: dict[str, tuple[int, ...] | None] = {
     **{f"math.{f}": (1,) for f in (
         "floor", "ceil", "trunc", "isnan", "sqrt", "log2", "cos", "cosh", "acos",
@@ -80,8 +81,6 @@ FUNCTIONS: dict[str, tuple[int, ...] | None] = {
     "torch.sym_float": (1,),
     "torch._sym_sqrt": (1,),
     "abs": (1,),
-    "int": (1,),
-    "float": (1,),
     "round": (1, 2),
     "min": None,
     "max": None,

@@ -380,6 +380,9 @@ def check_program(doc: schema.ExportedProgram, record: str | None = None) -> lis
         upgrade.check_version(major, minor)
     except SerializeError as e:
         out.append(Problem(str(e), "$.schema_version", record))
+    from .codegen_fields import code_field_problems  # the gate load calls too (one rule, one place)
+
+    out += [Problem(message, path, record) for message, path in code_field_problems(doc)]
     gm = doc.graph_module
     _check_graph(gm.graph, "$.graph_module.graph", out, record)
     _check_signature(gm, out, record)

@@ -106,7 +106,7 @@ class GraphDeserializer:
         with self._new_scope(arg.graph) as inner:
             self._build(arg.graph)
             gm = _graph_module(inner.module, inner.graph)
-        outer.module.register_module(_identifier(arg.name, "subgraph"), gm)
+        outer.module.register_module(arg.name, gm)  # checked by codegen_fields
         return outer.graph.create_node("get_attr", arg.name, name=arg.name)
 
     def custom_obj(self, arg: schema.CustomObjArgument) -> Any:
@@ -200,12 +200,12 @@ class GraphDeserializer:
         elif tag in ("as_int", "as_float", "as_bool", "as_none", "as_string"):
             specs = self.signature.input_specs if self.signature is not None and scope is self._top_scope else ()
             name = (specs[index].arg.name if index < len(specs) else None) or f"arg{index}"
-            node = scope.graph.placeholder(_identifier(name))
+            node = scope.graph.placeholder(name)  # checked by codegen_fields
             node.meta["val"] = decode_argument(self, arg)
             return
         else:
             raise SerializeError(f"Invalid input type {arg}")
-        node = scope.graph.placeholder(_identifier(name))
+        node = scope.graph.placeholder(name)  # checked by codegen_fields
         self._bind(name, node)
 
     def _outputs(self, graph: schema.Graph) -> None:
@@ -450,12 +450,3 @@ def _graph_module(root: torch.nn.Module, graph: torch.fx.Graph) -> torch.fx.Grap
 
     return _create_graph_module_for_export(root, graph)
 
-
-def _identifier(name: str, what: str = "graph input") -> str:
-    """A name torch.fx writes verbatim into generated code: a graph input's in
-    ``def forward(self, <name>, ...)``, a subgraph's in ``getattr(self, "<name>")``."""
-    import keyword
-
-    if not (type(name) is str and name.isidentifier() and not keyword.iskeyword(name)):
-        raise SerializeError(f"{what} name {name!r} is not a Python identifier")
-    return name

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 from torch.fx.traceback import NodeSource
 
+from .codegen_fields import split_outside_brackets
 from .errors import SerializeError
 
 __all__ = ["MetaKey", "META_KEYS", "encode_metadata", "decode_metadata", "split_outside_brackets"]
@@ -51,27 +52,6 @@ def _enc_module_stack(enc, node, stack: dict) -> str:
             )
         entries.append(f"{key},{entry[0]},{entry[1]}")
     return SEP.join(entries)
-
-
-def split_outside_brackets(text: str, parts: int) -> list[str]:
-    """Split ``text`` on the commas that are not inside ``[]`` or ``()``; expect ``parts`` pieces.
-
-    Module paths such as ``layers[1:]`` or ``a[(1)]`` contain commas and brackets.
-    """
-    out: list[str] = []
-    depth = start = 0
-    for i, c in enumerate(text):
-        if c in "[(":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c == "," and depth == 0:
-            out.append(text[start:i])
-            start = i + 1
-    out.append(text[start:])
-    if len(out) != parts:
-        raise SerializeError(f"Expected {parts} comma-separated fields, got {len(out)} in {text!r}")
-    return out
 
 
 def _dec_module_stack(dec, text: str) -> dict:

@@ -42,7 +42,9 @@ __all__ = [
     "quoted_text",
     "comment_text",
     "is_identifier",
+    "operator_name",
     "unsafe_character",
+    "UNSAFE_CLASS",
 ]
 
 #: longest name accepted in any class (torch's own names are far shorter; a megabyte of
@@ -54,7 +56,9 @@ MAX_COMMENT_LENGTH = 1 << 20
 # C0 and C1 control characters (this includes \t \n \r \x0b \x0c \x1c-\x1e \x85), the line
 # and paragraph separators, and the bidi embedding/override/isolate characters.
 _BIDI = "\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}]")
+#: those characters as the body of a regex character class (the command line escapes them)
+UNSAFE_CLASS = f"\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}"
+_UNSAFE = re.compile(f"[{UNSAFE_CLASS}]")
 _UNSAFE_IN_LITERAL = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}\"'\\\\]")
 _UNSAFE_IN_COMMENT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{_BIDI}]")
 
@@ -94,7 +98,7 @@ def attribute_path(value: object, what: str, path: str | None = None) -> str:
     a control or line-break character."""
     rule = "a dotted attribute path"
     value = _string(value, what, rule, path)
-    if _UNSAFE_IN_LITERAL.search(value) or any(not part for part in value.split(".")):
+    if _UNSAFE_IN_LITERAL.search(value) or "" in value.split("."):
         raise _fail(value, what, rule, path)
     return value
 
@@ -115,6 +119,23 @@ def comment_text(value: object, what: str, path: str | None = None) -> str:
     rule = "text without control characters other than newline and tab"
     value = _string(value, what, rule, path, MAX_COMMENT_LENGTH)
     if _UNSAFE_IN_COMMENT.search(value):
+        raise _fail(value, what, rule, path)
+    return value
+
+
+def operator_name(value: object, what: str, path: str | None = None) -> str:
+    """A call target looked up by name (``torch.ops.aten.add.Tensor``, ``_operator.mul``):
+    dotted identifiers, none of them a dunder (``torch.ops.__getattr__`` would create a
+    process-global attribute for any name it is asked, ``__path__`` included). An extension
+    op (``#namespace:name``) is read by the handler the user registered: only the unsafe
+    characters are refused there."""
+    rule = "an operator name"
+    value = _string(value, what, rule, path)
+    if value.startswith("#"):
+        if _UNSAFE.search(value):
+            raise _fail(value, what, rule, path)
+        return value
+    if any(not part.isidentifier() or part.startswith("__") or not part.isascii() for part in value.split(".")):
         raise _fail(value, what, rule, path)
     return value
 

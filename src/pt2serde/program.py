@@ -209,9 +209,11 @@ class ExportedProgramDeserializer:
 
         from . import signature as sig_mod
         from .graph_load import GraphDeserializer
+        from .codegen_fields import check_code_fields
         from .upgrade import check_version
 
         check_version(doc.schema_version.major, doc.schema_version.minor)
+        check_code_fields(doc)  # every string that can become code, before torch sees any
         _check_opset(doc.opset_version, self.expected_opset_version)
         sym = symbolic.SymbolicContext(doc.range_constraints)
 

@@ -6,7 +6,6 @@ Every ``schema.InputSpec`` / ``schema.OutputSpec`` member has one row saying whi
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -199,31 +198,16 @@ def signature_to_wire(enc, sig: gs.ExportGraphSignature) -> schema.GraphSignatur
     )
 
 
-_UNSAFE_IN_CODE = re.compile(r'["\\\x00-\x1f\x7f]')
-
-
-def _attribute_path(target: Any, tag: str) -> Any:
-    """A parameter/buffer/constant/object name: torch.fx writes each part into generated code
-    (``self.a.b`` or ``getattr(self, "a-b")``), so no part may be empty or hold a quote, a
-    backslash or a control character."""
-    if target is not None and (type(target) is not str or any(
-            not part or _UNSAFE_IN_CODE.search(part) for part in target.split("."))):
-        raise SerializeError(f"{tag} name {target!r} is not a dotted attribute path")
-    return target
-
-
 def signature_from_wire(dec, sig: schema.GraphSignature) -> gs.ExportGraphSignature:
     inputs = []
     for spec in sig.input_specs:
         row = _IN_BY_TAG[spec.type]
         arg, target, persistent = row.decode(dec, spec.value)
-        target = _attribute_path(target, spec.type)
         inputs.append(gs.InputSpec(kind=row.kind, arg=arg, target=target, persistent=persistent))
     outputs = []
     for spec in sig.output_specs:
         row = _OUT_BY_TAG[spec.type]
         arg, target, _ = row.decode(dec, spec.value)
-        target = _attribute_path(target, spec.type)
         outputs.append(gs.OutputSpec(kind=row.kind, arg=arg, target=target))
     return gs.ExportGraphSignature(input_specs=inputs, output_specs=outputs)
 

@@ -50,10 +50,33 @@ def _known_functions() -> dict[str, Any]:
 KNOWN_FUNCTIONS: dict[str, Any] = _known_functions()
 
 
+def _name_part(part: str) -> bool:
+    """A namespace, op or overload name that may be looked up: an identifier, not a dunder."""
+    return bool(_IDENT.match(part)) and not part.startswith("__")
+
+
+def _registered(ns: str, op: str, overload: str | None) -> bool:
+    """``ns::op`` (with ``overload``, or any overload when None) is in the dispatcher's registry.
+
+    Asked before any ``getattr(torch.ops, ...)``: ``torch.ops.__getattr__`` creates and keeps a
+    namespace object for *any* name it is asked (a process-global side effect, even when the
+    load then fails), and an op packet for any op name."""
+    if not (_name_part(ns) and _name_part(op) and (overload is None or _name_part(overload))):
+        return False
+    qualified = f"{ns}::{op}"
+    if overload is None:
+        return bool(torch._C._jit_get_schemas_for_operator(qualified))
+    try:
+        torch._C._dispatch_find_schema_or_throw(qualified, "" if overload == "default" else overload)
+    except RuntimeError:
+        return False
+    return True
+
+
 def _op_overload(name: str) -> Any:
     parts = name.split(".")
     # torch.ops.<ns>.<op>.<overload>
-    if len(parts) != 5 or not all(_IDENT.match(p) for p in parts[2:]):
+    if len(parts) != 5 or not _registered(*parts[2:]):
         return None
     _, _, ns, op, overload = parts
     try:
@@ -116,8 +139,10 @@ def resolve_meta_function(name: str) -> Any:
         return fn if callable(fn) else name
     if name.startswith("torch.ops."):
         parts = name.split(".")
-        if len(parts) == 4 and parts[2] != "higher_order" and all(_IDENT.match(p) for p in parts[2:]):
+        if len(parts) == 4 and parts[2] != "higher_order":
             # an operator packet (the op called without naming an overload)
+            if not _registered(parts[2], parts[3], None):
+                return name
             try:
                 packet = getattr(getattr(torch.ops, parts[2]), parts[3])
             except (AttributeError, RuntimeError):

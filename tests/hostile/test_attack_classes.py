@@ -214,7 +214,8 @@ CASES = {
     "call target walking attributes": (
         lambda b, m: _with_document(b, lambda d: d["graph_module"]["graph"]["nodes"][0].update(
             target="torch.ops.aten.t.default.__class__.__init__.__globals__")),
-        r"failed to resolve torch\.ops\.aten\.t\.default\.__class__\.__init__\.__globals__ to an operator"),
+        r"call target 'torch\.ops\.aten\.t\.default\.__class__\.__init__\.__globals__' is not an operator name"
+        r" - at `\$\.graph_module\.graph\.nodes\[0\]\.target`"),
     "unregistered custom op": (
         lambda b, m: _with_document(b, lambda d: d["graph_module"]["graph"]["nodes"][0].update(
             target="torch.ops.evil_ns.payload.default")),

@@ -1,0 +1,146 @@
+"""Strings of a program document that torch writes into generated code (issue 10, findings 1, 3, 4, 12b).
+
+Each case was first run on the code before the gate (``pt2serde.codegen_fields``) and ran
+code from the file (the marker appeared, or the oracle saw module-level statements); now
+each is refused by ``load`` and ``validate`` alike, naming the field and its ``$.path``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from everywhere import doc_case, exec_code
+
+
+def _tail_function(code: str) -> str:
+    """``\\r`` + code + a ``def`` that swallows the rest of fx's line and body: compile() ends a
+    line at ``\\r`` while fx indents by splitting on ``\\n``, so ``code`` lands at module level."""
+    return "\r" + code + "\rdef g(self):\r    return (f\""
+
+
+# ---- finding 1: NamedArgument.name of a target without a schema (a pre-dispatch helper)
+
+
+def _grad_node_breakout(doc: dict, marker: str) -> None:
+    name = "a=1)\r" + exec_code(marker) + "\rdef g():\r    z=dict(y"
+    doc["graph_module"]["graph"]["nodes"].insert(0, {
+        "target": "torch._C._set_grad_enabled",
+        "inputs": [{"name": name, "arg": {"as_bool": True}, "kind": 2}],
+        "outputs": [{"as_none": True}], "metadata": {}, "is_hop_single_tensor_return": None,
+        "name": "_set_grad_enabled"})
+
+
+def _grad_node_keyword(doc: dict, marker: str) -> None:
+    doc["graph_module"]["graph"]["nodes"].insert(0, {
+        "target": "torch._C._set_grad_enabled",
+        "inputs": [{"name": "from", "arg": {"as_bool": True}, "kind": 2}],
+        "outputs": [{"as_none": True}], "metadata": {}, "is_hop_single_tensor_return": None,
+        "name": "_set_grad_enabled"})
+
+
+# ---- finding 3: module-call-graph names in the pytree code of ep.module()
+
+
+def _no_inputs_default_injection(doc: dict, marker: str) -> None:
+    """``small`` without its user input (matmul reads ``t`` twice), and a forward_arg_names entry
+    that fx writes as ``def forward(self, a=<code>)``: with no placeholders left there is no
+    binding line to break the syntax, so the default runs when module() builds forward."""
+    gm = doc["graph_module"]
+    gm["graph"]["inputs"] = gm["graph"]["inputs"][:2]
+    gm["signature"]["input_specs"] = gm["signature"]["input_specs"][:2]
+    for node in gm["graph"]["nodes"]:
+        for inp in node["inputs"]:
+            if inp["arg"] == {"as_tensor": {"name": "x"}}:
+                inp["arg"] = {"as_tensor": {"name": "t"}}
+    del gm["graph"]["tensor_values"]["x"]
+    root = gm["module_call_graph"][0]["signature"]
+    root["in_spec"] = json.dumps([1, {"type": "builtins.tuple", "context": "null", "children_spec": [
+        {"type": "builtins.tuple", "context": "null", "children_spec": []},
+        {"type": "builtins.dict", "context": "[]", "children_spec": []}]}])
+    root["forward_arg_names"] = ["a=" + exec_code(marker)]
+
+
+_LEAF = {"type": None, "context": None, "children_spec": []}
+
+
+def _with_kwarg_key(spec_text: str, key: str) -> str:
+    """A treespec ``(args, kwargs)`` with one more keyword argument, named ``key``."""
+    protocol, root = json.loads(spec_text)
+    kwargs = root["children_spec"][1]
+    kwargs["context"] = json.dumps(json.loads(kwargs["context"]) + [key])
+    kwargs["children_spec"].append(dict(_LEAF))
+    return json.dumps([protocol, root])
+
+
+def _root_in_spec_key(doc: dict, marker: str) -> None:
+    """fx writes the root kwargs keys as ``{'<key>':<arg>}`` in forward's binding line."""
+    root = doc["graph_module"]["module_call_graph"][0]["signature"]
+    key = "a':k2}), self._in_spec)\r" + exec_code(marker) + "\rdef g(k2):\r    return (({'b"
+    root["in_spec"] = _with_kwarg_key(root["in_spec"], key)
+    root["forward_arg_names"] = root["forward_arg_names"] + ["k2"]
+
+
+# ---- finding 4: module paths and keys that unflatten turns into call_module / placeholder targets
+
+
+def _breakout_path(marker: str) -> str:
+    """A module path that closes fx's ``getattr(self, "<path>")``; no dot, comma or semicolon."""
+    return 'a")' + _tail_function(exec_code(marker))
+
+
+def _module_stack_path(doc: dict, marker: str) -> None:
+    path = _breakout_path(marker)
+    for node in doc["graph_module"]["graph"]["nodes"]:
+        stack = node["metadata"].get("nn_module_stack")
+        if stack:
+            node["metadata"]["nn_module_stack"] = stack.replace(",inner,", f",{path},").replace(
+                ",inner.lin,", f",{path}.lin,")
+
+
+def _call_graph_fqn(doc: dict, marker: str) -> None:
+    path = _breakout_path(marker)
+    _module_stack_path(doc, marker)
+    for entry in doc["graph_module"]["module_call_graph"]:
+        if entry["fqn"].startswith("inner"):
+            entry["fqn"] = path + entry["fqn"][len("inner"):]
+
+
+def _submodule_in_spec_key(doc: dict, marker: str) -> None:
+    """unflatten makes each kwargs key of a submodule's in_spec a placeholder: ``def forward(self,
+    ..., <key>)``, so ``k=<code>`` is a default value that runs when the submodule is built."""
+    inner = doc["graph_module"]["module_call_graph"][1]
+    assert inner["fqn"] == "inner"
+    inner["signature"]["in_spec"] = _with_kwarg_key(inner["signature"]["in_spec"], "k=" + exec_code(marker))
+
+
+# ---- finding 12b: a torch.ops lookup of a dunder
+
+
+def _dunder_namespace(doc: dict, marker: str) -> None:
+    doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.ops.__path__.t.default"
+
+
+CASES = [
+    doc_case("keyword argument name breaking out of a schema-less call", _grad_node_breakout,
+             r"keyword argument name 'a=1\).* is not a Python identifier - at "
+             r"`\$\.graph_module\.graph\.nodes\[0\]\.inputs\[0\]\.name`"),
+    doc_case("keyword argument name that is a Python keyword", _grad_node_keyword,
+             r"keyword argument name 'from' is not a Python identifier - at "
+             r"`\$\.graph_module\.graph\.nodes\[0\]\.inputs\[0\]\.name`"),
+    doc_case("forward_arg_names default injection", _no_inputs_default_injection,
+             r"forward argument name 'a=exec.* is not a Python identifier - at "
+             r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.forward_arg_names\[0\]`"),
+    doc_case("root in_spec keyword key breaking out", _root_in_spec_key, r"keyword argument name \"a':k2.* is not a "
+             r"Python identifier - at `\$\.graph_module\.module_call_graph\[0\]\.signature\.in_spec`", base="nested"),
+    doc_case("nn_module_stack path breaking out of getattr", _module_stack_path,
+             r"nn_module_stack path 'a\"\).* is not a dotted attribute path - at "
+             r"`\$\.graph_module\.graph\.nodes\[0\]\.metadata\.nn_module_stack`", base="nested"),
+    doc_case("module call graph fqn breaking out of getattr", _call_graph_fqn,
+             r"(module path|nn_module_stack path) 'a\"\).* is not a dotted attribute path", base="nested"),
+    doc_case("submodule in_spec key injected as a placeholder", _submodule_in_spec_key,
+             r"keyword argument name 'k=exec.* is not a Python identifier - at "
+             r"`\$\.graph_module\.module_call_graph\[1\]\.signature\.in_spec`", base="nested"),
+    doc_case("call target naming a dunder of torch.ops", _dunder_namespace,
+             r"call target 'torch\.ops\.__path__\.t\.default' is not an operator name - at "
+             r"`\$\.graph_module\.graph\.nodes\[0\]\.target`"),
+]

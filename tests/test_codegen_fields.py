@@ -1,0 +1,259 @@
+"""The gate for document strings that can become code: its table, its classes, its walker
+(``pt2serde.codegen_fields``, ``pt2serde.names``), and the torch.ops lookups of ``targets``.
+
+The hostile files that break out of torch's generated code through these fields are in
+``tests/hostile/cases_codegen.py`` (run through every entry point).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import subprocess
+import sys
+import typing
+
+import pytest
+import torch
+
+import pt2serde
+from pt2serde import codec, names, schema, upgrade
+from pt2serde.check import check_program
+from pt2serde.codegen_fields import CHECKERS, CODE_FIELDS, NEVER_CODE, check_code_fields, code_field_problems
+from pt2serde.errors import SerializeError
+
+#: every character str.splitlines() ends a line at (compile() ends lines at \r and \n too)
+LINE_BREAKS = [c for c in map(chr, range(0x110000)) if len(f"a{c}b".splitlines()) > 1]
+NAME_CLASSES = ["identifier", "attribute_path", "quoted_text", "operator_name"]
+
+
+def test_the_line_breaks_are_the_ones_we_know():
+    assert "".join(LINE_BREAKS) == "\n\x0b\x0c\r\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+# ------------------------------------------------------------------------ the classes
+
+
+@pytest.mark.parametrize("kind,good,bad", [
+    ("identifier", ["x", "arg0_1", "_x", "ß"], ["", "from", "None", "a b", "a.b", "1x", "x=1", "a\rb", 3, None]),
+    ("attribute_path", ["w", "layers.0.weight", "a-b", "blocks[1:]", "a@1"],
+     ["", "a..b", ".a", "a.", 'a"b', "a'b", "a\\b", "a\x00b", "a\u202eb", b"w"]),
+    ("quoted_text", ["x", "a b", "a.b,c;d"], ['a"b', "a'b", "a\\b", "a\tb", "\x7f"]),
+    ("comment_text", ["x", 'File "a.py", line 1, in f\n    y = x + 1\n', "a\tb"], ["a\rb", "a\x00b", "\u202e", 5]),
+    ("operator_name", ["torch.ops.aten.add.Tensor", "_operator.mul", "torch._C._set_grad_enabled",
+                       "torch.ops._c10d_functional.all_reduce.default", "#ns:op"],
+     ["torch.ops.__path__.x.default", "torch.ops.aten.t.default.__class__", "os.system('x')", "a..b", "",
+      "torch.ops.aten.add.Tensor\r", "torch.ops.аten.add.Tensor", "#ns:\rop"]),
+])
+def test_each_class_accepts_and_refuses(kind, good, bad):
+    check = CHECKERS[kind]
+    for value in good:
+        assert check(value, "thing") == value
+    for value in bad:
+        with pytest.raises(SerializeError, match=r"^thing .* - at `\$\.p`$|^thing is \d+ characters long"):
+            check(value, "thing", "$.p")
+
+
+@pytest.mark.parametrize("kind", NAME_CLASSES + ["comment_text"])
+@pytest.mark.parametrize("char", LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKS])
+def test_every_line_break_is_refused(kind, char):
+    if kind == "comment_text" and char == "\n":
+        assert CHECKERS[kind](f"a{char}b", "text") == f"a{char}b"  # fx prefixes each \n-line with '#'
+        return
+    value = f"torch.ops.aten{char}.add" if kind == "operator_name" else f"a{char}b"
+    with pytest.raises(SerializeError, match=r"is not"):
+        CHECKERS[kind](value, "thing", "$.p")
+
+
+@pytest.mark.parametrize("kind", NAME_CLASSES)
+def test_every_other_control_character_is_refused_in_names(kind):
+    for code in [*range(0x20), *range(0x7f, 0xa0)]:
+        with pytest.raises(SerializeError):
+            CHECKERS[kind](f"a{chr(code)}b", "thing")
+
+
+def test_names_are_bounded():
+    with pytest.raises(SerializeError, match=r"^thing is 4097 characters long \(at most 4096\)"):
+        names.identifier("x" * (names.MAX_NAME_LENGTH + 1), "thing")
+
+
+# ------------------------------------------------------------------------ the table
+
+
+def _schema_types() -> list[type]:
+    return [v for v in vars(schema).values() if isinstance(v, type) and dataclasses.is_dataclass(v)
+            and v.__module__ == schema.__name__] + [
+        v for v in vars(schema).values() if isinstance(v, type) and hasattr(v, "MEMBERS") and v.__module__ == schema.__name__]
+
+
+def _string_fields() -> set[str]:
+    out = set()
+    for cls in _schema_types():
+        for field, tp in typing.get_type_hints(cls).items():
+            if field.startswith("_") or typing.get_origin(tp) is typing.ClassVar:
+                continue
+            if "str" in repr(tp) or tp is str:
+                out.add(f"{cls.__name__}.{field}")
+    return out
+
+
+def test_every_string_field_of_the_schema_is_classified():
+    """A new schema field holding a string must be put in CODE_FIELDS or NEVER_CODE."""
+    classified = {key.split("[")[0] for key in CODE_FIELDS} | set(NEVER_CODE)
+    missing = _string_fields() - classified
+    assert not missing, f"classify these fields in pt2serde.codegen_fields: {sorted(missing)}"
+
+
+def test_the_table_names_real_fields_and_known_classes():
+    fields = _string_fields()
+    for key, row in CODE_FIELDS.items():
+        assert key.split("[")[0] in fields, key
+        assert row.kind in CHECKERS and row.what and row.where, key
+    assert not {k.split("[")[0] for k in CODE_FIELDS if "[" not in k} & set(NEVER_CODE)
+
+
+# ------------------------------------------------------------------------ the walker
+
+
+class _Small(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 4)
+
+    def forward(self, x, *, scale):
+        with torch.no_grad():
+            y = x * 2
+        return self.lin(y) * scale
+
+
+@pytest.fixture(scope="module")
+def doc() -> schema.ExportedProgram:
+    ep = torch.export.export(_Small(), (torch.ones(2, 4),), {"scale": torch.ones(4)})
+    return upgrade.program_from_json(pt2serde.serialize(ep).exported_program)
+
+
+def _node(target: str, inputs: list[schema.NamedArgument]) -> schema.Node:
+    return schema.Node(target=target, inputs=inputs, outputs=[schema.Argument.create(as_none=True)], metadata={})
+
+
+def _kw(name: str) -> schema.NamedArgument:
+    return schema.NamedArgument(name=name, arg=schema.Argument.create(as_bool=True), kind=schema.ArgumentKind.KEYWORD)
+
+
+def test_an_exported_program_has_no_problems(doc):
+    assert list(code_field_problems(doc)) == []
+    check_code_fields(doc)
+
+
+def test_keyword_names_of_targets_without_a_schema_are_identifiers(doc):
+    d = copy.deepcopy(doc)
+    nodes = d.graph_module.graph.nodes
+    nodes.insert(0, _node("torch._C._set_grad_enabled", [_kw("from")]))
+    nodes.insert(0, _node("torch.ops.higher_order.wrap_with_set_grad_enabled", [_kw("a\rb")]))
+    nodes.insert(0, _node("torch.ops.aten.pow.Scalar", [_kw("from")]))  # an op schema's names: may be keywords
+    assert list(code_field_problems(d)) == [
+        ("keyword argument name 'a\\rb' is not a Python identifier", "$.graph_module.graph.nodes[1].inputs[0].name"),
+        ("keyword argument name 'from' is not a Python identifier", "$.graph_module.graph.nodes[2].inputs[0].name"),
+    ]
+
+
+def test_validate_lists_every_problem_and_load_raises_the_first(doc):
+    d = copy.deepcopy(doc)
+    gm = d.graph_module
+    gm.module_call_graph[0].signature.forward_arg_names = ["x", "a=exec('1')"]
+    gm.module_call_graph.append(schema.ModuleCallEntry(fqn='lin")\rx', signature=None))
+    gm.graph.inputs[-1].as_tensor.name = "x y"
+    gm.graph.nodes[-1].metadata["stack_trace"] = "line\rexec('1')"
+    gm.graph.nodes[-1].metadata["nn_module_stack"] = 'L__self__,,M;L__self___lin,lin"),torch.nn.Linear'
+    gm.signature.input_specs[0].parameter.parameter_name = "lin..weight"
+    problems = check_program(d)
+    gate = [(p.message, p.where) for p in problems if "is not" in p.message]
+    assert [w for _, w in gate] == [
+        "$.graph_module.graph.inputs[3].as_tensor.name",
+        f"$.graph_module.graph.nodes[{len(gm.graph.nodes) - 1}].metadata.stack_trace",
+        f"$.graph_module.graph.nodes[{len(gm.graph.nodes) - 1}].metadata.nn_module_stack",
+        "$.graph_module.signature.input_specs[0].parameter.parameter_name",
+        "$.graph_module.module_call_graph[0].signature.forward_arg_names[1]",
+        f"$.graph_module.module_call_graph[{len(gm.module_call_graph) - 1}].fqn",
+    ], gate
+    assert gate[0][0] == "graph input name 'x y' is not a Python identifier"
+    with pytest.raises(SerializeError) as e:
+        check_code_fields(d)
+    assert str(e.value) == "graph input name 'x y' is not a Python identifier - at " \
+                           "`$.graph_module.graph.inputs[3].as_tensor.name`"
+
+
+def test_kwargs_keys_of_every_in_spec_are_identifiers(doc):
+    import json
+
+    d = copy.deepcopy(doc)
+    sig = d.graph_module.module_call_graph[0].signature
+    protocol, root = json.loads(sig.in_spec)
+    assert json.loads(root["children_spec"][1]["context"]) == ["scale"]
+    root["children_spec"][1]["context"] = json.dumps(["scale\r"])
+    sig.in_spec = json.dumps([protocol, root])
+    assert list(code_field_problems(d)) == [("keyword argument name 'scale\\r' is not a Python identifier",
+                                             "$.graph_module.module_call_graph[0].signature.in_spec")]
+
+
+def test_guards_are_checked_by_the_guard_grammar(doc):
+    d = copy.deepcopy(doc)
+    d.guards_code = ["L['x'].size()[0] == 2", "__import__('os').system('x')"]
+    problems = list(code_field_problems(d))
+    assert [p for _, p in problems] == ["$.guards_code[1]"]
+
+
+def test_the_walker_module_is_torch_free():
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['sympy'] = None\n"
+            "import pt2serde.codegen_fields\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------- torch.ops lookups (finding 12b)
+
+
+def _load_with(doc: schema.ExportedProgram, change) -> None:
+    d = copy.deepcopy(doc)
+    change(d)
+    art = pt2serde.SerializedArtifact(codec.to_json_bytes(d), b"", b"", b"")
+    pt2serde.deserialize(art)
+
+
+@pytest.mark.parametrize("target,message", [
+    ("torch.ops.__path__.t.default", r"call target 'torch\.ops\.__path__\.t\.default' is not an operator name"),
+    ("torch.ops.no_such_ns_xyz.t.default", r"failed to resolve torch\.ops\.no_such_ns_xyz\.t\.default"),
+    ("torch.ops.aten.no_such_op_xyz.default", r"failed to resolve torch\.ops\.aten\.no_such_op_xyz\.default"),
+])
+def test_failed_lookups_leave_nothing_in_torch_ops(doc, target, message):
+    """torch.ops.__getattr__ creates (and keeps) a namespace for any name, an op packet for any
+    op name of a namespace: a refused target must not have asked it."""
+    ns, op = target.split(".")[2:4]
+    owner, attr = (torch.ops.aten, op) if ns == "aten" else (torch.ops, ns)
+    assert attr not in vars(owner)
+
+    def change(d):
+        d.graph_module.graph.nodes[0].target = target
+
+    with pytest.raises(SerializeError, match=message):
+        _load_with(doc, change)
+    assert attr not in vars(owner)
+
+
+def test_source_fn_stack_lookups_leave_nothing_in_torch_ops(doc):
+    from pt2serde.targets import resolve_meta_function
+
+    assert resolve_meta_function("torch.ops.__path__.x") == "torch.ops.__path__.x"
+    assert resolve_meta_function("torch.ops.no_such_ns_abc.x") == "torch.ops.no_such_ns_abc.x"
+    assert resolve_meta_function("torch.ops.aten.add") is torch.ops.aten.add
+    assert "__path__" not in vars(torch.ops) and "no_such_ns_abc" not in vars(torch.ops)
+
+
+def test_registered_ops_still_resolve():
+    from pt2serde.targets import resolve_target
+
+    assert resolve_target("torch.ops.aten.add.Tensor") is torch.ops.aten.add.Tensor
+    assert resolve_target("torch.ops.aten.t.default") is torch.ops.aten.t.default
+    assert resolve_target("torch.ops.aten._to_copy.default") is torch.ops.aten._to_copy.default
+    assert resolve_target("torch.ops.higher_order.cond") is torch.ops.higher_order.cond

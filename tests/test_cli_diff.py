@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 
 import pytest
 import torch
@@ -299,3 +300,165 @@ def test_values_compared_across_layouts_and_chunks(tmp_path, monkeypatch):
         "weights", "w", "values differ in 2 of 1,000 elements, max abs diff 1.5")
     for arch in (a, b, c):
         arch.close()
+
+
+# ------------------------------------------------------------ bounded work (issue 10, finding 8)
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
+import cases_cli  # noqa: E402
+import test_hostile_archives as H  # noqa: E402
+from memory import PeakGrowth  # noqa: E402
+
+
+def _with_w(data: bytes, sizes=None, strides=None, offset=0, record=None, size=None) -> bytes:
+    """The archive with weight ``w`` given another geometry and/or its record's bytes replaced
+    (``record``: a function of the float32 values; ``size``: the record holds that many ones)."""
+    cfg = H.read_json(data, H.WEIGHTS)
+    meta = cfg["config"]["w"]["tensor_meta"]
+    if sizes is not None:
+        meta.update(sizes=H.ints(*sizes), strides=H.ints(*strides), storage_offset={"as_int": offset})
+    replace = {H.WEIGHTS: json.dumps(cfg).encode()}
+    name = f"data/weights/{cfg['config']['w']['path_name']}"
+    values = list(struct.unpack(f"<{len(records_of(data)[name]) // 4}f", records_of(data)[name]))
+    if size is not None:
+        values = [1.0] * size
+    if record is not None:
+        record(values)
+    replace[name] = struct.pack(f"<{len(values)}f", *values)
+    return H.rewrite(data, replace=replace)
+
+
+def records_of(data: bytes) -> dict[str, bytes]:
+    from pt2serde.archive import ArchiveReader
+
+    reader = ArchiveReader(data)
+    root = reader.root_folder()
+    return {n[len(root) + 1:]: reader.read(n) for n in reader.names()}
+
+
+def _bump(*indices):
+    def change(values):
+        for i in indices:
+            values[i] += 1.0
+    return change
+
+
+def _diff(tmp_path, a: bytes, b: bytes, **patch) -> tuple[list, float, int]:
+    """diff_archives in this process: (changes, seconds, peak RSS growth)."""
+    import time
+
+    from pt2serde import diffing
+    from pt2serde.contents import open_archive
+
+    (tmp_path / "a.pt2").write_bytes(a)
+    (tmp_path / "b.pt2").write_bytes(b)
+    old = {k: getattr(diffing, k) for k in patch}
+    for k, v in patch.items():
+        setattr(diffing, k, v)
+    arch_a, arch_b = open_archive(str(tmp_path / "a.pt2")), open_archive(str(tmp_path / "b.pt2"))
+    try:
+        t0 = time.perf_counter()
+        with PeakGrowth() as mem:
+            changes = diffing.diff_archives(arch_a, arch_b)
+        return changes, time.perf_counter() - t0, mem.bytes
+    finally:
+        arch_a.close()
+        arch_b.close()
+        for k, v in old.items():
+            setattr(diffing, k, v)
+
+
+def _values(changes) -> list[tuple[str, str]]:
+    return [(c.subject, c.detail) for c in changes if c.section == "weights"]
+
+
+def test_zero_stride_weight_is_compared_by_the_storage_it_reaches(tmp_path):
+    """A legal zero-stride float32[2**40] view of a 48-byte record: diff used to walk it element
+    by element (6.5 GiB after 150 s); equal, changed and changed-where-it-does-not-reach are
+    each answered exactly from the record."""
+    z = cases_cli.zero_stride_weight()
+    n = f"{2**40:,}"
+    for other, expected in ((z, []), (_with_w(z, record=_bump(0)), [("w", f"values differ in {n} of {n} elements, "
+                                                                           "max abs diff 1")]),
+                            (_with_w(z, record=_bump(5)), [])):  # element 5 is not part of the view
+        changes, seconds, grown = _diff(tmp_path, z, other)
+        assert _values(changes) == expected
+        assert seconds < 2 and grown < 64 << 20, (seconds, grown)
+
+
+def test_views_that_repeat_or_skip_storage_elements(tmp_path):
+    base = cases_cli.base_archive("small")
+    overlap = _with_w(base, sizes=(3, 3), strides=(1, 1))  # reaches elements 0..4, element 2 three times
+    changes, _, _ = _diff(tmp_path, overlap, _with_w(overlap, record=_bump(2)))
+    assert _values(changes) == [("w", "values differ in 1 of the 5 storage elements the view reaches "
+                                      "(its 9 elements repeat them), max abs diff 1")]
+    assert _diff(tmp_path, overlap, _with_w(overlap, record=_bump(7)))[0] == []  # not reached
+    gaps = _with_w(base, sizes=(3,), strides=(4,))  # elements 0, 4, 8
+    assert _diff(tmp_path, gaps, _with_w(gaps, record=_bump(1, 6)))[0] == []
+    changes, _, _ = _diff(tmp_path, gaps, _with_w(gaps, record=_bump(4, 6)))
+    assert _values(changes) == [("w", "values differ in 1 of 3 elements, max abs diff 1")]
+    stride0 = _with_w(base, sizes=(2**30, 3), strides=(0, 1))  # both sides repeat a row: compared once
+    changes, seconds, _ = _diff(tmp_path, stride0, _with_w(stride0, sizes=(2**30, 3), strides=(0, 1), offset=3,
+                                                        record=_bump(4)))
+    assert _values(changes) == [("w", f"values differ in {2**30:,} of {3 * 2**30:,} elements, max abs diff 1")]
+
+
+def test_layouts_that_differ_are_compared_up_to_what_the_records_hold(tmp_path):
+    """Views whose layouts differ are compared in logical order, but no further than the larger
+    record could hold without repeating elements; the report says how far."""
+    base = _with_w(cases_cli.base_archive("small"), size=1024)
+    a = _with_w(base, sizes=(2,) * 30, strides=(1,) * 30)  # 2**30 elements over 31 stored ones
+    b = _with_w(base, sizes=(2,) * 30, strides=(1,) * 29 + (0,))
+    changes, seconds, grown = _diff(tmp_path, a, b)
+    assert _values(changes) == [("w", f"values not compared past the first 16,384 of {2**30:,} elements (equal "
+                                      "there): the layouts differ, and comparing the rest would read more than "
+                                      "the records hold")]
+    assert seconds < 2 and grown < 64 << 20
+    changes, _, _ = _diff(tmp_path, a, _with_w(b, record=_bump(1)))
+    (detail,) = [d for _, d in _values(changes)]
+    assert detail.startswith("values differ in ") and f"of the first 16,384 of {2**30:,} elements, max abs diff 1 (" \
+        in detail
+
+
+def test_each_deflated_record_is_inflated_once(tmp_path, monkeypatch):
+    """A thousand entries naming one deflated 16 MiB record: diff inflated it once per entry
+    and side (171 s for a 213 KB file); now once per archive, and compared once."""
+    from pt2serde.archive import ArchiveReader
+
+    inflated = []
+    view = ArchiveReader.view
+
+    def counting(self, name, **kw):
+        if self.entry(name).method:
+            inflated.append(name)
+        return view(self, name, **kw)
+
+    monkeypatch.setattr(ArchiveReader, "view", counting)
+    many = cases_cli.one_deflated_record()
+    changes, seconds, grown = _diff(tmp_path, many, many)
+    assert changes == [] and inflated.count("archive/data/weights/big") == 2  # once per archive
+    assert seconds < 5 and grown < 160 << 20, (seconds, grown)
+    inflated.clear()
+    small = cases_cli.one_deflated_record(count=50, size=1 << 20)
+    changed = bytearray(1 << 20)
+    changed[4 * 1000:4 * 1001] = struct.pack("<f", 2.5)
+    changes, _, _ = _diff(tmp_path, small, cases_cli.one_deflated_record(count=50, size=1 << 20, data=bytes(changed)))
+    assert {d for _, d in _values(changes)} == {"values differ in 1 of 262,144 elements, max abs diff 2.5"}
+    assert len(changes) == 50 and inflated.count("archive/data/weights/big") == 2
+
+
+def test_comparison_budget_bounds_many_views_of_a_differing_record(tmp_path):
+    """Entries with distinct views of one record that differs: each reads only its span, and
+    all of them together no more than the budget; the rest say they were not compared."""
+    base = _with_w(cases_cli.base_archive("small"), size=1 << 16)
+    cfg = H.read_json(base, H.WEIGHTS)
+    for i in range(40):
+        entry = json.loads(json.dumps(cfg["config"]["w"]))
+        entry["tensor_meta"].update(sizes=H.ints((1 << 16) - i), strides=H.ints(1), storage_offset={"as_int": i})
+        cfg["config"][f"v{i:02}"] = entry
+    a = H.rewrite(base, replace={H.WEIGHTS: json.dumps(cfg).encode()})
+    b = _with_w(a, record=_bump(60000))
+    changes, _, _ = _diff(tmp_path, a, b, COMPARE_RATIO=2, COMPARE_ALLOWANCE=0)
+    details = [d for _, d in _values(changes)]
+    assert "values differ in 1 of 65,536 elements, max abs diff 1" in details
+    assert "values not compared: diff's budget for reading tensor data is spent" in details

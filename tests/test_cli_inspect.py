@@ -386,3 +386,33 @@ def test_symbolic_sizes_print_as_sympy_does():
         assert pretty(sympy.srepr(expr)) == str(expr)
     assert sorted(symbols(parse(sympy.srepr(s0 * s1 + 2 * s0)))) == ["s0", "s1"]
     assert pretty("Mul(Integer(2), ") == "Mul(Integer(2), "  # malformed: shown as stored
+
+
+# ------------------------------------------------------- text from a file (issue 10, finding 11)
+
+
+def test_inspect_escapes_what_the_file_says(tmp_path):
+    """A torch version and extra-file names that would set the window title, clear the screen,
+    print a forged `valid` line over the start of the line and reverse text: shown escaped;
+    --json escapes them as \\u sequences and round-trips them exactly."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
+    import cases_cli
+
+    paths = cases_cli.hostile_archives(tmp_path)
+    version, extra = paths["torch_version with terminal escapes"], paths["extra file names with terminal escapes"]
+    results = run_batch([["inspect", version], ["inspect", "--json", version], ["inspect", extra],
+                         ["inspect", "--json", extra]])
+    for code, out, err in results:
+        assert code == 0 and err == "" and cases_cli.unsafe_printed(out) == []
+    text = results[0][1]
+    assert ("written by torch 2.13.0\\x1b]0;pwned\\x07\\x1b[2J\\rcase.pt2: valid (1 program, 10 records, CRCs "
+            "checked)\\u202e\\u2028, opset") in text
+    assert results[1][1].isascii()
+    assert json.loads(results[1][1])["programs"][0]["torch_version"] == "2.13.0" + cases_cli.HOSTILE
+    lines = results[2][1].splitlines()
+    assert "  \\x1b]0;pwned\\x07\\x1b[2J" in [ln[:len("  \\x1b]0;pwned\\x07\\x1b[2J")] for ln in lines]
+    assert any(ln.startswith("  notes\\rcase.pt2: valid (1 program, 10 records, CRCs checked)\\u202e") for ln in lines)
+    names = {e["name"] for e in json.loads(results[3][1])["extra_files"]}
+    assert names == {cases_cli.TITLE + cases_cli.CLEAR, "notes" + cases_cli.FORGED + cases_cli.RLO}

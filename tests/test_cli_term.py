@@ -105,3 +105,45 @@ def test_cli_colours_a_terminal_unless_no_color(small_archive):
     assert "\x1b[1m" in coloured and "\x1b[36mmodel\x1b[0m" in coloured
     plain = _run_on_pty(["inspect", small_archive], {"TERM": "xterm", "NO_COLOR": "1"})
     assert "\x1b[" not in plain and "program model" in plain
+
+
+# ------------------------------------------------------- text from a file (issue 10, finding 11)
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
+import cases_cli  # noqa: E402
+from pt2serde._term import escape, safe, terminal_text  # noqa: E402
+
+UNSAFE = "\x00\x07\x08\t\n\x0b\x0c\r\x1b\x1c\x1d\x1e\x1f\x7f\x85\x9b\u2028\u2029\u202a\u202e\u2066\u2069\ud800"
+
+
+def test_escape_writes_every_unsafe_character_as_an_escape():
+    assert escape("a" + UNSAFE + "é✓b") == (
+        "a\\x00\\x07\\x08\\t\\n\\x0b\\x0c\\r\\x1b\\x1c\\x1d\\x1e\\x1f\\x7f\\x85\\x9b\\u2028\\u2029\\u202a\\u202e"
+        "\\u2066\\u2069\\ud800é✓b")
+    assert escape("plain text, [1, 2] -> é") == "plain text, [1, 2] -> é"
+
+
+def test_safe_escapes_every_string_of_a_report():
+    from pt2serde.contents import Problem
+
+    value = {"k\x1b": ["a\r", ("b\u202e", 3)], "n": None, "p": Problem("m\x1b[2J", "$.x\n", "r\x07")}
+    assert safe(value) == {"k\\x1b": ["a\\r", ("b\\u202e", 3)], "n": None,
+                           "p": Problem("m\\x1b[2J", "$.x\\n", "r\\x07")}
+
+
+def test_terminal_text_lets_through_only_line_ends_and_our_colours():
+    ours = Style(True).red("bad") + "\n"
+    theirs = "\x1b[2J\x1b]0;t\x07\x1b[8m\r"
+    assert terminal_text(ours + theirs, colour=True) == ours + "\\x1b[2J\\x1b]0;t\\x07\\x1b[8m\\r"
+    assert terminal_text(ours + theirs) == "\\x1b[31mbad\\x1b[0m\n\\x1b[2J\\x1b]0;t\\x07\\x1b[8m\\r"
+
+
+def test_colour_output_holds_only_our_colour_codes(tmp_path):
+    """On a terminal (colour on), names from the file stay escaped: only the CLI's own codes are raw."""
+    paths = cases_cli.hostile_archives(tmp_path)
+    for case in ("torch_version with terminal escapes", "extra file names with terminal escapes"):
+        out = _run_on_pty(["inspect", paths[case]], {"TERM": "xterm"}).replace("\r\n", "\n")
+        assert "\x1b[1m" in out and cases_cli.unsafe_printed(out, colour=True) == [], out
+        out = _run_on_pty(["diff", paths["base"], paths[case]], {"TERM": "xterm"}).replace("\r\n", "\n")
+        assert "\x1b[33m~\x1b[0m" in out or "\x1b[32m+\x1b[0m" in out
+        assert cases_cli.unsafe_printed(out, colour=True) == [], out

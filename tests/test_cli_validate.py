@@ -279,3 +279,35 @@ def test_check_archive_api(base):
     reader = ArchiveReader(base)
     assert check.check_archive(reader) == []
     reader.close()
+
+
+# ------------------------------------------------------- text from a file (issue 10, finding 11)
+
+
+def test_validate_escapes_what_the_file_says(tmp_path):
+    """Record names and messages holding terminal escapes and a forged `valid` line: the verdict
+    stays the first line, nothing the file says is printed raw, --json is ASCII."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
+    import cases_cli
+
+    paths = cases_cli.hostile_archives(tmp_path)
+    missing, renamed = paths["missing record named with terminal escapes"], paths["short record named with terminal escapes"]
+    results = run_batch([["validate", missing], ["validate", "--json", missing], ["validate", renamed],
+                         ["validate", "--json", renamed]])
+    for code, out, err in results:
+        assert cases_cli.unsafe_printed(out + err) == [], out
+    (code, out, _), (jcode, jout, _) = results[:2]
+    assert code == jcode == 1 and jout.isascii()
+    lines = out.splitlines()
+    assert lines[0].startswith("missing.pt2: invalid")
+    assert not [ln for ln in lines[1:] if ln.lstrip().startswith("case.pt2: valid")]
+    assert any("gone\\x1b[2J\\rcase.pt2: valid" in ln for ln in lines)
+    messages = [p["message"] for p in json.loads(jout)["problems"]]
+    assert any("gone" + cases_cli.CLEAR + cases_cli.FORGED in m or repr("gone" + cases_cli.CLEAR + cases_cli.FORGED)
+               in m for m in messages)
+    (code, out, _), (jcode, jout, _) = results[2:]
+    assert code == jcode == 1 and jout.isascii()
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\u202e" in out  # the record name, as a group title or a place
+    assert any("pwned" in p["where"] + p["message"] for p in json.loads(jout)["problems"])

@@ -4,18 +4,86 @@ Colour is used only when the stream is a terminal, ``NO_COLOR`` is unset (any va
 even empty, turns it off, see https://no-color.org) and ``TERM`` is not ``dumb``.
 Progress lines go to stderr and only when stderr is a terminal, so pipes, files and
 tests see exactly the report and nothing else. Torch-free.
+
+Text from a file never reaches the terminal raw. A name, message or path can hold
+control characters (``\x1b]0;title\x07`` sets the window title, ``\x1b[2J`` clears the
+screen, ``\r`` returns to the start of the line to print a forged ``valid`` over the
+verdict), line and paragraph separators or bidi overrides (``\u202e`` shows text
+reversed). Two layers keep them out:
+
+* the renderers escape everything they are given first (:func:`safe` on the report, the
+  changes, the problems), so every value from a file is escaped by default, before
+  alignment, and only the renderer's own text and :class:`Style`'s colour codes are raw;
+* :func:`terminal_text`, what the command line writes through, escapes anything left
+  except line ends and those colour codes.
+
+The characters are those :mod:`pt2serde.names` refuses in names (C0, C1, DEL, U+2028,
+U+2029, the bidi embeddings, overrides and isolates), and lone surrogates (which a
+terminal's encoder cannot write). Each is written as a Python escape: ``\x1b``,
+``\u202e``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import sys
 import time
-from typing import Iterable, Sequence, TextIO
+from typing import Any, Iterable, Sequence, TextIO
 
-__all__ = ["Style", "human_bytes", "table", "Progress", "plural"]
+from .names import UNSAFE_CLASS
+
+__all__ = ["Style", "human_bytes", "table", "Progress", "plural", "escape", "safe", "terminal_text"]
 
 _CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34", "cyan": "36"}
+_UNSAFE = re.compile(f"[{UNSAFE_CLASS}\ud800-\udfff]")
+#: what may reach the terminal raw: a line end, and the colour codes Style writes
+_OURS = re.compile("\n|\x1b\\[(?:0|" + "|".join(_CODES.values()) + ")m")
+
+
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(c: str) -> str:
+    if c in _SHORT:
+        return _SHORT[c]
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
+
+
+def escape(text: str) -> str:
+    """``text`` with every control, line-break and bidi character (and lone surrogate) written
+    as an escape: ``"a\x1b[2Jb"`` -> ``"a\\x1b[2Jb"``."""
+    return _UNSAFE.sub(lambda m: _escaped(m.group()), text)
+
+
+def safe(value: Any) -> Any:
+    """``value`` with every string in it escaped (:func:`escape`): dict keys and values, list
+    and tuple items, dataclass fields. Renderers call it on whatever they print."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {safe(k): safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return type(value)(safe(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: safe(getattr(value, f.name))
+                                             for f in dataclasses.fields(value) if f.init})
+    return value
+
+
+def terminal_text(text: str, colour: bool = False) -> str:
+    """``text`` as it may be written to a terminal: everything :func:`escape` escapes, except
+    line ends and (when ``colour``) :class:`Style`'s own colour codes."""
+    out = []
+    at = 0
+    for m in _OURS.finditer(text):
+        out.append(escape(text[at:m.start()]))
+        out.append(m.group() if colour or m.group() == "\n" else escape(m.group()))
+        at = m.end()
+    out.append(escape(text[at:]))
+    return "".join(out)
 
 
 def colour_wanted(stream: TextIO) -> bool:

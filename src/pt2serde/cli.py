@@ -25,12 +25,22 @@ from typing import Any
 __all__ = ["main", "build_parser"]
 
 
-def _out(text: str) -> None:
-    sys.stdout.write(text + ("\n" if text and not text.endswith("\n") else ""))
+def _out(text: str, colour: bool = False) -> None:
+    """Write a report: through :func:`_term.terminal_text`, so nothing from a file reaches the
+    terminal raw (the renderers escaped it already; this is the last line of defence)."""
+    from ._term import terminal_text
+
+    sys.stdout.write(terminal_text(text, colour) + ("\n" if text and not text.endswith("\n") else ""))
+
+
+def _err(text: str) -> None:
+    from ._term import terminal_text
+
+    sys.stderr.write(terminal_text(text) + "\n")
 
 
 def _fail(command: str, path: str, err: Exception) -> int:
-    sys.stderr.write(f"pt2serde {command}: cannot read {path}: {err}\n")
+    _err(f"pt2serde {command}: cannot read {path}: {err}")
     return 2
 
 
@@ -48,7 +58,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _dump(value: Any) -> None:
-    _out(json.dumps(_jsonable(value), indent=2, allow_nan=False))
+    """JSON output: ``ensure_ascii`` writes every character outside ASCII (U+2028, bidi
+    overrides, lone surrogates) and every control character as a ``\\u`` escape."""
+    _out(json.dumps(_jsonable(value), indent=2, allow_nan=False, ensure_ascii=True))
 
 
 def _open(command: str, path: str):
@@ -84,7 +96,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         _dump(report)
     else:
-        _out(render(report, _style()))
+        style = _style()
+        _out(render(report, style), style.enabled)
     return 1 if has_errors(report) else 0
 
 
@@ -92,7 +105,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from ._term import Progress, plural
+    from ._term import Progress
     from .check import check_archive
     from .errors import SerializeError
 
@@ -113,12 +126,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                             for p in problems]})
         return 1 if errors else 0
     s = _style()
-    name = os.path.basename(args.file)
+    _out(_render_validate(os.path.basename(args.file), archive, problems, args.no_crc, s), s.enabled)
+    return 1 if errors else 0
+
+
+def _render_validate(name: str, archive, problems: list, no_crc: bool, s) -> str:
+    from ._term import plural, safe
+
+    name, problems = safe(name), safe(problems)  # names, messages and record names come from the file
+    errors = [p for p in problems if p.level == "error"]
+    warnings = [p for p in problems if p.level != "error"]
     programs = plural(len(archive.models()), "program")
     records = plural(len(archive.reader.entries), "record")
     if not problems:
-        _out(f"{name}: {s.green('valid')} ({programs}, {records}{'' if args.no_crc else ', CRCs checked'})")
-        return 0
+        return f"{name}: {s.green('valid')} ({programs}, {records}{'' if no_crc else ', CRCs checked'})"
     verdict = s.red("invalid") if errors else s.green("valid")
     counts = ", ".join(x for x in (plural(len(errors), "error") if errors else "",
                                    plural(len(warnings), "warning") if warnings else "") if x)
@@ -131,8 +152,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         for p in items:
             label = s.red("error") if p.level == "error" else s.yellow("warning")
             lines.append(f"    {label}: {p.message} @ {p.where}")
-    _out("\n".join(lines))
-    return 1 if errors else 0
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- diff
@@ -153,12 +173,13 @@ def _cmd_diff(args: argparse.Namespace) -> int:
         with Progress("diff: comparing tensors", min(total_bytes(a), total_bytes(b))) as bar:
             changes = diff_archives(a, b, progress=bar.advance)
     except SerializeError as e:
-        sys.stderr.write(f"pt2serde diff: cannot compare {args.a} and {args.b}: {e}\n")
+        _err(f"pt2serde diff: cannot compare {args.a} and {args.b}: {e}")
         return 2
     if args.json:
         _dump({"a": args.a, "b": args.b, "equal": not changes, "changes": [c.as_dict() for c in changes]})
     else:
-        _out(render(changes, _style(), os.path.basename(args.a), os.path.basename(args.b)))
+        style = _style()
+        _out(render(changes, style, os.path.basename(args.a), os.path.basename(args.b)), style.enabled)
     return 1 if changes else 0
 
 

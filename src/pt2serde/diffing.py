@@ -29,20 +29,25 @@ import difflib
 import math
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 from . import schema
 from .canonical import canonicalize
-from .contents import LAYOUT_TEXT, Problem, Pt2Archive, TensorEntry, storage_view, tensor_chunks
+from .contents import LAYOUT_TEXT, Problem, Pt2Archive, TensorEntry, byte_chunks, tensor_chunks
 from .wiretext import BY_NAME, DTYPES, device_text, sym_text
 from .errors import SerializeError
+from ._term import safe
 from .inspection import describe_value, sample_inputs_info
 
-__all__ = ["Change", "diff_archives", "compare_tensors", "render"]
+__all__ = ["Change", "Comparer", "diff_archives", "compare_tensors", "render"]
 
 BLOCK = 64 << 10
 CHUNK = 16 << 20
+#: tensor bytes one diff run may read: this many times the payload records of both archives...
+COMPARE_RATIO = 4
+#: ... plus this much
+COMPARE_ALLOWANCE = 64 << 20
 MAX_NODE_LINES = 40
 
 try:  # optional: vectorised decoding of differing blocks
@@ -103,16 +108,19 @@ def _same_value(x: Any, y: Any) -> bool:
     return x == y or (x != x and y != y)  # NaN equals NaN here: same "value"
 
 
-def _block_stats(a: memoryview, b: memoryview, fmt: str | None) -> tuple[int, float | int | None]:
-    """(elements that differ, max |a - b|) of two equal-length blocks; max is None if not decodable."""
+def _block_stats(a: memoryview, b: memoryview, fmt: str | None, keep=None) -> tuple[int, float | int | None]:
+    """(elements that differ, max |a - b|) of two equal-length blocks; max is None if not decodable.
+    ``keep``: one bool per element, the elements to count (default: all)."""
     if fmt is None:
-        return sum(1 for x, y in zip(bytes(a), bytes(b)) if x != y), None
+        return sum(1 for i, (x, y) in enumerate(zip(bytes(a), bytes(b))) if x != y and (keep is None or keep[i])), None
     if _np is not None:
         va, vb = _decode_np(a, fmt), _decode_np(b, fmt)
         if va.dtype.kind in "fc":
             differ = ~((va == vb) | (_np.isnan(va) & _np.isnan(vb)))
         else:
             differ = va != vb
+        if keep is not None:
+            differ &= _np.asarray(keep, bool)
         count = int(differ.sum())
         if not count:
             return 0, 0
@@ -127,8 +135,8 @@ def _block_stats(a: memoryview, b: memoryview, fmt: str | None) -> tuple[int, fl
     va, vb = _decode_py(a, fmt), _decode_py(b, fmt)
     count = 0
     worst: float | int = 0
-    for x, y in zip(va, vb):
-        if _same_value(x, y):
+    for i, (x, y) in enumerate(zip(va, vb)):
+        if _same_value(x, y) or (keep is not None and not keep[i]):
             continue
         count += 1
         try:
@@ -170,43 +178,226 @@ def _paired(ita: Iterator[memoryview], itb: Iterator[memoryview]) -> Iterator[tu
         a, b = a[n:], b[n:]
 
 
+def _keep(cover: bytes, first: int, count: int):
+    """Bits ``first .. first + count`` of the little-endian bitset ``cover`` (one per element)."""
+    if _np is not None:
+        bits = _np.unpackbits(_np.frombuffer(cover, _np.uint8, (first + count + 7) // 8 - first // 8, first // 8),
+                              bitorder="little")
+        return bits[first % 8:first % 8 + count].astype(bool)
+    return [bool(cover[(first + i) >> 3] >> ((first + i) & 7) & 1) for i in range(count)]
+
+
+def _reduce(a: TensorEntry, b: TensorEntry) -> tuple[list[int], list[int], list[int], int]:
+    """(sizes, strides of a, strides of b, repeat): the views without the dimensions that add no
+    values: size 1, or stride 0 on both sides (each value then repeats ``repeat`` times)."""
+    sizes, sa, sb = [], [], []
+    repeat = 1
+    for n, x, y in zip(a.sizes, a.strides, b.strides):
+        if n != 1 and (x or y):
+            sizes.append(n)
+            sa.append(x)
+            sb.append(y)
+        else:
+            repeat *= n
+    return sizes, sa, sb, repeat
+
+
+def _one_to_one(sizes: list[int], strides: list[int]) -> bool:
+    """Every element of the view has a storage element of its own (no two share one)."""
+    reach = 0
+    for n, s in sorted(zip(sizes, strides), key=lambda d: d[1]):
+        if s <= reach:
+            return False
+        reach += (n - 1) * s
+    return True
+
+
+def _coverage(sizes: list[int], strides: list[int]) -> int:
+    """The storage elements a view reaches, relative to its first, as a bitset. Each
+    dimension is a union of shifted copies, built by doubling: O(log size) big-int
+    operations on bits as wide as the view's span (bounded by the record, not by numel)."""
+    cover = 1
+    for n, s in zip(sizes, strides):
+        total, block, have, shift = 0, cover, 1, 0
+        while n:
+            if n & 1:
+                total |= block << shift
+                shift += have * s
+            block |= block << (have * s)
+            have *= 2
+            n >>= 1
+        cover = total
+    return cover
+
+
+class _Spent(Exception):
+    pass
+
+
+_SPENT = "not compared: diff's budget for reading tensor data is spent"
+
+
+class Comparer:
+    """Compares tensor values for one ``diff`` run within a budget of bytes read.
+
+    Work is bounded by the records, never by what views claim: two tensors with the same
+    dtype, sizes, strides and offset are equal iff the storage elements their views reach
+    are; a pair of storages whose bytes are all equal is found so once (cached), and then
+    every view of it is equal without reading anything; otherwise a view reads only the span
+    it reaches. Views whose layouts differ are compared element by element in logical order,
+    up to the larger record's size (what a view that does not repeat elements can hold);
+    past that the report says how many elements were compared. Every byte read counts
+    toward :attr:`budget` (:data:`COMPARE_RATIO` x the payload records of both archives +
+    :data:`COMPARE_ALLOWANCE`), so a file with many entries naming one record costs at most
+    a few passes over its records.
+    """
+
+    def __init__(self, arch_a: Pt2Archive, arch_b: Pt2Archive,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.arch_a, self.arch_b = arch_a, arch_b
+        self.progress = progress
+        self.budget = COMPARE_RATIO * (total_bytes(arch_a) + total_bytes(arch_b)) + COMPARE_ALLOWANCE
+        self._same: dict[tuple, bool] = {}
+        self._results: dict[tuple, dict | None] = {}
+
+    def _spend(self, n: int) -> None:
+        if n > self.budget:
+            raise _Spent()
+        self.budget -= n
+        if self.progress is not None:
+            self.progress(n // 2)
+
+    def compare(self, a: TensorEntry, b: TensorEntry) -> dict | None:
+        """None when both tensors hold the same values, else ``{"differ", "elements",
+        "max_abs_diff"}`` (and ``"note"`` when the counts are not whole-tensor counts).
+        Both entries have the same dtype and sizes, and geometry checked against their storages."""
+        if (a.record_size == 0) != (b.record_size == 0):
+            return {"differ": None, "elements": a.numel, "max_abs_diff": None,
+                    "note": "one side stores no data (loads as zeros)"}
+        if a.record_size == 0 or a.numel == 0:
+            return None
+        dims = _reduce(a, b)
+        key = (a.storage_id, b.storage_id, a.dtype, a.storage_offset, b.storage_offset,
+               *map(tuple, dims[:3]), dims[3])
+        if key not in self._results:
+            try:
+                if a.strides == b.strides and a.storage_offset == b.storage_offset:
+                    result = None if self._storages_equal(a, b) else self._same_layout(a, b, dims)
+                else:
+                    result = self._logical(a, b, dims)
+            except _Spent:
+                result = {"differ": None, "elements": a.numel, "max_abs_diff": None,
+                          "note": _SPENT}
+            self._results[key] = result
+        return self._results[key]
+
+    def _storages_equal(self, a: TensorEntry, b: TensorEntry) -> bool:
+        key = (a.storage_id, b.storage_id)
+        if key not in self._same:
+            same = a.record_size == b.record_size
+            if same:
+                self._spend(2 * a.record_size)
+                same = all(_bytes_equal(pa, pb) for pa, pb in _paired(
+                    byte_chunks(self.arch_a, a, 0, a.record_size, CHUNK),
+                    byte_chunks(self.arch_b, b, 0, b.record_size, CHUNK)))
+            self._same[key] = same
+        return self._same[key]
+
+    def objects_equal(self, a: TensorEntry, b: TensorEntry) -> bool | None:
+        """Whether two stored objects (pickles) have the same bytes; None: over budget."""
+        try:
+            return self._storages_equal(a, b)
+        except _Spent:
+            return None
+
+    def _same_layout(self, a: TensorEntry, b: TensorEntry, dims: tuple) -> dict | None:
+        """Compare the storage elements the (common) view reaches, block by block."""
+        sizes, strides, _, repeat = dims
+        item = BY_NAME[a.dtype].itemsize
+        reach = sum((n - 1) * s for n, s in zip(sizes, strides)) + 1  # elements from the first
+        one_to_one = _one_to_one(sizes, strides)
+        dense = one_to_one and math.prod(sizes) == reach
+        cover = None if dense else _coverage(sizes, strides)
+        cover_bytes = None if cover is None else cover.to_bytes((reach + 7) // 8, "little")
+        self._spend(2 * reach * item)
+        start = a.storage_offset * item
+        stats = _Stats()
+        at = 0  # element index of the current piece, relative to the first
+        chunk = max(item, CHUNK - CHUNK % item)
+        for pa, pb in _paired(byte_chunks(self.arch_a, a, start, reach * item, chunk),
+                              byte_chunks(self.arch_b, b, start, reach * item, chunk)):
+            if not _bytes_equal(pa, pb):
+                step = max(item, BLOCK - BLOCK % item)
+                for i in range(0, pa.nbytes, step):
+                    ba, bb = pa[i:i + step], pb[i:i + step]
+                    if ba != bb:
+                        keep = None if cover_bytes is None else _keep(cover_bytes, at + i // item, ba.nbytes // item)
+                        stats.add(*_block_stats(ba, bb, BY_NAME[a.dtype].fmt, keep))
+            at += pa.nbytes // item
+        if not stats.differ:
+            return None
+        if one_to_one:
+            return {"differ": stats.differ * repeat, "elements": a.numel, "max_abs_diff": stats.worst}
+        return {"differ": stats.differ, "elements": a.numel, "max_abs_diff": stats.worst, "stored": cover.bit_count(),
+                "note": "the view repeats storage elements; counted in storage elements"}
+
+    def _logical(self, a: TensorEntry, b: TensorEntry, dims: tuple) -> dict | None:
+        """Element by element in logical order: the layouts differ."""
+        sizes, sa, sb, repeat = dims
+        ra = replace(a, sizes=sizes, strides=sa)
+        rb = replace(b, sizes=sizes, strides=sb)
+        item = BY_NAME[a.dtype].itemsize
+        total = math.prod(sizes) * item
+        limit = min(total, max(a.record_size, b.record_size, BLOCK))
+        limit -= limit % item
+        self._spend(2 * limit)
+        fmt = BY_NAME[a.dtype].fmt
+        stats = _Stats()
+        done = 0
+        step = max(item, BLOCK - BLOCK % item)
+        chunk = max(item, min(CHUNK, limit))  # gather no more than the limit
+        for pa, pb in _paired(tensor_chunks(self.arch_a, ra, chunk), tensor_chunks(self.arch_b, rb, chunk)):
+            pa, pb = pa[:limit - done], pb[:limit - done]
+            if not _bytes_equal(pa, pb):
+                for i in range(0, pa.nbytes, step):
+                    ba, bb = pa[i:i + step], pb[i:i + step]
+                    if ba != bb:
+                        stats.add(*_block_stats(ba, bb, fmt))
+            done += pa.nbytes
+            if done >= limit:
+                break
+        if done < total:
+            compared = f"compared the first {done // item:,} of {a.numel:,} elements"
+            return {"differ": stats.differ or None, "elements": a.numel, "max_abs_diff": stats.worst,
+                    "compared": done // item,
+                    "note": f"{compared}: their layouts differ, and the rest would read more than the records hold"}
+        if not stats.differ:
+            return None
+        return {"differ": stats.differ * repeat, "elements": a.numel, "max_abs_diff": stats.worst}
+
+
+class _Stats:
+    """Differing elements and the largest absolute difference, over blocks."""
+
+    def __init__(self) -> None:
+        self.differ = 0
+        self.worst: float | int | None = 0
+
+    def add(self, count: int, d: float | int | None) -> None:
+        self.differ += count
+        if d is None or self.worst is None:
+            self.worst = None
+        elif d != d or self.worst != self.worst:
+            self.worst = math.nan
+        else:
+            self.worst = max(self.worst, d)
+
+
 def compare_tensors(arch_a: Pt2Archive, a: TensorEntry, arch_b: Pt2Archive, b: TensorEntry,
                     progress: Callable[[int], None] | None = None) -> dict | None:
-    """None when both tensors hold the same values, else ``{"differ", "elements", "max_abs_diff"}``.
-
-    Both entries have the same dtype and sizes, and geometry already checked against
-    their storages (entries with problems are not compared).
-    """
-    dt = BY_NAME[a.dtype]
-    if (a.record_size == 0) != (b.record_size == 0):
-        return {"differ": None, "elements": a.numel, "max_abs_diff": None,
-                "note": "one side stores no data (loads as zeros)"}
-    if a.record_size == 0:
-        return None
-    differ = 0
-    worst: float | int | None = 0
-    item = dt.itemsize
-    for pa, pb in _paired(tensor_chunks(arch_a, a, CHUNK), tensor_chunks(arch_b, b, CHUNK)):
-        if progress is not None:
-            progress(pa.nbytes)
-        if _bytes_equal(pa, pb):
-            continue
-        step = BLOCK - BLOCK % item
-        for i in range(0, pa.nbytes, step):
-            ba, bb = pa[i:i + step], pb[i:i + step]
-            if ba == bb:
-                continue
-            count, d = _block_stats(ba, bb, dt.fmt)
-            differ += count
-            if d is None or worst is None:
-                worst = None
-            elif d != d or worst != worst:
-                worst = math.nan
-            else:
-                worst = max(worst, d)
-    if not differ:
-        return None
-    return {"differ": differ, "elements": a.numel, "max_abs_diff": worst}
+    """None when both tensors hold the same values, else ``{"differ", "elements", "max_abs_diff"}``
+    (one comparison; :func:`diff_archives` shares one :class:`Comparer` across entries)."""
+    return Comparer(arch_a, arch_b, progress).compare(a, b)
 
 
 # ==================================================================== sections
@@ -477,8 +668,8 @@ def _entry_text(e: TensorEntry) -> str:
     return f"{e.dtype}[{', '.join(str(s) for s in e.sizes)}]"
 
 
-def _diff_entries(arch_a: Pt2Archive, ea: list[TensorEntry], arch_b: Pt2Archive, eb: list[TensorEntry],
-                  section: str, prog: str, progress) -> list[Change]:
+def _diff_entries(ea: list[TensorEntry], eb: list[TensorEntry], section: str, prog: str,
+                  comparer: Comparer) -> list[Change]:
     out: list[Change] = []
     ma, mb = {e.name: e for e in ea}, {e.name: e for e in eb}
     for name in ma.keys() - mb.keys():
@@ -494,28 +685,39 @@ def _diff_entries(arch_a: Pt2Archive, ea: list[TensorEntry], arch_b: Pt2Archive,
             out.append(Change(section, "changed", name, "cannot compare: a storage record is missing", prog))
             continue
         if a.kind != "tensor":
-            same = storage_view(arch_a, a) == storage_view(arch_b, b)
+            same = comparer.objects_equal(a, b)
             if not same:
-                out.append(Change(section, "changed", name, "stored object bytes differ", prog))
+                out.append(Change(section, "changed", name, "stored object bytes differ" if same is False else
+                                  f"stored objects {_SPENT}", prog))
             continue
         if not a.concrete or a.dtype not in BY_NAME or not (
                 _fits(a) and _fits(b)):
             out.append(Change(section, "changed", name, "cannot compare: malformed tensor entry", prog))
             continue
-        result = compare_tensors(arch_a, a, arch_b, b, progress)
+        result = comparer.compare(a, b)
         if result is None:
             continue
-        if result.get("note"):
-            detail = f"values differ ({result['note']})"
-        elif result["max_abs_diff"] is None:
-            detail = f"values differ in {result['differ']:,} of {result['elements']:,} elements"
-        else:
-            detail = (f"values differ in {result['differ']:,} of {result['elements']:,} elements, "
-                      f"max abs diff {_num(result['max_abs_diff'])}")
-        out.append(Change(section, "changed", name, detail, prog, result))
+        out.append(Change(section, "changed", name, _value_detail(result), prog, result))
     order = {"removed": 0, "added": 1, "changed": 2}
     out.sort(key=lambda c: (order[c.kind], c.subject))
     return out
+
+
+def _value_detail(r: dict) -> str:
+    """What :meth:`Comparer.compare` found, in words (counts say what they count)."""
+    worst = "" if not r["differ"] or r["max_abs_diff"] is None else f", max abs diff {_num(r['max_abs_diff'])}"
+    if "stored" in r:
+        return (f"values differ in {r['differ']:,} of the {r['stored']:,} storage elements the view reaches "
+                f"(its {r['elements']:,} elements repeat them){worst}")
+    if "compared" in r:
+        where = f"the first {r['compared']:,} of {r['elements']:,} elements"
+        rest = "the layouts differ, and comparing the rest would read more than the records hold"
+        if r["differ"]:
+            return f"values differ in {r['differ']:,} of {where}{worst} ({rest})"
+        return f"values not compared past {where} (equal there): {rest}"
+    if r["differ"] is None:
+        return f"values differ ({r['note']})" if r.get("note") != _SPENT else f"values {_SPENT}"
+    return f"values differ in {r['differ']:,} of {r['elements']:,} elements{worst}"
 
 
 def _fits(e: TensorEntry) -> bool:
@@ -536,7 +738,7 @@ def _num(x: float | int | complex) -> str:
 # ==================================================================== archives
 
 
-def _program_changes(arch_a: Pt2Archive, arch_b: Pt2Archive, name: str, progress) -> list[Change]:
+def _program_changes(arch_a: Pt2Archive, arch_b: Pt2Archive, name: str, comparer: Comparer) -> list[Change]:
     pa, pb = arch_a.program(name), arch_b.program(name)
     out: list[Change] = []
     da, db = pa.document(), pb.document()  # SerializeError: the CLI reports it (exit 2)
@@ -550,7 +752,7 @@ def _program_changes(arch_a: Pt2Archive, arch_b: Pt2Archive, name: str, progress
         for side, probs in (("A", pr_a), ("B", pr_b)):
             for p in probs:
                 out.append(Change(folder, "changed", f"archive {side}", f"unreadable entry: {p}", name))
-        out += _diff_entries(arch_a, ea, arch_b, eb, folder, name, progress)
+        out += _diff_entries(ea, eb, folder, name, comparer)
     sa, sb = sample_inputs_info(pa), sample_inputs_info(pb)
     if (sa["summary"], sa["note"] is None) != (sb["summary"], sb["note"] is None):
         out.append(Change("sample_inputs", "changed", "sample inputs",
@@ -574,8 +776,9 @@ def diff_archives(arch_a: Pt2Archive, arch_b: Pt2Archive,
         out.append(Change("programs", "removed", name))
     for name in sorted(mb - ma):
         out.append(Change("programs", "added", name))
+    comparer = Comparer(arch_a, arch_b, progress)
     for name in sorted(ma & mb):
-        out += _program_changes(arch_a, arch_b, name, progress)
+        out += _program_changes(arch_a, arch_b, name, comparer)
     xa, xb = dict(arch_a.extra_files()), dict(arch_b.extra_files())
     for n in sorted(xa.keys() - xb.keys()):
         out.append(Change("extra_files", "removed", n))
@@ -593,7 +796,10 @@ _SECTIONS = ("archive", "programs", "metadata", "signature", "graph", "weights",
 
 
 def render(changes: list[Change], style, name_a: str, name_b: str) -> str:
+    """The changes for a terminal. Every string in them is escaped first (:func:`_term.safe`):
+    entry, program and file names come from the files."""
     s = style
+    changes, name_a, name_b = safe(changes), safe(name_a), safe(name_b)
     if not changes:
         return f"{name_a} and {name_b} hold the same programs, weights and extra files"
     mark = {"added": s.green("+"), "removed": s.red("-"), "changed": s.yellow("~")}

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import schema
 from ._srepr import parse as parse_expr, render as render_expr
-from ._term import Style, human_bytes, plural, table
+from ._term import Style, human_bytes, plural, safe, table
 from .compat_readers import ProgramFacts, document_features, program_facts, readable_by
 from .contents import LAYOUT_TEXT, Problem, ProgramRecords, Pt2Archive, TensorEntry, entry_globals
 from .picklewalk import describe_torch_save, summarize_value
@@ -380,7 +380,10 @@ def _value_row(item: dict, index: int) -> list[str]:
 
 
 def render(report: dict, style: Style) -> str:
+    """The report for a terminal. Every string in it is escaped first (:func:`_term.safe`):
+    names, messages and record names come from the file."""
     s = style
+    report = safe(report)
     lines: list[str] = []
     f = report["file"]
     a = report["archive"]

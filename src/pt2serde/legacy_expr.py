@@ -5,7 +5,10 @@ Documents of schema major 7 (PyTorch 2.5) store expressions as sympy's *printed*
 (``eval``). Schema 8 stores sympy's ``srepr`` form, which pt2serde reads with its own
 grammar (:mod:`pt2serde.exprparse`). This module parses the printed form with a small
 precedence-climbing parser (never ``eval``) and writes the equivalent ``srepr``-style text
-for the upgrader. Symbols get the assumptions PyTorch gives their kind: ``s*`` sizes are
+for the upgrader, in time linear in the text: operands are kept as small values and the text
+is written once at the end, and chains of ``+``, ``*``, ``&``, ``|`` become one call (as in
+sympy's own ``srepr``), so a long sum is not nested one level per term. The result is then
+judged by the one expression grammar (:mod:`pt2serde._srepr`) like any other expression. Symbols get the assumptions PyTorch gives their kind: ``s*`` sizes are
 positive integers, ``u*`` unbacked integers, ``zf*`` floats are real.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from ._srepr import MAX_NODES
 from .errors import SerializeError
 
 __all__ = ["printed_to_srepr", "MAX_LENGTH"]
@@ -29,11 +33,12 @@ _SYMBOL_KINDS = (("zuf", ""), ("zf", ", real=True"), ("s", ", positive=True, int
 _ATOMS = {"oo": "oo", "zoo": "zoo", "nan": "nan", "int_oo": "int_oo", "True": "true", "False": "false"}
 _RELATIONS = {"<": "StrictLessThan", "<=": "LessThan", ">": "StrictGreaterThan", ">=": "GreaterThan",
               "==": "Equality", "!=": "Unequality"}
-# the srepr form of ``a <op> b`` for each binary operator
-_COMBINE = {"+": "Add({a}, {b})", "-": "Add({a}, Mul(Integer(-1), {b}))", "*": "Mul({a}, {b})",
-            "/": "Mul({a}, Pow({b}, Integer(-1)))", "//": "FloorDiv({a}, {b})", "**": "Pow({a}, {b})",
-            "&": "And({a}, {b})", "|": "Or({a}, {b})",
-            **{op: name + "({a}, {b})" for op, name in _RELATIONS.items()}}
+# the srepr call for ``a <op> b`` of each binary operator; ``-`` and ``/`` wrap ``b``; the
+# associative ones flatten chains (``a + b + c`` is one ``Add``), as sympy's own printing does
+_COMBINE = {"+": "Add", "-": "Add", "*": "Mul", "/": "Mul", "//": "FloorDiv", "**": "Pow", "&": "And", "|": "Or",
+            **_RELATIONS}
+_FLAT = frozenset({"Add", "Mul", "And", "Or"})
+_MINUS_ONE = ("raw", "Integer(-1)")
 # binding power of each binary operator (higher binds tighter)
 _BINARY = {"|": 1, "&": 2, "<": 4, "<=": 4, ">": 4, ">=": 4, "==": 4, "!=": 4,
            "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "**": 8}
@@ -46,24 +51,63 @@ def _symbol(name: str) -> str:
     return f"Symbol('{name}')"
 
 
+# A converted value: ("raw", srepr text) or ("call", name, [values]); written out once, at
+# the end (:func:`_write`), so the conversion is linear in the length of the text.
+_Value = tuple
+
+
+def _tokenize(text: str) -> list[tuple[str, str, int]]:
+    tokens = []
+    at = 0
+    operands = 0
+    for m in _TOKEN.finditer(text):
+        if m.start() != at:
+            break
+        kind = m.lastgroup
+        if kind != "op":
+            operands += 1
+            if operands > MAX_NODES:  # each operand is at least one value of the srepr form
+                raise SerializeError(f"invalid symbolic expression: expression of more than {MAX_NODES} values "
+                                     f"at offset {m.start(kind)}")
+        tokens.append((kind, m.group(kind), m.start(kind)))
+        at = m.end()
+    if at < len(text) and text[at:].strip():
+        bad = at + len(text[at:]) - len(text[at:].lstrip())
+        raise SerializeError(f"unexpected character {text[bad]!r} at offset {bad} in expression {_short(text)}")
+    return tokens
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 80 else repr(text[:77] + "...")
+
+
+def _write(value: _Value) -> str:
+    """The srepr text of a converted value (iterative: deep values cost no Python frames)."""
+    out: list[str] = []
+    stack: list[_Value | str] = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            out.append(item)
+        elif item[0] == "raw":
+            out.append(item[1])
+        else:
+            out.append(item[1] + "(")
+            stack.append(")")
+            args = item[2]
+            for k in range(len(args) - 1, -1, -1):
+                stack.append(args[k])
+                if k:
+                    stack.append(", ")
+    return "".join(out)
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         if len(text) > MAX_LENGTH:
             raise SerializeError(f"expression of {len(text)} characters is over the limit of {MAX_LENGTH}")
         self.text = text
-        self.tokens: list[tuple[str, str, int]] = []
-        at = 0
-        while at < len(text):
-            m = _TOKEN.match(text, at)
-            if m is None or m.end() == at:
-                if text[at:].strip() == "":
-                    break
-                raise SerializeError(f"unexpected character {text[at]!r} at offset {at} in expression {text!r}")
-            kind = m.lastgroup
-            if kind is None:
-                break
-            self.tokens.append((kind, m.group(kind), m.start(kind)))
-            at = m.end()
+        self.tokens = _tokenize(text)
         self.i = 0
         self.depth = 0
 
@@ -73,22 +117,22 @@ class _Parser:
     def take(self) -> tuple[str, str, int]:
         tok = self.peek()
         if tok is None:
-            raise SerializeError(f"expression {self.text!r} ends too early")
+            raise SerializeError(f"expression {_short(self.text)} ends too early")
         self.i += 1
         return tok
 
     def expect(self, op: str) -> None:
         kind, value, at = self.take()
         if kind != "op" or value != op:
-            raise SerializeError(f"expected {op!r} at offset {at} in expression {self.text!r}, got {value!r}")
+            raise SerializeError(f"expected {op!r} at offset {at} in expression {_short(self.text)}, got {value!r}")
 
     def parse(self) -> str:
         out = self.expr(0)
         if self.peek() is not None:
-            raise SerializeError(f"unexpected {self.peek()[1]!r} at offset {self.peek()[2]} in {self.text!r}")
-        return out
+            raise SerializeError(f"unexpected {self.peek()[1]!r} at offset {self.peek()[2]} in {_short(self.text)}")
+        return _write(out)
 
-    def expr(self, min_power: int) -> str:
+    def expr(self, min_power: int) -> _Value:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise SerializeError(f"expression {self.text[:60]!r}... is nested too deeply")
@@ -100,15 +144,11 @@ class _Parser:
                 break
             self.take()
             right = self.expr(power if op == "**" else power + 1)  # ** is right-associative
-            left = self.combine(op, left, right)
+            left = _combine(op, left, right)
         self.depth -= 1
         return left
 
-    @staticmethod
-    def combine(op: str, a: str, b: str) -> str:
-        return _COMBINE[op].format(a=a, b=b)  # the operands go in as values: braces in them are inert
-
-    def unary(self) -> str:
+    def unary(self) -> _Value:
         tok = self.peek()
         if tok is not None and tok[0] == "op" and tok[1] in ("-", "~", "+"):
             self.take()
@@ -116,18 +156,18 @@ class _Parser:
             if tok[1] == "+":
                 return operand
             if tok[1] == "~":
-                return f"Not({operand})"
-            if operand in ("oo", "int_oo"):
-                return f"-{operand}"
-            return f"Mul(Integer(-1), {operand})"
+                return ("call", "Not", [operand])
+            if operand[0] == "raw" and operand[1] in ("oo", "int_oo"):
+                return ("raw", "-" + operand[1])
+            return ("call", "Mul", [_MINUS_ONE, operand])
         return self.atom()
 
-    def atom(self) -> str:
+    def atom(self) -> _Value:
         kind, value, at = self.take()
         if kind == "num":
             if "." in value or "e" in value.lower():
-                return f"Float('{value}', precision=53)"
-            return f"Integer({value})"
+                return ("raw", f"Float('{value}', precision=53)")
+            return ("raw", f"Integer({value})")
         if kind == "name":
             nxt = self.peek()
             if nxt is not None and nxt[0] == "op" and nxt[1] == "(":
@@ -139,13 +179,26 @@ class _Parser:
                         self.take()
                         args.append(self.expr(0))
                 self.expect(")")
-                return f"{value}({', '.join(args)})"
-            return _ATOMS.get(value) or _symbol(value)
+                return ("call", value, args)
+            return ("raw", _ATOMS.get(value) or _symbol(value))
         if value == "(":
             inner = self.expr(0)
             self.expect(")")
             return inner
-        raise SerializeError(f"unexpected {value!r} at offset {at} in expression {self.text!r}")
+        raise SerializeError(f"unexpected {value!r} at offset {at} in expression {_short(self.text)}")
+
+
+def _combine(op: str, a: _Value, b: _Value) -> _Value:
+    """``a <op> b`` as a value, in constant time (a chain extends the call ``a`` already is)."""
+    name = _COMBINE[op]
+    if op == "-":
+        b = ("call", "Mul", [_MINUS_ONE, b])
+    elif op == "/":
+        b = ("call", "Pow", [b, _MINUS_ONE])
+    if name in _FLAT and a[0] == "call" and a[1] == name:
+        a[2].append(b)  # values are never shared: extending in place is safe
+        return a
+    return ("call", name, [a, b])
 
 
 def printed_to_srepr(text: str) -> str:

@@ -92,7 +92,8 @@ def _printed_expressions_to_srepr(doc: dict) -> None:
             try:
                 obj["expr_str"] = printed_to_srepr(text)
             except SerializeError as e:
-                raise SerializeError(f"cannot upgrade expression {text!r}: {e}") from None
+                shown = text if len(text) <= 80 else text[:77] + "..."
+                raise SerializeError(f"cannot upgrade expression {shown!r}: {e}") from None
 
 
 _SREPR_HEADS = ("Symbol(", "Integer(", "Float(", "Rational(", "Add(", "Mul(", "Pow(")

@@ -562,7 +562,8 @@ def test_plain_namedtuples_are_accepted():
         _Count: "has its own count",
         type("_R", (collections.namedtuple("_RB", "a"),), {"__repr__": lambda self: "r"}): "has its own __repr__",
         type("_H", (collections.namedtuple("_HB", "a"),), {"__hash__": lambda self: 1}): "has its own __hash__",
-        type("_G", (collections.namedtuple("_GB", "a"),), {"__getattr__": lambda self, n: 1}): "has its own __getattr__",
+        type("_G", (collections.namedtuple("_GB", "a"),), {"__getattr__": lambda self, n: 1}):
+            "has its own __getattr__",
         type("_D", (collections.namedtuple("_DB", "a"),), {"__del__": lambda self: 1}): "has its own __del__",
         type("_N", (collections.namedtuple("_NB", "a"),), {"__new__": lambda cls, a: 1}): "has its own __new__",
         _Meta("_M", (tuple,), {"_fields": ("a",)}): "metaclass",

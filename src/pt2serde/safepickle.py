@@ -30,13 +30,13 @@ Limits, so that hostile input cannot exhaust memory, recursion or time:
   their nesting depth checked when they are made; the finished result is walked once,
   iteratively, refusing cycles and nesting deeper than ``max_depth``;
 * **work budget.** The memo lets a few bytes build a graph whose *tree expansion* is
-  exponential (``T(i) = (T(i-1), T(i-1))``: 64 levels in about 1 KB). Hashing, comparing,
+  exponential (``T(i) = (T(i-1), T(i-1))``: 64 levels in 530 bytes). Hashing, comparing,
   ``repr``, ``copy`` and pytree flattening all walk that expansion, not the graph. So every
   value hashed here (a dict key, a set or frozenset member, handed to the machine or to a
   builder) must expand to at most :data:`MAX_KEY_NODES` objects (sizes are tracked as
-  tuples are made, so the check is cheap), and the
-  whole result to at most ``max_nodes`` (:func:`work_budget`: :data:`NODES_PER_BYTE` per
-  pickle byte, at least :data:`MIN_NODES`), counting every shared reference again;
+  tuples are made, so the check is cheap), and the whole result to at most ``max_nodes``
+  (:func:`work_budget`: :data:`NODES_PER_BYTE` per pickle byte, at least :data:`MIN_NODES`),
+  counting every shared reference again;
 * builders that copy their arguments could multiply a memoised value (``set(x)`` a
   thousand times): each call is charged the length of its string and container
   arguments against ``max_items``, which defaults to a small multiple of the input size;

@@ -496,7 +496,8 @@ def load_torch_save(
     loader = _Loader(reader, root, big_endian)
     table = dict(TORCH_SAVE_GLOBALS)
     table[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))
-    result = safepickle.load(pickled, globals=safepickle.with_namedtuples(table), persistent_load=loader.persistent_load,
+    result = safepickle.load(pickled, globals=safepickle.with_namedtuples(table),
+                             persistent_load=loader.persistent_load,
                              where=f"{pickle_name} in {what}")
     others = sorted(loc for loc in loader.locations if loc != "cpu")
     if others:

@@ -369,7 +369,9 @@ def _diff(tmp_path, a: bytes, b: bytes, **patch) -> tuple[list, float, int]:
 
 
 def _values(changes) -> list[tuple[str, str]]:
-    return [(c.subject, c.detail) for c in changes if c.section == "weights"]
+    """The value changes of the weights (not the checker's problems with either archive: views
+    it refuses to load are still compared, and must be compared within bounds)."""
+    return [(c.subject, c.detail) for c in changes if c.section == "weights" and not c.subject.startswith("archive ")]
 
 
 def test_zero_stride_weight_is_compared_by_the_storage_it_reaches(tmp_path):
@@ -392,9 +394,9 @@ def test_views_that_repeat_or_skip_storage_elements(tmp_path):
     changes, _, _ = _diff(tmp_path, overlap, _with_w(overlap, record=_bump(2)))
     assert _values(changes) == [("w", "values differ in 1 of the 5 storage elements the view reaches "
                                       "(its 9 elements repeat them), max abs diff 1")]
-    assert _diff(tmp_path, overlap, _with_w(overlap, record=_bump(7)))[0] == []  # not reached
+    assert _values(_diff(tmp_path, overlap, _with_w(overlap, record=_bump(7)))[0]) == []  # not reached
     gaps = _with_w(base, sizes=(3,), strides=(4,))  # elements 0, 4, 8
-    assert _diff(tmp_path, gaps, _with_w(gaps, record=_bump(1, 6)))[0] == []
+    assert _values(_diff(tmp_path, gaps, _with_w(gaps, record=_bump(1, 6)))[0]) == []
     changes, _, _ = _diff(tmp_path, gaps, _with_w(gaps, record=_bump(4, 6)))
     assert _values(changes) == [("w", "values differ in 1 of 3 elements, max abs diff 1")]
     stride0 = _with_w(base, sizes=(2**30, 3), strides=(0, 1))  # both sides repeat a row: compared once
@@ -436,7 +438,7 @@ def test_each_deflated_record_is_inflated_once(tmp_path, monkeypatch):
     monkeypatch.setattr(ArchiveReader, "view", counting)
     many = cases_cli.one_deflated_record()
     changes, seconds, grown = _diff(tmp_path, many, many)
-    assert changes == [] and inflated.count("archive/data/weights/big") == 2  # once per archive
+    assert _values(changes) == [] and inflated.count("archive/data/weights/big") == 2  # once per archive
     assert seconds < 5 and grown < 160 << 20, (seconds, grown)
     inflated.clear()
     small = cases_cli.one_deflated_record(count=50, size=1 << 20)
@@ -444,7 +446,7 @@ def test_each_deflated_record_is_inflated_once(tmp_path, monkeypatch):
     changed[4 * 1000:4 * 1001] = struct.pack("<f", 2.5)
     changes, _, _ = _diff(tmp_path, small, cases_cli.one_deflated_record(count=50, size=1 << 20, data=bytes(changed)))
     assert {d for _, d in _values(changes)} == {"values differ in 1 of 262,144 elements, max abs diff 2.5"}
-    assert len(changes) == 50 and inflated.count("archive/data/weights/big") == 2
+    assert len(_values(changes)) == 50 and inflated.count("archive/data/weights/big") == 2
 
 
 def test_comparison_budget_bounds_many_views_of_a_differing_record(tmp_path):

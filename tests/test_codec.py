@@ -256,3 +256,107 @@ def test_canonicalize_program_without_outputs():
 def test_integer_past_the_digit_limit_is_a_serialize_error():
     with pytest.raises(SerializeError, match=r"JSON document cannot be read: Exceeds the limit \(4300 digits\)"):
         loads_json(b"[" + b"9" * 5000 + b"]")
+
+
+# ------------------------------------------------- hostile values from Python callers
+
+from pt2serde import codec as _codec  # noqa: E402
+from pt2serde._fastcodec import fast_decoder  # noqa: E402
+
+_GIANT = 10**4999
+
+
+def _with(path, value):
+    """The test program with ``value`` at ``path`` (a callable on the program dict)."""
+    doc = _program([_node()])
+    path(doc, value)
+    return doc
+
+
+def _graph(doc):
+    return doc["graph_module"]["graph"]
+
+
+#: (what, program dict, message of the careful decoder); every one is refused by both paths
+BAD_PROGRAMS = [
+    ("giant int size", _with(lambda d, v: _graph(d)["tensor_values"]["x"]["sizes"].__setitem__(0, {"as_int": v}), _GIANT),
+     r"Integer of 16607 bits has more than 4300 digits - at `\$.graph_module.graph.tensor_values.x.sizes\[0\].as_int`"),
+    ("giant negative int", _with(lambda d, v: _graph(d)["tensor_values"]["x"]["storage_offset"].__setitem__("as_int", v),
+                                 -_GIANT), r"more than 4300 digits - at `\$.graph_module.graph.tensor_values.x"),
+    ("giant int in a list of ints",
+     _with(lambda d, v: d["graph_module"]["graph"]["nodes"][0]["inputs"][0].__setitem__("arg", {"as_ints": [1, v]}),
+           _GIANT), r"more than 4300 digits - at `\$.graph_module.graph.nodes\[0\].inputs\[0\].arg.as_ints\[1\]`"),
+    ("giant int in a dict of ints", _with(lambda d, v: d["opset_version"].__setitem__("aten", v), _GIANT),
+     r"more than 4300 digits - at `\$.opset_version.aten`"),
+    ("giant int as an enum", _with(lambda d, v: _graph(d)["tensor_values"]["x"].__setitem__("dtype", v), _GIANT),
+     r"more than 4300 digits - at `\$.graph_module.graph.tensor_values.x.dtype`"),
+    ("int too large for a float field",
+     _with(lambda d, v: d["graph_module"]["graph"]["nodes"][0]["inputs"][0].__setitem__("arg", {"as_float": v}), 10**400),
+     r"Integer of 1329 bits is out of range for a `float` - at `\$.graph_module.graph.nodes\[0\].inputs\[0\].arg.as_float`"),
+    ("int key in a dict of structs", _with(lambda d, v: _graph(d)["tensor_values"].__setitem__(v, _graph(d)["tensor_values"]["x"]), 1),
+     r"Expected `str` key, got `int` - at `\$.graph_module.graph.tensor_values`"),
+    ("tuple key in a dict of ints", _with(lambda d, v: d["opset_version"].__setitem__(v, 1), ("a",)),
+     r"Expected `str` key, got `tuple` - at `\$.opset_version`"),
+    ("int key in an empty-valued dict", _with(lambda d, v: _graph(d)["sym_int_values"].__setitem__(v, {"as_int": 1}), 7),
+     r"Expected `str` key, got `int` - at `\$.graph_module.graph.sym_int_values`"),
+]
+
+
+@pytest.mark.parametrize("what,doc,message", BAD_PROGRAMS, ids=[c[0] for c in BAD_PROGRAMS])
+def test_fast_and_careful_decoders_refuse_the_same_values(what, doc, message):
+    """from_dict tries the generated fast path first and falls back to the careful decoder:
+    the fast path must never accept what the careful one refuses."""
+    with pytest.raises(Exception):  # noqa: B017 - the fast path raises anything, without a path
+        fast_decoder(schema.ExportedProgram)(doc)
+    with pytest.raises(SerializeError, match=message):
+        _codec._decoder(schema.ExportedProgram)(doc)
+    with pytest.raises(SerializeError, match=message):
+        from_dict(schema.ExportedProgram, doc)
+
+
+def test_the_int_limits_are_the_same_everywhere():
+    from pt2serde import _fastcodec, exprparse
+
+    assert _fastcodec._INT_BOUND == 10**_codec.MAX_INT_DIGITS
+    assert exprparse.MAX_INT_DIGITS == _codec.MAX_INT_DIGITS
+    # the largest accepted ints pass both paths
+    big = 10**4300 - 1
+    doc = _with(lambda d, v: d["opset_version"].__setitem__("aten", v), big)
+    assert fast_decoder(schema.ExportedProgram)(doc).opset_version["aten"] == big
+    assert from_dict(schema.ExportedProgram, doc).opset_version["aten"] == big
+
+
+def test_the_encoder_refuses_what_the_decoder_refuses():
+    program = from_dict(schema.ExportedProgram, _program([_node()]))
+    program.opset_version["aten"] = _GIANT
+    with pytest.raises(SerializeError, match=r"more than 4300 digits - at `\$.opset_version.aten`"):
+        to_dict(program)
+
+
+# ------------------------------------------------------------- JSON expansion budget
+
+
+@pytest.mark.parametrize("unit", [b"[]", b"[[[[]]]]", b"{}", b'{"":0}', b'{"a":[]}'])
+def test_json_of_mostly_brackets_is_refused_before_parsing(unit):
+    data = b"[" + b",".join([unit] * ((4 << 20) // (len(unit) + 1))) + b"]"
+    with pytest.raises(SerializeError, match=r"^payload header would expand to about \d+ bytes of Python objects, "
+                                             r"over the limit of \d+ \(16 per byte of its \d+ bytes, plus 8388608\)"):
+        loads_json(data, what="payload header")
+
+
+@pytest.mark.parametrize("unit", [b"0", b"1.5", b'"ab"', b"null", b'{"name": "x", "value": 1}'])
+def test_json_of_ordinary_values_is_parsed(unit):
+    data = b"[" + b",".join([unit] * ((4 << 20) // (len(unit) + 1))) + b"]"
+    assert len(loads_json(data)) > 100_000
+
+
+def test_small_json_is_never_counted(monkeypatch):
+    monkeypatch.setattr(_codec, "json_expansion", lambda data: pytest.fail("counted a small document"))
+    assert loads_json(b"[" + b",".join([b"[]"] * 10_000) + b"]")[0] == []
+
+
+def test_a_real_program_is_far_under_the_budget():
+    raw = to_json_bytes(from_dict(schema.ExportedProgram, _program([_node(name=f"add{i}") for i in range(20_000)])))
+    assert len(raw) > 4 << 20
+    assert _codec.json_expansion(raw) < 10 * len(raw)
+    assert loads_json(raw)["opset_version"] == {"aten": 10}

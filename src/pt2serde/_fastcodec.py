@@ -63,6 +63,13 @@ def _bad(*_: Any) -> Any:
 
 
 _NONFINITE_IN = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+#: ints of more than 4300 digits are refused (``codec.MAX_INT_DIGITS``; checked equal by a test)
+_INT_BOUND = 10**4300
+
+
+def _ints_ok(values: Any) -> bool:
+    """No int of ``values`` (a list or dict view of ints) has more than 4300 digits."""
+    return not values or (-_INT_BOUND < min(values) and max(values) < _INT_BOUND)
 
 
 def _dfloat(v: Any) -> float:
@@ -80,7 +87,7 @@ def _efloat(v: Any) -> Any:
         if v - v == 0.0:
             return v
         return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
-    return v if t is int else _bad()
+    return v if t is int and -_INT_BOUND < v < _INT_BOUND else _bad()
 
 
 def _estr(v: Any) -> str:
@@ -88,7 +95,7 @@ def _estr(v: Any) -> str:
 
 
 def _eint(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) else _bad()
+    return v if isinstance(v, int) and not isinstance(v, bool) and -_INT_BOUND < v < _INT_BOUND else _bad()
 
 
 def _list(v: Any) -> list:
@@ -100,7 +107,7 @@ def _seq(v: Any) -> Any:
 
 
 def _dict(v: Any) -> dict:
-    return v if type(v) is dict else _bad()
+    return v if type(v) is dict and all(type(k) is str for k in v) else _bad()
 
 
 def _strkeys(v: Any) -> dict:
@@ -126,7 +133,8 @@ class _Gen:
         self.direction = direction
         self.ns: dict[str, Any] = {
             "_bad": _bad, "_dfloat": _dfloat, "_efloat": _efloat, "_estr": _estr, "_eint": _eint,
-            "_list": _list, "_seq": _seq, "_dict": _dict, "_strkeys": _strkeys,
+            "_list": _list, "_seq": _seq, "_dict": _dict, "_strkeys": _strkeys, "_ints_ok": _ints_ok,
+            "_B": _INT_BOUND,
             "_new": object.__new__, "_set": object.__setattr__,
         }
         self.names: dict[Any, str] = {}
@@ -145,6 +153,9 @@ class _Gen:
     def expr(self, tp: Any, src: str) -> str:
         x = self.var()
         dec = self.direction == "decode"
+        if tp is int:
+            fallback = "_bad()" if dec else f"_eint({x})"
+            return f"({x} if type({x} := {src}) is int and -_B < {x} < _B else {fallback})"
         if tp in self._PRIM_EXACT:
             t = self._PRIM_EXACT[tp]
             fallback = "_bad()" if dec or tp is bool else ("_estr" if tp is str else "_eint") + f"({x})"
@@ -162,8 +173,9 @@ class _Gen:
             if elem in self._PRIM_EXACT:
                 t = self._PRIM_EXACT[elem]
                 body, kinds = (x, "(list,)") if dec else (f"list({x})", "(list, tuple)")
+                ok = f" and _ints_ok({x})" if elem is int else ""
                 return (f"({body} if type({x} := {src}) in {kinds} "
-                        f"and all(type({e}) is {t} for {e} in {x}) else _bad())")
+                        f"and all(type({e}) is {t} for {e} in {x}){ok} else _bad())")
             return f"[{self.expr(elem, e)} for {e} in {check}({src})]"
         if origin is dict:
             _, val = typing.get_args(tp)
@@ -171,8 +183,9 @@ class _Gen:
             check = "_dict" if dec else "_strkeys"
             if dec and val in self._PRIM_EXACT:
                 t = self._PRIM_EXACT[val]
-                return (f"({x} if type({x} := {src}) is dict "
-                        f"and all(type({e}) is {t} for {e} in {x}.values()) else _bad())")
+                ok = f" and _ints_ok({x}.values())" if val is int else ""
+                return (f"({x} if type({x} := {src}) is dict and all(type({k}) is str for {k} in {x}) "
+                        f"and all(type({e}) is {t} for {e} in {x}.values()){ok} else _bad())")
             return f"{{{k}: {self.expr(val, e)} for {k}, {e} in {check}({src}).items()}}"
         if isinstance(tp, type) and issubclass(tp, IntEnum):
             table = self.const({int(m): m for m in tp} if dec else frozenset(int(m) for m in tp))

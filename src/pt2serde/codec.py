@@ -39,11 +39,33 @@ __all__ = [
     "unknown_fields",
     "MAX_JSON_BYTES",
     "MAX_NESTING",
+    "MAX_INT_DIGITS",
+    "JSON_EXPANSION",
+    "JSON_EXPANSION_FLOOR",
+    "check_json_expansion",
 ]
 
 T = TypeVar("T")
 
 MAX_JSON_BYTES = 1 << 31  # refuse documents over 2 GiB before parsing them
+
+#: Integers of the wire format have at most this many decimal digits: CPython's default
+#: ``int`` parsing limit, so ``from_dict`` refuses from a Python caller exactly what the JSON
+#: reader refuses from a file (and :mod:`pt2serde.exprparse` from an expression string).
+MAX_INT_DIGITS = 4300
+_INT_BOUND = 10**MAX_INT_DIGITS
+
+#: JSON expansion budget: the Python objects one document may become, estimated from its
+#: bytes before they are parsed, at most ``JSON_EXPANSION`` bytes per byte of JSON plus
+#: ``JSON_EXPANSION_FLOOR``. The estimate charges what CPython 3.11 spends on each token
+#: (strings included): a list 72 bytes (``[``), a dict 184 (``{``), an item 16 (``,``/``:``).
+#: Real documents estimate at 5-11 bytes per byte (programs of 1k-5k nodes: 6.7-7.0,
+#: payload headers: 9-11, every compat-corpus record: at most 9 above 1 KB); nested ``[]``
+#: estimate at 40 and cost 36 (``[[[[]]]]``), so a 64 MiB document of them is refused
+#: instead of becoming 2.3 GiB of lists.
+JSON_EXPANSION = 16
+JSON_EXPANSION_FLOOR = 8 << 20
+_TOKEN_COST = ((b"[", 72), (b"{", 184), (b",", 16), (b":", 16))
 
 _NONFINITE_IN = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
 
@@ -97,8 +119,19 @@ def _optional_of(tp: Any) -> Any:
 
 def _dec_int(v: Any) -> int:
     if type(v) is int:
-        return v
+        if -_INT_BOUND < v < _INT_BOUND:
+            return v
+        raise WireError(_giant_int(v))
     raise WireError(f"Expected `int`, got `{_json_type(v)}`")
+
+
+def _giant_int(v: int) -> str:
+    return f"Integer of {v.bit_length()} bits has more than {MAX_INT_DIGITS} digits"
+
+
+def _ints_in_range(values: Any) -> bool:
+    """Every int of ``values`` (ints only) has at most MAX_INT_DIGITS digits."""
+    return not values or (-_INT_BOUND < min(values) and max(values) < _INT_BOUND)
 
 
 def _dec_str(v: Any) -> str:
@@ -118,7 +151,10 @@ def _dec_float(v: Any) -> float:
     if t is float:
         return v
     if t is int:
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:
+            raise WireError(f"Integer of {v.bit_length()} bits is out of range for a `float`") from None
     if t is str and v in _NONFINITE_IN:
         return _NONFINITE_IN[v]
     raise WireError(f"Expected `float`, got `{_json_type(v)}`")
@@ -185,11 +221,15 @@ def _list_decoder(elem: Any) -> Codec:
                 raise WireError(expected.format(_json_type(v)))
             for x in v:
                 if type(x) is not exact:
-                    for i, y in enumerate(v):
-                        try:
-                            dec_elem(y)
-                        except WireError as e:
-                            raise e.push(i)
+                    break
+            else:
+                if exact is not int or _ints_in_range(v):
+                    return v
+            for i, y in enumerate(v):
+                try:
+                    dec_elem(y)
+                except WireError as e:
+                    raise e.push(i)
             return v
 
         return dec_list_prim
@@ -220,8 +260,9 @@ def _dict_decoder(val: Any) -> Codec:
         def dec_dict_prim(v: Any) -> dict:
             if type(v) is not dict:
                 raise WireError(f"Expected `object`, got `{_json_type(v)}`")
+            _check_keys(v)
             for k, x in v.items():
-                if type(x) is not val:
+                if type(x) is not val or val is int:
                     try:
                         dec_prim(x)
                     except WireError as e:
@@ -235,6 +276,7 @@ def _dict_decoder(val: Any) -> Codec:
     def dec_dict(v: Any) -> dict:
         if type(v) is not dict:
             raise WireError(f"Expected `object`, got `{_json_type(v)}`")
+        _check_keys(v)
         dec_val = holder[0]
         out = {}
         for k, x in v.items():
@@ -248,6 +290,13 @@ def _dict_decoder(val: Any) -> Codec:
     return dec_dict
 
 
+def _check_keys(v: dict) -> None:
+    """Object keys are strings (always so from JSON; a Python caller may pass others)."""
+    for k in v:
+        if type(k) is not str:
+            raise WireError(f"Expected `str` key, got `{_json_type(k)}`")
+
+
 def _enum_decoder(enum_cls: type[IntEnum]) -> Codec:
     members = {int(m): m for m in enum_cls}
     allowed = ", ".join(str(k) for k in members)
@@ -257,6 +306,8 @@ def _enum_decoder(enum_cls: type[IntEnum]) -> Codec:
             try:
                 return members[v]
             except KeyError:
+                if not -_INT_BOUND < v < _INT_BOUND:
+                    raise WireError(_giant_int(v)) from None
                 raise WireError(
                     f"Invalid enum value {v} for `{enum_cls.__name__}` (expected one of {allowed})"
                 ) from None
@@ -363,8 +414,11 @@ def loads_json(
     """
     if len(data) > max_bytes:
         raise SerializeError(f"{what} is {len(data)} bytes, over the limit of {max_bytes} bytes")
+    if not isinstance(data, (str, bytes)):
+        data = bytes(data)
+    check_json_expansion(data, what)
     try:
-        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        text = data if isinstance(data, str) else data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise SerializeError(f"{what} is not valid UTF-8 (byte {e.start})") from None
     if nonfinite is None:
@@ -383,6 +437,40 @@ def loads_json(
         raise SerializeError(f"{what} is nested too deeply to parse") from None
     except ValueError as e:  # e.g. an integer past CPython's digit limit
         raise SerializeError(f"{what} cannot be read: {e}") from None
+
+
+def json_expansion(data: bytes | str) -> int:
+    """Estimated bytes of the Python objects ``json.loads(data)`` makes (see :data:`JSON_EXPANSION`).
+
+    Tokens are counted everywhere, strings included: an overestimate only for punctuation
+    inside strings, and the JSON that real documents keep in strings (treespecs, custom
+    metadata) is parsed again later anyway. Runs at the speed of ``bytes.count``.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    return sum(cost * data.count(token) for token, cost in _TOKEN_COST)
+
+
+def check_json_expansion(data: bytes | str, what: str = "JSON document") -> None:
+    """Refuse JSON text whose parse would make more Python objects than its size justifies:
+    over ``JSON_EXPANSION`` bytes of objects per byte plus ``JSON_EXPANSION_FLOOR`` (estimated
+    by :func:`json_expansion`, before anything is parsed). Every JSON reader of file data
+    calls this, directly or through :func:`loads_json`."""
+    budget = JSON_EXPANSION * len(data) + JSON_EXPANSION_FLOOR
+    if len(data) * 184 <= budget:  # not even all-`{` could reach the budget
+        return
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    # `,` and `:` that json.loads acts on are at most one byte in two (a value lies between
+    # two of them), so two counts settle most documents (programs: about 13 per byte)
+    if 72 * raw.count(b"[") + 184 * raw.count(b"{") + 8 * len(raw) <= budget:
+        return
+    cost = json_expansion(raw)
+    if cost > budget:
+        raise SerializeError(
+            f"{what} would expand to about {cost} bytes of Python objects, over the limit of {budget} "
+            f"({JSON_EXPANSION} per byte of its {len(data)} bytes, plus {JSON_EXPANSION_FLOOR}): "
+            "it is mostly brackets, braces and separators"
+        )
 
 
 class _DuplicateKey(Exception):
@@ -453,7 +541,9 @@ def unknown_fields(cls: type, data: Any) -> list[str]:
 
 def _enc_int(v: Any) -> int:
     if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):
-        return v
+        if -_INT_BOUND < v < _INT_BOUND:
+            return v
+        raise WireError(_giant_int(v))
     raise WireError(f"Expected `int`, got `{type(v).__name__}`")
 
 
@@ -478,7 +568,7 @@ def _enc_float(v: Any) -> Any:
             return v
         return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
     if t is int:
-        return v
+        return _enc_int(v)
     raise WireError(f"Expected `float`, got `{t.__name__}`")
 
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import io
-import math
 import sys
 import warnings
 from typing import Any, Callable
 
 import torch
 
-from . import codec, payload, schema, tables
+from . import codec, extent, payload, schema, tables
 from .errors import SerializeError
 
 __all__ = [
@@ -35,6 +34,7 @@ __all__ = [
     "decode_payload",
     "is_fake",
     "meta_tensor",
+    "to_device",
 ]
 
 
@@ -102,33 +102,21 @@ class StorageTable:
         return len(self.storages) - 1
 
 
-def check_view_bounds(meta: schema.TensorMeta, nbytes: int, where: str) -> tuple:
-    """Concrete (sizes, strides, offset) of ``meta``, checked to lie within ``nbytes``."""
+def check_view_bounds(meta: schema.TensorMeta, nbytes: int | None, where: str) -> tuple:
+    """Concrete (sizes, strides, offset) of ``meta``, checked by :func:`pt2serde.extent.view_problem`
+    to lie within ``nbytes`` (None: a meta tensor, no storage), whatever the device: nothing
+    it reaches or stands for passes 2**63 bytes, and an expanded (zero-stride) tensor
+    stands for a bounded dense size."""
     try:
         sizes = [s.as_int for s in meta.sizes]
         strides = [s.as_int for s in meta.strides]
         offset = meta.storage_offset.as_int
     except AttributeError:
         raise SerializeError(f"{where}: stored tensors need concrete sizes, strides and offset") from None
-    if len(sizes) != len(strides):
-        raise SerializeError(f"{where}: {len(sizes)} sizes but {len(strides)} strides")
-    if any(s < 0 for s in sizes) or any(s < 0 for s in strides) or offset < 0:
-        raise SerializeError(f"{where}: negative size, stride or offset ({sizes}, {strides}, {offset})")
-    if math.prod(sizes) >= 1 << 63 or any(s >= 1 << 63 for s in strides) or offset >= 1 << 63:
-        raise SerializeError(f"{where}: sizes {sizes} hold more than 2**63 elements" if math.prod(sizes) >= 1 << 63
-                             else f"{where}: strides {strides} or offset {offset} reach past 2**63")
     itemsize = tables.dtype_from_wire(meta.dtype).itemsize
-    if 0 in sizes:
-        if offset * itemsize > nbytes:
-            raise SerializeError(f"{where}: storage offset {offset} lies past the end of the storage ({nbytes} bytes)")
-        return sizes, strides, offset
-    last = offset + sum((n - 1) * st for n, st in zip(sizes, strides))
-    need = (last + 1) * itemsize
-    if need > nbytes:
-        raise SerializeError(
-            f"{where}: sizes {sizes}, strides {strides} and offset {offset} need {need} bytes "
-            f"but the storage holds {nbytes}"
-        )
+    problem = extent.view_problem(sizes, strides, offset, itemsize, nbytes, has_data=meta.device.type != "meta")
+    if problem is not None:
+        raise SerializeError(f"{where}: {problem}")
     return sizes, strides, offset
 
 
@@ -163,7 +151,7 @@ def view_from_buffer(storage: torch.UntypedStorage, meta: schema.TensorMeta, whe
 
 def meta_tensor(meta: schema.TensorMeta, is_param: bool, where: str = "tensor") -> torch.Tensor:
     """A tensor on the ``meta`` device (no data) with the stored geometry."""
-    sizes, strides, _ = check_view_bounds(meta, math.inf, where)  # type: ignore[arg-type]
+    sizes, strides, _ = check_view_bounds(meta, None, where)
     t = torch.empty_strided(sizes, strides, dtype=tables.dtype_from_wire(meta.dtype), device="meta")
     return parameter(t, meta.requires_grad, where) if is_param else t
 
@@ -176,11 +164,25 @@ def parameter(t: torch.Tensor, requires_grad: bool, where: str = "tensor") -> to
     return torch.nn.Parameter(t, requires_grad=requires_grad)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` on ``device`` with its sizes, strides and storage offset kept.
+
+    Copies the bytes the view reaches and views them again, as ``torch.load`` restores a
+    storage and its views: ``t.to(device)`` would materialize an expanded (zero-stride)
+    tensor densely, so a few stored bytes could claim a huge device allocation.
+    """
+    if t.numel() == 0:
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
+    reach = 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride()))
+    flat = torch.as_strided(t, (reach,), (1,), t.storage_offset()).to(device)
+    return torch.as_strided(flat, t.shape, t.stride(), flat.storage_offset())
+
+
 def _finish(t: torch.Tensor, meta: schema.TensorMeta, is_param: bool, where: str = "tensor") -> torch.Tensor:
     device = tables.device_from_wire(meta.device)
     if device.type != "cpu":
         try:
-            t = t.to(device)
+            t = to_device(t, device)
         except Exception as e:  # noqa: BLE001 - no such backend here (ipu, cuda without CUDA...), bad index
             raise SerializeError(f"{where}: cannot place the tensor on {device}: {type(e).__name__}: {e}") from None
     if is_param:

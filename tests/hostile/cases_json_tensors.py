@@ -1,0 +1,94 @@
+"""JSON expansion and tensor arithmetic (issue 10, findings 10 and 12a/12c/12d).
+
+* nested ``[]`` / ``{}`` spending the archive's inflation allowance: refused by the JSON
+  expansion budget (``codec.check_json_expansion``) before anything is parsed;
+* a meta-device weight whose strides reach past 2**63 (it used to load with a negative
+  storage ``nbytes``), and one whose size in bytes does;
+* a legal zero-stride ``[2**40]`` weight over 4 bytes: refused (an expanded tensor stands for
+  at most ``extent.MAX_OVERLAPPING_BYTES``), while a small expanded weight loads, zero stride
+  kept (on the meta device the same ``[2**40]`` loads: ``tests/test_tensor_extents.py``);
+* an integer of 5000 digits in the document (the JSON reader refuses it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from everywhere import MODEL, Case, base_archive, document_of
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import test_hostile_archives as H  # noqa: E402
+from pt2serde.archive import ArchiveReader  # noqa: E402
+
+META = {"type": "meta", "index": None}
+
+
+def _deflated_document(extra: bytes, size: int = 60 << 20) -> Callable:
+    """The base archive with ``model.json`` deflated and padded, inside an ignored field, with
+    ``extra`` repeated to about ``size`` bytes (a few hundred KB in the file)."""
+
+    def build(marker: str) -> bytes:
+        reader = ArchiveReader(base_archive())
+        root = reader.root_folder()
+        doc = reader.read(f"{root}/{MODEL}")
+        assert doc.endswith(b"}")
+        padded = doc[:-1] + b', "pad": [' + extra * (size // (len(extra) + 1)) + extra[:-1] + b"]}"
+        records = [(n.encode(), padded if n.endswith(MODEL) else reader.read(n)) for n in reader.names()]
+        stored = H.raw_zip([r for r in records if not r[0].endswith(MODEL.encode())])
+        packed = H.raw_zip([r for r in records if r[0].endswith(MODEL.encode())], method=8)
+        return H._merge(stored, packed)
+
+    return build
+
+
+def _tensor_values(doc: dict, name: str, **fields) -> None:
+    """Give the graph's tensor ``name`` the stored geometry (so the document agrees with the
+    weight, and the only question left is the weight itself)."""
+    doc["graph_module"]["graph"]["tensor_values"][name].update(fields)
+
+
+def _weight_case(name: str, fqn: str, graph_name: str, refused: str | None, **meta) -> Case:
+    def build(marker: str) -> bytes:
+        data = H.with_meta(base_archive(), fqn, **meta)
+        doc = document_of(data)
+        _tensor_values(doc, graph_name, **{k: v for k, v in meta.items() if k in ("sizes", "strides", "device")})
+        return H.rewrite(data, replace={MODEL: json.dumps(doc).encode()})
+
+    return Case(name, build, refused)
+
+
+def _giant_int(digits: int) -> Callable:
+    """An integer of ``digits`` digits where an int belongs: the first size of the input ``x``
+    (written as text: ``json.dumps`` refuses such an int)."""
+
+    def build(marker: str) -> bytes:
+        data = base_archive()
+        doc = document_of(data)
+        doc["graph_module"]["graph"]["tensor_values"]["x"]["sizes"][0] = {"as_int": 123456789123456789}
+        text = json.dumps(doc).replace("123456789123456789", "9" * digits)
+        return H.rewrite(data, replace={MODEL: text.encode()})
+
+    return build
+
+CASES = [
+    Case("JSON expansion: 60 MiB of nested [] deflated", _deflated_document(b"[[[[]]]],"),
+         r"ExportedProgram document would expand to about \d+ bytes of Python objects, over the limit"),
+    Case("JSON expansion: 60 MiB of {} deflated", _deflated_document(b"{},"),
+         r"ExportedProgram document would expand to about \d+ bytes of Python objects, over the limit"),
+    _weight_case("meta weight with strides near 2**63", "w", "p_w",
+                 r"strides \[4611686018427387904, 4611686018427387903\] and storage offset 0 reach byte \d+, past 2\*\*63",
+                 device=META, strides=H.ints(2**62, 2**62 - 1)),
+    _weight_case("meta weight of 2**64 bytes", "w", "p_w",
+                 r"sizes \[2147483648, 2147483648\] of 4-byte elements hold 18446744073709551616 bytes, past 2\*\*63",
+                 device=META, sizes=H.ints(2**31, 2**31), strides=H.ints(0, 0)),
+    _weight_case("zero-stride [2**40] weight over 4 bytes", "b", "b_b",
+                 r"sizes \[1099511627776\] and strides \[0\] overlap in storage: 4 stored bytes stand for "
+                 r"4398046511104 bytes of tensor, over the limit of 67108864",
+                 sizes=H.ints(2**40), strides=H.ints(0)),
+    _weight_case("zero-stride [1000] weight loads", "b", "b_b", None, sizes=H.ints(1000), strides=H.ints(0)),
+    Case("5000-digit integer in the document", _giant_int(5000),
+         r"ExportedProgram document cannot be read: Exceeds the limit \(4300 digits\)"),
+]

@@ -67,7 +67,8 @@ def _archive_with(config_rel: str, config: bytes) -> package._Archive:
     (as they view the copy-on-write mapping of a path)."""
     records = [(f"{ROOT}/{rel}", data) for rel, data in RECORDS.items()]
     records.append((f"{ROOT}/{config_rel}", config))
-    records += [(f"{ROOT}/archive_format", b"pt2"), (f"{ROOT}/archive_version", b"0")]
+    records += [(f"{ROOT}/archive_format", b"pt2"), (f"{ROOT}/archive_version", b"0"),
+                (f"{ROOT}/models/model.json", b"{}")]  # an archive holds a program (the document is not read)
     view = _common.guarded(_common.build_zip(records))
     real = package.ArchiveReader
     package.ArchiveReader = lambda source, mmap=None: real(source.view)
@@ -92,7 +93,7 @@ def target(data: bytes) -> None:
         rel = CONFIGS[data[1] & 1]
         folder = rel.rsplit("/", 1)[0] + "/"
         archive = _archive_with(rel, body)
-        config = package._config(archive, rel)
+        config = package._config(archive, f"{ROOT}/{rel}")
         storages = getattr(archive, "storages", None) or package._Storages(archive)
         values = package._tensor_entries(archive, folder, config, storages, False, None)
         _check_values(values, rel)

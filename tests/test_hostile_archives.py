@@ -26,6 +26,7 @@ import torch
 import pt2serde
 from memory import PeakGrowth
 from pt2serde import archive as archive_mod
+from pt2serde import contents as contents_mod
 from pt2serde import package as package_mod
 from pt2serde.archive import ArchiveReader, ArchiveWriter
 from pt2serde.torchsave import load_torch_save
@@ -435,13 +436,15 @@ CASES = {
                                r"^record archive/archive_format: missing; not a PT2 archive$"),
     "no program": (lambda b, m: rewrite(b, drop=("models/model.json",)),
                    r"^(program 'model' is not in the archive; it holds no program"  # load
-                   r"|record archive/models/: the archive holds no program)$"),  # load_all
+                   r"|record archive/models/: the archive holds no program \(no models/<name>\.json record\))$"),
     "weights config missing": (lambda b, m: rewrite(b, drop=(WEIGHTS,)),
-                               r"^record archive/data/weights/model_weights_config\.json not found in the archive$"),
+                               r"^record archive/data/weights/model_weights_config\.json: the program has no weights config "
+                               r"\(record missing\)$"),
     "weight record missing": (lambda b, m: rewrite(b, drop=("data/weights/weight_0",)),
-                              r"^record archive/data/weights/weight_0 not found in the archive$"),
+                              r"^record archive/data/weights/model_weights_config\.json: entry 'w' names record 'weight_0', "
+                              r"which is missing - at `\$\.config\.w\.path_name`$"),
     "sample inputs missing": (lambda b, m: rewrite(b, drop=("data/sample_inputs/model.pt",)),
-                              r"^record archive/data/sample_inputs/model\.pt not found in the archive$"),
+                              r"^record archive/data/sample_inputs/model\.pt: sample inputs record is missing$"),
     "config not UTF-8": (lambda b, m: rewrite(b, replace={WEIGHTS: b'{"config": {"\xff\xfe": 1}}'}),
                          r"^record archive/data/weights/model_weights_config\.json is not valid UTF-8 \(byte 13\)$"),
     "config not JSON": (lambda b, m: rewrite(b, replace={WEIGHTS: b'{"config": {'}),
@@ -480,19 +483,22 @@ CASES = {
     "sizes and strides disagree": (lambda b, m: with_meta(b, "w", strides=ints(1)),
                                    r"^record archive/data/weights/weight_0: 2 sizes but 1 strides$"),
     "path_name escapes the folder": (lambda b, m: with_config(b, WEIGHTS, lambda c: c["w"].update(path_name="../../archive_format")),
-                                     r"^record archive/data/weights/: entry 'w' names an invalid record '\.\./\.\./archive_format'$"),
+                                     r"^record archive/data/weights/model_weights_config\.json: entry 'w' names an invalid "
+                                     r"record '\.\./\.\./archive_format' - at `\$\.config\.w\.path_name`$"),
     "path_name absolute": (lambda b, m: with_config(b, WEIGHTS, lambda c: c["w"].update(path_name="/etc/passwd")),
-                           r"entry 'w' names an invalid record '/etc/passwd'$"),
+                           r"entry 'w' names an invalid record '/etc/passwd' - at `\$\.config\.w\.path_name`$"),
     "path_name empty": (lambda b, m: with_config(b, WEIGHTS, lambda c: c["w"].update(path_name="")),
-                        r"entry 'w' names an invalid record ''$"),
+                        r"entry 'w' names an invalid record '' - at `\$\.config\.w\.path_name`$"),
     "path_name missing record": (lambda b, m: with_config(b, WEIGHTS, lambda c: c["w"].update(path_name="weight_99")),
-                                 r"^record archive/data/weights/weight_99 not found in the archive$"),
+                                 r"^record archive/data/weights/model_weights_config\.json: entry 'w' names record "
+                                 r"'weight_99', which is missing - at `\$\.config\.w\.path_name`$"),
     "empty record, huge tensor": (lambda b, m: rewrite(with_meta(b, "w", sizes=ints(1 << 20, 1 << 20), strides=ints(1 << 20, 1)),
                                                        replace={"data/weights/weight_0": b""}),
                                   r"^record archive/data/weights/weight_0: the record is empty but the tensor needs "
                                   r"4398046511104 bytes$"),
     "no tensor metadata": (lambda b, m: with_config(b, WEIGHTS, lambda c: c["w"].update(tensor_meta=None)),
-                           r"^record archive/data/weights/weight_0: entry 'w' has no tensor metadata$"),
+                           r"^record archive/data/weights/model_weights_config\.json: entry 'w' has no tensor metadata "
+                           r"- at `\$\.config\.w\.tensor_meta`$"),
     "config of the wrong shape": (lambda b, m: rewrite(b, replace={WEIGHTS: b'{"config": [1, 2]}'}),
                                   r"^record archive/data/weights/model_weights_config\.json: .* - at `\$\.config`$"),
     "unknown device": (lambda b, m: with_meta(b, "w", device={"type": "warp_drive", "index": None}), r"warp_drive"),
@@ -675,14 +681,14 @@ def test_seeded_bit_flips_in_headers(base, marker):
 
 
 def test_config_over_the_size_cap(base, monkeypatch):
-    monkeypatch.setattr(package_mod, "MAX_CONFIG_BYTES", 100)
+    monkeypatch.setattr(contents_mod, "MAX_CONFIG_BYTES", 100)
     with pytest.raises(pt2serde.SerializeError,
                        match=r"^record 'archive/data/weights/model_weights_config\.json' is \d+ bytes, over the limit of 100$"):
         load(base)
 
 
 def test_document_over_the_size_cap(base, monkeypatch):
-    monkeypatch.setattr(package_mod, "MAX_DOCUMENT_BYTES", 1000)
+    monkeypatch.setattr(contents_mod, "MAX_DOCUMENT_BYTES", 1000)
     with pytest.raises(pt2serde.SerializeError,
                        match=r"^record 'archive/models/model\.json' is \d+ bytes, over the limit of 1000$"):
         load(base)

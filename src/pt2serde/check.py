@@ -34,16 +34,13 @@ from . import _srepr, codec, schema, upgrade
 from ._fastcodec import MAX_NESTING, RECURSIVE_MEMBERS
 from ._wire import Union
 from .archive import ArchiveReader
-from .contents import (LEGACY_VERSION, PICKLE_KINDS, Problem, ProgramRecords, Pt2Archive, TensorEntry, entry_globals,
-                       key_path)
-from .picklewalk import describe_torch_save
+from .contents import Problem, ProgramRecords, Pt2Archive, TensorEntry, key_path
+from .picklewalk import describe_torch_save, pickle_globals
 from .wiretext import DTYPES, sym_text
 from .errors import SerializeError
 
 __all__ = ["Problem", "check_archive", "check_document", "check_program", "check_shape"]
 
-ARCHIVE_FORMAT = "pt2"
-ARCHIVE_VERSION = "0"
 _CRC_CHUNK = 8 << 20
 
 
@@ -463,31 +460,34 @@ def _check_program_records(archive: Pt2Archive, model: str, out: list[Problem]) 
         out.append(Problem(str(e), rec, rec))
         raw = None
     if archive.layout == "legacy":
-        _check_legacy_version(archive, raw, out)
+        out += archive.version_problems(raw)
     doc, problems = check_document(raw, rec) if raw is not None else (None, [])
     out += problems
     found: list[Problem] = []
     weights = pr.entries("weights", found)
     constants = pr.entries("constants", found)
-    out += found
-    for e in weights + constants:
-        if e.needs_pickle:
-            names = entry_globals(archive, e)
-            named = f"; its pickle names {', '.join(names)}" if names else ""
-            out.append(Problem(f"`{e.name}` is {PICKLE_KINDS[e.kind]}; loading it needs allow_pickle=True{named}",
-                               e.own_record or e.record or pr.config_record(e.folder), pr.config_record(e.folder),
-                               level="warning"))
+    out += [_with_pickle_names(archive, p) for p in found]
     if doc is not None:
         _check_payload_names(doc, pr, weights, constants, out)
-    if pr.sample_record not in archive.reader:
-        if archive.layout != "legacy":  # optional in the plain zip (the loader reads no example inputs)
-            out.append(Problem("sample inputs record is missing", pr.sample_record, pr.sample_record))
-    elif archive.reader.entry(pr.sample_record).size:
+    out += pr.sample_problems()
+    if pr.sample_record in archive.reader and archive.reader.entry(pr.sample_record).size:
         try:
             describe_torch_save(archive.reader.view(pr.sample_record), pr.sample_record)
         except SerializeError as e:
             out.append(Problem(f"sample inputs cannot be read without unpickling ({e}); loading them needs "
-                               "allow_pickle=True", pr.sample_record, pr.sample_record, level="warning"))
+                               "allow_pickle=True", pr.sample_record, pr.sample_record, level="warning",
+                               needs_pickle=True))
+
+
+def _with_pickle_names(archive: Pt2Archive, p: Problem) -> Problem:
+    """A payload entry that needs unpickling, with what its pickle names (read, never run)."""
+    if not p.needs_pickle or p.where not in archive.reader:
+        return p
+    try:
+        names = pickle_globals(archive.reader.view(p.where))
+    except SerializeError:
+        return p
+    return dataclasses.replace(p, message=f"{p.message} Its pickle names {', '.join(names)}.") if names else p
 
 
 def _check_payload_names(doc: schema.ExportedProgram, pr: ProgramRecords, weights: list[TensorEntry],
@@ -531,27 +531,6 @@ def _check_payload_names(doc: schema.ExportedProgram, pr: ProgramRecords, weight
                 f"{want_dtype}{want_sizes}", f"$.config{key_path(name)}" if entry.inner is None else record, record))
 
 
-def _check_legacy_version(archive: Pt2Archive, raw: Any, out: list[Problem]) -> None:
-    """The plain zip's ``version`` record: present, "major.minor", and the document's version."""
-    text = archive.version_record()
-    if text is None:
-        out.append(Problem("missing: the plain zip of PyTorch 2.5-2.7 records its schema version here; no reader "
-                           "loads the archive without it", LEGACY_VERSION, LEGACY_VERSION))
-        return
-    parts = text.strip().split(".")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        out.append(Problem(f"{text.strip()[:16]!r} is not a schema version 'major.minor'", LEGACY_VERSION,
-                           LEGACY_VERSION))
-        return
-    try:
-        major, minor = upgrade.document_version(raw)
-    except SerializeError:
-        return  # an unreadable document: reported with the document
-    if (int(parts[0]), int(parts[1])) != (major, minor):
-        out.append(Problem(f"says schema {text.strip()} but the document's schema_version is {major}.{minor}",
-                           LEGACY_VERSION, LEGACY_VERSION, level="warning" if int(parts[0]) == major else "error"))
-
-
 def check_archive(source: ArchiveReader | Pt2Archive, *, crc: bool = True,
                   progress: Callable[[int], None] | None = None) -> list[Problem]:
     """Every problem of a program archive (see the module docstring). ``crc``: verify every
@@ -561,9 +540,8 @@ def check_archive(source: ArchiveReader | Pt2Archive, *, crc: bool = True,
     neither a single root folder nor the plain zip of PyTorch 2.5-2.7).
     """
     archive = source if isinstance(source, Pt2Archive) else Pt2Archive(source)
-    out: list[Problem] = []
-    if archive.layout == "pt2":
-        _check_markers(archive, out)
+    archive.zero_filled = 0  # the zero-fill allowance counts over one pass through the archive
+    out: list[Problem] = archive.container_problems()
     for model in archive.models():
         _check_program_records(archive, model, out)
     if crc:
@@ -576,29 +554,6 @@ def check_archive(source: ArchiveReader | Pt2Archive, *, crc: bool = True,
             if not good:
                 out.append(Problem("CRC-32 does not match the stored checksum: the record is corrupt", name, name))
     return out
-
-
-def _check_markers(archive: Pt2Archive, out: list[Problem]) -> None:
-    fmt = archive.small("archive_format")
-    rec = archive.name("archive_format")
-    if fmt is None:
-        out.append(Problem("missing: not marked as a PT2 archive", rec, rec))
-    elif fmt != ARCHIVE_FORMAT:
-        out.append(Problem(f"holds {fmt[:16]!r}, not {ARCHIVE_FORMAT!r}", rec, rec))
-    version = archive.small("archive_version")
-    rec = archive.name("archive_version")
-    if version is None:
-        out.append(Problem("missing", rec, rec))
-    elif version.strip() != ARCHIVE_VERSION:
-        out.append(Problem(f"archive version {version[:16]!r} is not the supported version {ARCHIVE_VERSION!r}",
-                           rec, rec))
-    order = archive.small("byteorder")
-    if order is not None and order != "little":
-        rec = archive.name("byteorder")
-        out.append(Problem(f"byte order {order[:16]!r} is not supported (only 'little')", rec, rec))
-    if not archive.models():
-        rec = archive.name("models/")
-        out.append(Problem("the archive holds no program (no models/<name>.json record)", rec, rec))
 
 
 def _crc_ok(archive: Pt2Archive, name: str, progress: Callable[[int], None] | None) -> bool:

@@ -28,6 +28,12 @@ Two layouts are understood (``RECORDS``, also used by ``package``):
 Problems found while reading (a missing record, a tensor that does not fit its storage)
 are collected as :class:`Problem` objects instead of raised, so that ``validate`` can
 report all of them and ``inspect`` can show what it could read.
+
+This is the one checked model of an archive: ``package`` (``load``/``load_all``) reads
+through it too, and raises the first problem (:meth:`Problem.error`) where ``validate``
+(:func:`pt2serde.check.check_archive`) lists all of them. Layout detection, the marker
+records, record names, size caps, payload configs (and their ``pt2serde_shares`` links),
+tensor geometry and the zero-fill allowance live here once.
 """
 
 from __future__ import annotations
@@ -52,19 +58,25 @@ __all__ = [
     "storage_view",
     "element_chunks",
     "tensor_chunks",
-    "byte_chunks",
     "tensor_problems",
     "PICKLE_KINDS",
     "SHARES_KEY",
 ]
 
-SHARES_KEY = "pt2serde_shares"  # same key as package.SHARES_KEY (package imports torch)
+#: extra key in a PayloadMeta entry (ignored by PyTorch's reader): the record that holds the
+#: whole storage this entry views, when it is another record than its own (aliasing across
+#: the weights and constants folders, or across dtypes). Anything but an existing record of
+#: those folders is ignored (the entry reads its own record).
+SHARES_KEY = "pt2serde_shares"
 WEIGHTS_DIR = "data/weights/"
 CONSTANTS_DIR = "data/constants/"
+ARCHIVE_FORMAT = "pt2"  # the `archive_format` record
+ARCHIVE_VERSION = "0"  # the `archive_version` record
+BYTE_ORDER = "little"  # the optional `byteorder` record
 MAX_CONFIG_BYTES = 256 << 20
 MAX_DOCUMENT_BYTES = 2 << 30
 MAX_DIMS = 64
-MAX_ZERO_FILL = 64 << 20  # an empty record reads as zeros, up to this much more than the file (package and validate)
+MAX_ZERO_FILL = 64 << 20  # empty records read as zeros, up to this much more than the file, for the archive in all
 #: Device types ``torch.device`` accepts (PyTorch 2.13); others need a renamed private backend.
 DEVICE_TYPES = frozenset({"cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga",
                           "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone"})
@@ -108,9 +120,32 @@ class Problem:
     where: str
     record: str | None = None
     level: str = "error"
+    #: the problem is that loading needs ``allow_pickle=True`` (a warning: the file is sound,
+    #: but ``load`` with the default ``allow_pickle=False`` refuses it)
+    needs_pickle: bool = False
 
     def __str__(self) -> str:
         return f"{self.message} @ {self.where}"
+
+    def blocks_load(self, allow_pickle: bool = False) -> bool:
+        """Whether ``load(allow_pickle=...)`` refuses the archive because of this problem."""
+        return self.level == "error" or (self.needs_pickle and not allow_pickle)
+
+    def error(self) -> SerializeError:
+        """The problem as ``load`` raises it: ``record <name>: <message>``, and the wire path
+        inside that record when there is one."""
+        if self.where.startswith("$"):
+            return SerializeError(f"record {self.record}: {self.message} - at `{self.where}`")
+        if self.message.startswith(("record '", f"record {self.where} ")):  # names its record already (zip layer)
+            return SerializeError(self.message)
+        return SerializeError(f"record {self.where}: {self.message}")
+
+
+def first_error(problems: list[Problem]) -> None:
+    """Raise the first problem that makes ``load`` refuse the archive (see :meth:`Problem.error`)."""
+    for p in problems:
+        if p.level == "error":
+            raise p.error()
 
 
 def key_path(key: str) -> str:
@@ -139,6 +174,7 @@ class TensorEntry:
     device: str = "cpu"
     own_record: str | None = None  # the entry's own record when ``record`` is a shared one
     inner: str | None = None  # torch.save storage: the record inside ``record``'s zip
+    meta: schema.PayloadMeta | None = None  # raw configs: the decoded entry (what ``load`` builds from)
 
     @property
     def needs_pickle(self) -> bool:
@@ -199,12 +235,66 @@ class Pt2Archive:
             self.layout, self.root = "legacy", ""
         else:
             self.layout = "pt2"
-            try:
-                self.root = reader.root_folder()
-            except SerializeError as e:
-                raise SerializeError(f"not a PT2 archive (nor the plain zip of PyTorch 2.5-2.7): {e}") from None
+            self.root = reader.root_folder()  # raises: neither layout
         self._torch_saves: dict[str, TorchSaveRecord] = {}
         self._fd_cache: int | None = None
+        self.zero_filled = 0  # bytes of zeros the empty records read so far stand for (see zero_fill_problem)
+
+    # ------------------------------------------------------------ the container
+
+    def _marker(self, rel: str) -> bytes | None:
+        """A marker record's bytes (at most 64 and one more, to see that it is longer); None if absent."""
+        name = self.name(rel)
+        if name not in self.reader:
+            return None
+        return bytes(self.reader.view(name)[:65])
+
+    def container_problems(self) -> list[Problem]:
+        """What is wrong with the archive as a whole: its marker records (``archive_format``,
+        ``archive_version``, ``byteorder``; the plain zip's ``version``) and whether it holds a
+        program. ``load`` refuses at the first, ``validate`` lists them all."""
+        out: list[Problem] = []
+
+        def add(rel: str, message: str) -> None:
+            out.append(Problem(message, self.name(rel), self.name(rel)))
+
+        if self.layout == "legacy":
+            text = self.version_record()
+            if text is None:
+                add(LEGACY_VERSION, "missing: the plain zip of PyTorch 2.5-2.7 records its schema version here; no "
+                                    "reader loads the archive without it")
+            elif legacy_version(text) is None:
+                add(LEGACY_VERSION, f"{text.strip()[:16]!r} is not a schema version 'major.minor'")
+            return out
+        fmt = self._marker("archive_format")
+        if fmt is None:
+            add("archive_format", "missing; not a PT2 archive")
+        elif fmt != ARCHIVE_FORMAT.encode():
+            add("archive_format", f"{fmt[:16]!r} is not {ARCHIVE_FORMAT!r}")
+        version = self._marker("archive_version")
+        if version is None or version.strip() != ARCHIVE_VERSION.encode():
+            shown = "missing" if version is None else repr(version[:16].decode("latin1"))
+            add("archive_version", f"saved archive version {shown} does not match our current archive version "
+                                   f"{ARCHIVE_VERSION}")
+        order = self._marker("byteorder")
+        if order is not None and order != BYTE_ORDER.encode():
+            add("byteorder", f"byte order {order[:16]!r} is not supported (only {BYTE_ORDER!r})")
+        if not self.models():
+            add("models/", "the archive holds no program (no models/<name>.json record)")
+        return out
+
+    def zero_fill_problem(self, need: int, where: str, record: str | None) -> Problem | None:
+        """An empty record read as ``need`` bytes of zeros (PyTorch writes fake tensors so): at
+        most :data:`MAX_ZERO_FILL` more than the archive's size, for all its empty records
+        together. Counts ``need`` against that allowance when it fits."""
+        budget = MAX_ZERO_FILL + self.reader.size
+        if need > budget:
+            return Problem(f"the record is empty but the tensor needs {need} bytes", where, record)
+        if self.zero_filled + need > budget:
+            return Problem(f"the record is empty and the empty records of this archive already stand for "
+                           f"{self.zero_filled} bytes of zeros; {need} more is over the limit of {budget}", where, record)
+        self.zero_filled += need
+        return None
 
     def name(self, rel: str) -> str:
         """The full record name of ``rel`` (a name relative to the root folder)."""
@@ -224,6 +314,24 @@ class Pt2Archive:
         if self.layout != "legacy" or LEGACY_VERSION not in self.reader:
             return None
         return bytes(self.reader.view(LEGACY_VERSION)[:64]).decode("utf-8", "replace")
+
+    def version_problems(self, raw: Any) -> list[Problem]:
+        """The plain zip's ``version`` record against the document's ``schema_version``: another
+        major version is an error (no reader loads it), another minor a warning."""
+        text = self.version_record()
+        stated = legacy_version(text) if text is not None else None
+        if stated is None:
+            return []  # missing or malformed: a container problem
+        from .upgrade import document_version
+
+        try:
+            major, minor = document_version(raw)
+        except SerializeError:
+            return []  # an unreadable document: reported with the document
+        if stated == (major, minor):
+            return []
+        return [Problem(f"says schema {text.strip()} but the document's schema_version is {major}.{minor}",
+                        LEGACY_VERSION, LEGACY_VERSION, level="warning" if stated[0] == major else "error")]
 
     def payload_records(self) -> list[str]:
         """Records that hold tensor data (what ``diff`` may read)."""
@@ -263,25 +371,9 @@ class Pt2Archive:
     def torch_save(self, record: str) -> TorchSaveRecord:
         cached = self._torch_saves.get(record)
         if cached is None:
-            cached = describe_torch_save(self.record_view(record), record)
+            cached = describe_torch_save(self.reader.view(record), record)
             self._torch_saves[record] = cached
         return cached
-
-    def record_view(self, record: str, inner: str | None = None) -> memoryview:
-        """The bytes of ``record`` (or of ``inner``, a record inside the ``torch.save`` zip
-        ``record``): a view of the mapped file when stored, and when deflated inflated at most
-        once per opened archive and kept for later calls. What is kept is bounded by the
-        archive's inflation allowance (:class:`ArchiveReader` refuses past it), so a file
-        whose entries all name one deflated record costs one inflation, not one per entry."""
-        reader = self.reader if inner is None else self.torch_save(record).reader
-        name = record if inner is None else inner
-        if reader.entry(name).method == 0:
-            return reader.view(name)
-        cache = self.__dict__.setdefault("_inflated_views", {})
-        view = cache.get((record, inner))
-        if view is None:
-            view = cache[(record, inner)] = reader.view(name)
-        return view
 
     # ------------------------------------------------------------ streaming reads
     # Whole-record passes (CRCs, tensor comparisons) read with pread in chunks instead of
@@ -334,6 +426,14 @@ class Pt2Archive:
         self.reader.close()
 
 
+def legacy_version(text: str) -> tuple[int, int] | None:
+    """The plain zip's ``version`` record ("8.7") as (major, minor); None if it is not one."""
+    parts = text.strip().split(".")
+    if len(parts) != 2 or not all(p.isdigit() and p.isascii() and len(p) <= 9 for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
 def open_archive(path: str | os.PathLike) -> Pt2Archive:
     """Open ``path`` (mapped, nothing read but the zip directory); ``SerializeError`` if unreadable."""
     if os.path.isdir(path):
@@ -359,16 +459,21 @@ class ProgramRecords:
         self.sample_record = archive.record("sample_inputs", model)
         self.original_version: tuple[int, int] | None = None  # set by document()
 
-    def raw_document(self) -> Any:
-        """The document as written (not upgraded). Bare ``Infinity``/``NaN`` tokens are
-        accepted in documents of schema major 7 only, whose writer produced them."""
+    def document_view(self) -> memoryview:
+        """The document's bytes, within :data:`MAX_DOCUMENT_BYTES` (``SerializeError`` if over)."""
+        return self.archive.reader.view(self.document_record, max_size=MAX_DOCUMENT_BYTES)
+
+    def raw_document(self, view: memoryview | None = None) -> Any:
+        """The document as written (not upgraded), from ``view`` (default :meth:`document_view`).
+        Bare ``Infinity``/``NaN`` tokens are accepted in documents of schema major 7 only, whose
+        writer produced them."""
         from .upgrade import document_version
 
-        view = self.archive.reader.view(self.document_record, max_size=MAX_DOCUMENT_BYTES)
+        view = self.document_view() if view is None else view
         seen: list[str] = []
-        raw = codec.loads_json(view, max_bytes=MAX_DOCUMENT_BYTES, what="program document", nonfinite=seen)
+        raw = codec.loads_json(view, max_bytes=MAX_DOCUMENT_BYTES, what="ExportedProgram document", nonfinite=seen)
         if seen and document_version(raw)[0] >= 8:
-            raise SerializeError(f"program document is not valid JSON: it contains the non-standard token {seen[0]}")
+            raise SerializeError(f"ExportedProgram document contains the non-standard token {seen[0]}")
         return raw
 
     def decode(self, raw: Any) -> schema.ExportedProgram:
@@ -396,6 +501,13 @@ class ProgramRecords:
             return self.archive.record(f"{folder}_dict", self.model)
         return config
 
+    def sample_problems(self) -> list[Problem]:
+        """The sample inputs record: required in a PT2 archive, optional in the plain zip."""
+        rec = self.sample_record
+        if rec in self.archive.reader or self.archive.layout == "legacy":
+            return []
+        return [Problem("sample inputs record is missing", rec, rec)]
+
     def entries(self, folder: str, problems: Problems) -> list[TensorEntry]:
         """The entries of ``folder`` ("weights" or "constants"); problems are appended, not raised."""
         fmt = self.storage_format(folder)
@@ -405,81 +517,13 @@ class ProgramRecords:
                 return []
             problems.append(Problem(f"the program has no {folder} config (record missing)", record, record))
             return []
+        if fmt == "raw":
+            return payload_entries(self.archive, folder, record, problems)
         try:
-            if fmt == "raw":
-                return self._raw_entries(folder, record, problems)
             return self._torch_save_entries(folder, record, problems)
         except SerializeError as e:
             problems.append(Problem(str(e), record, record))
             return []
-
-    # ------------------------------------------------------------------ raw configs
-
-    def _raw_entries(self, folder: str, record: str, problems: Problems) -> list[TensorEntry]:
-        raw = codec.loads_json(self.archive.reader.view(record, max_size=MAX_CONFIG_BYTES),
-                               max_bytes=MAX_CONFIG_BYTES, what="payload config")
-        config = raw.get("config") if isinstance(raw, dict) else None
-        if not isinstance(config, dict):
-            if not isinstance(raw, dict):
-                problems.append(Problem(f"Expected `object` (PayloadConfig), got `{codec._json_type(raw)}`", "$", record))
-            elif "config" not in raw:
-                problems.append(Problem("Object missing required field `config`", "$", record))
-            else:
-                problems.append(Problem(f"Expected `object`, got `{codec._json_type(config)}`", "$.config", record))
-            return []
-        base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
-        out: list[TensorEntry] = []
-        for fqn, item in config.items():
-            where = f"$.config{key_path(fqn)}"
-            try:
-                meta = codec.from_dict(schema.PayloadMeta, item)
-            except SerializeError as e:
-                inner = getattr(e, "path", None) or "$"
-                problems.append(Problem(getattr(e, "message", str(e)), where + inner[1:], record))
-                continue
-            path = meta.path_name
-            if not path or "/" in path or "\\" in path or path in (".", ".."):
-                problems.append(Problem(f"path_name {path!r} is not a record name", f"{where}.path_name", record))
-                continue
-            own = self.archive.name(f"{base}{path}")
-            kind = "tensor"
-            if path.startswith("custom_obj_"):
-                kind = "custom_obj"
-            elif path.startswith("opaque_obj_"):
-                kind = "opaque_obj"
-            elif meta.use_pickle:
-                kind = "pickled_tensor"
-            entry = TensorEntry(fqn, folder, kind, own, is_param=meta.is_param)
-            if own not in self.archive.reader:
-                problems.append(Problem(f"entry {fqn!r} names record {path!r}, which is missing",
-                                        f"{where}.path_name", record))
-                entry.record = None
-            else:
-                entry.record_size = self.archive.reader.entry(own).size
-            shares = item.get(SHARES_KEY) if isinstance(item, dict) else None
-            if shares is not None and kind == "tensor":
-                target = self.archive.name(shares) if isinstance(shares, str) else None
-                if target is None or not shares.startswith((WEIGHTS_DIR, CONSTANTS_DIR)) or target not in self.archive.reader:
-                    problems.append(Problem(f"`{SHARES_KEY}` names {shares!r}, which is not a tensor record "
-                                            "of this archive", f"{where}.{SHARES_KEY}", record))
-                else:
-                    entry.own_record, entry.record = entry.record, target
-                    entry.record_size = self.archive.reader.entry(target).size
-            tm = meta.tensor_meta
-            if tm is not None:
-                dt = DTYPES.get(tm.dtype)
-                entry.dtype = dt.name if dt else f"ScalarType({int(tm.dtype)})"
-                entry.sizes = [sym_text(s) for s in tm.sizes]
-                entry.strides = [sym_text(s) for s in tm.strides]
-                entry.storage_offset = sym_text(tm.storage_offset)
-                entry.requires_grad = tm.requires_grad
-                entry.device = device_text(tm.device)
-                if kind == "tensor":
-                    problems.extend(tensor_problems(entry, tm, where, record, self.archive.reader.size))
-            elif kind in ("tensor", "pickled_tensor"):
-                problems.append(Problem(f"tensor entry {fqn!r} has no tensor_meta", f"{where}.tensor_meta", record))
-            out.append(entry)
-        return out
 
     # ------------------------------------------------------------- torch.save configs
 
@@ -504,9 +548,131 @@ class ProgramRecords:
         return out
 
 
+# ========================================================================= raw configs
+
+
+PICKLE_KINDS = {"custom_obj": "a custom object (TorchScript pickle)", "opaque_obj": "an opaque object (pickle)",
+                "pickled_tensor": "a tensor stored with torch.save (pickle)"}
+
+
+def payload_entries(archive: Pt2Archive, folder: str, record: str, problems: Problems) -> list[TensorEntry]:
+    """The entries of a raw payload config (``<name>_weights_config.json`` / ``_constants_config.json``).
+
+    Every problem is appended to ``problems``, in the order of the entries: the config's size
+    and JSON, each entry's ``PayloadMeta``, its record name and record, its ``pt2serde_shares``
+    link, its tensor metadata against its storage (:func:`tensor_problems`), and, as a
+    ``needs_pickle`` warning, an entry that only unpickling can rebuild. ``load`` raises the
+    first that blocks it; each entry it builds from carries the decoded ``meta`` and the record
+    that holds its storage.
+    """
+    try:
+        view = archive.reader.view(record, max_size=MAX_CONFIG_BYTES)
+        raw = codec.loads_json(view, max_bytes=MAX_CONFIG_BYTES, what=f"record {record}")
+    except SerializeError as e:
+        problems.append(Problem(str(e), record, record))
+        return []
+    config = raw.get("config") if isinstance(raw, dict) else None
+    if not isinstance(config, dict):
+        if not isinstance(raw, dict):
+            problems.append(Problem(f"Expected `object` (PayloadConfig), got `{codec._json_type(raw)}`", "$", record))
+        elif "config" not in raw:
+            problems.append(Problem("Object missing required field `config`", "$", record))
+        else:
+            problems.append(Problem(f"Expected `object`, got `{codec._json_type(config)}`", "$.config", record))
+        return []
+    base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
+    out: list[TensorEntry] = []
+    for fqn, item in config.items():
+        where = f"$.config{key_path(fqn)}"
+        try:
+            meta = codec.from_dict(schema.PayloadMeta, item)
+        except SerializeError as e:
+            inner = getattr(e, "path", None) or "$"
+            problems.append(Problem(getattr(e, "message", str(e)), where + inner[1:], record))
+            continue
+        path = meta.path_name
+        if not path or "/" in path or "\\" in path or path in (".", ".."):
+            problems.append(Problem(f"entry {fqn!r} names an invalid record {path!r}", f"{where}.path_name", record))
+            continue
+        own = archive.name(f"{base}{path}")
+        kind = "tensor"
+        if path.startswith("custom_obj_"):
+            kind = "custom_obj"
+        elif path.startswith("opaque_obj_"):
+            kind = "opaque_obj"
+        elif meta.use_pickle:
+            kind = "pickled_tensor"
+        entry = TensorEntry(fqn, folder, kind, own, is_param=meta.is_param, meta=meta)
+        if own not in archive.reader:
+            problems.append(Problem(f"entry {fqn!r} names record {path!r}, which is missing",
+                                    f"{where}.path_name", record))
+            entry.record = None
+        else:
+            entry.record_size = archive.reader.entry(own).size
+        if entry.needs_pickle:
+            problems.append(Problem(f"record {own} ({fqn!r}) is stored as a pickle; loading it "
+                                    "can run code from the file. Pass allow_pickle=True if you trust this archive.",
+                                    own, record, level="warning", needs_pickle=True))
+        shares = item.get(SHARES_KEY) if isinstance(item, dict) else None
+        if shares is not None and kind == "tensor":
+            target = archive.name(shares) if isinstance(shares, str) else None
+            if target is None or not shares.startswith((WEIGHTS_DIR, CONSTANTS_DIR)) or target not in archive.reader:
+                problems.append(Problem(f"`{SHARES_KEY}` names {shares!r}, which is not a tensor record of this "
+                                        "archive; ignored (the entry reads its own record)", f"{where}.{SHARES_KEY}",
+                                        record, level="warning"))
+            elif entry.record is not None:
+                entry.own_record, entry.record = entry.record, target
+                entry.record_size = archive.reader.entry(target).size
+        tm = meta.tensor_meta
+        if tm is not None:
+            dt = DTYPES.get(tm.dtype)
+            entry.dtype = dt.name if dt else f"ScalarType({int(tm.dtype)})"
+            entry.sizes = [sym_text(s) for s in tm.sizes]
+            entry.strides = [sym_text(s) for s in tm.strides]
+            entry.storage_offset = sym_text(tm.storage_offset)
+            entry.requires_grad = tm.requires_grad
+            entry.device = device_text(tm.device)
+            if kind == "tensor":
+                problems.extend(tensor_problems(entry, tm, where, record, archive))
+        elif kind == "tensor":
+            problems.append(Problem(f"entry {fqn!r} has no tensor metadata", f"{where}.tensor_meta", record))
+        out.append(entry)
+    return out
+
+
+def view_problem(sizes: list[int], strides: list[int], offset: int, itemsize: int, nbytes: int | None,
+                 has_data: bool = True) -> str | None:
+    """What is wrong with a strided view of ``nbytes`` bytes (None: unbounded, as on the meta
+    device): negative or overflowing values, or bytes it would reach past the end. The
+    messages are the ones ``load`` raises (``tensors.check_view_bounds`` checks the same)."""
+    if len(sizes) != len(strides):
+        return f"{len(sizes)} sizes but {len(strides)} strides"
+    if any(s < 0 for s in sizes) or any(s < 0 for s in strides) or offset < 0:
+        return f"negative size, stride or offset ({sizes}, {strides}, {offset})"
+    numel = 1
+    for s in sizes:
+        numel *= s
+    if numel >= 1 << 63:
+        return f"sizes {sizes} hold more than 2**63 elements"
+    if any(s >= 1 << 63 for s in strides) or offset >= 1 << 63:
+        return f"strides {strides} or offset {offset} reach past 2**63"
+    if nbytes is None:
+        return None
+    if 0 in sizes:
+        if offset * itemsize > nbytes:
+            return f"storage offset {offset} lies past the end of the storage ({nbytes} bytes)"
+        return None
+    need = (offset + sum((n - 1) * st for n, st in zip(sizes, strides)) + 1) * itemsize
+    if need > nbytes:
+        return f"sizes {sizes}, strides {strides} and offset {offset} need {need} bytes but the storage holds {nbytes}"
+    return None
+
+
 def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, record: str,
-                    archive_size: int = 0) -> list[Problem]:
-    """Geometry of a raw tensor entry against its dtype and storage record."""
+                    archive: Pt2Archive | None = None) -> list[Problem]:
+    """Geometry of a raw tensor entry against its dtype and storage record; an empty record
+    counts against the archive's zero-fill allowance (:meth:`Pt2Archive.zero_fill_problem`).
+    Problems of the storage itself are reported at the storage record, as ``load`` raises them."""
     out: list[Problem] = []
     P = lambda message, at: Problem(message, at, record)  # noqa: E731
     if tm.dtype not in DTYPES:
@@ -514,48 +680,47 @@ def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, recor
         return out
     if tm.layout != schema.Layout.Strided:
         out.append(P(f"layout {tm.layout.name} is not a strided tensor", f"{where}.tensor_meta.layout"))
+    storage = entry.record or entry.own_record or record
     if not entry.concrete:
-        out.append(P("stored tensors need concrete sizes, strides and offset, found a symbolic one",
-                    f"{where}.tensor_meta"))
-        return out
-    if len(entry.sizes) != len(entry.strides):
-        out.append(P(f"{len(entry.sizes)} sizes but {len(entry.strides)} strides", f"{where}.tensor_meta.strides"))
+        out.append(Problem("stored tensors need concrete sizes, strides and offset", storage, record))
         return out
     if len(entry.sizes) > MAX_DIMS:
         out.append(P(f"{len(entry.sizes)} dimensions, over the limit of {MAX_DIMS}", f"{where}.tensor_meta.sizes"))
         return out
-    for field_, values in (("sizes", entry.sizes), ("strides", entry.strides)):
-        for i, v in enumerate(values):
-            if v < 0:
-                out.append(P(f"negative value {v}", f"{where}.tensor_meta.{field_}[{i}]"))
-    if entry.storage_offset < 0:
-        out.append(P(f"negative storage offset {entry.storage_offset}", f"{where}.tensor_meta.storage_offset"))
+    if entry.is_param and tm.requires_grad and not DTYPES[tm.dtype].name.startswith(("float", "complex", "bfloat")):
+        out.append(P(f"a torch.{entry.dtype} parameter cannot require gradients (requires_grad is true)",
+                     f"{where}.tensor_meta.requires_grad"))
+    itemsize = DTYPES[tm.dtype].itemsize
+    shape_problem = view_problem(entry.sizes, entry.strides, entry.storage_offset, itemsize, None,
+                                 has_data=entry.device.split(":")[0] != "meta")
+    if shape_problem is not None:
+        out.append(Problem(shape_problem, storage, record))
+        return out
     if out or entry.record is None:
         return out
-    itemsize = DTYPES[tm.dtype].itemsize
-    span = entry.span()
     if entry.device.split(":")[0] not in DEVICE_TYPES:
         out.append(Problem(f"device type {tm.device.type!r} is not one PyTorch knows; loading needs a backend "
                            "registered under that name", f"{where}.tensor_meta.device", record, level="warning"))
     if entry.device == "meta":
         return out
     if entry.record_size == 0:  # fake tensors: PyTorch writes an empty record and reads zeros back
-        if span > MAX_ZERO_FILL + archive_size:
-            out.append(P(f"the record is empty but the tensor needs {span} bytes", f"{where}.tensor_meta"))
+        span = entry.span()
+        if archive is None:
+            budget = MAX_ZERO_FILL
+            found = None if span <= budget else Problem(f"the record is empty but the tensor needs {span} bytes",
+                                                        entry.record, record)
+        else:
+            found = archive.zero_fill_problem(span, entry.record, record)
+        if found is not None:
+            out.append(found)
         return out
-    if span > entry.record_size:
-        out.append(P(
-            f"a {entry.dtype} tensor of size {entry.sizes}, stride {entry.strides} and storage offset "
-            f"{entry.storage_offset} needs {span} bytes but record {entry.record.rsplit('/', 1)[1]!r} holds "
-            f"{entry.record_size}", f"{where}.tensor_meta"))
+    bounds = view_problem(entry.sizes, entry.strides, entry.storage_offset, itemsize, entry.record_size)
+    if bounds is not None:
+        out.append(Problem(bounds, entry.record, record))
     elif entry.record_size % itemsize:
         out.append(Problem(f"record holds {entry.record_size} bytes, not a whole number of {itemsize}-byte "
-                           f"{entry.dtype} elements", entry.record, entry.record))
+                           f"{entry.dtype} elements", entry.record, record))
     return out
-
-
-PICKLE_KINDS = {"custom_obj": "a custom object (TorchScript pickle)", "opaque_obj": "an opaque object (pickle)",
-                "pickled_tensor": "a tensor stored with torch.save (pickle)"}
 
 
 def entry_globals(archive: Pt2Archive, entry: TensorEntry) -> list[str] | None:
@@ -570,103 +735,70 @@ def entry_globals(archive: Pt2Archive, entry: TensorEntry) -> list[str] | None:
 
 
 def storage_view(archive: Pt2Archive, entry: TensorEntry) -> memoryview:
-    """The bytes of the storage behind ``entry``: a view of the mapped file, or the archive's
-    one inflated copy of a deflated record (:meth:`Pt2Archive.record_view`)."""
+    """The bytes of the storage behind ``entry`` (a view of the mapped file, no copy)."""
     if entry.record is None:
         raise SerializeError(f"entry {entry.name!r} has no storage record")
-    return archive.record_view(entry.record, entry.inner)
-
-
-def byte_chunks(archive: Pt2Archive, entry: TensorEntry, start: int, length: int,
-                chunk: int = 16 << 20) -> Iterator[memoryview]:
-    """``length`` bytes of ``entry``'s storage from byte ``start``, in pieces of at most
-    ``chunk``: read from the file when the record is stored, else sliced from its one
-    inflated copy. The caller has checked ``start + length`` against the record size."""
-    span = archive.span(entry.record, entry.inner)
-    if span is not None:
-        yield from archive.chunks(span[0] + start, length, chunk)
-        return
-    view = storage_view(archive, entry)
-    for i in range(start, start + length, chunk):
-        yield view[i:min(i + chunk, start + length)]
+    if entry.inner is not None:
+        return archive.torch_save(entry.record).reader.view(entry.inner)
+    return archive.reader.view(entry.record)
 
 
 def tensor_chunks(archive: Pt2Archive, entry: TensorEntry, chunk: int = 16 << 20) -> Iterator[memoryview]:
     """The tensor's elements in logical order (see :func:`element_chunks`); contiguous tensors
-    are read as one byte range (:func:`byte_chunks`)."""
+    stored uncompressed are read from the file in chunks rather than through the mapping."""
     if entry.contiguous() and entry.numel:
-        item = BY_NAME[entry.dtype].itemsize
-        yield from byte_chunks(archive, entry, entry.storage_offset * item, entry.numel * item,
-                               max(item, chunk - chunk % item))
-        return
-    yield from element_chunks(storage_view(archive, entry), entry, chunk)
-
-
-_LANES = {8: "Q", 4: "I", 2: "H", 1: "B"}
-
-
-def _gather(data: memoryview, first: int, count: int, stride: int, item: int) -> bytes | memoryview:
-    """``count`` elements of ``item`` bytes from element ``first`` of ``data``, ``stride`` apart."""
-    if stride == 1 or count == 1:
-        return data[first * item:(first + count) * item]
-    if stride == 0:
-        return bytes(data[first * item:(first + 1) * item]) * count
-    width = next(w for w in (8, 4, 2, 1) if item % w == 0)
-    lanes = item // width  # an element is `lanes` words of `width` bytes (complex128: 2 x 8)
-    src = data[first * item:(first + (count - 1) * stride + 1) * item].cast(_LANES[width])
-    out = bytearray(count * item)
-    dst = memoryview(out).cast(_LANES[width])
-    for lane in range(lanes):
-        dst[lane::lanes] = src[lane::stride * lanes]
-    return out
-
-
-def _row_starts(sizes: list[int], strides: list[int], offset: int) -> Iterator[int]:
-    """The storage offset of each row (the last dimension) of a view, in row-major order."""
-    index = [0] * len(sizes)
-    base = offset
-    while True:
-        yield base
-        k = len(sizes) - 1
-        while k >= 0:
-            index[k] += 1
-            base += strides[k]
-            if index[k] < sizes[k]:
-                break
-            base -= strides[k] * index[k]
-            index[k] = 0
-            k -= 1
-        if k < 0:
+        span = archive.span(entry.record, entry.inner)
+        if span is not None:
+            item = BY_NAME[entry.dtype].itemsize
+            yield from archive.chunks(span[0] + entry.storage_offset * item, entry.numel * item,
+                                      max(item, chunk - chunk % item))
             return
+    yield from element_chunks(storage_view(archive, entry), entry, chunk)
 
 
 def element_chunks(data: memoryview, entry: TensorEntry, chunk: int = 16 << 20) -> Iterator[memoryview]:
     """The tensor's elements in logical (row-major) order, as byte chunks of about ``chunk`` bytes.
 
-    Contiguous tensors are sliced without copying; other layouts are gathered piece by piece
-    (a row longer than a chunk too), so memory stays at about one chunk whatever the view
-    claims: a zero-stride ``[2**40]`` view yields forever, one chunk at a time, and the caller
-    decides how much to read. The caller has checked the geometry (``tensor_problems``).
+    Contiguous tensors are sliced without copying; other layouts are gathered row by row.
+    The caller has checked the geometry (``tensor_problems``) against ``data``.
     """
-    item = BY_NAME[entry.dtype].itemsize
+    dt = BY_NAME[entry.dtype]
+    item = dt.itemsize
     n = entry.numel
     if n == 0:
         return
-    step = max(item, chunk - chunk % item)
+    start = entry.storage_offset * item
     if entry.contiguous():
-        start = entry.storage_offset * item
         total = n * item
+        step = max(item, chunk - chunk % item)
         for i in range(0, total, step):
             yield data[start + i:start + min(i + step, total)]
         return
-    inner_n, inner_s = entry.sizes[-1], entry.strides[-1]
-    per = step // item
+    sizes, strides = entry.sizes, entry.strides
+    inner_n, inner_s = sizes[-1], strides[-1]
+    outer = sizes[:-1]
     buf = bytearray()
-    for base in _row_starts(entry.sizes[:-1], entry.strides[:-1], entry.storage_offset):
-        for j in range(0, inner_n, per):
-            buf += _gather(data, base + j * inner_s, min(per, inner_n - j), inner_s, item)
-            if len(buf) >= step:
-                yield memoryview(bytes(buf))
-                buf = bytearray()
+    index = [0] * len(outer)
+    while True:
+        base = entry.storage_offset + sum(i * s for i, s in zip(index, strides))
+        if inner_s == 1:
+            buf += data[base * item:(base + inner_n) * item]
+        else:
+            for j in range(inner_n):
+                at = (base + j * inner_s) * item
+                buf += data[at:at + item]
+        if len(buf) >= chunk:
+            yield memoryview(bytes(buf))
+            buf = bytearray()
+        k = len(outer) - 1
+        while k >= 0:
+            index[k] += 1
+            if index[k] < outer[k]:
+                break
+            index[k] = 0
+            k -= 1
+        if k < 0:
+            break
     if buf:
         yield memoryview(bytes(buf))
+

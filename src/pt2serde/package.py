@@ -38,18 +38,13 @@ from .program import ExportedProgramDeserializer, ExportedProgramSerializer, def
 
 __all__ = ["save", "load", "load_all", "ARCHIVE_VERSION"]
 
-ARCHIVE_FORMAT = "pt2"
-ARCHIVE_VERSION = "0"
-MAX_CONFIG_BYTES = 256 << 20
-MAX_DOCUMENT_BYTES = 2 << 30
-#: extra key in a PayloadMeta entry (ignored by PyTorch's reader): the record that holds the
-#: whole storage this entry views, when it is another record than its own (aliasing across
-#: the weights and constants folders, or across dtypes).
-SHARES_KEY = "pt2serde_shares"
-
-WEIGHTS_DIR = "data/weights/"
+# The layout's names and limits are the checked model's (contents), shared with the CLI.
+ARCHIVE_FORMAT = contents.ARCHIVE_FORMAT
+ARCHIVE_VERSION = contents.ARCHIVE_VERSION
+SHARES_KEY = contents.SHARES_KEY
+WEIGHTS_DIR = contents.WEIGHTS_DIR
+CONSTANTS_DIR = contents.CONSTANTS_DIR
 _MAY_GAP = re.compile(rb'"as_sym_bool"')  # cheap pre-check before looking for PyTorch reader gaps
-CONSTANTS_DIR = "data/constants/"
 
 
 # ================================================================================ save
@@ -261,98 +256,65 @@ def _save_program(writer, root, name, ep, opset, counters, target) -> None:
 # ================================================================================ load
 
 
-# Where each record of one program lives, per archive layout: contents.RECORDS (shared with
-# the command line's reader). A plain zip of 2.5-2.7 holds both legacy markers.
-_LEGACY_MARKERS = (contents.LEGACY_MARKER, contents.LEGACY_VERSION)
-
-
 class _Archive:
-    """A program archive opened for reading: record lookups for its layout."""
+    """A program archive opened for ``load``: a thin bridge over the checked, torch-free model
+    of the archive (:class:`contents.Pt2Archive`: layout, root folder, marker records, record
+    names, size caps, payload configs). The model's first problem is raised here, where
+    ``validate`` lists all of them; this class adds only the torch storages that tensors view.
+    Record names given to its methods are full names (as the model gives them)."""
 
     def __init__(self, f, use_mmap: bool | None) -> None:
         if isinstance(f, (bytes, bytearray, memoryview)):
             f = memoryview(f).toreadonly()  # the caller's buffer: tensors get their own copies
         self.reader = ArchiveReader(f, mmap=use_mmap)
+        try:
+            self.model = contents.Pt2Archive(self.reader)
+            contents.first_error(self.model.container_problems())
+        except SerializeError:
+            self.reader.close()
+            raise
+        self.layout, self.root = self.model.layout, self.model.root
         # one storage per record for the whole archive: programs that name the same record share
         # it (as they do when a path is mapped) instead of each taking a copy
         self.storages = _Storages(self)
-        self.zero_filled = 0  # bytes of zeros the empty records of this archive stand for so far
-        if all(n in self.reader for n in _LEGACY_MARKERS):
-            self.layout, self.root = "legacy", ""
-            self._check_legacy_version()
-            return
-        self.layout = "pt2"
-        self.root = self.reader.root_folder()
-        fmt = self.optional("archive_format")
-        if fmt is None:
-            raise SerializeError(f"{self.where('archive_format')}: missing; not a PT2 archive")
-        if bytes(fmt) != ARCHIVE_FORMAT.encode():
-            raise SerializeError(f"{self.where('archive_format')}: {bytes(fmt[:16])!r} is not 'pt2'")
-        version = self.optional("archive_version")
-        if version is None or bytes(version).strip() != ARCHIVE_VERSION.encode():
-            shown = "missing" if version is None else repr(bytes(version[:16]).decode("latin1"))
-            raise SerializeError(
-                f"{self.where('archive_version')}: saved archive version {shown} does not match "
-                f"our current archive version {ARCHIVE_VERSION}"
-            )
 
-    def _check_legacy_version(self) -> None:
-        text = bytes(self.require("version", 64)).decode("latin1").strip()
-        parts = text.split(".")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise SerializeError(f"{self.where('version')}: {text!r} is not a schema version 'major.minor'")
+    @staticmethod
+    def where(name: str) -> str:
+        return f"record {name}"
 
-    def record(self, role: str, name: str) -> str | None:
-        template = contents.RECORDS[self.layout][role]
-        return None if template is None else template.format(m=name)
+    def optional(self, name: str) -> memoryview | None:
+        return self.reader.view(name) if name in self.reader else None
 
-    def where(self, rel: str) -> str:
-        return f"record {self.root}/{rel}" if self.root else f"record {rel}"
-
-    def _full(self, rel: str) -> str:
-        return f"{self.root}/{rel}" if self.root else rel
-
-    def optional(self, rel: str, max_size: int | None = None) -> memoryview | None:
-        name = self._full(rel)
-        return self.reader.view(name, max_size=max_size) if name in self.reader else None
-
-    def require(self, rel: str, max_size: int | None = None) -> memoryview:
-        view = self.optional(rel, max_size)
+    def require(self, name: str) -> memoryview:
+        view = self.optional(name)
         if view is None:
-            raise SerializeError(f"{self.where(rel)} not found in the archive")
+            raise SerializeError(f"{self.where(name)} not found in the archive")
         return view
 
     def models(self) -> list[str]:
-        if self.layout == "legacy":
-            return ["model"]
-        prefix = f"{self.root}/models/"
-        return [n[len(prefix):-len(".json")] for n in self.reader.names()
-                if n.startswith(prefix) and n.endswith(".json") and "/" not in n[len(prefix):]]
+        return self.model.models()
 
     def extra_files(self) -> dict[str, Any]:
-        prefix = self._full(contents.RECORDS[self.layout]["extra"])
         out: dict[str, Any] = {}
-        for n in self.reader.names():
-            if n.startswith(prefix):
-                data = self.reader.read(n)
-                try:
-                    out[n[len(prefix):]] = data.decode("utf-8")
-                except UnicodeDecodeError:
-                    out[n[len(prefix):]] = data
+        for rel, _ in self.model.extra_files():
+            data = self.reader.read(self.model.extra_record(rel))
+            try:
+                out[rel] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                out[rel] = data
         return out
 
 
-def _config(archive: _Archive, rel: str) -> dict[str, tuple[schema.PayloadMeta, str | None]]:
-    raw = codec.loads_json(archive.require(rel, MAX_CONFIG_BYTES), what=archive.where(rel))
-    try:
-        config = codec.from_dict(schema.PayloadConfig, raw)
-    except SerializeError as e:
-        raise SerializeError(f"{archive.where(rel)}: {e}") from None
-    out = {}
-    for fqn, meta in config.config.items():
-        shares = raw["config"][fqn].get(SHARES_KEY) if isinstance(raw["config"][fqn], dict) else None
-        out[fqn] = (meta, shares if isinstance(shares, str) else None)
-    return out
+def _config(archive: _Archive, record: str, allow_pickle: bool = False) -> list[contents.TensorEntry]:
+    """The entries of a raw payload config (full record name), as the model reads them; raises
+    the first problem that blocks loading (an entry stored as a pickle, unless ``allow_pickle``)."""
+    folder = "constants" if archive.model.rel(record).startswith(CONSTANTS_DIR) else "weights"
+    problems: list[contents.Problem] = []
+    entries = contents.payload_entries(archive.model, folder, record, problems)
+    for p in problems:
+        if p.blocks_load(allow_pickle):
+            raise p.error()
+    return entries
 
 
 class _Storages:
@@ -362,80 +324,61 @@ class _Storages:
         self.archive = archive
         self.cache: dict[str, torch.UntypedStorage] = {}
 
-    def get(self, rel: str) -> torch.UntypedStorage:
-        storage = self.cache.get(rel)
+    def get(self, name: str) -> torch.UntypedStorage:
+        storage = self.cache.get(name)
         if storage is None:
-            view = self.archive.require(rel)
-            entry = self.archive.reader.entry(self.archive._full(rel))
+            view = self.archive.require(name)
+            entry = self.archive.reader.entry(name)
             if view.nbytes and (entry.method != 0 or view.readonly):
                 view = memoryview(bytearray(view))  # inflated or read-only: own copy
             storage = tensors.storage_from_buffer(view)  # copied if misaligned (odd record offset)
-            self.cache[rel] = storage
+            self.cache[name] = storage
         return storage
 
 
-def _tensor_entries(archive: _Archive, folder: str, config: dict, storages: _Storages, allow_pickle: bool,
-                    fake_tensor: Callable | None) -> dict[str, Any]:
+def _tensor_entries(archive: _Archive, folder: str, entries: list[contents.TensorEntry], storages: _Storages,
+                    allow_pickle: bool, fake_tensor: Callable | None) -> dict[str, Any]:
+    """Tensors (and, with ``allow_pickle``, unpickled objects) of entries the model has checked
+    (:func:`_config`): record names, geometry against the records and the zero-fill allowance."""
     out: dict[str, Any] = {}
-    for fqn, (meta, shares) in config.items():
-        path = meta.path_name
-        if "/" in path or path in ("", ".", ".."):
-            raise SerializeError(f"{archive.where(folder)}: entry {fqn!r} names an invalid record {path!r}")
-        rel = f"{folder}{path}"
-        where = archive.where(rel)
-        if path.startswith(("custom_obj_", "opaque_obj_")) or meta.use_pickle:
-            if not allow_pickle:
-                raise SerializeError(
-                    f"{where} ({fqn!r}) is stored as a pickle; loading it can run code from the file. "
-                    "Pass allow_pickle=True if you trust this archive."
-                )
-            out[fqn] = _unpickle_record(archive, rel, path)  # allow_pickle=True only
+    for e in entries:
+        meta = e.meta
+        where = archive.where(e.own_record or e.record)
+        if e.needs_pickle:
+            if not allow_pickle:  # _config has refused already; kept next to the unpickling
+                raise SerializeError(f"{where}: entry {e.name!r} is stored as a pickle; pass allow_pickle=True "
+                                     "if you trust this archive")
+            out[e.name] = _unpickle_record(archive, e.record, meta.path_name)  # allow_pickle=True only
             continue
         tm = meta.tensor_meta
-        if tm is None:
-            raise SerializeError(f"{where}: entry {fqn!r} has no tensor metadata")
         device = tables.device_from_wire(tm.device)
         if device.type == "meta":
-            out[fqn] = tensors.meta_tensor(tm, meta.is_param)
+            out[e.name] = tensors.meta_tensor(tm, meta.is_param)
             continue
-        if shares is not None and shares.startswith((WEIGHTS_DIR, CONSTANTS_DIR)):
-            try:
-                storage = storages.get(shares)
-            except SerializeError:
-                storage = storages.get(rel)
-        else:
-            storage = storages.get(rel)
+        storage = storages.get(e.record)
         if storage.nbytes() == 0:
             # PyTorch writes fake (data-less) tensors as empty records and reads them back as zeros
-            storage = _zero_storage(tm, where, archive)
-        out[fqn] = tensors._finish(tensors.view_from_buffer(storage, tm, where), tm, meta.is_param)
+            storage = _zero_storage(tm, where)
+        out[e.name] = tensors._finish(tensors.view_from_buffer(storage, tm, where), tm, meta.is_param)
     return out
 
 
-def _zero_storage(tm: schema.TensorMeta, where: str, archive: _Archive) -> torch.UntypedStorage:
+def _zero_storage(tm: schema.TensorMeta, where: str) -> torch.UntypedStorage:
+    """Zeros for an empty record; the model has counted them against the archive's allowance
+    (:meth:`contents.Pt2Archive.zero_fill_problem`)."""
     sizes, strides, offset = tensors.check_view_bounds(tm, 1 << 62, where)
     itemsize = tables.dtype_from_wire(tm.dtype).itemsize
     need = 0 if 0 in sizes else (offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1) * itemsize
-    budget = contents.MAX_ZERO_FILL + archive.reader.size  # for all the empty records of the archive together
-    if need > budget:
-        raise SerializeError(f"{where}: the record is empty but the tensor needs {need} bytes")
-    used = archive.zero_filled
-    if used + need > budget:
-        raise SerializeError(
-            f"{where}: the record is empty and the empty records of this archive already stand for {used} bytes "
-            f"of zeros; {need} more is over the limit of {budget}"
-        )
-    archive.zero_filled = used + need
     return torch.zeros(need, dtype=torch.uint8).untyped_storage()
 
 
-def _unpickle_record(archive: _Archive, rel: str, path: str) -> Any:
+def _unpickle_record(archive: _Archive, name: str, path: str) -> Any:
     try:
-        return _unpickle(archive.reader.read(archive._full(rel)), path)
+        return _unpickle(archive.reader.read(name), path)
     except SerializeError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever the unpickler raised, with the record named
-        raise SerializeError(f"{archive.where(rel)}: unpickling failed: {type(e).__name__}: {e}") from None
+        raise SerializeError(f"{archive.where(name)}: unpickling failed: {type(e).__name__}: {e}") from None
 
 
 def _unpickle(data: bytes, path: str) -> Any:
@@ -477,25 +420,32 @@ def _legacy_dict(archive: _Archive, rel: str, fake_tensor, allow_pickle: bool = 
 
 
 def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pickle: bool) -> ExportedProgram:
-    from .upgrade import program_from_json
-
-    doc_rel = archive.record("document", name)
-    data = archive.require(doc_rel, MAX_DOCUMENT_BYTES)
+    records = archive.model.program(name)  # the model's records of this program
+    doc_rel = records.document_record
+    data = records.document_view()  # over the size cap: the reader's error names the record
     try:
-        document = program_from_json(data)
+        raw = records.raw_document(data)
+        contents.first_error(archive.model.version_problems(raw))  # the plain zip's `version` record
+        document = records.decode(raw)
     except SerializeError as e:
+        if str(e).startswith("record "):
+            raise
         raise SerializeError(f"{archive.where(doc_rel)}: {e}") from None
+    contents.first_error(records.sample_problems())
     storages = archive.storages
 
     def payload(kind: str, folder: str):
         def build(fake_tensor):
-            whole = archive.record(f"{kind}_dict", name)
-            if archive.optional(whole) is not None:
-                return _legacy_dict(archive, whole, fake_tensor, allow_pickle)
-            config_rel = archive.record(f"{kind}_config", name)
-            if config_rel is None:  # the plain-zip layout stores none of these for an empty dict
+            fmt = records.storage_format(kind)
+            if fmt == "torch_save":
+                return _legacy_dict(archive, records.config_record(kind), fake_tensor, allow_pickle)
+            if fmt is None and archive.layout == "legacy":  # the plain zip stores no record for an empty dict
                 return {}
-            config = _config(archive, config_rel)
+            if fmt is None:  # the model's problem: the program has no config
+                problems: list[contents.Problem] = []
+                records.entries(kind, problems)
+                contents.first_error(problems)
+            config = _config(archive, records.config_record(kind), allow_pickle)
             return _tensor_entries(archive, folder, config, storages, allow_pickle, fake_tensor)
 
         return build
@@ -504,8 +454,8 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
     constants = payload("constants", CONSTANTS_DIR)
 
     def example_inputs(fake_tensor):
-        rel = archive.record("sample_inputs", name)
-        data = archive.optional(rel) if archive.layout == "legacy" else archive.require(rel)
+        rel = records.sample_record
+        data = archive.optional(rel)
         if data is None or data.nbytes == 0:
             return None
         value = _torch_save_record(archive, rel, data, fake_tensor, allow_pickle, "the example inputs hold")
@@ -540,9 +490,7 @@ def load_all(
     """Every program in the archive, by name (see :func:`load` for the options)."""
     with gc_paused():
         archive = _Archive(f, mmap)
-        names = archive.models()
-        if not names:
-            raise SerializeError(f"{archive.where('models/')}: the archive holds no program")
+        names = archive.models()  # at least one: an archive without a program is a container problem
         programs = {n: _load_program(archive, n, expected_opset_version, allow_pickle) for n in sorted(names)}
         if extra_files is not None:
             extra_files.update(archive.extra_files())

@@ -84,6 +84,8 @@ def run_slice(name: str, seconds: int) -> dict:
 
 
 def summarize() -> None:
+    if LOG != FUZZ / "results.jsonl":
+        return  # a trial run: RESULTS.md tells the story of results.jsonl only
     rows = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()] if LOG.exists() else []
     totals: dict[str, dict] = {}
     for r in rows:
@@ -128,8 +130,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--slice", type=float, default=10)
     parser.add_argument("--jobs", type=int, default=1, help="harnesses run side by side (default: in turn)")
+    parser.add_argument("--log", type=Path, default=None,
+                        help="the slices' log (default fuzz/results.jsonl; another log leaves RESULTS.md alone)")
     parser.add_argument("harnesses", nargs="*", default=list(HARNESSES))
     args = parser.parse_args()
+    global LOG
+    LOG = args.log.resolve() if args.log is not None else LOG
     unknown = set(args.harnesses) - set(HARNESSES)
     if unknown:
         parser.error(f"unknown harness {sorted(unknown)}: choose from {HARNESSES}")

@@ -33,6 +33,10 @@ def _env(marker=None) -> dict:
     env = dict(os.environ)
     env.pop("PT2SERDE_FUZZ_TOLERATE_KNOWN", None)  # CI tolerates nothing
     env.pop("PT2SERDE_FUZZ_GAPS_FATAL", None)
+    # fuzz_archive: run_decompositions (~0.6 s a program) on every 50th loaded program, not every
+    # 10th as in long runs: 5 of the ~250 seeds (archive smoke: 20 s of CPU instead of 26; 10 before
+    # module()/unflatten were fuzzed)
+    env["PT2SERDE_FUZZ_DECOMPOSE_EVERY"] = "50"
     if marker is not None:  # never the default path a long run on this machine may be watching
         env["PT2SERDE_FUZZ_MARKER"] = str(marker)
         env["PT2SERDE_FUZZ_GAPS"] = str(Path(marker).parent / "gaps")  # nor its gap folder

@@ -65,11 +65,12 @@ def _bad(*_: Any) -> Any:
 _NONFINITE_IN = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
 #: ints of more than 4300 digits are refused (``codec.MAX_INT_DIGITS``; checked equal by a test)
 _INT_BOUND = 10**4300
+_INT_FLOOR = -_INT_BOUND
 
 
 def _ints_ok(values: Any) -> bool:
     """No int of ``values`` (a list or dict view of ints) has more than 4300 digits."""
-    return not values or (-_INT_BOUND < min(values) and max(values) < _INT_BOUND)
+    return not values or (_INT_FLOOR < min(values) and max(values) < _INT_BOUND)
 
 
 def _dfloat(v: Any) -> float:
@@ -87,7 +88,7 @@ def _efloat(v: Any) -> Any:
         if v - v == 0.0:
             return v
         return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
-    return v if t is int and -_INT_BOUND < v < _INT_BOUND else _bad()
+    return v if t is int and _INT_FLOOR < v < _INT_BOUND else _bad()
 
 
 def _estr(v: Any) -> str:
@@ -95,7 +96,7 @@ def _estr(v: Any) -> str:
 
 
 def _eint(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) and -_INT_BOUND < v < _INT_BOUND else _bad()
+    return v if isinstance(v, int) and not isinstance(v, bool) and _INT_FLOOR < v < _INT_BOUND else _bad()
 
 
 def _list(v: Any) -> list:
@@ -107,7 +108,15 @@ def _seq(v: Any) -> Any:
 
 
 def _dict(v: Any) -> dict:
-    return v if type(v) is dict and all(type(k) is str for k in v) else _bad()
+    return v if type(v) is dict else _bad()
+
+
+_ONLY_STR = {str}
+
+
+def _strmap(v: Any) -> dict:
+    """A ``dict[str, ...]`` value: a dict whose keys are all ``str`` (checked at C speed)."""
+    return v if type(v) is dict and (not v or set(map(type, v)) == _ONLY_STR) else _bad()
 
 
 def _strkeys(v: Any) -> dict:
@@ -133,8 +142,8 @@ class _Gen:
         self.direction = direction
         self.ns: dict[str, Any] = {
             "_bad": _bad, "_dfloat": _dfloat, "_efloat": _efloat, "_estr": _estr, "_eint": _eint,
-            "_list": _list, "_seq": _seq, "_dict": _dict, "_strkeys": _strkeys, "_ints_ok": _ints_ok,
-            "_B": _INT_BOUND,
+            "_list": _list, "_seq": _seq, "_dict": _dict, "_strkeys": _strkeys, "_ints_ok": _ints_ok, "_strmap": _strmap,
+            "_B": _INT_BOUND, "_NB": _INT_FLOOR,
             "_new": object.__new__, "_set": object.__setattr__,
         }
         self.names: dict[Any, str] = {}
@@ -155,7 +164,7 @@ class _Gen:
         dec = self.direction == "decode"
         if tp is int:
             fallback = "_bad()" if dec else f"_eint({x})"
-            return f"({x} if type({x} := {src}) is int and -_B < {x} < _B else {fallback})"
+            return f"({x} if type({x} := {src}) is int and _NB < {x} < _B else {fallback})"
         if tp in self._PRIM_EXACT:
             t = self._PRIM_EXACT[tp]
             fallback = "_bad()" if dec or tp is bool else ("_estr" if tp is str else "_eint") + f"({x})"
@@ -180,11 +189,11 @@ class _Gen:
         if origin is dict:
             _, val = typing.get_args(tp)
             k, e = self.var(), self.var()
-            check = "_dict" if dec else "_strkeys"
+            check = "_strmap" if dec else "_strkeys"
             if dec and val in self._PRIM_EXACT:
                 t = self._PRIM_EXACT[val]
                 ok = f" and _ints_ok({x}.values())" if val is int else ""
-                return (f"({x} if type({x} := {src}) is dict and all(type({k}) is str for {k} in {x}) "
+                return (f"({x} if _strmap({x} := {src}) is {x} "
                         f"and all(type({e}) is {t} for {e} in {x}.values()){ok} else _bad())")
             return f"{{{k}: {self.expr(val, e)} for {k}, {e} in {check}({src}).items()}}"
         if isinstance(tp, type) and issubclass(tp, IntEnum):

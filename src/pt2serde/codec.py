@@ -54,6 +54,7 @@ MAX_JSON_BYTES = 1 << 31  # refuse documents over 2 GiB before parsing them
 #: reader refuses from a file (and :mod:`pt2serde.exprparse` from an expression string).
 MAX_INT_DIGITS = 4300
 _INT_BOUND = 10**MAX_INT_DIGITS
+_INT_FLOOR = -_INT_BOUND  # kept: negating the bound on every check would allocate
 
 #: JSON expansion budget: the Python objects one document may become, estimated from its
 #: bytes before they are parsed, at most ``JSON_EXPANSION`` bytes per byte of JSON plus
@@ -119,7 +120,7 @@ def _optional_of(tp: Any) -> Any:
 
 def _dec_int(v: Any) -> int:
     if type(v) is int:
-        if -_INT_BOUND < v < _INT_BOUND:
+        if _INT_FLOOR < v < _INT_BOUND:
             return v
         raise WireError(_giant_int(v))
     raise WireError(f"Expected `int`, got `{_json_type(v)}`")
@@ -131,7 +132,7 @@ def _giant_int(v: int) -> str:
 
 def _ints_in_range(values: Any) -> bool:
     """Every int of ``values`` (ints only) has at most MAX_INT_DIGITS digits."""
-    return not values or (-_INT_BOUND < min(values) and max(values) < _INT_BOUND)
+    return not values or (_INT_FLOOR < min(values) and max(values) < _INT_BOUND)
 
 
 def _dec_str(v: Any) -> str:
@@ -306,7 +307,7 @@ def _enum_decoder(enum_cls: type[IntEnum]) -> Codec:
             try:
                 return members[v]
             except KeyError:
-                if not -_INT_BOUND < v < _INT_BOUND:
+                if not _INT_FLOOR < v < _INT_BOUND:
                     raise WireError(_giant_int(v)) from None
                 raise WireError(
                     f"Invalid enum value {v} for `{enum_cls.__name__}` (expected one of {allowed})"
@@ -541,7 +542,7 @@ def unknown_fields(cls: type, data: Any) -> list[str]:
 
 def _enc_int(v: Any) -> int:
     if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):
-        if -_INT_BOUND < v < _INT_BOUND:
+        if _INT_FLOOR < v < _INT_BOUND:
             return v
         raise WireError(_giant_int(v))
     raise WireError(f"Expected `int`, got `{type(v).__name__}`")

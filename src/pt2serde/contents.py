@@ -42,7 +42,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from . import codec, schema
+from . import codec, extent, schema
 from .archive import ArchiveReader
 from .errors import SerializeError
 from .picklewalk import TensorInfo, TorchSaveRecord, describe_torch_save, pickle_globals
@@ -643,29 +643,8 @@ def payload_entries(archive: Pt2Archive, folder: str, record: str, problems: Pro
 def view_problem(sizes: list[int], strides: list[int], offset: int, itemsize: int, nbytes: int | None,
                  has_data: bool = True) -> str | None:
     """What is wrong with a strided view of ``nbytes`` bytes (None: unbounded, as on the meta
-    device): negative or overflowing values, or bytes it would reach past the end. The
-    messages are the ones ``load`` raises (``tensors.check_view_bounds`` checks the same)."""
-    if len(sizes) != len(strides):
-        return f"{len(sizes)} sizes but {len(strides)} strides"
-    if any(s < 0 for s in sizes) or any(s < 0 for s in strides) or offset < 0:
-        return f"negative size, stride or offset ({sizes}, {strides}, {offset})"
-    numel = 1
-    for s in sizes:
-        numel *= s
-    if numel >= 1 << 63:
-        return f"sizes {sizes} hold more than 2**63 elements"
-    if any(s >= 1 << 63 for s in strides) or offset >= 1 << 63:
-        return f"strides {strides} or offset {offset} reach past 2**63"
-    if nbytes is None:
-        return None
-    if 0 in sizes:
-        if offset * itemsize > nbytes:
-            return f"storage offset {offset} lies past the end of the storage ({nbytes} bytes)"
-        return None
-    need = (offset + sum((n - 1) * st for n, st in zip(sizes, strides)) + 1) * itemsize
-    if need > nbytes:
-        return f"sizes {sizes}, strides {strides} and offset {offset} need {need} bytes but the storage holds {nbytes}"
-    return None
+    device): :func:`pt2serde.extent.view_problem`, the rule ``load`` applies too."""
+    return extent.view_problem(sizes, strides, offset, itemsize, nbytes, has_data)
 
 
 def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, record: str,

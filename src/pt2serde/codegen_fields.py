@@ -79,6 +79,14 @@ CODE_FIELDS: dict[str, CodeField] = {
     "ModuleCallSignature.in_spec": CodeField("identifier", "keyword argument name",
                                              "the keys of the kwargs dict of an (args, kwargs) spec: ep.module() "
                                              "writes `{'<key>':<arg>}` and forward parameters, unflatten placeholders"),
+    # ---- text torch pastes between quotes of generated code
+    "Argument.as_string[graph input]": CodeField(
+        "quoted_text", "graph input string value",
+        "ep.module()'s input guards write a str input as `L['s'] == '<value>'` (torch/export/_unlift.py)"),
+    "ModuleCallSignature.in_spec[dict key]": CodeField(
+        "quoted_text", "dict key",
+        "ep.module()'s guards name a dict input's entry `L['d']['<key>']` in code and in a \"Guard failed: ...\" "
+        "literal (pytree.keystr, repr() of the key)"),
     # ---- attribute paths
     "InputToParameterSpec.parameter_name": CodeField("attribute_path", "parameter name", _ATTR),
     "InputToBufferSpec.buffer_name": CodeField("attribute_path", "buffer name", _ATTR),
@@ -111,7 +119,7 @@ CODE_FIELDS: dict[str, CodeField] = {
 NEVER_CODE: dict[str, str] = {
     "Device.type": "parsed by torch.device",
     "SymExpr.expr_str": "parsed by pt2serde's own expression grammar (exprparse / _srepr), never eval'd",
-    "Argument.as_string": "a value: fx writes values with repr()",
+    "Argument.as_string": "a value: fx writes values with repr() (graph inputs: see CODE_FIELDS)",
     "Argument.as_strings": "values: fx writes values with repr()",
     "Argument.as_string_to_argument": "dict keys of a value: fx writes it with repr()",
     "ConstantValue.as_string": "a value: fx writes values with repr()",
@@ -171,6 +179,49 @@ def split_outside_brackets(text: str, parts: int) -> list[str]:
     if len(out) != parts:
         raise SerializeError(f"Expected {parts} comma-separated fields, got {len(out)} in {text!r}")
     return out
+
+
+_DICT_TYPES = ("builtins.dict", "collections.OrderedDict", "collections.defaultdict")
+
+
+def _spec_root(text: str):
+    """The root node of a treespec's JSON text, or None when it is malformed (treespec.loads refuses it)."""
+    from .codec import loads_json
+
+    try:
+        _, root = loads_json(text, what="treespec")
+    except (SerializeError, ValueError, TypeError):
+        return None
+    return root if isinstance(root, dict) else None
+
+
+def _dict_keys(root) -> Iterator[object]:
+    """Every key of every dict-like node of a treespec (iteratively: no recursion on file depth).
+
+    A dict's context is JSON text of its key list; a defaultdict's is an object whose
+    ``dict_context`` holds the list."""
+    from .codec import loads_json
+
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        children = node.get("children_spec")
+        if isinstance(children, list):
+            stack.extend(children)
+        if node.get("type") not in _DICT_TYPES:
+            continue
+        context = node.get("context")
+        if isinstance(context, str):
+            try:
+                context = loads_json(context, what="treespec context")
+            except (SerializeError, ValueError, TypeError):
+                continue
+        if isinstance(context, dict):
+            context = context.get("dict_context")
+        if isinstance(context, list):
+            yield from context
 
 
 def _kwargs_keys(text: str) -> list:
@@ -248,6 +299,8 @@ class _Walker:
 
     def graph(self, g: schema.Graph, path: str) -> None:
         for i, a in enumerate(g.inputs):
+            if a.type == "as_string":
+                self.check("Argument.as_string[graph input]", a.as_string, f"{path}.inputs[{i}].as_string")
             self.argument(a, f"{path}.inputs[{i}]", "graph input name")
         for i, node in enumerate(g.nodes):
             self.node(node, f"{path}.nodes[{i}]")
@@ -324,6 +377,10 @@ class _Walker:
                 self.check("ModuleCallSignature.forward_arg_names", name, f"{sp}.forward_arg_names[{j}]")
             for key in _kwargs_keys(sig.in_spec):
                 self.check("ModuleCallSignature.in_spec", key, f"{sp}.in_spec")
+            root = _spec_root(sig.in_spec)
+            for key in _dict_keys(root) if root is not None else ():
+                if isinstance(key, str):
+                    self.check("ModuleCallSignature.in_spec[dict key]", key, f"{sp}.in_spec")
 
     def program(self, doc: schema.ExportedProgram) -> None:
         for i, text in enumerate(doc.guards_code):

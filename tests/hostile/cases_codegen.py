@@ -120,7 +120,31 @@ def _dunder_namespace(doc: dict, marker: str) -> None:
     doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.ops.__path__.t.default"
 
 
+# ---- values and dict keys that torch pastes into the guards of ep.module()
+
+
+def _string_input_breakout(doc: dict, marker: str) -> None:
+    """torch's input guards write a str placeholder's value as ``L['s'] == '<value>'``."""
+    doc["graph_module"]["graph"]["inputs"][1]["as_string"] = "mul' == " + exec_code(marker) + " or '"
+
+
+def _dict_key_quote(doc: dict, marker: str) -> None:
+    """A dict input's key becomes ``L['d']['<key>']`` in the guards and ``d['<key>']`` inside their
+    ``"Guard failed: ..."`` literal: a key holding a double quote breaks out of it."""
+    spec = doc["graph_module"]["module_call_graph"][0]["signature"]
+    text = spec["in_spec"]
+    key = 'k"+' + exec_code(marker) + '+"'
+    spec["in_spec"] = text.replace(json.dumps(json.dumps(["k"]))[1:-1], json.dumps(json.dumps([key]))[1:-1])
+    assert spec["in_spec"] != text
+
+
 CASES = [
+    doc_case("string input value breaking out of the input guards", _string_input_breakout,
+             r"graph input string value .* is not text without quotes.* - at "
+             r"`\$\.graph_module\.graph\.inputs\[1\]\.as_string`", base="string_input"),
+    doc_case("dict input key breaking out of a guard's message", _dict_key_quote,
+             r"dict key .* is not text without quotes.* - at "
+             r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.in_spec`", base="nested"),
     doc_case("keyword argument name breaking out of a schema-less call", _grad_node_breakout,
              r"keyword argument name 'a=1\).* is not a Python identifier - at "
              r"`\$\.graph_module\.graph\.nodes\[0\]\.inputs\[0\]\.name`"),

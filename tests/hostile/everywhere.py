@@ -127,7 +127,14 @@ def _bases():
         x = torch.ones(4, 3)
         return torch.export.export(Dynamic(), (x,), dynamic_shapes=({0: torch.export.Dim("n", min=2, max=64)},))
 
-    return {"small": small, "nested": nested, "cond": cond, "dynamic": dynamic}
+    class Scalars(torch.nn.Module):
+        def forward(self, x, s: str):
+            return x * 2 if s == "mul" else x
+
+    def string_input():  # a str user input: torch writes it into the guards of ep.module()
+        return torch.export.export(Scalars(), (torch.ones(3), "mul"))
+
+    return {"small": small, "nested": nested, "cond": cond, "dynamic": dynamic, "string_input": string_input}
 
 
 _CACHE: dict = {}
@@ -222,6 +229,9 @@ def run_case(case: Case, workdir: Path, timeout: float = 240) -> dict:
     return report
 
 
+_FATAL = ("other: RecursionError", "other: MemoryError")
+
+
 def problems_of(case: Case, report: dict) -> list[str]:
     """Everything in ``report`` that breaks the promise for ``case`` (empty: the case passes)."""
     import re
@@ -232,7 +242,10 @@ def problems_of(case: Case, report: dict) -> list[str]:
     for v in report["violations"]:
         bad.append(f"generated code during {v['step']}: {v['what']}")
     for step, r in report["steps"].items():
-        if r["outcome"].startswith(("other:", "hang")):
+        if r["outcome"].startswith("hang") or (r["outcome"].startswith("other:") and not (
+                step.endswith("_call") and not r["outcome"].startswith(_FATAL))):
+            # calling a loaded program may fail in torch (its own input checks: the file's sample
+            # inputs need not fit); building it (module, unflatten, decompositions) may not
             bad.append(f"{step}: {r['outcome'][:400]}")
         if r["seconds"] > STEP_SECONDS:
             bad.append(f"{step}: took {r['seconds']:.2f} s (limit {STEP_SECONDS} s)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from everywhere import doc_case, exec_code
+from everywhere import Case, doc_case, exec_code
 
 
 def _tail_function(code: str) -> str:
@@ -128,23 +128,42 @@ def _string_input_breakout(doc: dict, marker: str) -> None:
     doc["graph_module"]["graph"]["inputs"][1]["as_string"] = "mul' == " + exec_code(marker) + " or '"
 
 
+def _dict_key(marker: str) -> str:
+    return 'k"+' + exec_code(marker) + '+"'
+
+
 def _dict_key_quote(doc: dict, marker: str) -> None:
     """A dict input's key becomes ``L['d']['<key>']`` in the guards and ``d['<key>']`` inside their
     ``"Guard failed: ..."`` literal: a key holding a double quote breaks out of it."""
     spec = doc["graph_module"]["module_call_graph"][0]["signature"]
     text = spec["in_spec"]
-    key = 'k"+' + exec_code(marker) + '+"'
-    spec["in_spec"] = text.replace(json.dumps(json.dumps(["k"]))[1:-1], json.dumps(json.dumps([key]))[1:-1])
+    spec["in_spec"] = text.replace(json.dumps(json.dumps(["k"]))[1:-1], json.dumps(json.dumps([_dict_key(marker)]))[1:-1])
     assert spec["in_spec"] != text
+
+
+def _dict_key_quote_archive(marker: str) -> bytes:
+    """The document change plus sample inputs with the same key (torch flattens them with the
+    in_spec before it writes the guards): with PyTorch 2.13 this ran code at the first call."""
+    import torch
+
+    import test_hostile_archives as H
+    from everywhere import base_archive, document_of, with_document
+    from pt2serde.samples import dumps_sample_inputs
+
+    data = base_archive("nested")
+    doc = document_of(data)
+    _dict_key_quote(doc, marker)
+    samples = dumps_sample_inputs(((torch.ones(2, 4), {_dict_key(marker): torch.ones(4)}), {}))
+    return H.rewrite(with_document(data, doc), replace={"data/sample_inputs/model.pt": samples})
 
 
 CASES = [
     doc_case("string input value breaking out of the input guards", _string_input_breakout,
              r"graph input string value .* is not text without quotes.* - at "
              r"`\$\.graph_module\.graph\.inputs\[1\]\.as_string`", base="string_input"),
-    doc_case("dict input key breaking out of a guard's message", _dict_key_quote,
-             r"dict key .* is not text without quotes.* - at "
-             r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.in_spec`", base="nested"),
+    Case("dict input key breaking out of a guard's message", _dict_key_quote_archive,
+         r"dict key .* is not text without quotes.* - at "
+         r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.in_spec`", _dict_key_quote, "nested"),
     doc_case("keyword argument name breaking out of a schema-less call", _grad_node_breakout,
              r"keyword argument name 'a=1\).* is not a Python identifier - at "
              r"`\$\.graph_module\.graph\.nodes\[0\]\.inputs\[0\]\.name`"),

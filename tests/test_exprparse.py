@@ -586,7 +586,7 @@ HOSTILE = {
     "Mod(Integer(1), Integer(0))": "Mod divides by zero at offset 16",
     "LShift(Integer(1), Integer(-1))": "LShift by a negative count at offset 19",
     "IsNonOverlappingAndDenseIndicator(Integer(1), Integer(2), Integer(3))": "an even count), got 3 arguments at offset 0",
-    "Max(" + ", ".join(f"Symbol('a{i}')" for i in range(40)) + ")": "Max takes at most 32 arguments, got 40 at offset 0",
+    "Max(" + ", ".join(f"Symbol('a{i}')" for i in range(40)) + ")": "Max takes at most 4 arguments, got 40 at offset 0",
     "And(" + ", ".join(f"Symbol('a{i}')" for i in range(300)) + ")": "And takes at most 256 arguments, got 300",
     "Piecewise(Integer(1))": "Piecewise arguments must be ExprCondPair(expr, cond) at offset 10",
     "ExprCondPair(Integer(1), true)": "ExprCondPair is only allowed inside Piecewise at offset 0",
@@ -878,3 +878,118 @@ if __name__ == "__main__":
         regenerate_data_file()
     else:
         sys.exit(pytest.main([__file__, "-q"]))
+
+
+# ------------------------------------------------------------------------------ budgets
+
+from pt2serde import _srepr  # noqa: E402
+
+
+def _sym(i: int) -> str:
+    return f"Symbol('s{i}', positive=True, integer=True)"
+
+
+def _alternating(depth: int) -> str:
+    text = _sym(0)
+    for j in range(depth):
+        text = ("Max(" if j % 2 else "Min(") + text + f", Add({_sym(j + 1)}, Integer({j})))"
+    return text
+
+
+# Each refused by the torch-free grammar before sympy sees it, with the same message in
+# validate (``_srepr.parse``) as in load (``ExprParser``).
+BUDGETS = {
+    f"Mul(Integer(3), Pow({_sym(0)}, Integer(100000000)))":
+        "Pow of a symbolic base with exponent 100000000, over the limit of 64",
+    f"Mod(Pow({_sym(0)}, Integer(65)), Integer(7))": "Pow of a symbolic base with exponent 65, over the limit of 64",
+    f"PowByNatural({_sym(0)}, Integer(-65))": "PowByNatural of a symbolic base with exponent -65",
+    "Mul(" + ", ".join([f"Pow({_sym(0)}, Integer(64))"] * 2) + ")": "Mul(...) has degree 128, over the limit of 64",
+    "Mul(" + ", ".join(_sym(i) for i in range(65)) + ")": "Mul(...) has degree 65, over the limit of 64",
+    "Mul(" + ", ".join(f"Add({_sym(i)}, Integer(1))" for i in range(7)) + ")":
+        "Mul(...) of sums expands to more than 64 terms",
+    f"Pow(Add({_sym(0)}, Integer(1)), Integer(64))": "Pow of a sum expands to more than 64 terms",
+    "Add(" + ", ".join(_sym(i) for i in range(257)) + ")": "Add(...) expands to more than 256 terms",
+    "Max(" + ", ".join(_sym(i) for i in range(5)) + ")": "Max takes at most 4 arguments, got 5",
+    f"Max({_sym(0)}, Max(" + ", ".join(_sym(i) for i in range(1, 5)) + "))":
+        "Max of more than 4 arguments once nested Max calls are merged",
+    _alternating(9): "holds Max/Min calls of more than 16 arguments in all",
+    "Max(" + ", ".join("Add(" + ", ".join(_sym(i + j) for i in range(33)) + ")" for j in range(2)) + ")":
+        "holds Max/Min calls of arguments of more than 64 terms in all",
+    "Add(" + ", ".join(["Integer(1)"] * 10_001) + ")": "expression of more than 10000 values",
+    f"Pow({_sym(0)}, Add({_sym(1)}, Integer(1000)))": "a number in the exponent of Pow is over the limit of 64",
+    "LShift(Integer(1), Integer(20000))": "LShift by more than 14284 bits",
+    "LShift(Integer(3), Integer(14283))": "LShift would build a number of more than 4300 digits",
+    f"Mul(Integer({'9' * 3000}), Integer({'9' * 3000}))": "Mul would build a number of more than 4300 digits",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("text", list(BUDGETS), ids=lambda t: t[:50])
+def test_budgets_refuse_in_the_one_grammar(text):
+    start = timeit.default_timer()
+    with pytest.raises(SerializeError) as in_validate:
+        _srepr.parse(text)
+    with pytest.raises(SerializeError) as in_load:
+        ExprParser().parse(text)
+    assert BUDGETS[text] in str(in_validate.value)
+    assert str(in_load.value) == str(in_validate.value)
+    assert timeit.default_timer() - start < 1.0
+
+
+# At (or next to) every cap: what sympy then costs, through what load does with a size
+# (build, ``sympy.Max(size, 1)``, ``str``). Measured through the whole of ``load`` and
+# ``module()`` on base "dynamic" on the 2-core dev box: 0.02-0.4 s each, the worst
+# ``Mod(Add(256 symbols), 7)`` at 0.38 s and ``FloorDiv`` of two 256-symbol sums at 0.28 s;
+# before the caps, ``Mod`` of 64 products of sums, ``Max`` of 32 sums (7.4 s), Min/Max
+# nested 50 deep (2.9 s) and ``3*s0**(10**8)`` (66 s) went far past 2 s.
+AT_THE_CAPS = [
+    f"Mul(Integer(3), Pow({_sym(0)}, Integer(64)))",
+    f"Mod(Pow({_sym(0)}, Integer(64)), Integer(7))",
+    f"FloorDiv(Pow(Add({_sym(0)}, Integer(1)), Integer(63)), Pow(Add({_sym(0)}, Integer(2)), Integer(63)))",
+    "Mod(Mul(" + ", ".join(_sym(i) for i in range(64)) + "), Integer(7))",
+    "Mod(Add(" + ", ".join(_sym(i) for i in range(256)) + "), Integer(7))",
+    "FloorDiv(Add(" + ", ".join(_sym(i) for i in range(256)) + "), Add(" + ", ".join(
+        _sym(i + 1) for i in range(256)) + "))",
+    "FloorDiv(Add(" + ", ".join("Mul(" + ", ".join(f"Add({_sym(i + m)}, Integer({m + 1}))" for i in range(6)) + ")"
+                                for m in range(4)) + f"), Add({_sym(0)}, Integer(1)))",
+    "Mod(Mul(" + ", ".join(f"Add({_sym(0)}, Integer({i + 1}))" for i in range(6)) + "), Integer(7))",
+    "Max(" + ", ".join("Add(" + ", ".join(_sym(i + j) for i in range(16)) + ")" for j in range(4)) + ")",
+    _alternating(8),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", AT_THE_CAPS, ids=lambda t: t[:50])
+def test_budget_costs(text):
+    start = timeit.default_timer()
+    expr = ExprParser().parse(text)
+    sympy.Max(expr, 1) if expr.is_number is False and expr.is_positive is not True else None
+    str(expr)
+    assert timeit.default_timer() - start < 2.0
+
+
+def test_the_grammar_and_the_builder_refuse_the_same_strings():
+    """Every hostile or costly string: validate refuses it exactly when load does (except
+    constructor refusals, which need sympy: inconsistent Symbol assumptions)."""
+    for text in [*HOSTILE, *COSTLY, *BUDGETS, *AT_THE_CAPS, *HANDWRITTEN]:
+        try:
+            _srepr.parse(text)
+            valid = None
+        except SerializeError as e:
+            valid = str(e)
+        try:
+            ExprParser().parse(text)
+            loaded = None
+        except SerializeError as e:
+            loaded = str(e)
+        if loaded is not None and "cannot build Symbol" in loaded:
+            continue
+        assert valid == loaded, text[:80]
+
+
+def test_render_is_linear_in_the_tree():
+    """Rendering a product rendered its first factor twice per level: 2**depth."""
+    text = _sym(0)
+    for _ in range(150):
+        text = f"Mul(Integer(2), {text})"
+    start = timeit.default_timer()
+    assert _srepr.pretty(text, limit=10_000).startswith("2*2*2") or "s0" in _srepr.pretty(text, limit=10_000)
+    assert timeit.default_timer() - start < 0.5

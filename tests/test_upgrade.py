@@ -186,3 +186,58 @@ def test_printed_expressions(printed, expected):
 def test_printed_expression_errors(text, message):
     with pytest.raises(SerializeError, match=message):
         printed_to_srepr(text)
+
+
+# ------------------------------------------------- schema-7 expressions: flat, linear, bounded
+
+_S = "Symbol('s{}', positive=True, integer=True)"
+
+
+def test_printed_chains_become_one_call():
+    """``a + b + c`` is one ``Add`` (as sympy writes it), not nested once per operator."""
+    s0, s1, s2 = (_S.format(i) for i in range(3))
+    assert printed_to_srepr("s0 + s1 + s2") == f"Add({s0}, {s1}, {s2})"
+    assert printed_to_srepr("s0*s1/s2") == f"Mul({s0}, {s1}, Pow({s2}, Integer(-1)))"
+    assert printed_to_srepr("s0 - s1 - s2") == f"Add({s0}, Mul(Integer(-1), {s1}), Mul(Integer(-1), {s2}))"
+    assert printed_to_srepr("(s0 + s1)*s2") == f"Mul(Add({s0}, {s1}), {s2})"
+    long_sum = printed_to_srepr(" + ".join(f"s{i}" for i in range(250)))
+    assert ExprParser().parse(long_sum) == sympy.Add(*(sympy.Symbol(f"s{i}", positive=True, integer=True)
+                                                        for i in range(250)))
+
+
+def _seconds(text: str) -> float:
+    import timeit
+
+    return min(timeit.repeat(lambda: printed_to_srepr(text), number=1, repeat=3))
+
+
+def test_printed_expression_upgrade_is_linear():
+    """The schema-7 upgrade used to rebuild the string per operator: 100 KB cost 35 s."""
+    small, large = " - ".join(["s0"] * 900), " - ".join(["s0"] * 9000)
+    ratio = _seconds(large) / _seconds(small)
+    assert ratio < 30, ratio  # linear: ~10; the quadratic upgrader measured ~100
+
+
+def test_printed_expression_with_too_many_operands_is_refused_early():
+    with pytest.raises(SerializeError, match=r"expression of more than 10000 values at offset 50000"):
+        printed_to_srepr(" - ".join(["s0"] * 20_000))
+
+
+def test_long_schema_7_expressions_in_a_document():
+    """A 2.5.1 document whose sizes are a 201-term printed sum decodes; 100 KB ones are refused."""
+    doc = _document("2.5.1", "dyn_batch")
+
+    def with_sizes(text):
+        d = copy.deepcopy(doc)
+        for meta in d["graph_module"]["graph"]["tensor_values"].values():
+            for size in meta["sizes"]:
+                if "as_expr" in size:
+                    size["as_expr"]["expr_str"] = text
+        return d
+
+    program = decode_program(with_sizes("s0" + " + s0 - s0" * 100))
+    texts = [s.as_expr.expr_str for t in program.graph_module.graph.tensor_values.values()
+             for s in t.sizes if s.type == "as_expr"]
+    assert texts and ExprParser().parse(texts[0]) == sympy.Symbol("s0", positive=True, integer=True)
+    with pytest.raises(SerializeError, match="expression of more than 10000 values"):
+        decode_program(with_sizes(" - ".join(["s0"] * 20_000)))

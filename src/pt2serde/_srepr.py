@@ -25,7 +25,8 @@ carries four bounds, computed bottom-up from the tree:
   :data:`MAX_DEGREE`. With 64-bit symbol values that keeps every substituted size below
   CPython's 4300-digit integer limit;
 * *terms* (monomials after full expansion: ``Add`` sums, ``Mul`` multiplies,
-  ``Pow(b, n)`` gives ``C(t + n - 1, n)``): at most :data:`MAX_TERMS`;
+  ``Pow(b, n)`` gives ``C(t + n - 1, n)``): at most :data:`MAX_TERMS`, and at most
+  :data:`MAX_PRODUCT_TERMS` made by one product of sums or power of a sum;
 * *bits* (size of the numbers sympy may compute: ``Mul`` adds bits, ``Pow`` multiplies
   them, ``LShift`` adds its shift): at most :data:`MAX_NUMBER_BITS` (4300 digits).
 
@@ -33,7 +34,7 @@ Besides, a ``Pow`` (``PowByNatural``, ``FloatPow``) of a symbolic base takes an 
 exponent of at most :data:`MAX_EXPONENT` in magnitude, numbers inside a symbolic exponent
 are bounded the same way, and the lattice/logic calls whose evaluation is quadratic in
 their arity (``Max``, ``Min``, ``And``, ``Or``, ``Piecewise``) take a bounded number of
-arguments. See ``tests/test_exprparse.py::test_budget_costs`` for the measurements behind
+arguments (``Max``/``Min`` counted after sympy merges nested ones: :data:`MAX_LATTICE`). See ``tests/test_exprparse.py::test_budget_costs`` for the measurements behind
 the numbers.
 
 :func:`render` prints a tree the way ``str(sympy_expr)`` prints the common cases (so that
@@ -51,7 +52,8 @@ from .errors import SerializeError
 
 __all__ = [
     "parse", "render", "symbols", "pretty", "CALLS", "ATOMS", "SYMBOL_ASSUMPTIONS",
-    "MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_DEGREE", "MAX_TERMS", "MAX_EXPONENT",
+    "MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_DEGREE", "MAX_TERMS", "MAX_EXPONENT", "MAX_LATTICE",
+    "MAX_LATTICE_TOTAL", "MAX_LATTICE_TERMS", "MAX_PRODUCT_TERMS",
     "MAX_INT_DIGITS", "MAX_NUMBER_BITS",
 ]
 
@@ -63,8 +65,18 @@ MAX_DEPTH = 200
 MAX_NODES = 10_000
 #: Highest polynomial degree of an expression (see the module docstring).
 MAX_DEGREE = 64
-#: Most monomials an expression can expand to.
-MAX_TERMS = 1024
+#: Most monomials an expression can expand to, and most made by multiplying sums (a
+#: product of sums, or a power of one), which sympy expands inside ``Mod``/``FloorDiv``/``Max``.
+MAX_TERMS = 256
+MAX_PRODUCT_TERMS = 64
+#: Most arguments of a ``Max`` / ``Min`` once nested ones are merged (as sympy merges them):
+#: sympy compares every pair, each comparison an assumption query.
+MAX_LATTICE = 4
+#: Most arguments of all the ``Max`` / ``Min`` calls of one expression together: sympy's
+#: comparisons of nested ``Max``/``Min`` grow faster than their count.
+MAX_LATTICE_TOTAL = 16
+#: Most terms of the arguments of all ``Max`` / ``Min`` calls of one expression together.
+MAX_LATTICE_TERMS = 64
 #: Largest integer exponent of a symbolic base, and largest number inside a symbolic exponent.
 MAX_EXPONENT = 64
 #: CPython's default limit on the digits of an ``int`` converted from or to text. Integer
@@ -98,7 +110,7 @@ class Spec(NamedTuple):
     low: int
     high: int
     form: str = "expr"  # expr | symbol | integer | rational | float | const | piecewise | pair | dense
-    cost: str = "call"  # call | add | mul | pow | lshift | number | symbol
+    cost: str = "call"  # call | add | mul | pow | lshift | lattice | number | symbol
 
 
 def _fn(low: int, high: int = -1, cost: str = "call") -> Spec:
@@ -123,8 +135,8 @@ CALLS: dict[str, Spec] = {
     "Add": _fn(1, 100_000, "add"),
     "Mul": _fn(1, 100_000, "mul"),
     "Pow": _fn(2, 2, "pow"),
-    "Max": _fn(1, 32),
-    "Min": _fn(1, 32),
+    "Max": _fn(1, MAX_LATTICE, "lattice"),
+    "Min": _fn(1, MAX_LATTICE, "lattice"),
     "Abs": _fn(1),
     "floor": _fn(1),
     "ceiling": _fn(1),
@@ -238,8 +250,9 @@ def _unexpected(token: Token, expected: str) -> SerializeError:
 #   ("name", text, offset)  an atom, True, False, None  ("neg", ("name", ...), offset)
 Node = tuple
 
-# The bounds of a value: (nodes, degree, terms, bits); see the module docstring.
-_LEAF = (1, 0, 1, 0)
+# The bounds of a value: (nodes, degree, terms, bits, merged Max/Min arguments, Max/Min
+# arguments in all, terms of Max/Min arguments in all); see the module docstring.
+_LEAF = (1, 0, 1, 0, 1, 0, 0)
 _KINDS = {"expr": "an expression", "int": "an integer literal", "float": "a float literal",
           "str": "a string", "bool": "a boolean literal", "none": "None"}
 
@@ -356,9 +369,9 @@ def _parse_tokens(tokens: list[Token], max_depth: int) -> tuple[Node, tuple]:
             else:
                 node, info = _bare_name(text, offset, tokens[i]), _LEAF
         elif kind == _INT:
-            node, info = ("num", text, offset), (1, 0, 1, _bits(_int_literal(text, offset)))
+            node, info = ("num", text, offset), (1, 0, 1, _bits(_int_literal(text, offset)), 1, 0, 0)
         elif kind == _FLOAT:
-            node, info = ("num", text, offset), (1, 0, 1, 0)
+            node, info = ("num", text, offset), _LEAF
         elif kind == _STR:
             node, info = ("str", _string_literal(text), offset), _LEAF
         elif kind == "-":
@@ -396,7 +409,7 @@ def _fast_call(kind: str, text: str, offset: int) -> tuple[Node, tuple]:
         m = _DIGITS_RE.search(text)
         at = offset + m.start()
         value = _int_literal(m.group(), at)
-        return ("call", "Integer", (("num", m.group(), at),), {}, offset), (1, 0, 1, _bits(value))
+        return ("call", "Integer", (("num", m.group(), at),), {}, offset), (1, 0, 1, _bits(value), 1, 0, 0)
     cached = _FAST.get(text)
     if cached is not None:
         return ("call", "Symbol", cached[0][2], cached[0][3], offset), cached[1]
@@ -457,7 +470,7 @@ def _finish(call: _Call) -> tuple[Node, tuple]:
                 if kind_of(arg) != "int":
                     raise _error(f"{name} expects {'an integer literal' if form == 'integer' else 'integer literals'}"
                                  f", got {_KINDS[kind_of(arg)]}", arg[-1])
-            info = (1, 0, 1, max(_bits(int(arg[1])) for arg, _ in args))
+            info = (1, 0, 1, max(_bits(int(arg[1])) for arg, _ in args), 1, 0, 0)
         elif form == "piecewise":
             for arg, _ in args:
                 if not (arg[0] == "call" and arg[1] == "ExprCondPair"):
@@ -499,6 +512,8 @@ def _check_values(call: _Call) -> None:
         shift = _constant(call.args[1][0])
         if shift is not None and shift[0] < 0:
             raise _error(f"{name} by a negative count", call.args[1][0][-1])
+        if shift is not None and shift[0] > MAX_NUMBER_BITS:  # torch computes 2**shift
+            raise _error(f"{name} by more than {MAX_NUMBER_BITS} bits", call.args[1][0][-1])
     if name in _FLOAT_CALLS:
         for arg, info in call.args:
             if info[3] > _MAX_FLOAT_BITS:
@@ -514,7 +529,7 @@ def _check_symbol(call: _Call) -> tuple:
             raise _error(f"unknown Symbol assumption {key!r}", at)
         if kind_of(value) != "bool":
             raise _error(f"Symbol assumption {key!r} must be True or False", value[-1])
-    return (1, 1, 1, 0)
+    return (1, 1, 1, 0, 1, 0, 0)
 
 
 def _check_float(call: _Call) -> tuple:
@@ -528,9 +543,9 @@ def _check_float(call: _Call) -> tuple:
     arg = call.args[0][0]
     kind = kind_of(arg)
     if kind in ("str", "float"):
-        return (1, 0, 1, _float_text(arg[1], arg[-1]))
+        return (1, 0, 1, _float_text(arg[1], arg[-1]), 1, 0, 0)
     if kind == "int":
-        return (1, 0, 1, max(1, _bits(int(arg[1]))))
+        return (1, 0, 1, max(1, _bits(int(arg[1]))), 1, 0, 0)
     raise _error(f"Float expects a number or a numeric string, got {_KINDS[kind]}", arg[-1])
 
 
@@ -557,6 +572,8 @@ def _cost(call: _Call, rule: str) -> tuple:
         terms = 1
         for i in infos:
             terms = min(terms * i[2], MAX_TERMS + 1)
+        if sum(1 for i in infos if i[2] > 1) > 1 and terms > MAX_PRODUCT_TERMS:
+            raise _error(f"Mul(...) of sums expands to more than {MAX_PRODUCT_TERMS} terms", call.offset)
         bits = sum(i[3] for i in infos)
     elif rule == "pow":
         (base, binfo), (exp, einfo) = call.args
@@ -569,7 +586,23 @@ def _cost(call: _Call, rule: str) -> tuple:
             shift = _constant(call.args[1][0])
             if shift is not None and shift[0] > 0:
                 bits += shift[0]
+    merged = 1
+    lattice = sum(i[5] for i in infos)
+    weight = sum(i[6] for i in infos)
+    if rule == "lattice":  # Max(a, Max(b, c)) is Max(a, b, c) to sympy
+        merged = sum(info[4] if arg[0] == "call" and arg[1] == call.name else 1 for arg, info in call.args)
+        lattice += len(infos)
+        weight += sum(i[2] for i in infos)
     offset = call.offset
+    if merged > MAX_LATTICE:
+        raise _error(f"{call.name} of more than {MAX_LATTICE} arguments once nested {call.name} calls "
+                     f"are merged", offset)
+    if lattice > MAX_LATTICE_TOTAL:
+        raise _error(f"{call.name}(...) holds Max/Min calls of more than {MAX_LATTICE_TOTAL} arguments in all",
+                     offset)
+    if weight > MAX_LATTICE_TERMS:
+        raise _error(f"{call.name}(...) holds Max/Min calls of arguments of more than {MAX_LATTICE_TERMS} terms "
+                     f"in all", offset)
     if nodes > MAX_NODES:
         raise _error(f"expression of more than {MAX_NODES} values", offset)
     if degree > MAX_DEGREE:
@@ -578,7 +611,7 @@ def _cost(call: _Call, rule: str) -> tuple:
         raise _error(f"{call.name}(...) expands to more than {MAX_TERMS} terms", offset)
     if bits > MAX_NUMBER_BITS:
         raise _error(f"{call.name} would build a number of more than {MAX_INT_DIGITS} digits", offset)
-    return nodes, degree, terms, bits
+    return nodes, degree, terms, bits, merged, lattice, weight
 
 
 def _pow_cost(call: _Call, base: Node, binfo: tuple, exp: Node, einfo: tuple) -> tuple[int, int, int]:
@@ -596,6 +629,8 @@ def _pow_cost(call: _Call, base: Node, binfo: tuple, exp: Node, einfo: tuple) ->
         raise _error(f"{call.name} of a symbolic base with exponent {constant[0]}, "
                      f"over the limit of {MAX_EXPONENT}", exp[-1])
     terms = math.comb(binfo[2] + p - 1, p) if binfo[2] > 1 else 1
+    if p > 1 and terms > MAX_PRODUCT_TERMS:
+        raise _error(f"{call.name} of a sum expands to more than {MAX_PRODUCT_TERMS} terms", exp[-1])
     return binfo[1] * p, min(terms, MAX_TERMS + 1), binfo[3] * p
 
 

@@ -179,7 +179,7 @@ class SymbolicContext:
         expr = self._parsed.get(expr_str)
         if expr is None:
             expr = self._parsed[expr_str] = self._parser.parse(expr_str)
-            for sym in sorted(expr.free_symbols, key=str):
+            for sym in sorted(expr.free_symbols, key=lambda sym: sym.name):
                 self._register_symbol(sym)
             if not isinstance(expr, sympy.Symbol):
                 self.symbols.setdefault(str(expr), expr)
@@ -301,5 +301,9 @@ def _is_contiguous(sizes: list, strides: list) -> bool:
     for size, stride in zip(reversed(sizes), reversed(strides)):
         if _sym_expr(stride) != expected:
             return False
-        expected = expected * sympy.Max(_sym_expr(size), 1) if not type(size) is int else expected * max(size, 1)
+        if type(size) is int:
+            expected = expected * max(size, 1)
+        else:  # sizes are positive in exported programs: skip sympy.Max, whose pairwise
+            expr = _sym_expr(size)  # comparisons are costly on long sums
+            expected = expected * (expr if expr.is_positive else sympy.Max(expr, 1))
     return True

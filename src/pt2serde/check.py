@@ -34,9 +34,8 @@ from . import _srepr, codec, schema, upgrade
 from ._fastcodec import MAX_NESTING, RECURSIVE_MEMBERS
 from ._wire import Union
 from .archive import ArchiveReader
-from .contents import Problem, ProgramRecords, Pt2Archive, TensorEntry, key_path
+from .contents import CRC_MISMATCH, Problem, ProgramRecords, Pt2Archive, TensorEntry, key_path, signature_problems
 from .picklewalk import describe_torch_save, pickle_globals
-from .wiretext import DTYPES, sym_text
 from .errors import SerializeError
 
 __all__ = ["Problem", "check_archive", "check_document", "check_program", "check_shape"]
@@ -492,43 +491,11 @@ def _with_pickle_names(archive: Pt2Archive, p: Problem) -> Problem:
 
 def _check_payload_names(doc: schema.ExportedProgram, pr: ProgramRecords, weights: list[TensorEntry],
                          constants: list[TensorEntry], out: list[Problem]) -> None:
-    """Every lifted parameter, buffer, constant and object of the signature has a stored entry
-    whose dtype and sizes match the graph's placeholder."""
-    gm = doc.graph_module
-    by_folder = {"weights": {e.name: e for e in weights}, "constants": {e.name: e for e in constants}}
-    wrec, crec = pr.config_record("weights"), pr.config_record("constants")
-    for i, spec in enumerate(gm.signature.input_specs):
-        body = spec.value
-        if spec.type == "parameter":
-            name, folders = body.parameter_name, ("weights",)
-        elif spec.type == "buffer":
-            name, folders = body.buffer_name, ("weights",) if body.persistent else ("constants",)
-        elif spec.type == "tensor_constant":
-            name, folders = body.tensor_constant_name, ("constants",)
-        elif spec.type == "custom_obj":
-            name, folders = body.custom_obj_name, ("constants",)
-        else:
-            continue
-        entry = next((by_folder[f][name] for f in folders if name in by_folder[f]), None)
-        if entry is None:
-            other = "constants" if folders == ("weights",) else "weights"
-            hint = f" (it is in the {other} config instead)" if name in by_folder[other] else ""
-            record = wrec if folders == ("weights",) else crec
-            out.append(Problem(f"{spec.type.replace('_', ' ')} `{name}` (input spec {i}) is not stored in the "
-                               f"{folders[0]} config{hint}", record, record))
-            continue
-        if spec.type == "custom_obj" or not isinstance(body.arg, schema.TensorArgument):
-            continue
-        tm = gm.graph.tensor_values.get(body.arg.name)
-        if tm is None or entry.dtype is None:
-            continue
-        want_dtype = DTYPES[tm.dtype].name if tm.dtype in DTYPES else None
-        want_sizes = [sym_text(s) for s in tm.sizes]
-        if want_dtype != entry.dtype or want_sizes != entry.sizes:
-            record = wrec if entry.folder == "weights" else crec
-            out.append(Problem(
-                f"`{name}` is stored as {entry.dtype}{entry.sizes} but the graph input `{body.arg.name}` is "
-                f"{want_dtype}{want_sizes}", f"$.config{key_path(name)}" if entry.inner is None else record, record))
+    """The signature against the stored entries: :func:`contents.signature_problems`, the rule
+    ``load`` applies to what it read."""
+    stored = {folder: {e.name: (e.dtype, e.sizes, e.inner is None) for e in entries}
+              for folder, entries in (("weights", weights), ("constants", constants))}
+    out += signature_problems(doc, stored, {f: pr.config_record(f) for f in ("weights", "constants")})
 
 
 def check_archive(source: ArchiveReader | Pt2Archive, *, crc: bool = True,
@@ -552,7 +519,7 @@ def check_archive(source: ArchiveReader | Pt2Archive, *, crc: bool = True,
                 out.append(Problem(str(e), name, name))
                 continue
             if not good:
-                out.append(Problem("CRC-32 does not match the stored checksum: the record is corrupt", name, name))
+                out.append(Problem(CRC_MISMATCH, name, name))  # the rule of Pt2Archive.crc_problems, streamed
     return out
 
 

@@ -75,6 +75,7 @@ ARCHIVE_VERSION = "0"  # the `archive_version` record
 BYTE_ORDER = "little"  # the optional `byteorder` record
 MAX_CONFIG_BYTES = 256 << 20
 MAX_DOCUMENT_BYTES = 2 << 30
+CRC_MISMATCH = "CRC-32 does not match the stored checksum: the record is corrupt"
 MAX_DIMS = 64
 MAX_ZERO_FILL = 64 << 20  # empty records read as zeros, up to this much more than the file, for the archive in all
 #: Device types ``torch.device`` accepts (PyTorch 2.13); others need a renamed private backend.
@@ -282,6 +283,17 @@ class Pt2Archive:
         if not self.models():
             add("models/", "the archive holds no program (no models/<name>.json record)")
         return out
+
+    def crc_problems(self, name: str, view: memoryview | None = None) -> list[Problem]:
+        """The record's CRC-32 against the zip directory (``[]`` when it matches). ``validate``
+        checks every record; ``load`` the records it parses (documents, payload configs), not the
+        tensor bytes it only maps."""
+        import zlib
+
+        data = self.reader.view(name) if view is None else view
+        if zlib.crc32(data) & 0xFFFFFFFF == self.reader.entry(name).crc:
+            return []
+        return [Problem(CRC_MISMATCH, name, name)]
 
     def zero_fill_problem(self, need: int, where: str, record: str | None) -> Problem | None:
         """An empty record read as ``need`` bytes of zeros (PyTorch writes fake tensors so): at
@@ -637,6 +649,51 @@ def payload_entries(archive: Pt2Archive, folder: str, record: str, problems: Pro
         elif kind == "tensor":
             problems.append(Problem(f"entry {fqn!r} has no tensor metadata", f"{where}.tensor_meta", record))
         out.append(entry)
+    return out
+
+
+#: what a folder stores, by name: (dtype name, sizes, whether the entry has a ``$.config`` path), or None
+Stored = dict[str, "tuple[str | None, list | None, bool] | None"]
+
+
+def signature_problems(doc: schema.ExportedProgram, stored: dict[str, Stored], records: dict[str, str]) -> list[Problem]:
+    """Every lifted parameter, buffer, constant and object of the signature has a stored entry
+    in its folder (``stored["weights"]`` / ``stored["constants"]``) whose dtype and sizes match
+    the graph's placeholder. ``records``: the config record of each folder (where problems are).
+    ``validate`` passes the model's entries, ``load`` what it read."""
+    out: list[Problem] = []
+    gm = doc.graph_module
+    for i, spec in enumerate(gm.signature.input_specs):
+        body = spec.value
+        if spec.type == "parameter":
+            name, folder = body.parameter_name, "weights"
+        elif spec.type == "buffer":
+            name, folder = body.buffer_name, "weights" if body.persistent else "constants"
+        elif spec.type == "tensor_constant":
+            name, folder = body.tensor_constant_name, "constants"
+        elif spec.type == "custom_obj":
+            name, folder = body.custom_obj_name, "constants"
+        else:
+            continue
+        record = records[folder]
+        if name not in stored[folder]:
+            other = "constants" if folder == "weights" else "weights"
+            hint = f" (it is in the {other} config instead)" if name in stored[other] else ""
+            out.append(Problem(f"{spec.type.replace('_', ' ')} `{name}` (input spec {i}) is not stored in the "
+                               f"{folder} config{hint}", record, record))
+            continue
+        value = stored[folder][name]
+        if value is None or spec.type == "custom_obj" or not isinstance(body.arg, schema.TensorArgument):
+            continue
+        dtype, sizes, at_path = value
+        tm = gm.graph.tensor_values.get(body.arg.name)
+        if tm is None or dtype is None:
+            continue
+        want_dtype = DTYPES[tm.dtype].name if tm.dtype in DTYPES else None
+        want_sizes = [sym_text(s) for s in tm.sizes]
+        if want_dtype != dtype or want_sizes != sizes:
+            out.append(Problem(f"`{name}` is stored as {dtype}{sizes} but the graph input `{body.arg.name}` is "
+                               f"{want_dtype}{want_sizes}", f"$.config{key_path(name)}" if at_path else record, record))
     return out
 
 

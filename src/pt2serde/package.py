@@ -309,7 +309,7 @@ def _config(archive: _Archive, record: str, allow_pickle: bool = False) -> list[
     """The entries of a raw payload config (full record name), as the model reads them; raises
     the first problem that blocks loading (an entry stored as a pickle, unless ``allow_pickle``)."""
     folder = "constants" if archive.model.rel(record).startswith(CONSTANTS_DIR) else "weights"
-    problems: list[contents.Problem] = []
+    problems = archive.model.crc_problems(record)
     entries = contents.payload_entries(archive.model, folder, record, problems)
     for p in problems:
         if p.blocks_load(allow_pickle):
@@ -423,6 +423,7 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
     records = archive.model.program(name)  # the model's records of this program
     doc_rel = records.document_record
     data = records.document_view()  # over the size cap: the reader's error names the record
+    contents.first_error(archive.model.crc_problems(doc_rel, data))
     try:
         raw = records.raw_document(data)
         contents.first_error(archive.model.version_problems(raw))  # the plain zip's `version` record
@@ -433,22 +434,29 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
         raise SerializeError(f"{archive.where(doc_rel)}: {e}") from None
     contents.first_error(records.sample_problems())
     storages = archive.storages
+    read: dict[str, dict] = {}
 
     def payload(kind: str, folder: str):
         def build(fake_tensor):
-            fmt = records.storage_format(kind)
-            if fmt == "torch_save":
-                return _legacy_dict(archive, records.config_record(kind), fake_tensor, allow_pickle)
-            if fmt is None and archive.layout == "legacy":  # the plain zip stores no record for an empty dict
-                return {}
-            if fmt is None:  # the model's problem: the program has no config
-                problems: list[contents.Problem] = []
-                records.entries(kind, problems)
-                contents.first_error(problems)
-            config = _config(archive, records.config_record(kind), allow_pickle)
-            return _tensor_entries(archive, folder, config, storages, allow_pickle, fake_tensor)
+            read[kind] = values = _payload(kind, folder, fake_tensor)
+            if len(read) == 2:  # both folders read: the signature against them (as validate checks it)
+                _check_signature_payloads(records, document, read)
+            return values
 
         return build
+
+    def _payload(kind: str, folder: str, fake_tensor) -> dict:
+        fmt = records.storage_format(kind)
+        if fmt == "torch_save":
+            return _legacy_dict(archive, records.config_record(kind), fake_tensor, allow_pickle)
+        if fmt is None and archive.layout == "legacy":  # the plain zip stores no record for an empty dict
+            return {}
+        if fmt is None:  # the model's problem: the program has no config
+            problems: list[contents.Problem] = []
+            records.entries(kind, problems)
+            contents.first_error(problems)
+        config = _config(archive, records.config_record(kind), allow_pickle)
+        return _tensor_entries(archive, folder, config, storages, allow_pickle, fake_tensor)
 
     state_dict = payload("weights", WEIGHTS_DIR)
     constants = payload("constants", CONSTANTS_DIR)
@@ -477,6 +485,22 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
         if str(e).startswith("record "):
             raise
         raise SerializeError(f"program {name!r} ({archive.where(doc_rel)}): {e}") from None
+
+
+def _check_signature_payloads(records: contents.ProgramRecords, document: schema.ExportedProgram,
+                              read: dict[str, dict]) -> None:
+    """The model's rule (:func:`contents.signature_problems`) on the values ``load`` read."""
+    def described(value: Any):
+        if not isinstance(value, torch.Tensor):
+            return None
+        sizes = [s if isinstance(s, int) else str(s) for s in value.shape]
+        return str(value.dtype).removeprefix("torch."), sizes, records.storage_format(folder) == "raw"
+
+    stored = {}
+    for folder in ("weights", "constants"):
+        stored[folder] = {name: described(v) for name, v in read[folder].items()}
+    configs = {f: records.config_record(f) for f in ("weights", "constants")}
+    contents.first_error(contents.signature_problems(document, stored, configs))
 
 
 def load_all(

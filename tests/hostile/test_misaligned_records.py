@@ -64,7 +64,13 @@ def _complex_weights_archive(base: bytes) -> bytes:
     b = {**cfg["config"]["b"], "path_name": w["path_name"]}
     b["tensor_meta"] = {**w["tensor_meta"], "dtype": 1, "sizes": H.ints(48), "requires_grad": False}
     cfg["config"] = {"b": b, "w": w}
-    records = [(n, json.dumps(cfg).encode() if n == cfg_name else v) for n, v in records]
+    doc_name = "archive/models/model.json"  # the graph's placeholders say what is stored (load checks them)
+    doc = json.loads(dict(records)[doc_name])
+    values = doc["graph_module"]["graph"]["tensor_values"]
+    values["p_w"].update(dtype=COMPLEX128, sizes=H.ints(3), strides=H.ints(1))
+    values["b_b"].update(dtype=1, sizes=H.ints(48), strides=H.ints(1))
+    changed = {cfg_name: json.dumps(cfg).encode(), doc_name: json.dumps(doc).encode()}
+    records = [(n, changed.get(n, v)) for n, v in records]
     return _misaligned_zip(records, f"archive/data/weights/{w['path_name']}")
 
 

@@ -257,3 +257,17 @@ def test_registered_ops_still_resolve():
     assert resolve_target("torch.ops.aten.t.default") is torch.ops.aten.t.default
     assert resolve_target("torch.ops.aten._to_copy.default") is torch.ops.aten._to_copy.default
     assert resolve_target("torch.ops.higher_order.cond") is torch.ops.higher_order.cond
+
+
+@pytest.mark.parametrize("text,bad", [
+    ("inner", False), ("inner@1", False), ("L__self__inner@12", False),
+    ("inner@", True), ("inner@x", True), ("inner@1@2", True), ("L@__self__inner", True),
+    ("inner@" + "9" * 10, True), ("inner@\u0661", True),  # non-ASCII digits: int() takes them, we do not
+])
+def test_call_index_after_at_is_one_decimal_number(text, bad):
+    from pt2serde.codegen_fields import call_index_problem
+
+    problem = call_index_problem(text, "module path")
+    assert (problem is not None) == bad
+    if bad:
+        assert problem == f"module path {text!r} has a call index that is not one decimal number after '@'"

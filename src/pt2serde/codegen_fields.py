@@ -22,7 +22,7 @@ from . import names, schema
 from .errors import SerializeError
 
 __all__ = ["CodeField", "CODE_FIELDS", "NEVER_CODE", "CHECKERS", "code_field_problems", "check_code_fields",
-           "split_outside_brackets"]
+           "split_outside_brackets", "call_index_problem"]
 
 
 @dataclass(frozen=True)
@@ -240,6 +240,21 @@ def _kwargs_keys(text: str) -> list:
     return keys if isinstance(keys, list) else []
 
 
+_CALL_INDEX_DIGITS = 9
+
+
+def call_index_problem(text: str, what: str) -> str | None:
+    """unflatten reads the text after ``@`` in a module path or an nn_module_stack key as the
+    call index (``int(k.split("@")[-1])``, ``base, idx = fqn.split("@")``): it must be one
+    decimal number, once."""
+    if "@" not in text:
+        return None
+    base, _, index = text.rpartition("@")
+    if "@" in base or not (index.isascii() and index.isdigit() and len(index) <= _CALL_INDEX_DIGITS):
+        return f"{what} {text[:200]!r} has a call index that is not one decimal number after '@'"
+    return None
+
+
 class _Walker:
     def __init__(self) -> None:
         self.out: list[tuple[str, str]] = []
@@ -338,6 +353,8 @@ class _Walker:
                     continue
                 problems = len(self.out)
                 self.check("Node.metadata[nn_module_stack].key", key, p)
+                if type(key) is str and (bad := call_index_problem(key, "nn_module_stack key")):
+                    self.out.append((bad, p))
                 if module_path:  # "" is the root module
                     self.check("Node.metadata[nn_module_stack].path", module_path, p)
                 self.check("Node.metadata[nn_module_stack].type", ty, p)
@@ -366,6 +383,8 @@ class _Walker:
             p = f"{path}[{i}]"
             if entry.fqn:  # "" is the root module
                 self.check("ModuleCallEntry.fqn", entry.fqn, f"{p}.fqn")
+                if type(entry.fqn) is str and (bad := call_index_problem(entry.fqn, "module path")):
+                    self.out.append((bad, f"{p}.fqn"))
             sig = entry.signature
             if sig is None:
                 continue
@@ -375,11 +394,12 @@ class _Walker:
                     self.argument(a, f"{sp}.{field}[{j}]")
             for j, name in enumerate(sig.forward_arg_names or ()):
                 self.check("ModuleCallSignature.forward_arg_names", name, f"{sp}.forward_arg_names[{j}]")
-            for key in _kwargs_keys(sig.in_spec):
+            kwargs_keys = _kwargs_keys(sig.in_spec)
+            for key in kwargs_keys:
                 self.check("ModuleCallSignature.in_spec", key, f"{sp}.in_spec")
             root = _spec_root(sig.in_spec)
             for key in _dict_keys(root) if root is not None else ():
-                if isinstance(key, str):
+                if isinstance(key, str) and key not in kwargs_keys:  # those are identifiers, checked above
                     self.check("ModuleCallSignature.in_spec[dict key]", key, f"{sp}.in_spec")
 
     def program(self, doc: schema.ExportedProgram) -> None:

@@ -157,7 +157,28 @@ def _dict_key_quote_archive(marker: str) -> bytes:
     return H.rewrite(with_document(data, doc), replace={"data/sample_inputs/model.pt": samples})
 
 
+# ---- call indices unflatten reads with int() (found by fuzz_archive's unflatten entry point)
+
+
+def _stack_key_call_index(doc: dict, marker: str) -> None:
+    for node in doc["graph_module"]["graph"]["nodes"]:
+        stack = node["metadata"].get("nn_module_stack")
+        if stack:
+            node["metadata"]["nn_module_stack"] = stack.replace("L__self__inner,", "L@__self__inner,")
+
+
+def _fqn_call_index(doc: dict, marker: str) -> None:
+    for entry in doc["graph_module"]["module_call_graph"]:
+        if entry["fqn"] == "inner":
+            entry["fqn"] = "inner@1@2"
+
+
 CASES = [
+    doc_case("nn_module_stack key whose call index is not a number", _stack_key_call_index,
+             r"nn_module_stack key 'L@__self__inner' has a call index that is not one decimal number", base="nested"),
+    doc_case("module path with two call indices", _fqn_call_index,
+             r"module path 'inner@1@2' has a call index that is not one decimal number after '@' - at "
+             r"`\$\.graph_module\.module_call_graph\[1\]\.fqn`", base="nested"),
     doc_case("string input value breaking out of the input guards", _string_input_breakout,
              r"graph input string value .* is not text without quotes.* - at "
              r"`\$\.graph_module\.graph\.inputs\[1\]\.as_string`", base="string_input"),

@@ -727,8 +727,11 @@ def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, recor
         out.append(P(f"a torch.{entry.dtype} parameter cannot require gradients (requires_grad is true)",
                      f"{where}.tensor_meta.requires_grad"))
     itemsize = DTYPES[tm.dtype].itemsize
-    shape_problem = view_problem(entry.sizes, entry.strides, entry.storage_offset, itemsize, None,
-                                 has_data=entry.device.split(":")[0] != "meta")
+    has_data = entry.device.split(":")[0] != "meta"
+    # one pass of the view rule: against the record's bytes when the entry reads a non-empty one
+    bounded = entry.record is not None and has_data and entry.record_size != 0
+    shape_problem = view_problem(entry.sizes, entry.strides, entry.storage_offset, itemsize,
+                                 entry.record_size if bounded else None, has_data=has_data)
     if shape_problem is not None:
         out.append(Problem(shape_problem, storage, record))
         return out
@@ -750,10 +753,7 @@ def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, recor
         if found is not None:
             out.append(found)
         return out
-    bounds = view_problem(entry.sizes, entry.strides, entry.storage_offset, itemsize, entry.record_size)
-    if bounds is not None:
-        out.append(Problem(bounds, entry.record, record))
-    elif entry.record_size % itemsize:
+    if entry.record_size % itemsize:
         out.append(Problem(f"record holds {entry.record_size} bytes, not a whole number of {itemsize}-byte "
                            f"{entry.dtype} elements", entry.record, record))
     return out

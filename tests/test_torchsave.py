@@ -712,3 +712,29 @@ def test_plain_namedtuples_are_read_by_both_readers():
     assert type(got) is Point and torch.equal(got.x, torch.ones(2)) and got.y == 3
     (walked,), _ = _walk(data, "m.pt")
     assert type(walked) is Point and walked.y == 3
+
+
+#: views the shared extent rule (pt2serde.extent.view_problem) refuses in torch.save records too
+EXTENT_RECORDS = {
+    "expanded tensor standing for 128 MiB": (
+        lambda: record(float_tensor((2**25,), (0,)), **{"0": FOUR_FLOATS}),
+        r"a float32 tensor: sizes \[33554432\] and strides \[0\] overlap in storage: 4 stored bytes stand "
+        r"for 134217728 bytes of tensor, over the limit of 67108864",
+    ),
+    "meta tensor reaching past 2**63": (
+        lambda: record(Call(torch._utils._rebuild_meta_tensor_no_storage, torch.float32, (2, 2), (2**62, 1), False)),
+        r"a float32 tensor: sizes \[2, 2\], strides \[4611686018427387904, 1\] and storage offset 0 reach "
+        r"byte \d+, past 2\*\*63",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(EXTENT_RECORDS))
+def test_the_extent_rule_holds_for_torch_save_records_in_both_readers(case):
+    """Legacy (2.5-2.8) weights go through the same view rule as PT2 records: the bridge reader
+    (load) and the torch-free walker (validate, inspect) refuse the same views."""
+    make, message = EXTENT_RECORDS[case]
+    data = make()
+    for read in (lambda: ours(data, what="m.pt"), lambda: _walk(data, "m.pt")):
+        with pytest.raises(SerializeError, match=message):
+            read()

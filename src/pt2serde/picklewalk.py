@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import codec, safepickle, schema
+from . import codec, extent, safepickle, schema
 from .archive import ArchiveReader
 from .errors import SerializeError
 from .safepickle import Global
@@ -122,7 +122,16 @@ def _view(storage: Any, dtype: str, offset: Any, size: Any, stride: Any) -> Tens
             f"a {dtype} tensor of size {list(size)}, stride {list(stride)} and storage offset {offset} "
             f"needs {need} bytes but storage {storage.key!r} holds {storage.record_size}"
         )
+    _extent(dtype, size, stride, offset, dt.itemsize, True)
     return TensorInfo(dtype, size, stride, offset, storage)
+
+
+def _extent(dtype: str, size: tuple, stride: tuple, offset: int, itemsize: int, has_data: bool) -> None:
+    """The view rule load and validate share (:func:`pt2serde.extent.view_problem`): sizes past
+    2**63, (meta) spans past 2**63, expanded tensors standing for too much."""
+    problem = extent.view_problem(size, stride, offset, itemsize, None, has_data)
+    if problem:
+        raise SerializeError(f"a {dtype} tensor: {problem}")
 
 
 def _rebuild_tensor(storage, offset, size, stride, *rest):
@@ -145,8 +154,11 @@ def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtyp
 def _meta_tensor(dtype, size, stride, requires_grad):
     if not isinstance(dtype, DTypeValue):
         raise SerializeError(f"expected a dtype, got {safepickle._short(dtype)}")
-    return TensorInfo(dtype.name, _ints(size, "size"), _ints(stride, "stride"), 0, None,
-                      requires_grad is True, device="meta")
+    size, stride = _ints(size, "size"), _ints(stride, "stride")
+    if len(size) != len(stride):
+        raise SerializeError(f"{len(size)} sizes but {len(stride)} strides")
+    _extent(dtype.name, size, stride, 0, BY_NAME[dtype.name].itemsize, False)
+    return TensorInfo(dtype.name, size, stride, 0, None, requires_grad is True, device="meta")
 
 
 def _parameter(data=None, requires_grad=True, *rest):

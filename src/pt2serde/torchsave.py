@@ -52,7 +52,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import codec, safepickle, schema, tables
+from . import codec, extent, safepickle, schema, tables
 from .archive import ArchiveReader
 from .errors import SerializeError
 from .safepickle import Global
@@ -189,8 +189,17 @@ def _view(st: _Storage, dtype: torch.dtype, offset: Any, size: Any, stride: Any)
             f"a {dtype} tensor of size {list(size)}, stride {list(stride)} and storage offset {offset} "
             f"needs {need} bytes but storage {st.key!r} holds {nbytes}"
         )
+    _extent(dtype, size, stride, offset, True)
     storage = st.for_dtype(dtype)
     return torch.empty(0, dtype=dtype).set_(storage, offset, size, stride)
+
+
+def _extent(dtype: torch.dtype, size: tuple, stride: tuple, offset: int, has_data: bool) -> None:
+    """The view rule load and validate share (:func:`pt2serde.extent.view_problem`): sizes past
+    2**63, (meta) spans past 2**63, expanded tensors standing for too much."""
+    problem = extent.view_problem(size, stride, offset, dtype.itemsize, None, has_data)
+    if problem:
+        raise SerializeError(f"a {str(dtype).removeprefix('torch.')} tensor: {problem}")  # as picklewalk says it
 
 
 def _finish(t: torch.Tensor, requires_grad: Any, hooks: Any, metadata: Any) -> torch.Tensor:
@@ -246,7 +255,9 @@ def _rebuild_meta_tensor_no_storage(dtype: Any, size: Any, stride: Any, requires
     size, stride = _ints(size, "size"), _ints(stride, "stride")
     if len(size) != len(stride):
         raise SerializeError(f"{len(size)} sizes but {len(stride)} strides")
-    t = torch.empty_strided(size, stride, dtype=_dtype(dtype), device="meta")
+    dtype = _dtype(dtype)
+    _extent(dtype, size, stride, 0, False)
+    t = torch.empty_strided(size, stride, dtype=dtype, device="meta")
     return t.requires_grad_(True) if _bool(requires_grad, "requires_grad") else t
 
 

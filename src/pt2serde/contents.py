@@ -58,6 +58,7 @@ __all__ = [
     "storage_view",
     "element_chunks",
     "tensor_chunks",
+    "byte_chunks",
     "tensor_problems",
     "PICKLE_KINDS",
     "SHARES_KEY",
@@ -383,9 +384,25 @@ class Pt2Archive:
     def torch_save(self, record: str) -> TorchSaveRecord:
         cached = self._torch_saves.get(record)
         if cached is None:
-            cached = describe_torch_save(self.reader.view(record), record)
+            cached = describe_torch_save(self.record_view(record), record)
             self._torch_saves[record] = cached
         return cached
+
+    def record_view(self, record: str, inner: str | None = None) -> memoryview:
+        """The bytes of ``record`` (or of ``inner``, a record inside the ``torch.save`` zip
+        ``record``): a view of the mapped file when stored, and when deflated inflated at most
+        once per opened archive and kept for later calls. What is kept is bounded by the
+        archive's inflation allowance (:class:`ArchiveReader` refuses past it), so a file
+        whose entries all name one deflated record costs one inflation, not one per entry."""
+        reader = self.reader if inner is None else self.torch_save(record).reader
+        name = record if inner is None else inner
+        if reader.entry(name).method == 0:
+            return reader.view(name)
+        cache = self.__dict__.setdefault("_inflated_views", {})
+        view = cache.get((record, inner))
+        if view is None:
+            view = cache[(record, inner)] = reader.view(name)
+        return view
 
     # ------------------------------------------------------------ streaming reads
     # Whole-record passes (CRCs, tensor comparisons) read with pread in chunks instead of
@@ -771,70 +788,103 @@ def entry_globals(archive: Pt2Archive, entry: TensorEntry) -> list[str] | None:
 
 
 def storage_view(archive: Pt2Archive, entry: TensorEntry) -> memoryview:
-    """The bytes of the storage behind ``entry`` (a view of the mapped file, no copy)."""
+    """The bytes of the storage behind ``entry``: a view of the mapped file, or the archive's
+    one inflated copy of a deflated record (:meth:`Pt2Archive.record_view`)."""
     if entry.record is None:
         raise SerializeError(f"entry {entry.name!r} has no storage record")
-    if entry.inner is not None:
-        return archive.torch_save(entry.record).reader.view(entry.inner)
-    return archive.reader.view(entry.record)
+    return archive.record_view(entry.record, entry.inner)
+
+
+def byte_chunks(archive: Pt2Archive, entry: TensorEntry, start: int, length: int,
+                chunk: int = 16 << 20) -> Iterator[memoryview]:
+    """``length`` bytes of ``entry``'s storage from byte ``start``, in pieces of at most
+    ``chunk``: read from the file when the record is stored, else sliced from its one
+    inflated copy. The caller has checked ``start + length`` against the record size."""
+    span = archive.span(entry.record, entry.inner)
+    if span is not None:
+        yield from archive.chunks(span[0] + start, length, chunk)
+        return
+    view = storage_view(archive, entry)
+    for i in range(start, start + length, chunk):
+        yield view[i:min(i + chunk, start + length)]
 
 
 def tensor_chunks(archive: Pt2Archive, entry: TensorEntry, chunk: int = 16 << 20) -> Iterator[memoryview]:
     """The tensor's elements in logical order (see :func:`element_chunks`); contiguous tensors
-    stored uncompressed are read from the file in chunks rather than through the mapping."""
+    are read as one byte range (:func:`byte_chunks`)."""
     if entry.contiguous() and entry.numel:
-        span = archive.span(entry.record, entry.inner)
-        if span is not None:
-            item = BY_NAME[entry.dtype].itemsize
-            yield from archive.chunks(span[0] + entry.storage_offset * item, entry.numel * item,
-                                      max(item, chunk - chunk % item))
-            return
+        item = BY_NAME[entry.dtype].itemsize
+        yield from byte_chunks(archive, entry, entry.storage_offset * item, entry.numel * item,
+                               max(item, chunk - chunk % item))
+        return
     yield from element_chunks(storage_view(archive, entry), entry, chunk)
+
+
+_LANES = {8: "Q", 4: "I", 2: "H", 1: "B"}
+
+
+def _gather(data: memoryview, first: int, count: int, stride: int, item: int) -> bytes | memoryview:
+    """``count`` elements of ``item`` bytes from element ``first`` of ``data``, ``stride`` apart."""
+    if stride == 1 or count == 1:
+        return data[first * item:(first + count) * item]
+    if stride == 0:
+        return bytes(data[first * item:(first + 1) * item]) * count
+    width = next(w for w in (8, 4, 2, 1) if item % w == 0)
+    lanes = item // width  # an element is `lanes` words of `width` bytes (complex128: 2 x 8)
+    src = data[first * item:(first + (count - 1) * stride + 1) * item].cast(_LANES[width])
+    out = bytearray(count * item)
+    dst = memoryview(out).cast(_LANES[width])
+    for lane in range(lanes):
+        dst[lane::lanes] = src[lane::stride * lanes]
+    return out
+
+
+def _row_starts(sizes: list[int], strides: list[int], offset: int) -> Iterator[int]:
+    """The storage offset of each row (the last dimension) of a view, in row-major order."""
+    index = [0] * len(sizes)
+    base = offset
+    while True:
+        yield base
+        k = len(sizes) - 1
+        while k >= 0:
+            index[k] += 1
+            base += strides[k]
+            if index[k] < sizes[k]:
+                break
+            base -= strides[k] * index[k]
+            index[k] = 0
+            k -= 1
+        if k < 0:
+            return
 
 
 def element_chunks(data: memoryview, entry: TensorEntry, chunk: int = 16 << 20) -> Iterator[memoryview]:
     """The tensor's elements in logical (row-major) order, as byte chunks of about ``chunk`` bytes.
 
-    Contiguous tensors are sliced without copying; other layouts are gathered row by row.
-    The caller has checked the geometry (``tensor_problems``) against ``data``.
+    Contiguous tensors are sliced without copying; other layouts are gathered piece by piece
+    (a row longer than a chunk too), so memory stays at about one chunk whatever the view
+    claims: a zero-stride ``[2**40]`` view yields forever, one chunk at a time, and the caller
+    decides how much to read. The caller has checked the geometry (``tensor_problems``).
     """
-    dt = BY_NAME[entry.dtype]
-    item = dt.itemsize
+    item = BY_NAME[entry.dtype].itemsize
     n = entry.numel
     if n == 0:
         return
-    start = entry.storage_offset * item
+    step = max(item, chunk - chunk % item)
     if entry.contiguous():
+        start = entry.storage_offset * item
         total = n * item
-        step = max(item, chunk - chunk % item)
         for i in range(0, total, step):
             yield data[start + i:start + min(i + step, total)]
         return
-    sizes, strides = entry.sizes, entry.strides
-    inner_n, inner_s = sizes[-1], strides[-1]
-    outer = sizes[:-1]
+    inner_n, inner_s = entry.sizes[-1], entry.strides[-1]
+    per = step // item
     buf = bytearray()
-    index = [0] * len(outer)
-    while True:
-        base = entry.storage_offset + sum(i * s for i, s in zip(index, strides))
-        if inner_s == 1:
-            buf += data[base * item:(base + inner_n) * item]
-        else:
-            for j in range(inner_n):
-                at = (base + j * inner_s) * item
-                buf += data[at:at + item]
-        if len(buf) >= chunk:
-            yield memoryview(bytes(buf))
-            buf = bytearray()
-        k = len(outer) - 1
-        while k >= 0:
-            index[k] += 1
-            if index[k] < outer[k]:
-                break
-            index[k] = 0
-            k -= 1
-        if k < 0:
-            break
+    for base in _row_starts(entry.sizes[:-1], entry.strides[:-1], entry.storage_offset):
+        for j in range(0, inner_n, per):
+            buf += _gather(data, base + j * inner_s, min(per, inner_n - j), inner_s, item)
+            if len(buf) >= step:
+                yield memoryview(bytes(buf))
+                buf = bytearray()
     if buf:
         yield memoryview(bytes(buf))
-

@@ -112,13 +112,20 @@ def test_validate_runs_nothing(hostile):
     proc = run_cli("validate", "--json", a, cwd=str(marker.parent))
     assert not marker.exists()
     report = json.loads(proc.stdout)
-    assert proc.returncode == 0 and report["valid"] is True  # pickles are warnings: loadable with allow_pickle
+    # load(allow_pickle=False) refuses these records: so does validate, by default
+    assert proc.returncode == 1 and report["valid"] is False and report["allow_pickle"] is False
+    assert all(p["level"] == "error" for p in report["problems"])
+    trusted = run_cli("validate", "--json", "--allow-pickle", a, cwd=str(marker.parent))
+    assert not marker.exists()
+    report = json.loads(trusted.stdout)
+    assert trusted.returncode == 0 and report["valid"] is True  # loadable with allow_pickle=True
     messages = [p["message"] for p in report["problems"]]
     assert all(p["level"] == "warning" for p in report["problems"])
-    names = "; its pickle names posix.system"
-    assert "`obj` is a custom object (TorchScript pickle); loading it needs allow_pickle=True" + names in messages
-    assert "`opq` is an opaque object (pickle); loading it needs allow_pickle=True" + names in messages
-    assert "`pk` is a tensor stored with torch.save (pickle); loading it needs allow_pickle=True" + names in messages
+    # the words load says (one rule, one place: contents.Pt2Archive), with what each pickle names
+    said = ("is stored as a pickle; loading it can run code from the file. Pass allow_pickle=True if you trust "
+            "this archive. Its pickle names posix.system.")
+    for record, name in (("custom_obj_0", "obj"), ("opaque_obj_0", "opq"), ("tensor_9", "pk")):
+        assert f"record base/data/constants/{record} ('{name}') {said}" in messages
     assert any(m.startswith("sample inputs cannot be read without unpickling (GLOBAL posix.system") for m in messages)
 
 

@@ -52,7 +52,8 @@ def test_sound_archive_is_valid(base):
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout == "base.pt2: valid (1 program, 11 records, CRCs checked)\n"
     code, report = run_cli_json("validate", base)
-    assert code == 0 and report == {"file": base, "valid": True, "programs": ["model"], "problems": []}
+    assert code == 0 and report == {"file": base, "valid": True, "allow_pickle": False, "programs": ["model"],
+                                    "problems": []}
 
 
 def test_every_corpus_archive_is_valid():
@@ -242,21 +243,30 @@ def test_crc_mismatch_found_and_skippable(base, out):
     assert proc.returncode == 0 and proc.stdout == "crc.pt2: valid (1 program, 11 records)\n"
 
 
-def test_pickled_entries_are_warnings(tmp_path):
+def test_pickled_entries_are_errors_unless_allow_pickle(tmp_path):
+    """validate judges as load does: a record only unpickling can read stops load(allow_pickle=False),
+    so it is an error by default, and a warning with --allow-pickle (load(allow_pickle=True))."""
     import programs  # the corpus program with a TorchScript object attribute (loads the test library)
 
     ep = programs.exported("torchbind_attribute", "export")
     path = str(tmp_path / "obj.pt2")
     pt2serde.save(ep, path)
+    message = ("record obj/data/constants/custom_obj_0 ('counter') is stored as a pickle; loading it can run code "
+               "from the file. Pass allow_pickle=True if you trust this archive. Its pickle names "
+               "__torch__.torch.classes._TorchScriptTesting._Foo, torch.jit._pickle.build_intlist. "
+               "@ obj/data/constants/custom_obj_0")
     proc = run_cli("validate", path)
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("obj.pt2: invalid, 1 error (1 program, ")
+    assert lines[1:] == ["  obj/data/constants/model_constants_config.json", "    error: " + message]
+    with pytest.raises(pt2serde.SerializeError, match="is stored as a pickle"):
+        pt2serde.load(path)
+    proc = run_cli("validate", "--allow-pickle", path)
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("obj.pt2: valid, 1 warning (1 program, ")
-    assert lines[1:] == ["  obj/data/constants/model_constants_config.json",
-                         "    warning: record obj/data/constants/custom_obj_0 ('counter') is stored as a pickle; loading "
-                         "it can run code from the file. Pass allow_pickle=True if you trust this archive. Its pickle "
-                         "names __torch__.torch.classes._TorchScriptTesting._Foo, torch.jit._pickle.build_intlist. "
-                         "@ obj/data/constants/custom_obj_0"]
+    assert lines[1:] == ["  obj/data/constants/model_constants_config.json", "    warning: " + message]
 
 
 # ------------------------------------------------------------------ the API (in-process)

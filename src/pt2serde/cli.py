@@ -8,7 +8,10 @@ as the loader upgrades them). ``inspect`` also says which releases can read the 
 outside the package (``pt2serde_demo``).
 
 Exit codes: ``inspect`` 0 (1 when part of the archive could not be read, shown as a
-note); ``validate`` 0 valid (warnings allowed), 1 invalid; ``diff`` 0 equal, 1 different;
+note); ``validate`` 0 when ``pt2serde.load`` would load the archive (warnings allowed), 1 when it
+would refuse it: by default as ``load(allow_pickle=False)`` judges, so an archive whose
+records only unpickling can read is invalid there; ``--allow-pickle`` judges as
+``load(allow_pickle=True)``, where those are warnings; ``diff`` 0 equal, 1 different;
 all three 2 when a file cannot be read at all (not a zip, neither a PT2 archive nor the
 plain zip of 2.5-2.7, a program document that does not decode for ``diff``).
 """
@@ -118,16 +121,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             problems = check_archive(archive, crc=not args.no_crc, progress=bar.advance)
     except SerializeError as e:
         return _fail("validate", args.file, e)
+    # the verdict is load's: a problem is an error exactly when it would stop load (one rule:
+    # Problem.blocks_load), e.g. a record only unpickling can read, unless --allow-pickle
+    problems = [_as_load_judges(p, args.allow_pickle) for p in problems]
     errors = [p for p in problems if p.level == "error"]
-    warnings = [p for p in problems if p.level != "error"]
     if args.json:
-        _dump({"file": args.file, "valid": not errors, "programs": archive.models(),
+        _dump({"file": args.file, "valid": not errors, "allow_pickle": args.allow_pickle,
+               "programs": archive.models(),
                "problems": [{"level": p.level, "message": p.message, "where": p.where, "record": p.record}
                             for p in problems]})
         return 1 if errors else 0
     s = _style()
     _out(_render_validate(os.path.basename(args.file), archive, problems, args.no_crc, s), s.enabled)
     return 1 if errors else 0
+
+
+def _as_load_judges(p, allow_pickle: bool):
+    """``p`` as an error when it stops ``load(allow_pickle=...)``, else as a warning."""
+    import dataclasses
+
+    level = "error" if p.blocks_load(allow_pickle) else "warning"
+    return p if p.level == level else dataclasses.replace(p, level=level)
 
 
 def _render_validate(name: str, archive, problems: list, no_crc: bool, s) -> str:
@@ -213,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="problems as JSON")
     p.add_argument("--no-crc", action="store_true", help="skip the CRC-32 check of every record (fast)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="judge as load(allow_pickle=True) does, for an archive you trust: records that only "
+                        "unpickling can read are then warnings, not errors")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("diff", help="what differs between two archives; exit 0 equal, 1 different")

@@ -25,7 +25,7 @@ from pt2serde.errors import SerializeError
 
 #: every character str.splitlines() ends a line at (compile() ends lines at \r and \n too)
 LINE_BREAKS = [c for c in map(chr, range(0x110000)) if len(f"a{c}b".splitlines()) > 1]
-NAME_CLASSES = ["identifier", "attribute_path", "quoted_text", "operator_name"]
+NAME_CLASSES = ["identifier", "attribute_path", "quoted_text", "call_target"]
 
 
 def test_the_line_breaks_are_the_ones_we_know():
@@ -41,17 +41,18 @@ def test_the_line_breaks_are_the_ones_we_know():
      ["", "a..b", ".a", "a.", 'a"b', "a'b", "a\\b", "a\x00b", "a\u202eb", b"w"]),
     ("quoted_text", ["x", "a b", "a.b,c;d"], ['a"b', "a'b", "a\\b", "a\tb", "\x7f"]),
     ("comment_text", ["x", 'File "a.py", line 1, in f\n    y = x + 1\n', "a\tb"], ["a\rb", "a\x00b", "\u202e", 5]),
-    ("operator_name", ["torch.ops.aten.add.Tensor", "_operator.mul", "torch._C._set_grad_enabled",
-                       "torch.ops._c10d_functional.all_reduce.default", "#ns:op"],
+    ("call_target", ["torch.ops.aten.add.Tensor", "_operator.mul", "torch._C._set_grad_enabled",
+                     "torch.ops._c10d_functional.all_reduce.default", "torch.ops.higher_order.cond", "#ns:op"],
      ["torch.ops.__path__.x.default", "torch.ops.aten.t.default.__class__", "os.system('x')", "a..b", "",
-      "torch.ops.aten.add.Tensor\r", "torch.ops.аten.add.Tensor", "#ns:\rop"]),
+      "torch.ops.aten.add.Tensor\r", "torch.ops.аten.add.Tensor", "#ns:\rop", "os.system", "builtins.eval",
+      "torch.ops.aten.add", "torch.load", "math.floor", "torch.ops.higher_order.cond.x"]),
 ])
 def test_each_class_accepts_and_refuses(kind, good, bad):
     check = CHECKERS[kind]
     for value in good:
         assert check(value, "thing") == value
     for value in bad:
-        with pytest.raises(SerializeError, match=r"^thing .* - at `\$\.p`$|^thing is \d+ characters long"):
+        with pytest.raises(SerializeError, match=r"^(thing|Call target) .* - at `\$\.p`$|^thing is \d+ characters long"):
             check(value, "thing", "$.p")
 
 
@@ -61,7 +62,7 @@ def test_every_line_break_is_refused(kind, char):
     if kind == "comment_text" and char == "\n":
         assert CHECKERS[kind](f"a{char}b", "text") == f"a{char}b"  # fx prefixes each \n-line with '#'
         return
-    value = f"torch.ops.aten{char}.add" if kind == "operator_name" else f"a{char}b"
+    value = f"torch.ops.aten{char}.add" if kind == "call_target" else f"a{char}b"
     with pytest.raises(SerializeError, match=r"is not"):
         CHECKERS[kind](value, "thing", "$.p")
 
@@ -271,3 +272,12 @@ def test_call_index_after_at_is_one_decimal_number(text, bad):
     assert (problem is not None) == bad
     if bad:
         assert problem == f"module path {text!r} has a call index that is not one decimal number after '@'"
+
+
+def test_the_known_function_table_is_what_targets_resolves():
+    """validate's torch-free table of call targets that are not operators names exactly the
+    functions load resolves (pt2serde.targets.KNOWN_FUNCTIONS, built from torch's objects)."""
+    from pt2serde.codegen_fields import KNOWN_FUNCTION_NAMES
+    from pt2serde.targets import KNOWN_FUNCTIONS
+
+    assert set(KNOWN_FUNCTIONS) == KNOWN_FUNCTION_NAMES

@@ -114,11 +114,6 @@ def _only_payload_crc(validate: list[str]) -> bool:
 #: the area moves the check into the format layer, where validate then calls it too; the entry
 #: is then stale (the test prints it) and is removed.
 KNOWN: dict[str, tuple[str, str]] = {
-    # names (codegen_fields/names.py, targets): call targets are resolved, and refused, in the bridge only
-    "A:call target os.system": ("names", "targets refuses a call target that is not an operator; check does not"),
-    # names (treespec): treespec JSON is parsed, and its containers checked, in the bridge only
-    "A:treespec defaultdict factory os.system": ("names", "treespec refuses the container type; check does not"),
-    "A:treespec with duplicate keys": ("names", "treespec refuses duplicate keys; check only json.loads the text"),
     # pickles (picklewalk/torchsave): validate walks the sample inputs' pickle but never views their
     # storage records, so the inflation limit of the nested zip is only met by load's torchsave reader
     "A:nested deflate bomb in the sample inputs": ("pickles", "picklewalk does not view nested storage records"),

@@ -8,7 +8,8 @@ and where torch puts it; :data:`NEVER_CODE` lists every other string field with 
 never reaches code, so a new schema field has to be classified (``tests/test_codegen_fields.py``).
 
 :func:`code_field_problems` walks a document and yields ``(message, $.path)`` for each value
-its class refuses: ``validate`` reports them all (:func:`pt2serde.check.check_program`),
+its class refuses, and each treespec whose shape :mod:`pt2serde.treespec_text` refuses (the
+module call graph's specs become ``module()``'s pytree code): ``validate`` reports them all (:func:`pt2serde.check.check_program`),
 ``load`` raises the first (:func:`check_code_fields`) before it builds anything with torch.
 """
 
@@ -18,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import names, schema
+from . import names, schema, treespec_text
 from .errors import SerializeError
 
 __all__ = ["CodeField", "CODE_FIELDS", "NEVER_CODE", "CHECKERS", "code_field_problems", "check_code_fields",
@@ -41,13 +42,44 @@ def _guard(value: object, what: str, path: str | None = None) -> str:
     return canonical_guard(value, path)  # type: ignore[arg-type]
 
 
+#: the call targets that are not operators (``torch.ops.<ns>.<op>.<overload>``, higher-order
+#: ``torch.ops.higher_order.<name>``) nor extension ops (``#<ns>:<op>``): the symbolic functions
+#: and pre-dispatch helpers ``targets.KNOWN_FUNCTIONS`` resolves (a test checks they agree)
+KNOWN_FUNCTION_NAMES = frozenset({
+    *(f"_operator.{op}" for op in ("add", "and_", "eq", "floordiv", "ge", "gt", "le", "lshift", "lt", "mod", "mul",
+                                  "ne", "neg", "or_", "pos", "pow", "rshift", "sub", "truediv")),
+    "math.trunc", "torch._sym_sqrt", "torch.sym_float", "torch.sym_int", "torch.sym_ite", "torch.sym_max",
+    "torch.sym_min", "torch.sym_not", "torch._C._set_grad_enabled",
+    "torch.amp.autocast_mode._enter_autocast", "torch.amp.autocast_mode._exit_autocast",
+    *(f"torch._functorch.predispatch.{fn}" for fn in (
+        "_add_batch_dim", "_remove_batch_dim", "_vmap_increment_nesting", "_vmap_decrement_nesting",
+        "_jvp_increment_nesting", "_jvp_decrement_nesting", "_enter_dual_level", "_exit_dual_level", "_make_dual",
+        "_unpack_dual", "_unwrap_for_grad", "lazy_load_decompositions")),
+})
+
+
+def call_target(value: object, what: str, path: str | None = None) -> str:
+    """A call target: an operator name (:func:`names.operator_name`) of one of the forms
+    ``targets.resolve_target`` resolves. Whether the operator is registered in this process
+    is the environment's (load says; validate cannot)."""
+    value = names.operator_name(value, what, path)
+    if value.startswith("#") or value in KNOWN_FUNCTION_NAMES:
+        return value
+    parts = value.split(".")
+    if parts[:2] == ["torch", "ops"] and len(parts) == (4 if parts[2] == "higher_order" else 5):
+        return value
+    where = f" - at `{path}`" if path else ""
+    raise SerializeError(f"Call target {value!r} is not an operator or a known symbolic function; "
+                         f"refusing to resolve it{where}", path=path)
+
+
 #: one checker per class (each returns the value or raises SerializeError)
 CHECKERS: dict[str, Callable[..., str]] = {
     "identifier": names.identifier,
     "attribute_path": names.attribute_path,
     "quoted_text": names.quoted_text,
     "comment_text": names.comment_text,
-    "operator_name": names.operator_name,
+    "call_target": call_target,
     "guard": _guard,
 }
 
@@ -109,8 +141,8 @@ CODE_FIELDS: dict[str, CodeField] = {
     "Node.metadata[nn_module_stack].type": CodeField("comment_text", "nn_module_stack type",
                                                      "comments of print_readable, the `_ty` of unflatten's modules"),
     # ---- names looked up in torch.ops / the known functions
-    "Node.target": CodeField("operator_name", "call target", "targets.resolve_target: a torch.ops lookup"),
-    "Argument.as_operator": CodeField("operator_name", "operator argument", "targets.resolve_target"),
+    "Node.target": CodeField("call_target", "call target", "targets.resolve_target: a torch.ops lookup"),
+    "Argument.as_operator": CodeField("call_target", "operator argument", "targets.resolve_target"),
     # ---- code torch execs
     "ExportedProgram.guards_code": CodeField("guard", "guard", "exec'd by ep.module() (rebuilt by pt2serde.guards)"),
 }
@@ -394,6 +426,11 @@ class _Walker:
                     self.argument(a, f"{sp}.{field}[{j}]")
             for j, name in enumerate(sig.forward_arg_names or ()):
                 self.check("ModuleCallSignature.forward_arg_names", name, f"{sp}.forward_arg_names[{j}]")
+            shape = {field: treespec_text.problems(getattr(sig, field)) for field in ("in_spec", "out_spec")}
+            for field, found in shape.items():
+                self.out += [(problem, f"{sp}.{field}") for problem in found]
+            if shape["in_spec"]:
+                continue
             kwargs_keys = _kwargs_keys(sig.in_spec)
             for key in kwargs_keys:
                 self.check("ModuleCallSignature.in_spec", key, f"{sp}.in_spec")

@@ -1,34 +1,32 @@
 """Pytree treespecs (``in_spec`` / ``out_spec`` of the module call graph) as JSON text.
 
-Writing uses pytree's own protocol-1 dump. Reading is our own: it only builds node
-types that are already registered with pytree, looks enum classes and defaultdict
-factories up among modules that are *already imported* (never importing a module
-named by the file), and allows only plain container classes as defaultdict factories.
+Writing uses pytree's own protocol-1 dump. Reading is our own: the text's shape is checked
+first by :func:`pt2serde.treespec_text.check` (torch-free, the rule validate applies too:
+JSON, node shape, depth, defaultdict factories among plain containers); then only node types
+already registered with pytree are built, and enum classes are looked up among modules that
+are *already imported* (never importing a module named by the file).
 """
 
 from __future__ import annotations
 
+import builtins
+import collections
 import json
 import sys
-from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
 import torch.utils._pytree as pytree
 
-from . import schema
+from . import schema, treespec_text
 from .errors import SerializeError
 
 __all__ = ["dumps", "loads"]
 
-_MAX_DEPTH = 256
-_SAFE_FACTORIES = {
-    ("builtins", n): t
-    for n, t in {"list": list, "dict": dict, "set": set, "int": int, "float": float, "str": str,
-                 "tuple": tuple, "frozenset": frozenset, "bool": bool}.items()
-} | {("collections", n): t for n, t in
-     {"OrderedDict": OrderedDict, "deque": deque, "Counter": Counter}.items()}
+#: the defaultdict factories treespec_text allows, as objects
+_SAFE_FACTORIES = {(m, n): getattr({"builtins": builtins, "collections": collections}[m], n)
+                   for m, n in treespec_text.SAFE_FACTORIES}
 
 
 def dumps(spec: pytree.TreeSpec, namedtuple_fields: dict[str, schema.NamedTupleDef]) -> str:
@@ -93,42 +91,17 @@ def _enum_hook(obj: dict) -> Any:
     return target[name]
 
 
-def _unique_keys(pairs: list) -> dict:
-    """``object_pairs_hook``: a JSON object naming a key twice is refused (parsers disagree on
-    which value wins: Python takes the last, others the first)."""
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set = set()
-        key = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise SerializeError(f"treespec JSON names the key {key!r} twice in one object")
-    return out
+def _defaultdict_context(ctx: dict) -> list:
+    """The factory and keys of a defaultdict context (its shape and factory already checked)."""
+    return [_SAFE_FACTORIES[(ctx["default_factory_module"], ctx["default_factory_name"])], ctx["dict_context"]]
 
 
-def _unique_keys_enum(pairs: list) -> Any:
-    return _enum_hook(_unique_keys(pairs))
-
-
-def _defaultdict_context(ctx: Any) -> list:
-    if not isinstance(ctx, dict) or set(ctx) != {"default_factory_module", "default_factory_name", "dict_context"}:
-        raise SerializeError("malformed defaultdict context in treespec")
-    key = (ctx["default_factory_module"], ctx["default_factory_name"])
-    factory = _SAFE_FACTORIES.get(key)
-    if factory is None:
-        raise SerializeError(f"treespec defaultdict factory {key[0]}.{key[1]} is not an allowed container type")
-    return [factory, ctx["dict_context"]]
-
-
-def _node(data: Any, depth: int) -> pytree.TreeSpec:
-    if depth > _MAX_DEPTH:
-        raise SerializeError("treespec is nested too deeply")
-    if not isinstance(data, dict) or set(data) != {"type", "context", "children_spec"}:
-        raise SerializeError("malformed treespec node")
+def _node(data: dict) -> pytree.TreeSpec:
+    """A node whose shape :func:`treespec_text.check` accepted (its depth is bounded there)."""
     type_name, context, children = data["type"], data["context"], data["children_spec"]
-    if not isinstance(children, list):
-        raise SerializeError("malformed treespec node: children_spec must be a list")
-    if type_name is None and context is None and not children:
+    if type_name is None:
         return pytree.treespec_leaf()
-    typ = pytree.SERIALIZED_TYPE_TO_PYTHON_TYPE.get(type_name) if isinstance(type_name, str) else None
+    typ = pytree.SERIALIZED_TYPE_TO_PYTHON_TYPE.get(type_name)
     if typ is None:
         raise SerializeError(f"treespec uses the pytree type {type_name!r}, which is not registered")
     node_def = pytree.SUPPORTED_SERIALIZED_TYPES[typ]
@@ -140,23 +113,20 @@ def _node(data: Any, depth: int) -> pytree.TreeSpec:
         else:
             if not isinstance(context, str):
                 raise SerializeError(f"treespec context of {type_name} must be JSON text")
-            ctx = json.loads(context, object_pairs_hook=_unique_keys_enum)
+            ctx = json.loads(context, object_hook=_enum_hook)  # strict JSON: treespec_text checked it
     except SerializeError:
         raise
     except (ValueError, TypeError, KeyError, AssertionError, NotImplementedError, RecursionError) as e:
         raise SerializeError(f"invalid treespec context for {type_name}: {e}") from None
-    return pytree.TreeSpec(typ, ctx, [_node(c, depth + 1) for c in children])
+    return pytree.TreeSpec(typ, ctx, [_node(c) for c in children])
 
 
 def loads(text: str) -> pytree.TreeSpec:
     """Rebuild a treespec from its JSON text without importing or running anything it names."""
+    _, body = treespec_text.check(text)
     try:
-        protocol, body = json.loads(text, object_pairs_hook=_unique_keys)
-    except (ValueError, TypeError, RecursionError):
-        raise SerializeError("treespec is not a JSON [protocol, node] pair") from None
-    if protocol != schema.TREESPEC_VERSION:
-        raise SerializeError(f"Unknown treespec protocol {protocol!r}")
-    try:
-        return _node(body, 0)
+        return _node(body)
     except (ValueError, TypeError) as e:  # e.g. a TreeSpec whose children do not fit its type
         raise SerializeError(f"invalid treespec: {e}") from None
+    except RecursionError:
+        raise SerializeError("treespec is nested too deeply") from None

@@ -229,7 +229,8 @@ CASES = {
     "treespec with duplicate keys": (
         lambda b, m: _with_document(b, lambda d: d["graph_module"]["module_call_graph"][0]["signature"].update(
             in_spec='[1, {"type": null, "type": "builtins.tuple", "context": "null", "children_spec": []}]')),
-        r"treespec JSON names the key 'type' twice in one object"),
+        r"treespec is not valid JSON: duplicate key 'type' in one object - at "
+        r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.in_spec`"),
     # ---- zip tricks
     "deflate bomb within its declared size": (
         lambda b, m: _weight_bomb(b),

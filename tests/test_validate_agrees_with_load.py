@@ -114,9 +114,6 @@ def _only_payload_crc(validate: list[str]) -> bool:
 #: the area moves the check into the format layer, where validate then calls it too; the entry
 #: is then stale (the test prints it) and is removed.
 KNOWN: dict[str, tuple[str, str]] = {
-    # pickles (picklewalk/torchsave): validate walks the sample inputs' pickle but never views their
-    # storage records, so the inflation limit of the nested zip is only met by load's torchsave reader
-    "A:nested deflate bomb in the sample inputs": ("pickles", "picklewalk does not view nested storage records"),
 }
 
 
@@ -261,7 +258,8 @@ def test_payload_configs_agree():
 
 def test_cli_validate_is_the_same_function(tmp_path):
     """``pt2serde validate`` exits 0 exactly when ``check_archive`` finds no error, on a sample:
-    a good archive, one refused by the model, one refused for a pickle (valid, with a warning)."""
+    a good archive, one refused by the model, one refused for a pickle (invalid by default, valid
+    with ``--allow-pickle``, as load with ``allow_pickle``)."""
     import test_hostile_archives as H
 
     ep = torch.export.export(H._Small(), (torch.ones(2, 4),))
@@ -281,9 +279,12 @@ def test_cli_validate_is_the_same_function(tmp_path):
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             code = cli.main(["validate", str(path)])
         problems = check.check_archive(contents.open_archive(path))
-        errors = [p for p in problems if p.level == "error"]
-        assert code == (1 if errors else 0), name
-        assert (load_verdict(str(path)) is None) == (not any(p.blocks_load() for p in problems)), name
+        blocking = any(p.blocks_load() for p in problems)
+        assert code == (1 if blocking else 0), name  # the CLI's verdict is load's (allow_pickle=False)
+        assert (load_verdict(str(path)) is None) == (not blocking), name
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            trusted = cli.main(["validate", "--allow-pickle", str(path)])
+        assert trusted == (1 if any(p.blocks_load(allow_pickle=True) for p in problems) else 0), name
     assert not os.path.exists(marker)
 
 

@@ -320,20 +320,7 @@ class ArchiveReader:
         raw = self.buffer[e.data_offset:e.data_offset + e.compressed_size]
         if e.method == 0:
             return raw
-        allowed = max(MAX_INFLATED_FLOOR, INFLATE_RATIO * self.size)
-        if e.size > allowed:
-            raise SerializeError(
-                f"deflated record {name!r} declares {e.size} bytes from {e.compressed_size}, over the limit of "
-                f"{allowed} bytes for a {self.size}-byte archive"
-            )
-        if name not in self._inflated:
-            before = sum(self._inflated.values())
-            if before + e.size > allowed:
-                raise SerializeError(
-                    f"deflated record {name!r} declares {e.size} bytes; with the {before} bytes its other deflated "
-                    f"records inflate to, that is over the limit of {allowed} bytes for a {self.size}-byte archive"
-                )
-            self._inflated[name] = e.size
+        self.admit(name)
         limit = min(e.size, MAX_INFLATED if max_size is None else max_size)
         inflater = zlib.decompressobj(-15)
         try:
@@ -343,6 +330,27 @@ class ArchiveReader:
         if len(out) != e.size:
             raise SerializeError(f"record {name!r} inflates to {len(out)} bytes, not the declared {e.size}")
         return memoryview(out)
+
+    def admit(self, name: str) -> None:
+        """Charge a deflated record to the archive's inflation allowance (once per record), or
+        refuse it: what :meth:`view` checks before inflating. Readers that will not inflate a
+        record (``validate``) call it to refuse exactly what a reading ``load`` refuses."""
+        e = self.entry(name)
+        if e.method == 0 or name in self._inflated:
+            return
+        allowed = max(MAX_INFLATED_FLOOR, INFLATE_RATIO * self.size)
+        if e.size > allowed:
+            raise SerializeError(
+                f"deflated record {name!r} declares {e.size} bytes from {e.compressed_size}, over the limit of "
+                f"{allowed} bytes for a {self.size}-byte archive"
+            )
+        before = sum(self._inflated.values())
+        if before + e.size > allowed:
+            raise SerializeError(
+                f"deflated record {name!r} declares {e.size} bytes; with the {before} bytes its other deflated "
+                f"records inflate to, that is over the limit of {allowed} bytes for a {self.size}-byte archive"
+            )
+        self._inflated[name] = e.size
 
     def read(self, name: str, *, max_size: int | None = None) -> bytes:
         return bytes(self.view(name, max_size=max_size))

@@ -272,6 +272,7 @@ def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
         name = f"{root}/data/{key}"
         if name not in reader:
             raise SerializeError(f"storage {key!r} refers to record {name!r}, which is missing")
+        reader.admit(name)  # the inflation allowance load's reader meets when it reads the storage
         itemsize = BY_NAME[stype.dtype].itemsize if stype.dtype else 1
         size = reader.entry(name).size
         if size != numel * itemsize:

@@ -37,8 +37,8 @@ def test_the_line_breaks_are_the_ones_we_know():
 
 @pytest.mark.parametrize("kind,good,bad", [
     ("identifier", ["x", "arg0_1", "_x", "ß"], ["", "from", "None", "a b", "a.b", "1x", "x=1", "a\rb", 3, None]),
-    ("attribute_path", ["w", "layers.0.weight", "a-b", "blocks[1:]", "a@1"],
-     ["", "a..b", ".a", "a.", 'a"b', "a'b", "a\\b", "a\x00b", "a\u202eb", b"w"]),
+    ("attribute_path", ["w", "layers.0.weight", "a-b", "blocks[1:]", "a@1", "getattr(L['self'], 'a[(1)]')"],
+     ["", "a..b", ".a", "a.", 'a"b', "a\\b", "a\x00b", "a\u202eb", b"w"]),
     ("quoted_text", ["x", "a b", "a.b,c;d"], ['a"b', "a'b", "a\\b", "a\tb", "\x7f"]),
     ("comment_text", ["x", 'File "a.py", line 1, in f\n    y = x + 1\n', "a\tb"], ["a\rb", "a\x00b", "\u202e", 5]),
     ("call_target", ["torch.ops.aten.add.Tensor", "_operator.mul", "torch._C._set_grad_enabled",

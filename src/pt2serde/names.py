@@ -60,6 +60,10 @@ _BIDI = "\u202a-\u202e\u2066-\u2069"
 UNSAFE_CLASS = f"\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}"
 _UNSAFE = re.compile(f"[{UNSAFE_CLASS}]")
 _UNSAFE_IN_LITERAL = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}\"'\\\\]")
+# fx writes a part of an attribute path that is not an identifier as getattr(x, "<part>"): between
+# double quotes, unescaped. A single quote is safe there, and torch's strict export writes paths
+# such as getattr(L['self'], 'a[(1)]') into nn_module_stack.
+_UNSAFE_IN_PATH = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}\"\\\\]")
 _UNSAFE_IN_COMMENT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{_BIDI}]")
 
 
@@ -94,11 +98,12 @@ def identifier(value: object, what: str, path: str | None = None) -> str:
 
 def attribute_path(value: object, what: str, path: str | None = None) -> str:
     """A dotted attribute path (``a.b.0.c``): fx writes identifier parts as ``.part`` and the
-    others as ``getattr(x, "part")``, so no part may be empty or hold a quote, a backslash,
-    a control or line-break character."""
+    others as ``getattr(x, "part")``, so no part may be empty or hold a double quote, a
+    backslash, a control or line-break character (single quotes are safe between double quotes,
+    and strict export writes them: ``getattr(L['self'], 'a[(1)]')``)."""
     rule = "a dotted attribute path"
     value = _string(value, what, rule, path)
-    if _UNSAFE_IN_LITERAL.search(value) or "" in value.split("."):
+    if _UNSAFE_IN_PATH.search(value) or "" in value.split("."):
         raise _fail(value, what, rule, path)
     return value
 

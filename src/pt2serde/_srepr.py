@@ -51,10 +51,10 @@ from typing import NamedTuple
 from .errors import SerializeError
 
 __all__ = [
-    "parse", "render", "symbols", "pretty", "CALLS", "ATOMS", "SYMBOL_ASSUMPTIONS",
+    "parse", "render", "symbols", "pretty", "CALLS", "ATOMS", "SYMBOL_ASSUMPTIONS", "consistent_assumptions",
     "MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_DEGREE", "MAX_TERMS", "MAX_EXPONENT", "MAX_LATTICE",
     "MAX_LATTICE_TOTAL", "MAX_LATTICE_TERMS", "MAX_PRODUCT_TERMS",
-    "MAX_INT_DIGITS", "MAX_NUMBER_BITS",
+    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "ExprBudget", "work",
 ]
 
 #: Longest expression text, in characters.
@@ -84,6 +84,9 @@ MAX_EXPONENT = 64
 MAX_INT_DIGITS = 4300
 #: The same bound in bits (``2**MAX_NUMBER_BITS < 10**MAX_INT_DIGITS``).
 MAX_NUMBER_BITS = int(MAX_INT_DIGITS * math.log2(10))
+#: Most work units (:func:`work`) the distinct expressions of one document may need together
+#: (:class:`ExprBudget`): about 1-2 s of sympy at the costliest measured rate.
+MAX_DOCUMENT_WORK = 2000
 #: Largest ``precision=`` (bits) of a ``Float``; largest decimal exponent and length of its text.
 MAX_FLOAT_PRECISION = 4096
 MAX_FLOAT_EXPONENT = 4000
@@ -91,17 +94,29 @@ MAX_FLOAT_CHARS = 1400
 #: Largest denominator of a rational exponent applied to a number.
 MAX_POW_ROOT = 1 << 12
 
-#: The boolean assumptions a ``Symbol`` may carry (sympy's full set of defined facts).
-SYMBOL_ASSUMPTIONS = frozenset(
-    {
-        "algebraic", "antihermitian", "commutative", "complex", "composite", "even",
-        "extended_negative", "extended_nonnegative", "extended_nonpositive",
-        "extended_nonzero", "extended_positive", "extended_real", "finite", "hermitian",
-        "imaginary", "infinite", "integer", "irrational", "negative", "noninteger",
-        "nonnegative", "nonpositive", "nonzero", "odd", "polar", "positive", "prime",
-        "rational", "real", "transcendental", "zero",
-    }
+#: The boolean assumptions a ``Symbol`` may carry: PyTorch writes ``integer``, ``positive``
+#: and ``real``; these are the facts about a number's kind and sign that sympy derives them
+#: from. Any other (``commutative``, ``prime``, ``polar`` ...) is refused.
+SYMBOL_ASSUMPTIONS = (
+    "integer", "rational", "real", "finite", "positive", "negative", "nonnegative", "nonpositive",
+    "nonzero", "zero", "even", "odd",
 )  # fmt: skip
+# sympy refuses a Symbol whose assumptions contradict each other (InconsistentAssumptions).
+# A set of assumptions is consistent when some number satisfies them all: one of these
+# witnesses, which between them take every combination of the facts above that sympy allows
+# (bits in the order of SYMBOL_ASSUMPTIONS; tests/test_exprparse.py checks every set of up
+# to four facts against sympy).
+_WITNESSES = {
+    "-3": "111101011001", "-2": "111101011010", "-1/2": "011101011000", "-sqrt(2)": "001101011000",
+    "0": "111100110110", "1/2": "011110101000", "sqrt(2)": "001110101000", "2": "111110101010",
+    "3": "111110101001", "I": "000100000000", "oo": "000000000000",
+}  # fmt: skip
+_WITNESS_FACTS = [{key: bit == "1" for key, bit in zip(SYMBOL_ASSUMPTIONS, bits)} for bits in _WITNESSES.values()]
+
+
+def consistent_assumptions(facts: dict[str, bool]) -> bool:
+    """Whether sympy accepts a ``Symbol`` with these assumptions (some number satisfies them)."""
+    return any(all(w[k] == v for k, v in facts.items()) for w in _WITNESS_FACTS)
 
 
 class Spec(NamedTuple):
@@ -251,8 +266,12 @@ def _unexpected(token: Token, expected: str) -> SerializeError:
 Node = tuple
 
 # The bounds of a value: (nodes, degree, terms, bits, merged Max/Min arguments, Max/Min
-# arguments in all, terms of Max/Min arguments in all); see the module docstring.
-_LEAF = (1, 0, 1, 0, 1, 0, 0)
+# arguments in all, terms of Max/Min arguments in all, shifted terms, work below); see the
+# module docstring and :func:`work`.
+_LEAF = (1, 0, 1, 0, 1, 0, 0, 1, 0)
+_SYMBOL_INFO = (1, 1, 1, 0, 1, 0, 0, 2, 0)  # a symbol: s = s' + offset, two shifted terms
+_EXPR_WORK = 4  # what any distinct expression costs (a SymNode, its hint, its ranges)
+_WORK_CEILING = 1 << 40  # shifted terms and work saturate here (they only meet caps far below)
 _KINDS = {"expr": "an expression", "int": "an integer literal", "float": "a float literal",
           "str": "a string", "bool": "a boolean literal", "none": "None"}
 
@@ -323,8 +342,20 @@ class _Call:
             self.args.append((node, info))
 
 
-def parse(text: str, *, max_chars: int = MAX_CHARS, max_depth: int = MAX_DEPTH) -> Node:
-    """The checked syntax tree of one srepr string; ``SerializeError`` naming the offset if not."""
+def parse(text: str, *, max_chars: int = MAX_CHARS, max_depth: int = MAX_DEPTH,
+          budget: ExprBudget | None = None, path: str | None = None) -> Node:
+    """The checked syntax tree of one srepr string; ``SerializeError`` naming the offset if not.
+
+    With ``budget`` (the :class:`ExprBudget` of the document the string comes from), the
+    expression's :func:`work` is charged to it (once per distinct string), and the error
+    names ``path`` (where the string is in the document) when the budget is spent.
+    """
+    if budget is not None:
+        return budget.parse(text, path, max_chars=max_chars, max_depth=max_depth)
+    return _parse_with_info(text, max_chars, max_depth)[0]
+
+
+def _parse_with_info(text: str, max_chars: int, max_depth: int) -> tuple[Node, tuple]:
     if not isinstance(text, str):
         raise SerializeError(f"invalid symbolic expression: expected a string, got {type(text).__name__}")
     if len(text) > max_chars:
@@ -335,7 +366,71 @@ def parse(text: str, *, max_chars: int = MAX_CHARS, max_depth: int = MAX_DEPTH) 
         raise _error("ExprCondPair is only allowed inside Piecewise", 0)
     if kind_of(node) != "expr":
         raise _error(f"expected an expression, found {_KINDS[kind_of(node)]}", node[-1])
-    return node
+    return node, info
+
+
+def work(text: str) -> int:
+    """The work units :class:`ExprBudget` charges for one expression string (refused: raises)."""
+    return _work(_parse_with_info(text, MAX_CHARS, MAX_DEPTH)[1])
+
+
+def _work(info: tuple) -> int:
+    # a fixed charge, values built, terms of the whole once every symbol is shifted, and what
+    # functions redo on theirs
+    return _EXPR_WORK + info[0] + info[7] + info[8]
+
+
+class ExprBudget:
+    """The expression work budget of one document (one ``load``, one ``validate``).
+
+    Each expression is bounded by the grammar's caps, but sympy works on every distinct
+    expression of a document in turn, so a document of many near-cap expressions would
+    still cost minutes. Everything that parses the expressions of one document (``load``'s
+    :class:`pt2serde.symbolic.SymbolicContext`, ``validate``'s
+    :func:`pt2serde.check.check_program`) charges this one object; identical strings are
+    charged once (their checked trees are kept and handed out again). The first charge past
+    :attr:`limit` raises a ``SerializeError`` naming the budget and the path; after it, the
+    budget only checks the grammar (``validate`` goes on listing other problems).
+
+    The charge of an expression, :func:`work`, is its values, plus the terms of its full
+    expansion once every symbol ``s`` is replaced by ``s' + offset`` (what torch's
+    ``ShapeEnv`` does to evaluate any expression without a hint: ``(s0*s1*...*s9)`` becomes
+    1024 terms), plus, for every function call over symbols (``Mod``, ``FloorDiv``,
+    ``Max`` ...), the shifted terms of its arguments times their degree (times the
+    arity for ``Max``/``Min``), as sympy re-evaluates the function on them. Measured cost on
+    the 2-core dev box: 0.1 - 1.1 ms per unit (``tests/test_exprparse.py::test_document_budget_costs``).
+    """
+
+    __slots__ = ("limit", "used", "exceeded", "_trees")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = MAX_DOCUMENT_WORK if limit is None else limit
+        self.used = 0
+        self.exceeded = False
+        self._trees: dict[str, Node] = {}
+
+    def __repr__(self) -> str:
+        return f"<ExprBudget used={self.used} limit={self.limit} distinct={len(self._trees)}>"
+
+    def parse(self, text: str, path: str | None = None, *, max_chars: int = MAX_CHARS,
+              max_depth: int = MAX_DEPTH) -> Node:
+        """The checked tree of ``text``, charged once to this budget."""
+        tree = self._trees.get(text) if isinstance(text, str) else None
+        if tree is not None:
+            return tree
+        tree, info = _parse_with_info(text, max_chars, max_depth)
+        if not self.exceeded:
+            cost = _work(info)
+            if self.used + cost > self.limit:
+                self.exceeded = True
+                where = f" - at `{path}`" if path else ""
+                raise SerializeError(
+                    f"invalid symbolic expression: the document's expressions need more work than the "
+                    f"expression budget of {self.limit} units (this one {cost}, {self.used} before it; "
+                    f"{len(self._trees)} distinct expressions){where}")
+            self.used += cost
+        self._trees[text] = tree
+        return tree
 
 
 def _parse_tokens(tokens: list[Token], max_depth: int) -> tuple[Node, tuple]:
@@ -369,7 +464,7 @@ def _parse_tokens(tokens: list[Token], max_depth: int) -> tuple[Node, tuple]:
             else:
                 node, info = _bare_name(text, offset, tokens[i]), _LEAF
         elif kind == _INT:
-            node, info = ("num", text, offset), (1, 0, 1, _bits(_int_literal(text, offset)), 1, 0, 0)
+            node, info = ("num", text, offset), (1, 0, 1, _bits(_int_literal(text, offset)), 1, 0, 0, 1, 0)
         elif kind == _FLOAT:
             node, info = ("num", text, offset), _LEAF
         elif kind == _STR:
@@ -400,6 +495,7 @@ def _parse_tokens(tokens: list[Token], max_depth: int) -> tuple[Node, tuple]:
             node, info = _finish(call)
 
 
+_ASSUMPTION_SET = frozenset(SYMBOL_ASSUMPTIONS)
 _FAST: dict[str, tuple[Node, tuple]] = {}  # whole Symbol(...) tokens already checked
 
 
@@ -409,7 +505,7 @@ def _fast_call(kind: str, text: str, offset: int) -> tuple[Node, tuple]:
         m = _DIGITS_RE.search(text)
         at = offset + m.start()
         value = _int_literal(m.group(), at)
-        return ("call", "Integer", (("num", m.group(), at),), {}, offset), (1, 0, 1, _bits(value), 1, 0, 0)
+        return ("call", "Integer", (("num", m.group(), at),), {}, offset), (1, 0, 1, _bits(value), 1, 0, 0, 1, 0)
     cached = _FAST.get(text)
     if cached is not None:
         return ("call", "Symbol", cached[0][2], cached[0][3], offset), cached[1]
@@ -470,7 +566,7 @@ def _finish(call: _Call) -> tuple[Node, tuple]:
                 if kind_of(arg) != "int":
                     raise _error(f"{name} expects {'an integer literal' if form == 'integer' else 'integer literals'}"
                                  f", got {_KINDS[kind_of(arg)]}", arg[-1])
-            info = (1, 0, 1, max(_bits(int(arg[1])) for arg, _ in args), 1, 0, 0)
+            info = (1, 0, 1, max(_bits(int(arg[1])) for arg, _ in args), 1, 0, 0, 1, 0)
         elif form == "piecewise":
             for arg, _ in args:
                 if not (arg[0] == "call" and arg[1] == "ExprCondPair"):
@@ -489,8 +585,10 @@ def _finish(call: _Call) -> tuple[Node, tuple]:
                     _float_text(arg[1], arg[-1])
                 elif kind != "int":
                     raise _error(f"{name} expects an expression, got {_KINDS[kind]}", arg[-1])
+            _check_kinds(call)
             _check_values(call)
             info = _cost(call, spec.cost)
+            _check_torch_function(call)
     kwargs = {key: value[0] for key, value in call.kwargs.items()}
     return ("call", name, tuple(arg for arg, _ in args), kwargs, offset), info
 
@@ -503,10 +601,82 @@ _FLOAT_CALLS = frozenset({"ToFloat", "IntTrueDiv", "FloatTrueDiv", "FloatPow", "
 _MAX_FLOAT_BITS = 1023  # beyond, converting to a float overflows
 
 
+# Conditions and numbers: sympy refuses a condition where it computes with numbers
+# (``Add(x < 3, 1)``, ``Mod(True, 2)``) and a number where it expects a condition (``And(3)``).
+_LOGIC = frozenset({"And", "Or", "Not"})
+_CONDITION_CALLS = frozenset({"BooleanTrue", "BooleanFalse", *_RELATIONS, *_LOGIC})
+_EITHER_CALLS = frozenset({"Equality", "Eq", "Unequality", "Ne"})  # compare conditions too
+_NUMBER_NAMES = frozenset({"oo", "zoo", "nan", "int_oo"})
+
+
+def _is_condition(node: Node) -> bool:
+    return (node[0] == "name" and node[1] in ("true", "false")) or (node[0] == "call" and node[1] in _CONDITION_CALLS)
+
+
+def _is_number(node: Node) -> bool:
+    """A value that is surely a number (a symbol or a Piecewise/Where may be either)."""
+    if node[0] in ("num", "neg"):
+        return True
+    if node[0] == "name":
+        return node[1] in _NUMBER_NAMES
+    return node[0] == "call" and node[1] not in _CONDITION_CALLS and node[1] not in ("Symbol", "Piecewise", "Where")
+
+
+def _check_kinds(call: _Call) -> None:
+    name = call.name
+    if name in _EITHER_CALLS:
+        return
+    if name in _LOGIC:
+        for arg, _ in call.args:
+            if _is_number(arg):
+                raise _error(f"{name} expects a condition, got a number", arg[-1])
+        return
+    for index, (arg, _) in enumerate(call.args):
+        if name == "ExprCondPair" and index == 1:
+            if _is_number(arg):
+                raise _error("ExprCondPair expects a condition, got a number", arg[-1])
+        elif _is_condition(arg) and not (name == "Where" and index == 0):
+            raise _error(f"{name} expects a number, got a condition", arg[-1])
+
+
+#: torch's functions (``torch.utils._sympy.functions``): sympy evaluates those of numbers only
+#: while PyTorch traces, so a document never holds one, and their ``eval`` raises on many
+#: numbers (domain errors, infinities, negative moduli); the grammar refuses them all.
+_TORCH_FUNCTIONS = frozenset(name for name, spec in CALLS.items() if name not in {
+    "Symbol", "Integer", "Rational", "Float", "BooleanTrue", "BooleanFalse", "Add", "Mul", "Pow", "Max", "Min",
+    "Abs", "floor", "ceiling", "Piecewise", "ExprCondPair", "And", "Or", "Not", *_RELATIONS})
+_UNDEFINED = frozenset({"nan", "zoo"})
+_INFINITE = frozenset({"oo", "int_oo"})
+
+
+def _check_torch_function(call: _Call) -> None:
+    """After the value rules and budgets (their messages are more precise)."""
+    name = call.name
+    if name in _TORCH_FUNCTIONS:
+        if not any(info[1] for _, info in call.args):
+            raise _error(f"{name} of numbers only (sympy evaluates those: a document never holds one)", call.offset)
+        for arg, _ in call.args:
+            if (arg[0] == "name" and arg[1] in _INFINITE) or arg[0] == "neg":
+                raise _error(f"{name} of an infinity", arg[-1])
+
+
+def _is_zero(node: Node) -> bool:
+    if node[0] == "num" or (node[0] == "call" and node[1] == "Float" and node[2][0][0] in ("num", "str")):
+        text = node[1] if node[0] == "num" else node[2][0][1]
+        try:
+            return float(text) == 0
+        except ValueError:
+            return False
+    return _constant(node) == (0, 1)
+
+
 def _check_values(call: _Call) -> None:
     name = call.name
+    for arg, _ in call.args:
+        if arg[0] == "name" and arg[1] in _UNDEFINED:
+            raise _error(f"{arg[1]} is not allowed as an argument of {name}", arg[-1])
     for index in _DIVISOR_ARGS.get(name, ()):
-        if index < len(call.args) and _constant(call.args[index][0]) == (0, 1):
+        if index < len(call.args) and _is_zero(call.args[index][0]):
             raise _error(f"{name} divides by zero", call.args[index][0][-1])
     if name in ("LShift", "RShift"):
         shift = _constant(call.args[1][0])
@@ -525,11 +695,15 @@ def _check_symbol(call: _Call) -> tuple:
     if kind_of(arg) != "str":
         raise _error(f"Symbol expects a name string, got {_KINDS[kind_of(arg)]}", arg[-1])
     for key, (value, _, at) in call.kwargs.items():
-        if key not in SYMBOL_ASSUMPTIONS:
+        if key not in _ASSUMPTION_SET:
             raise _error(f"unknown Symbol assumption {key!r}", at)
         if kind_of(value) != "bool":
             raise _error(f"Symbol assumption {key!r} must be True or False", value[-1])
-    return (1, 1, 1, 0, 1, 0, 0)
+    facts = {key: value[0][1] == "True" for key, value in call.kwargs.items()}
+    if not consistent_assumptions(facts):
+        given = ", ".join(f"{k}={v}" for k, v in facts.items())
+        raise _error(f"Symbol assumptions {given} contradict each other", call.offset)
+    return _SYMBOL_INFO
 
 
 def _check_float(call: _Call) -> tuple:
@@ -543,9 +717,9 @@ def _check_float(call: _Call) -> tuple:
     arg = call.args[0][0]
     kind = kind_of(arg)
     if kind in ("str", "float"):
-        return (1, 0, 1, _float_text(arg[1], arg[-1]), 1, 0, 0)
+        return (1, 0, 1, _float_text(arg[1], arg[-1]), 1, 0, 0, 1, 0)
     if kind == "int":
-        return (1, 0, 1, max(1, _bits(int(arg[1]))), 1, 0, 0)
+        return (1, 0, 1, max(1, _bits(int(arg[1]))), 1, 0, 0, 1, 0)
     raise _error(f"Float expects a number or a numeric string, got {_KINDS[kind]}", arg[-1])
 
 
@@ -563,25 +737,33 @@ def _cost(call: _Call, rule: str) -> tuple:
     """The bounds of a call from those of its arguments; refuses one over a budget."""
     infos = [info for _, info in call.args]
     nodes = 1 + sum(i[0] for i in infos) + sum(v[1][0] for v in call.kwargs.values())
+    below = sum(i[8] for i in infos)
     if rule == "add":
         degree = max(i[1] for i in infos)
         terms = sum(i[2] for i in infos)
         bits = max(i[3] for i in infos) + (len(infos) - 1).bit_length()
+        shifted = min(sum(i[7] for i in infos), _WORK_CEILING)
     elif rule == "mul":
         degree = sum(i[1] for i in infos)
-        terms = 1
+        terms, shifted = 1, 1
         for i in infos:
             terms = min(terms * i[2], MAX_TERMS + 1)
+            shifted = min(shifted * i[7], _WORK_CEILING)
         if sum(1 for i in infos if i[2] > 1) > 1 and terms > MAX_PRODUCT_TERMS:
             raise _error(f"Mul(...) of sums expands to more than {MAX_PRODUCT_TERMS} terms", call.offset)
         bits = sum(i[3] for i in infos)
     elif rule == "pow":
         (base, binfo), (exp, einfo) = call.args
-        degree, terms, bits = _pow_cost(call, base, binfo, exp, einfo)
-    else:
+        degree, terms, bits, shifted, own = _pow_cost(call, base, binfo, exp, einfo)
+        below += own
+    else:  # a function: an atom to the expansion around it, re-evaluated on its expanded arguments
         symbolic = any(i[1] for i in infos)
         degree, terms = (1 if symbolic else 0), 1
         bits = max(i[3] for i in infos) if infos else 0
+        shifted = 1
+        if symbolic:  # sympy re-evaluates it on the expanded arguments: polynomial division, comparisons
+            width = len(infos) if rule == "lattice" else 1
+            below += width * sum(i[7] * max(1, i[1]) ** 2 for i in infos)
         if rule == "lshift":
             shift = _constant(call.args[1][0])
             if shift is not None and shift[0] > 0:
@@ -611,17 +793,20 @@ def _cost(call: _Call, rule: str) -> tuple:
         raise _error(f"{call.name}(...) expands to more than {MAX_TERMS} terms", offset)
     if bits > MAX_NUMBER_BITS:
         raise _error(f"{call.name} would build a number of more than {MAX_INT_DIGITS} digits", offset)
-    return nodes, degree, terms, bits, merged, lattice, weight
+    return nodes, degree, terms, bits, merged, lattice, weight, shifted, min(below, _WORK_CEILING)
 
 
-def _pow_cost(call: _Call, base: Node, binfo: tuple, exp: Node, einfo: tuple) -> tuple[int, int, int]:
-    """Degree, terms and bits of ``Pow(base, exp)``; refuses big exponents of symbols."""
+def _pow_cost(call: _Call, base: Node, binfo: tuple, exp: Node, einfo: tuple) -> tuple[int, int, int, int, int]:
+    """Degree, terms, bits, shifted terms and own work of ``Pow(base, exp)``; refuses big
+    exponents of symbols."""
     constant = _constant(exp)
     if constant is None:  # a symbolic (or float) exponent: not expanded, an atom
         if einfo[1] and einfo[3] > MAX_EXPONENT.bit_length():
             raise _error(f"a number in the exponent of {call.name} is over the limit of {MAX_EXPONENT}",
                          exp[-1])
-        return (1 if binfo[1] or einfo[1] else 0), 1, max(binfo[3], einfo[3])
+        symbolic = binfo[1] or einfo[1]
+        return (1 if symbolic else 0), 1, max(binfo[3], einfo[3]), 1, (
+            binfo[7] * max(1, binfo[1]) ** 2 + einfo[7] * max(1, einfo[1]) ** 2 if symbolic else 0)
     p, q = abs(constant[0]), constant[1]
     if binfo[3] and (q > MAX_POW_ROOT or binfo[3] * p > MAX_NUMBER_BITS):
         raise _error(f"Pow of a number would exceed {MAX_INT_DIGITS} digits", exp[-1])
@@ -631,7 +816,12 @@ def _pow_cost(call: _Call, base: Node, binfo: tuple, exp: Node, einfo: tuple) ->
     terms = math.comb(binfo[2] + p - 1, p) if binfo[2] > 1 else 1
     if p > 1 and terms > MAX_PRODUCT_TERMS:
         raise _error(f"{call.name} of a sum expands to more than {MAX_PRODUCT_TERMS} terms", exp[-1])
-    return binfo[1] * p, min(terms, MAX_TERMS + 1), binfo[3] * p
+    if q == 1 and binfo[7] > 1:  # (a + b)**p expanded: a multinomial's terms
+        shifted = _WORK_CEILING if binfo[7] > _WORK_CEILING else min(math.comb(binfo[7] + p - 1, p), _WORK_CEILING)
+    else:  # a number, or a root of a symbolic base (an atom)
+        shifted = 1
+    own = 0 if call.name == "Pow" and (q == 1 or not binfo[1]) else binfo[7] * max(1, binfo[1]) ** 2
+    return binfo[1] * p, min(terms, MAX_TERMS + 1), binfo[3] * p, shifted, own
 
 
 # ---------------------------------------------------------------------- rendering

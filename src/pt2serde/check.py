@@ -38,7 +38,8 @@ from .contents import CRC_MISMATCH, Problem, ProgramRecords, Pt2Archive, TensorE
 from .picklewalk import describe_torch_save, pickle_globals
 from .errors import SerializeError
 
-__all__ = ["Problem", "check_archive", "check_document", "check_program", "check_shape"]
+__all__ = ["Problem", "check_archive", "check_document", "check_program", "check_shape", "check_expressions",
+           "document_expressions"]
 
 _CRC_CHUNK = 8 << 20
 
@@ -220,12 +221,50 @@ def _arg_refs(arg: schema.Argument, path: str) -> Iterator[tuple[str | None, str
             yield from _arg_refs(x, f"{path}.as_string_to_argument.{k}")
 
 
-def _check_expr(sym: Any, path: str, out: list[Problem], record: str | None) -> None:
-    if sym.type == "as_expr":
+def document_expressions(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
+    """``($.path, srepr text)`` of every symbolic expression of a graph and its subgraphs, in
+    one order (the one walk ``validate`` and ``load`` both charge to the document's budget)."""
+    stack = [(graph, path)]
+    while stack:
+        g, p = stack.pop()
+        for name, tm in g.tensor_values.items():
+            tpath = f"{p}.tensor_values{key_path(name)}"
+            for field in ("sizes", "strides"):
+                for i, s in enumerate(getattr(tm, field)):
+                    if s.type == "as_expr":
+                        yield f"{tpath}.{field}[{i}].as_expr.expr_str", s.as_expr.expr_str
+            if tm.storage_offset.type == "as_expr":
+                yield f"{tpath}.storage_offset.as_expr.expr_str", tm.storage_offset.as_expr.expr_str
+        for table in ("sym_int_values", "sym_float_values", "sym_bool_values"):
+            for name, sym in getattr(g, table).items():
+                if sym.type == "as_expr":
+                    yield f"{p}.{table}{key_path(name)}.as_expr.expr_str", sym.as_expr.expr_str
+        subgraphs = [(inp.arg.as_graph.graph, f"{p}.nodes[{i}].inputs[{j}].arg.as_graph.graph")
+                     for i, node in enumerate(g.nodes) for j, inp in enumerate(node.inputs)
+                     if inp.arg.type == "as_graph"]
+        stack.extend(reversed(subgraphs))
+
+
+def _check_expr(doc: schema.ExportedProgram, budget: _srepr.ExprBudget, out: list[Problem],
+                record: str | None) -> None:
+    """Every expression of ``doc`` against the grammar and the document's work budget."""
+    for path, text in document_expressions(doc.graph_module.graph):
         try:
-            _srepr.parse(sym.as_expr.expr_str)
+            budget.parse(text, path)
         except SerializeError as e:
-            out.append(Problem(f"malformed symbolic expression: {e}", f"{path}.as_expr.expr_str", record))
+            out.append(Problem(f"malformed symbolic expression: {str(e).split(' - at `')[0]}", path, record))
+
+
+def check_expressions(doc: schema.ExportedProgram) -> _srepr.ExprBudget:
+    """``load``'s half of :func:`_check_expr`: the document's budget with every expression
+    checked and charged (their trees kept for the builder); raises the first problem."""
+    budget = _srepr.ExprBudget()
+    for path, text in document_expressions(doc.graph_module.graph):
+        try:
+            budget.parse(text, path)
+        except SerializeError as e:
+            raise SerializeError(f"{str(e).split(' - at `')[0]} - at `{path}`") from None
+    return budget
 
 
 def _check_tensor_meta(tm: schema.TensorMeta, path: str, out: list[Problem], record: str | None) -> None:
@@ -235,10 +274,8 @@ def _check_tensor_meta(tm: schema.TensorMeta, path: str, out: list[Problem], rec
         for i, s in enumerate(values):
             if s.type == "as_int" and s.as_int < 0 and field == "sizes":
                 out.append(Problem(f"negative size {s.as_int}", f"{path}.sizes[{i}]", record))
-            _check_expr(s, f"{path}.{field}[{i}]", out, record)
     if tm.storage_offset.type == "as_int" and tm.storage_offset.as_int < 0:
         out.append(Problem(f"negative storage offset {tm.storage_offset.as_int}", f"{path}.storage_offset", record))
-    _check_expr(tm.storage_offset, f"{path}.storage_offset", out, record)
 
 
 def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | None) -> None:
@@ -290,9 +327,6 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
             out.append(Problem(f"{_KIND[table]} `{name}` has no entry in {table}", p, record))
     for name, tm in g.tensor_values.items():
         _check_tensor_meta(tm, f"{path}.tensor_values{key_path(name)}", out, record)
-    for table in ("sym_int_values", "sym_float_values", "sym_bool_values"):
-        for name, sym in getattr(g, table).items():
-            _check_expr(sym, f"{path}.{table}{key_path(name)}", out, record)
 
 
 def _spec_ref(arg: Any) -> str | None:
@@ -381,6 +415,7 @@ def check_program(doc: schema.ExportedProgram, record: str | None = None) -> lis
     out += [Problem(message, path, record) for message, path in code_field_problems(doc)]
     gm = doc.graph_module
     _check_graph(gm.graph, "$.graph_module.graph", out, record)
+    _check_expr(doc, _srepr.ExprBudget(), out, record)  # one budget per document, as load's
     _check_signature(gm, out, record)
     for key, rc in doc.range_constraints.items():
         if rc.min_val is not None and rc.max_val is not None and rc.min_val > rc.max_val:

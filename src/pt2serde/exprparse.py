@@ -88,7 +88,9 @@ class ExprParser:
     The caller's dict is read, never modified.
 
     ``max_length`` bounds the input in characters, ``max_depth`` the nesting of calls
-    (both default to the grammar's limits, which ``validate`` applies).
+    (both default to the grammar's limits, which ``validate`` applies). ``budget``, the
+    document's :class:`pt2serde._srepr.ExprBudget`, is charged for every distinct string
+    (none: each string is bounded by the grammar's per-expression caps only).
     The parser is not thread-safe (it keeps the symbols it made); use one per thread.
     """
 
@@ -97,25 +99,29 @@ class ExprParser:
         symbols: dict[str, sympy.Symbol] | None = None,
         max_length: int = _srepr.MAX_CHARS,
         max_depth: int = _srepr.MAX_DEPTH,
+        budget: _srepr.ExprBudget | None = None,
     ) -> None:
         self._shared: dict[str, sympy.Symbol] = symbols if symbols is not None else {}
         self._created: dict[str, sympy.Symbol] = {}
         self._declared: dict[tuple[str, tuple[tuple[str, bool], ...]], sympy.Symbol] = {}
         self.max_length = max_length
         self.max_depth = max_depth
+        self.budget = budget
 
     @property
     def symbols(self) -> dict[str, sympy.Symbol]:
         """Every symbol this parser can hand out by name: the caller's, then its own."""
         return {**self._created, **self._shared}
 
-    def parse(self, text: str) -> sympy.Basic:
+    def parse(self, text: str, path: str | None = None) -> sympy.Basic:
         """The sympy object ``text`` (an ``srepr`` string) describes.
 
         Raises :class:`SerializeError` for anything the grammar refuses (see
-        :mod:`pt2serde._srepr`) and for arguments a constructor refuses.
+        :mod:`pt2serde._srepr`), for an expression past the document's work budget (when the
+        parser was given one; ``path`` names where the string is) and for arguments a
+        constructor refuses.
         """
-        tree = _srepr.parse(text, max_chars=self.max_length, max_depth=self.max_depth)
+        tree = _srepr.parse(text, max_chars=self.max_length, max_depth=self.max_depth, budget=self.budget, path=path)
         return self._build_tree(tree)
 
     def _build_tree(self, root: Node) -> sympy.Basic:

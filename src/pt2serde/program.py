@@ -215,7 +215,9 @@ class ExportedProgramDeserializer:
         check_version(doc.schema_version.major, doc.schema_version.minor)
         check_code_fields(doc)  # every string that can become code, before torch sees any
         _check_opset(doc.opset_version, self.expected_opset_version)
-        sym = symbolic.SymbolicContext(doc.range_constraints)
+        from .check import check_expressions  # the walk and budget validate uses (one rule, one place)
+
+        sym = symbolic.SymbolicContext(doc.range_constraints, budget=check_expressions(doc))
 
         def payload(data, what: str, shared=None):
             if callable(data):  # the archive reader: builds the values itself (may need fake tensors)

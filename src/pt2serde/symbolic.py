@@ -133,15 +133,19 @@ class SymbolicContext:
     * The ShapeEnv's unbacked counters are moved past every ``u<i>`` / ``zuf<i>`` in the
       ranges, so symbols created later never collide with the program's.
     * Expression strings are parsed by :class:`pt2serde.exprparse.ExprParser` (a grammar,
-      never ``eval``), once per distinct string.
+      never ``eval``), once per distinct string, each charged to the document's expression
+      work budget (:class:`pt2serde._srepr.ExprBudget`).
     """
 
-    def __init__(self, range_constraints: dict[str, schema.RangeConstraint]) -> None:
+    def __init__(self, range_constraints: dict[str, schema.RangeConstraint], budget=None) -> None:
+        """``budget``: the document's :class:`pt2serde._srepr.ExprBudget` (a fresh one if not
+        given); every expression parsed here is charged to it, once per distinct string."""
         from torch._subclasses.fake_tensor import FakeTensorMode
         from torch.fx.experimental.symbolic_shapes import ShapeEnv
         from torch.utils._sympy.symbol import SymT, prefix_str
         from torch.utils._sympy.value_ranges import ValueRanges
 
+        from ._srepr import ExprBudget
         from .exprparse import ExprParser
 
         self.shape_env = ShapeEnv(assume_static_by_default=True)
@@ -154,7 +158,8 @@ class SymbolicContext:
         self._parsed: dict[str, sympy.Basic] = {}
         self._seen_symbols: set[str] = set()
         self._geometries: dict[tuple, tuple] = {}
-        self._parser = ExprParser(self.symbols)
+        self.budget = budget if budget is not None else ExprBudget()
+        self._parser = ExprParser(self.symbols, budget=self.budget)
 
         counters = {prefix_str[SymT.UNBACKED_INT]: -1, prefix_str[SymT.UNBACKED_FLOAT]: -1}
         for name, rc in range_constraints.items():

@@ -53,6 +53,42 @@ def _legacy(expr: str, deflate: bool = True) -> Case:
 
 _SUMS = [f"Add({S}, Integer({i + 1}))" for i in range(64)]
 
+
+def _sym(i: int) -> str:
+    return f"Symbol('s{i}', positive=True, integer=True)"
+
+
+def _many(expression, count: int):
+    """A mutation adding ``count`` nodes ``e<i> = aten.sym_size.int(x, 0)``, each a SymInt whose
+    stored expression is ``expression(i)`` (hint-less: torch evaluates it statically), with
+    ranges for the symbols they use (as PyTorch writes them)."""
+
+    def mutate(doc: dict, marker: str) -> None:
+        g = doc["graph_module"]["graph"]
+        for j in range(600):
+            doc["range_constraints"].setdefault(f"s{j}", {"min_val": 2, "max_val": 64})
+        for i in range(count):
+            name = f"e{i}"
+            g["nodes"].append({
+                "target": "torch.ops.aten.sym_size.int", "name": name, "metadata": {},
+                "inputs": [{"name": "self", "arg": {"as_tensor": {"name": "x"}}, "kind": 1},
+                           {"name": "dim", "arg": {"as_int": 0}, "kind": 1}],
+                "outputs": [{"as_sym_int": {"as_name": name}}], "is_hop_single_tensor_return": None})
+            g["sym_int_values"][name] = {"as_expr": {"expr_str": expression(i), "hint": None}}
+
+    return mutate
+
+
+def _mod_of_sum(i: int) -> str:
+    """Mod of a sum of 256 symbols: within every per-expression cap (0.2-0.5 s of sympy each)."""
+    return "Mod(Add(" + ", ".join(_sym(j + i) for j in range(256)) + f"), Integer({7 + i}))"
+
+
+def _lattice_chain(i: int) -> str:
+    """Min/Max nested 8 deep: the costliest work unit measured (19 fill the budget)."""
+    return __import__("functools").reduce(
+        lambda e, j: ("Max(" if j % 2 else "Min(") + e + f", Add({_sym(i + j + 1)}, Integer({j})))", range(8), _sym(i))
+
 CASES = [
     doc_case("3*s0**(10**8) as an input size", _size(f"Mul(Integer(3), Pow({S}, Integer(100000000)))"),
              r"Pow of a symbolic base with exponent 100000000, over the limit of 64", base="dynamic"),
@@ -80,6 +116,26 @@ CASES = [
     doc_case("Max(1, (6*s0)//6) + 2*s0**64 - 2*s0**64 loads", _size(
         f"Add(Max(Integer(1), FloorDiv(Mul(Integer(6), {S}), Integer(6))), Mul(Integer(2), Pow({S}, Integer(64))), "
         f"Mul(Integer(-2), Pow({S}, Integer(64))))"), None, base="dynamic"),
+    # the document's budget: before it, 50 of these took load 11 s (validate called the file valid)
+    doc_case("50 distinct near-cap expressions in one document (Mod of a 256-symbol sum each)",
+             _many(_mod_of_sum, 50), r"need more work than the expression budget of 2000 units .* - at "
+             r"`\$\.graph_module\.graph\.sym_int_values\.e2\.as_expr\.expr_str`", base="dynamic"),
+    doc_case("a product of 64 distinct symbols (2**64 terms once torch shifts each symbol)",
+             _many(lambda i: "Mul(" + ", ".join(_sym(j) for j in range(64)) + ")", 1),
+             r"expression budget of 2000 units", base="dynamic"),
+    doc_case("19 Min/Max chains 8 deep: at the document's budget, loads", _many(_lattice_chain, 19), None,
+             base="dynamic"),
+    # sympy alone used to find these while building (validate said valid, load refused)
+    doc_case("Symbol with contradictory assumptions (positive and negative)",
+             _size("Symbol('s77', positive=True, negative=True)"),
+             r"Symbol assumptions positive=True, negative=True contradict each other", base="dynamic"),
+    doc_case("Symbol with an assumption PyTorch never writes (commutative=False)",
+             _size("Symbol('s77', commutative=False)"), r"unknown Symbol assumption 'commutative'", base="dynamic"),
+    doc_case("torch function of numbers only (Mod(1, -3): an AssertionError in torch)",
+             _size(f"Add({S}, Mod(Integer(1), Integer(-3)))"), r"Mod of numbers only", base="dynamic"),
+    doc_case("a condition as a number (Add(s0 < 3, s0))",
+             _size(f"Add(StrictLessThan({S}, Integer(3)), {S})"), r"Add expects a number, got a condition",
+             base="dynamic"),
     Case("schema 7: 100 KB printed expressions, deflated (quadratic upgrade)",
          _legacy(" - ".join(["s0"] * 20_000)), r"invalid symbolic expression: .*(values|characters)",
          base="dynamic"),

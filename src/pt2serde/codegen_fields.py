@@ -411,8 +411,18 @@ class _Walker:
                         self.check(f"{type(value).__name__}.name", value.name, f"{p}.{field}.name")
 
     def module_call_graph(self, entries: list[schema.ModuleCallEntry], path: str) -> None:
+        # ep.module(), call_spec and unflatten read entry 0 as the root module and its signature
+        if not entries:
+            self.out.append(("module call graph: it is empty; its first entry must be the root module (fqn '')",
+                             path))
+        elif entries[0].fqn != "":
+            self.out.append((f"module call graph: the first entry must be the root module (fqn ''), got "
+                             f"{entries[0].fqn!r}"[:300], f"{path}[0].fqn"))
         for i, entry in enumerate(entries):
             p = f"{path}[{i}]"
+            if entry.fqn == "" and entry.signature is None:
+                self.out.append(("module call graph: the root entry has no signature (module() needs it)",
+                                 f"{p}.signature"))
             if entry.fqn:  # "" is the root module
                 self.check("ModuleCallEntry.fqn", entry.fqn, f"{p}.fqn")
                 if type(entry.fqn) is str and (bad := call_index_problem(entry.fqn, "module path")):

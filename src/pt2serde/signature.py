@@ -236,13 +236,8 @@ def module_call_graph_from_wire(dec, entries: list[schema.ModuleCallEntry]):
     from torch.export.exported_program import ModuleCallEntry, ModuleCallSignature
 
     out = []
-    for i, entry in enumerate(entries):
+    for entry in entries:  # the structure is checked by codegen_fields (load and validate)
         sig = entry.signature
-        if entry.fqn == "" and sig is None:
-            raise SerializeError(
-                "module call graph: the root entry has no signature (module() needs it) "
-                f"- at `$.graph_module.module_call_graph[{i}].signature`"
-            )
         runtime_sig = None
         if sig is not None:
             runtime_sig = ModuleCallSignature(

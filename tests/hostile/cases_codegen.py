@@ -173,7 +173,24 @@ def _fqn_call_index(doc: dict, marker: str) -> None:
             entry["fqn"] = "inner@1@2"
 
 
+# ---- the module call graph's root entry (ep.module(), call_spec and unflatten read entry 0)
+
+
+def _root_not_first(doc: dict, marker: str) -> None:
+    doc["graph_module"]["module_call_graph"][0]["fqn"] = " "
+
+
+def _no_call_graph(doc: dict, marker: str) -> None:
+    doc["graph_module"]["module_call_graph"] = []
+
+
 CASES = [
+    doc_case("module call graph whose first entry is not the root", _root_not_first,
+             r"module call graph: the first entry must be the root module \(fqn ''\), got ' ' - at "
+             r"`\$\.graph_module\.module_call_graph\[0\]\.fqn`", base="nested"),
+    doc_case("empty module call graph", _no_call_graph,
+             r"module call graph: it is empty; its first entry must be the root module \(fqn ''\) - at "
+             r"`\$\.graph_module\.module_call_graph`"),
     doc_case("nn_module_stack key whose call index is not a number", _stack_key_call_index,
              r"nn_module_stack key 'L@__self__inner' has a call index that is not one decimal number", base="nested"),
     doc_case("module path with two call indices", _fqn_call_index,

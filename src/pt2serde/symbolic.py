@@ -206,6 +206,12 @@ class SymbolicContext:
         vr = self.ranges.get(name)
         if vr is not None:
             self.shape_env.constrain_symbol_range(sym, compiler_min=vr.lower, compiler_max=vr.upper)
+        elif sym not in self.shape_env.var_to_range:
+            # a symbol the file gives no range: the ShapeEnv still needs one to reason about it
+            # (its static evaluation asserts "vr must not be None"); an unbounded one adds nothing
+            from torch.utils._sympy.value_ranges import ValueRanges
+
+            self.shape_env.var_to_range[sym] = ValueRanges.unknown_int() if sym.is_integer else ValueRanges.unknown()
         self.shape_env.var_to_stack[sym] = CapturedTraceback.extract(skip=1)
 
     # ------------------------------------------------------------- values

@@ -142,3 +142,20 @@ CASES = [
     Case("schema 7: a sum of 201 printed terms loads (upgraded flat, not nested 200 deep)",
          _legacy("s0" + " + s0 - s0" * 100), None, base="dynamic"),
 ]
+
+
+def _symbol_without_range(doc: dict, marker: str) -> None:
+    """A symbolic value over a symbol the file gives no range: torch's ShapeEnv asserted "vr must
+    not be None" while load built the node (validate said valid); now the symbol gets an
+    unbounded range and the program loads."""
+    g = doc["graph_module"]["graph"]
+    x = g["inputs"][0]["as_tensor"]["name"]
+    g["nodes"].insert(0, {"target": "torch.ops.aten.sym_size.int", "inputs": [
+        {"name": "self", "arg": {"as_tensor": {"name": x}}, "kind": 1}, {"name": "dim", "arg": {"as_int": 0}, "kind": 1}],
+        "outputs": [{"as_sym_int": {"as_name": "e0"}}], "metadata": {}, "is_hop_single_tensor_return": None,
+        "name": "e0"})
+    g["sym_int_values"]["e0"] = {"as_expr": {
+        "expr_str": "Mod(Symbol('q9', positive=True, integer=True), Integer(7))", "hint": None}}
+
+
+CASES.append(doc_case("a symbol without a range constraint loads", _symbol_without_range, None, base="dynamic"))

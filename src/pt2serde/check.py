@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import typing
 import zlib
 from enum import IntEnum
@@ -39,7 +38,7 @@ from .picklewalk import describe_torch_save, pickle_globals
 from .errors import SerializeError
 
 __all__ = ["Problem", "check_archive", "check_document", "check_program", "check_shape", "check_expressions",
-           "document_expressions"]
+           "document_expressions", "document_graphs", "tensor_meta_problems"]
 
 _CRC_CHUNK = 8 << 20
 
@@ -221,12 +220,22 @@ def _arg_refs(arg: schema.Argument, path: str) -> Iterator[tuple[str | None, str
             yield from _arg_refs(x, f"{path}.as_string_to_argument.{k}")
 
 
-def document_expressions(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
-    """``($.path, srepr text)`` of every symbolic expression of a graph and its subgraphs, in
-    one order (the one walk ``validate`` and ``load`` both charge to the document's budget)."""
+def document_graphs(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[schema.Graph, str]]:
+    """The graph and its subgraphs (iteratively, in document order) with their ``$.path``."""
     stack = [(graph, path)]
     while stack:
         g, p = stack.pop()
+        yield g, p
+        subgraphs = [(inp.arg.as_graph.graph, f"{p}.nodes[{i}].inputs[{j}].arg.as_graph.graph")
+                     for i, node in enumerate(g.nodes) for j, inp in enumerate(node.inputs)
+                     if inp.arg.type == "as_graph"]
+        stack.extend(reversed(subgraphs))
+
+
+def document_expressions(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
+    """``($.path, srepr text)`` of every symbolic expression of a graph and its subgraphs, in
+    one order (the one walk ``validate`` and ``load`` both charge to the document's budget)."""
+    for g, p in document_graphs(graph, path):
         for name, tm in g.tensor_values.items():
             tpath = f"{p}.tensor_values{key_path(name)}"
             for field in ("sizes", "strides"):
@@ -239,10 +248,33 @@ def document_expressions(graph: schema.Graph, path: str = "$.graph_module.graph"
             for name, sym in getattr(g, table).items():
                 if sym.type == "as_expr":
                     yield f"{p}.{table}{key_path(name)}.as_expr.expr_str", sym.as_expr.expr_str
-        subgraphs = [(inp.arg.as_graph.graph, f"{p}.nodes[{i}].inputs[{j}].arg.as_graph.graph")
-                     for i, node in enumerate(g.nodes) for j, inp in enumerate(node.inputs)
-                     if inp.arg.type == "as_graph"]
-        stack.extend(reversed(subgraphs))
+
+
+_INT64 = 1 << 63
+
+
+def tensor_meta_problems(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
+    """``(message, $.path)`` for the tensor values and symbolic ints of a graph that torch cannot
+    hold: as many sizes as strides, sizes and storage offsets in ``[0, 2**63)``, strides and
+    ``SymInt`` constants in int64 (torch stores them as int64 and would raise past it). The one
+    rule ``validate`` (:func:`check_program`) and ``load`` (:func:`check_expressions`) apply."""
+    for g, p in document_graphs(graph, path):
+        for name, tm in g.tensor_values.items():
+            tpath = f"{p}.tensor_values{key_path(name)}"
+            if len(tm.sizes) != len(tm.strides):
+                yield f"{len(tm.sizes)} sizes but {len(tm.strides)} strides", f"{tpath}.strides"
+            for field, low in (("sizes", 0), ("strides", -_INT64)):
+                for i, s in enumerate(getattr(tm, field)):
+                    if s.type == "as_int" and not low <= s.as_int < _INT64:
+                        what = "negative size" if s.as_int < 0 and field == "sizes" else f"{field[:-1]} out of int64"
+                        yield f"{what} {s.as_int}", f"{tpath}.{field}[{i}]"
+            offset = tm.storage_offset
+            if offset.type == "as_int" and not 0 <= offset.as_int < _INT64:
+                what = "negative storage offset" if offset.as_int < 0 else "storage offset out of int64"
+                yield f"{what} {offset.as_int}", f"{tpath}.storage_offset"
+        for name, sym in g.sym_int_values.items():
+            if sym.type == "as_int" and not -_INT64 <= sym.as_int < _INT64:
+                yield f"symbolic int constant {sym.as_int} out of int64", f"{p}.sym_int_values{key_path(name)}.as_int"
 
 
 def _check_expr(doc: schema.ExportedProgram, budget: _srepr.ExprBudget, out: list[Problem],
@@ -264,18 +296,9 @@ def check_expressions(doc: schema.ExportedProgram) -> _srepr.ExprBudget:
             budget.parse(text, path)
         except SerializeError as e:
             raise SerializeError(f"{str(e).split(' - at `')[0]} - at `{path}`") from None
+    for message, path in tensor_meta_problems(doc.graph_module.graph):
+        raise SerializeError(f"{message} - at `{path}`", path=path)
     return budget
-
-
-def _check_tensor_meta(tm: schema.TensorMeta, path: str, out: list[Problem], record: str | None) -> None:
-    if len(tm.sizes) != len(tm.strides):
-        out.append(Problem(f"{len(tm.sizes)} sizes but {len(tm.strides)} strides", f"{path}.strides", record))
-    for field, values in (("sizes", tm.sizes), ("strides", tm.strides)):
-        for i, s in enumerate(values):
-            if s.type == "as_int" and s.as_int < 0 and field == "sizes":
-                out.append(Problem(f"negative size {s.as_int}", f"{path}.sizes[{i}]", record))
-    if tm.storage_offset.type == "as_int" and tm.storage_offset.as_int < 0:
-        out.append(Problem(f"negative storage offset {tm.storage_offset.as_int}", f"{path}.storage_offset", record))
 
 
 def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | None) -> None:
@@ -325,8 +348,6 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
     for name, (table, p) in defined.items():
         if table is not None and name not in getattr(g, table):
             out.append(Problem(f"{_KIND[table]} `{name}` has no entry in {table}", p, record))
-    for name, tm in g.tensor_values.items():
-        _check_tensor_meta(tm, f"{path}.tensor_values{key_path(name)}", out, record)
 
 
 def _spec_ref(arg: Any) -> str | None:
@@ -416,24 +437,13 @@ def check_program(doc: schema.ExportedProgram, record: str | None = None) -> lis
     gm = doc.graph_module
     _check_graph(gm.graph, "$.graph_module.graph", out, record)
     _check_expr(doc, _srepr.ExprBudget(), out, record)  # one budget per document, as load's
+    out += [Problem(message, path, record) for message, path in tensor_meta_problems(gm.graph)]
     _check_signature(gm, out, record)
     for key, rc in doc.range_constraints.items():
         if rc.min_val is not None and rc.max_val is not None and rc.min_val > rc.max_val:
             out.append(Problem(f"range of `{key}` is empty: min {rc.min_val} > max {rc.max_val}",
                                f"$.range_constraints{key_path(key)}", record))
-    for i, entry in enumerate(gm.module_call_graph):
-        sig = entry.signature
-        if sig is None:
-            continue
-        for field in ("in_spec", "out_spec"):
-            text = getattr(sig, field)
-            if text:
-                try:
-                    json.loads(text)
-                except (ValueError, RecursionError):
-                    out.append(Problem(f"{field} is not a JSON treespec",
-                                       f"$.graph_module.module_call_graph[{i}].signature.{field}", record))
-    return out
+    return out  # treespec shapes: codegen_fields (treespec_text), with load
 
 
 def _message_and_path(e: SerializeError) -> tuple[str, str]:

@@ -89,6 +89,8 @@ CASES = [
                  r"4398046511104 bytes of tensor, over the limit of 67108864",
                  sizes=H.ints(2**40), strides=H.ints(0)),
     _weight_case("zero-stride [1000] weight loads", "b", "b_b", None, sizes=H.ints(1000), strides=H.ints(0)),
+    Case("400-digit integer as a tensor size", _giant_int(400),
+         r"size out of int64 9{400} - at `\$\.graph_module\.graph\.tensor_values\.x\.sizes\[0\]`"),
     Case("5000-digit integer in the document", _giant_int(5000),
          r"ExportedProgram document cannot be read: Exceeds the limit \(4300 digits\)"),
 ]

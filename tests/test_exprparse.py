@@ -1080,19 +1080,6 @@ def test_render_is_linear_in_the_tree():
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "compat-corpus"
 
 
-def _document_strings(obj, out: list[str]) -> list[str]:
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if key == "expr_str" and isinstance(value, str):
-                out.append(value)
-            else:
-                _document_strings(value, out)
-    elif isinstance(obj, list):
-        for value in obj:
-            _document_strings(value, out)
-    return out
-
-
 def test_work_measure():
     """The charge of an expression: 4 + values + shifted terms + what functions redo."""
     assert _srepr.work(_sym(0)) == 4 + 1 + 2
@@ -1170,7 +1157,7 @@ def test_real_documents_are_far_under_the_budget():
         with zipfile.ZipFile(archive) as z:
             for name in z.namelist():
                 if name.endswith(".json") and ("models/" in name or "serialized_exported_program" in name):
-                    strings = set(_document_strings(json.loads(z.read(name)), []))
+                    strings = _expr_strings(json.loads(z.read(name)), set())
                     total = 0
                     for text in strings:
                         try:

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 from torch.export import ExportedProgram
 
-from . import codec, contents, schema, tables, tensors
+from . import codec, contents, extent, schema, tables, tensors
 from ._util import gc_paused
 from .archive import ArchiveReader, ArchiveWriter, check_name
 from .errors import SerializeError
@@ -368,7 +368,7 @@ def _zero_storage(tm: schema.TensorMeta, where: str) -> torch.UntypedStorage:
     (:meth:`contents.Pt2Archive.zero_fill_problem`)."""
     sizes, strides, offset = tensors.check_view_bounds(tm, 1 << 62, where)
     itemsize = tables.dtype_from_wire(tm.dtype).itemsize
-    need = 0 if 0 in sizes else (offset + sum((n - 1) * s for n, s in zip(sizes, strides)) + 1) * itemsize
+    need = 0 if 0 in sizes else extent.span_bytes(sizes, strides, offset, itemsize)
     return torch.zeros(need, dtype=torch.uint8).untyped_storage()
 
 

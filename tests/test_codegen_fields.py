@@ -25,7 +25,7 @@ from pt2serde.errors import SerializeError
 
 #: every character str.splitlines() ends a line at (compile() ends lines at \r and \n too)
 LINE_BREAKS = [c for c in map(chr, range(0x110000)) if len(f"a{c}b".splitlines()) > 1]
-NAME_CLASSES = ["identifier", "attribute_path", "quoted_text", "call_target"]
+NAME_CLASSES = ["identifier", "parameter_name", "value_name", "attribute_path", "quoted_text", "call_target"]
 
 
 def test_the_line_breaks_are_the_ones_we_know():
@@ -36,9 +36,13 @@ def test_the_line_breaks_are_the_ones_we_know():
 
 
 @pytest.mark.parametrize("kind,good,bad", [
-    ("identifier", ["x", "arg0_1", "_x", "ß"], ["", "from", "None", "a b", "a.b", "1x", "x=1", "a\rb", 3, None]),
+    ("identifier", ["x", "arg0_1", "_x", "ß", "self"],
+     ["", "from", "None", "a b", "a.b", "1x", "x=1", "a\rb", 3, None, "ｓｅｌｆ", "ｐ_w", "_＿debug＿＿", "__debug__"]),
+    ("parameter_name", ["x", "input", "d"], ["self", "ｓｅｌｆ", "from", "a b"]),
+    ("value_name", ["x", "arg0_1", "p_w", "true_graph_0", "input_1"],
+     ["self", "torch", "getattr", "input", "sum", "inf", "pytree", "__debug__", "ß", "ｘ", "a-b", "from", ""]),
     ("attribute_path", ["w", "layers.0.weight", "a-b", "blocks[1:]", "a@1", "getattr(L['self'], 'a[(1)]')"],
-     ["", "a..b", ".a", "a.", 'a"b', "a\\b", "a\x00b", "a\u202eb", b"w"]),
+     ["", "a..b", ".a", "a.", 'a"b', "a\\b", "a\x00b", "a\u202eb", b"w", "ｂ", "layers.ｗ"]),
     ("quoted_text", ["x", "a b", "a.b,c;d"], ['a"b', "a'b", "a\\b", "a\tb", "\x7f"]),
     ("comment_text", ["x", 'File "a.py", line 1, in f\n    y = x + 1\n', "a\tb"], ["a\rb", "a\x00b", "\u202e", 5]),
     ("call_target", ["torch.ops.aten.add.Tensor", "_operator.mul", "torch._C._set_grad_enabled",
@@ -178,10 +182,10 @@ def test_validate_lists_every_problem_and_load_raises_the_first(doc):
         "$.graph_module.module_call_graph[0].signature.forward_arg_names[1]",
         f"$.graph_module.module_call_graph[{len(gm.module_call_graph) - 1}].fqn",
     ], gate
-    assert gate[0][0] == "graph input name 'x y' is not a Python identifier"
+    assert gate[0][0] == "graph input name 'x y' is not a value name (an ASCII identifier, not a keyword, a builtin, torch or self)"
     with pytest.raises(SerializeError) as e:
         check_code_fields(d)
-    assert str(e.value) == "graph input name 'x y' is not a Python identifier - at " \
+    assert str(e.value) == "graph input name 'x y' is not a value name (an ASCII identifier, not a keyword, a builtin, torch or self) - at " \
                            "`$.graph_module.graph.inputs[3].as_tensor.name`"
 
 

@@ -24,6 +24,7 @@ import torch
 from torch.export import Dim, export
 
 import pt2serde
+from pt2serde.errors import SerializeError
 from pt2serde.guards import MAX_BITS, MAX_GUARD_LENGTH, MAX_NODES, canonical_guard
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
@@ -301,5 +302,29 @@ def test_pytorch_runs_the_guard_when_the_module_is_built_or_called(name, tmp_pat
 
 def test_no_guard_sees_math_beyond_a_bound():
     """The runtime cost bound: the largest accepted power finishes at once."""
-    text = canonical_guard("(L['x'].size()[0] ** 64) ** 16 > 0")
-    assert eval(text.replace("L['x'].size()[0]", str(2**63)), {"math": math}) is True  # 2**64512
+    text = canonical_guard("L['x'].size()[0] ** 64 > 0")
+    assert eval(text.replace("L['x'].size()[0]", str(2**63)), {"math": math}) is True  # 2**4032
+    with pytest.raises(SerializeError, match=r"its value can grow to 8192 bits \(at most 4096\)"):
+        canonical_guard("(L['x'].size()[0] ** 64) ** 2 > 0")
+
+
+def test_round_digits_are_a_small_constant():
+    """round(x, -n) computes 10**n (a red-team find: -10**8 hung every call of the module)."""
+    assert canonical_guard("round(L['x'].size()[0], -3) == 0") == "round(L['x'].size()[0], -3) == 0"
+    for digits in ("-100000000", "L['x'].size()[0]", "-65"):
+        with pytest.raises(SerializeError, match=r"`round` digits .* \(only a constant of at most 64 in size\)"):
+            canonical_guard(f"round(L['x'].size()[0], {digits}) == 0")
+
+
+def test_the_guards_of_a_document_are_capped_together():
+    """Each guard runs on every call: many guards each under the caps add up (a red-team find:
+    12 guards of 65536-bit divisions took 5 s per call); one budget per document."""
+    from pt2serde.guards import GuardBudget, MAX_DOCUMENT_NODES
+
+    budget = GuardBudget()
+    guard = "max(" + ", ".join(["L['x'].size()[0] // 3"] * 100) + ") > 0"
+    with pytest.raises(SerializeError, match=rf"the document's guards hold more than {MAX_DOCUMENT_NODES} syntax "
+                                             r"nodes together .* - at `\$\.guards_code\[\d+\]`"):
+        for i in range(1000):
+            canonical_guard(guard, f"$.guards_code[{i}]", budget)
+    assert 10 < i < 100

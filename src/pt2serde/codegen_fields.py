@@ -76,6 +76,8 @@ def call_target(value: object, what: str, path: str | None = None) -> str:
 #: one checker per class (each returns the value or raises SerializeError)
 CHECKERS: dict[str, Callable[..., str]] = {
     "identifier": names.identifier,
+    "parameter_name": names.parameter_name,
+    "value_name": names.value_name,
     "attribute_path": names.attribute_path,
     "quoted_text": names.quoted_text,
     "comment_text": names.comment_text,
@@ -90,25 +92,25 @@ _ATTR = "fx writes it as `self.a.b` / `getattr(self, \"<part>\")` (get_attr of e
 #: field (``Struct.field``, ``Struct.field[part]`` for a part of a structured string) -> class
 CODE_FIELDS: dict[str, CodeField] = {
     # ---- names of values: identifiers
-    "TensorArgument.name": CodeField("identifier", "value name", _VALUE),
-    "SymIntArgument.as_name": CodeField("identifier", "value name", _VALUE),
-    "SymFloatArgument.as_name": CodeField("identifier", "value name", _VALUE),
-    "SymBoolArgument.as_name": CodeField("identifier", "value name", _VALUE),
-    "CustomObjArgument.name": CodeField("identifier", "value name", _VALUE),
-    "TokenArgument.name": CodeField("identifier", "value name", _VALUE),
-    "Node.name": CodeField("identifier", "node name", "fx node names (fx renames them; torch writes identifiers)"),
-    "GraphArgument.name": CodeField("identifier", "subgraph name",
+    "TensorArgument.name": CodeField("value_name", "value name", _VALUE),
+    "SymIntArgument.as_name": CodeField("value_name", "value name", _VALUE),
+    "SymFloatArgument.as_name": CodeField("value_name", "value name", _VALUE),
+    "SymBoolArgument.as_name": CodeField("value_name", "value name", _VALUE),
+    "CustomObjArgument.name": CodeField("value_name", "value name", _VALUE),
+    "TokenArgument.name": CodeField("value_name", "value name", _VALUE),
+    "Node.name": CodeField("value_name", "node name", "fx node names (fx renames them; torch writes identifiers)"),
+    "GraphArgument.name": CodeField("value_name", "subgraph name",
                                     "register_module and `getattr(self, \"<name>\")` of the subgraph's get_attr"),
     "NamedArgument.name": CodeField("identifier", "keyword argument name",
                                     "targets without an op schema (HOPs, pre-dispatch helpers): fx writes "
                                     "`target(<name> = <value>)`; an op schema's own names are used otherwise"),
-    "InputToConstantInputSpec.name": CodeField("identifier", "constant input name",
+    "InputToConstantInputSpec.name": CodeField("value_name", "constant input name",
                                                "the placeholder of a constant input: `def forward(self, <name>)`"),
-    "UserInputMutationSpec.user_input_name": CodeField("identifier", "user input name", _VALUE),
-    "GradientToUserInputSpec.user_input_name": CodeField("identifier", "user input name", _VALUE),
-    "ModuleCallSignature.forward_arg_names": CodeField("identifier", "forward argument name",
+    "UserInputMutationSpec.user_input_name": CodeField("value_name", "user input name", _VALUE),
+    "GradientToUserInputSpec.user_input_name": CodeField("value_name", "user input name", _VALUE),
+    "ModuleCallSignature.forward_arg_names": CodeField("parameter_name", "forward argument name",
                                                        "pytree codegen of ep.module(): `def forward(self, <names>)`"),
-    "ModuleCallSignature.in_spec": CodeField("identifier", "keyword argument name",
+    "ModuleCallSignature.in_spec": CodeField("parameter_name", "keyword argument name",
                                              "the keys of the kwargs dict of an (args, kwargs) spec: ep.module() "
                                              "writes `{'<key>':<arg>}` and forward parameters, unflatten placeholders"),
     # ---- text torch pastes between quotes of generated code
@@ -450,8 +452,16 @@ class _Walker:
                     self.check("ModuleCallSignature.in_spec[dict key]", key, f"{sp}.in_spec")
 
     def program(self, doc: schema.ExportedProgram) -> None:
+        from .guards import GuardBudget, canonical_guard
+
+        budget = GuardBudget()  # the guards of a document together (each runs on every call)
         for i, text in enumerate(doc.guards_code):
-            self.check("ExportedProgram.guards_code", text, f"$.guards_code[{i}]")
+            try:
+                canonical_guard(text, None, budget)
+            except SerializeError as e:
+                self.out.append((str(e), f"$.guards_code[{i}]"))
+                if budget.used > budget.limit:
+                    break
         gm = doc.graph_module
         self.graph(gm.graph, "$.graph_module.graph")
         self.signature(gm.signature, "$.graph_module.signature")

@@ -52,6 +52,8 @@ __all__ = [
     "MAX_INT",
     "MAX_EXPONENT",
     "MAX_BITS",
+    "MAX_DOCUMENT_NODES",
+    "GuardBudget",
     "FUNCTIONS",
     "canonical_guard",
 ]
@@ -66,8 +68,10 @@ MAX_DEPTH = 128
 MAX_INT = 2**63
 #: largest constant exponent of ``**``
 MAX_EXPONENT = 64
+#: syntax nodes of all the guards of one document together (real programs: a few dozen)
+MAX_DOCUMENT_NODES = 16384
 #: most bits any integer computed by a guard can have (runtime sizes count as 64 bits)
-MAX_BITS = 1 << 16
+MAX_BITS = 1 << 12
 
 #: functions the guard printer emits, with the numbers of positional arguments they take
 #: (None: any number, at least one). ``math.*``, ``torch.*``, ``abs``/``min``/``max``/``round``
@@ -105,7 +109,7 @@ class _Refused(Exception):
     """What is not allowed, travelling up to :func:`canonical_guard`."""
 
 
-def canonical_guard(text: str, path: str | None = None) -> str:
+def canonical_guard(text: str, path: str | None = None, budget: "GuardBudget | None" = None) -> str:
     """The canonical text of one guard, or :class:`SerializeError` saying what is not allowed.
 
     ``path`` is where the guard is (``$.guards_code[3]``). The result is ``ast.unparse``
@@ -123,10 +127,30 @@ def canonical_guard(text: str, path: str | None = None) -> str:
         reason = e.msg if isinstance(e, SyntaxError) else type(e).__name__
         raise SerializeError(f"guard {shown} is not an expression ({reason}){where}", path=path) from None
     try:
-        _Checker().expression(tree.body)
+        checker = _Checker()
+        checker.expression(tree.body)
     except _Refused as e:
         raise SerializeError(f"guard {shown} is not allowed: {e}{where}", path=path) from None
+    if budget is not None:
+        budget.charge(checker.nodes, path)
     return ast.unparse(tree)
+
+
+class GuardBudget:
+    """The syntax nodes of all the guards of one document: each guard runs on every call of
+    ``ep.module()``, so their number and size together are capped (:data:`MAX_DOCUMENT_NODES`),
+    not only each one's. ``load`` and ``validate`` pass one per document."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = MAX_DOCUMENT_NODES if limit is None else limit
+        self.used = 0
+
+    def charge(self, nodes: int, path: str | None) -> None:
+        self.used += nodes
+        if self.used > self.limit:
+            where = f" - at `{path}`" if path else ""
+            raise SerializeError(f"the document's guards hold more than {self.limit} syntax nodes together "
+                                 f"(they run on every call of the module){where}", path=path)
 
 
 class _Checker:
@@ -221,6 +245,15 @@ class _Checker:
             len(node.args) not in arity if arity is not None else not node.args
         ):
             raise _Refused(f"{len(node.args)} arguments for `{name}`")
+        if name == "round" and len(node.args) == 2:
+            # round(x, -n) computes 10**n: the digits must be a small constant
+            digits = node.args[1]
+            value = -digits.operand.value if (isinstance(digits, ast.UnaryOp) and isinstance(digits.op, ast.USub)
+                                              and isinstance(digits.operand, ast.Constant)) else getattr(
+                digits, "value", None) if isinstance(digits, ast.Constant) else None
+            if type(value) is not int or abs(value) > MAX_EXPONENT:
+                raise _Refused(f"`round` digits `{ast.unparse(digits)[:100]}` (only a constant of at most "
+                               f"{MAX_EXPONENT} in size)")
         self._enter(func, d)
         bits = [self.expression(a, d) for a in node.args]
         return max(_FLOAT_BITS, *bits)

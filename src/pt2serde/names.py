@@ -30,14 +30,18 @@ of their kind: the document walker (:mod:`pt2serde.codegen_fields`) calls them f
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
+import unicodedata
 
 from .errors import SerializeError
 
 __all__ = [
     "MAX_NAME_LENGTH",
     "identifier",
+    "parameter_name",
+    "value_name",
     "attribute_path",
     "quoted_text",
     "comment_text",
@@ -87,11 +91,45 @@ def is_identifier(value: object) -> bool:
     return type(value) is str and value.isidentifier() and not keyword.iskeyword(value) and len(value) <= MAX_NAME_LENGTH
 
 
+def _folds(value: str) -> bool:
+    """``compile()`` reads identifiers in NFKC form (``ｓｅｌｆ`` is ``self``): a name that is not
+    already in that form names something other than what it says."""
+    return not value.isascii() and unicodedata.normalize("NFKC", value) != value
+
+
 def identifier(value: object, what: str, path: str | None = None) -> str:
-    """A name written bare into generated code (a parameter of ``def``, a keyword argument)."""
+    """A name written bare into generated code (a keyword argument): a Python identifier in
+    NFKC form, not a keyword, not ``__debug__`` (which cannot be assigned)."""
     rule = "a Python identifier"
     value = _string(value, what, rule, path)
-    if not value.isidentifier() or keyword.iskeyword(value) or _UNSAFE.search(value):
+    if (not value.isidentifier() or keyword.iskeyword(value) or _UNSAFE.search(value) or _folds(value)
+            or value == "__debug__"):
+        raise _fail(value, what, rule, path)
+    return value
+
+
+def parameter_name(value: object, what: str, path: str | None = None) -> str:
+    """A parameter of a generated ``def forward(self, ...)``: an :func:`identifier` other than ``self``."""
+    if value == "self":
+        raise _fail(value, what, "a parameter name other than self", path)
+    return identifier(value, what, path)
+
+
+#: names torch.fx's own namer never gives a value: keywords, builtins (which generated code calls),
+#: fx's custom builtins (``torch``, ``inf``, ``pytree``...: globals of every generated forward), ``self``
+_RESERVED_VALUE_NAMES = frozenset(keyword.kwlist) | frozenset(vars(builtins)) | {
+    "inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self"}
+_VALUE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def value_name(value: object, what: str, path: str | None = None) -> str:
+    """The name of a value of the graph (a placeholder, a node, a subgraph): what torch.fx's namer
+    would give it - ASCII letters, digits and ``_``, not a keyword, a builtin, a global of fx's
+    generated code (``torch``) or ``self``. fx writes these names bare into ``forward``; one that
+    shadows ``torch`` or repeats ``self`` breaks every call."""
+    rule = "a value name (an ASCII identifier, not a keyword, a builtin, torch or self)"
+    value = _string(value, what, rule, path)
+    if not _VALUE_NAME.match(value) or value in _RESERVED_VALUE_NAMES:
         raise _fail(value, what, rule, path)
     return value
 
@@ -103,7 +141,7 @@ def attribute_path(value: object, what: str, path: str | None = None) -> str:
     and strict export writes them: ``getattr(L['self'], 'a[(1)]')``)."""
     rule = "a dotted attribute path"
     value = _string(value, what, rule, path)
-    if _UNSAFE_IN_PATH.search(value) or "" in value.split("."):
+    if _UNSAFE_IN_PATH.search(value) or "" in value.split(".") or _folds(value):
         raise _fail(value, what, rule, path)
     return value
 

@@ -39,8 +39,8 @@ def test_the_line_breaks_are_the_ones_we_know():
     ("identifier", ["x", "arg0_1", "_x", "ß", "self"],
      ["", "from", "None", "a b", "a.b", "1x", "x=1", "a\rb", 3, None, "ｓｅｌｆ", "ｐ_w", "_＿debug＿＿", "__debug__"]),
     ("parameter_name", ["x", "input", "d"], ["self", "ｓｅｌｆ", "from", "a b"]),
-    ("value_name", ["x", "arg0_1", "p_w", "true_graph_0", "input_1"],
-     ["self", "torch", "getattr", "input", "sum", "inf", "pytree", "__debug__", "ß", "ｘ", "a-b", "from", ""]),
+    ("value_name", ["x", "arg0_1", "p_w", "true_graph_0", "input_1", "input", "sum"],
+     ["self", "torch", "getattr", "slice", "inf", "pytree", "__debug__", "ß", "ｘ", "a-b", "from", ""]),
     ("attribute_path", ["w", "layers.0.weight", "a-b", "blocks[1:]", "a@1", "getattr(L['self'], 'a[(1)]')"],
      ["", "a..b", ".a", "a.", 'a"b', "a\\b", "a\x00b", "a\u202eb", b"w", "ｂ", "layers.ｗ"]),
     ("quoted_text", ["x", "a b", "a.b,c;d"], ['a"b', "a'b", "a\\b", "a\tb", "\x7f"]),
@@ -182,10 +182,10 @@ def test_validate_lists_every_problem_and_load_raises_the_first(doc):
         "$.graph_module.module_call_graph[0].signature.forward_arg_names[1]",
         f"$.graph_module.module_call_graph[{len(gm.module_call_graph) - 1}].fqn",
     ], gate
-    assert gate[0][0] == "graph input name 'x y' is not a value name (an ASCII identifier, not a keyword, a builtin, torch or self)"
+    assert gate[0][0] == "graph input name 'x y' is not a value name (an ASCII identifier, not a keyword, torch, getattr or self)"
     with pytest.raises(SerializeError) as e:
         check_code_fields(d)
-    assert str(e.value) == "graph input name 'x y' is not a value name (an ASCII identifier, not a keyword, a builtin, torch or self) - at " \
+    assert str(e.value) == "graph input name 'x y' is not a value name (an ASCII identifier, not a keyword, torch, getattr or self) - at " \
                            "`$.graph_module.graph.inputs[3].as_tensor.name`"
 
 

@@ -30,7 +30,6 @@ of their kind: the document walker (:mod:`pt2serde.codegen_fields`) calls them f
 
 from __future__ import annotations
 
-import builtins
 import keyword
 import re
 import unicodedata
@@ -115,19 +114,21 @@ def parameter_name(value: object, what: str, path: str | None = None) -> str:
     return identifier(value, what, path)
 
 
-#: names torch.fx's own namer never gives a value: keywords, builtins (which generated code calls),
-#: fx's custom builtins (``torch``, ``inf``, ``pytree``...: globals of every generated forward), ``self``
-_RESERVED_VALUE_NAMES = frozenset(keyword.kwlist) | frozenset(vars(builtins)) | {
-    "inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self"}
+#: names a value may not take: keywords, and the globals every forward fx generates reads (fx's
+#: custom builtins ``torch``, ``inf``, ``pytree``..., ``getattr`` and ``slice`` it writes into
+#: calls), ``self``, ``__debug__``. (Other builtins are legal: real exports have inputs named
+#: ``input``; shadowing them inside ``forward`` is harmless, as fx's code never calls them.)
+_RESERVED_VALUE_NAMES = frozenset(keyword.kwlist) | {
+    "inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self", "getattr", "slice", "__debug__"}
 _VALUE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def value_name(value: object, what: str, path: str | None = None) -> str:
-    """The name of a value of the graph (a placeholder, a node, a subgraph): what torch.fx's namer
-    would give it - ASCII letters, digits and ``_``, not a keyword, a builtin, a global of fx's
-    generated code (``torch``) or ``self``. fx writes these names bare into ``forward``; one that
-    shadows ``torch`` or repeats ``self`` breaks every call."""
-    rule = "a value name (an ASCII identifier, not a keyword, a builtin, torch or self)"
+    """The name of a value of the graph (a placeholder, a node, a subgraph): ASCII letters, digits
+    and ``_`` as torch.fx's namer makes them, not a keyword or a global of fx's generated code
+    (``torch``, ``getattr``...) or ``self``. fx writes these names bare into ``forward``; one that
+    shadows ``torch`` or repeats ``self`` broke every call."""
+    rule = "a value name (an ASCII identifier, not a keyword, torch, getattr or self)"
     value = _string(value, what, rule, path)
     if not _VALUE_NAME.match(value) or value in _RESERVED_VALUE_NAMES:
         raise _fail(value, what, rule, path)

@@ -1,5 +1,8 @@
-"""Red-team attempts (issue: red team of the SECURITY.md promises). Cases that got through are
-kept as FAILING tests with the refusal they should get."""
+"""A red team's attacks on the issue 10 gates (a helper who had not seen the change, told to break
+it). All got through before their fixes without running code: a guard ``round(x, -10**8)`` hung
+every call; twelve guards of 65536-bit divisions took 5 s per call; names in NFKC-foldable
+Unicode (``ｓｅｌｆ``) became Python SyntaxErrors inside torch while validate said valid. Each is
+now refused by load and validate alike."""
 
 from __future__ import annotations
 
@@ -70,14 +73,22 @@ _DIV_GUARD = "max(" + ",".join([_X] * 250) + ") != 1"
 
 
 CASES = [
-    doc_case("guard round() with a huge negative ndigits", _guards(_ROUND), r"guard .* is not allowed"),
-    doc_case("input name NFKC-equal to self", _input_named("\uff53\uff45\uff4c\uff46"), r"value name"),
-    doc_case("input name NFKC-equal to another input", _input_named("\uff50_w"), r"value name"),
-    doc_case("input name NFKC-equal to __debug__", _input_named("_\uff3fdebug\uff3f\uff3f"), r"value name"),
-    doc_case("node name NFKC-equal to torch", _node_named("t", "\uff54\uff4f\uff52\uff43\uff48"), None),  # harmless: loads and runs (verified)
+    doc_case("guard round() with a huge negative ndigits", _guards(_ROUND),
+             r"guard .* is not allowed: `round` digits `-100000000` \(only a constant of at most 64 in size\)"),
+    doc_case("input name NFKC-equal to self", _input_named("\uff53\uff45\uff4c\uff46"),
+             r"graph input name '.*' is not a value name \(an ASCII identifier"),
+    doc_case("input name NFKC-equal to another input", _input_named("\uff50_w"),
+             r"graph input name '.*' is not a value name \(an ASCII identifier"),
+    doc_case("input name NFKC-equal to __debug__", _input_named("_\uff3fdebug\uff3f\uff3f"),
+             r"graph input name '.*' is not a value name \(an ASCII identifier"),
+    # harmless when it loaded (fx renamed the node), now refused with every non-ASCII value name
+    doc_case("node name NFKC-equal to torch", _node_named("t", "\uff54\uff4f\uff52\uff43\uff48"),
+             r"node name '.*' is not a value name \(an ASCII identifier"),
     doc_case("forward_arg_names NFKC-equal to self", _forward_arg_names("\uff53\uff45\uff4c\uff46"),
-             r"forward argument name"),
-    doc_case("stacked guards of 65536-bit divisions", _guards(*[_DIV_GUARD] * 12), r"guard"),
+             r"forward argument name '.*' is not a Python identifier - at "
+             r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.forward_arg_names\[0\]`"),
+    doc_case("stacked guards of 65536-bit divisions", _guards(*[_DIV_GUARD] * 12),
+             r"guard .* is not allowed: its value can grow to \d+ bits \(at most 4096\)"),
     doc_case("submodule in_spec kwargs key NFKC-equal to self", _submodule_key("\uff53\uff45\uff4c\uff46"),
-             r"keyword argument name", base="nested"),
+             r"keyword argument name '.*' is not a Python identifier", base="nested"),
 ]

@@ -121,7 +121,7 @@ CASES = [
          r"need 48 bytes|holds 10"),
     Case("missing record named with terminal escapes", _missing_record_name, r"gone\\x1b\[2J\\r.*missing|not found"),
     Case("parameter name with terminal escapes", _parameter_name, r"dotted attribute path"),
-    doc_case("graph input name with a forged valid line", _input_name, r"not a Python identifier"),
+    doc_case("graph input name with a forged valid line", _input_name, r"graph input name .* is not a value name \(an ASCII identifier"),
 ]
 
 

@@ -289,34 +289,7 @@ def test_writing_to_a_loaded_tensor_never_changes_the_file(golden, tmp_path):
     assert _which(pt2serde.load(path)) == 0
 
 
-_TRUNCATE = textwrap.dedent("""
-    import os, sys
-    import torch, pt2serde
-    path, use_mmap = sys.argv[1], sys.argv[2] == "1"
-    loaded = pt2serde.load(path, mmap=use_mmap)
-    os.truncate(path, 0)  # in place: same inode
-    print("truncated", flush=True)
-    total = float(loaded.state_dict["w"].sum())  # touches every page of the weight
-    print("read", total, flush=True)
-""")
-
-
-@pytest.mark.parametrize("use_mmap", [True, False])
-def test_truncating_the_file_in_place_after_load(golden, tmp_path, use_mmap):
-    """The documented limit of zero-copy loading: with ``mmap`` (the default for paths), a
-    file truncated in place under a loaded program makes the first touch of a page that is
-    now past its end raise SIGBUS (the kernel's answer, which Python cannot catch). With
-    ``mmap=False`` the tensors live in private memory and nothing happens."""
-    path = tmp_path / "model.pt2"
-    path.write_bytes(golden[0])
-    proc = subprocess.run([sys.executable, "-c", _TRUNCATE, str(path), "1" if use_mmap else "0"],
-                          capture_output=True, text=True, timeout=300)
-    assert "truncated" in proc.stdout, proc.stderr[-2000:]
-    if use_mmap:
-        assert proc.returncode == -signal.SIGBUS, (proc.returncode, proc.stdout, proc.stderr[-2000:])
-    else:
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        assert "read" in proc.stdout
+# Truncating or rewriting the file in place under a loaded program: tests/test_file_changes.py
 
 
 # ================================================================ read-only locations

@@ -12,7 +12,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "pt2serde"
 FORMAT_LAYER = ["errors", "_wire", "schema", "_fastcodec", "codec", "canonical", "payload", "upgrade",
                 "extensions", "_util", "archive", "safepickle",
                 "_srepr", "_term", "wiretext", "picklewalk", "contents", "compat_readers", "check", "inspection",
-                "diffing", "cli", "legacy_expr", "names", "codegen_fields", "guards", "extent", "treespec_text"]
+                "diffing", "cli", "legacy_expr", "names", "codegen_fields", "guards", "extent", "treespec_text",
+                "mapguard"]
 
 FORBIDDEN_MODULES = ("torch._export.serde", "torch.export.pt2_archive")
 FORBIDDEN_NAMES = {("torch.export", "save"), ("torch.export", "load")}

@@ -17,7 +17,6 @@ copied.
 from __future__ import annotations
 
 import io
-import mmap as _mmap
 import os
 import struct
 import threading
@@ -26,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterable, Iterator
 
+from . import mapguard
 from .errors import SerializeError
 
 __all__ = [
@@ -111,6 +111,7 @@ class ArchiveReader:
     def __init__(self, source, *, mmap: bool | None = None) -> None:
         self._file = None
         self._map = None
+        self.mapping: mapguard.MappedFile | None = None  # how a mapped file is protected
         self.path: str | None = None
         self.buffer = self._open(source, mmap)
         self.size = self.buffer.nbytes
@@ -134,7 +135,7 @@ class ArchiveReader:
             except OSError as e:
                 raise SerializeError(f"cannot open {self.path}: {e.strerror}") from None
             self._file = f
-            return self._map_or_read(f, True if use_mmap is None else use_mmap)
+            return self._map_or_read(f, use_mmap)
         if hasattr(source, "getbuffer"):
             # BytesIO: one private copy. Views of its own buffer would let loaded tensors
             # write into the caller's object (and into every other load of it), and would
@@ -147,20 +148,22 @@ class ArchiveReader:
             except (OSError, AttributeError, io.UnsupportedOperation):
                 pass
             if use_mmap is not False and _has_fileno(source):
-                return self._map_or_read(source, True)
+                return self._map_or_read(source, use_mmap)
             return memoryview(_read_all(source))
         raise SerializeError(f"cannot read an archive from {type(source).__name__}")
 
-    def _map_or_read(self, f: BinaryIO, use_mmap: bool) -> memoryview:
+    def _map_or_read(self, f: BinaryIO, use_mmap: bool | None) -> memoryview:
+        """``use_mmap`` None: map only where a lease protects the mapping from writers of the
+        file (:mod:`mapguard`), else read; True: map in any case; False: read."""
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise SerializeError("archive is empty (0 bytes)")
-        if use_mmap:
-            try:
-                self._map = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_COPY)
-                return memoryview(self._map)
-            except (OSError, ValueError):
-                pass  # not mappable (pipe, special file): read it once instead
+        if use_mmap is not False:
+            mapped, self.mapping = mapguard.map_file(f.fileno(), self.path, protect_only=use_mmap is None)
+            if mapped is not None:
+                self._map = mapped
+                return memoryview(mapped)
+            # no lease (auto), or not mappable (pipe, special file): read it once instead
         f.seek(0)
         return memoryview(_read_all(f))
 

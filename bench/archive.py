@@ -8,6 +8,8 @@ parameters, 475 MiB of float32 weights) and a 1B-parameter GPT-2 (18 layers, d_m
 * save: time and peak RSS growth of writing the archive (the program is built first);
 * load: time and peak RSS growth of loading it;
 * load + ``module()`` + first forward: the same for getting a first output;
+* rewrite: how long another process's ``open`` of the loaded file for writing waits (pt2serde
+  copies the mapping into memory first, see SECURITY.md) and what that adds to the loader's RSS;
 * the archive size.
 
 Every measurement runs in a fresh subprocess (so allocations of an earlier step cannot
@@ -113,6 +115,16 @@ def worker(step: str, lib: str, model: str, path: str, repeat: int = 1) -> dict:
     elif step == "load":
         m = _measure(lambda: load(path))  # the program stays alive until memory is read
         m["result"] = None
+    elif step == "rewrite":  # a writer opens the loaded file in place: what the guarantee costs
+        ep = load(path)
+        before = proc_status()
+        probe = ("import sys, time; t = time.perf_counter(); open(sys.argv[1], 'r+b').close(); "
+                 "print(time.perf_counter() - t)")
+        waited = subprocess.run([sys.executable, "-c", probe, path], capture_output=True, text=True, check=True)
+        after = proc_status()
+        m = {"seconds": float(waited.stdout), "peak_growth": after["VmRSS"] - before["VmRSS"],
+             "anon_growth": after["RssAnon"] - before["RssAnon"], "result": None}
+        del ep
     else:  # load, module(), first forward
         idx = torch.zeros(1, 8, dtype=torch.long)
 
@@ -164,7 +176,7 @@ def bench_model(model: str, folder: str, repeat: int) -> tuple[list[list[str]], 
     for lib, path in paths.items():
         print(f"  {model}: saving with {lib} ...", flush=True)
         results[lib]["save"] = _run("save", lib, model, path, repeat)
-    for step in ("load", "forward"):
+    for step in ("load", "forward", "rewrite"):
         for lib, path in paths.items():
             print(f"  {model}: {step} with {lib} ...", flush=True)
             results[lib][step] = _best([_run(step, lib, model, path) for _ in range(repeat)])
@@ -189,6 +201,13 @@ def bench_model(model: str, folder: str, repeat: int) -> tuple[list[list[str]], 
             verdicts.append(f"{model} {step}: {speedup:.1f}x faster (aim >= {aim:g}x: {'met' if ok_time else 'MISSED'}), "
                             f"RSS growth {100 * a['peak_growth'] / weights:.1f}% of the weights "
                             f"(aim < {100 * rss_aim:g}%: {'met' if ok_rss else 'MISSED'})")
+    a, b = ours["rewrite"], theirs["rewrite"]
+    rows.append([f"{model} writer's open of the loaded file waits", f"{a['seconds']:.3f} s", f"{b['seconds']:.3f} s",
+                 "(the copy that keeps the program)"])
+    rows.append([f"{model} loader's RSS growth from that write", _mib(a["peak_growth"]), _mib(b["peak_growth"]), ""])
+    total = ours["load"]["seconds"] + a["seconds"]
+    rows.append([f"{model} load + the copy a writer causes", f"{total:.3f} s", f"{theirs['load']['seconds']:.3f} s",
+                 f"{theirs['load']['seconds'] / total:.1f}x faster"])
     size_a, size_b = ours["save"]["archive_bytes"], theirs["save"]["archive_bytes"]
     rows.append([f"{model} archive size", _mib(size_a), _mib(size_b), f"{size_a / size_b:.4f}x"])
     rows.append([f"{model} parameters / weights", f"{ours['save']['params'] / 1e6:,.1f}M", _mib(weights), ""])
@@ -202,7 +221,7 @@ def main() -> None:
                         help="saves per process, fresh processes per load (best time; 2 at most for the 1B program)")
     parser.add_argument("--dir", default=None, help="where to write the archives (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the archives")
-    parser.add_argument("--worker", choices=("save", "load", "forward"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("save", "load", "forward", "rewrite"), help=argparse.SUPPRESS)
     parser.add_argument("--lib", choices=("pt2serde", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=sorted(GPT2_SIZES), help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)

@@ -533,10 +533,24 @@ def load(
 ) -> ExportedProgram:
     """Read one program from a PT2 archive (a path or a readable binary file object).
 
-    Tensors view a copy-on-write mapping of the file (``mmap``, default on for paths and
-    real files): loading costs almost no memory and writing to a loaded tensor never
-    changes the file. ``extra_files``, if given, is filled with every stored extra file.
-    Nothing is unpickled with code execution unless ``allow_pickle=True``.
+    Tensors view a copy-on-write mapping of the file: loading costs almost no memory and
+    writing to a loaded tensor never changes the file. The mapping survives the file
+    changing: a read lease makes anyone who opens the file for writing or truncates it
+    (``torch.export.save`` over it, another process) wait until the mapping has been copied
+    into private memory (one copy, only then); renaming over it (``pt2serde.save``) or
+    deleting it needs no copy. ``torch.export.save``/``torch.save`` to that path from the main
+    thread stops once with "Interrupted system call" while the copy is made, leaving the file
+    untouched: run it again. Not guaranteed: the same from a worker thread of this process
+    (use ``pt2serde.save`` there), a forked child.
+
+    ``mmap``: ``None`` (default) maps where a lease can be taken (Linux, the file's owner,
+    a local file system, nobody writing it) and reads the file into memory otherwise;
+    ``False`` always reads; ``True`` also maps without a lease, unprotected: the file must
+    then not be truncated or rewritten in place while the program lives (SIGBUS or changed
+    values). SECURITY.md has the details.
+
+    ``extra_files``, if given, is filled with every stored extra file. Nothing is unpickled
+    with code execution unless ``allow_pickle=True``.
     """
     with gc_paused():
         archive = _Archive(f, mmap)

@@ -217,3 +217,124 @@ def test_an_explicit_unprotected_mapping_keeps_the_documented_limit(archives, tm
                           timeout=300)
     assert "truncated" in proc.stdout, proc.stderr[-2000:]
     assert proc.returncode == -signal.SIGBUS, (proc.returncode, proc.stderr[-2000:])
+
+
+# ===================================================================== found by the red team
+# Each script loads programs in a fresh process, has the file written, and prints OK when the
+# loaded programs still compute what they did; a signal or hang fails the test.
+
+_PRELUDE = """
+import os, shutil, signal, subprocess, sys, threading, time, warnings
+import torch, pt2serde
+from pt2serde import mapguard
+SRC = sys.argv[1]
+X = torch.ones(2, 256)
+def fresh(name):
+    p = os.path.join(os.path.dirname(SRC), name)
+    shutil.copyfile(SRC, p)
+    return p
+def same(ep, want):
+    return torch.equal(ep.module()(X), want)
+"""
+
+RED_TEAM = {
+    # more lease breaks than signals can be queued: the kernel sends SIGIO instead (default: exit)
+    "signal queue full": """
+import resource
+p = fresh("sp.pt2")
+eps = [pt2serde.load(p) for _ in range(3)]
+want = eps[0].module()(X)
+resource.setrlimit(resource.RLIMIT_SIGPENDING, (1, 1))
+subprocess.run(["/bin/sh", "-c", f": > {p}"], check=True)
+time.sleep(0.5)
+assert all(same(ep, want) for ep in eps)
+""",
+    # the main thread's interrupt handler ran inside its own copy (IndexError into user code)
+    "interrupt during a copy": """
+paths = [fresh(f"re{i}.pt2") for i in range(5)]
+eps = [pt2serde.load(p) for p in paths]
+want = eps[0].module()(X)
+procs = [subprocess.Popen(["cp", SRC, p]) for p in paths]
+for proc in procs:
+    assert proc.wait() == 0
+time.sleep(0.5)
+assert all(same(ep, want) for ep in eps)
+""",
+    # warnings turned into errors killed the watcher at its first copy
+    "warnings are errors": """
+warnings.simplefilter("error")
+a, b = fresh("wa.pt2"), fresh("wb.pt2")
+ea, eb = pt2serde.load(a), pt2serde.load(b)
+want = ea.module()(X)
+for p in (a, b):
+    subprocess.run(["cp", SRC, p], check=True)
+    time.sleep(0.3)
+assert same(ea, want) and same(eb, want)
+""",
+    # loaded on a worker thread first: the main thread's torch writer must still be interrupted
+    "first load on a worker thread": """
+p = fresh("tf.pt2")
+box = []
+t = threading.Thread(target=lambda: box.append(pt2serde.load(p)))
+t.start(); t.join()
+ep = box[0]
+want = ep.module()(X)
+t0 = time.time()
+try:
+    torch.export.save(ep, p)
+except RuntimeError as e:
+    assert "Interrupted system call" in str(e), e
+    torch.export.save(ep, p)
+assert time.time() - t0 < 20, "the save waited for the lease break time"
+assert same(ep, want) and same(pt2serde.load(p, mmap=False), want)
+""",
+    # a forked child's own loads were leased to the parent's (absent) threads
+    "a forked child's own load": """
+p = fresh("fk.pt2")
+parent = pt2serde.load(p)  # the parent maps it too (no forward here: torch's thread pool and fork do not mix)
+pid = os.fork()
+if pid == 0:
+    ok = False
+    try:
+        ep = pt2serde.load(p)
+        want = pt2serde.load(SRC, mmap=False).module()(X)
+        t0 = time.time()
+        subprocess.run(["cp", SRC, p], check=True)
+        ok = same(ep, want) and time.time() - t0 < 20
+    finally:
+        os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+""",
+    # the interrupt's handler reset to its default afterwards: the next writer killed the process
+    "interrupt handler reset": """
+p = fresh("ha.pt2")
+ep = pt2serde.load(p)
+want = ep.module()(X)
+for s in (signal.SIGURG, *range(signal.SIGRTMIN, signal.SIGRTMAX + 1)):
+    if signal.getsignal(s) not in (signal.SIG_DFL, None):
+        signal.signal(s, signal.SIG_DFL)
+subprocess.run(["cp", SRC, p], check=True)
+time.sleep(0.3)
+assert same(ep, want)
+""",
+    # chmod changes the ctime only: a later writer is an ordinary copy, not "changed"
+    "metadata change first": """
+p = fresh("ct.pt2")
+ep = pt2serde.load(p)
+want = ep.module()(X)
+(guard,) = [g for g in mapguard.guards() if g.path == p]
+os.chmod(p, 0o640)
+subprocess.run(["cp", SRC, p], check=True)
+time.sleep(0.3)
+assert guard.state == "copied", guard
+assert same(ep, want)
+""",
+}
+
+
+@pytest.mark.parametrize("case", sorted(RED_TEAM))
+def test_red_team_cases(archives, case):
+    proc = subprocess.run([sys.executable, "-c", _PRELUDE + RED_TEAM[case] + "\nprint('OK')\n", str(archives[0])],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "OK" in proc.stdout, (case, proc.returncode, proc.stderr[-3000:])

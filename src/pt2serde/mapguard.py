@@ -17,7 +17,7 @@ This module keeps a mapping tied to the file only while nobody writes the file:
   it: tensors keep their pointers, pages written by the program keep their contents) and only
   then releases the lease. The writer proceeds; the program no longer depends on the file.
   Renaming over the file and deleting it need nothing: the mapping holds the old inode.
-* **The main thread is interrupted** as well (a second lease whose signal goes to it). A
+* **The main thread is interrupted** as well (a second lease whose signal, SIGURG, goes to it). A
   writer that opens the file from the main thread while holding the GIL, as PyTorch's C++
   archive writer does (``torch.export.save``, ``torch.save``), would otherwise keep the
   watcher from running until the lease break times out and the file is gone under the
@@ -35,9 +35,10 @@ GIL while opening (PyTorch's C++ writer on a worker thread) blocks the watcher u
 break times out; the file then changes under the mapping, which the watcher detects
 (size, mtime, ctime) and reports with a :class:`RuntimeWarning` (pages past the new end read
 as zeros instead of raising SIGBUS). The same happens if the process holds the GIL in one C
-call for longer than the break time. A child created by ``fork`` shares the parent's lease:
-the parent copies its own pages only. Writes to a loaded tensor made while the watcher copies
-its pages may be lost.
+call for longer than the break time. A child created by ``fork`` shares the parent's lease
+for inherited programs: the parent copies its own pages only. Writes to a loaded tensor made
+while the watcher copies its pages may be lost. ``O_RDONLY | O_TRUNC`` truncates without
+breaking leases (a kernel gap). SECURITY.md lists the rest.
 
 Torch-free; Linux-specific code runs only where ``fcntl`` leases exist.
 """
@@ -45,6 +46,7 @@ Torch-free; Linux-specific code runs only where ``fcntl`` leases exist.
 from __future__ import annotations
 
 import ctypes
+import logging
 import mmap as _mmap
 import os
 import signal
@@ -135,6 +137,8 @@ class MappedFile:
     _fds: list[int] = field(default_factory=list, repr=False)
     _stat: tuple = field(default=(), repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _copying: bool = field(default=False, repr=False)
+    _pid: int = field(default_factory=os.getpid, repr=False)  # leases are shared with forked children
 
     def __repr__(self) -> str:
         why = f", {self.reason}" if self.reason else ""
@@ -147,58 +151,61 @@ class MappedFile:
 
     def copy_out(self) -> None:
         """Copy the mapping into private memory at the same addresses and let the file go.
-        Idempotent; called by the watcher when a writer comes."""
+        Idempotent; called by the watcher when a writer comes (and by the main thread's
+        interrupt handler, which may run inside this very method: it then returns at once)."""
         with self._lock:
-            if self.state != "leased":
+            if self.state != "leased" or self._copying:
                 return
-            mapped = self._ref() if self._ref is not None else None
-            if mapped is None:  # the mapping is gone already: only the lease is left
-                self._release()
-                return
+            self._copying = True
             try:
-                intact = self._file_unchanged()
-                valid = self.length if intact else self._valid_prefix()
-                page = _mmap.PAGESIZE
-                span = -(-self.length // page) * page
-                libc = _libc()
-                fresh = libc.anonymous(span)
-                ctypes.memmove(fresh, self._addr, valid)
-                libc.move_over(fresh, self._addr, span)
-                self.state = "copied" if intact and self._file_unchanged() else "changed"
-            except OSError as e:  # out of memory for the copy: keep the mapping (and the lease) as is
-                warnings.warn(f"pt2serde: {self.path} is being written, but its loaded program could not be "
-                              f"copied into memory ({e}); the writer waits up to {lease_break_time()} s",
-                              RuntimeWarning, stacklevel=2)
-                return
+                self._copy_locked()
             finally:
-                del mapped
-            self._release()
+                self._copying = False
         if self.state == "copied":
-            warnings.warn(
-                f"pt2serde: {self.path} is being written while a program loaded from it maps it: its "
-                f"{self.length / 2**20:.1f} MiB were copied into memory first, and the file no longer matters "
-                "to it. A torch.export.save, torch.save or os.truncate of it from the main thread stops with "
-                "'Interrupted system call' while this happens, leaving the file as it was: run it again.",
-                RuntimeWarning, stacklevel=2)
-        if self.state == "changed":
-            warnings.warn(
-                f"pt2serde: {self.path} changed before the program loaded from it could be copied into "
-                f"memory (a writer held the GIL past the {lease_break_time()} s lease break time); its "
-                "weights may differ from the file that was loaded: load it again", RuntimeWarning, stacklevel=2)
+            _warn(f"pt2serde: {self.path} is being written while a program loaded from it maps it: its "
+                  f"{self.length / 2**20:.1f} MiB were copied into memory first, and the file no longer matters "
+                  "to it. A torch.export.save, torch.save or os.truncate of it from the main thread stops with "
+                  "'Interrupted system call' while this happens, leaving the file as it was: run it again.")
+        elif self.state == "changed":
+            _warn(f"pt2serde: {self.path} changed before the program loaded from it could be copied into "
+                  f"memory (a writer held the GIL past the {lease_break_time()} s lease break time); its "
+                  "weights may differ from the file that was loaded: load it again")
+
+    def _copy_locked(self) -> None:
+        mapped = self._ref() if self._ref is not None else None
+        if mapped is None:  # the mapping is gone already: only the lease is left
+            self._release()
+            self.state = "unmapped"
+            return
+        try:
+            intact = self._file_unchanged()
+            valid = self.length if intact else min(self.length, os.fstat(self._fds[0]).st_size)
+            page = _mmap.PAGESIZE
+            span = -(-self.length // page) * page
+            libc = _libc()
+            fresh = libc.anonymous(span)
+            ctypes.memmove(fresh, self._addr, valid)  # bytes past the file's end are not read
+            libc.move_over(fresh, self._addr, span)
+            self.state = "copied" if intact and self._file_unchanged() else "changed"
+        except OSError as e:  # no memory for the copy: the mapping (and the lease) stay as they are
+            _warn(f"pt2serde: {self.path} is being written, but the program loaded from it could not be copied "
+                  f"into memory ({e}); the writer waits up to {lease_break_time()} s, then the program may fault")
+            return
+        finally:
+            del mapped
+        self._release()
 
     def _file_unchanged(self) -> bool:
-        st = os.fstat(self._fds[0])
-        return _identity(st) == self._stat
-
-    def _valid_prefix(self) -> int:
-        """Bytes still backed by the file: pages past its end would raise SIGBUS when read."""
-        size = os.fstat(self._fds[0]).st_size
-        return min(self.length, size // _mmap.PAGESIZE * _mmap.PAGESIZE)
+        """Same file, same size and modification time as when mapped (the ctime is not
+        compared: chmod, link and rename change it without touching the contents)."""
+        return _identity(os.fstat(self._fds[0])) == self._stat
 
     def _release(self) -> None:
+        mine = os.getpid() == self._pid  # a forked child closes its copies, never the parent's lease
         for fd in self._fds:
             try:
-                fcntl_lease(fd, _F_UNLCK)
+                if mine:
+                    fcntl_lease(fd, _F_UNLCK)
             except OSError:
                 pass
             try:
@@ -216,7 +223,16 @@ class MappedFile:
 
 
 def _identity(st: os.stat_result) -> tuple:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _warn(message: str) -> None:
+    """Warn without ever raising: this runs in the watcher thread and in a signal handler,
+    where an exception (``-W error``) would kill the watcher or surface in unrelated code."""
+    try:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    except Exception:  # warnings turned into errors: say it on the log instead
+        logging.getLogger("pt2serde").warning(message)
 
 
 def fcntl_lease(fd: int, kind: int) -> None:
@@ -231,28 +247,30 @@ def fcntl_lease(fd: int, kind: int) -> None:
 class _Watcher:
     """A daemon thread that waits for lease-break signals (blocked in it, taken with
     ``sigwaitinfo``: no process-wide handler) and copies the mappings whose file a writer
-    is opening."""
+    is opening. Its real-time signal is sent to this thread only; when the kernel cannot
+    queue one more (``RLIMIT_SIGPENDING``) it sends SIGIO instead, to the same thread, so
+    that is waited for too (never delivered: its default action would end the process)."""
 
     def __init__(self) -> None:
-        self.signum = _free_signal(avoid=())
-        self.interrupt_signum = _free_signal(avoid=(self.signum,))
+        self.signum = _free_signal()
         self.guards: dict[int, MappedFile] = {}
         self.lock = threading.RLock()
         ready = threading.Event()
         self.tid = 0
+        waited = {self.signum, signal.SIGIO}
 
         def run() -> None:
             try:
-                signal.pthread_sigmask(signal.SIG_BLOCK, {self.signum})
+                signal.pthread_sigmask(signal.SIG_BLOCK, waited)
                 self.tid = threading.get_native_id()
             finally:
                 ready.set()
             while True:
                 try:
-                    signal.sigwaitinfo({self.signum})
+                    signal.sigwaitinfo(waited)
                     self.service()
                 except Exception as e:  # never let the watcher die: writers would wait the full break time
-                    warnings.warn(f"pt2serde: lease watcher: {e!r}", RuntimeWarning, stacklevel=1)
+                    _warn(f"pt2serde: lease watcher: {e!r}")
 
         self.thread = threading.Thread(target=run, name="pt2serde-lease-watcher", daemon=True)
         self.thread.start()
@@ -285,10 +303,11 @@ def _breaking(g: MappedFile) -> bool:
         return True
 
 
-def _free_signal(avoid: tuple) -> int:
-    """A real-time signal nobody handles (highest first)."""
+def _free_signal() -> int:
+    """A real-time signal nobody handles (highest first). Only ``SIG_DFL`` counts as free:
+    ``None`` is a handler installed from C."""
     for s in range(signal.SIGRTMAX - 2, signal.SIGRTMIN + 2, -1):
-        if s not in avoid and signal.getsignal(s) in (signal.SIG_DFL, None):
+        if signal.getsignal(s) is signal.SIG_DFL:
             return s
     raise OSError("no free real-time signal for file leases")
 
@@ -296,7 +315,11 @@ def _free_signal(avoid: tuple) -> int:
 _state_lock = threading.Lock()
 _watcher: _Watcher | None = None
 _lib: _Libc | None = None
-_interrupt_ready = False
+
+#: The main thread's interrupt: SIGURG, whose default action is to do nothing, so a program
+#: that later resets it (or a C library that takes it) loses the interrupt, never the process.
+_INTERRUPT = signal.SIGURG if _LINUX else None
+_main_tid: int | None = None  # the main thread's kernel id, once its handler is installed
 
 
 def _libc() -> _Libc:
@@ -315,26 +338,62 @@ def _get_watcher() -> _Watcher:
         return _watcher
 
 
+_servicing = threading.local()
+
+
 def _interrupted(signum, frame) -> None:
-    """Python handler of the main-thread interrupt signal. The signal made a blocked ``open`` in
-    the main thread return; this copies the mappings now, before the main thread runs on (the
-    watcher may still be waiting for the GIL), so that running the interrupted write again works."""
-    if _watcher is not None:
-        _watcher.service()
+    """Python handler of the main-thread interrupt. The signal made a blocked ``open`` in the
+    main thread return; this copies the mappings now, before the main thread runs on (the
+    watcher may still be waiting for the GIL), so that running the interrupted write again
+    works. It may run inside the main thread's own copy: then it does nothing."""
+    if _watcher is not None and not getattr(_servicing, "active", False):
+        _servicing.active = True
+        try:
+            _watcher.service()
+        except Exception as e:  # a signal handler must not raise into whatever the main thread runs
+            logging.getLogger("pt2serde").warning("pt2serde: lease interrupt: %r", e)
+        finally:
+            _servicing.active = False
 
 
-def _main_thread_interrupt(w: _Watcher) -> bool:
-    """Install the (no-op) handler of the interrupt signal; possible only from the main thread."""
-    global _interrupt_ready
-    if _interrupt_ready:
-        return signal.getsignal(w.interrupt_signum) is _interrupted
+def _install_interrupt() -> None:
+    """Install the interrupt's handler; Python allows it only on the main thread, so this runs
+    when pt2serde is imported there (and again at each load there, if it was not)."""
+    global _main_tid
+    if _INTERRUPT is None or _main_tid is not None:
+        return
     if threading.current_thread() is not threading.main_thread():
-        return False
-    if signal.getsignal(w.interrupt_signum) not in (signal.SIG_DFL, None):
-        return False
-    signal.signal(w.interrupt_signum, _interrupted)
-    _interrupt_ready = True
-    return True
+        return
+    try:
+        if signal.getsignal(_INTERRUPT) is not signal.SIG_DFL:
+            return  # someone else's: leave it
+        signal.signal(_INTERRUPT, _interrupted)
+    except (ValueError, OSError):
+        return
+    _main_tid = threading.get_native_id()
+
+
+def _interrupt_owner() -> int | None:
+    """The main thread's kernel id when its interrupt handler is (still) ours."""
+    _install_interrupt()
+    if _main_tid is None or signal.getsignal(_INTERRUPT) is not _interrupted:
+        return None
+    return _main_tid
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's threads: its first load starts a watcher of its
+    own; the thread that forked is the child's main thread (its kernel id is the child's pid)."""
+    global _watcher, _main_tid, _state_lock
+    _state_lock = threading.Lock()
+    _watcher = None
+    if _main_tid is not None:
+        _main_tid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+_install_interrupt()
 
 
 # ============================================================================ mapping
@@ -379,20 +438,21 @@ def _leased_fds(fd: int) -> tuple[list[int], str]:
     except (OSError, AttributeError, ValueError, RuntimeError) as e:
         return [], f"no lease watcher: {e}"
     fds: list[int] = []
-    owners = [w.tid]
-    if _main_thread_interrupt(w):
-        owners.append(threading.main_thread().native_id)
+    owners = [(w.tid, w.signum)]
+    main = _interrupt_owner()
+    if main is not None:
+        owners.append((main, _INTERRUPT))
     try:
         import fcntl
 
         target = os.fstat(fd)
-        for owner in owners:
+        for owner, signum in owners:
             own = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
             fds.append(own)
             st = os.fstat(own)
             if (st.st_dev, st.st_ino) != (target.st_dev, target.st_ino):
                 raise OSError(0, "the file was replaced while it was opened")
-            fcntl.fcntl(own, _F_SETSIG, w.signum if owner == w.tid else w.interrupt_signum)
+            fcntl.fcntl(own, _F_SETSIG, signum)
             fcntl.fcntl(own, _F_SETOWN_EX, struct.pack("ii", _F_OWNER_TID, owner))
             fcntl.fcntl(own, _F_SETLEASE, _F_RDLCK)
         return fds, ""

@@ -15,6 +15,7 @@ import itertools
 import random
 import re
 import sys
+import time
 import timeit
 from pathlib import Path
 from typing import Iterator
@@ -671,14 +672,14 @@ COSTLY = [
 
 @pytest.mark.parametrize("text", COSTLY, ids=lambda t: t[:40])
 def test_costly_inputs_are_bounded(text):
-    start = timeit.default_timer()
+    start = time.process_time()  # CPU time: the work, not a busy machine
     try:
         result = ExprParser().parse(text)
     except SerializeError:
         pass
     else:
         str(result)  # printable: no number beyond CPython's digit limit
-    assert timeit.default_timer() - start < 2.0
+    assert time.process_time() - start < 2.0
 
 
 def test_refuses_non_strings():
@@ -937,14 +938,14 @@ BUDGETS = {
 
 @pytest.mark.parametrize("text", list(BUDGETS), ids=lambda t: t[:50])
 def test_budgets_refuse_in_the_one_grammar(text):
-    start = timeit.default_timer()
+    start = time.process_time()  # CPU time: the work, not a busy machine
     with pytest.raises(SerializeError) as in_validate:
         _srepr.parse(text)
     with pytest.raises(SerializeError) as in_load:
         ExprParser().parse(text)
     assert BUDGETS[text] in str(in_validate.value)
     assert str(in_load.value) == str(in_validate.value)
-    assert timeit.default_timer() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 # At (or next to) every cap: what sympy then costs, through what load does with a size
@@ -971,11 +972,11 @@ AT_THE_CAPS = [
 
 @pytest.mark.parametrize("text", AT_THE_CAPS, ids=lambda t: t[:50])
 def test_budget_costs(text):
-    start = timeit.default_timer()
+    start = time.process_time()  # CPU time: the work, not a busy machine
     expr = ExprParser().parse(text)
     sympy.Max(expr, 1) if expr.is_number is False and expr.is_positive is not True else None
     str(expr)
-    assert timeit.default_timer() - start < 2.0
+    assert time.process_time() - start < 2.0
 
 
 def _outcomes(text: str) -> tuple[str | None, str | None]:
@@ -1070,9 +1071,9 @@ def test_render_is_linear_in_the_tree():
     text = _sym(0)
     for _ in range(150):
         text = f"Mul(Integer(2), {text})"
-    start = timeit.default_timer()
+    start = time.process_time()  # CPU time: the work, not a busy machine
     assert _srepr.pretty(text, limit=10_000).startswith("2*2*2") or "s0" in _srepr.pretty(text, limit=10_000)
-    assert timeit.default_timer() - start < 0.5
+    assert time.process_time() - start < 0.5
 
 
 # ------------------------------------------------------------------ the document's budget

@@ -60,8 +60,7 @@ import _codegen_oracle
 
 FUZZ_DIR = Path(__file__).resolve().parent
 ROOT = FUZZ_DIR.parent
-SHARED = ROOT.parent / "shared"
-COMPAT_CORPUS = SHARED / "compat-corpus"
+COMPAT_CORPUS = ROOT / "compat-corpus"  # in the repository
 #: the file seed pickles would create if unpickled for real (PT2SERDE_FUZZ_MARKER: another path,
 #: so that runs side by side, e.g. CI's smoke tests next to a long run, never see each other's)
 MARKER = Path(os.environ.get("PT2SERDE_FUZZ_MARKER") or Path(tempfile.gettempdir()) / "pt2serde-fuzz-marker")

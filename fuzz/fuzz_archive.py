@@ -9,7 +9,7 @@ that loads: it costs ~0.6 s, ten times a load). Code torch generates on the way 
 by ``_codegen_oracle.py``; a torch exception from these steps is counted as a gap (see
 ``_common.entry_point``).
 
-Seeds: every archive of the compat corpus (``../shared/compat-corpus/*/*.pt2``, written by
+Seeds: every archive of the compat corpus (``compat-corpus/*/*.pt2``, written by
 PyTorch 2.5-2.14) and archives saved by pt2serde, plus copies whose weights are pickles
 that would create the marker file. The mutator rewrites one record of a valid zip most of
 the time (so mutations reach the JSON and pickle readers), or the raw bytes.

@@ -2,7 +2,7 @@
 
 The predictions are checked against what the real releases did: the compat corpus's
 measured matrix (every release 2.5 ... 2.14 loading and running every release's archives,
-``../shared/compat-corpus/results/reader-<release>.json``), cell by cell.
+``compat-corpus/results/reader-<release>.json``), cell by cell.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Archives written by real PyTorch releases load with pt2serde and reproduce the recorded outputs.
 
-``../shared/compat-corpus/<release>/`` holds what ``torch.export.save`` (or ``package_pt2``)
+``compat-corpus/<release>/`` holds what ``torch.export.save`` (or ``package_pt2``)
 of each release wrote, with example inputs and eager outputs. Every archive must load
 with ``pt2serde.load`` / ``load_all`` and every recorded case must match, except where
 the manifest records that the program was already wrong when it was written.

@@ -31,6 +31,7 @@ from torch.export import Dim, export
 from torch.utils._sympy.numbers import int_oo
 
 import pt2serde
+from compat import CORPUS_DIR
 from pt2serde.errors import SerializeError
 from pt2serde.exprparse import (
     ALLOWED_ATOMS,
@@ -1078,7 +1079,7 @@ def test_render_is_linear_in_the_tree():
 
 # ------------------------------------------------------------------ the document's budget
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "compat-corpus"
+CORPUS = Path(CORPUS_DIR)
 
 
 def test_work_measure():

@@ -25,11 +25,12 @@ import pytest
 import torch
 from torch._export.serde.serialize import serialize_torch_artifact
 
+from compat import CORPUS_DIR
 from pt2serde import codec, schema, tables
 from pt2serde.errors import SerializeError
 from pt2serde.torchsave import TORCH_SAVE_GLOBALS, load_torch_save
 
-CORPUS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "compat-corpus"))
+CORPUS = CORPUS_DIR
 
 
 def saved(obj, protocol: int = 2) -> bytes:

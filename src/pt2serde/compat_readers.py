@@ -7,7 +7,7 @@ the caller describes each program with :func:`program_facts` (one pass over the 
 document, as written, before any upgrade) and the payload records it found.
 
 The rules are the measured behaviour of the real releases (the compat corpus,
-``../shared/compat-corpus``: every release reading every other release's archives) and the
+``compat-corpus/`` in the repository: every release reading every other release's archives) and the
 schema each release knows (``pt2serde.upgrade.DOWN_STEPS``; the 2.8 and 2.9 schemas were
 compared field by field with the installed releases):
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from compat import CORPUS_DIR
 from everywhere import Case, doc_case
 
 import test_hostile_archives as H
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "compat-corpus"
+CORPUS = Path(CORPUS_DIR)
 S = "Symbol('s77', positive=True, integer=True)"
 PROGRAM_V7 = "serialized_exported_program.json"
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from compat import CORPUS_DIR
 from everywhere import TESTS, Case, base_archive
 
 SAMPLE = "data/sample_inputs/model.pt"
-CORPUS = TESTS.parent.parent / "shared" / "compat-corpus"
+CORPUS = Path(CORPUS_DIR)
 
 
 def _h():

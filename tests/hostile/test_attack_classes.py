@@ -27,12 +27,13 @@ import torch
 
 import pt2serde
 import test_hostile_archives as H
+from compat import CORPUS_DIR
 from memory import PeakGrowth
 from test_hostile_archives import base, marker  # noqa: F401 - pytest fixtures: the archive to corrupt, the marker path
 from pt2serde import payload as payload_mod
 from pt2serde.archive import ArchiveReader
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "compat-corpus"
+CORPUS = Path(CORPUS_DIR)
 
 
 def _load(data, **kw):

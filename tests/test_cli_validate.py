@@ -50,7 +50,7 @@ def _problems(path: str) -> tuple[int, list[str]]:
 def test_sound_archive_is_valid(base):
     proc = run_cli("validate", base)
     assert proc.returncode == 0, proc.stdout
-    assert proc.stdout == "base.pt2: valid (1 program, 11 records, CRCs checked)\n"
+    assert proc.stdout == "base.pt2: valid (1 program, 12 records, CRCs checked)\n"
     code, report = run_cli_json("validate", base)
     assert code == 0 and report == {"file": base, "valid": True, "allow_pickle": False, "programs": ["model"],
                                     "problems": []}
@@ -184,7 +184,7 @@ def test_payload_problems(base, out):
     proc = run_cli("validate", path)
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert lines[0] == "payload.pt2: invalid, 3 errors (1 program, 11 records)"
+    assert lines[0] == "payload.pt2: invalid, 3 errors (1 program, 12 records)"
     assert lines[1] == "  base/data/weights/model_weights_config.json"
     assert lines[2].startswith("    error: sizes [4, 8], strides [8, 1] and offset 0 need 128 bytes")
     assert lines[2].endswith(f" @ base/data/weights/{weight}")
@@ -240,7 +240,7 @@ def test_crc_mismatch_found_and_skippable(base, out):
     assert (code, problems) == (1, ["error: CRC-32 does not match the stored checksum: the record is corrupt "
                                     "@ base/data/weights/weight_0"])
     proc = run_cli("validate", "--no-crc", path)
-    assert proc.returncode == 0 and proc.stdout == "crc.pt2: valid (1 program, 11 records)\n"
+    assert proc.returncode == 0 and proc.stdout == "crc.pt2: valid (1 program, 12 records)\n"
 
 
 def test_pickled_entries_are_errors_unless_allow_pickle(tmp_path):

@@ -3,8 +3,10 @@
 Writing follows the layout PyTorch's own writer produces (``torch.export.load`` reads it):
 uncompressed records under one root folder, each record's data starting at a 64-byte
 aligned offset (padding goes into a local-header extra field with id ``FB``), a data
-descriptor after each record, and a ZIP64 end-of-central-directory record always present.
-Output is deterministic: fixed timestamps, fixed attributes, records in call order.
+descriptor after each non-empty record, a ZIP64 end-of-central-directory record always
+present and, on request, PyTorch's ``.data/serialization_id`` record (:mod:`._serialid`).
+Output is deterministic: fixed timestamps, fixed attributes, records in call order; for
+the same records it is PyTorch's writer's output byte for byte.
 
 Reading trusts nothing: every offset and size is checked against the real file size,
 names with ``..``, absolute paths, backslashes or NUL bytes are refused, as are duplicate
@@ -25,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from . import mapguard
+from . import _serialid, mapguard
 from .errors import SerializeError
 
 __all__ = [
@@ -63,6 +65,7 @@ _SIG_LOCATOR64 = b"PK\x06\x07"
 _SIG_DESCRIPTOR = b"PK\x07\x08"
 
 _FLAGS = 0x0808  # data descriptor follows the data; names are UTF-8
+_FLAGS_EMPTY = 0x0800  # an empty record, written whole (PyTorch writes no descriptor for it)
 _FB = 0x4246  # "FB": the padding extra field PyTorch uses
 _ZIP64 = 0x0001
 _U32 = 0xFFFFFFFF
@@ -399,16 +402,21 @@ class ArchiveWriter:
 
     ``target``: a path (written to a temporary file next to it, renamed into place only
     when :meth:`close` succeeds, so a failed save never leaves a half-written file where a
-    good one was) or a writable binary file object.
+    good one was) or a writable binary file object. A path that is a symbolic link (or a
+    chain of them, or one whose target does not exist yet) is written through to the link's
+    final target: the link itself stays a link.
     """
 
     def __init__(self, target) -> None:
         self._records: list[tuple[str, int, int, int]] = []  # name, header offset, size, crc
+        self._leads: list[bytes] = []  # the first 8 data bytes of each record (serialization id)
+        self._whole: set[str] = set()  # empty records written without a data descriptor
         self._names: set[str] = set()
         self._final_path: str | None = None
         self._tmp_path: str | None = None
+        self._lead = bytearray()
         if isinstance(target, (str, os.PathLike)):
-            self._final_path = os.fspath(target)
+            self._final_path = _link_target(os.fspath(target))
             self._tmp_path, fd = _create_temporary(self._final_path)
             self._out: BinaryIO = os.fdopen(fd, "wb")
             self._start = 0
@@ -433,8 +441,15 @@ class ArchiveWriter:
     def has(self, name: str) -> bool:
         return name in self._names
 
-    def _begin(self, name: str) -> int:
-        """Write the local header of a new record; its offset."""
+    def _data_write(self, data) -> None:
+        """Write record data, keeping its first 8 bytes (the serialization id looks at them)."""
+        if len(self._lead) < 8:
+            self._lead += memoryview(data).cast("B")[:8 - len(self._lead)]
+        self._write(data)
+
+    def _begin(self, name: str, whole: bool = False) -> int:
+        """Write the local header of a new record; its offset. ``whole``: an empty record,
+        written without a data descriptor (as PyTorch writes one)."""
         check_name(name)
         if name in self._names:
             raise SerializeError(f"record {name!r} written twice")
@@ -444,32 +459,49 @@ class ArchiveWriter:
         fixed = _LOCAL.size + len(encoded)
         pad = -(self._start + header_at + fixed + 4) % ALIGNMENT
         extra = struct.pack("<HH", _FB, pad) + b"Z" * pad
-        self._write(_LOCAL.pack(_SIG_LOCAL, 0, _FLAGS, 0, 0, 0, 0, 0, 0, len(encoded), len(extra)))
+        flags = _FLAGS_EMPTY if whole else _FLAGS
+        self._write(_LOCAL.pack(_SIG_LOCAL, 0, flags, 0, 0, 0, 0, 0, 0, len(encoded), len(extra)))
         self._write(encoded)
         self._write(extra)
+        self._lead = bytearray()
+        if whole:
+            self._whole.add(name)
         return header_at
 
     def _end(self, name: str, header_at: int, crc: int, size: int) -> None:
-        if size >= _U32:
-            self._write(_DESCRIPTOR64.pack(_SIG_DESCRIPTOR, crc, size, size))
-        else:
-            self._write(_DESCRIPTOR.pack(_SIG_DESCRIPTOR, crc, size, size))
+        if name not in self._whole:
+            descriptor = _DESCRIPTOR64 if size >= _U32 else _DESCRIPTOR
+            self._write(descriptor.pack(_SIG_DESCRIPTOR, crc, size, size))
         self._records.append((name, header_at, size, crc))
+        self._leads.append(bytes(self._lead))
 
     def add(self, name: str, data: bytes | bytearray | memoryview | Iterable[memoryview]) -> None:
         """Append one record; ``data`` is a buffer or an iterable of buffers (chunks)."""
-        header_at = self._begin(name)
         chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
-        crc, size = _stream_with_crc(self._write, chunks)
+        empty = isinstance(chunks, (list, tuple)) and all(memoryview(c).nbytes == 0 for c in chunks)
+        header_at = self._begin(name, whole=empty)
+        crc, size = _stream_with_crc(self._data_write, chunks)
         self._end(name, header_at, crc, size)
 
     @contextmanager
     def stream(self, name: str) -> Iterator["_RecordStream"]:
         """A record written piece by piece through a file-like ``write`` (e.g. by ``torch.save``)."""
         header_at = self._begin(name)
-        out = _RecordStream(self._write)
+        out = _RecordStream(self._data_write)
         yield out
         self._end(name, header_at, out.crc & _U32, out.size)
+
+    def add_serialization_id(self, root: str) -> str:
+        """Append ``<root>/.data/serialization_id``, the id PyTorch's writer records for these
+        records (see :mod:`._serialid`); call it last, before :meth:`close`. Returns the id."""
+        prefix = f"{root}/"
+        names, values = [], []
+        for (name, _, size, crc), lead in zip(self._records, self._leads):
+            names.append(name[len(prefix):] if name.startswith(prefix) else name)
+            values += _serialid.descriptor_values(lead, size, crc, name not in self._whole)
+        ident = _serialid.serialization_id(names, values)
+        self.add(prefix + _serialid.SERIALIZATION_ID_RECORD, ident.encode("ascii"))
+        return ident
 
     def close(self) -> None:
         """Write the central directory; for a path, move the finished file into place."""
@@ -489,8 +521,9 @@ class ArchiveWriter:
             extra = b""
             if big:
                 extra = struct.pack("<HHQQQ", _ZIP64, 24, size, size, offset)
+            flags = _FLAGS_EMPTY if name in self._whole else _FLAGS
             self._write(_CENTRAL.pack(
-                _SIG_CENTRAL, 0, 45 if big else 0, _FLAGS, 0, 0, 0, crc,
+                _SIG_CENTRAL, 0, 45 if big else 0, flags, 0, 0, 0, crc,
                 _U32 if big else size, _U32 if big else size,
                 len(encoded), len(extra), 0, 0, 0, 0, _U32 if big else offset,
             ))
@@ -561,6 +594,26 @@ class _RecordStream:
 
 
 _CHUNK = 16 << 20
+_MAX_LINKS = 40  # as the kernel's limit on symbolic links followed in one path
+
+
+def _link_target(path: str) -> str:
+    """The file a save to ``path`` must replace: ``path`` itself, or, when it is a symbolic
+    link, the final target of the chain of links (which need not exist yet: a dangling link
+    gets its target created). The rename then goes over the target and the links stay."""
+    given, seen = path, 0
+    while os.path.islink(path):
+        seen += 1
+        if seen > _MAX_LINKS:
+            raise SerializeError(f"cannot save to {given}: too many levels of symbolic links (a loop?); "
+                                 "save to the real file's path instead")
+        try:
+            target = os.readlink(path)
+        except OSError as e:
+            raise SerializeError(f"cannot save to {given}: reading the symbolic link {path} failed: "
+                                 f"{e.strerror}") from None
+        path = os.path.join(os.path.dirname(path), target)
+    return path
 
 
 def _create_temporary(final_path: str) -> tuple[str, int]:

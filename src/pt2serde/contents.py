@@ -274,10 +274,13 @@ class Pt2Archive:
         elif fmt != ARCHIVE_FORMAT.encode():
             add("archive_format", f"{fmt[:16]!r} is not {ARCHIVE_FORMAT!r}")
         version = self._marker("archive_version")
-        if version is None or version.strip() != ARCHIVE_VERSION.encode():
-            shown = "missing" if version is None else repr(version[:16].decode("latin1"))
-            add("archive_version", f"saved archive version {shown} does not match our current archive version "
+        if version is None:
+            add("archive_version", f"saved archive version missing does not match our current archive version "
                                    f"{ARCHIVE_VERSION}")
+        elif version.strip() != ARCHIVE_VERSION.encode():
+            text = version[:16].decode("utf-8", "replace")  # PyTorch's wording (its load_pt2's ValueError)
+            add("archive_version", f"Saved archive version {text if text.isprintable() else repr(text)} does not "
+                                   f"match our current archive version {ARCHIVE_VERSION}.")
         order = self._marker("byteorder")
         if order is not None and order != BYTE_ORDER.encode():
             add("byteorder", f"byte order {order[:16]!r} is not supported (only {BYTE_ORDER!r})")

@@ -11,7 +11,8 @@ writes, so each side reads the other's files)::
     data/constants/<name>_constants_config.json
     data/sample_inputs/<name>.pt               torch.save of (args, kwargs)
     extra/<file>                               user extra files
-    archive_format ("pt2"), archive_version ("0"), .data/version ("6\\n"), byteorder
+    archive_format ("pt2"), archive_version ("0"), .data/version ("6\\n"), byteorder,
+    .data/serialization_id                     PyTorch's id of the records (deterministic)
 
 Loading maps the archive and makes every tensor a view of the mapping (copy-on-write);
 it never unpickles with code execution unless ``allow_pickle=True``.
@@ -34,6 +35,7 @@ from ._util import gc_paused
 from .archive import ArchiveReader, ArchiveWriter, check_name
 from .errors import SerializeError
 from .graph import tensor_meta_to_wire
+from .payload import DEFAULT_PICKLE_PROTOCOL, check_pickle_protocol
 from .program import ExportedProgramDeserializer, ExportedProgramSerializer, default_opset_version
 
 __all__ = ["save", "load", "load_all", "ARCHIVE_VERSION"]
@@ -54,16 +56,23 @@ class _StoragePlan:
     """Assigns records to storages, shared across the state dict and constants of a program."""
 
     def __init__(self) -> None:
-        self.records: dict[tuple, str] = {}  # (storage key, dtype) -> "data/weights/weight_3"
+        self.records: dict[tuple, str] = {}  # (storage key, dtype, folder) -> "data/weights/weight_3"
         self.by_storage: dict[tuple, str] = {}  # storage key -> first record holding it
+
+    @staticmethod
+    def group(t: torch.Tensor, folder: str) -> tuple:
+        """The tensors of one record: PyTorch's grouping (storage and dtype), per folder. Tensors
+        without memory share one 0-byte record per dtype: fake ones one, empty and meta ones
+        another (PyTorch's key is the data pointer: none for fake tensors, 0 for the others)."""
+        if tensors.is_fake(t):
+            return ("fake", t.dtype, folder)
+        key = tensors.StorageTable.key(t)
+        return (key if key is not None else "no data", t.dtype, folder)
 
     def record_for(self, t: torch.Tensor, folder: str, prefix: str, counter: list[int],
                    writer: ArchiveWriter, root: str) -> tuple[str, str | None]:
         """(path_name, shared record) for tensor ``t``; writes the storage the first time."""
-        key = None if tensors.is_fake(t) else tensors.StorageTable.key(t)
-        # Tensors without memory (empty, fake, meta) share one 0-byte record per dtype, as
-        # PyTorch groups them (its key is the data pointer, 0 for all of them).
-        group = (key if key is not None else "no data", t.dtype, folder)
+        group = self.group(t, folder)
         if group in self.records:
             return self.records[group].rsplit("/", 1)[1], None
         path_name = f"{prefix}{counter[0]}"
@@ -72,6 +81,7 @@ class _StoragePlan:
         writer.add(f"{root}/{record}", _storage_chunks(t))
         self.records[group] = record
         shared = None
+        key = group[0] if isinstance(group[0], tuple) else None
         if key is not None:
             first = self.by_storage.setdefault(key, record)
             shared = first if first != record else None
@@ -89,55 +99,70 @@ def _storage_chunks(t: torch.Tensor) -> list[memoryview]:
 
 def _payload_config(
     values: dict[str, Any], folder: str, prefix: str, writer: ArchiveWriter, root: str,
-    plan: _StoragePlan, counters: dict[str, list[int]], allow_objects: bool,
+    plan: _StoragePlan, counters: dict[str, list[int]], allow_objects: bool, protocol: int,
 ) -> dict:
-    config: dict[str, Any] = {}
+    """Write the records of a state dict or constants dict; its payload config.
+
+    Records and config entries come in PyTorch's order: tensors stored as pickles (subclasses)
+    first, then one record per storage group (its tensors' entries together, groups in order of
+    first appearance), then custom objects; so the archive can be compared with PyTorch's.
+    """
+    from .arguments import is_opaque_value
+
+    pickled: list[tuple[str, torch.Tensor]] = []
+    groups: dict[tuple, list[tuple[str, torch.Tensor]]] = {}
+    objects: list[tuple[str, Any]] = []
     for fqn, value in values.items():
         if isinstance(value, torch.Tensor):
-            meta = tensor_meta_to_wire(value)
             if not tensors._is_plain(value) and not tensors.is_fake(value):
-                path_name = f"{prefix}{counters[prefix][0]}"
-                counters[prefix][0] += 1
-                writer.add(f"{root}/{folder}{path_name}", _torch_save_bytes(value))
-                use_pickle, shared = True, None
+                pickled.append((fqn, value))
             else:
-                path_name, shared = plan.record_for(value, folder, prefix, counters[prefix], writer, root)
-                use_pickle = False
-            entry = codec.to_dict(schema.PayloadMeta(
-                path_name=path_name, is_param=isinstance(value, torch.nn.Parameter),
-                use_pickle=use_pickle, tensor_meta=meta,
-            ))
-            if shared is not None:
-                entry[SHARES_KEY] = shared
-        elif allow_objects and isinstance(value, torch._C.ScriptObject):
-            path_name = f"custom_obj_{counters['custom_obj_'][0]}"
-            counters["custom_obj_"][0] += 1
-            writer.add(f"{root}/{folder}{path_name}", bytes(torch._C._pickle_save(value)))
-            entry = codec.to_dict(schema.PayloadMeta(path_name=path_name, is_param=False, use_pickle=True,
-                                                     tensor_meta=None))
+                groups.setdefault(plan.group(value, folder), []).append((fqn, value))
+        elif allow_objects and (isinstance(value, torch._C.ScriptObject) or is_opaque_value(value)):
+            objects.append((fqn, value))
         elif allow_objects:
-            from .arguments import is_opaque_value
-
-            if not is_opaque_value(value):
-                raise SerializeError(f"Unsupported constant type: {type(value)} ({fqn})")
-            import pickle
-
-            path_name = f"opaque_obj_{counters['opaque_obj_'][0]}"
-            counters["opaque_obj_"][0] += 1
-            writer.add(f"{root}/{folder}{path_name}", pickle.dumps(value, protocol=2))
-            entry = codec.to_dict(schema.PayloadMeta(path_name=path_name, is_param=False, use_pickle=True,
-                                                     tensor_meta=None))
+            raise SerializeError(f"Unsupported constant type: {type(value)} ({fqn})")
         else:
             raise SerializeError(f"state dict entry {fqn!r} is a {type(value).__name__}, not a tensor")
-        config[fqn] = entry
+
+    def entry(path_name: str, value: Any, use_pickle: bool) -> dict:
+        tensor = isinstance(value, torch.Tensor)
+        return codec.to_dict(schema.PayloadMeta(
+            path_name=path_name, is_param=isinstance(value, torch.nn.Parameter), use_pickle=use_pickle,
+            tensor_meta=tensor_meta_to_wire(value) if tensor else None,
+        ))
+
+    config: dict[str, Any] = {}
+    for fqn, value in pickled:
+        path_name = f"{prefix}{counters[prefix][0]}"
+        counters[prefix][0] += 1
+        writer.add(f"{root}/{folder}{path_name}", _torch_save_bytes(value, protocol))
+        config[fqn] = entry(path_name, value, True)
+    for members in groups.values():
+        for fqn, value in members:
+            path_name, shared = plan.record_for(value, folder, prefix, counters[prefix], writer, root)
+            config[fqn] = entry(path_name, value, False)
+            if shared is not None:
+                config[fqn][SHARES_KEY] = shared
+    for fqn, value in objects:
+        if isinstance(value, torch._C.ScriptObject):  # TorchScript's own format: no protocol
+            kind, data = "custom_obj_", bytes(torch._C._pickle_save(value))
+        else:
+            import pickle
+
+            kind, data = "opaque_obj_", pickle.dumps(value, protocol=protocol)
+        path_name = f"{kind}{counters[kind][0]}"
+        counters[kind][0] += 1
+        writer.add(f"{root}/{folder}{path_name}", data)
+        config[fqn] = entry(path_name, value, True)
     return {"config": config}
 
 
-def _torch_save_bytes(value: Any) -> bytes:
+def _torch_save_bytes(value: Any, protocol: int) -> bytes:
     import io
 
     buf = io.BytesIO()
-    torch.save(value, buf, pickle_protocol=2)
+    torch.save(value, buf, pickle_protocol=protocol)
     return buf.getvalue()
 
 
@@ -154,12 +179,29 @@ def save(
     *,
     extra_files: dict[str, str | bytes] | None = None,
     opset_version: dict[str, int] | None = None,
+    pickle_protocol: int = DEFAULT_PICKLE_PROTOCOL,
     target_schema: tuple[int, int] | None = None,
 ) -> None:
     """Write ``programs`` to a PT2 archive at ``f`` (a path or a writable binary file object).
 
-    A single program is stored under the name ``"model"``. For a path, the archive is
-    written to a temporary file and renamed into place only once complete.
+    A single program is stored under the name ``"model"``. The archive holds the records
+    ``torch.export.save`` writes for the same program, in its order and, apart from the
+    documented exceptions (README, "Where pt2serde deliberately differs"), with its bytes.
+
+    For a path, the archive is written to a temporary file next to it and renamed into place
+    only once complete, so a failed save never leaves a half-written file. Unlike
+    ``torch.export.save`` (which truncates and rewrites the file in place), the path then
+    names a new file: a handle the caller already holds on it (``f =
+    tempfile.NamedTemporaryFile(suffix=".pt2")`` then ``save(ep, f.name)``) still reads the
+    old, empty file; open the path again, or pass the file object itself (``save(ep, f)``
+    writes into it and leaves it at position 0). A symbolic link is written through: the
+    new file replaces the link's final target (created if the link dangles), the link stays.
+
+    ``pickle_protocol`` (2 to ``pickle.HIGHEST_PROTOCOL``, default 2 as in PyTorch) applies
+    only to the records PyTorch also stores as pickles: the sample inputs (``torch.save``),
+    tensor subclasses and opaque objects among the weights and constants (and the whole
+    state dict and constants of a ``target_schema`` below ``(8, 14)``). Plain tensors are raw
+    bytes and the document is JSON whatever the protocol.
 
     ``target_schema``: write for an older reader: ``(8, 14)`` for PyTorch 2.9, ``(8, 8)`` for
     PyTorch 2.8 (default: the current ``(8, 20)``, read by 2.13 and later). The document then
@@ -182,13 +224,14 @@ def save(
             raise SerializeError(f"invalid program name {name!r}")
         if not isinstance(ep, ExportedProgram):
             raise SerializeError(f"program {name!r} is a {type(ep).__name__}, not an ExportedProgram")
+    protocol = check_pickle_protocol(pickle_protocol)
     root = _root_name(f)
     check_name(root)
     opset = default_opset_version(opset_version)
     counters = {p: [0] for p in ("weight_", "tensor_", "custom_obj_", "opaque_obj_")}
     with gc_paused(), ArchiveWriter(f) as writer:
         for name, ep in programs.items():
-            _save_program(writer, root, name, ep, opset, counters, target)
+            _save_program(writer, root, name, ep, opset, counters, target, protocol)
         for fname, content in (extra_files or {}).items():
             if not isinstance(fname, str):
                 raise SerializeError(f"extra file name {fname!r} must be a string")
@@ -198,6 +241,7 @@ def save(
         writer.add(f"{root}/archive_version", ARCHIVE_VERSION.encode())
         writer.add(f"{root}/.data/version", b"6\n")
         writer.add(f"{root}/byteorder", b"little")
+        writer.add_serialization_id(root)  # PyTorch's writer ends every archive with it
     if hasattr(f, "seek") and not isinstance(f, (str, os.PathLike)):
         try:
             f.seek(0)
@@ -222,7 +266,7 @@ def _document_bytes(document: schema.ExportedProgram, target: tuple[int, int]) -
     return json.dumps(raw, allow_nan=False).encode("utf-8")
 
 
-def _save_program(writer, root, name, ep, opset, counters, target) -> None:
+def _save_program(writer, root, name, ep, opset, counters, target, protocol) -> None:
     from .samples import dumps_sample_inputs
 
     program = ExportedProgramSerializer(opset).serialize_document(ep)
@@ -237,20 +281,20 @@ def _save_program(writer, root, name, ep, opset, counters, target) -> None:
     ))
     if whole_weights:
         with writer.stream(f"{root}/{WEIGHTS_DIR}{name}.pt") as out:
-            torch.save(state, out, pickle_protocol=2)
+            torch.save(state, out, pickle_protocol=protocol)
     else:
         plan = _StoragePlan()
-        weights = _payload_config(state, WEIGHTS_DIR, "weight_", writer, root, plan, counters, False)
+        weights = _payload_config(state, WEIGHTS_DIR, "weight_", writer, root, plan, counters, False, protocol)
         writer.add(f"{root}/{WEIGHTS_DIR}{name}_weights_config.json", json.dumps(weights).encode("utf-8"))
     if target < (8, 14):
         with writer.stream(f"{root}/{CONSTANTS_DIR}{name}.pt") as out:
-            torch.save(constants, out, pickle_protocol=2)
+            torch.save(constants, out, pickle_protocol=protocol)
     else:
         plan = _StoragePlan() if whole_weights else plan
-        consts = _payload_config(constants, CONSTANTS_DIR, "tensor_", writer, root, plan, counters, True)
+        consts = _payload_config(constants, CONSTANTS_DIR, "tensor_", writer, root, plan, counters, True, protocol)
         writer.add(f"{root}/{CONSTANTS_DIR}{name}_constants_config.json", json.dumps(consts).encode("utf-8"))
     writer.add(f"{root}/models/{name}.json", document)
-    writer.add(f"{root}/data/sample_inputs/{name}.pt", dumps_sample_inputs(ep.example_inputs))
+    writer.add(f"{root}/data/sample_inputs/{name}.pt", dumps_sample_inputs(ep.example_inputs, protocol))
 
 
 # ================================================================================ load

@@ -12,23 +12,43 @@ The header's ``blobs`` list gives ``{"offset", "nbytes"}`` per blob (offsets rel
 the data region); everything else in the header belongs to the caller (tensor metadata,
 value trees). An empty byte string stands for "nothing stored". :func:`unpack` checks
 every offset and length against the real size before handing out views.
+
+Blobs are raw tensor bytes, except the entries PyTorch itself can only store as pickles
+(tensor subclasses, opaque objects; TorchScript objects in TorchScript's own format):
+those are written with the caller's pickle protocol (:func:`check_pickle_protocol`).
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import struct
 from typing import Any, Sequence
 
 from .codec import loads_json
 from .errors import SerializeError
 
-__all__ = ["MAGIC", "ALIGN", "pack", "unpack", "MAX_HEADER_BYTES"]
+__all__ = ["MAGIC", "ALIGN", "pack", "unpack", "MAX_HEADER_BYTES", "DEFAULT_PICKLE_PROTOCOL",
+           "check_pickle_protocol"]
 
 MAGIC = b"PT2SPAY\x01"
 ALIGN = 64
 MAX_HEADER_BYTES = 256 << 20
 _PREFIX = struct.Struct("<8sQ")
+#: PyTorch's default for ``torch.export.save`` and ``serialize`` (``pickle_protocol=2``)
+DEFAULT_PICKLE_PROTOCOL = 2
+
+
+def check_pickle_protocol(protocol: object) -> int:
+    """``protocol`` if it is a pickle protocol ``torch.save`` can write (2 to
+    ``pickle.HIGHEST_PROTOCOL``); ``TypeError``/``ValueError`` naming the accepted values."""
+    if type(protocol) is not int:
+        raise TypeError(f"pickle_protocol must be an int from 2 to {pickle.HIGHEST_PROTOCOL}, "
+                        f"got {type(protocol).__name__} {protocol!r}")
+    if not 2 <= protocol <= pickle.HIGHEST_PROTOCOL:
+        raise ValueError(f"pickle_protocol must be from 2 to {pickle.HIGHEST_PROTOCOL} (pickle.HIGHEST_PROTOCOL), "
+                         f"got {protocol}; PyTorch's default is {DEFAULT_PICKLE_PROTOCOL}")
+    return protocol
 
 
 def _pad(n: int) -> int:

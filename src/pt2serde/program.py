@@ -15,6 +15,7 @@ from ._util import gc_paused
 from .errors import SerializeError
 from .graph import GraphModuleSerializer
 from .guards import canonical_guard
+from .payload import DEFAULT_PICKLE_PROTOCOL, check_pickle_protocol
 
 __all__ = [
     "SerializedArtifact",
@@ -88,13 +89,21 @@ def _module_inputs_context(example_inputs):
 
 
 class ExportedProgramSerializer:
-    """Serializes an ``ExportedProgram``: ``.serialize(ep)`` returns a :class:`SerializedProgram`."""
+    """Serializes an ``ExportedProgram``: ``.serialize(ep)`` returns a :class:`SerializedProgram`.
 
-    def __init__(self, opset_version: dict[str, int] | None = None) -> None:
+    ``pickle_protocol`` (2 to ``pickle.HIGHEST_PROTOCOL``, PyTorch's default 2) is used only
+    for the payload entries PyTorch can store only as pickles (tensor subclasses, opaque
+    objects); tensors are raw bytes and the document is JSON whatever it is.
+    """
+
+    def __init__(self, opset_version: dict[str, int] | None = None,
+                 pickle_protocol: int = DEFAULT_PICKLE_PROTOCOL) -> None:
         self.opset_version = default_opset_version(opset_version)
+        self.pickle_protocol = check_pickle_protocol(pickle_protocol)
 
     def __repr__(self) -> str:
-        return f"ExportedProgramSerializer(opset_version={self.opset_version})"
+        return (f"ExportedProgramSerializer(opset_version={self.opset_version}, "
+                f"pickle_protocol={self.pickle_protocol})")
 
     def serialize(self, ep: ExportedProgram) -> SerializedProgram:
         with gc_paused():
@@ -103,17 +112,21 @@ class ExportedProgramSerializer:
     def _serialize(self, ep: ExportedProgram) -> SerializedProgram:
         doc = self.serialize_document(ep)
         state_table = tensors.StorageTable()
-        state_dict = tensors.encode_payload("state_dict", dict(ep.state_dict), table_out=state_table)
+        protocol = self.pickle_protocol
+        state_dict = tensors.encode_payload("state_dict", dict(ep.state_dict), table_out=state_table,
+                                            pickle_protocol=protocol)
         constants = dict(doc.custom_objs)
         for name, value in ep.constants.items():
             if name in constants:
                 raise SerializeError(f"constant name {name!r} is used twice")
             constants[name] = value
-        constants_bytes = tensors.encode_payload("constants", constants, shared=state_table)
+        constants_bytes = tensors.encode_payload("constants", constants, shared=state_table,
+                                                 pickle_protocol=protocol)
         example_inputs = b""
         if ep.example_inputs is not None:
             try:
-                example_inputs = tensors.encode_payload("example_inputs", tree=ep.example_inputs)
+                example_inputs = tensors.encode_payload("example_inputs", tree=ep.example_inputs,
+                                                        pickle_protocol=protocol)
             except SerializeError as e:
                 log.warning("example inputs are not stored: %s", e)
         return SerializedProgram(doc.document, state_dict, constants_bytes, example_inputs)
@@ -148,10 +161,15 @@ class SerializedDocument:
     custom_objs: dict[str, Any]
 
 
-def serialize(ep: ExportedProgram, opset_version: dict[str, int] | None = None) -> SerializedArtifact:
-    """An exported program as a :class:`SerializedArtifact` (JSON document + payloads)."""
+def serialize(ep: ExportedProgram, opset_version: dict[str, int] | None = None,
+              pickle_protocol: int = DEFAULT_PICKLE_PROTOCOL) -> SerializedArtifact:
+    """An exported program as a :class:`SerializedArtifact` (JSON document + payloads).
+
+    ``pickle_protocol`` is accepted as in PyTorch's ``serialize`` and used only for payload
+    entries that must stay pickles (see :class:`ExportedProgramSerializer`).
+    """
     with gc_paused():
-        program = ExportedProgramSerializer(opset_version).serialize(ep)
+        program = ExportedProgramSerializer(opset_version, pickle_protocol).serialize(ep)
         return SerializedArtifact(
             exported_program=codec.to_json_bytes(program.exported_program),
             state_dict=program.state_dict,

@@ -64,8 +64,9 @@ def _has_fake(value: Any) -> bool:
     return any(isinstance(x, torch.Tensor) and is_fake(x) for x in torch.utils._pytree.tree_leaves(value))
 
 
-def dumps_sample_inputs(example_inputs: Any) -> bytes:
-    """torch.save bytes of ``(args, kwargs)``; empty bytes when there are none.
+def dumps_sample_inputs(example_inputs: Any, pickle_protocol: int = 2) -> bytes:
+    """torch.save bytes of ``(args, kwargs)`` (written with ``pickle_protocol``); empty bytes
+    when there are none.
 
     The record is read back with pt2serde's own safe reader before it is kept: example
     inputs holding objects that reader refuses (instances of user classes, which only
@@ -76,9 +77,9 @@ def dumps_sample_inputs(example_inputs: Any) -> bytes:
         return b""
     buf = io.BytesIO()
     if _has_fake(example_inputs):
-        torch.save(example_inputs, buf, pickle_module=_PickleModule, pickle_protocol=2)
+        torch.save(example_inputs, buf, pickle_module=_PickleModule, pickle_protocol=pickle_protocol)
     else:
-        torch.save(example_inputs, buf, pickle_protocol=2)
+        torch.save(example_inputs, buf, pickle_protocol=pickle_protocol)
     data = buf.getvalue()
     from .errors import SerializeError
     from .torchsave import load_torch_save

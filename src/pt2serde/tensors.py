@@ -275,15 +275,15 @@ def _torchscript_bytes(obj: Any) -> bytes:
         ) from None
 
 
-def _python_pickle_bytes(obj: Any) -> bytes:
+def _python_pickle_bytes(obj: Any, protocol: int = 2) -> bytes:
     import pickle
 
-    return pickle.dumps(obj, protocol=2)
+    return pickle.dumps(obj, protocol=protocol)
 
 
-def _subclass_bytes(t: torch.Tensor) -> bytes:
+def _subclass_bytes(t: torch.Tensor, protocol: int = 2) -> bytes:
     buf = io.BytesIO()
-    torch.save(t, buf, pickle_protocol=2)
+    torch.save(t, buf, pickle_protocol=protocol)
     return buf.getvalue()
 
 
@@ -294,11 +294,13 @@ def encode_payload(
     tree: Any = None,
     shared: StorageTable | None = None,
     table_out: StorageTable | None = None,
+    pickle_protocol: int = 2,
 ) -> bytes:
     """A payload holding ``values`` (name -> tensor / custom object) or a value ``tree``.
 
     ``shared``: storages of another payload (the state dict) that tensors here may view
     instead of storing their bytes again. ``table_out``: receives this payload's storages.
+    ``pickle_protocol``: for the entries stored as pickles (tensor subclasses, opaque objects).
     """
     table = table_out if table_out is not None else StorageTable()
     blobs: list[memoryview | bytes] = []
@@ -310,7 +312,7 @@ def encode_payload(
         if is_fake(t):
             return {"type": "fake_tensor", "meta": meta}
         if not _is_plain(t):
-            blobs.append(_subclass_bytes(t))
+            blobs.append(_subclass_bytes(t, pickle_protocol))
             return {"type": "pickled_tensor", "blob": len(blobs) - 1, "meta": meta}
         if shared is not None and (idx := shared.lookup(t)) is not None:
             return {"type": "tensor", "shared_storage": idx, "meta": meta}
@@ -328,7 +330,7 @@ def encode_payload(
 
             if not is_opaque_value(value):
                 raise SerializeError(f"{kind} entry {name!r} of type {type(value).__name__} is not supported")
-            blobs.append(_python_pickle_bytes(value))
+            blobs.append(_python_pickle_bytes(value, pickle_protocol))
             entry = {"type": "opaque", "class_fqn": get_opaque_type_name(type(value)), "blob": len(blobs) - 1}
         entries[name] = entry
 

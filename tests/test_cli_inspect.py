@@ -326,7 +326,8 @@ def test_unreadable_files(tmp_path):
     results = run_batch([["inspect", str(junk)], ["inspect", str(tmp_path / "missing.pt2")],
                          ["inspect", str(tmp_path)]])
     assert [r[0] for r in results] == [2, 2, 2]
-    assert "not a zip archive: no end-of-central-directory record" in results[0][2]
+    assert "it is a text file (starting 'this is not a zip file a'), not a PT2 archive; pass the .pt2 file" \
+        in results[0][2]
     assert "cannot open" in results[1][2] and "No such file" in results[1][2]
     assert "is a folder" in results[2][2]
     assert all(r[1] == "" for r in results)

@@ -104,7 +104,10 @@ def test_unreadable_file_exits_2(tmp_path):
     path = tmp_path / "empty.pt2"
     path.write_bytes(b"")
     proc = run_cli("validate", str(path))
-    assert proc.returncode == 2 and "archive is empty (0 bytes)" in proc.stderr
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"pt2serde validate: cannot read {path}: it is empty (0 bytes), not a PT2 archive: whatever "
+                           "should have written it failed or never ran; save the program again with "
+                           "pt2serde.save(ep, path)\n")
 
 
 def test_semantic_problems_are_all_reported(base, out):

@@ -407,8 +407,11 @@ CASES = {
                                         r"^record 'archive/data/weights/model_weights_config\.json' inflates to 101 bytes, "
                                         r"not the declared 100$"),
     "not a zip": (lambda b, m: b"hello, this is not a zip archive at all" * 10,
-                  r"^not a zip archive: no end-of-central-directory record$"),
-    "too short": (lambda b, m: b"PK\x05\x06", r"^not a zip archive: 4 bytes is too short$"),
+                  r"^the data is a text file \(starting 'hello, this is not a zip'\), not a PT2 archive; pass the "
+                  r"\.pt2 file that pt2serde\.save or torch\.export\.save wrote$"),
+    "too short": (lambda b, m: b"PK\x05\x06", r"^the data is a cut-short or damaged zip archive \(4 bytes, its zip "
+                                            r"directory is missing or broken\): the save or copy that wrote it did "
+                                            r"not finish; write it again$"),
     # ---- names
     "duplicate names": (lambda b, m: raw_zip(pt2_zip([(b"archive/x", b"1"), (b"archive/x", b"2")])),
                         r"^duplicate record name 'archive/x'$"),
@@ -621,7 +624,7 @@ def test_truncated_archive(cut, base, tmp_path):
     path = tmp_path / "cut.pt2"
     path.write_bytes(data)
     with pytest.raises(pt2serde.SerializeError,
-                       match=r"archive is empty \(0 bytes\)" if cut == 0 else r"\w"):
+                       match=r"cut\.pt2 is empty \(0 bytes\), not a PT2 archive" if cut == 0 else r"\w"):
         pt2serde.load(path)
 
 
@@ -745,7 +748,7 @@ def test_path_archive_files(base, tmp_path, marker):
     with pytest.raises(pt2serde.SerializeError, match=r"^cannot open .*missing\.pt2: No such file or directory$"):
         pt2serde.load(tmp_path / "missing.pt2")
     (tmp_path / "empty.pt2").write_bytes(b"")
-    with pytest.raises(pt2serde.SerializeError, match=r"^archive is empty \(0 bytes\)$"):
+    with pytest.raises(pt2serde.SerializeError, match=r"^\S*empty\.pt2 is empty \(0 bytes\), not a PT2 archive: "):
         pt2serde.load(tmp_path / "empty.pt2")
 
 

@@ -13,7 +13,7 @@ FORMAT_LAYER = ["errors", "_wire", "schema", "_fastcodec", "codec", "canonical",
                 "extensions", "_util", "archive", "safepickle",
                 "_srepr", "_term", "wiretext", "picklewalk", "contents", "compat_readers", "check", "inspection",
                 "diffing", "cli", "legacy_expr", "names", "codegen_fields", "guards", "extent", "treespec_text",
-                "mapguard", "_serialid"]
+                "mapguard", "_serialid", "filekind"]
 
 FORBIDDEN_MODULES = ("torch._export.serde", "torch.export.pt2_archive")
 FORBIDDEN_NAMES = {("torch.export", "save"), ("torch.export", "load")}

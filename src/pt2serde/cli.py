@@ -13,7 +13,10 @@ would refuse it: by default as ``load(allow_pickle=False)`` judges, so an archiv
 records only unpickling can read is invalid there; ``--allow-pickle`` judges as
 ``load(allow_pickle=True)``, where those are warnings; ``diff`` 0 equal, 1 different;
 all three 2 when a file cannot be read at all (not a zip, neither a PT2 archive nor the
-plain zip of 2.5-2.7, a program document that does not decode for ``diff``).
+plain zip of 2.5-2.7, a program document that does not decode for ``diff``); a file of
+another kind (a ``torch.save`` checkpoint, safetensors, TorchScript, an empty or cut-short
+file) is named as such, with what reads it (:mod:`pt2serde.filekind`). ``inspect`` says an
+archive that ``validate`` refuses is readable by no release.
 """
 
 from __future__ import annotations
@@ -67,11 +70,22 @@ def _dump(value: Any) -> None:
 
 
 def _open(command: str, path: str):
-    from .contents import open_archive
+    """The archive at ``path`` as the checked model reads it, or (None, exit code 2) after one
+    line on stderr: a folder, a file that is not a zip, or another kind of file (a torch.save
+    checkpoint, safetensors, TorchScript) named as such (:mod:`pt2serde.filekind`)."""
+    from .contents import Pt2Archive
     from .errors import SerializeError
+    from .filekind import open_reader
 
     try:
-        return open_archive(path), None
+        if os.path.isdir(path):
+            raise SerializeError("it is a folder, not an archive; pass the .pt2 file in it")
+        reader = open_reader(path, subject="it")
+        try:
+            return Pt2Archive(reader, path), None
+        except SerializeError:
+            reader.close()
+            raise
     except (SerializeError, OSError) as e:
         return None, _fail(command, path, e)
 

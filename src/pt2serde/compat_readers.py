@@ -31,6 +31,13 @@ compared field by field with the installed releases):
   2.9 cannot rebuild a Parameter of a non-floating dtype from raw records (it forces
   ``requires_grad``).
 
+**Validity.** An archive that ``pt2serde validate`` refuses is read by no release: the
+checks are the ones ``load`` applies (:mod:`pt2serde.check`), and a document that breaks them
+(a value used but never defined, a signature that disagrees with the graph, a field of the
+wrong type) makes PyTorch's loader raise as well. Two kinds of error bind pt2serde alone:
+its upgrade of an older document (the release that wrote it reads it), and records only
+unpickling can read (PyTorch unpickles them).
+
 PyTorch 2.10 - 2.12 are not listed: there are no measurements of them.
 """
 
@@ -449,13 +456,37 @@ def _pt2serde_verdict(layout: str, programs: list[ProgramFacts], version_record:
 
 
 def readable_by(layout: str, programs: list[ProgramFacts], *, version_record: str | None = None,
-                markers: dict[str, str | None] | None = None) -> list[Verdict]:
+                markers: dict[str, str | None] | None = None, invalid: list | tuple = ()) -> list[Verdict]:
     """One :class:`Verdict` per release of :data:`RELEASES`, then pt2serde's.
 
     ``layout``: ``"pt2"`` or ``"legacy"`` (the plain zip of 2.5-2.7); ``version_record``: the
     legacy ``version`` record's text; ``markers``: the PT2 ``archive_format`` and
-    ``archive_version`` records' texts (pt2serde checks them).
+    ``archive_version`` records' texts (pt2serde checks them); ``invalid``: the errors
+    ``pt2serde validate`` finds (:class:`pt2serde.contents.Problem`, from
+    :func:`pt2serde.check.check_archive`, less the records only unpickling reads). No reader
+    is said to read an archive that fails validation: a reader that would otherwise read it
+    (or load it and fail when run) is given the first error instead (a graph naming a value
+    it never defines, a signature that disagrees with the graph: PyTorch's loader raises
+    there too). Errors about pt2serde's upgrade of an older document bind pt2serde only.
     """
     out = [_release_verdict(r, layout, programs, version_record) for r in RELEASES]
     out.append(_pt2serde_verdict(layout, programs, version_record, markers or {}))
-    return out
+    for_torch = [p for p in invalid if not _pt2serde_reading_only(p)]
+    return [_unless_invalid(v, invalid if v.reader == PT2SERDE else for_torch) for v in out]
+
+
+def _pt2serde_reading_only(problem) -> bool:
+    """A validation error about how pt2serde reads a document of another schema version (its
+    upgrade, its version rules): each release's own version rules judge those
+    (:func:`_document_issues`), so they say nothing about what that release reads."""
+    return problem.where == "$.schema_version" or problem.message.startswith("cannot upgrade the document")
+
+
+def _unless_invalid(v: Verdict, invalid: list) -> Verdict:
+    """``v``, or "no" with the first validation error when ``v`` says the reader loads the archive."""
+    if not invalid or (not v.readable and v.fails_at == "load"):
+        return v
+    first = invalid[0]
+    where = first.where if first.record in (None, first.where) else f"{first.record} {first.where}"
+    return Verdict(v.reader, False, f"fails validation (pt2serde validate): {first.message} @ {first.where}", "load",
+                   where)

@@ -8,7 +8,7 @@ only built when something actually went wrong (the hot path never formats string
 
 from __future__ import annotations
 
-__all__ = ["SerializeError", "WireError", "wire_path"]
+__all__ = ["SerializeError", "ArgumentError", "ArgumentValueError", "FolderNotFoundError", "FolderNotWritableError", "WireError", "wire_path"]
 
 
 class SerializeError(RuntimeError):
@@ -22,6 +22,28 @@ class SerializeError(RuntimeError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class ArgumentError(SerializeError, TypeError):
+    """A Python argument of the wrong type (``save(model)``, ``deserialize(b"...")``).
+
+    Both a :class:`SerializeError` (the API's one exception type) and a ``TypeError`` (what
+    Python code expects for a wrong argument); the message names the argument and the fix.
+    """
+
+
+class ArgumentValueError(SerializeError, ValueError):
+    """A Python argument of the right type but a value pt2serde cannot use
+    (``target_schema="2.10"``); both a :class:`SerializeError` and a ``ValueError``."""
+
+
+class FolderNotFoundError(SerializeError, FileNotFoundError):
+    """``save`` to a path whose folder does not exist. Also a ``FileNotFoundError``, which is
+    what ``torch.export.save`` raises there, so code written for it still catches it."""
+
+
+class FolderNotWritableError(SerializeError, PermissionError):
+    """``save`` to a folder this process may not write; also a ``PermissionError``."""
 
 
 class WireError(SerializeError):

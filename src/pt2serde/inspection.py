@@ -5,7 +5,9 @@ documented field by field in ``docs/inspect-json.md``; ``format_version`` 1);
 :func:`render` prints the same report for a terminal. Both layouts are read: the PT2
 archive and the plain zip of PyTorch 2.5-2.7 (whose state dict and constants are
 ``torch.save`` records, summarised by walking their pickles like the sample inputs). The
-report ends with which releases can read the archive (:mod:`pt2serde.compat_readers`).
+report ends with which releases can read the archive (:mod:`pt2serde.compat_readers`), after
+the checks of ``pt2serde validate`` (:func:`validation_errors`): an archive that fails them is
+readable by none.
 Nothing here reads tensor bytes:
 the archive is mapped and only the program documents, payload configs and the pickle
 opcodes of the sample-inputs record are read, so inspecting a multi-GiB archive costs
@@ -32,7 +34,8 @@ from .picklewalk import describe_torch_save, summarize_value
 from .wiretext import DTYPES, device_text, sym_text
 from .errors import SerializeError
 
-__all__ = ["FORMAT_VERSION", "inspect_archive", "render", "has_errors", "describe_value", "sample_inputs_info"]
+__all__ = ["FORMAT_VERSION", "inspect_archive", "render", "has_errors", "describe_value", "sample_inputs_info",
+           "validation_errors"]
 
 FORMAT_VERSION = 1
 LARGEST = 5
@@ -228,7 +231,10 @@ def _version(v: tuple[int, int] | None) -> dict | None:
     return None if v is None else {"major": v[0], "minor": v[1]}
 
 
-def _program(archive: Pt2Archive, model: str) -> tuple[dict, ProgramFacts]:
+def _program(archive: Pt2Archive, model: str, pickle_only: set | None = None) -> tuple[dict, ProgramFacts]:
+    """The report of one program and its facts for the readers' verdicts. ``pickle_only``
+    collects the torch.save records the restricted walk refuses: only unpickling (PyTorch,
+    ``allow_pickle=True``) reads them, so nothing the checks say about them is conclusive."""
     pr = archive.program(model)
     reader = archive.reader
     info: dict[str, Any] = dict.fromkeys(_PROGRAM_KEYS)
@@ -306,6 +312,8 @@ def _program(archive: Pt2Archive, model: str) -> tuple[dict, ProgramFacts]:
     pickled = [f"`{x['name']}`" for x in info["needs_allow_pickle"]]
     walked = {pr.config_record(f) for f in ("weights", "constants") if pr.storage_format(f) == "torch_save"}
     pickled += sorted({archive.rel(p.record) for p in problems if p.record in walked})
+    if pickle_only is not None:
+        pickle_only.update(p.record for p in problems if p.record in walked)
     if (info["sample_inputs"]["note"] or "").startswith("not summarised"):
         pickled.append(archive.rel(pr.sample_record))
     facts = program_facts(
@@ -321,12 +329,15 @@ def inspect_archive(archive: Pt2Archive) -> dict:
     reader = archive.reader
     path = archive.path
     programs, facts = [], []
+    pickle_only: set[str] = set()
     for m in archive.models():
-        info, f = _program(archive, m)
+        info, f = _program(archive, m, pickle_only)
         programs.append(info)
         facts.append(f)
     markers = {k: archive.small(k) for k in ("archive_format", "archive_version")}
-    readers = readable_by(archive.layout, facts, version_record=archive.version_record(), markers=markers)
+    invalid = [p for p in validation_errors(archive) if p.record not in pickle_only]
+    readers = readable_by(archive.layout, facts, version_record=archive.version_record(), markers=markers,
+                          invalid=invalid)
     return {
         "format_version": FORMAT_VERSION,
         "file": {"path": path, "bytes": reader.size},
@@ -343,6 +354,19 @@ def inspect_archive(archive: Pt2Archive) -> dict:
         "extra_files": [{"name": n, "bytes": size} for n, size in archive.extra_files()],
         "readers": [v.as_dict() for v in readers],
     }
+
+
+def validation_errors(archive: Pt2Archive) -> list[Problem]:
+    """The errors ``pt2serde validate`` reports for the archive (without the CRC pass, which
+    reads every byte): :func:`pt2serde.check.check_archive`, the checks ``load`` applies. A
+    record only unpickling can read is a warning there, not an error: PyTorch reads it."""
+    from .check import check_archive
+
+    try:
+        problems = check_archive(archive, crc=False)
+    except SerializeError as e:  # not an archive at all: opening it would have failed first
+        return [Problem(str(e), archive.path or "archive")]
+    return [p for p in problems if p.level == "error"]
 
 
 def has_errors(report: dict) -> bool:

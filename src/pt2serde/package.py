@@ -30,7 +30,7 @@ from typing import Any, Callable
 import torch
 from torch.export import ExportedProgram
 
-from . import codec, contents, extent, schema, tables, tensors
+from . import argcheck, codec, contents, extent, filekind, schema, tables, tensors
 from ._util import gc_paused
 from .archive import ArchiveReader, ArchiveWriter, check_name
 from .errors import SerializeError
@@ -204,26 +204,12 @@ def save(
     bytes and the document is JSON whatever the protocol.
 
     ``target_schema``: write for an older reader: ``(8, 14)`` for PyTorch 2.9, ``(8, 8)`` for
-    PyTorch 2.8 (default: the current ``(8, 20)``, read by 2.13 and later). The document then
+    PyTorch 2.8 (default: the current ``(8, 20)``, read by 2.13 and later); the release itself
+    (``"2.9"``, ``"2.8"``, ``"2.13"``) is accepted too. The document then
     uses only what that release knows (a :class:`SerializeError` names the first thing it
     lacks), and the archive uses the layout that release reads.
     """
-    from .upgrade import WRITABLE_TARGETS
-
-    target = tuple(target_schema) if target_schema is not None else schema.SCHEMA_VERSION
-    if target not in WRITABLE_TARGETS:
-        from .upgrade import downgrade
-
-        downgrade({}, target)  # raises, listing the versions that can be written
-    if isinstance(programs, ExportedProgram):
-        programs = {"model": programs}
-    if not isinstance(programs, dict) or not programs:
-        raise SerializeError("save() needs an ExportedProgram or a non-empty dict of them")
-    for name, ep in programs.items():
-        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-            raise SerializeError(f"invalid program name {name!r}")
-        if not isinstance(ep, ExportedProgram):
-            raise SerializeError(f"program {name!r} is a {type(ep).__name__}, not an ExportedProgram")
+    programs, target = argcheck.check_save(programs, f, extra_files, target_schema)  # each mistake in one line
     protocol = check_pickle_protocol(pickle_protocol)
     root = _root_name(f)
     check_name(root)
@@ -310,7 +296,7 @@ class _Archive:
     def __init__(self, f, use_mmap: bool | None) -> None:
         if isinstance(f, (bytes, bytearray, memoryview)):
             f = memoryview(f).toreadonly()  # the caller's buffer: tensors get their own copies
-        self.reader = ArchiveReader(f, mmap=use_mmap)
+        self.reader = filekind.open_reader(f, use_mmap, opener=ArchiveReader)  # says what a wrong file is
         try:
             self.model = contents.Pt2Archive(self.reader)
             contents.first_error(self.model.container_problems())
@@ -556,6 +542,7 @@ def load_all(
     allow_pickle: bool = False,
 ) -> dict[str, ExportedProgram]:
     """Every program in the archive, by name (see :func:`load` for the options)."""
+    argcheck.check_load(f, "model", extra_files, "load_all")
     with gc_paused():
         archive = _Archive(f, mmap)
         names = archive.models()  # at least one: an archive without a program is a container problem
@@ -596,6 +583,7 @@ def load(
     ``extra_files``, if given, is filled with every stored extra file. Nothing is unpickled
     with code execution unless ``allow_pickle=True``.
     """
+    argcheck.check_load(f, name, extra_files)
     with gc_paused():
         archive = _Archive(f, mmap)
         names = archive.models()

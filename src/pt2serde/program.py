@@ -134,7 +134,9 @@ class ExportedProgramSerializer:
     def serialize_document(self, ep: ExportedProgram) -> "SerializedDocument":
         """The program document alone, plus the custom objects its arguments refer to."""
         if not isinstance(ep, ExportedProgram):
-            raise SerializeError(f"expected a torch.export.ExportedProgram, got {type(ep).__name__}")
+            from .argcheck import check_program
+
+            check_program(ep, "serialize")  # raises: what was passed, and how to export a model
         with gc_paused(), _errors_as_serialize_error("serializing the program"):
             gm_serializer = GraphModuleSerializer(ep.graph_signature, ep.module_call_graph)
             with _module_inputs_context(ep.example_inputs):
@@ -312,8 +314,10 @@ def deserialize(
     ``allow_pickle=True`` is needed only for payload entries that PyTorch itself stores as
     pickles (torchbind objects, opaque values, tensor subclasses).
     """
+    from .argcheck import check_artifact
     from .upgrade import program_from_json
 
+    check_artifact(artifact)  # raises for anything but what serialize() returns, saying what to pass
     if not isinstance(artifact.exported_program, (bytes, bytearray, memoryview)):
         raise SerializeError(f"expected bytes, got {type(artifact.exported_program).__name__}")
     with gc_paused():

@@ -1,22 +1,54 @@
 # Two commands set up a fresh machine and do the work:
-#   make demo   - create .venv, install, run `pt2serde demo`
-#   make test   - create .venv, install, run the test suite
+#   make demo                - create .venv, install torch + pt2serde, run `pt2serde demo`
+#   make test                - create .venv, install torch + pt2serde[test], run the test suite (CI: .ci/run)
+# and around them:
+#   make test TORCH=2.14.1   - the same suite against another torch release, in its own .venv-2.14.1
+#   make test-big            - the opt-in tests of archives over 4 GiB (~12 GiB free RAM, ~8 GiB disk)
+#   make bench               - the serialize benchmark
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu installs torch from PyTorch's CPU-only index
+# (on Linux, PyPI's torch wheel is a multi-GB CUDA build).
 PY ?= python3
-VENV := .venv
+TORCH ?= 2.13.0
+TORCH_INDEX ?=
+# the default release keeps the historical .venv; every other release gets its own venv
+ifeq ($(TORCH),2.13.0)
+VENV ?= .venv
+else
+VENV ?= .venv-$(TORCH)
+endif
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip --disable-pip-version-check
+TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-$(STAMP): pyproject.toml
+# torch is installed alone first, as torch==$(TORCH) (never a bare `torch` requirement; see
+# README), with pip's progress shown: it is the long part. The second pip call pins it again
+# so that nothing else may replace it.
+$(VENV)/.torch-$(TORCH):
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0 -e '.[test]'
-	touch $(STAMP)
+	@echo "installing torch==$(TORCH) into $(VENV) (a large download: this can take several minutes)"
+	$(PIP) install --progress-bar on $(TORCH_FROM) torch==$(TORCH)
+	touch $@
 
-.PHONY: demo test bench
-demo: $(STAMP)
+# the demo needs torch and the package only
+$(VENV)/.demo: $(VENV)/.torch-$(TORCH) pyproject.toml
+	$(PIP) install -q torch==$(TORCH) -e .
+	touch $@
+
+# the suite needs the test extra as well
+$(VENV)/.test: $(VENV)/.torch-$(TORCH) pyproject.toml
+	$(PIP) install -q torch==$(TORCH) -e '.[test]'
+	touch $@
+
+.PHONY: demo test test-big bench
+demo: $(VENV)/.demo
 	$(BIN)/pt2serde demo
 
-test: $(STAMP)
+test: $(VENV)/.test
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+# archives over 4 GiB; the test fails (it does not skip) on a machine without the RAM and disk
+test-big: $(VENV)/.test
+	$(BIN)/python -m pytest -q -m big
+
+bench: $(VENV)/.test
 	$(BIN)/python bench/serialize.py

@@ -246,6 +246,7 @@ def test_crc_mismatch_found_and_skippable(base, out):
     assert proc.returncode == 0 and proc.stdout == "crc.pt2: valid (1 program, 12 records)\n"
 
 
+@pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_pickled_entries_are_errors_unless_allow_pickle(tmp_path):
     """validate judges as load does: a record only unpickling can read stops load(allow_pickle=False),
     so it is an error by default, and a warning with --allow-pickle (load(allow_pickle=True))."""

@@ -342,6 +342,7 @@ def test_program_features_are_on_the_wire(name):
     assert not absent, f"{name}: tagged but not on the wire: {absent}"
 
 
+@pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_argument_members_on_the_wire():
     expected = set(schema.Argument.MEMBERS) - set(UNPRODUCIBLE_ARGUMENT_TAGS)
     missing = expected - corpus_wire().arg_tags
@@ -350,21 +351,25 @@ def test_argument_members_on_the_wire():
     assert set(UNPRODUCIBLE_ARGUMENT_TAGS) <= set(schema.Argument.MEMBERS)
 
 
+@pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_input_spec_members_on_the_wire():
     missing = set(schema.InputSpec.MEMBERS) - corpus_wire().input_specs
     assert not missing, f"InputSpec members no corpus document contains: {sorted(missing)}"
 
 
+@pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_output_spec_members_on_the_wire():
     missing = set(schema.OutputSpec.MEMBERS) - corpus_wire().output_specs
     assert not missing, f"OutputSpec members no corpus document contains: {sorted(missing)}"
 
 
+@pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_higher_order_ops_on_the_wire():
     missing = REQUIRED_HOPS - corpus_wire().hops
     assert not missing, f"higher-order ops no corpus document contains: {sorted(missing)}"
 
 
+@pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_nonfinite_floats_on_the_wire():
     floats = corpus_wire().floats
     assert any(f == math.inf for f in floats)
@@ -372,11 +377,13 @@ def test_nonfinite_floats_on_the_wire():
     assert any(isinstance(f, float) and math.isnan(f) for f in floats)
 
 
+@pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_dtypes_on_the_wire():
     missing = REQUIRED_DTYPES - corpus_wire().dtypes
     assert not missing, f"dtypes no corpus TensorMeta carries: {sorted(d.name for d in missing)}"
 
 
+@pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_range_constraint_kinds_on_the_wire():
     ranges = corpus_wire().ranges
     assert any(hi is None for _, _, hi in ranges), "no unbounded range"
@@ -385,6 +392,7 @@ def test_range_constraint_kinds_on_the_wire():
     assert any(e.startswith("Mul(Integer(2)") for e in corpus_wire().size_exprs), "no derived dim"
 
 
+@pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_node_metadata_keys_on_the_wire():
     keys = corpus_wire().meta_keys
     missing = {"stack_trace", "nn_module_stack", "source_fn_stack", "torch_fn", "custom", "from_node"} - keys

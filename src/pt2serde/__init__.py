@@ -2,7 +2,8 @@
 
 The format layer (``schema``, ``codec``, ``canonicalize``, the archive reader and the CLI's
 inspect/validate/diff) works without torch. Everything that touches torch objects is
-imported on first use.
+imported on first use, after a check that torch is installed and in the supported range
+(``pt2serde._torch_check``): an ``ImportError`` in one line saying what to install otherwise.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'pt2serde' has no attribute {name!r}")
+    from ._torch_check import require_torch
+
+    require_torch()  # one-line ImportError when torch is absent or outside the supported range
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

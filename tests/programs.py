@@ -50,7 +50,16 @@ class Program:
     # Such programs are left out of the oracle comparison; tests/test_beyond_pytorch.py
     # pins what pt2serde writes for them instead.
     oracle_unsupported: str | None = None
+    # The first PyTorch release whose serializer can (then the oracle comparison applies there).
+    oracle_supported_from: tuple[int, int] | None = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def oracle_can(self) -> bool:
+        """Whether the running PyTorch's own serializer can serialize this program."""
+        if self.oracle_unsupported is None:
+            return True
+        return self.oracle_supported_from is not None and TORCH_RELEASE >= self.oracle_supported_from
 
     def inputs(self) -> tuple[torch.nn.Module, tuple, dict]:
         built = self.build()
@@ -60,6 +69,8 @@ class Program:
 
 
 CORPUS: dict[str, Program] = {}
+#: the running PyTorch release, (major, minor)
+TORCH_RELEASE = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
 
 
 def program(name: str | None = None, **options):
@@ -85,7 +96,7 @@ def corpus_ids(forms: tuple[str, ...] = FORMS, *, oracle: bool | None = None) ->
         (name, form)
         for name, p in CORPUS.items()
         for form in forms
-        if form in p.forms and (oracle is None or oracle == (p.oracle_unsupported is None))
+        if form in p.forms and (oracle is None or oracle == p.oracle_can)
     ]
 
 
@@ -748,7 +759,8 @@ class _IntLists(torch.nn.Module):
 @program(setup=_custom_ops, features=("as_int_lists",),
          # PyTorch 2.13 raises SerializeError ("Unsupported list/tuple argument type") on
          # lists of int lists: its serializer only recognises *tuples* of ints there.
-         oracle_unsupported="SerializeError on int[][] arguments (lists of int lists)")
+         oracle_unsupported="SerializeError on int[][] arguments (lists of int lists)",
+         oracle_supported_from=(2, 14))
 def custom_int_lists():
     return _IntLists(), (torch.randn(3),)
 
@@ -761,7 +773,8 @@ class _EmptyLists(torch.nn.Module):
 @program(setup=_custom_ops, features=("as_int_lists", "as_float_lists"),
          # PyTorch 2.13 raises SerializeError ("Empty list with type int[] nyi.") on an
          # empty int[][] / float[][] argument.
-         oracle_unsupported="SerializeError on empty int[][] / float[][] arguments")
+         oracle_unsupported="SerializeError on empty int[][] / float[][] arguments",
+         oracle_supported_from=(2, 14))
 def custom_empty_nested_lists():
     return _EmptyLists(), (torch.randn(3),)
 

@@ -439,3 +439,19 @@ def test_serialization_id_is_pytorchs_writers():
                 w.add(f"archive/{name}", data)
             w.add_serialization_id("archive")
         assert_same_archive(ours.getvalue(), theirs.getvalue())
+
+
+def test_saving_over_a_file_keeps_its_permission_bits(tmp_path):
+    """torch.export.save rewrites in place, so the file keeps its mode; our rename-based save
+    gives the new file the old one's permission bits (a group-readable model stays so)."""
+    ep = exported(*corpus_ids(("export",), oracle=True)[0])
+    path = tmp_path / "model.pt2"
+    pt2serde.save(ep, path)
+    os.chmod(path, 0o640)
+    pt2serde.save(ep, path)
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    fresh = tmp_path / "fresh.pt2"
+    pt2serde.save(ep, fresh)  # a new file: the umask decides, as for open()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(fresh).st_mode & 0o777 == 0o666 & ~umask

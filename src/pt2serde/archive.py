@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import threading
 import zlib
@@ -545,6 +546,10 @@ class ArchiveWriter:
             # (an fsync doubles the time of a multi-GiB save). The rename still guarantees
             # that a save that fails never replaces the old file.
             self._out.close()
+            try:  # replacing a file keeps its permission bits, as writing it in place would
+                os.chmod(self._tmp_path, stat.S_IMODE(os.stat(self._final_path).st_mode))
+            except OSError:
+                pass  # a new file: the umask's mode stays
             os.replace(self._tmp_path, self._final_path)
             self._tmp_path = None
 

@@ -28,7 +28,7 @@ import ast
 import os
 
 #: modules that compile source of their own, never text from a file (matched exactly or by top package)
-TRUSTED_COMPILERS = frozenset({"typing", "dataclasses", "collections", "ast", "pt2serde._fastcodec"})
+TRUSTED_COMPILERS = frozenset({"typing", "dataclasses", "collections", "ast", "pt2serde.format.fastcodec"})
 #: torch's code generators that put strings from a program into source: their source is checked
 CODEGEN = frozenset({"torch.fx.graph_module", "torch.fx.graph", "torch.export._unlift", "torch.fx._symbolic_trace"})
 #: torch modules that compile fixed templates of their own (TorchScript, decompositions, lazy imports;

@@ -417,7 +417,7 @@ def marker_pickle(protocol: int = 2) -> bytes:
 def zip_records(data: bytes) -> list[tuple[str, bytes]] | None:
     """(name, bytes) of every record, or None when the strict reader refuses ``data``."""
     from pt2serde import SerializeError
-    from pt2serde.archive import ArchiveReader
+    from pt2serde.format.archive import ArchiveReader
 
     try:
         reader = ArchiveReader(data)
@@ -428,7 +428,7 @@ def zip_records(data: bytes) -> list[tuple[str, bytes]] | None:
 
 def build_zip(records: Iterable[tuple[str, bytes]]) -> bytes | None:
     from pt2serde import SerializeError
-    from pt2serde.archive import ArchiveWriter
+    from pt2serde.format.archive import ArchiveWriter
 
     out = io.BytesIO()
     try:

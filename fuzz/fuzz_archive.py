@@ -42,9 +42,10 @@ _common.import_pt2serde()
 import torch  # noqa: E402
 
 import pt2serde  # noqa: E402
-from pt2serde import check, inspection  # noqa: E402
-from pt2serde.archive import ArchiveReader  # noqa: E402
-from pt2serde.contents import Pt2Archive  # noqa: E402
+from pt2serde.format import check
+from pt2serde.cli import inspection  # noqa: E402
+from pt2serde.format.archive import ArchiveReader  # noqa: E402
+from pt2serde.format.contents import Pt2Archive  # noqa: E402
 
 
 if (_common.COMPAT_CORPUS / "corpus_ops.py").is_file():  # the corpus' custom ops, so those programs load

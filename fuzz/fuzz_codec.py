@@ -27,9 +27,13 @@ FORBID_CODE = True
 
 _common.import_pt2serde()
 
-from pt2serde import check, codec, schema, treespec, upgrade  # noqa: E402
-from pt2serde._wire import Union  # noqa: E402
-from pt2serde.exprparse import ExprParser  # noqa: E402
+from pt2serde.format import check, codec, upgrade
+
+from pt2serde import schema
+
+from pt2serde.bridge import treespec  # noqa: E402
+from pt2serde.format.wire import Union  # noqa: E402
+from pt2serde.bridge.expr import ExprParser  # noqa: E402
 
 CLASSES = sorted(
     [getattr(schema, n) for n in dir(schema)

@@ -38,7 +38,7 @@ import struct  # noqa: E402
 import torch  # noqa: E402
 
 import pt2serde  # noqa: E402
-from pt2serde import package, tensors  # noqa: E402
+from pt2serde.bridge import package, tensors  # noqa: E402
 
 ROOT = "archive"
 RECORDS = {

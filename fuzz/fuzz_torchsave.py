@@ -35,9 +35,11 @@ _common.import_pt2serde()
 
 import torch  # noqa: E402
 
-from pt2serde import safepickle, schema  # noqa: E402
-from pt2serde.symbolic import SymbolicContext  # noqa: E402
-from pt2serde.torchsave import load_torch_save  # noqa: E402
+from pt2serde.format import safepickle
+
+from pt2serde import schema  # noqa: E402
+from pt2serde.bridge.symbolic import SymbolicContext  # noqa: E402
+from pt2serde.bridge.torchsave import load_torch_save  # noqa: E402
 
 Point = collections.namedtuple("Point", "x y")  # an imported namedtuple: the reader may build it
 _context = [None, 0]

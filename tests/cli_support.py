@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from compat import CORPUS_DIR
-from pt2serde.archive import ArchiveReader, ArchiveWriter
+from pt2serde.format.archive import ArchiveReader, ArchiveWriter
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CORPUS = CORPUS_DIR

@@ -30,11 +30,12 @@ import pt2serde
 from checks import outputs_close, program_inputs, run
 from memory import PeakGrowth
 from programs import CORPUS, corpus_ids, exported
-from pt2serde import archive as archive_mod
-from pt2serde import package as package_mod
-from pt2serde import samples as samples_mod
-from pt2serde import schema, tables
-from pt2serde.archive import ArchiveReader, ArchiveWriter
+from pt2serde.format import archive as archive_mod
+from pt2serde.bridge import package as package_mod
+from pt2serde.bridge import samples as samples_mod
+from pt2serde import schema
+from pt2serde.bridge import tables
+from pt2serde.format.archive import ArchiveReader, ArchiveWriter
 
 # ============================================================================ helpers
 

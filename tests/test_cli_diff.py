@@ -279,8 +279,8 @@ class _Layout(torch.nn.Module):
 
 def test_values_compared_across_layouts_and_chunks(tmp_path, monkeypatch):
     """Logical values are compared, whatever the strides, and chunk boundaries do not matter."""
-    from pt2serde import diffing
-    from pt2serde.contents import open_archive
+    from pt2serde.cli import diffing
+    from pt2serde.format.contents import open_archive
 
     paths = {}
     for name, transposed, bump in (("plain", False, False), ("strided", True, False), ("bumped", True, True)):
@@ -329,7 +329,7 @@ def _with_w(data: bytes, sizes=None, strides=None, offset=0, record=None, size=N
 
 
 def records_of(data: bytes) -> dict[str, bytes]:
-    from pt2serde.archive import ArchiveReader
+    from pt2serde.format.archive import ArchiveReader
 
     reader = ArchiveReader(data)
     root = reader.root_folder()
@@ -347,8 +347,8 @@ def _diff(tmp_path, a: bytes, b: bytes, **patch) -> tuple[list, float, int]:
     """diff_archives in this process: (changes, seconds, peak RSS growth)."""
     import time
 
-    from pt2serde import diffing
-    from pt2serde.contents import open_archive
+    from pt2serde.cli import diffing
+    from pt2serde.format.contents import open_archive
 
     (tmp_path / "a.pt2").write_bytes(a)
     (tmp_path / "b.pt2").write_bytes(b)
@@ -425,7 +425,7 @@ def test_layouts_that_differ_are_compared_up_to_what_the_records_hold(tmp_path):
 def test_each_deflated_record_is_inflated_once(tmp_path, monkeypatch):
     """A thousand entries naming one deflated 16 MiB record: diff inflated it once per entry
     and side (171 s for a 213 KB file); now once per archive, and compared once."""
-    from pt2serde.archive import ArchiveReader
+    from pt2serde.format.archive import ArchiveReader
 
     inflated = []
     view = ArchiveReader.view

@@ -366,8 +366,9 @@ def test_inspect_reads_no_tensor_bytes(rich, tmp_path):
 
 def test_dtype_table_agrees_with_torch():
     """The torch-free dtype table (names, sizes) against torch's own dtypes, for every wire dtype."""
-    from pt2serde import schema, tables
-    from pt2serde.wiretext import DTYPES
+    from pt2serde import schema
+    from pt2serde.bridge import tables
+    from pt2serde.format.tables import DTYPES
 
     assert set(DTYPES) == set(schema.ScalarType) - {schema.ScalarType.UNKNOWN}
     for dtype, code in tables.DTYPES.items():
@@ -379,7 +380,7 @@ def test_symbolic_sizes_print_as_sympy_does():
     import sympy
     from torch.utils._sympy.functions import FloorDiv, Mod
 
-    from pt2serde._srepr import pretty, symbols, parse
+    from pt2serde.format.expr import pretty, symbols, parse
 
     s0, s1 = sympy.Symbol("s0", positive=True, integer=True), sympy.Symbol("s1", positive=True, integer=True)
     for expr in (s0, 2 * s0, s0 - 1, 3 - s0, FloorDiv(s0, 2), FloorDiv(s0 + 1, 2), 2 * s0 + 2, s0 * s1 + 2 * s0,

@@ -20,7 +20,7 @@ from cli_support import CORPUS, corpus_reports, edit_json, rewrite, run_batch, r
 RELEASES = ["2.5", "2.6", "2.7", "2.8", "2.9", "2.13", "2.14"]
 
 #: Measured cells no prediction can match, with the reason. There are none: every failure the
-#: releases showed on the corpus is a rule of pt2serde.compat_readers, including the releases'
+#: releases showed on the corpus is a rule of pt2serde.format.compat_readers, including the releases'
 #: own bugs (2.5/2.6 not resolving `auto_functionalized` and `wrap_with_set_grad_enabled`, 2.5's
 #: float outputs and while_loop, 2.9's integer Parameters), and `mismatch` cells (symint_arith of
 #: 2.5-2.7) are a writer's bug that no reader can see: the format reads, the outputs are wrong.

@@ -13,7 +13,7 @@ import torch
 
 import pt2serde
 from cli_support import MAIN, _env
-from pt2serde._term import Progress, Style, colour_wanted, human_bytes, table
+from pt2serde.cli.term import Progress, Style, colour_wanted, human_bytes, table
 
 
 def test_human_bytes():
@@ -111,7 +111,7 @@ def test_cli_colours_a_terminal_unless_no_color(small_archive):
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 import cases_cli  # noqa: E402
-from pt2serde._term import escape, safe, terminal_text  # noqa: E402
+from pt2serde.cli.term import escape, safe, terminal_text  # noqa: E402
 
 UNSAFE = "\x00\x07\x08\t\n\x0b\x0c\r\x1b\x1c\x1d\x1e\x1f\x7f\x85\x9b\u2028\u2029\u202a\u202e\u2066\u2069\ud800"
 
@@ -124,7 +124,7 @@ def test_escape_writes_every_unsafe_character_as_an_escape():
 
 
 def test_safe_escapes_every_string_of_a_report():
-    from pt2serde.contents import Problem
+    from pt2serde.format.contents import Problem
 
     value = {"k\x1b": ["a\r", ("b\u202e", 3)], "n": None, "p": Problem("m\x1b[2J", "$.x\n", "r\x07")}
     assert safe(value) == {"k\\x1b": ["a\\r", ("b\\u202e", 3)], "n": None,

@@ -11,8 +11,9 @@ import torch
 import pt2serde
 from cli_support import (CORPUS, LEGACY_WRITERS, PT2_WRITERS, corpus_archives, edit_json, records, rewrite, run_batch,
                          run_cli, run_cli_json, zip_bytes)
-from pt2serde import check, schema
-from pt2serde.archive import ArchiveReader
+from pt2serde.format import check
+from pt2serde import schema
+from pt2serde.format.archive import ArchiveReader
 
 DOC = "models/model.json"
 WCFG = "data/weights/model_weights_config.json"

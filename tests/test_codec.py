@@ -6,7 +6,7 @@ import math
 import pytest
 
 from pt2serde import SerializeError, canonicalize, from_dict, schema, to_json_bytes
-from pt2serde.codec import from_json_bytes, loads_json, to_dict, unknown_fields
+from pt2serde.format.codec import from_json_bytes, loads_json, to_dict, unknown_fields
 
 
 def _node(**overrides):
@@ -260,8 +260,8 @@ def test_integer_past_the_digit_limit_is_a_serialize_error():
 
 # ------------------------------------------------- hostile values from Python callers
 
-from pt2serde import codec as _codec  # noqa: E402
-from pt2serde._fastcodec import fast_decoder  # noqa: E402
+from pt2serde.format import codec as _codec  # noqa: E402
+from pt2serde.format.fastcodec import fast_decoder  # noqa: E402
 
 _GIANT = 10**4999
 
@@ -315,9 +315,10 @@ def test_fast_and_careful_decoders_refuse_the_same_values(what, doc, message):
 
 
 def test_the_int_limits_are_the_same_everywhere():
-    from pt2serde import _fastcodec, exprparse
+    from pt2serde.format import fastcodec as _fastcodec
+    from pt2serde.bridge import expr as exprparse
 
-    assert _fastcodec._INT_BOUND == 10**_codec.MAX_INT_DIGITS
+    assert fastcodec._INT_BOUND == 10**_codec.MAX_INT_DIGITS
     assert exprparse.MAX_INT_DIGITS == _codec.MAX_INT_DIGITS
     # the largest accepted ints pass both paths
     big = 10**4300 - 1

@@ -1,4 +1,4 @@
-"""The generated fast decoder (``pt2serde._fastcodec``) agrees with the careful one (``codec``).
+"""The generated fast decoder (``pt2serde.format.fastcodec``) agrees with the careful one (``codec``).
 
 ``from_dict`` tries the exec-generated fast path first and, on any exception, re-runs the
 careful decoder, which explains the problem with a ``$.path``. That is only sound if the
@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 
 from compat import CORPUS_DIR
 from pt2serde import SerializeError, from_dict, schema
-from pt2serde import codec
-from pt2serde._fastcodec import MAX_NESTING, RECURSIVE_MEMBERS, fast_decoder
-from pt2serde._wire import Union
+from pt2serde.format import codec
+from pt2serde.format.fastcodec import MAX_NESTING, RECURSIVE_MEMBERS, fast_decoder
+from pt2serde.format.wire import Union
 from pt2serde.errors import WireError
-from pt2serde.upgrade import upgrade
+from pt2serde.format.upgrade import upgrade
 
 #: Deterministic in CI: the same examples on every run (no example database either).
 SETTINGS = settings(

@@ -1,5 +1,5 @@
 """The gate for document strings that can become code: its table, its classes, its walker
-(``pt2serde.codegen_fields``, ``pt2serde.names``), and the torch.ops lookups of ``targets``.
+(``pt2serde.format.codegen_fields``, ``pt2serde.format.names``), and the torch.ops lookups of ``targets``.
 
 The hostile files that break out of torch's generated code through these fields are in
 ``tests/hostile/cases_codegen.py`` (run through every entry point).
@@ -18,9 +18,10 @@ import pytest
 import torch
 
 import pt2serde
-from pt2serde import codec, names, schema, upgrade
-from pt2serde.check import check_program
-from pt2serde.codegen_fields import CHECKERS, CODE_FIELDS, NEVER_CODE, check_code_fields, code_field_problems
+from pt2serde.format import codec, names, upgrade
+from pt2serde import schema
+from pt2serde.format.check import check_program
+from pt2serde.format.codegen_fields import CHECKERS, CODE_FIELDS, NEVER_CODE, check_code_fields, code_field_problems
 from pt2serde.errors import SerializeError
 
 #: every character str.splitlines() ends a line at (compile() ends lines at \r and \n too)
@@ -107,7 +108,7 @@ def test_every_string_field_of_the_schema_is_classified():
     """A new schema field holding a string must be put in CODE_FIELDS or NEVER_CODE."""
     classified = {key.split("[")[0] for key in CODE_FIELDS} | set(NEVER_CODE)
     missing = _string_fields() - classified
-    assert not missing, f"classify these fields in pt2serde.codegen_fields: {sorted(missing)}"
+    assert not missing, f"classify these fields in pt2serde.format.codegen_fields: {sorted(missing)}"
 
 
 def test_the_table_names_real_fields_and_known_classes():
@@ -211,7 +212,7 @@ def test_guards_are_checked_by_the_guard_grammar(doc):
 
 def test_the_walker_module_is_torch_free():
     code = ("import sys; sys.modules['torch'] = None; sys.modules['sympy'] = None\n"
-            "import pt2serde.codegen_fields\n")
+            "import pt2serde.format.codegen_fields\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -247,7 +248,7 @@ def test_failed_lookups_leave_nothing_in_torch_ops(doc, target, message):
 
 
 def test_source_fn_stack_lookups_leave_nothing_in_torch_ops(doc):
-    from pt2serde.targets import resolve_meta_function
+    from pt2serde.bridge.targets import resolve_meta_function
 
     assert resolve_meta_function("torch.ops.__path__.x") == "torch.ops.__path__.x"
     assert resolve_meta_function("torch.ops.no_such_ns_abc.x") == "torch.ops.no_such_ns_abc.x"
@@ -256,7 +257,7 @@ def test_source_fn_stack_lookups_leave_nothing_in_torch_ops(doc):
 
 
 def test_registered_ops_still_resolve():
-    from pt2serde.targets import resolve_target
+    from pt2serde.bridge.targets import resolve_target
 
     assert resolve_target("torch.ops.aten.add.Tensor") is torch.ops.aten.add.Tensor
     assert resolve_target("torch.ops.aten.t.default") is torch.ops.aten.t.default
@@ -270,7 +271,7 @@ def test_registered_ops_still_resolve():
     ("inner@" + "9" * 10, True), ("inner@\u0661", True),  # non-ASCII digits: int() takes them, we do not
 ])
 def test_call_index_after_at_is_one_decimal_number(text, bad):
-    from pt2serde.codegen_fields import call_index_problem
+    from pt2serde.format.codegen_fields import call_index_problem
 
     problem = call_index_problem(text, "module path")
     assert (problem is not None) == bad
@@ -280,8 +281,8 @@ def test_call_index_after_at_is_one_decimal_number(text, bad):
 
 def test_the_known_function_table_is_what_targets_resolves():
     """validate's torch-free table of call targets that are not operators names exactly the
-    functions load resolves (pt2serde.targets.KNOWN_FUNCTIONS, built from torch's objects)."""
-    from pt2serde.codegen_fields import KNOWN_FUNCTION_NAMES
-    from pt2serde.targets import KNOWN_FUNCTIONS
+    functions load resolves (pt2serde.bridge.targets.KNOWN_FUNCTIONS, built from torch's objects)."""
+    from pt2serde.format.codegen_fields import KNOWN_FUNCTION_NAMES
+    from pt2serde.bridge.targets import KNOWN_FUNCTIONS
 
     assert set(KNOWN_FUNCTIONS) == KNOWN_FUNCTION_NAMES

@@ -30,10 +30,10 @@ import pytest
 import torch
 
 import pt2serde
-from pt2serde import archive as archive_mod
-from pt2serde import package as package_mod
-from pt2serde import payload
-from pt2serde.archive import ArchiveReader, ArchiveWriter
+from pt2serde.format import archive as archive_mod
+from pt2serde.bridge import package as package_mod
+from pt2serde.format import payload
+from pt2serde.format.archive import ArchiveReader, ArchiveWriter
 from programs import corpus_ids, exported
 
 # Records of a pt2serde archive that may differ from PyTorch's for the same program, and why.

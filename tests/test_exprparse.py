@@ -1,4 +1,4 @@
-"""Tests for pt2serde.exprparse: the safe parser of sympy ``srepr`` expression strings.
+"""Tests for pt2serde.bridge.expr: the safe parser of sympy ``srepr`` expression strings.
 
 The corpus is real: dynamic-shape programs are exported and serialized with PyTorch's
 own serializer, and every ``expr_str`` of the JSON document is checked against
@@ -33,7 +33,7 @@ from torch.utils._sympy.numbers import int_oo
 import pt2serde
 from compat import CORPUS_DIR
 from pt2serde.errors import SerializeError
-from pt2serde.exprparse import (
+from pt2serde.bridge.expr import (
     ALLOWED_ATOMS,
     ALLOWED_CALLS,
     MAX_INT_DIGITS,
@@ -757,7 +757,7 @@ def test_marker_file_is_not_created(tmp_path):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("module", ["pt2serde.exprparse", "pt2serde._srepr"])
+@pytest.mark.parametrize("module", ["pt2serde.bridge.expr", "pt2serde.format.expr"])
 def test_module_never_evaluates_text(module):
     __import__(module)
     source = Path(sys.modules[module].__file__).read_text()
@@ -848,7 +848,7 @@ def test_random_expressions_round_trip(expr, relation):
     # torch functions of numbers only (``FloorDiv(1, 1/2)``, left unevaluated by sympy) are
     # refused by the grammar: PyTorch never writes one and many of them raise in sympy
     assume(not re.search(r"\b(?:%s)\((?:Integer|Rational|Float)\([^()]*\)(?:, (?:Integer|Rational|Float)\([^()]*\))*\)"
-                         % "|".join(sorted(_srepr._TORCH_FUNCTIONS)), text))
+                         % "|".join(sorted(grammar._TORCH_FUNCTIONS)), text))
     result = assert_exact(text)
     assert sympy.srepr(result) == text
 
@@ -896,7 +896,7 @@ if __name__ == "__main__":
 
 # ------------------------------------------------------------------------------ budgets
 
-from pt2serde import _srepr  # noqa: E402
+from pt2serde.format import expr as grammar  # noqa: E402
 
 
 def _sym(i: int) -> str:
@@ -911,7 +911,7 @@ def _alternating(depth: int) -> str:
 
 
 # Each refused by the torch-free grammar before sympy sees it, with the same message in
-# validate (``_srepr.parse``) as in load (``ExprParser``).
+# validate (``grammar.parse``) as in load (``ExprParser``).
 BUDGETS = {
     f"Mul(Integer(3), Pow({_sym(0)}, Integer(100000000)))":
         "Pow of a symbolic base with exponent 100000000, over the limit of 64",
@@ -941,7 +941,7 @@ BUDGETS = {
 def test_budgets_refuse_in_the_one_grammar(text):
     start = time.process_time()  # CPU time: the work, not a busy machine
     with pytest.raises(SerializeError) as in_validate:
-        _srepr.parse(text)
+        grammar.parse(text)
     with pytest.raises(SerializeError) as in_load:
         ExprParser().parse(text)
     assert BUDGETS[text] in str(in_validate.value)
@@ -983,7 +983,7 @@ def test_budget_costs(text):
 def _outcomes(text: str) -> tuple[str | None, str | None]:
     """What validate (the grammar) and load (the builder) say of ``text``: None, or the error."""
     try:
-        _srepr.parse(text)
+        grammar.parse(text)
         valid = None
     except SerializeError as e:
         valid = str(e)
@@ -1016,7 +1016,7 @@ def test_symbol_assumptions_refused_exactly_as_sympy_refuses_them():
                     accepted = True
                 except Exception:  # noqa: BLE001 - InconsistentAssumptions
                     accepted = False
-                assert _srepr.consistent_assumptions(facts) == accepted, facts
+                assert grammar.consistent_assumptions(facts) == accepted, facts
                 count += 1
     assert count == 9969
 
@@ -1035,7 +1035,7 @@ def _sweep_strings() -> Iterator[str]:
     """Every call name of the grammar over every palette value (and pairs of them for binary
     calls, samples for the rest); strings past the grammar's syntax included."""
     rng = random.Random(10)
-    for name, spec in sorted(_srepr.CALLS.items()):
+    for name, spec in sorted(grammar.CALLS.items()):
         if spec.form in ("symbol", "integer", "rational", "float", "const"):
             continue
         if spec.form == "piecewise":
@@ -1073,7 +1073,7 @@ def test_render_is_linear_in_the_tree():
     for _ in range(150):
         text = f"Mul(Integer(2), {text})"
     start = time.process_time()  # CPU time: the work, not a busy machine
-    assert _srepr.pretty(text, limit=10_000).startswith("2*2*2") or "s0" in _srepr.pretty(text, limit=10_000)
+    assert grammar.pretty(text, limit=10_000).startswith("2*2*2") or "s0" in grammar.pretty(text, limit=10_000)
     assert time.process_time() - start < 0.5
 
 
@@ -1084,19 +1084,19 @@ CORPUS = Path(CORPUS_DIR)
 
 def test_work_measure():
     """The charge of an expression: 4 + values + shifted terms + what functions redo."""
-    assert _srepr.work(_sym(0)) == 4 + 1 + 2
-    assert _srepr.work(f"Mul(Integer(2), {_sym(0)})") == 4 + 3 + 2
+    assert grammar.work(_sym(0)) == 4 + 1 + 2
+    assert grammar.work(f"Mul(Integer(2), {_sym(0)})") == 4 + 3 + 2
     # s0*...*s9: 2**10 terms once each symbol is shifted (torch's _maybe_evaluate_static)
-    assert _srepr.work("Mul(" + ", ".join(_sym(i) for i in range(10)) + ")") == 4 + 11 + 1024
+    assert grammar.work("Mul(" + ", ".join(_sym(i) for i in range(10)) + ")") == 4 + 11 + 1024
     # Mod of a degree-20 polynomial: 21 shifted terms times 20**2
-    assert _srepr.work(f"Mod(Pow({_sym(0)}, Integer(20)), Integer(7))") == 4 + 5 + 1 + 21 * 400 + 1
-    assert _srepr.work("Mul(" + ", ".join(_sym(i) for i in range(64)) + ")") > _srepr.MAX_DOCUMENT_WORK
+    assert grammar.work(f"Mod(Pow({_sym(0)}, Integer(20)), Integer(7))") == 4 + 5 + 1 + 21 * 400 + 1
+    assert grammar.work("Mul(" + ", ".join(_sym(i) for i in range(64)) + ")") > grammar.MAX_DOCUMENT_WORK
 
 
 def test_document_budget_charges_each_distinct_string_once():
     text = "Mod(Add(" + ", ".join(_sym(i) for i in range(8)) + "), Integer(7))"
-    cost = _srepr.work(text)
-    budget = _srepr.ExprBudget(limit=cost + 1)
+    cost = grammar.work(text)
+    budget = grammar.ExprBudget(limit=cost + 1)
     first = budget.parse(text, "$.a")
     for _ in range(50):  # the same string again: the same tree, nothing charged
         assert budget.parse(text, "$.b") is first
@@ -1127,10 +1127,10 @@ def test_document_budget_in_validate_and_load_alike():
     for i, text in enumerate(big):
         g["sym_int_values"][f"e{i}"] = {"as_expr": {"expr_str": text, "hint": None}}
     doc, problems = check.check_document(raw)
-    before = _srepr.work(size) + _srepr.work(big[0])
+    before = grammar.work(size) + grammar.work(big[0])
     assert [(p.message, p.where) for p in problems] == [(
         f"malformed symbolic expression: invalid symbolic expression: the document's expressions need more work "
-        f"than the expression budget of {_srepr.MAX_DOCUMENT_WORK} units (this one {_srepr.work(big[1])}, "
+        f"than the expression budget of {grammar.MAX_DOCUMENT_WORK} units (this one {grammar.work(big[1])}, "
         f"{before} before it; 2 distinct expressions)", "$.graph_module.graph.sym_int_values.e1.as_expr.expr_str")]
     with pytest.raises(SerializeError, match=r"expression budget of 2000 units .* - at "
                                              r"`\$\.graph_module\.graph\.sym_int_values\.e1\.as_expr\.expr_str`"):
@@ -1138,7 +1138,7 @@ def test_document_budget_in_validate_and_load_alike():
     ctx = SymbolicContext({})
     for _ in range(3):
         ctx.parse(big[0])
-    assert ctx.budget.used == _srepr.work(big[0])
+    assert ctx.budget.used == grammar.work(big[0])
     with pytest.raises(SerializeError, match="expression budget"):
         ctx.parse(big[1])
 
@@ -1163,8 +1163,8 @@ def test_real_documents_are_far_under_the_budget():
                     total = 0
                     for text in strings:
                         try:
-                            total += _srepr.work(text)
+                            total += grammar.work(text)
                         except SerializeError:  # schema-7 printed expressions: upgraded first
                             pass
                     worst = max(worst, total)
-    assert 0 < worst <= 100 and 20 * worst <= _srepr.MAX_DOCUMENT_WORK
+    assert 0 < worst <= 100 and 20 * worst <= grammar.MAX_DOCUMENT_WORK

@@ -3,7 +3,7 @@ torch's, in place and by rename, truncated, deleted), from this process, a threa
 process, before and after the program's first forward. Each case ends with the loaded program
 computing what it computed before, the file holding what the writer wrote (the old archive
 when a program is saved back to its own path), and no signal (SECURITY.md, "Files that change
-under a loaded program"; mechanism in ``pt2serde.mapguard``).
+under a loaded program"; mechanism in ``pt2serde.format.mapguard``).
 
 Each case runs in a fresh process (``file_change_worker.py``), so a SIGBUS shows as its exit
 status instead of killing the test run.
@@ -25,8 +25,8 @@ import pytest
 import torch
 
 import pt2serde
-from pt2serde import mapguard
-from pt2serde.archive import ArchiveReader
+from pt2serde.format import mapguard
+from pt2serde.format.archive import ArchiveReader
 
 WORKER = Path(__file__).with_name("file_change_worker.py")
 OPS = ["torch-self", "ours-self", "torch-new", "ours-new", "truncate", "rewrite", "rename", "delete"]
@@ -168,7 +168,7 @@ def test_the_lease_goes_with_the_program(archives, tmp_path):
 _TOO_LATE = textwrap.dedent("""
     import fcntl, os, sys, warnings
     import torch, pt2serde
-    from pt2serde import mapguard
+    from pt2serde.format import mapguard
     path = sys.argv[1]
     loaded = pt2serde.load(path)
     (guard,) = [g for g in mapguard.guards() if g.path == path]
@@ -226,7 +226,7 @@ def test_an_explicit_unprotected_mapping_keeps_the_documented_limit(archives, tm
 _PRELUDE = """
 import os, shutil, signal, subprocess, sys, threading, time, warnings
 import torch, pt2serde
-from pt2serde import mapguard
+from pt2serde.format import mapguard
 SRC = sys.argv[1]
 X = torch.ones(2, 256)
 def fresh(name):

@@ -1,4 +1,4 @@
-"""``guards_code`` is rebuilt from our own expression grammar (:mod:`pt2serde.guards`).
+"""``guards_code`` is rebuilt from our own expression grammar (:mod:`pt2serde.format.guards`).
 
 Real guards (torch 2.13 exports, the compat corpus) are accepted and keep their tree, and the
 loaded program's ``module()`` still refuses inputs that break a guard, exactly as the program
@@ -26,7 +26,7 @@ from torch.export import Dim, export
 import pt2serde
 from compat import CORPUS_DIR
 from pt2serde.errors import SerializeError
-from pt2serde.guards import MAX_BITS, MAX_GUARD_LENGTH, MAX_NODES, canonical_guard
+from pt2serde.format.guards import MAX_BITS, MAX_GUARD_LENGTH, MAX_NODES, canonical_guard
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 COMPAT = Path(CORPUS_DIR)
@@ -136,8 +136,8 @@ def test_not_a_string():
 
 def test_the_grammar_module_is_torch_free():
     code = ("import sys; sys.modules['torch'] = None; sys.modules['sympy'] = None\n"
-            "import pt2serde.guards\n"
-            "assert pt2serde.guards.canonical_guard(\"L['x'].size()[0]==2\") == \"L['x'].size()[0] == 2\"\n")
+            "import pt2serde.format.guards\n"
+            "assert pt2serde.format.guards.canonical_guard(\"L['x'].size()[0]==2\") == \"L['x'].size()[0] == 2\"\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -245,7 +245,7 @@ def test_the_corpus_has_guards(exported):
 
 
 def _compat_guards() -> list[tuple[str, str]]:
-    from pt2serde.archive import ArchiveReader
+    from pt2serde.format.archive import ArchiveReader
 
     out = []
     for path in sorted(glob.glob(str(COMPAT / "*" / "*.pt2"))):
@@ -319,7 +319,7 @@ def test_round_digits_are_a_small_constant():
 def test_the_guards_of_a_document_are_capped_together():
     """Each guard runs on every call: many guards each under the caps add up (a red-team find:
     12 guards of 65536-bit divisions took 5 s per call); one budget per document."""
-    from pt2serde.guards import GuardBudget, MAX_DOCUMENT_NODES
+    from pt2serde.format.guards import GuardBudget, MAX_DOCUMENT_NODES
 
     budget = GuardBudget()
     guard = "max(" + ", ".join(["L['x'].size()[0] // 3"] * 100) + ") > 0"

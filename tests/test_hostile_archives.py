@@ -25,11 +25,11 @@ import torch
 
 import pt2serde
 from memory import PeakGrowth
-from pt2serde import archive as archive_mod
-from pt2serde import contents as contents_mod
-from pt2serde import package as package_mod
-from pt2serde.archive import ArchiveReader, ArchiveWriter
-from pt2serde.torchsave import load_torch_save
+from pt2serde.format import archive as archive_mod
+from pt2serde.format import contents as contents_mod
+from pt2serde.bridge import package as package_mod
+from pt2serde.format.archive import ArchiveReader, ArchiveWriter
+from pt2serde.bridge.torchsave import load_torch_save
 
 # =========================================================================== builders
 

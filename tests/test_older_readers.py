@@ -16,7 +16,7 @@ import torch
 import pt2serde
 from checks import outputs_close, run
 from programs import CORPUS, exported
-from pt2serde.upgrade import DOWN_STEPS, READERS
+from pt2serde.format.upgrade import DOWN_STEPS, READERS
 
 TARGETS = [(8, 20), (8, 14), (8, 8)]
 

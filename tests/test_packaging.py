@@ -19,7 +19,7 @@ import torch
 
 import pt2serde
 from cli_support import ROOT, _env
-from pt2serde import _torch_check
+from pt2serde.bridge import torch_check
 
 PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 NO_TORCH = "import sys; sys.modules['torch'] = None; sys.modules['sympy'] = None\n"
@@ -74,7 +74,7 @@ def test_dependencies_never_install_or_replace_torch():
 
 
 def test_torch_extra_declares_the_range_the_bridge_checks():
-    assert project_torch_extra() == [_torch_check.SUPPORTED] == ["torch>=2.13,<2.15"]
+    assert project_torch_extra() == [torch_check.SUPPORTED] == ["torch>=2.13,<2.15"]
 
 
 def project_torch_extra() -> list[str]:
@@ -119,7 +119,7 @@ def test_demo_without_torch_says_what_to_install_in_one_line():
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0].startswith("pt2serde demo: ")
-    assert _torch_check.INSTALL_HINT in lines[0] and "torch>=2.13,<2.15" in lines[0]
+    assert torch_check.INSTALL_HINT in lines[0] and "torch>=2.13,<2.15" in lines[0]
 
 
 @pytest.mark.parametrize("name", ["save", "load", "load_all", "serialize", "deserialize"])
@@ -129,7 +129,7 @@ def test_torch_needing_api_without_torch_is_one_line_install_hint(name):
     assert proc.returncode == 0, proc.stderr
     got_name, message = proc.stdout.rstrip("\n").split("|")
     assert got_name == "torch" and "\n" not in message
-    assert message.endswith(f"install torch: {_torch_check.INSTALL_HINT}")
+    assert message.endswith(f"install torch: {torch_check.INSTALL_HINT}")
 
 
 def test_format_layer_still_works_without_torch():
@@ -146,12 +146,12 @@ def test_format_layer_still_works_without_torch():
 
 @pytest.mark.parametrize("version", ["2.13.0", "2.13.0+cpu", "2.14.1", "2.14.0rc1"])
 def test_supported_torch_versions(version):
-    assert _torch_check.check_version(version) is None
+    assert torch_check.check_version(version) is None
 
 
 @pytest.mark.parametrize("version", ["2.12.1", "2.5.0+cu121", "2.15.0", "2.15.0a0+git1234", "3.0.0", "unknown"])
 def test_unsupported_torch_versions_name_the_range(version):
-    message = _torch_check.check_version(version)
+    message = torch_check.check_version(version)
     assert message is not None and "\n" not in message
     assert f"supports torch>=2.13,<2.15, but torch {version} is installed" in message
     assert "pip install 'pt2serde[torch]'" in message and "PT2SERDE_ANY_TORCH=1" in message
@@ -172,17 +172,17 @@ def test_running_torch_outside_the_range_is_refused_at_first_use():
 
 def test_override_lets_an_unsupported_torch_through():
     """PT2SERDE_ANY_TORCH=1: the check steps aside (here the fake torch then fails further in)."""
-    proc = _python(FAKE_TORCH, "2.15.0", env={_torch_check.OVERRIDE_ENV: "1"})
+    proc = _python(FAKE_TORCH, "2.15.0", env={torch_check.OVERRIDE_ENV: "1"})
     assert "supports torch>=2.13" not in proc.stdout + proc.stderr
 
 
 def test_running_torch_passes_the_check():
-    assert _torch_check.require_torch() is torch
+    assert torch_check.require_torch() is torch
     buf = io.BytesIO()
     pt2serde.save(torch.export.export(torch.nn.ReLU(), (torch.ones(2),)), buf)
     assert pt2serde.load(buf).module()(torch.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]
 
 
 def test_torch_check_imports_no_torch():
-    proc = _python(NO_TORCH + "import pt2serde._torch_check\n" + NO_TORCH_LEFT)
+    proc = _python(NO_TORCH + "import pt2serde.bridge.torch_check\n" + NO_TORCH_LEFT)
     assert proc.returncode == 0, proc.stderr

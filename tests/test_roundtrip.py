@@ -15,7 +15,7 @@ from torch._export.serde.serialize import serialize as torch_serialize
 import pt2serde
 from checks import outputs_close, program_inputs, run, same_graph, same_ranges, same_signature
 from programs import CORPUS, corpus_ids, exported
-from pt2serde.upgrade import program_from_json
+from pt2serde.format.upgrade import program_from_json
 
 IDS = corpus_ids()
 RUNNABLE = [(n, f) for n, f in IDS if CORPUS[n].compare_outputs]

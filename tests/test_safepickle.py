@@ -23,9 +23,9 @@ import typing
 
 import pytest
 
-from pt2serde import safepickle
+from pt2serde.format import safepickle
 from pt2serde.errors import SerializeError
-from pt2serde.safepickle import PLAIN_GLOBALS, Global
+from pt2serde.format.safepickle import PLAIN_GLOBALS, Global
 
 P = pickle  # opcode constants only; nothing here calls pickle.loads
 
@@ -64,7 +64,7 @@ def u(text: str) -> bytes:  # BINUNICODE
 def test_imports_without_torch():
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['sympy'] = None\n"
-        "import pt2serde.safepickle as s\n"
+        "import pt2serde.format.safepickle as s\n"
         "assert s.load(b'\\x80\\x02K\\x07.', globals={}) == 7\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'torch' and sys.modules[m] is not None]\n"
     )

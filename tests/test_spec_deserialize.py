@@ -1158,7 +1158,7 @@ def test_opaque_reference_type_constant():
 
 
 def _symbolic_context(ranges=None):
-    from pt2serde.symbolic import SymbolicContext
+    from pt2serde.bridge.symbolic import SymbolicContext
 
     return SymbolicContext(ranges or {})
 
@@ -1173,7 +1173,7 @@ def test_parses_the_string_once(monkeypatch):
 
     A 64-term sum is parsed exactly once (one pass over the text), and every symbol plus the
     whole expression is cached; parsing the same text again does no work."""
-    from pt2serde import exprparse
+    from pt2serde.bridge import expr as exprparse
 
     calls = []
     original = exprparse.ExprParser.parse

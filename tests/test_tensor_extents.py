@@ -1,7 +1,7 @@
 """Tensor extents: no size arithmetic past 2**63 on any device, bounded expanded tensors,
 device moves that keep the stored geometry (issue 10, findings 12a and 12d).
 
-The rule is :func:`pt2serde.extent.view_problem` (torch-free); ``load``/``deserialize``
+The rule is :func:`pt2serde.format.extent.view_problem` (torch-free); ``load``/``deserialize``
 (``tensors.check_view_bounds``) and ``validate`` (``contents.view_problem``) both call it.
 Whole archives through every entry point: ``tests/hostile/cases_json_tensors.py``.
 """
@@ -15,7 +15,9 @@ import pytest
 import torch
 
 import pt2serde
-from pt2serde import contents, extent, schema, tensors
+from pt2serde.format import contents, extent
+from pt2serde import schema
+from pt2serde.bridge import tensors
 from pt2serde.errors import SerializeError
 
 LIMIT = extent.MAX_OVERLAPPING_BYTES

@@ -26,9 +26,11 @@ import torch
 from torch._export.serde.serialize import serialize_torch_artifact
 
 from compat import CORPUS_DIR
-from pt2serde import codec, schema, tables
+from pt2serde.format import codec
+from pt2serde import schema
+from pt2serde.bridge import tables
 from pt2serde.errors import SerializeError
-from pt2serde.torchsave import TORCH_SAVE_GLOBALS, load_torch_save
+from pt2serde.bridge.torchsave import TORCH_SAVE_GLOBALS, load_torch_save
 
 CORPUS = CORPUS_DIR
 
@@ -664,7 +666,7 @@ DAG_RECORDS = {
 
 
 def _walk(data: bytes, what: str):
-    from pt2serde.picklewalk import describe_torch_save
+    from pt2serde.format.torchsave import describe_torch_save
 
     return describe_torch_save(memoryview(data), what).value
 
@@ -715,7 +717,7 @@ def test_plain_namedtuples_are_read_by_both_readers():
     assert type(walked) is Point and walked.y == 3
 
 
-#: views the shared extent rule (pt2serde.extent.view_problem) refuses in torch.save records too
+#: views the shared extent rule (pt2serde.format.extent.view_problem) refuses in torch.save records too
 EXTENT_RECORDS = {
     "expanded tensor standing for 128 MiB": (
         lambda: record(float_tensor((2**25,), (0,)), **{"0": FOUR_FLOATS}),

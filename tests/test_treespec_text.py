@@ -1,5 +1,5 @@
-"""The torch-free shape check of treespec text (pt2serde.treespec_text) and the bridge reader
-(pt2serde.treespec.loads) refuse the same texts: validate and load agree on module call graphs."""
+"""The torch-free shape check of treespec text (pt2serde.format.treespec_text) and the bridge reader
+(pt2serde.bridge.treespec.loads) refuse the same texts: validate and load agree on module call graphs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import json
 import pytest
 import torch.utils._pytree as pytree
 
-from pt2serde import treespec, treespec_text
+from pt2serde.bridge import treespec
+
+from pt2serde.format import treespec_text
 from pt2serde.errors import SerializeError
 
 LEAF = {"type": None, "context": None, "children_spec": []}

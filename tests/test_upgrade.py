@@ -11,9 +11,9 @@ import sympy
 import pt2serde
 from compat import CORPUS_DIR
 from pt2serde import SerializeError, schema
-from pt2serde.exprparse import ExprParser
-from pt2serde.legacy_expr import printed_to_srepr
-from pt2serde.upgrade import STEPS, decode_program, program_from_json, upgrade
+from pt2serde.bridge.expr import ExprParser
+from pt2serde.format.legacy_expr import printed_to_srepr
+from pt2serde.format.upgrade import STEPS, decode_program, program_from_json, upgrade
 
 # the release whose documents each step starts from
 SOURCE_RELEASE = {(7, 0): "2.5.1", (8, 0): "2.6.0", (8, 7): "2.7.1", (8, 8): "2.8.0", (8, 14): "2.9.1"}

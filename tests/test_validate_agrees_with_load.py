@@ -14,7 +14,7 @@ of ``fuzz/regressions/`` - this asserts:
 needs ``allow_pickle=True`` (``validate`` calls such a file valid, with that warning: the file is
 sound, and ``load`` refuses it only because the caller did not opt in).
 
-Both sides read through one checked model of the archive (:mod:`pt2serde.contents`); where they
+Both sides read through one checked model of the archive (:mod:`pt2serde.format.contents`); where they
 still disagree the test says why, in one of two explicit lists:
 
 * :data:`ENVIRONMENT`: ``load`` depends on this process, not on the file (a custom op that is
@@ -45,8 +45,10 @@ import torch
 
 import pt2serde
 from compat import CORPUS_DIR
-from pt2serde import check, cli, contents, package
-from pt2serde.archive import ArchiveReader
+from pt2serde.format import check, contents
+from pt2serde import cli
+from pt2serde.bridge import package
+from pt2serde.format.archive import ArchiveReader
 from pt2serde.errors import SerializeError
 
 TESTS = Path(__file__).resolve().parent

@@ -78,7 +78,7 @@ def run_demo() -> int:
     """Run the demo; the exit code (0 passed, 1 outputs differ, 2 torch missing or unsupported)."""
     import warnings
 
-    from pt2serde._torch_check import require_torch
+    from pt2serde.bridge.torch_check import require_torch
 
     warnings.filterwarnings("ignore")  # before torch: it warns at import when numpy is absent
     try:
@@ -88,9 +88,9 @@ def run_demo() -> int:
         return 2
 
     import pt2serde
-    from pt2serde._term import Style, colour_wanted, human_bytes, table
-    from pt2serde.contents import open_archive
-    from pt2serde.inspection import inspect_archive, render
+    from pt2serde.cli.term import Style, colour_wanted, human_bytes, table
+    from pt2serde.format.contents import open_archive
+    from pt2serde.cli.inspection import inspect_archive, render
 
     s = Style(colour_wanted(sys.stdout))
     print(s.bold("pt2serde demo") + ": a 4-block transformer-style model with a dynamic batch dimension")

@@ -23,7 +23,7 @@ from everywhere import TESTS, Case, base_archive, doc_case
 
 sys.path.insert(0, str(TESTS))
 import test_hostile_archives as H  # noqa: E402
-from pt2serde.archive import ArchiveReader  # noqa: E402
+from pt2serde.format.archive import ArchiveReader  # noqa: E402
 
 #: what a terminal would obey: window title, clear screen, a return to the line start that
 #: prints a forged verdict over the real one, a right-to-left override, a line separator

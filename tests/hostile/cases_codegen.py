@@ -1,6 +1,6 @@
 """Strings of a program document that torch writes into generated code (issue 10, findings 1, 3, 4, 12b).
 
-Each case was first run on the code before the gate (``pt2serde.codegen_fields``) and ran
+Each case was first run on the code before the gate (``pt2serde.format.codegen_fields``) and ran
 code from the file (the marker appeared, or the oracle saw module-level statements); now
 each is refused by ``load`` and ``validate`` alike, naming the field and its ``$.path``.
 """
@@ -148,7 +148,7 @@ def _dict_key_quote_archive(marker: str) -> bytes:
 
     import test_hostile_archives as H
     from everywhere import base_archive, document_of, with_document
-    from pt2serde.samples import dumps_sample_inputs
+    from pt2serde.bridge.samples import dumps_sample_inputs
 
     data = base_archive("nested")
     doc = document_of(data)

@@ -1,7 +1,7 @@
 """Symbolic expressions that make sympy work without bound, and the schema-7 upgrade of long ones.
 
 Base "dynamic" has one symbolic dimension ``s77`` (the size of ``x`` and of ``mul``). Each case
-puts an expression there; the grammar (:mod:`pt2serde._srepr`, shared by ``load`` and
+puts an expression there; the grammar (:mod:`pt2serde.format.expr`, shared by ``load`` and
 ``validate``) refuses it by its budgets before sympy sees it, or it loads quickly.
 The schema-7 cases start from a PyTorch 2.5.1 archive of the compat corpus, whose expressions
 are sympy's printed form and go through the upgrader.
@@ -36,7 +36,7 @@ def _legacy(expr: str, deflate: bool = True) -> Case:
     """dyn_batch of PyTorch 2.5.1 (schema 7) with every symbolic size printed as ``expr``."""
 
     def build(marker: str) -> bytes:
-        from pt2serde.archive import ArchiveReader
+        from pt2serde.format.archive import ArchiveReader
 
         reader = ArchiveReader((CORPUS / "2.5.1" / "dyn_batch.pt2").read_bytes())
         records = [(n, reader.read(n)) for n in reader.names()]

@@ -3,7 +3,7 @@
 torch pastes each guard into ``torch._assert(<guard>, "Guard failed: <guard>")`` of a
 function it ``exec``s whenever the program has example inputs (both bases here have them).
 Every case must end in a ``SerializeError`` naming ``$.guards_code[i]`` (pt2serde rebuilds
-guards from its own grammar, :mod:`pt2serde.guards`), with no marker.
+guards from its own grammar, :mod:`pt2serde.format.guards`), with no marker.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from everywhere import MODEL, Case, base_archive, document_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import test_hostile_archives as H  # noqa: E402
-from pt2serde.archive import ArchiveReader  # noqa: E402
+from pt2serde.format.archive import ArchiveReader  # noqa: E402
 
 META = {"type": "meta", "index": None}
 

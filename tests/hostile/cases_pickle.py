@@ -4,7 +4,7 @@
   levels in about 530 bytes. Used as a dict key, hashing it walks 2**64 tuples (``load``,
   ``load_all``, ``inspect``, ``validate`` and ``diff`` used to hang); as an input value,
   pytree, ``repr`` and ``==`` walk the same expansion. Refused by the work budget of
-  :mod:`pt2serde.safepickle`, in the bridge reader and the torch-free walker alike.
+  :mod:`pt2serde.format.safepickle`, in the bridge reader and the torch-free walker alike.
 * **Tuple subclasses with ``_fields``** (finding 5): ``platform.uname_result`` passed for a
   namedtuple; iterating it runs ``uname -p`` in a subprocess. Only plain namedtuples are
   rebuilt now.
@@ -62,7 +62,7 @@ def _sample(pkl: bytes):
 
 def _legacy(record: str, pkl: bytes):
     def build(marker: str) -> bytes:
-        from pt2serde.archive import ArchiveReader
+        from pt2serde.format.archive import ArchiveReader
 
         H = _h()
         path = sorted((CORPUS / "2.5.1").glob("*.pt2"), key=lambda p: p.stat().st_size)[0]

@@ -30,8 +30,8 @@ import test_hostile_archives as H
 from compat import CORPUS_DIR
 from memory import PeakGrowth
 from test_hostile_archives import base, marker  # noqa: F401 - pytest fixtures: the archive to corrupt, the marker path
-from pt2serde import payload as payload_mod
-from pt2serde.archive import ArchiveReader
+from pt2serde.format import payload as payload_mod
+from pt2serde.format.archive import ArchiveReader
 
 CORPUS = Path(CORPUS_DIR)
 
@@ -473,7 +473,8 @@ def test_treespec_enum_never_imports_the_module_it_names(tmp_path):
     script = textwrap.dedent("""
         import json, sys
         import torch
-        from pt2serde import SerializeError, treespec
+        from pt2serde import SerializeError
+        from pt2serde.bridge import treespec
         assert "torch.onnx" not in sys.modules
         spec = json.dumps([1, {"type": "builtins.tuple", "children_spec": [],
                                "context": json.dumps({"__enum__": True, "fqn": "torch:onnx.X", "name": "Y"})}])

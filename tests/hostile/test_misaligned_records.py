@@ -25,8 +25,8 @@ import torch
 
 import pt2serde
 import test_hostile_archives as H
-from pt2serde import tensors
-from pt2serde.archive import ArchiveReader
+from pt2serde.bridge import tensors
+from pt2serde.format.archive import ArchiveReader
 from test_hostile_archives import base  # noqa: F401 - pytest fixture: the small program's archive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ def test_torch_save_record_at_an_odd_offset_is_copied_to_aligned_memory(tmp_path
     out = _run("""
         import sys
         import torch
-        from pt2serde.torchsave import load_torch_save
+        from pt2serde.bridge.torchsave import load_torch_save
         with open(sys.argv[1], "rb") as f:
             z = load_torch_save(memoryview(bytearray(f.read())), what="odd.pt")["z"]
         assert z.untyped_storage().data_ptr() % 16 == 0

@@ -1,0 +1,452 @@
+"""``schema.Graph`` back to an FX graph, with fake-tensor ``val`` metadata.
+
+The inverse of :mod:`pt2serde.bridge.graph_save`: placeholders for the inputs, one ``call_function``
+node per serialized node (plus ``getitem`` nodes for multi-output nodes), ``get_attr``
+nodes and submodules for subgraphs, and the output node. Values are created when the
+node defining them is created, so symbolic shapes appear in program order, after the
+runtime asserts that refine them.
+"""
+
+from __future__ import annotations
+
+import keyword
+import operator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.fx
+
+from .. import schema
+from .arguments import decode_argument
+from ..errors import SerializeError
+from .graph_save import SYM_OPS
+from .metadata import decode_metadata
+from .symbolic import SymbolicContext
+from .targets import resolve_meta_function, resolve_target
+
+__all__ = ["GraphDeserializer"]
+
+_SYM_ARGS = (schema.SymIntArgument, schema.SymFloatArgument, schema.SymBoolArgument)
+_LIST_OUTPUTS = ("as_tensors", "as_sym_ints", "as_sym_floats", "as_ints", "as_floats",
+                 "as_strings", "as_bools", "as_sym_bools")
+
+
+class _Scope:
+    """The names of one graph level (the top graph or a subgraph)."""
+
+    def __init__(self, graph: schema.Graph) -> None:
+        self.graph = torch.fx.Graph()
+        self.module = torch.nn.Module()
+        self.nodes: dict[str, torch.fx.Node] = {}
+        self.wire = graph
+        self.used = _used_names(graph)
+
+
+def _ref_names(value, out: set) -> None:
+    """Collect the value names an argument payload refers to."""
+    if isinstance(value, (schema.TensorArgument, schema.CustomObjArgument)):
+        out.add(value.name)
+    elif isinstance(value, (*_SYM_ARGS,)):
+        if value.type == "as_name":
+            out.add(value.as_name)
+    elif isinstance(value, schema.OptionalTensorArgument):
+        if value.type == "as_tensor":
+            out.add(value.as_tensor.name)
+    elif isinstance(value, schema.Argument):
+        if value.type != "as_graph":  # a subgraph's names are its own
+            _ref_names(value.value, out)
+    elif isinstance(value, list):
+        for v in value:
+            _ref_names(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _ref_names(v, out)
+
+
+def _used_names(graph: schema.Graph) -> set[str]:
+    used: set[str] = set()
+    for node in graph.nodes:
+        for inp in node.inputs:
+            _ref_names(inp.arg, used)
+    for out in graph.outputs:
+        _ref_names(out, used)
+    return used
+
+
+class GraphDeserializer:
+    """Builds FX graphs from ``schema.Graph`` documents of one program.
+
+    ``constants`` (name -> object) resolves non-lifted custom objects; ``signature`` (the
+    runtime graph signature) names constant placeholders.
+    """
+
+    def __init__(self, symbols: SymbolicContext, *, constants: dict[str, Any], signature=None) -> None:
+        self.symbols = symbols
+        self.constants = constants
+        self.signature = signature
+        self.scope: _Scope | None = None
+        self._top_scope: _Scope | None = None
+        self._meta_cache: dict = {}
+
+    def __repr__(self) -> str:
+        n = 0 if self.scope is None else len(self.scope.nodes)
+        return f"<GraphDeserializer nodes={n} {self.symbols!r}>"
+
+    # ------------------------------------------------- surface used by the argument rows
+
+    def node(self, name: str) -> torch.fx.Node:
+        try:
+            return self.scope.nodes[name]
+        except KeyError:
+            raise SerializeError(f"value {name!r} is used before it is defined") from None
+
+    def subgraph(self, arg: schema.GraphArgument) -> torch.fx.Node:
+        outer = self.scope
+        with self._new_scope(arg.graph) as inner:
+            self._build(arg.graph)
+            gm = _graph_module(inner.module, inner.graph)
+        outer.module.register_module(arg.name, gm)  # checked by codegen_fields
+        return outer.graph.create_node("get_attr", arg.name, name=arg.name)
+
+    def custom_obj(self, arg: schema.CustomObjArgument) -> Any:
+        if self.scope is not None and arg.name in self.scope.nodes:  # lifted: a graph placeholder
+            return self.scope.nodes[arg.name]
+        try:
+            return self.constants[arg.name]
+        except KeyError:
+            raise SerializeError(f"custom object {arg.name!r} ({arg.class_fqn}) is not among the constants") from None
+
+    def operator(self, name: str) -> Any:
+        return resolve_target(name)
+
+    def meta_function(self, name: str) -> Any:
+        return resolve_meta_function(name)
+
+    # ------------------------------------------------------------------ building
+
+    @contextmanager
+    def _new_scope(self, graph: schema.Graph):
+        # Unbacked symbols first seen in a scope must be bound by a node of that scope.
+        saved = self.scope, self.symbols.unbacked
+        self.scope, self.symbols.unbacked = _Scope(graph), set()
+        try:
+            yield self.scope
+        finally:
+            self.scope, self.symbols.unbacked = saved
+
+    def deserialize(self, graph: schema.Graph) -> tuple[torch.nn.Module, torch.fx.Graph]:
+        """The root module (holding subgraph submodules) and the FX graph."""
+        with self._new_scope(graph) as scope:
+            self._top_scope = scope
+            self._build(graph)
+            return scope.module, scope.graph
+
+    def _value(self, name: str) -> Any:
+        g = self.scope.wire
+        if name in g.tensor_values:
+            return self.symbols.fake_tensor(g.tensor_values[name])
+        if name in g.sym_int_values:
+            return self.symbols.sym_int(g.sym_int_values[name])
+        if name in g.sym_float_values:
+            return self.symbols.sym_float(g.sym_float_values[name])
+        if name in g.sym_bool_values:
+            return self.symbols.sym_bool(g.sym_bool_values[name])
+        if name in g.custom_obj_values:
+            from torch.export.graph_signature import CustomObjArgument
+
+            c = g.custom_obj_values[name]
+            return CustomObjArgument(name=c.name, class_fqn=c.class_fqn)
+        raise SerializeError(f"value {name!r} has no entry in the graph's value tables")
+
+    def _bind(self, name: str, fx_node: torch.fx.Node) -> None:
+        """Give ``fx_node`` the serialized name and its value."""
+        scope = self.scope
+        if name in scope.nodes:
+            raise SerializeError(f"Node {name} has already been deserialized before.")
+        fx_node.name = name
+        scope.nodes[name] = fx_node
+        fx_node.meta["val"] = self._value(name)
+
+    def _build(self, graph: schema.Graph) -> None:
+        for i, arg in enumerate(graph.inputs):
+            self._placeholder(i, arg)
+        for i, wire_node in enumerate(graph.nodes):
+            try:
+                self._node(wire_node)
+            except SerializeError as e:
+                label = wire_node.name or wire_node.target
+                raise SerializeError(f"Failed deserializing node {label} ({wire_node.target}): {e}") from e
+            except Exception as e:  # noqa: BLE001 - torch raised: report it with the node
+                label = wire_node.name or wire_node.target
+                raise SerializeError(
+                    f"Failed deserializing node {label} ({wire_node.target}): {type(e).__name__}: {e}"
+                ) from e
+        self._outputs(graph)
+        self._bind_unbacked()
+        if self.symbols.unbacked:
+            names = ", ".join(sorted(str(s) for s in self.symbols.unbacked))
+            raise SerializeError(f"unbacked symbols {names} are never bound by a node of the graph")
+
+    def _placeholder(self, index: int, arg: schema.Argument) -> None:
+        scope = self.scope
+        tag = arg.type
+        if tag in ("as_tensor", "as_custom_obj"):
+            name = arg.value.name
+        elif tag in ("as_sym_int", "as_sym_float", "as_sym_bool"):
+            if arg.value.type != "as_name":
+                raise SerializeError(f"Deserializing a constant symint {arg.value} as an input")
+            name = arg.value.as_name
+        elif tag in ("as_int", "as_float", "as_bool", "as_none", "as_string"):
+            specs = self.signature.input_specs if self.signature is not None and scope is self._top_scope else ()
+            name = (specs[index].arg.name if index < len(specs) else None) or f"arg{index}"
+            node = scope.graph.placeholder(name)  # checked by codegen_fields
+            node.meta["val"] = decode_argument(self, arg)
+            return
+        else:
+            raise SerializeError(f"Invalid input type {arg}")
+        node = scope.graph.placeholder(name)  # checked by codegen_fields
+        self._bind(name, node)
+
+    def _outputs(self, graph: schema.Graph) -> None:
+        values = []
+        for out in graph.outputs:
+            tag = out.type
+            if tag == "as_tensor":
+                values.append(self.node(out.as_tensor.name))
+            elif tag in ("as_sym_int", "as_sym_float", "as_sym_bool") and out.value.type == "as_name":
+                values.append(self.node(out.value.as_name))
+            elif tag in ("as_int", "as_float", "as_bool", "as_none", "as_string"):
+                values.append(decode_argument(self, out))
+            else:
+                raise SerializeError(f"Unable to deserialize output node {out}")
+        g = self.scope.graph
+        if graph.is_single_tensor_return:
+            if len(values) != 1:
+                raise SerializeError(f"a single-tensor return has {len(values)} outputs")
+            out_node = g.output(values[0])
+            out_node.meta["val"] = values[0].meta["val"] if isinstance(values[0], torch.fx.Node) else values[0]
+        else:
+            out_node = g.output(tuple(values))
+            out_node.meta["val"] = tuple(v.meta["val"] if isinstance(v, torch.fx.Node) else v for v in values)
+
+    def _bind_unbacked(self) -> None:
+        from torch.fx.experimental.symbolic_shapes import _free_unbacked_symbols_with_path
+
+        pending = self.symbols.unbacked
+        if not pending:
+            return
+        for node in self.scope.graph.nodes:
+            val = node.meta.get("val")
+            if val is None:
+                continue
+            bindings = _free_unbacked_symbols_with_path(
+                val, (), shape_env=self.symbols.shape_env, pending=pending, simplify=True
+            )
+            if bindings:
+                node.meta["unbacked_bindings"] = bindings
+            if not pending:
+                break
+
+    # ------------------------------------------------------------------ nodes
+
+    def _node(self, wire: schema.Node) -> None:
+        target = resolve_target(wire.target)
+        g = self.scope.graph
+        metadata = decode_metadata(self, wire.metadata, self._meta_cache)
+        if target in SYM_OPS or target is torch.ops.aten.item.default:
+            out = wire.outputs[0] if len(wire.outputs) == 1 else None
+            if out is None or not isinstance(out.value, _SYM_ARGS):
+                raise SerializeError(f"symbolic op {wire.target} must have one symbolic output")
+            args = tuple(decode_argument(self, i.arg) for i in wire.inputs)
+            fx_node = g.create_node("call_function", target, args, {}, wire.name or out.value.as_name)
+            self._bind(out.value.as_name, fx_node)
+        elif isinstance(target, torch._ops.HigherOrderOperator):
+            from torch._higher_order_ops.triton_kernel_wrap import triton_kernel_wrapper_functional
+
+            if target is triton_kernel_wrapper_functional:
+                raise SerializeError(
+                    "deserialize nyi for torch._higher_order_ops.triton_kernel_wrap.triton_kernel_wrapper_functional"
+                )
+            args, kwargs = self._unnamed_inputs(wire.inputs)
+            for a in (*args, *kwargs.values()):
+                if isinstance(a, torch.fx.Node) and a.op == "get_attr":
+                    a.meta.update(metadata)  # subgraph get_attr nodes share the HOP's metadata
+            name = wire.name or (
+                wire.outputs[0].as_tensor.name
+                if len(wire.outputs) == 1 and wire.outputs[0].type == "as_tensor"
+                and wire.is_hop_single_tensor_return is not False
+                else None
+            )
+            fx_node = g.create_node("call_function", target, args, kwargs, name)
+            self._outputs_of(wire, fx_node, metadata)
+        elif isinstance(target, torch._ops.OpOverload) or _has_schema(target):
+            op_schema = _schema_of(target)
+            name = wire.name or (
+                wire.outputs[0].as_tensor.name
+                if len(op_schema.returns) == 1 and isinstance(op_schema.returns[0].real_type, torch.TensorType)
+                and wire.outputs and wire.outputs[0].type == "as_tensor"
+                else None
+            )
+            args, kwargs = self._schema_inputs(op_schema, wire.inputs)
+            fx_node = g.create_node("call_function", target, args, kwargs, name)
+            self._outputs_of(wire, fx_node, metadata)
+        elif callable(target):  # pre-dispatch helpers
+            args, kwargs = self._unnamed_inputs(wire.inputs)
+            fx_node = g.create_node("call_function", target, args, kwargs, wire.name or None)
+            self._outputs_of(wire, fx_node, metadata)
+        else:
+            raise SerializeError(f"Unsupported target type for node {wire.name}: {type(target)}")
+
+        fx_node.meta.update(metadata)
+        if target is torch.ops.aten._assert_scalar.default:
+            cond = fx_node.args[0]
+            if isinstance(cond, torch.fx.Node) and isinstance(cond.meta.get("val"), torch.SymBool):
+                self.symbols.shape_env.guard_or_defer_runtime_assert(cond.meta["val"].node.expr, "", fx_node)
+        elif target is torch.ops.aten.sym_constrain_range_for_size.default:
+            sym = fx_node.args[0].meta.get("val") if isinstance(fx_node.args[0], torch.fx.Node) else None
+            if isinstance(sym, torch.SymInt):
+                self.symbols.shape_env._constrain_range_for_size(sym.node.expr)
+        fx_node.meta.setdefault("nn_module_stack", {})
+
+    def _unnamed_inputs(self, inputs: list[schema.NamedArgument]) -> tuple[tuple, dict]:
+        args, kwargs = [], {}
+        for inp in inputs:
+            value = decode_argument(self, inp.arg)
+            if inp.kind == schema.ArgumentKind.POSITIONAL or inp.name == "":
+                args.append(value)
+            else:
+                kwargs[inp.name] = value
+        return tuple(args), kwargs
+
+    def _schema_inputs(self, op_schema, inputs: list[schema.NamedArgument]) -> tuple[tuple, dict]:
+        given = {inp.name: inp for inp in inputs}
+        known = {a.name for a in op_schema.arguments}
+        unknown = [n for n in given if n not in known]
+        if unknown:
+            raise SerializeError(f"arguments {unknown} are not in the schema {op_schema}")
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for a in op_schema.arguments:
+            inp = given.get(a.name)
+            if inp is None:
+                if not a.has_default_value() and not a.kwarg_only:
+                    raise SerializeError(f"required argument {a.name!r} of {op_schema.name} is missing")
+                continue
+            value = decode_argument(self, inp.arg)
+            if inp.kind == schema.ArgumentKind.POSITIONAL:
+                args.append(value)
+            elif inp.kind == schema.ArgumentKind.KEYWORD and not keyword.iskeyword(a.name):
+                kwargs[a.name] = value
+            elif keyword.iskeyword(a.name):
+                # cannot be passed by keyword: it and everything before it go positionally
+                args.extend(kwargs.values())
+                kwargs.clear()
+                args.append(value)
+            elif not a.has_default_value() and not a.kwarg_only:
+                args.append(value)  # old documents without ArgumentKind
+            else:
+                kwargs[a.name] = value
+        return tuple(args), kwargs
+
+    # ---------------------------------------------------------------- outputs
+
+    def _outputs_of(self, wire: schema.Node, fx_node: torch.fx.Node, metadata: dict) -> None:
+        outputs = wire.outputs
+        if not outputs:
+            return
+        if (
+            len(outputs) == 1
+            and wire.target.startswith("torch.ops.higher_order")
+            and not wire.is_hop_single_tensor_return
+            and outputs[0].type != "as_none"
+        ):
+            value = outputs[0].value
+            if not isinstance(value, (schema.TensorArgument, *_SYM_ARGS)):
+                raise SerializeError(f"unexpected single output {outputs[0]} of {wire.target}")
+            vals: list = []
+            self._getitem(vals, fx_node, value, 0, metadata)
+            fx_node.meta["val"] = tuple(vals)
+            return
+        if len(outputs) == 1:
+            tag = outputs[0].type
+            if tag == "as_tensor":
+                self._bind(outputs[0].as_tensor.name, fx_node)
+                return
+            if isinstance(outputs[0].value, _SYM_ARGS):
+                self._bind(outputs[0].value.as_name, fx_node)
+                return
+            if tag == "as_none":
+                fx_node.meta["val"] = None
+                fx_node._rename(f"{self.scope.graph._target_to_str(fx_node.target)}_unused")
+                return
+        vals = []
+        if len(outputs) == 1:
+            if not isinstance(outputs[0].value, list):
+                raise SerializeError(f"cannot read output {outputs[0]} of {wire.target}")
+            self._getitems(vals, fx_node, outputs[0].value, metadata)
+        else:
+            self._getitems(vals, fx_node, outputs, metadata)
+        fx_node.meta["val"] = tuple(vals)
+
+    def _getitem(self, vals: list, parent: torch.fx.Node, ref, index: int, metadata: dict) -> None:
+        name = ref.name if isinstance(ref, schema.TensorArgument) else ref.as_name
+        if self._absent(name, parent):  # the original graph had no getitem for this output
+            vals.append(self._value(name))
+            return
+        node = self.scope.graph.create_node("call_function", operator.getitem, (parent, index), name=name)
+        self._bind(name, node)
+        vals.append(node.meta["val"])
+        node.meta.update(metadata)
+
+    def _absent(self, name: str, parent: torch.fx.Node) -> bool:
+        """An output the writer named ``<node>_unused_<i>``: it had no getitem node and no reader."""
+        return name not in self.scope.used and name.startswith(f"{parent.name}_unused_")
+
+    def _getitems(self, vals: list, parent: torch.fx.Node, items: list, metadata: dict) -> None:
+        g = self.scope.graph
+        for index, item in enumerate(items):
+            if isinstance(item, (schema.TensorArgument, *_SYM_ARGS)):
+                self._getitem(vals, parent, item, index, metadata)
+            elif not isinstance(item, schema.Argument):
+                raise SerializeError(f"unexpected output element {item!r}")
+            elif item.type in ("as_tensor", "as_sym_int", "as_sym_float", "as_sym_bool"):
+                self._getitem(vals, parent, item.value, index, metadata)
+            elif item.type in _LIST_OUTPUTS:
+                refs: set = set()
+                _ref_names(item.value, refs)
+                if all(self._absent(r, parent) for r in refs):  # no getitem for the list in the original
+                    vals.append([self._value(r.name if isinstance(r, schema.TensorArgument) else r.as_name)
+                                 for r in item.value if isinstance(r, (schema.TensorArgument, *_SYM_ARGS))])
+                    continue
+                sub = g.create_node("call_function", operator.getitem, (parent, index))
+                inner: list = []
+                self._getitems(inner, sub, item.value, metadata)
+                sub.meta.update(metadata)
+                sub.meta["val"] = inner
+                vals.append(inner)
+            elif item.type == "as_none":
+                vals.append(None)  # nothing can read a None output: no getitem node for it
+            else:
+                raise SerializeError(f"Unimplemented node output type: {item}")
+
+
+def _has_schema(target: Any) -> bool:
+    from ..extensions import extension_handler_for
+
+    return extension_handler_for(target) is not None
+
+
+def _schema_of(target: Any):
+    if isinstance(target, torch._ops.OpOverload):
+        return target._schema
+    from ..extensions import extension_handler_for
+
+    return extension_handler_for(target).op_schema(target)
+
+
+def _graph_module(root: torch.nn.Module, graph: torch.fx.Graph) -> torch.fx.GraphModule:
+    from torch.export.exported_program import _create_graph_module_for_export
+
+    return _create_graph_module_for_export(root, graph)
+

@@ -1,0 +1,579 @@
+"""Semantic validation of program archives and documents; collects every problem (torch-free).
+
+``load`` fails fast at the first thing it cannot read; this module is the other half of
+house rule 5: it reports *everything* wrong with a file, each as a :class:`Problem`
+(``message @ $.path`` inside a document, ``message @ record`` for a record as a whole).
+
+* :func:`check_archive` - the container (marker records, CRCs), every program document,
+  every payload config and the records they name, and the cross-references between them;
+  PT2 archives and the plain zip of PyTorch 2.5-2.7 (its ``version`` record against the
+  document, its whole-dict ``torch.save`` records).
+* :func:`check_document` - one JSON-decoded document: version rules, schema shape (every
+  wrong type, missing field and unknown union tag, not just the first), then
+  :func:`check_program`.
+* :func:`check_program` - a decoded ``schema.ExportedProgram``: names used but never
+  defined (or defined twice, or used before their definition), values missing from the
+  graph's tables, malformed tensor metadata and symbolic expressions, the signature
+  against the graph, mutations naming unknown buffers or inputs, range constraints.
+
+Semantic checks need a decodable document: when the schema shape is wrong they are
+skipped for that document (its shape problems are all reported).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+import zlib
+from enum import IntEnum
+from typing import Any, Callable, Iterator
+
+from . import codec, expr, upgrade
+
+from .. import schema
+from .fastcodec import MAX_NESTING, RECURSIVE_MEMBERS
+from .wire import Union
+from .archive import ArchiveReader
+from .contents import CRC_MISMATCH, Problem, ProgramRecords, Pt2Archive, TensorEntry, key_path, signature_problems
+from .torchsave import describe_torch_save, pickle_globals
+from ..errors import SerializeError
+
+__all__ = ["Problem", "check_archive", "check_document", "check_program", "check_shape", "check_expressions",
+           "document_expressions", "document_graphs", "tensor_meta_problems"]
+
+_CRC_CHUNK = 8 << 20
+
+
+# ================================================================== schema shape
+
+
+def _json_type(v: Any) -> str:
+    return codec._json_type(v)
+
+
+_hints = functools.cache(codec._hints)
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, type, required) of a struct's fields, in declaration order."""
+    hints = _hints(cls)
+    return tuple((f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+                 for f in dataclasses.fields(cls))
+
+
+class _ShapeWalker:
+    """Checks a JSON value against a schema type the way :func:`codec.from_dict` decodes it,
+    but records every mismatch instead of stopping at the first."""
+
+    def __init__(self, record: str | None, limit: int) -> None:
+        self.record = record
+        self.limit = limit
+        self.problems: list[Problem] = []
+        self.nesting = 0
+
+    def add(self, message: str, path: str) -> None:
+        if len(self.problems) < self.limit:
+            self.problems.append(Problem(message, path, self.record))
+
+    def walk(self, tp: Any, v: Any, path: str) -> None:
+        if tp is int:
+            if type(v) is not int:
+                self.add(f"Expected `int`, got `{_json_type(v)}`", path)
+            return
+        if tp is str:
+            if type(v) is not str:
+                self.add(f"Expected `str`, got `{_json_type(v)}`", path)
+            return
+        if tp is bool:
+            if type(v) is not bool:
+                self.add(f"Expected `bool`, got `{_json_type(v)}`", path)
+            return
+        if tp is float:
+            if not (type(v) in (int, float) or (type(v) is str and v in ("Infinity", "-Infinity", "NaN"))):
+                self.add(f"Expected `float`, got `{_json_type(v)}`", path)
+            return
+        inner = codec._optional_of(tp)
+        if inner is not None:
+            if v is not None:
+                self.walk(inner, v, path)
+            return
+        origin = typing.get_origin(tp)
+        if origin is list:
+            if type(v) is not list:
+                self.add(f"Expected `array`, got `{_json_type(v)}`", path)
+                return
+            (elem,) = typing.get_args(tp)
+            for i, x in enumerate(v):
+                self.walk(elem, x, f"{path}[{i}]")
+            return
+        if origin is dict:
+            if type(v) is not dict:
+                self.add(f"Expected `object`, got `{_json_type(v)}`", path)
+                return
+            val = typing.get_args(tp)[1]
+            for k, x in v.items():
+                self.walk(val, x, f"{path}.{k}")
+            return
+        if isinstance(tp, type) and issubclass(tp, IntEnum):
+            if type(v) is not int:
+                self.add(f"Expected `int` ({tp.__name__}), got `{_json_type(v)}`", path)
+            elif v not in tp._value2member_map_:
+                allowed = ", ".join(str(int(m)) for m in tp)
+                self.add(f"Invalid enum value {v} for `{tp.__name__}` (expected one of {allowed})", path)
+            return
+        if isinstance(tp, type) and issubclass(tp, Union):
+            name = tp.__name__
+            if type(v) is not dict:
+                self.add(f"Expected `object` ({name}), got `{_json_type(v)}`", path)
+                return
+            if len(v) != 1:
+                self.add(f"Expected exactly one member for union `{name}`, got {len(v)}", path)
+                return
+            ((tag, payload),) = v.items()
+            hints = _hints(tp)
+            if tag not in hints:
+                self.add(f"Unknown tag `{tag}` for union `{name}` (known: {', '.join(tp.MEMBERS)})", path)
+                return
+            if tag == "as_none":
+                return
+            recursive = (name, tag) in RECURSIVE_MEMBERS
+            if recursive:
+                if self.nesting >= MAX_NESTING:
+                    self.add(f"Subgraphs and dict arguments are nested deeper than the limit of {MAX_NESTING} "
+                             "levels", path)
+                    return
+                self.nesting += 1
+            try:
+                self.walk(hints[tag], payload, f"{path}.{tag}")
+            finally:
+                if recursive:
+                    self.nesting -= 1
+            return
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            if type(v) is not dict:
+                self.add(f"Expected `object` ({tp.__name__}), got `{_json_type(v)}`", path)
+                return
+            for name, ftp, required in _fields(tp):
+                if name not in v:
+                    if required:
+                        self.add(f"Object missing required field `{name}`", path)
+                    continue
+                self.walk(ftp, v[name], f"{path}.{name}")
+            return
+        raise TypeError(f"no shape check for {tp!r}")  # a schema type this walker does not know: a bug
+
+
+def check_shape(cls: type, raw: Any, record: str | None = None, *, limit: int = 1000) -> list[Problem]:
+    """Every place where ``raw`` (JSON-decoded) does not fit the schema type ``cls`` (at most ``limit``)."""
+    walker = _ShapeWalker(record, limit)
+    try:
+        walker.walk(cls, raw, "$")
+    except RecursionError:
+        walker.add("Document is nested too deeply to check", "$")
+    return walker.problems
+
+
+# ============================================================== program semantics
+
+# Argument members that name values, and the table each name belongs to.
+_TABLES = {
+    schema.TensorArgument: "tensor_values",
+    schema.SymIntArgument: "sym_int_values",
+    schema.SymFloatArgument: "sym_float_values",
+    schema.SymBoolArgument: "sym_bool_values",
+    schema.CustomObjArgument: "custom_obj_values",
+    schema.TokenArgument: None,
+}
+_KIND = {"tensor_values": "tensor", "sym_int_values": "SymInt", "sym_float_values": "SymFloat",
+         "sym_bool_values": "SymBool", "custom_obj_values": "custom object", None: "token"}
+
+
+def _arg_refs(arg: schema.Argument, path: str) -> Iterator[tuple[str | None, str, str]]:
+    """(table, name, path) of every value an argument names; subgraphs are not entered."""
+    t = arg.type
+    v = arg.value
+    if t in ("as_tensor", "as_custom_obj"):
+        yield _TABLES[type(v)], v.name, path
+    elif t == "as_tensors":
+        for i, x in enumerate(v):
+            yield "tensor_values", x.name, f"{path}[{i}]"
+    elif t == "as_nested_tensors":
+        for i, row in enumerate(v):
+            for j, x in enumerate(row):
+                yield "tensor_values", x.name, f"{path}[{i}][{j}]"
+    elif t == "as_optional_tensor":
+        if v.type == "as_tensor":
+            yield "tensor_values", v.as_tensor.name, path
+    elif t == "as_optional_tensors":
+        for i, x in enumerate(v):
+            if x.type == "as_tensor":
+                yield "tensor_values", x.as_tensor.name, f"{path}[{i}]"
+    elif t in ("as_sym_int", "as_sym_float", "as_sym_bool"):
+        if v.type == "as_name":
+            yield _TABLES[type(v)], v.as_name, path
+    elif t in ("as_sym_ints", "as_sym_floats", "as_sym_bools"):
+        for i, x in enumerate(v):
+            if x.type == "as_name":
+                yield _TABLES[type(x)], x.as_name, f"{path}[{i}]"
+    elif t == "as_string_to_argument":
+        for k, x in v.items():
+            yield from _arg_refs(x, f"{path}.as_string_to_argument.{k}")
+
+
+def document_graphs(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[schema.Graph, str]]:
+    """The graph and its subgraphs (iteratively, in document order) with their ``$.path``."""
+    stack = [(graph, path)]
+    while stack:
+        g, p = stack.pop()
+        yield g, p
+        subgraphs = [(inp.arg.as_graph.graph, f"{p}.nodes[{i}].inputs[{j}].arg.as_graph.graph")
+                     for i, node in enumerate(g.nodes) for j, inp in enumerate(node.inputs)
+                     if inp.arg.type == "as_graph"]
+        stack.extend(reversed(subgraphs))
+
+
+def document_expressions(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
+    """``($.path, srepr text)`` of every symbolic expression of a graph and its subgraphs, in
+    one order (the one walk ``validate`` and ``load`` both charge to the document's budget)."""
+    for g, p in document_graphs(graph, path):
+        for name, tm in g.tensor_values.items():
+            tpath = f"{p}.tensor_values{key_path(name)}"
+            for field in ("sizes", "strides"):
+                for i, s in enumerate(getattr(tm, field)):
+                    if s.type == "as_expr":
+                        yield f"{tpath}.{field}[{i}].as_expr.expr_str", s.as_expr.expr_str
+            if tm.storage_offset.type == "as_expr":
+                yield f"{tpath}.storage_offset.as_expr.expr_str", tm.storage_offset.as_expr.expr_str
+        for table in ("sym_int_values", "sym_float_values", "sym_bool_values"):
+            for name, sym in getattr(g, table).items():
+                if sym.type == "as_expr":
+                    yield f"{p}.{table}{key_path(name)}.as_expr.expr_str", sym.as_expr.expr_str
+
+
+_INT64 = 1 << 63
+
+
+def tensor_meta_problems(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
+    """``(message, $.path)`` for the tensor values and symbolic ints of a graph that torch cannot
+    hold: as many sizes as strides, sizes and storage offsets in ``[0, 2**63)``, strides and
+    ``SymInt`` constants in int64 (torch stores them as int64 and would raise past it). The one
+    rule ``validate`` (:func:`check_program`) and ``load`` (:func:`check_expressions`) apply."""
+    for g, p in document_graphs(graph, path):
+        for name, tm in g.tensor_values.items():
+            tpath = f"{p}.tensor_values{key_path(name)}"
+            if len(tm.sizes) != len(tm.strides):
+                yield f"{len(tm.sizes)} sizes but {len(tm.strides)} strides", f"{tpath}.strides"
+            for field, low in (("sizes", 0), ("strides", -_INT64)):
+                for i, s in enumerate(getattr(tm, field)):
+                    if s.type == "as_int" and not low <= s.as_int < _INT64:
+                        what = "negative size" if s.as_int < 0 and field == "sizes" else f"{field[:-1]} out of int64"
+                        yield f"{what} {s.as_int}", f"{tpath}.{field}[{i}]"
+            offset = tm.storage_offset
+            if offset.type == "as_int" and not 0 <= offset.as_int < _INT64:
+                what = "negative storage offset" if offset.as_int < 0 else "storage offset out of int64"
+                yield f"{what} {offset.as_int}", f"{tpath}.storage_offset"
+        for name, sym in g.sym_int_values.items():
+            if sym.type == "as_int" and not -_INT64 <= sym.as_int < _INT64:
+                yield f"symbolic int constant {sym.as_int} out of int64", f"{p}.sym_int_values{key_path(name)}.as_int"
+
+
+def _check_expr(doc: schema.ExportedProgram, budget: expr.ExprBudget, out: list[Problem],
+                record: str | None) -> None:
+    """Every expression of ``doc`` against the grammar and the document's work budget."""
+    for path, text in document_expressions(doc.graph_module.graph):
+        try:
+            budget.parse(text, path)
+        except SerializeError as e:
+            out.append(Problem(f"malformed symbolic expression: {str(e).split(' - at `')[0]}", path, record))
+
+
+def check_expressions(doc: schema.ExportedProgram) -> expr.ExprBudget:
+    """``load``'s half of :func:`_check_expr`: the document's budget with every expression
+    checked and charged (their trees kept for the builder); raises the first problem."""
+    budget = expr.ExprBudget()
+    for path, text in document_expressions(doc.graph_module.graph):
+        try:
+            budget.parse(text, path)
+        except SerializeError as e:
+            raise SerializeError(f"{str(e).split(' - at `')[0]} - at `{path}`") from None
+    for message, path in tensor_meta_problems(doc.graph_module.graph):
+        raise SerializeError(f"{message} - at `{path}`", path=path)
+    return budget
+
+
+def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | None) -> None:
+    defined: dict[str, tuple[str | None, str]] = {}
+    later: dict[str, str] = {}
+    for i, node in enumerate(g.nodes):
+        for k, o in enumerate(node.outputs):
+            for _, name, p in _arg_refs(o, f"{path}.nodes[{i}].outputs[{k}]"):
+                later.setdefault(name, p)
+
+    def define(table: str | None, name: str, p: str) -> None:
+        if name in defined:
+            out.append(Problem(f"value `{name}` is defined twice (first at {defined[name][1]})", p, record))
+            return
+        defined[name] = (table, p)
+
+    def use(table: str | None, name: str, p: str) -> None:
+        if name not in defined:
+            if name in later:
+                out.append(Problem(f"`{name}` is used before it is defined (at {later[name]})", p, record))
+            else:
+                out.append(Problem(f"`{name}` is used but never defined", p, record))
+        elif defined[name][0] != table:
+            out.append(Problem(f"`{name}` is used as a {_KIND[table]} but defined as a {_KIND[defined[name][0]]}",
+                               p, record))
+
+    for i, a in enumerate(g.inputs):
+        for table, name, p in _arg_refs(a, f"{path}.inputs[{i}]"):
+            define(table, name, p)
+    for i, node in enumerate(g.nodes):
+        npath = f"{path}.nodes[{i}]"
+        if not node.target:
+            out.append(Problem("node has an empty target", f"{npath}.target", record))
+        for j, inp in enumerate(node.inputs):
+            ipath = f"{npath}.inputs[{j}].arg"
+            if inp.arg.type == "as_graph":
+                _check_graph(inp.arg.as_graph.graph, f"{ipath}.as_graph.graph", out, record)
+                continue
+            for table, name, p in _arg_refs(inp.arg, ipath):
+                use(table, name, p)
+        for k, o in enumerate(node.outputs):
+            for table, name, p in _arg_refs(o, f"{npath}.outputs[{k}]"):
+                define(table, name, p)
+    for i, a in enumerate(g.outputs):
+        for table, name, p in _arg_refs(a, f"{path}.outputs[{i}]"):
+            use(table, name, p)
+    for name, (table, p) in defined.items():
+        if table is not None and name not in getattr(g, table):
+            out.append(Problem(f"{_KIND[table]} `{name}` has no entry in {table}", p, record))
+
+
+def _spec_ref(arg: Any) -> str | None:
+    """The value name a signature spec's ``arg`` refers to, if any."""
+    if isinstance(arg, schema.Argument):
+        refs = list(_arg_refs(arg, ""))
+        return refs[0][1] if len(refs) == 1 else None
+    return getattr(arg, "name", None)
+
+
+def _graph_ref(arg: schema.Argument) -> str | None:
+    refs = list(_arg_refs(arg, ""))
+    return refs[0][1] if len(refs) == 1 else None
+
+
+_INPUT_NAME_FIELD = {"parameter": "parameter_name", "buffer": "buffer_name",
+                     "tensor_constant": "tensor_constant_name", "custom_obj": "custom_obj_name"}
+
+
+def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | None) -> None:
+    g, sig = gm.graph, gm.signature
+    base = "$.graph_module.signature"
+    if len(sig.input_specs) != len(g.inputs):
+        out.append(Problem(f"the signature has {len(sig.input_specs)} input specs but the graph has "
+                           f"{len(g.inputs)} inputs", f"{base}.input_specs", record))
+    if len(sig.output_specs) != len(g.outputs):
+        out.append(Problem(f"the signature has {len(sig.output_specs)} output specs but the graph has "
+                           f"{len(g.outputs)} outputs", f"{base}.output_specs", record))
+    names: dict[str, dict[str, str]] = {k: {} for k in _INPUT_NAME_FIELD}
+    user_inputs: set[str] = set()
+    for i, spec in enumerate(sig.input_specs):
+        p = f"{base}.input_specs[{i}].{spec.type}"
+        body = spec.value
+        if spec.type in _INPUT_NAME_FIELD:
+            key = getattr(body, _INPUT_NAME_FIELD[spec.type])
+            seen = names[spec.type]
+            if key in seen:
+                out.append(Problem(f"{spec.type} `{key}` is lifted twice (first at {seen[key]})", p, record))
+            seen.setdefault(key, p)
+        if spec.type == "constant_input" or i >= len(g.inputs):
+            continue
+        want = _spec_ref(body.arg)
+        have = _graph_ref(g.inputs[i])
+        if spec.type == "user_input":
+            if want is not None:
+                user_inputs.add(want)
+            if body.arg != g.inputs[i]:
+                out.append(Problem(f"input spec {i} ({spec.type}) names `{want}` but graph input {i} is "
+                                   f"`{have}`", f"{p}.arg", record))
+        elif want != have:
+            out.append(Problem(f"input spec {i} ({spec.type}) names `{want}` but graph input {i} is `{have}`",
+                               f"{p}.arg", record))
+    mutation_targets = {"buffer_mutation": ("buffer_name", names["buffer"], "buffer"),
+                        "parameter_mutation": ("parameter_name", names["parameter"], "parameter"),
+                        "gradient_to_parameter": ("parameter_name", names["parameter"], "parameter"),
+                        "user_input_mutation": ("user_input_name", user_inputs, "user input"),
+                        "gradient_to_user_input": ("user_input_name", user_inputs, "user input")}
+    for i, spec in enumerate(sig.output_specs):
+        p = f"{base}.output_specs[{i}].{spec.type}"
+        body = spec.value
+        if spec.type in mutation_targets:
+            field, known, what = mutation_targets[spec.type]
+            target = getattr(body, field)
+            if target not in known:
+                out.append(Problem(f"{spec.type} names {what} `{target}`, which is not an input of the program",
+                                   f"{p}.{field}", record))
+        if i >= len(g.outputs):
+            continue
+        want = _spec_ref(body.arg)
+        have = _graph_ref(g.outputs[i])
+        if spec.type == "user_output" and body.arg != g.outputs[i] or spec.type != "user_output" and want != have:
+            out.append(Problem(f"output spec {i} ({spec.type}) names `{want}` but graph output {i} is `{have}`",
+                               f"{p}.arg", record))
+
+
+def check_program(doc: schema.ExportedProgram, record: str | None = None) -> list[Problem]:
+    """Semantic problems of a decoded program (see the module docstring); ``[]`` when sound."""
+    out: list[Problem] = []
+    major, minor = doc.schema_version.major, doc.schema_version.minor
+    try:
+        upgrade.check_version(major, minor)
+    except SerializeError as e:
+        out.append(Problem(str(e), "$.schema_version", record))
+    from .codegen_fields import code_field_problems  # the gate load calls too (one rule, one place)
+
+    out += [Problem(message, path, record) for message, path in code_field_problems(doc)]
+    gm = doc.graph_module
+    _check_graph(gm.graph, "$.graph_module.graph", out, record)
+    _check_expr(doc, expr.ExprBudget(), out, record)  # one budget per document, as load's
+    out += [Problem(message, path, record) for message, path in tensor_meta_problems(gm.graph)]
+    _check_signature(gm, out, record)
+    for key, rc in doc.range_constraints.items():
+        if rc.min_val is not None and rc.max_val is not None and rc.min_val > rc.max_val:
+            out.append(Problem(f"range of `{key}` is empty: min {rc.min_val} > max {rc.max_val}",
+                               f"$.range_constraints{key_path(key)}", record))
+    return out  # treespec shapes: codegen_fields (treespec_text), with load
+
+
+def _message_and_path(e: SerializeError) -> tuple[str, str]:
+    """``"message - at `$.path`"`` split in two; ``$`` when the error names no path."""
+    text = str(e)
+    msg, sep, path = text.rpartition(" - at ")
+    return (msg, path.strip("`")) if sep else (text, "$")
+
+
+def check_document(raw: Any, record: str | None = None) -> tuple[schema.ExportedProgram | None, list[Problem]]:
+    """Version rules, schema shape and semantics of a JSON-decoded program document.
+
+    A document of an older schema version (7.0 - 8.19) is first upgraded in place, as the
+    loader does; the shape and semantic checks then see the upgraded document.
+    """
+    try:
+        major, minor = upgrade.document_version(raw)
+    except SerializeError as e:
+        msg, path = _message_and_path(e)
+        return None, [Problem(msg, path, record)]
+    problems: list[Problem] = []
+    if upgrade.STEPS[0].source <= (major, minor) < schema.SCHEMA_VERSION:
+        try:
+            upgrade.upgrade(raw)
+        except SerializeError as e:
+            msg, path = _message_and_path(e)
+            return None, [Problem(f"cannot upgrade the document from schema {major}.{minor}: {msg}", path, record)]
+    else:
+        try:
+            upgrade.check_version(major, minor)
+        except SerializeError as e:
+            return None, [Problem(str(e), "$.schema_version", record)]
+    if (major, minor) > schema.SCHEMA_VERSION:
+        cur = f"{schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}"
+        for path in codec.unknown_fields(schema.ExportedProgram, raw):
+            problems.append(Problem(f"Document of schema version {major}.{minor} uses field "
+                                    f"`{path.rsplit('.', 1)[-1]}`, unknown to schema {cur}", path, record))
+    problems += check_shape(schema.ExportedProgram, raw, record)
+    if problems:
+        return None, problems
+    try:
+        doc = codec.from_dict(schema.ExportedProgram, raw)
+    except SerializeError as e:  # the shape walker and the decoder disagree: report the decoder
+        path = getattr(e, "path", None) or "$"
+        return None, [Problem(getattr(e, "message", str(e)), path, record)]
+    return doc, check_program(doc, record)
+
+
+# ===================================================================== archives
+
+
+def _check_program_records(archive: Pt2Archive, model: str, out: list[Problem]) -> None:
+    pr = archive.program(model)
+    rec = pr.document_record
+    try:
+        raw = pr.raw_document()
+    except SerializeError as e:
+        out.append(Problem(str(e), rec, rec))
+        raw = None
+    if archive.layout == "legacy":
+        out += archive.version_problems(raw)
+    doc, problems = check_document(raw, rec) if raw is not None else (None, [])
+    out += problems
+    found: list[Problem] = []
+    weights = pr.entries("weights", found)
+    constants = pr.entries("constants", found)
+    out += [_with_pickle_names(archive, p) for p in found]
+    if doc is not None:
+        _check_payload_names(doc, pr, weights, constants, out)
+    out += pr.sample_problems()
+    if pr.sample_record in archive.reader and archive.reader.entry(pr.sample_record).size:
+        try:
+            describe_torch_save(archive.reader.view(pr.sample_record), pr.sample_record)
+        except SerializeError as e:
+            out.append(Problem(f"sample inputs cannot be read without unpickling ({e}); loading them needs "
+                               "allow_pickle=True", pr.sample_record, pr.sample_record, level="warning",
+                               needs_pickle=True))
+
+
+def _with_pickle_names(archive: Pt2Archive, p: Problem) -> Problem:
+    """A payload entry that needs unpickling, with what its pickle names (read, never run)."""
+    if not p.needs_pickle or p.where not in archive.reader:
+        return p
+    try:
+        names = pickle_globals(archive.reader.view(p.where))
+    except SerializeError:
+        return p
+    return dataclasses.replace(p, message=f"{p.message} Its pickle names {', '.join(names)}.") if names else p
+
+
+def _check_payload_names(doc: schema.ExportedProgram, pr: ProgramRecords, weights: list[TensorEntry],
+                         constants: list[TensorEntry], out: list[Problem]) -> None:
+    """The signature against the stored entries: :func:`contents.signature_problems`, the rule
+    ``load`` applies to what it read."""
+    stored = {folder: {e.name: (e.dtype, e.sizes, e.inner is None) for e in entries}
+              for folder, entries in (("weights", weights), ("constants", constants))}
+    out += signature_problems(doc, stored, {f: pr.config_record(f) for f in ("weights", "constants")})
+
+
+def check_archive(source: ArchiveReader | Pt2Archive, *, crc: bool = True,
+                  progress: Callable[[int], None] | None = None) -> list[Problem]:
+    """Every problem of a program archive (see the module docstring). ``crc``: verify every
+    record's CRC-32 (reads every byte; ``progress`` is called with the bytes done).
+
+    Raises ``SerializeError`` only when the file is not an archive at all (not a zip, or
+    neither a single root folder nor the plain zip of PyTorch 2.5-2.7).
+    """
+    archive = source if isinstance(source, Pt2Archive) else Pt2Archive(source)
+    archive.zero_filled = 0  # the zero-fill allowance counts over one pass through the archive
+    out: list[Problem] = archive.container_problems()
+    for model in archive.models():
+        _check_program_records(archive, model, out)
+    if crc:
+        for name, entry in archive.reader.entries.items():
+            try:
+                good = _crc_ok(archive, name, progress)
+            except SerializeError as e:
+                out.append(Problem(str(e), name, name))
+                continue
+            if not good:
+                out.append(Problem(CRC_MISMATCH, name, name))  # the rule of Pt2Archive.crc_problems, streamed
+    return out
+
+
+def _crc_ok(archive: Pt2Archive, name: str, progress: Callable[[int], None] | None) -> bool:
+    crc = 0
+    for piece in archive.record_chunks(name, _CRC_CHUNK):
+        crc = zlib.crc32(piece, crc)
+        if progress is not None:
+            progress(piece.nbytes)
+    return crc & 0xFFFFFFFF == archive.reader.entry(name).crc

@@ -1,0 +1,300 @@
+"""Generated fast paths for :mod:`pt2serde.format.codec`.
+
+For each schema type this module generates (with ``exec``, from the schema's own type
+annotations only, never from input data) one Python function per struct and union that
+encodes or decodes it with inlined type checks. The fast paths accept exactly what the
+careful decoders in :mod:`pt2serde.format.codec` accept, but they do not track where they are in
+the document: on any failure the caller re-runs the careful decoder, which raises the
+precise ``SerializeError`` with its ``$.path``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import threading
+import typing
+from enum import IntEnum
+from typing import Any, Callable
+
+from .wire import Union
+
+__all__ = ["fast_decoder", "fast_encoder", "nesting_guard", "MAX_NESTING", "RECURSIVE_MEMBERS"]
+
+MAX_NESTING = 64  # nested subgraphs and nested dict arguments, counted together
+#: Union members through which the schema recurses; decoding them is depth-limited.
+RECURSIVE_MEMBERS = frozenset({("Argument", "as_graph"), ("Argument", "as_string_to_argument")})
+
+
+class _Depth(threading.local):
+    level = 0
+
+
+_depth = _Depth()
+
+
+class NestingError(Exception):
+    """Raised by :func:`nesting_guard` when the limit is exceeded."""
+
+
+def nesting_guard(fn: Callable[[Any], Any], error: Callable[[], Exception] = NestingError) -> Callable[[Any], Any]:
+    """Wrap a member decoder so that recursion through it is limited to MAX_NESTING levels."""
+
+    def guarded(v: Any) -> Any:
+        level = _depth.level
+        if level >= MAX_NESTING:
+            raise error()
+        _depth.level = level + 1
+        try:
+            return fn(v)
+        finally:
+            _depth.level = level
+
+    return guarded
+
+
+class _Bad(Exception):
+    """Internal: the fast path met something it does not accept."""
+
+
+def _bad(*_: Any) -> Any:
+    raise _Bad
+
+
+_NONFINITE_IN = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+#: ints of more than 4300 digits are refused (``codec.MAX_INT_DIGITS``; checked equal by a test)
+_INT_BOUND = 10**4300
+_INT_FLOOR = -_INT_BOUND
+
+
+def _ints_ok(values: Any) -> bool:
+    """No int of ``values`` (a list or dict view of ints) has more than 4300 digits."""
+    return not values or (_INT_FLOOR < min(values) and max(values) < _INT_BOUND)
+
+
+def _dfloat(v: Any) -> float:
+    t = type(v)
+    if t is float:
+        return v
+    if t is int:
+        return float(v)
+    return _NONFINITE_IN[v] if t is str else _bad()
+
+
+def _efloat(v: Any) -> Any:
+    t = type(v)
+    if t is float:
+        if v - v == 0.0:
+            return v
+        return "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
+    return v if t is int and _INT_FLOOR < v < _INT_BOUND else _bad()
+
+
+def _estr(v: Any) -> str:
+    return str(v) if isinstance(v, str) else _bad()
+
+
+def _eint(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and _INT_FLOOR < v < _INT_BOUND else _bad()
+
+
+def _list(v: Any) -> list:
+    return v if type(v) is list else _bad()
+
+
+def _seq(v: Any) -> Any:
+    return v if type(v) is list or type(v) is tuple else _bad()
+
+
+def _dict(v: Any) -> dict:
+    return v if type(v) is dict else _bad()
+
+
+_ONLY_STR = {str}
+
+
+def _strmap(v: Any) -> dict:
+    """A ``dict[str, ...]`` value: a dict whose keys are all ``str`` (checked at C speed)."""
+    return v if type(v) is dict and (not v or set(map(type, v)) == _ONLY_STR) else _bad()
+
+
+def _strkeys(v: Any) -> dict:
+    if isinstance(v, dict) and all(type(k) is str for k in v):
+        return v
+    return _bad()
+
+
+def _optional_of(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType):
+        args = typing.get_args(tp)
+        if len(args) == 2 and type(None) in args:
+            return args[0] if args[1] is type(None) else args[1]
+    return None
+
+
+class _Gen:
+    """Generates the functions for one direction (``decode`` or ``encode``)."""
+
+    _PRIM_EXACT = {int: "int", str: "str", bool: "bool"}
+
+    def __init__(self, direction: str) -> None:
+        self.direction = direction
+        self.ns: dict[str, Any] = {
+            "_bad": _bad, "_dfloat": _dfloat, "_efloat": _efloat, "_estr": _estr, "_eint": _eint,
+            "_list": _list, "_seq": _seq, "_dict": _dict, "_strkeys": _strkeys, "_ints_ok": _ints_ok, "_strmap": _strmap,
+            "_B": _INT_BOUND, "_NB": _INT_FLOOR,
+            "_new": object.__new__, "_set": object.__setattr__,
+        }
+        self.names: dict[Any, str] = {}
+        self.counter = itertools.count()
+
+    def var(self) -> str:
+        return f"_v{next(self.counter)}"
+
+    def const(self, value: Any) -> str:
+        name = f"_c{next(self.counter)}"
+        self.ns[name] = value
+        return name
+
+    # -- expressions ---------------------------------------------------------
+
+    def expr(self, tp: Any, src: str) -> str:
+        x = self.var()
+        dec = self.direction == "decode"
+        if tp is int:
+            fallback = "_bad()" if dec else f"_eint({x})"
+            return f"({x} if type({x} := {src}) is int and _NB < {x} < _B else {fallback})"
+        if tp in self._PRIM_EXACT:
+            t = self._PRIM_EXACT[tp]
+            fallback = "_bad()" if dec or tp is bool else ("_estr" if tp is str else "_eint") + f"({x})"
+            return f"({x} if type({x} := {src}) is {t} else {fallback})"
+        if tp is float:
+            return f"{'_dfloat' if dec else '_efloat'}({src})"
+        inner = _optional_of(tp)
+        if inner is not None:
+            return f"(None if ({x} := {src}) is None else {self.expr(inner, x)})"
+        origin = typing.get_origin(tp)
+        if origin is list:
+            (elem,) = typing.get_args(tp)
+            e = self.var()
+            check = "_list" if dec else "_seq"
+            if elem in self._PRIM_EXACT:
+                t = self._PRIM_EXACT[elem]
+                body, kinds = (x, "(list,)") if dec else (f"list({x})", "(list, tuple)")
+                ok = f" and _ints_ok({x})" if elem is int else ""
+                return (f"({body} if type({x} := {src}) in {kinds} "
+                        f"and all(type({e}) is {t} for {e} in {x}){ok} else _bad())")
+            return f"[{self.expr(elem, e)} for {e} in {check}({src})]"
+        if origin is dict:
+            _, val = typing.get_args(tp)
+            k, e = self.var(), self.var()
+            check = "_strmap" if dec else "_strkeys"
+            if dec and val in self._PRIM_EXACT:
+                t = self._PRIM_EXACT[val]
+                ok = f" and _ints_ok({x}.values())" if val is int else ""
+                return (f"({x} if _strmap({x} := {src}) is {x} "
+                        f"and all(type({e}) is {t} for {e} in {x}.values()){ok} else _bad())")
+            return f"{{{k}: {self.expr(val, e)} for {k}, {e} in {check}({src}).items()}}"
+        if isinstance(tp, type) and issubclass(tp, IntEnum):
+            table = self.const({int(m): m for m in tp} if dec else frozenset(int(m) for m in tp))
+            if dec:
+                return f"({table}[{x}] if type({x} := {src}) is int else _bad())"
+            return f"(int({x}) if ({x} := {src}) in {table} and type({x}) is not bool else _bad())"
+        if isinstance(tp, type) and (issubclass(tp, Union) or dataclasses.is_dataclass(tp)):
+            return f"{self.function(tp)}({src})"
+        raise TypeError(f"no fast codec for {tp!r}")
+
+    # -- functions -----------------------------------------------------------
+
+    def function(self, cls: type) -> str:
+        if cls in self.names:
+            return self.names[cls]
+        name = self.names[cls] = f"_{self.direction}_{cls.__name__}"
+        self.ns[self.const_name(cls)] = cls
+        hints = typing.get_type_hints(cls)
+        if issubclass(cls, Union):
+            src = self._union(cls, name, hints)
+        else:
+            src = self._struct(cls, name, hints)
+        exec(compile(src, f"<pt2serde fast {self.direction} {cls.__name__}>", "exec"), self.ns)
+        return name
+
+    @staticmethod
+    def const_name(cls: type) -> str:
+        return f"_T_{cls.__name__}"
+
+    def _union(self, cls: type, name: str, hints: dict) -> str:
+        members = {}
+        for member in cls.MEMBERS:
+            fn_name = f"{name}__{member}"
+            if self.direction == "decode" and member == "as_none":
+                body = "True"
+            else:
+                body = self.expr(hints[member], "p")
+            exec(f"def {fn_name}(p):\n    return {body}\n", self.ns)
+            members[member] = self.ns[fn_name]
+            if self.direction == "decode" and (cls.__name__, member) in RECURSIVE_MEMBERS:
+                members[member] = nesting_guard(members[member])
+        table = self.const(members)
+        T = self.const_name(cls)
+        if self.direction == "decode":
+            return (
+                f"def {name}(v):\n"
+                f"    ((tag, p),) = _dict(v).items()\n"
+                f"    o = _new({T})\n"
+                f"    _set(o, 'type', tag)\n"
+                f"    _set(o, 'value', {table}[tag](p))\n"
+                f"    return o\n"
+            )
+        return (
+            f"def {name}(v):\n"
+            f"    if type(v) is not {T}: _bad()\n"
+            f"    t = v.type\n"
+            f"    return {{t: {table}[t](v.value)}}\n"
+        )
+
+    def _struct(self, cls: type, name: str, hints: dict) -> str:
+        T = self.const_name(cls)
+        lines = []
+        if self.direction == "decode":
+            for f in dataclasses.fields(cls):
+                value = self.expr(hints[f.name], f"v[{f.name!r}]")
+                if f.default is not dataclasses.MISSING:
+                    value = f"({value} if {f.name!r} in v else {self.const(f.default)})"
+                elif f.default_factory is not dataclasses.MISSING:
+                    value = f"({value} if {f.name!r} in v else {self.const(f.default_factory)}())"
+                lines.append(f"        {f.name}={value},")
+            return (
+                f"def {name}(v):\n"
+                f"    if type(v) is not dict: _bad()\n"
+                f"    return {T}(\n" + "\n".join(lines) + "\n    )\n"
+            )
+        for f in dataclasses.fields(cls):
+            lines.append(f"        {f.name!r}: {self.expr(hints[f.name], f'v.{f.name}')},")
+        return (
+            f"def {name}(v):\n"
+            f"    if type(v) is not {T}: _bad()\n"
+            f"    return {{\n" + "\n".join(lines) + "\n    }\n"
+        )
+
+
+_decode_gen = _Gen("decode")
+_encode_gen = _Gen("encode")
+_cache: dict[tuple[str, type], Callable] = {}
+
+
+def fast_decoder(cls: type) -> Callable[[Any], Any]:
+    """A fast decoder for ``cls``; it raises (any exception) instead of explaining."""
+    key = ("decode", cls)
+    if key not in _cache:
+        _cache[key] = _decode_gen.ns[_decode_gen.function(cls)]
+    return _cache[key]
+
+
+def fast_encoder(cls: type) -> Callable[[Any], Any]:
+    """A fast encoder for ``cls``; it raises (any exception) instead of explaining."""
+    key = ("encode", cls)
+    if key not in _cache:
+        _cache[key] = _encode_gen.ns[_encode_gen.function(cls)]
+    return _cache[key]

@@ -1,0 +1,66 @@
+"""Torch-free names for wire values: the dtype table, sizes and devices as text.
+
+Used by the commands that work without torch (``inspect``, ``validate``, ``diff``); the
+bridge layer has its own torch-facing table (:mod:`pt2serde.bridge.tables`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import schema
+from .expr import parse as parse_expr, render as render_expr
+from ..errors import SerializeError
+
+__all__ = ["DType", "DTYPES", "BY_NAME", "sym_text", "device_text"]
+
+
+@dataclass(frozen=True)
+class DType:
+    """A wire dtype: its torch name, element size and ``struct`` format (None: compared as bytes only)."""
+
+    name: str
+    itemsize: int
+    fmt: str | None  # 'f', 'e', ... ; "bf16" for bfloat16; "c:<fmt>" for complex pairs
+
+
+_S = schema.ScalarType
+DTYPES: dict[schema.ScalarType, DType] = {
+    _S.BYTE: DType("uint8", 1, "B"),
+    _S.CHAR: DType("int8", 1, "b"),
+    _S.SHORT: DType("int16", 2, "h"),
+    _S.INT: DType("int32", 4, "i"),
+    _S.LONG: DType("int64", 8, "q"),
+    _S.HALF: DType("float16", 2, "e"),
+    _S.FLOAT: DType("float32", 4, "f"),
+    _S.DOUBLE: DType("float64", 8, "d"),
+    _S.COMPLEXHALF: DType("complex32", 4, "c:e"),
+    _S.COMPLEXFLOAT: DType("complex64", 8, "c:f"),
+    _S.COMPLEXDOUBLE: DType("complex128", 16, "c:d"),
+    _S.BOOL: DType("bool", 1, "?"),
+    _S.BFLOAT16: DType("bfloat16", 2, "bf16"),
+    _S.UINT16: DType("uint16", 2, "H"),
+    _S.FLOAT8E4M3FN: DType("float8_e4m3fn", 1, None),
+    _S.FLOAT8E5M2: DType("float8_e5m2", 1, None),
+    _S.FLOAT8E4M3FNUZ: DType("float8_e4m3fnuz", 1, None),
+    _S.FLOAT8E5M2FNUZ: DType("float8_e5m2fnuz", 1, None),
+    _S.FLOAT8E8M0FNU: DType("float8_e8m0fnu", 1, None),
+    _S.UINT32: DType("uint32", 4, "I"),
+    _S.UINT64: DType("uint64", 8, "Q"),
+}
+"""The one table of wire dtypes for the torch-free commands; :data:`BY_NAME` is derived."""
+
+BY_NAME: dict[str, DType] = {d.name: d for d in DTYPES.values()}
+
+def sym_text(value: schema.SymInt) -> int | str:
+    """A size/stride as an int or as the text of its expression (``2*s17``)."""
+    if value.type == "as_int":
+        return value.as_int
+    try:
+        return render_expr(parse_expr(value.as_expr.expr_str))
+    except (SerializeError, RecursionError):
+        return value.as_expr.expr_str
+
+
+def device_text(device: schema.Device) -> str:
+    return device.type if device.index is None else f"{device.type}:{device.index}"

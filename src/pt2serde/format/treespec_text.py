@@ -1,0 +1,127 @@
+"""The shape of a pytree treespec's JSON text, checked without torch: one rule for load and validate.
+
+``ModuleCallSignature.in_spec``/``out_spec`` hold pytree treespecs as JSON text (protocol
+:data:`pt2serde.schema.TREESPEC_VERSION`): ``[protocol, node]`` where each node is
+``{"type": <serialized type name or null>, "context": ..., "children_spec": [node, ...]}``.
+:func:`problems` says what is wrong with such a text, as far as the file alone can tell:
+
+* JSON the one reader accepts (:func:`pt2serde.format.codec.loads_json`: strict, no key named twice,
+  bounded expansion), a ``[protocol, node]`` pair of the known protocol;
+* nodes of exactly those three keys, ``children_spec`` a list, depth at most :data:`MAX_DEPTH`
+  (walked iteratively);
+* a ``collections.defaultdict`` context naming its factory among :data:`SAFE_FACTORIES` (plain
+  container and scalar classes: the factory is called whenever a missing key is read);
+* the contexts of torch's own container types (:data:`JSON_CONTEXT_TYPES`) are strict JSON
+  text whose enum objects have the form ``{"__enum__": true, "fqn": str, "name": str}``.
+
+Whether a type name is registered with pytree, and whether an enum's module is imported, depend
+on the process, not the file: :mod:`pt2serde.bridge.treespec` (the bridge) finds out when it builds the
+spec, after calling :func:`check`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import schema
+from ..errors import SerializeError
+
+__all__ = ["MAX_DEPTH", "SAFE_FACTORIES", "problems", "check", "DEFAULTDICT"]
+
+MAX_DEPTH = 256
+DEFAULTDICT = "collections.defaultdict"
+#: the defaultdict factories a treespec may name (module, name)
+SAFE_FACTORIES = frozenset({("builtins", n) for n in ("list", "dict", "set", "int", "float", "str", "tuple",
+                                                      "frozenset", "bool")}
+                           | {("collections", n) for n in ("OrderedDict", "deque", "Counter")})
+#: torch's own node types whose context pytree writes as JSON text (a user's registered type,
+#: a namedtuple, a defaultdict write their own forms, read by their own hooks)
+JSON_CONTEXT_TYPES = frozenset({"builtins.tuple", "builtins.list", "builtins.dict", "collections.OrderedDict",
+                                "collections.deque", "torch.fx.immutable_collections.immutable_list",
+                                "torch.fx.immutable_collections.immutable_dict"})
+_NODE_KEYS = {"type", "context", "children_spec"}
+_DEFAULTDICT_KEYS = {"default_factory_module", "default_factory_name", "dict_context"}
+
+
+def _loads(text: Any, what: str) -> Any:
+    from .codec import loads_json
+
+    if not isinstance(text, str):
+        raise SerializeError(f"{what} must be JSON text")
+    return loads_json(text, what=what)
+
+
+def _enum_problem(value: Any) -> str | None:
+    """An enum object anywhere in a context must be well-formed (iteratively)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            if "__enum__" in v and not (v.get("__enum__") is True and set(v) == {"__enum__", "fqn", "name"}
+                                        and isinstance(v["fqn"], str) and isinstance(v["name"], str)):
+                return "malformed enum key in treespec context"
+            stack.extend(v.values())
+    return None
+
+
+def _node_problem(node: Any) -> str | None:
+    if not isinstance(node, dict) or set(node) != _NODE_KEYS:
+        return "malformed treespec node"
+    if not isinstance(node["children_spec"], list):
+        return "malformed treespec node: children_spec must be a list"
+    type_name, context = node["type"], node["context"]
+    if type_name is None:
+        return None if context is None and not node["children_spec"] else "malformed treespec leaf"
+    if not isinstance(type_name, str):
+        return f"treespec uses the pytree type {type_name!r}, which is not a type name"
+    if type_name == DEFAULTDICT:
+        if not isinstance(context, dict) or set(context) != _DEFAULTDICT_KEYS:
+            return "malformed defaultdict context in treespec"
+        factory = (context["default_factory_module"], context["default_factory_name"])
+        if factory not in SAFE_FACTORIES:
+            return f"treespec defaultdict factory {factory[0]}.{factory[1]} is not an allowed container type"
+        return None
+    if type_name in JSON_CONTEXT_TYPES:
+        if not isinstance(context, str):
+            return f"treespec context of {type_name} must be JSON text"
+        try:
+            return _enum_problem(_loads(context, f"treespec context of {type_name}"))
+        except SerializeError as e:
+            return f"invalid treespec context for {type_name}: {e}"
+    return None
+
+
+def problems(text: Any) -> list[str]:
+    """What is wrong with the treespec JSON ``text`` (empty: nothing the file alone can show).
+    Stops at the first problem of the JSON itself; lists every bad node otherwise."""
+    try:
+        pair = _loads(text, "treespec")
+    except SerializeError as e:
+        return [str(e)]  # "treespec is not valid JSON: ..." (codec names the problem)
+    if not (isinstance(pair, list) and len(pair) == 2):
+        return ["treespec is not a JSON [protocol, node] pair"]
+    protocol, root = pair
+    if protocol != schema.TREESPEC_VERSION or type(protocol) is not int:
+        return [f"Unknown treespec protocol {protocol!r}"]
+    out = []
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return out + ["treespec is nested too deeply"]
+        problem = _node_problem(node)
+        if problem:
+            out.append(problem)
+            continue
+        stack.extend((child, depth + 1) for child in node["children_spec"])
+    return out
+
+
+def check(text: Any) -> Any:
+    """Raise the first of :func:`problems` as a :class:`SerializeError`; return the parsed pair."""
+    found = problems(text)
+    if found:
+        raise SerializeError(found[0])
+    return _loads(text, "treespec")

@@ -1,0 +1,353 @@
+"""Version rules and upgraders for program documents, on plain JSON values (torch-free).
+
+* Documents of older versions are upgraded to the current schema one step at a time by
+  the functions in :data:`STEPS` (one per version step, each a small function on plain
+  dicts), then decoded.
+* A document of a major version no step leads from is refused, naming both versions,
+  except the legacy "0.0" which means "unknown".
+* A document of a newer minor version loads when it uses only what this reader knows:
+  new fields left at their empty default are fine; a new field with a value, or an unknown
+  union tag, is an error naming it and its ``$.path``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from . import codec
+
+from .. import schema
+from ..errors import SerializeError
+from .legacy_expr import printed_to_srepr
+
+__all__ = [
+    "document_version", "check_version", "decode_program", "program_from_json",
+    "upgrade", "STEPS", "Step",
+    "downgrade", "WRITABLE_TARGETS", "READERS", "pytorch_reader_gap",
+]
+
+
+def document_version(raw: Any) -> tuple[int, int]:
+    """The ``schema_version`` of a JSON-decoded program document."""
+    if not isinstance(raw, dict):
+        raise SerializeError(f"Expected `object` (ExportedProgram), got `{codec._json_type(raw)}` - at `$`")
+    version = raw.get("schema_version")
+    if not isinstance(version, dict):
+        raise SerializeError("Object missing required field `schema_version` - at `$`")
+    major, minor = version.get("major"), version.get("minor")
+    if type(major) is not int or type(minor) is not int:
+        raise SerializeError("schema_version must hold integer `major` and `minor` - at `$.schema_version`")
+    return major, minor
+
+
+def check_version(major: int, minor: int) -> None:
+    """Refuse a version this reader can neither read directly nor upgrade."""
+    current = schema.SCHEMA_VERSION
+    if major != current[0] and (major, minor) != (0, 0):
+        oldest = STEPS[0].source
+        raise SerializeError(
+            f"Serialized schema version {major}.{minor} does not match our current schema version "
+            f"{current[0]}.{current[1]}: this reader reads versions {oldest[0]}.{oldest[1]} to "
+            f"{current[0]}.{current[1]} (and newer minor versions of {current[0]})"
+        )
+
+
+# ============================================================================ upgraders
+
+_MAX_WALK_DEPTH = 512
+
+
+def _walk(value: Any, depth: int = 0) -> Iterator[dict]:
+    """Every JSON object inside ``value`` (depth first), with a depth limit."""
+    if depth > _MAX_WALK_DEPTH:
+        raise SerializeError("document is nested too deeply to upgrade")
+    if isinstance(value, dict):
+        yield value
+        for v in value.values():
+            if isinstance(v, (dict, list)):
+                yield from _walk(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            if isinstance(v, (dict, list)):
+                yield from _walk(v, depth + 1)
+
+
+def _nodes(doc: dict) -> Iterator[dict]:
+    """Every node of the program, subgraphs included."""
+    for obj in _walk(doc):
+        if "target" in obj and "inputs" in obj and "outputs" in obj and isinstance(obj.get("target"), str):
+            yield obj
+
+
+def _indexed_nodes(doc: dict) -> Iterator[tuple[str, dict]]:
+    """Every node with its ``$.path`` (subgraphs included)."""
+    for path, obj in _paths(doc, "$"):
+        if "target" in obj and "inputs" in obj and "outputs" in obj and isinstance(obj.get("target"), str):
+            yield path, obj
+
+
+def _printed_expressions_to_srepr(doc: dict) -> None:
+    for obj in _walk(doc):
+        text = obj.get("expr_str")
+        if isinstance(text, str) and not text.startswith(_SREPR_HEADS):
+            try:
+                obj["expr_str"] = printed_to_srepr(text)
+            except SerializeError as e:
+                shown = text if len(text) <= 80 else text[:77] + "..."
+                raise SerializeError(f"cannot upgrade expression {shown!r}: {e}") from None
+
+
+_SREPR_HEADS = ("Symbol(", "Integer(", "Float(", "Rational(", "Add(", "Mul(", "Pow(")
+
+
+def _finite_int_bounds(doc: dict) -> None:
+    ranges = doc.get("range_constraints")
+    if not isinstance(ranges, dict):
+        return
+    for rc in ranges.values():
+        if not isinstance(rc, dict):
+            continue
+        for key in ("min_val", "max_val"):
+            v = rc.get(key)
+            if isinstance(v, float):
+                rc[key] = None if v != v or v in (float("inf"), float("-inf")) else int(v)
+            elif isinstance(v, str) and v in ("Infinity", "-Infinity", "NaN"):
+                rc[key] = None
+
+
+def _v7_to_v8(doc: dict) -> None:
+    """Schema 7 -> 8.2: expressions were sympy's printed form, not ``srepr``; range bounds
+    could be non-finite floats (written as bare ``Infinity`` tokens)."""
+    _printed_expressions_to_srepr(doc)
+    _finite_int_bounds(doc)
+
+
+def _v8_2_to_v8_7(doc: dict) -> None:
+    """8.2 -> 8.7: a higher-order op returning a tuple wrote its elements as one
+    ``as_tensors`` output (``is_hop_single_tensor_return`` did not exist yet); ``scan`` took
+    two more positional arguments (``dim``, ``reverse``), which later releases fold into
+    the scanned inputs."""
+    for index, node in _indexed_nodes(doc):
+        target = node["target"]
+        if not target.startswith("torch.ops.higher_order."):
+            continue
+        outputs = node.get("outputs")
+        if ("is_hop_single_tensor_return" not in node and isinstance(outputs, list) and len(outputs) == 1
+                and isinstance(outputs[0], dict) and isinstance(outputs[0].get("as_tensors"), list)):
+            node["outputs"] = [{"as_tensor": t} for t in outputs[0]["as_tensors"]]
+            node["is_hop_single_tensor_return"] = False
+        if target == "torch.ops.higher_order.scan":
+            inputs = node.get("inputs")
+            if isinstance(inputs, list) and len(inputs) == 6:
+                dim, reverse = (i.get("arg") if isinstance(i, dict) else None for i in inputs[3:5])
+                if dim != {"as_int": 0} or reverse != {"as_bool": False}:
+                    raise SerializeError(
+                        f"scan node scans along dim {dim} with reverse={reverse}; only dim 0 forward "
+                        f"scans can be upgraded - at `{index}`"
+                    )
+                del inputs[3:5]
+
+
+def _no_wire_change(doc: dict) -> None:
+    """A version step that only added fields with defaults or new union members."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """Upgrade documents of versions ``[source, target)`` to ``target``."""
+
+    source: tuple[int, int]
+    target: tuple[int, int]
+    apply: Callable[[dict], None]
+
+    def __repr__(self) -> str:
+        return f"Step({self.source[0]}.{self.source[1]} -> {self.target[0]}.{self.target[1]}: {self.apply.__name__})"
+
+
+#: One step per schema version the releases we read have written: 7.3 (PyTorch 2.5),
+#: 8.2 (2.6), 8.7 (2.7), 8.8 (2.8), 8.14 (2.9) and 8.20 (2.13, 2.14).
+STEPS: tuple[Step, ...] = (
+    Step((7, 0), (8, 2), _v7_to_v8),
+    Step((8, 0), (8, 7), _v8_2_to_v8_7),
+    Step((8, 7), (8, 8), _no_wire_change),
+    Step((8, 8), (8, 14), _no_wire_change),
+    Step((8, 14), schema.SCHEMA_VERSION, _no_wire_change),
+)
+
+
+def upgrade(raw: dict) -> tuple[int, int]:
+    """Upgrade a JSON-decoded document in place to the current schema; its original version."""
+    original = version = document_version(raw)
+    for step in STEPS:
+        if step.source <= version < step.target:
+            step.apply(raw)
+            version = step.target
+            raw["schema_version"] = {"major": version[0], "minor": version[1]}
+    return original
+
+
+def decode_program(raw: Any) -> schema.ExportedProgram:
+    """A JSON-decoded ``models/*.json`` document as ``schema.ExportedProgram`` (upgraded)."""
+    major, minor = document_version(raw)
+    if STEPS[0].source <= (major, minor) < schema.SCHEMA_VERSION:
+        upgrade(raw)
+    else:
+        check_version(major, minor)
+    if (major, minor) > schema.SCHEMA_VERSION:
+        unknown = codec.unknown_fields(schema.ExportedProgram, raw)
+        if unknown:
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise SerializeError(
+                f"Document of schema version {major}.{minor} uses field `{unknown[0].rsplit('.', 1)[-1]}`, "
+                f"unknown to schema {schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}{more} - at `{unknown[0]}`"
+            )
+    return codec.from_dict(schema.ExportedProgram, raw)
+
+
+def program_from_json(data: bytes | bytearray | memoryview | str, *, max_bytes: int = codec.MAX_JSON_BYTES) -> schema.ExportedProgram:
+    """Parse and decode a program document (see :func:`decode_program`).
+
+    Schema 7 writers let bare ``Infinity``/``NaN`` tokens into their JSON; they are accepted
+    in documents of major version 7 only.
+    """
+    seen: list[str] = []
+    raw = codec.loads_json(data, max_bytes=max_bytes, what="ExportedProgram document", nonfinite=seen)
+    if seen and document_version(raw)[0] >= 8:
+        raise SerializeError(f"ExportedProgram document contains the non-standard token {seen[0]}")
+    return decode_program(raw)
+
+
+# ========================================================================== downgraders
+
+#: What each older schema version lacks, relative to the next one (taken from the schema
+#: definitions of the releases that wrote them). Writing for an older reader removes the
+#: optional fields it does not know (PyTorch 2.8 even refuses unknown fields outright) and
+#: refuses, naming it, anything it could not read.
+@dataclass(frozen=True)
+class Lacks:
+    target: tuple[int, int]
+    release: str
+    argument_members: frozenset[str] = frozenset()
+    output_spec_members: frozenset[str] = frozenset()
+    scalar_types: frozenset[int] = frozenset()
+    dropped_node_fields: frozenset[str] = frozenset()
+    dropped_program_fields: frozenset[str] = frozenset()
+    user_output_members: frozenset[str] = frozenset()
+    tuple_output_members: frozenset[str] = frozenset()
+
+
+DOWN_STEPS: tuple[Lacks, ...] = (
+    Lacks((8, 14), "2.9",
+          argument_members=frozenset({"as_nested_tensors", "as_int_lists", "as_string_to_argument", "as_float_lists"}),
+          scalar_types=frozenset({33, 34, 35}),
+          dropped_node_fields=frozenset({"name"}),
+          # no release before 2.13 reads a SymBool user output, or a SymBool element of an
+          # operator's tuple of outputs (2.13 cannot either)
+          user_output_members=frozenset({"as_sym_bool"}),
+          tuple_output_members=frozenset({"as_sym_bool"})),
+    Lacks((8, 8), "2.8",
+          argument_members=frozenset({"as_complex"}),
+          output_spec_members=frozenset({"parameter_mutation"}),
+          scalar_types=frozenset({31, 32}),
+          dropped_program_fields=frozenset({"guards_code"})),
+)
+
+#: The schema versions pt2serde can write, and the PyTorch releases that read each.
+READERS: dict[tuple[int, int], tuple[str, ...]] = {
+    (8, 20): ("2.13", "2.14"),
+    (8, 14): ("2.9",),
+    (8, 8): ("2.8",),
+}
+WRITABLE_TARGETS = tuple(READERS)
+_SCALAR_TYPE_NAMES = {int(v): v.name for v in schema.ScalarType}
+
+
+def _paths(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, dict]]:
+    """Every JSON object with its ``$.path``."""
+    if depth > _MAX_WALK_DEPTH:
+        raise SerializeError("document is nested too deeply")
+    if isinstance(value, dict):
+        yield path, value
+        for k, v in value.items():
+            if isinstance(v, (dict, list)):
+                yield from _paths(v, f"{path}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, (dict, list)):
+                yield from _paths(v, f"{path}[{i}]", depth + 1)
+
+
+def _refuse(what: str, path: str, lacks: Lacks, target: tuple[int, int], added: bool = True) -> SerializeError:
+    release = ", ".join(READERS[target])
+    since = f" (added after schema {lacks.target[0]}.{lacks.target[1]})" if added else ""
+    return SerializeError(
+        f"{what}{since} is not readable by PyTorch "
+        f"{release} (schema {target[0]}.{target[1]}): the program cannot be written for that release "
+        f"- at `{path}`"
+    )
+
+
+def _downgrade_step(raw: dict, lacks: Lacks, target: tuple[int, int]) -> None:
+    for path, obj in _paths(raw, "$"):
+        for member in lacks.argument_members & obj.keys():
+            if len(obj) == 1:  # a union object: {member: payload}
+                raise _refuse(f"argument kind `{member}`", f"{path}.{member}", lacks, target)
+        for member in lacks.output_spec_members & obj.keys():
+            if len(obj) == 1:
+                raise _refuse(f"output spec `{member}`", f"{path}.{member}", lacks, target)
+        if "dtype" in obj and obj["dtype"] in lacks.scalar_types:
+            raise _refuse(f"dtype {_SCALAR_TYPE_NAMES.get(obj['dtype'])}", f"{path}.dtype", lacks, target)
+        if "as_scalar_type" in obj and obj["as_scalar_type"] in lacks.scalar_types:
+            raise _refuse(f"dtype {_SCALAR_TYPE_NAMES.get(obj['as_scalar_type'])}", f"{path}.as_scalar_type",
+                          lacks, target)
+        if "target" in obj and "inputs" in obj and "outputs" in obj:
+            for field in lacks.dropped_node_fields:
+                obj.pop(field, None)
+            outputs = obj["outputs"] if isinstance(obj["outputs"], list) else []
+            if len(outputs) > 1:
+                for i, out in enumerate(outputs):
+                    for member in lacks.tuple_output_members & (out.keys() if isinstance(out, dict) else set()):
+                        raise _refuse(f"an operator output of kind `{member}` in a tuple of outputs",
+                                      f"{path}.outputs[{i}].{member}", lacks, target, added=False)
+    specs = raw.get("graph_module", {}).get("signature", {}).get("output_specs", [])
+    for i, spec in enumerate(specs if isinstance(specs, list) else []):
+        arg = spec.get("user_output", {}).get("arg", {}) if isinstance(spec, dict) else {}
+        for member in lacks.user_output_members & (arg.keys() if isinstance(arg, dict) else set()):
+            raise _refuse(f"a user output of kind `{member}`",
+                          f"$.graph_module.signature.output_specs[{i}].user_output.arg.{member}", lacks, target,
+                          added=False)
+    for field in lacks.dropped_program_fields:
+        raw.pop(field, None)
+
+
+def downgrade(raw: dict, target: tuple[int, int]) -> None:
+    """Rewrite a current JSON document in place for the reader of schema ``target``.
+
+    Raises :class:`SerializeError` naming the first thing that reader lacks (with its path).
+    """
+    target = tuple(target)
+    if target not in READERS:
+        known = ", ".join(f"{t[0]}.{t[1]} (PyTorch {', '.join(r)})" for t, r in READERS.items())
+        raise SerializeError(f"cannot write schema {target[0]}.{target[1]}; pt2serde writes {known}")
+    for lacks in DOWN_STEPS:
+        if lacks.target < target:
+            break
+        _downgrade_step(raw, lacks, target)
+    raw["schema_version"] = {"major": target[0], "minor": target[1]}
+
+
+def pytorch_reader_gap(raw: dict) -> str | None:
+    """Why no PyTorch release could load this current-schema document, or None.
+
+    pt2serde writes some forms no PyTorch reader handles yet (SymBool user outputs and
+    SymBool elements of operator output tuples); saving still works, with a warning.
+    """
+    lacks = next(step for step in DOWN_STEPS if step.target == (8, 14))
+    probe = Lacks(schema.SCHEMA_VERSION, "2.13", user_output_members=lacks.user_output_members,
+                  tuple_output_members=lacks.tuple_output_members)
+    try:
+        _downgrade_step(raw, probe, (8, 14))
+    except SerializeError as e:
+        return str(e).split(" is not readable by ")[0] + " - at " + str(e).split(" - at ")[-1]
+    return None

@@ -315,7 +315,7 @@ def test_fast_and_careful_decoders_refuse_the_same_values(what, doc, message):
 
 
 def test_the_int_limits_are_the_same_everywhere():
-    from pt2serde.format import fastcodec as _fastcodec
+    from pt2serde.format import fastcodec
     from pt2serde.bridge import expr as exprparse
 
     assert fastcodec._INT_BOUND == 10**_codec.MAX_INT_DIGITS

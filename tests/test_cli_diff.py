@@ -279,7 +279,7 @@ class _Layout(torch.nn.Module):
 
 def test_values_compared_across_layouts_and_chunks(tmp_path, monkeypatch):
     """Logical values are compared, whatever the strides, and chunk boundaries do not matter."""
-    from pt2serde.cli import diffing
+    from pt2serde.cli import diff_values, diffing
     from pt2serde.format.contents import open_archive
 
     paths = {}
@@ -289,8 +289,8 @@ def test_values_compared_across_layouts_and_chunks(tmp_path, monkeypatch):
         pt2serde.save(ep, paths[name])
     config = json.loads(__import__("cli_support").records(paths["strided"])["data/weights/model_weights_config.json"])
     assert [s["as_int"] for s in config["config"]["w"]["tensor_meta"]["strides"]] == [1, 25]  # really strided
-    monkeypatch.setattr(diffing, "CHUNK", 96)  # many chunks, cut differently on each side
-    monkeypatch.setattr(diffing, "BLOCK", 40)
+    monkeypatch.setattr(diff_values, "CHUNK", 96)  # many chunks, cut differently on each side
+    monkeypatch.setattr(diff_values, "BLOCK", 40)
     a, b, c = (open_archive(paths[n]) for n in ("plain", "strided", "bumped"))
     (meta,) = diffing.diff_archives(a, b)  # the same values; only the layout of the buffer differs
     assert (meta.section, meta.subject, meta.detail) == ("graph", "tensor metadata", "1 value with different metadata")
@@ -347,14 +347,14 @@ def _diff(tmp_path, a: bytes, b: bytes, **patch) -> tuple[list, float, int]:
     """diff_archives in this process: (changes, seconds, peak RSS growth)."""
     import time
 
-    from pt2serde.cli import diffing
+    from pt2serde.cli import diff_values, diffing
     from pt2serde.format.contents import open_archive
 
     (tmp_path / "a.pt2").write_bytes(a)
     (tmp_path / "b.pt2").write_bytes(b)
-    old = {k: getattr(diffing, k) for k in patch}
+    old = {k: getattr(diff_values, k) for k in patch}
     for k, v in patch.items():
-        setattr(diffing, k, v)
+        setattr(diff_values, k, v)
     arch_a, arch_b = open_archive(str(tmp_path / "a.pt2")), open_archive(str(tmp_path / "b.pt2"))
     try:
         t0 = time.process_time()  # CPU time: the work, not a busy machine
@@ -365,7 +365,7 @@ def _diff(tmp_path, a: bytes, b: bytes, **patch) -> tuple[list, float, int]:
         arch_a.close()
         arch_b.close()
         for k, v in old.items():
-            setattr(diffing, k, v)
+            setattr(diff_values, k, v)
 
 
 def _values(changes) -> list[tuple[str, str]]:

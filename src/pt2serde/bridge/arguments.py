@@ -268,7 +268,6 @@ ROWS: tuple[ArgKind, ...] = (
     ArgKind("as_optional_tensor", (), None, _dec_optional_tensor),
 )
 
-_BY_TAG: dict[str, ArgKind] = {row.tag: row for row in ROWS}
 _DECODERS: dict[str, Callable] = {row.tag: row.decode for row in ROWS}
 _candidates_cache: dict[type, tuple[ArgKind, ...]] = {}
 

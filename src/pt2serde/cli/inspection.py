@@ -32,6 +32,8 @@ from ..format.compat_readers import ProgramFacts, document_features, program_fac
 from ..format.contents import LAYOUT_TEXT, Problem, ProgramRecords, Pt2Archive, TensorEntry, entry_globals
 from ..format.torchsave import describe_torch_save, summarize_value
 from ..format.tables import DTYPES, device_text, sym_text
+from ..format.value_refs import (ARGUMENT_ROWS, LIST, ONE, OPTIONAL, OPTIONAL_LIST, SYM_TABLES, ValueRef,
+                                 argument_elements)
 from ..errors import SerializeError
 
 __all__ = ["FORMAT_VERSION", "inspect_archive", "render", "has_errors", "describe_value", "sample_inputs_info",
@@ -61,21 +63,31 @@ def _sym_value(table: dict, name: str) -> tuple[str | None, int | float | bool |
     return None, sym.value
 
 
+_LITERAL_TAGS = frozenset({"as_int", "as_float", "as_bool", "as_string", "as_ints", "as_floats", "as_bools",
+                           "as_strings"})
+
+
+def _describe_tensor(ref: ValueRef | None, g: schema.Graph) -> dict:
+    if ref is None:  # an absent optional tensor
+        return {"name": None, "kind": "none"}
+    return {"name": ref.name, "kind": "tensor", **_tensor_fields(g.tensor_values.get(ref.name))}
+
+
 def describe_value(arg: schema.Argument, g: schema.Graph, program: schema.ExportedProgram) -> dict:
     """An input or output argument as a report entry."""
     t, v = arg.type, arg.value
+    row = ARGUMENT_ROWS[t]
     out: dict[str, Any] = {"name": None, "kind": t[3:] if t.startswith("as_") else t}
-    if t == "as_tensor":
-        out["name"] = v.name
-        out.update(_tensor_fields(g.tensor_values.get(v.name)))
-        out["kind"] = "tensor"
-    elif t in ("as_sym_int", "as_sym_float", "as_sym_bool"):
-        kind = t[3:]
-        out["kind"] = kind
-        if v.type == "as_name":
-            out["name"] = v.as_name
-            table = {"sym_int": g.sym_int_values, "sym_float": g.sym_float_values, "sym_bool": g.sym_bool_values}[kind]
-            expr, literal = _sym_value(table, v.as_name)
+    if row.table == "tensor_values" and row.cardinality in (ONE, OPTIONAL):
+        ((_, ref),) = argument_elements(arg)
+        return _describe_tensor(ref, g) if ref is not None else {"name": None, "kind": "none", "value": None}
+    if row.table == "tensor_values" and row.cardinality in (LIST, OPTIONAL_LIST):
+        out["items"] = [_describe_tensor(ref, g) for _, ref in argument_elements(arg)]
+    elif row.table in SYM_TABLES and row.cardinality == ONE:
+        ((_, ref),) = argument_elements(arg)
+        if ref is not None:
+            out["name"] = ref.name
+            expr, literal = _sym_value(getattr(g, row.table), ref.name)
             out["expr"] = expr
             if expr is not None:
                 out["range"] = _range(program, expr)
@@ -83,21 +95,12 @@ def describe_value(arg: schema.Argument, g: schema.Graph, program: schema.Export
                 out["value"] = literal
         else:
             out["value"] = v.value
-    elif t == "as_custom_obj":
+    elif row.table == "custom_obj_values":
         out.update(name=v.name, class_fqn=v.class_fqn)
-    elif t in ("as_tensors", "as_optional_tensors"):
-        out["items"] = [
-            describe_value(schema.Argument._of("as_tensor", x if t == "as_tensors" else x.as_tensor), g, program)
-            if t == "as_tensors" or x.type == "as_tensor" else {"name": None, "kind": "none"}
-            for x in v
-        ]
     elif t == "as_none":
         out["value"] = None
-    elif t in ("as_int", "as_float", "as_bool", "as_string", "as_ints", "as_floats", "as_bools", "as_strings"):
+    elif t in _LITERAL_TAGS:
         out["value"] = v
-    elif t == "as_optional_tensor":
-        return describe_value(schema.Argument._of("as_tensor", v.as_tensor), g, program) if v.type == "as_tensor" \
-            else {"name": None, "kind": "none", "value": None}
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from .. import schema
 from ..errors import SerializeError
+from .value_refs import ARGUMENT_ROWS, ONE, SPEC_TARGETS, ValueRef, argument_elements, argument_refs
 
 __all__ = ["canonicalize"]
 
@@ -40,71 +41,20 @@ _OUTPUT_RANK: dict[str, tuple[int, str | None]] = {
     "gradient_to_user_input": (6, None),
 }
 
-# Argument members whose payload holds references to named values, and how to reach them.
-_REF_MEMBERS = {
-    "as_tensor": "one",
-    "as_sym_int": "one",
-    "as_sym_float": "one",
-    "as_sym_bool": "one",
-    "as_custom_obj": "one",
-    "as_optional_tensor": "one",
-    "as_tensors": "list",
-    "as_sym_ints": "list",
-    "as_sym_floats": "list",
-    "as_sym_bools": "list",
-    "as_optional_tensors": "list",
-    "as_nested_tensors": "nested",
-}
-
-_REF_TABLE = {
-    schema.TensorArgument: "tensor_values",
-    schema.SymIntArgument: "sym_int_values",
-    schema.SymFloatArgument: "sym_float_values",
-    schema.SymBoolArgument: "sym_bool_values",
-    schema.CustomObjArgument: "custom_obj_values",
-}
 
 
-def _refs(arg: schema.Argument) -> Iterator[Any]:
-    """The reference objects (TensorArgument, SymIntArgument, ...) inside one argument."""
-    how = _REF_MEMBERS.get(arg.type)
-    if how == "one":
-        yield arg.value
-    elif how == "list":
-        yield from arg.value
-    elif how == "nested":
-        for inner in arg.value:
-            yield from inner
-
-
-_NAMED = (schema.TensorArgument, schema.CustomObjArgument, schema.TokenArgument)
-
-
-def _name(ref: Any) -> str | None:
-    if isinstance(ref, _NAMED):
-        return ref.name
-    if isinstance(ref, schema.OptionalTensorArgument):
-        return ref.as_tensor.name if ref.type == "as_tensor" else None
-    return ref.as_name if ref.type == "as_name" else None
-
-
-def _set_name(ref: Any, new: str) -> None:
-    if isinstance(ref, _NAMED):
-        ref.name = new
-    elif isinstance(ref, schema.OptionalTensorArgument):
-        if ref.type == "as_tensor":
-            ref.as_tensor.name = new
-    elif ref.type == "as_name":
-        ref.as_name = new
+def _refs(arg: schema.Argument) -> Iterator[ValueRef]:
+    """The values an argument names (``str -> Argument`` dicts are not entered, as in PyTorch)."""
+    return argument_refs(arg, mappings=False)
 
 
 def _sort_nodes(inputs: list[schema.Argument], nodes: list[schema.Node], constants: set[str]) -> list[schema.Node]:
-    graph_inputs = {n for a in inputs for r in _refs(a) if (n := _name(r))}
+    graph_inputs = {r.name for a in inputs for r in _refs(a) if r.name}
     defined_by: dict[str, int] = {}
     for idx, node in enumerate(nodes):
         for out in node.outputs:
             for r in _refs(out):
-                if (n := _name(r)):
+                if (n := r.name):
                     if n in defined_by:
                         raise SerializeError(f"value {n!r} is defined by two nodes")
                     defined_by[n] = idx
@@ -113,7 +63,7 @@ def _sort_nodes(inputs: list[schema.Argument], nodes: list[schema.Node], constan
     for idx, node in enumerate(nodes):
         for inp in node.inputs:
             for r in _refs(inp.arg):
-                n = _name(r)
+                n = r.name
                 if not n or n in constants:
                     continue
                 if n not in defined_by:
@@ -127,11 +77,11 @@ def _sort_nodes(inputs: list[schema.Argument], nodes: list[schema.Node], constan
 
     def add_ranks(arg: schema.Argument) -> None:
         for r in _refs(arg):
-            if (n := _name(r)):
+            if (n := r.name):
                 rank[n] = len(rank)
 
-    def rank_of(r: Any) -> int:
-        n = _name(r)
+    def rank_of(r: ValueRef | None) -> int:  # None: a literal or an absent tensor
+        n = None if r is None else r.name
         return rank[n] if n and n not in constants else -1
 
     for a in inputs:
@@ -140,7 +90,7 @@ def _sort_nodes(inputs: list[schema.Argument], nodes: list[schema.Node], constan
 
     def push(idx: int) -> None:
         node = nodes[idx]
-        key = [(i.name, [rank_of(r) for r in _refs(i.arg)]) for i in node.inputs]
+        key = [(i.name, [rank_of(r) for _, r in argument_elements(i.arg)]) for i in node.inputs]
         heapq.heappush(heap, (node.target, key, idx))
 
     for idx in range(len(nodes)):
@@ -166,13 +116,11 @@ def _canonical_graph(inputs, outputs, graph: schema.Graph, constants: set[str]) 
     nodes = _sort_nodes(inputs, graph.nodes, constants)
     renames: dict[str, str] = {}
 
-    def define(ref: Any) -> None:
-        old = _name(ref)
-        if old is None:
-            return
-        table_name = _REF_TABLE.get(type(ref))
-        if table_name is None:
-            raise SerializeError(f"unexpected definition {ref!r}")
+    def define(ref: ValueRef) -> None:
+        old = ref.name
+        if type(ref.element) is schema.OptionalTensorArgument:  # defines nothing (as in PyTorch)
+            raise SerializeError(f"unexpected definition {ref.element!r}")
+        table_name = ref.table
         if old in renames:
             raise SerializeError(f"value {old!r} is defined twice")
         new = renames[old] = f"_{len(renames)}"
@@ -180,12 +128,10 @@ def _canonical_graph(inputs, outputs, graph: schema.Graph, constants: set[str]) 
         if old not in table:
             raise SerializeError(f"value {old!r} has no entry in {table_name}")
         table[new] = table.pop(old)
-        _set_name(ref, new)
+        ref.rename(new)
 
-    def use(ref: Any) -> None:
-        old = _name(ref)
-        if old is not None:
-            _set_name(ref, renames.get(old, old))
+    def use(ref: ValueRef) -> None:
+        ref.rename(renames.get(ref.name, ref.name))
 
     for a in inputs:
         for r in _refs(a):
@@ -241,26 +187,23 @@ def _sorted_pairs(args: list, specs: list, ranks: dict[str, tuple[int, str | Non
 
 def _rename_spec(spec: Any, renames: dict[str, str]) -> None:
     """Point a signature spec at the renamed values."""
-    def rename(ref):
-        old = _name(ref)
-        if old is not None:
-            if old not in renames:
-                raise SerializeError(f"signature refers to {old!r}, which the graph never defines")
-            _set_name(ref, renames[old])
+    def renamed(old: str) -> str:
+        if old not in renames:
+            raise SerializeError(f"signature refers to {old!r}, which the graph never defines")
+        return renames[old]
 
     body = spec.value
-    if spec.type in ("user_input", "user_output"):
+    arg = getattr(body, "arg", None)  # constant inputs have none
+    if isinstance(arg, schema.Argument):  # user inputs and outputs
         # Literals and custom objects keep their names here (as PyTorch does).
-        if body.arg.type in ("as_tensor", "as_sym_int", "as_sym_float", "as_sym_bool"):
-            rename(body.arg.value)
-    elif spec.type == "constant_input":
-        return
-    else:
-        rename(body.arg)
-        if spec.type in ("gradient_to_user_input", "user_input_mutation"):
-            if body.user_input_name not in renames:
-                raise SerializeError(f"signature refers to {body.user_input_name!r}, which the graph never defines")
-            body.user_input_name = renames[body.user_input_name]
+        row = ARGUMENT_ROWS[arg.type]
+        if row.cardinality == ONE and row.table != "custom_obj_values":
+            for ref in argument_refs(arg):
+                ref.rename(renamed(ref.name))
+    elif arg is not None:  # TensorArgument, CustomObjArgument, TokenArgument
+        arg.name = renamed(arg.name)
+        if SPEC_TARGETS[type(spec)][spec.type] == "user_input_name":  # gradients to and mutations of them
+            body.user_input_name = renamed(body.user_input_name)
 
 
 def _copy(program: schema.ExportedProgram) -> schema.ExportedProgram:

@@ -33,6 +33,7 @@ from . import codec, expr, upgrade
 
 from .. import schema
 from .fastcodec import MAX_NESTING, RECURSIVE_MEMBERS
+from .value_refs import argument_refs, single_ref_name
 from .wire import Union
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, Problem, ProgramRecords, Pt2Archive, TensorEntry, key_path, signature_problems
@@ -177,49 +178,9 @@ def check_shape(cls: type, raw: Any, record: str | None = None, *, limit: int = 
 
 # ============================================================== program semantics
 
-# Argument members that name values, and the table each name belongs to.
-_TABLES = {
-    schema.TensorArgument: "tensor_values",
-    schema.SymIntArgument: "sym_int_values",
-    schema.SymFloatArgument: "sym_float_values",
-    schema.SymBoolArgument: "sym_bool_values",
-    schema.CustomObjArgument: "custom_obj_values",
-    schema.TokenArgument: None,
-}
+# What each value table holds, in messages.
 _KIND = {"tensor_values": "tensor", "sym_int_values": "SymInt", "sym_float_values": "SymFloat",
-         "sym_bool_values": "SymBool", "custom_obj_values": "custom object", None: "token"}
-
-
-def _arg_refs(arg: schema.Argument, path: str) -> Iterator[tuple[str | None, str, str]]:
-    """(table, name, path) of every value an argument names; subgraphs are not entered."""
-    t = arg.type
-    v = arg.value
-    if t in ("as_tensor", "as_custom_obj"):
-        yield _TABLES[type(v)], v.name, path
-    elif t == "as_tensors":
-        for i, x in enumerate(v):
-            yield "tensor_values", x.name, f"{path}[{i}]"
-    elif t == "as_nested_tensors":
-        for i, row in enumerate(v):
-            for j, x in enumerate(row):
-                yield "tensor_values", x.name, f"{path}[{i}][{j}]"
-    elif t == "as_optional_tensor":
-        if v.type == "as_tensor":
-            yield "tensor_values", v.as_tensor.name, path
-    elif t == "as_optional_tensors":
-        for i, x in enumerate(v):
-            if x.type == "as_tensor":
-                yield "tensor_values", x.as_tensor.name, f"{path}[{i}]"
-    elif t in ("as_sym_int", "as_sym_float", "as_sym_bool"):
-        if v.type == "as_name":
-            yield _TABLES[type(v)], v.as_name, path
-    elif t in ("as_sym_ints", "as_sym_floats", "as_sym_bools"):
-        for i, x in enumerate(v):
-            if x.type == "as_name":
-                yield _TABLES[type(x)], x.as_name, f"{path}[{i}]"
-    elif t == "as_string_to_argument":
-        for k, x in v.items():
-            yield from _arg_refs(x, f"{path}.as_string_to_argument.{k}")
+         "sym_bool_values": "SymBool", "custom_obj_values": "custom object"}
 
 
 def document_graphs(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[schema.Graph, str]]:
@@ -308,8 +269,8 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
     later: dict[str, str] = {}
     for i, node in enumerate(g.nodes):
         for k, o in enumerate(node.outputs):
-            for _, name, p in _arg_refs(o, f"{path}.nodes[{i}].outputs[{k}]"):
-                later.setdefault(name, p)
+            for r in argument_refs(o, f"{path}.nodes[{i}].outputs[{k}]"):
+                later.setdefault(r.name, r.path)
 
     def define(table: str | None, name: str, p: str) -> None:
         if name in defined:
@@ -328,8 +289,8 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
                                p, record))
 
     for i, a in enumerate(g.inputs):
-        for table, name, p in _arg_refs(a, f"{path}.inputs[{i}]"):
-            define(table, name, p)
+        for r in argument_refs(a, f"{path}.inputs[{i}]"):
+            define(r.table, r.name, r.path)
     for i, node in enumerate(g.nodes):
         npath = f"{path}.nodes[{i}]"
         if not node.target:
@@ -339,14 +300,14 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
             if inp.arg.type == "as_graph":
                 _check_graph(inp.arg.as_graph.graph, f"{ipath}.as_graph.graph", out, record)
                 continue
-            for table, name, p in _arg_refs(inp.arg, ipath):
-                use(table, name, p)
+            for r in argument_refs(inp.arg, ipath):
+                use(r.table, r.name, r.path)
         for k, o in enumerate(node.outputs):
-            for table, name, p in _arg_refs(o, f"{npath}.outputs[{k}]"):
-                define(table, name, p)
+            for r in argument_refs(o, f"{npath}.outputs[{k}]"):
+                define(r.table, r.name, r.path)
     for i, a in enumerate(g.outputs):
-        for table, name, p in _arg_refs(a, f"{path}.outputs[{i}]"):
-            use(table, name, p)
+        for r in argument_refs(a, f"{path}.outputs[{i}]"):
+            use(r.table, r.name, r.path)
     for name, (table, p) in defined.items():
         if table is not None and name not in getattr(g, table):
             out.append(Problem(f"{_KIND[table]} `{name}` has no entry in {table}", p, record))
@@ -355,14 +316,8 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
 def _spec_ref(arg: Any) -> str | None:
     """The value name a signature spec's ``arg`` refers to, if any."""
     if isinstance(arg, schema.Argument):
-        refs = list(_arg_refs(arg, ""))
-        return refs[0][1] if len(refs) == 1 else None
+        return single_ref_name(arg)
     return getattr(arg, "name", None)
-
-
-def _graph_ref(arg: schema.Argument) -> str | None:
-    refs = list(_arg_refs(arg, ""))
-    return refs[0][1] if len(refs) == 1 else None
 
 
 _INPUT_NAME_FIELD = {"parameter": "parameter_name", "buffer": "buffer_name",
@@ -392,7 +347,7 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
         if spec.type == "constant_input" or i >= len(g.inputs):
             continue
         want = _spec_ref(body.arg)
-        have = _graph_ref(g.inputs[i])
+        have = single_ref_name(g.inputs[i])
         if spec.type == "user_input":
             if want is not None:
                 user_inputs.add(want)
@@ -419,7 +374,7 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
         if i >= len(g.outputs):
             continue
         want = _spec_ref(body.arg)
-        have = _graph_ref(g.outputs[i])
+        have = single_ref_name(g.outputs[i])
         if spec.type == "user_output" and body.arg != g.outputs[i] or spec.type != "user_output" and want != have:
             out.append(Problem(f"output spec {i} ({spec.type}) names `{want}` but graph output {i} is `{have}`",
                                f"{p}.arg", record))

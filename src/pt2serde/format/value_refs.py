@@ -1,0 +1,175 @@
+"""Which wire-union members name graph values, and where those names live (torch-free).
+
+One table per wire union that can refer to a named value of a graph (the ``Graph``'s
+``tensor_values``, ``sym_int_values``, ``sym_float_values``, ``sym_bool_values`` or
+``custom_obj_values``): a row per tag saying which value table its names belong to (or
+``None``) and how many references its payload holds (:data:`ONE`, :data:`OPTIONAL`,
+:data:`LIST`, :data:`OPTIONAL_LIST`, :data:`NESTED`, :data:`MAPPING` or ``None``).
+
+* :data:`ARGUMENT_ROWS` for ``schema.Argument``;
+* :data:`ELEMENT_ROWS` for the unions an argument's payload is made of
+  (``SymIntArgument``, ``SymFloatArgument``, ``SymBoolArgument``,
+  ``OptionalTensorArgument``): which of their tags is a reference and which a literal or
+  ``None``.
+
+:func:`argument_refs` walks an argument with these tables and yields a :class:`ValueRef`
+per name (value table, name, ``$.path`` and how to rename it); ``validate``
+(:mod:`pt2serde.format.check`), :func:`pt2serde.canonicalize`, ``diff`` and ``inspect`` all
+read references through it. :data:`SPEC_TARGETS` says, per ``InputSpec`` / ``OutputSpec``
+tag, which field names the parameter, buffer, ... or user input a spec is about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from .. import schema
+
+__all__ = ["ONE", "OPTIONAL", "LIST", "OPTIONAL_LIST", "NESTED", "MAPPING", "SYM_TABLES", "UnionRow",
+           "ARGUMENT_ROWS", "ELEMENT_ROWS", "ValueRef", "argument_refs", "argument_elements", "element_ref",
+           "single_ref_name", "SPEC_TARGETS", "spec_target"]
+
+#: the payload is one reference element (a struct, or a union that may hold a literal)
+ONE = "one"
+#: one ``OptionalTensorArgument`` (a tensor or None)
+OPTIONAL = "optional"
+#: a list of reference elements
+LIST = "list"
+#: a list of ``OptionalTensorArgument``
+OPTIONAL_LIST = "optional_list"
+#: a list of lists of reference elements
+NESTED = "nested"
+#: a ``str -> Argument`` dict (each value is an argument of its own)
+MAPPING = "mapping"
+
+#: the value tables of symbolic values (their arguments may hold literals instead of names)
+SYM_TABLES = ("sym_int_values", "sym_float_values", "sym_bool_values")
+
+
+@dataclass(frozen=True)
+class UnionRow:
+    """One tag of a wire union: the value table its names belong to (``None``: it names no
+    value) and the shape of its payload (``None`` when it holds no reference)."""
+
+    tag: str
+    table: str | None = None
+    cardinality: str | None = None
+
+
+def _rows(*rows: UnionRow) -> dict[str, UnionRow]:
+    return {row.tag: row for row in rows}
+
+
+ARGUMENT_ROWS: dict[str, UnionRow] = _rows(
+    UnionRow("as_tensor", "tensor_values", ONE),
+    UnionRow("as_tensors", "tensor_values", LIST),
+    UnionRow("as_nested_tensors", "tensor_values", NESTED),
+    UnionRow("as_optional_tensor", "tensor_values", OPTIONAL),
+    UnionRow("as_optional_tensors", "tensor_values", OPTIONAL_LIST),
+    *(UnionRow(f"as_sym_{kind}{plural}", f"sym_{kind}_values", how)
+      for kind in ("int", "float", "bool") for plural, how in (("", ONE), ("s", LIST))),
+    UnionRow("as_custom_obj", "custom_obj_values", ONE),
+    UnionRow("as_string_to_argument", None, MAPPING),
+    *(UnionRow(tag) for tag in (
+        "as_none", "as_int", "as_ints", "as_float", "as_floats", "as_string", "as_strings", "as_scalar_type",
+        "as_memory_format", "as_layout", "as_device", "as_bool", "as_bools", "as_graph", "as_operator",
+        "as_complex", "as_int_lists", "as_float_lists")),
+)
+
+#: The unions inside an argument's payload: the tag that names a value, and the others.
+ELEMENT_ROWS: dict[type, dict[str, UnionRow]] = {
+    schema.SymIntArgument: _rows(UnionRow("as_name", "sym_int_values", ONE), UnionRow("as_int")),
+    schema.SymFloatArgument: _rows(UnionRow("as_name", "sym_float_values", ONE), UnionRow("as_float")),
+    schema.SymBoolArgument: _rows(UnionRow("as_name", "sym_bool_values", ONE), UnionRow("as_bool")),
+    schema.OptionalTensorArgument: _rows(UnionRow("as_tensor", "tensor_values", ONE), UnionRow("as_none")),
+}
+
+
+@dataclass(frozen=True)
+class ValueRef:
+    """One name an argument holds: its value ``table``, the ``name``, the ``path`` of the
+    element that holds it, and ``owner``/``field``, the object and attribute holding it
+    (:meth:`rename` sets it). ``element`` is that element (``TensorArgument``,
+    ``SymIntArgument``, ``OptionalTensorArgument``, ``CustomObjArgument``...)."""
+
+    table: str
+    name: str
+    path: str
+    element: Any
+    owner: Any
+    field: str
+
+    def rename(self, new: str) -> None:
+        """Point the argument at ``new`` instead of :attr:`name` (in place)."""
+        setattr(self.owner, self.field, new)
+
+
+def element_ref(element: Any, table: str, path: str = "") -> ValueRef | None:
+    """The reference one payload element holds (``None`` for a literal or an absent tensor)."""
+    rows = ELEMENT_ROWS.get(type(element))
+    if rows is None:  # a struct: TensorArgument, CustomObjArgument
+        return ValueRef(table, element.name, path, element, element, "name")
+    if rows[element.type].table is None:
+        return None
+    inner = element.value
+    if isinstance(inner, str):  # as_name
+        return ValueRef(table, inner, path, element, element, element.type)
+    return ValueRef(table, inner.name, path, element, inner, "name")  # as_tensor
+
+
+def argument_elements(arg: schema.Argument, path: str = "") -> Iterator[tuple[Any, ValueRef | None]]:
+    """``(element, reference)`` of every element of an argument's own payload that may name a
+    value, in order; the reference is ``None`` for a literal or an absent tensor. Mapping
+    values are arguments of their own: not entered."""
+    row = ARGUMENT_ROWS[arg.type]
+    how, table, value = row.cardinality, row.table, arg.value
+    if table is None:
+        return
+    if how in (ONE, OPTIONAL):
+        yield value, element_ref(value, table, path)
+    elif how in (LIST, OPTIONAL_LIST):
+        for i, x in enumerate(value):
+            yield x, element_ref(x, table, f"{path}[{i}]")
+    elif how == NESTED:
+        for i, inner in enumerate(value):
+            for j, x in enumerate(inner):
+                yield x, element_ref(x, table, f"{path}[{i}][{j}]")
+
+
+def argument_refs(arg: schema.Argument, path: str = "", *, mappings: bool = True) -> Iterator[ValueRef]:
+    """Every value an argument names, in order; subgraphs are not entered, ``str -> Argument``
+    dicts only when ``mappings`` (their paths: ``{path}.as_string_to_argument.{key}``)."""
+    if ARGUMENT_ROWS[arg.type].cardinality == MAPPING:
+        if mappings:
+            for key, x in arg.value.items():
+                yield from argument_refs(x, f"{path}.as_string_to_argument.{key}")
+        return
+    for _, ref in argument_elements(arg, path):
+        if ref is not None:
+            yield ref
+
+
+def single_ref_name(arg: schema.Argument) -> str | None:
+    """The name an argument refers to when it refers to exactly one value, else ``None``."""
+    refs = list(argument_refs(arg))
+    return refs[0].name if len(refs) == 1 else None
+
+
+#: Per signature spec union and tag: the field of the spec naming the parameter, buffer,
+#: constant, custom object or user input it is about (``None``: it names none).
+SPEC_TARGETS: dict[type, dict[str, str | None]] = {
+    schema.InputSpec: {"user_input": None, "parameter": "parameter_name", "buffer": "buffer_name",
+                       "tensor_constant": "tensor_constant_name", "custom_obj": "custom_obj_name", "token": None,
+                       "constant_input": "name"},
+    schema.OutputSpec: {"user_output": None, "loss_output": None, "buffer_mutation": "buffer_name",
+                        "parameter_mutation": "parameter_name", "gradient_to_parameter": "parameter_name",
+                        "gradient_to_user_input": "user_input_name", "user_input_mutation": "user_input_name",
+                        "token": None},
+}
+
+
+def spec_target(spec: schema.InputSpec | schema.OutputSpec) -> str | None:
+    """The name a signature spec is about (a parameter, buffer, ... or user input), if any."""
+    field = SPEC_TARGETS[type(spec)][spec.type]
+    return None if field is None else getattr(spec.value, field)

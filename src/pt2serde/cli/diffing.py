@@ -286,7 +286,7 @@ def _meta_changes(ga: schema.GraphModule, gb: schema.GraphModule) -> list[str]:
     labels: dict[str, str] = {}
     for spec, arg in zip(ga.signature.input_specs, ga.graph.inputs):
         if arg.type == "as_tensor":
-            name = spec_target(spec)
+            name = spec_target(spec) if spec.type in ("parameter", "buffer", "tensor_constant") else None
             labels[arg.as_tensor.name] = f"{spec.type.replace('_', ' ')} `{name}`" if name else "user input"
     ta, tb = ga.graph.tensor_values, gb.graph.tensor_values
     lines = []

@@ -322,7 +322,7 @@ class _Archive:
     def require(self, name: str) -> memoryview:
         view = self.optional(name)
         if view is None:
-            raise SerializeError(f"{self.where(name)} not found in the archive")
+            raise SerializeError(f"{self.where(name)} not found in the archive", record=name)
         return view
 
     def models(self) -> list[str]:
@@ -381,7 +381,7 @@ def _tensor_entries(archive: _Archive, folder: str, entries: list[contents.Tenso
         if e.needs_pickle:
             if not allow_pickle:  # _config has refused already; kept next to the unpickling
                 raise SerializeError(f"{where}: entry {e.name!r} is stored as a pickle; pass allow_pickle=True "
-                                     "if you trust this archive")
+                                     "if you trust this archive", record=e.own_record or e.record)
             out[e.name] = _unpickle_record(archive, e.record, meta.path_name)  # allow_pickle=True only
             continue
         tm = meta.tensor_meta
@@ -390,10 +390,14 @@ def _tensor_entries(archive: _Archive, folder: str, entries: list[contents.Tenso
             out[e.name] = tensors.meta_tensor(tm, meta.is_param)
             continue
         storage = storages.get(e.record)
-        if storage.nbytes() == 0:
-            # PyTorch writes fake (data-less) tensors as empty records and reads them back as zeros
-            storage = _zero_storage(tm, where)
-        out[e.name] = tensors._finish(tensors.view_from_buffer(storage, tm, where), tm, meta.is_param)
+        try:  # the geometry check (tensors.check_view_bounds) starts its message with `where`
+            if storage.nbytes() == 0:
+                # PyTorch writes fake (data-less) tensors as empty records and reads them back as zeros
+                storage = _zero_storage(tm, where)
+            view = tensors.view_from_buffer(storage, tm, where)
+        except SerializeError as err:
+            raise err.wrapped(str(err), record=e.own_record or e.record) from None
+        out[e.name] = tensors._finish(view, tm, meta.is_param)
     return out
 
 
@@ -412,7 +416,8 @@ def _unpickle_record(archive: _Archive, name: str, path: str) -> Any:
     except SerializeError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever the unpickler raised, with the record named
-        raise SerializeError(f"{archive.where(name)}: unpickling failed: {type(e).__name__}: {e}") from None
+        raise SerializeError(f"{archive.where(name)}: unpickling failed: {type(e).__name__}: {e}",
+                             record=name) from None
 
 
 def _unpickle(data: bytes, path: str) -> Any:
@@ -435,10 +440,10 @@ def _torch_save_record(archive: _Archive, rel: str, data: memoryview, fake_tenso
     from .torchsave import load_torch_save
 
     try:
-        return load_torch_save(data, what=archive.where(rel), fake_tensor=fake_tensor)
+        return load_torch_save(data, what=archive.where(rel), record=rel, fake_tensor=fake_tensor)
     except SerializeError as e:
         if not allow_pickle:
-            raise SerializeError(
+            raise e.wrapped(
                 f"{e}; {holds} objects that only unpickling (which can run code from the file) could "
                 "rebuild. Pass allow_pickle=True if you trust this archive."
             ) from None
@@ -449,7 +454,8 @@ def _legacy_dict(archive: _Archive, rel: str, fake_tensor, allow_pickle: bool = 
     """A whole state dict or constants dict stored as one torch.save record (PyTorch 2.5 - 2.8)."""
     value = _torch_save_record(archive, rel, archive.require(rel), fake_tensor, allow_pickle, "this record holds")
     if not isinstance(value, dict):
-        raise SerializeError(f"{archive.where(rel)}: expected a dict of tensors, got {type(value).__name__}")
+        raise SerializeError(f"{archive.where(rel)}: expected a dict of tensors, got {type(value).__name__}",
+                             record=rel)
     return dict(value)
 
 
@@ -463,9 +469,9 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
         contents.first_error(archive.model.version_problems(raw))  # the plain zip's `version` record
         document = records.decode(raw)
     except SerializeError as e:
-        if str(e).startswith("record "):
+        if e.record is not None:  # names its record already
             raise
-        raise SerializeError(f"{archive.where(doc_rel)}: {e}") from None
+        raise e.wrapped(f"{archive.where(doc_rel)}: {e}", record=doc_rel) from None
     contents.first_error(records.sample_problems())
     storages = archive.storages
     read: dict[str, dict] = {}
@@ -516,9 +522,9 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
             document, state_dict, constants, example_inputs, allow_pickle=allow_pickle
         )
     except SerializeError as e:
-        if str(e).startswith("record "):
+        if e.record is not None:  # names its record already
             raise
-        raise SerializeError(f"program {name!r} ({archive.where(doc_rel)}): {e}") from None
+        raise e.wrapped(f"program {name!r} ({archive.where(doc_rel)}): {e}", record=doc_rel) from None
 
 
 def _check_signature_payloads(records: contents.ProgramRecords, document: schema.ExportedProgram,

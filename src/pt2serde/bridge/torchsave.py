@@ -446,7 +446,7 @@ class _Loader:
         if size != nbytes:
             raise SerializeError(
                 f"record {name!r} holds {size} bytes but its persistent id declares "
-                f"{numel} x {stype.dtype} = {nbytes} bytes"
+                f"{numel} x {stype.dtype} = {nbytes} bytes", record=name
             )
         view = self.reader.view(name)
         self.locations.add(location)
@@ -477,28 +477,31 @@ def load_torch_save(
     data: bytes | bytearray | memoryview,
     *,
     what: str,
+    record: str | None = None,
     fake_tensor: Callable[[schema.TensorMeta], torch.Tensor] | None = None,
 ) -> Any:
     """The object a ``torch.save`` record holds, rebuilt with the builders of ``TORCH_SAVE_GLOBALS``.
 
-    ``what`` names the record in error messages (``data/sample_inputs/model.pt``).
+    ``what`` names the record in error messages (``data/sample_inputs/model.pt``); ``record``,
+    the archive record that ``what`` names, if any, is the ``record`` of those errors.
     ``fake_tensor`` rebuilds FakeTensor example inputs from their ``schema.TensorMeta``.
     Raises :class:`SerializeError` for anything it does not read (see the module docstring).
     """
     try:
         buf = memoryview(data).cast("B")
     except (TypeError, ValueError):
-        raise SerializeError(f"{what}: expected a contiguous bytes-like object, got {type(data).__name__}") from None
+        raise SerializeError(f"{what}: expected a contiguous bytes-like object, got {type(data).__name__}",
+                             record=record) from None
     if buf.readonly:
         buf = memoryview(bytearray(buf))
     if bytes(buf[:len(_LEGACY_MAGIC)]) == _LEGACY_MAGIC:
-        raise SerializeError(f"{what}: the legacy (pre-zip) torch.save format is not supported")
+        raise SerializeError(f"{what}: the legacy (pre-zip) torch.save format is not supported", record=record)
     try:
         reader = ArchiveReader(buf)
         root = reader.root_folder()
         pickle_name = f"{root}/data.pkl"
         if pickle_name not in reader:
-            raise SerializeError(f"record {pickle_name!r} is missing (not a torch.save file?)")
+            raise SerializeError(f"record {pickle_name!r} is missing (not a torch.save file?)", record=pickle_name)
         big_endian = False
         if f"{root}/byteorder" in reader:
             order = reader.read(f"{root}/byteorder", max_size=16)
@@ -507,7 +510,7 @@ def load_torch_save(
             big_endian = order == b"big"
         pickled = reader.view(pickle_name, max_size=MAX_PICKLE_BYTES)
     except SerializeError as e:
-        raise SerializeError(f"{what}: {e}", path=what) from None
+        raise SerializeError(f"{what}: {e}", path=what, record=record) from None
     loader = _Loader(reader, root, big_endian)
     table = dict(TORCH_SAVE_GLOBALS)
     table[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))

@@ -618,7 +618,8 @@ class _Machine:
     # ------------------------------------------------------------ errors, reads
 
     def fail(self, message: str) -> SerializeError:
-        return SerializeError(f"{message} at byte {self.op_at} of {self.where}", path=self.where)
+        return SerializeError(f"{message} at byte {self.op_at} of {self.where}", path=self.where,
+                              problem=message, offset=self.op_at)
 
     @property
     def opname(self) -> str:
@@ -1284,7 +1285,7 @@ def load(
         check_tree(result, max_depth=max_depth, max_nodes=max_nodes)
         return result
     except SerializeError as e:
-        if " at byte " in str(e):
+        if e.offset is not None:  # placed in the stream already
             raise
         raise machine.fail(str(e)) from None
     except (MemoryError, RecursionError) as e:

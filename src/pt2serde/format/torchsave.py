@@ -252,7 +252,7 @@ def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
         root = reader.root_folder()
         pkl = f"{root}/data.pkl"
         if pkl not in reader:
-            raise SerializeError(f"record {pkl!r} is missing (not a torch.save file?)")
+            raise SerializeError(f"record {pkl!r} is missing (not a torch.save file?)", record=pkl)
         if f"{root}/byteorder" in reader and reader.read(f"{root}/byteorder", max_size=16) != b"little":
             raise SerializeError("big-endian torch.save records are not described")
         pickled = reader.view(pkl, max_size=MAX_PICKLE_BYTES)
@@ -279,7 +279,7 @@ def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
         size = reader.entry(name).size
         if size != numel * itemsize:
             raise SerializeError(f"record {name!r} holds {size} bytes but its persistent id declares "
-                                 f"{numel} x {stype.dtype or 'byte'} = {numel * itemsize} bytes")
+                                 f"{numel} x {stype.dtype or 'byte'} = {numel * itemsize} bytes", record=name)
         return _StorageRef(key, stype.dtype, numel, location, size)
 
     value = safepickle.load(pickled, globals=safepickle.with_namedtuples(WALK_GLOBALS),

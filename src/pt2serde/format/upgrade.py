@@ -31,13 +31,16 @@ __all__ = [
 def document_version(raw: Any) -> tuple[int, int]:
     """The ``schema_version`` of a JSON-decoded program document."""
     if not isinstance(raw, dict):
-        raise SerializeError(f"Expected `object` (ExportedProgram), got `{codec._json_type(raw)}` - at `$`")
+        problem = f"Expected `object` (ExportedProgram), got `{codec._json_type(raw)}`"
+        raise SerializeError(f"{problem} - at `$`", path="$", problem=problem)
     version = raw.get("schema_version")
     if not isinstance(version, dict):
-        raise SerializeError("Object missing required field `schema_version` - at `$`")
+        raise SerializeError("Object missing required field `schema_version` - at `$`", path="$",
+                             problem="Object missing required field `schema_version`")
     major, minor = version.get("major"), version.get("minor")
     if type(major) is not int or type(minor) is not int:
-        raise SerializeError("schema_version must hold integer `major` and `minor` - at `$.schema_version`")
+        raise SerializeError("schema_version must hold integer `major` and `minor` - at `$.schema_version`",
+                             path="$.schema_version", problem="schema_version must hold integer `major` and `minor`")
     return major, minor
 
 
@@ -142,10 +145,9 @@ def _v8_2_to_v8_7(doc: dict) -> None:
             if isinstance(inputs, list) and len(inputs) == 6:
                 dim, reverse = (i.get("arg") if isinstance(i, dict) else None for i in inputs[3:5])
                 if dim != {"as_int": 0} or reverse != {"as_bool": False}:
-                    raise SerializeError(
-                        f"scan node scans along dim {dim} with reverse={reverse}; only dim 0 forward "
-                        f"scans can be upgraded - at `{index}`"
-                    )
+                    problem = (f"scan node scans along dim {dim} with reverse={reverse}; only dim 0 forward "
+                               "scans can be upgraded")
+                    raise SerializeError(f"{problem} - at `{index}`", path=index, problem=problem)
                 del inputs[3:5]
 
 
@@ -198,10 +200,9 @@ def decode_program(raw: Any) -> schema.ExportedProgram:
         unknown = codec.unknown_fields(schema.ExportedProgram, raw)
         if unknown:
             more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-            raise SerializeError(
-                f"Document of schema version {major}.{minor} uses field `{unknown[0].rsplit('.', 1)[-1]}`, "
-                f"unknown to schema {schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}{more} - at `{unknown[0]}`"
-            )
+            problem = (f"Document of schema version {major}.{minor} uses field `{unknown[0].rsplit('.', 1)[-1]}`, "
+                       f"unknown to schema {schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}{more}")
+            raise SerializeError(f"{problem} - at `{unknown[0]}`", path=unknown[0], problem=problem)
     return codec.from_dict(schema.ExportedProgram, raw)
 
 
@@ -281,11 +282,9 @@ def _paths(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, dict]]:
 def _refuse(what: str, path: str, lacks: Lacks, target: tuple[int, int], added: bool = True) -> SerializeError:
     release = ", ".join(READERS[target])
     since = f" (added after schema {lacks.target[0]}.{lacks.target[1]})" if added else ""
-    return SerializeError(
-        f"{what}{since} is not readable by PyTorch "
-        f"{release} (schema {target[0]}.{target[1]}): the program cannot be written for that release "
-        f"- at `{path}`"
-    )
+    problem = (f"{what}{since} is not readable by PyTorch {release} (schema {target[0]}.{target[1]}): "
+               "the program cannot be written for that release")
+    return SerializeError(f"{problem} - at `{path}`", path=path, problem=problem, feature=f"{what}{since}")
 
 
 def _downgrade_step(raw: dict, lacks: Lacks, target: tuple[int, int]) -> None:
@@ -349,5 +348,5 @@ def pytorch_reader_gap(raw: dict) -> str | None:
     try:
         _downgrade_step(raw, probe, (8, 14))
     except SerializeError as e:
-        return str(e).split(" is not readable by ")[0] + " - at " + str(e).split(" - at ")[-1]
+        return f"{e.feature} - at `{e.path}`"
     return None

@@ -168,7 +168,7 @@ def _bool(value: Any, what: str) -> bool:
 
 def _storage(value: Any) -> _Storage:
     if not isinstance(value, _Storage):
-        raise SerializeError(f"expected a storage, got {safepickle._short(value)}")
+        raise SerializeError(f"expected a storage, got {safepickle.short(value)}")
     return value
 
 
@@ -213,7 +213,7 @@ def _finish(t: torch.Tensor, requires_grad: Any, hooks: Any, metadata: Any) -> t
     if metadata:  # conj / neg bits (get_tensor_metadata)
         if type(metadata) is not dict or not set(metadata) <= {"conj", "neg"} \
                 or any(type(v) is not bool for v in metadata.values()):
-            raise SerializeError(f"tensor metadata may only hold bool 'conj'/'neg', got {safepickle._short(metadata)}")
+            raise SerializeError(f"tensor metadata may only hold bool 'conj'/'neg', got {safepickle.short(metadata)}")
         torch._C._set_tensor_metadata(t, metadata)
     return t
 
@@ -267,7 +267,7 @@ def _rebuild_meta_tensor_no_storage(dtype: Any, size: Any, stride: Any, requires
 
 def _plain_tensor(data: Any) -> torch.Tensor:
     if not (isinstance(data, torch.Tensor) and not isinstance(data, torch.nn.Parameter)):
-        raise SerializeError(f"a parameter needs a tensor, got {safepickle._short(data)}")
+        raise SerializeError(f"a parameter needs a tensor, got {safepickle.short(data)}")
     return data
 
 
@@ -302,14 +302,14 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> to
     """A tensor with Python attributes: ``func(*args)`` of type ``new_type``, then ``state``."""
     if not (isinstance(func, safepickle.GlobalRef) and (func.module, func.name) in _TENSOR_REBUILDERS):
         raise SerializeError(
-            f"_rebuild_from_type_v2 needs a tensor rebuild function, got {safepickle._short(func)}"
+            f"_rebuild_from_type_v2 needs a tensor rebuild function, got {safepickle.short(func)}"
         )
     if new_type is _TENSOR_TYPE:
         expected: type = torch.Tensor
     else:
         if not (isinstance(new_type, safepickle.GlobalRef) and (new_type.module, new_type.name) == _PARAMETER):
             raise SerializeError(
-                f"_rebuild_from_type_v2 may only make torch.Tensor or Parameter, got {safepickle._short(new_type)}"
+                f"_rebuild_from_type_v2 may only make torch.Tensor or Parameter, got {safepickle.short(new_type)}"
             )
         expected = torch.nn.Parameter
     if type(args) is not tuple:
@@ -417,13 +417,13 @@ class _Loader:
     def persistent_load(self, pid: Any) -> _Storage:
         if not (type(pid) is tuple and len(pid) == 5):
             raise SerializeError(
-                f"persistent id {safepickle._short(pid)} is not ('storage', type, key, location, numel)"
+                f"persistent id {safepickle.short(pid)} is not ('storage', type, key, location, numel)"
             )
         tag, stype, key, location, numel = (_ascii(v) for v in pid)
         if tag != "storage":
             raise SerializeError(f"persistent id of kind {tag!r} is not supported (only 'storage')")
         if not isinstance(stype, _StorageType):
-            raise SerializeError(f"persistent id names {safepickle._short(stype)}, not a storage type")
+            raise SerializeError(f"persistent id names {safepickle.short(stype)}, not a storage type")
         if not (type(key) is str and 0 < len(key) <= MAX_KEY and key.isascii() and "/" not in key):
             raise SerializeError(f"storage key {key!r} is invalid")
         if not (type(location) is str and 0 < len(location) <= 64):

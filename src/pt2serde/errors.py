@@ -8,7 +8,8 @@ only built when something actually went wrong (the hot path never formats string
 
 from __future__ import annotations
 
-__all__ = ["SerializeError", "ArgumentError", "ArgumentValueError", "FolderNotFoundError", "FolderNotWritableError", "NotAZipError", "WireError", "wire_path"]
+__all__ = ["SerializeError", "ArgumentError", "ArgumentValueError", "FolderNotFoundError", "FolderNotWritableError",
+           "NotAZipError", "WireError", "wire_path"]
 
 
 class SerializeError(RuntimeError):

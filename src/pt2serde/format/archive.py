@@ -336,7 +336,8 @@ class ArchiveReader:
         except zlib.error as err:
             raise SerializeError(f"record {name!r} is not valid deflate data: {err}", record=name) from None
         if len(out) != e.size:
-            raise SerializeError(f"record {name!r} inflates to {len(out)} bytes, not the declared {e.size}", record=name)
+            raise SerializeError(f"record {name!r} inflates to {len(out)} bytes, not the declared {e.size}",
+                                 record=name)
         return memoryview(out)
 
     def admit(self, name: str) -> None:

@@ -20,11 +20,12 @@ from . import codec
 from .. import schema
 from ..errors import SerializeError
 from .legacy_expr import printed_to_srepr
+from .releases import releases_reading
 
 __all__ = [
     "document_version", "check_version", "decode_program", "program_from_json",
     "upgrade", "STEPS", "Step",
-    "downgrade", "WRITABLE_TARGETS", "READERS", "pytorch_reader_gap",
+    "downgrade", "WRITABLE_TARGETS", "READERS", "pytorch_reader_gap", "writable_text",
 ]
 
 
@@ -228,7 +229,6 @@ def program_from_json(data: bytes | bytearray | memoryview | str, *, max_bytes: 
 @dataclass(frozen=True)
 class Lacks:
     target: tuple[int, int]
-    release: str
     argument_members: frozenset[str] = frozenset()
     output_spec_members: frozenset[str] = frozenset()
     scalar_types: frozenset[int] = frozenset()
@@ -239,7 +239,7 @@ class Lacks:
 
 
 DOWN_STEPS: tuple[Lacks, ...] = (
-    Lacks((8, 14), "2.9",
+    Lacks((8, 14),
           argument_members=frozenset({"as_nested_tensors", "as_int_lists", "as_string_to_argument", "as_float_lists"}),
           scalar_types=frozenset({33, 34, 35}),
           dropped_node_fields=frozenset({"name"}),
@@ -247,18 +247,17 @@ DOWN_STEPS: tuple[Lacks, ...] = (
           # operator's tuple of outputs (2.13 cannot either)
           user_output_members=frozenset({"as_sym_bool"}),
           tuple_output_members=frozenset({"as_sym_bool"})),
-    Lacks((8, 8), "2.8",
+    Lacks((8, 8),
           argument_members=frozenset({"as_complex"}),
           output_spec_members=frozenset({"parameter_mutation"}),
           scalar_types=frozenset({31, 32}),
           dropped_program_fields=frozenset({"guards_code"})),
 )
 
-#: The schema versions pt2serde can write, and the PyTorch releases that read each.
+#: The schema versions pt2serde can write (the current one and each step down), and the
+#: PyTorch releases that read each (from :data:`pt2serde.format.releases.RELEASES`).
 READERS: dict[tuple[int, int], tuple[str, ...]] = {
-    (8, 20): ("2.13", "2.14"),
-    (8, 14): ("2.9",),
-    (8, 8): ("2.8",),
+    target: releases_reading(target) for target in (schema.SCHEMA_VERSION, *(s.target for s in DOWN_STEPS))
 }
 WRITABLE_TARGETS = tuple(READERS)
 _SCALAR_TYPE_NAMES = {int(v): v.name for v in schema.ScalarType}
@@ -327,13 +326,17 @@ def downgrade(raw: dict, target: tuple[int, int]) -> None:
     """
     target = tuple(target)
     if target not in READERS:
-        known = ", ".join(f"{t[0]}.{t[1]} (PyTorch {', '.join(r)})" for t, r in READERS.items())
-        raise SerializeError(f"cannot write schema {target[0]}.{target[1]}; pt2serde writes {known}")
+        raise SerializeError(f"cannot write schema {target[0]}.{target[1]}; pt2serde writes {writable_text()}")
     for lacks in DOWN_STEPS:
         if lacks.target < target:
             break
         _downgrade_step(raw, lacks, target)
     raw["schema_version"] = {"major": target[0], "minor": target[1]}
+
+
+def writable_text() -> str:
+    """The schemas pt2serde writes with their readers, for messages: ``8.20 (PyTorch 2.13, 2.14), ...``."""
+    return ", ".join(f"{t[0]}.{t[1]} (PyTorch {', '.join(r)})" for t, r in READERS.items())
 
 
 def pytorch_reader_gap(raw: dict) -> str | None:
@@ -343,7 +346,7 @@ def pytorch_reader_gap(raw: dict) -> str | None:
     SymBool elements of operator output tuples); saving still works, with a warning.
     """
     lacks = next(step for step in DOWN_STEPS if step.target == (8, 14))
-    probe = Lacks(schema.SCHEMA_VERSION, "2.13", user_output_members=lacks.user_output_members,
+    probe = Lacks(schema.SCHEMA_VERSION, user_output_members=lacks.user_output_members,
                   tuple_output_members=lacks.tuple_output_members)
     try:
         _downgrade_step(raw, probe, (8, 14))

@@ -23,7 +23,7 @@ import typing
 
 import pytest
 
-from pt2serde.format import safepickle
+from pt2serde.format import pickle_budget, pickle_globals, pickle_machine, safepickle
 from pt2serde.errors import SerializeError
 from pt2serde.format.safepickle import PLAIN_GLOBALS, Global
 
@@ -72,8 +72,9 @@ def test_imports_without_torch():
     assert result.returncode == 0, result.stderr
 
 
-def test_module_never_uses_the_standard_unpickler():
-    source = open(safepickle.__file__).read()
+@pytest.mark.parametrize("module", [safepickle, pickle_budget, pickle_globals, pickle_machine])
+def test_module_never_uses_the_standard_unpickler(module):
+    source = open(module.__file__).read()
     for needle in ("import pickle", "Unpickler", "pickle.load", "find_class", "eval(", "exec(", "__import__",
                    "importlib"):
         assert needle not in source, needle
@@ -81,8 +82,8 @@ def test_module_never_uses_the_standard_unpickler():
 
 def test_every_pickle_opcode_is_handled_or_refused():
     known = {op.code.encode("latin-1")[0]: op.name for op in pickletools.opcodes}
-    assert {code: safepickle._OPNAMES.get(code) for code in known} == known
-    assert all(safepickle._HANDLERS[code] is not None for code in known)
+    assert {code: pickle_machine.OPNAMES.get(code) for code in known} == known
+    assert all(pickle_machine.HANDLERS[code] is not None for code in known)
 
 
 # --------------------------------------------------------------------------- reading

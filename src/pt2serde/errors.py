@@ -8,20 +8,56 @@ only built when something actually went wrong (the hot path never formats string
 
 from __future__ import annotations
 
-__all__ = ["SerializeError", "ArgumentError", "ArgumentValueError", "FolderNotFoundError", "FolderNotWritableError", "WireError", "wire_path"]
+__all__ = ["SerializeError", "ArgumentError", "ArgumentValueError", "FolderNotFoundError", "FolderNotWritableError",
+           "NotAZipError", "WireError", "wire_path"]
 
 
 class SerializeError(RuntimeError):
     """Raised for every failure to serialize, deserialize, save or load.
 
     Malformed or hostile input also ends up here, never as a bare ``KeyError``,
-    ``ValueError``, zip or JSON error. ``path`` holds the wire path (``$.x.y[2]``) or the
-    archive record the problem was found at, when there is one.
+    ``ValueError``, zip or JSON error. ``str(e)`` is the whole message; the context it names
+    is also kept in typed fields, set where the error is raised (``None`` where it has none),
+    so that code never has to take the message apart:
+
+    * ``record``: the archive record the message names (``data/weights/weight_0``);
+    * ``path``: the wire path (``$.graph_module.graph.nodes[3]``), or the data a pickle error
+      is about;
+    * ``node``: the graph node the problem is at;
+    * ``problem``: the message without its location (the whole message where it has none);
+    * ``offset``: the byte offset in a pickle stream the problem was found at;
+    * ``feature``: what a PyTorch release cannot read (``dtype uint16``), for a refused
+      downgrade.
     """
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
+    record: str | None = None
+    path: str | None = None
+    node: str | None = None
+    offset: int | None = None
+    feature: str | None = None
+
+    def __init__(self, message: str, *, record: str | None = None, path: str | None = None,
+                 node: str | None = None, problem: str | None = None, offset: int | None = None,
+                 feature: str | None = None) -> None:
         super().__init__(message)
+        self.record = record
         self.path = path
+        self.node = node
+        self.problem = message if problem is None else problem
+        self.offset = offset
+        self.feature = feature
+
+    def wrapped(self, message: str, **fields) -> "SerializeError":
+        """A new error with the text ``message`` (which says more around this one's) that keeps
+        this error's fields, except those given in ``fields`` (``record=...``)."""
+        kept = {"record": self.record, "path": self.path, "node": self.node, "problem": self.problem,
+                "offset": self.offset, "feature": self.feature}
+        return SerializeError(message, **{**kept, **fields})
+
+
+class NotAZipError(SerializeError):
+    """The bytes are no zip archive at all (empty, too short, no end-of-central-directory
+    record): the caller may say what the file is instead (:mod:`pt2serde.format.filekind`)."""
 
 
 class ArgumentError(SerializeError, TypeError):
@@ -56,7 +92,7 @@ class WireError(SerializeError):
 
     def __init__(self, message: str) -> None:
         RuntimeError.__init__(self, message)
-        self.message = message
+        self.message = self.problem = message
         self.segments: list[str] = []
 
     def push(self, segment: str | int) -> "WireError":
@@ -71,8 +107,8 @@ class WireError(SerializeError):
     def __str__(self) -> str:
         return f"{self.message} - at `{self.path}`"
 
-    def __reduce__(self):  # keep the rendered message when pickled across processes
-        return (SerializeError, (str(self),))
+    def __reduce__(self):  # keep the rendered message (and its fields) when pickled across processes
+        return (SerializeError, (str(self),), {"path": self.path, "problem": self.message})
 
 
 def wire_path(segments) -> str:

@@ -169,7 +169,7 @@ def target_schema(value: Any) -> tuple[int, int]:
     that pt2serde writes, or a PyTorch release (``"2.9"``, ``"2.9.1"``, ``"2.13.0+cpu"``)
     mapped to the schema it reads. ``None``: the current schema."""
     from .. import schema
-    from ..format.upgrade import READERS
+    from ..format.upgrade import READERS, writable_text
 
     if value is None:
         return schema.SCHEMA_VERSION
@@ -185,8 +185,8 @@ def target_schema(value: Any) -> tuple[int, int]:
         target = (value[0], value[1])
         if target in READERS:
             return target
-        known = ", ".join(f"{t[0]}.{t[1]} (PyTorch {', '.join(r)})" for t, r in READERS.items())
-        raise ArgumentValueError(f"cannot write schema {target[0]}.{target[1]}; pt2serde writes {known}: pass "
+        raise ArgumentValueError(f"cannot write schema {target[0]}.{target[1]}; pt2serde writes "
+                                 f"{writable_text()}: pass "
                                  f"target_schema as one of {_accepted()}")
     raise ArgumentError(f"target_schema must be a (major, minor) tuple of ints or a PyTorch release string, got "
                         f"{value!r}; pass one of {_accepted()}")

@@ -176,7 +176,7 @@ class GraphDeserializer:
                 self._node(wire_node)
             except SerializeError as e:
                 label = wire_node.name or wire_node.target
-                raise SerializeError(f"Failed deserializing node {label} ({wire_node.target}): {e}") from e
+                raise SerializeError(f"Failed deserializing node {label} ({wire_node.target}): {e}", node=label) from e
             except Exception as e:  # noqa: BLE001 - torch raised: report it with the node
                 label = wire_node.name or wire_node.target
                 raise SerializeError(

@@ -182,7 +182,8 @@ class GraphModuleSerializer:
             try:
                 handler(node)
             except SerializeError as e:
-                raise SerializeError(f"Failed serializing node {node.name} ({node.format_node()}): {e}") from e
+                raise SerializeError(f"Failed serializing node {node.name} ({node.format_node()}): {e}",
+                                     node=node.name) from e
             except Exception as e:  # noqa: BLE001 - report any failure with the node it happened on
                 raise SerializeError(
                     f"Failed serializing node {node.name} ({node.format_node()}): {type(e).__name__}: {e}"

@@ -40,6 +40,9 @@ from ..format.archive import ArchiveReader, ArchiveWriter, check_name
 from ..errors import SerializeError
 from .graph_save import tensor_meta_to_wire
 from ..format.payload import DEFAULT_PICKLE_PROTOCOL, check_pickle_protocol
+from ..format.releases import RELEASES
+from ..format.upgrade import downgrade, pytorch_reader_gap
+from .torchsave import load_torch_save
 from .program import ExportedProgramDeserializer, ExportedProgramSerializer, default_opset_version
 
 __all__ = ["save", "load", "load_all", "ARCHIVE_VERSION"]
@@ -243,14 +246,10 @@ def _document_bytes(document: schema.ExportedProgram, target: tuple[int, int]) -
     if target == schema.SCHEMA_VERSION:
         data = codec.to_json_bytes(document)
         if _MAY_GAP.search(data):
-            from ..format.upgrade import pytorch_reader_gap
-
             gap = pytorch_reader_gap(json.loads(data))
             if gap:
                 warnings.warn(f"pt2serde reads this archive back, but torch.export.load cannot: {gap}", stacklevel=4)
         return data
-    from ..format.upgrade import downgrade
-
     raw = codec.to_dict(document)
     downgrade(raw, target)
     return json.dumps(raw, allow_nan=False).encode("utf-8")
@@ -264,9 +263,10 @@ def _save_program(writer, root, name, ep, opset, counters, target, protocol) -> 
     constants = dict(program.custom_objs)
     constants.update(ep.constants)
     state = dict(ep.state_dict)
-    # PyTorch 2.8 reads state dict and constants only as whole torch.save records; 2.9 cannot
-    # rebuild a Parameter of a non-floating dtype from raw records (it forces requires_grad).
-    whole_weights = target < (8, 14) or (target < (8, 20) and any(
+    # what the target's readers lack (releases.RELEASES): raw records (2.8), raw non-floating Parameters (2.9)
+    readers = [r for r in RELEASES if r.schema == target]
+    reads_raw = all("raw" in r.pt2_storages for r in readers)
+    whole_weights = not reads_raw or (not all(r.raw_int_params for r in readers) and any(
         isinstance(t, torch.nn.Parameter) and not (t.is_floating_point() or t.is_complex()) for t in state.values()
     ))
     if whole_weights:
@@ -276,7 +276,7 @@ def _save_program(writer, root, name, ep, opset, counters, target, protocol) -> 
         plan = _StoragePlan()
         weights = _payload_config(state, WEIGHTS_DIR, "weight_", writer, root, plan, counters, False, protocol)
         writer.add(f"{root}/{WEIGHTS_DIR}{name}_weights_config.json", json.dumps(weights).encode("utf-8"))
-    if target < (8, 14):
+    if not reads_raw:
         with writer.stream(f"{root}/{CONSTANTS_DIR}{name}.pt") as out:
             torch.save(constants, out, pickle_protocol=protocol)
     else:
@@ -322,7 +322,7 @@ class _Archive:
     def require(self, name: str) -> memoryview:
         view = self.optional(name)
         if view is None:
-            raise SerializeError(f"{self.where(name)} not found in the archive")
+            raise SerializeError(f"{self.where(name)} not found in the archive", record=name)
         return view
 
     def models(self) -> list[str]:
@@ -381,7 +381,7 @@ def _tensor_entries(archive: _Archive, folder: str, entries: list[contents.Tenso
         if e.needs_pickle:
             if not allow_pickle:  # _config has refused already; kept next to the unpickling
                 raise SerializeError(f"{where}: entry {e.name!r} is stored as a pickle; pass allow_pickle=True "
-                                     "if you trust this archive")
+                                     "if you trust this archive", record=e.own_record or e.record)
             out[e.name] = _unpickle_record(archive, e.record, meta.path_name)  # allow_pickle=True only
             continue
         tm = meta.tensor_meta
@@ -390,10 +390,13 @@ def _tensor_entries(archive: _Archive, folder: str, entries: list[contents.Tenso
             out[e.name] = tensors.meta_tensor(tm, meta.is_param)
             continue
         storage = storages.get(e.record)
-        if storage.nbytes() == 0:
-            # PyTorch writes fake (data-less) tensors as empty records and reads them back as zeros
-            storage = _zero_storage(tm, where)
-        out[e.name] = tensors._finish(tensors.view_from_buffer(storage, tm, where), tm, meta.is_param)
+        try:  # the geometry check (tensors.check_view_bounds) starts its message with `where`
+            if storage.nbytes() == 0:  # PyTorch writes fake (data-less) tensors as empty records, read as zeros
+                storage = _zero_storage(tm, where)
+            view = tensors.view_from_buffer(storage, tm, where)
+        except SerializeError as err:
+            raise err.wrapped(str(err), record=e.own_record or e.record) from None
+        out[e.name] = tensors._finish(view, tm, meta.is_param)
     return out
 
 
@@ -412,7 +415,8 @@ def _unpickle_record(archive: _Archive, name: str, path: str) -> Any:
     except SerializeError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever the unpickler raised, with the record named
-        raise SerializeError(f"{archive.where(name)}: unpickling failed: {type(e).__name__}: {e}") from None
+        raise SerializeError(f"{archive.where(name)}: unpickling failed: {type(e).__name__}: {e}",
+                             record=name) from None
 
 
 def _unpickle(data: bytes, path: str) -> Any:
@@ -432,13 +436,11 @@ def _unpickle(data: bytes, path: str) -> Any:
 def _torch_save_record(archive: _Archive, rel: str, data: memoryview, fake_tensor, allow_pickle: bool,
                        holds: str) -> Any:
     """A torch.save record, read by the safe reader; only with ``allow_pickle`` by unpickling."""
-    from .torchsave import load_torch_save
-
     try:
-        return load_torch_save(data, what=archive.where(rel), fake_tensor=fake_tensor)
+        return load_torch_save(data, what=archive.where(rel), record=rel, fake_tensor=fake_tensor)
     except SerializeError as e:
         if not allow_pickle:
-            raise SerializeError(
+            raise e.wrapped(
                 f"{e}; {holds} objects that only unpickling (which can run code from the file) could "
                 "rebuild. Pass allow_pickle=True if you trust this archive."
             ) from None
@@ -449,7 +451,8 @@ def _legacy_dict(archive: _Archive, rel: str, fake_tensor, allow_pickle: bool = 
     """A whole state dict or constants dict stored as one torch.save record (PyTorch 2.5 - 2.8)."""
     value = _torch_save_record(archive, rel, archive.require(rel), fake_tensor, allow_pickle, "this record holds")
     if not isinstance(value, dict):
-        raise SerializeError(f"{archive.where(rel)}: expected a dict of tensors, got {type(value).__name__}")
+        raise SerializeError(f"{archive.where(rel)}: expected a dict of tensors, got {type(value).__name__}",
+                             record=rel)
     return dict(value)
 
 
@@ -462,10 +465,8 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
         raw = records.raw_document(data)
         contents.first_error(archive.model.version_problems(raw))  # the plain zip's `version` record
         document = records.decode(raw)
-    except SerializeError as e:
-        if str(e).startswith("record "):
-            raise
-        raise SerializeError(f"{archive.where(doc_rel)}: {e}") from None
+    except SerializeError as e:  # named after the document's record, unless it names a record already
+        raise e if e.record is not None else e.wrapped(f"{archive.where(doc_rel)}: {e}", record=doc_rel) from None
     contents.first_error(records.sample_problems())
     storages = archive.storages
     read: dict[str, dict] = {}
@@ -515,10 +516,9 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
         return ExportedProgramDeserializer(expected_opset_version).deserialize(
             document, state_dict, constants, example_inputs, allow_pickle=allow_pickle
         )
-    except SerializeError as e:
-        if str(e).startswith("record "):
-            raise
-        raise SerializeError(f"program {name!r} ({archive.where(doc_rel)}): {e}") from None
+    except SerializeError as e:  # named after the program, unless it names a record already
+        raise e if e.record is not None else e.wrapped(
+            f"program {name!r} ({archive.where(doc_rel)}): {e}", record=doc_rel) from None
 
 
 def _check_signature_payloads(records: contents.ProgramRecords, document: schema.ExportedProgram,
@@ -592,9 +592,7 @@ def load(
         archive = _Archive(f, mmap)
         names = archive.models()
         if name not in names:
-            raise SerializeError(
-                f"program {name!r} is not in the archive; it holds {sorted(names) or 'no program'}"
-            )
+            raise SerializeError(f"program {name!r} is not in the archive; it holds {sorted(names) or 'no program'}")
         program = _load_program(archive, name, expected_opset_version, allow_pickle)
         if extra_files is not None:
             extra_files.update(archive.extra_files())

@@ -168,7 +168,7 @@ def _bool(value: Any, what: str) -> bool:
 
 def _storage(value: Any) -> _Storage:
     if not isinstance(value, _Storage):
-        raise SerializeError(f"expected a storage, got {safepickle._short(value)}")
+        raise SerializeError(f"expected a storage, got {safepickle.short(value)}")
     return value
 
 
@@ -213,7 +213,7 @@ def _finish(t: torch.Tensor, requires_grad: Any, hooks: Any, metadata: Any) -> t
     if metadata:  # conj / neg bits (get_tensor_metadata)
         if type(metadata) is not dict or not set(metadata) <= {"conj", "neg"} \
                 or any(type(v) is not bool for v in metadata.values()):
-            raise SerializeError(f"tensor metadata may only hold bool 'conj'/'neg', got {safepickle._short(metadata)}")
+            raise SerializeError(f"tensor metadata may only hold bool 'conj'/'neg', got {safepickle.short(metadata)}")
         torch._C._set_tensor_metadata(t, metadata)
     return t
 
@@ -267,7 +267,7 @@ def _rebuild_meta_tensor_no_storage(dtype: Any, size: Any, stride: Any, requires
 
 def _plain_tensor(data: Any) -> torch.Tensor:
     if not (isinstance(data, torch.Tensor) and not isinstance(data, torch.nn.Parameter)):
-        raise SerializeError(f"a parameter needs a tensor, got {safepickle._short(data)}")
+        raise SerializeError(f"a parameter needs a tensor, got {safepickle.short(data)}")
     return data
 
 
@@ -302,14 +302,14 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> to
     """A tensor with Python attributes: ``func(*args)`` of type ``new_type``, then ``state``."""
     if not (isinstance(func, safepickle.GlobalRef) and (func.module, func.name) in _TENSOR_REBUILDERS):
         raise SerializeError(
-            f"_rebuild_from_type_v2 needs a tensor rebuild function, got {safepickle._short(func)}"
+            f"_rebuild_from_type_v2 needs a tensor rebuild function, got {safepickle.short(func)}"
         )
     if new_type is _TENSOR_TYPE:
         expected: type = torch.Tensor
     else:
         if not (isinstance(new_type, safepickle.GlobalRef) and (new_type.module, new_type.name) == _PARAMETER):
             raise SerializeError(
-                f"_rebuild_from_type_v2 may only make torch.Tensor or Parameter, got {safepickle._short(new_type)}"
+                f"_rebuild_from_type_v2 may only make torch.Tensor or Parameter, got {safepickle.short(new_type)}"
             )
         expected = torch.nn.Parameter
     if type(args) is not tuple:
@@ -417,13 +417,13 @@ class _Loader:
     def persistent_load(self, pid: Any) -> _Storage:
         if not (type(pid) is tuple and len(pid) == 5):
             raise SerializeError(
-                f"persistent id {safepickle._short(pid)} is not ('storage', type, key, location, numel)"
+                f"persistent id {safepickle.short(pid)} is not ('storage', type, key, location, numel)"
             )
         tag, stype, key, location, numel = (_ascii(v) for v in pid)
         if tag != "storage":
             raise SerializeError(f"persistent id of kind {tag!r} is not supported (only 'storage')")
         if not isinstance(stype, _StorageType):
-            raise SerializeError(f"persistent id names {safepickle._short(stype)}, not a storage type")
+            raise SerializeError(f"persistent id names {safepickle.short(stype)}, not a storage type")
         if not (type(key) is str and 0 < len(key) <= MAX_KEY and key.isascii() and "/" not in key):
             raise SerializeError(f"storage key {key!r} is invalid")
         if not (type(location) is str and 0 < len(location) <= 64):
@@ -446,7 +446,7 @@ class _Loader:
         if size != nbytes:
             raise SerializeError(
                 f"record {name!r} holds {size} bytes but its persistent id declares "
-                f"{numel} x {stype.dtype} = {nbytes} bytes"
+                f"{numel} x {stype.dtype} = {nbytes} bytes", record=name
             )
         view = self.reader.view(name)
         self.locations.add(location)
@@ -477,28 +477,31 @@ def load_torch_save(
     data: bytes | bytearray | memoryview,
     *,
     what: str,
+    record: str | None = None,
     fake_tensor: Callable[[schema.TensorMeta], torch.Tensor] | None = None,
 ) -> Any:
     """The object a ``torch.save`` record holds, rebuilt with the builders of ``TORCH_SAVE_GLOBALS``.
 
-    ``what`` names the record in error messages (``data/sample_inputs/model.pt``).
+    ``what`` names the record in error messages (``data/sample_inputs/model.pt``); ``record``,
+    the archive record that ``what`` names, if any, is the ``record`` of those errors.
     ``fake_tensor`` rebuilds FakeTensor example inputs from their ``schema.TensorMeta``.
     Raises :class:`SerializeError` for anything it does not read (see the module docstring).
     """
     try:
         buf = memoryview(data).cast("B")
     except (TypeError, ValueError):
-        raise SerializeError(f"{what}: expected a contiguous bytes-like object, got {type(data).__name__}") from None
+        raise SerializeError(f"{what}: expected a contiguous bytes-like object, got {type(data).__name__}",
+                             record=record) from None
     if buf.readonly:
         buf = memoryview(bytearray(buf))
     if bytes(buf[:len(_LEGACY_MAGIC)]) == _LEGACY_MAGIC:
-        raise SerializeError(f"{what}: the legacy (pre-zip) torch.save format is not supported")
+        raise SerializeError(f"{what}: the legacy (pre-zip) torch.save format is not supported", record=record)
     try:
         reader = ArchiveReader(buf)
         root = reader.root_folder()
         pickle_name = f"{root}/data.pkl"
         if pickle_name not in reader:
-            raise SerializeError(f"record {pickle_name!r} is missing (not a torch.save file?)")
+            raise SerializeError(f"record {pickle_name!r} is missing (not a torch.save file?)", record=pickle_name)
         big_endian = False
         if f"{root}/byteorder" in reader:
             order = reader.read(f"{root}/byteorder", max_size=16)
@@ -507,7 +510,7 @@ def load_torch_save(
             big_endian = order == b"big"
         pickled = reader.view(pickle_name, max_size=MAX_PICKLE_BYTES)
     except SerializeError as e:
-        raise SerializeError(f"{what}: {e}", path=what) from None
+        raise SerializeError(f"{what}: {e}", path=what, record=record) from None
     loader = _Loader(reader, root, big_endian)
     table = dict(TORCH_SAVE_GLOBALS)
     table[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from . import mapguard, serialid
-from ..errors import SerializeError
+from ..errors import NotAZipError, SerializeError
 
 __all__ = [
     "ALIGNMENT",
@@ -161,7 +161,7 @@ class ArchiveReader:
         file (:mod:`mapguard`), else read; True: map in any case; False: read."""
         size = os.fstat(f.fileno()).st_size
         if size == 0:
-            raise SerializeError("archive is empty (0 bytes)")
+            raise NotAZipError("archive is empty (0 bytes)")
         if use_mmap is not False:
             mapped, self.mapping = mapguard.map_file(f.fileno(), self.path, protect_only=use_mmap is None)
             if mapped is not None:
@@ -188,14 +188,14 @@ class ArchiveReader:
     def _read_directory(self) -> None:
         buf, size = self.buffer, self.size
         if size < _EOCD.size:
-            raise SerializeError(f"not a zip archive: {size} bytes is too short")
+            raise NotAZipError(f"not a zip archive: {size} bytes is too short")
         tail_start = max(0, size - _EOCD.size - 0xFFFF)
         pos = bytes(buf[tail_start:]).rfind(_SIG_EOCD)
         if pos < 0:
-            raise SerializeError("not a zip archive: no end-of-central-directory record")
+            raise NotAZipError("not a zip archive: no end-of-central-directory record")
         eocd_at = tail_start + pos
         if eocd_at + _EOCD.size > size:
-            raise SerializeError("truncated end-of-central-directory record")
+            raise NotAZipError("truncated end-of-central-directory record")
         _, disk, cd_disk, n_disk, count, cd_size, cd_offset, comment_len = _EOCD.unpack_from(buf, eocd_at)
         if disk != 0 or cd_disk != 0 or n_disk != count:
             raise SerializeError("multi-disk zip archives are not supported")
@@ -227,7 +227,7 @@ class ArchiveReader:
             if s2 < e1:
                 raise SerializeError(f"records {n1!r} and {n2!r} overlap")
         if spans and spans[-1][1] > cd_offset:
-            raise SerializeError(f"record {spans[-1][2]!r} overlaps the central directory")
+            raise SerializeError(f"record {spans[-1][2]!r} overlaps the central directory", record=spans[-1][2])
 
     def _zip64_directory(self, eocd_at: int) -> tuple[int, int, int]:
         loc_at = eocd_at - _LOCATOR64.size
@@ -257,9 +257,9 @@ class ArchiveReader:
             raise SerializeError(f"record {index}: name is not valid UTF-8") from None
         check_name(name)
         if flags & 0x1:
-            raise SerializeError(f"record {name!r} is encrypted")
+            raise SerializeError(f"record {name!r} is encrypted", record=name)
         if method not in (0, 8):
-            raise SerializeError(f"record {name!r} uses unsupported compression method {method}")
+            raise SerializeError(f"record {name!r} uses unsupported compression method {method}", record=name)
         if usize == _U32 or csize == _U32 or header_offset == _U32:
             usize, csize, header_offset = self._zip64_extra(
                 buf[name_at + name_len:name_at + name_len + extra_len], usize, csize, header_offset, name
@@ -269,7 +269,8 @@ class ArchiveReader:
         data_offset = self._local_header(header_offset, name)
         if data_offset + csize > self.size:
             raise SerializeError(
-                f"record {name!r} ({csize} bytes at {data_offset}) runs past the end of the archive ({self.size} bytes)"
+                f"record {name!r} ({csize} bytes at {data_offset}) runs past the end of the archive ({self.size} bytes)",
+                record=name,
             )
         return Entry(name, header_offset, data_offset, usize, csize, crc, method), next_at
 
@@ -292,17 +293,17 @@ class ArchiveReader:
                     break
                 return usize, csize, offset
             i += 4 + length
-        raise SerializeError(f"record {name!r}: zip64 sizes are missing from its extra field")
+        raise SerializeError(f"record {name!r}: zip64 sizes are missing from its extra field", record=name)
 
     def _local_header(self, offset: int, name: str) -> int:
         if offset + _LOCAL.size > self.size:
-            raise SerializeError(f"record {name!r}: local header at {offset} lies outside the archive")
+            raise SerializeError(f"record {name!r}: local header at {offset} lies outside the archive", record=name)
         sig, _, flags, _, _, _, _, _, _, name_len, extra_len = _LOCAL.unpack_from(self.buffer, offset)
         if sig != _SIG_LOCAL:
-            raise SerializeError(f"record {name!r}: bad local header signature at {offset}")
+            raise SerializeError(f"record {name!r}: bad local header signature at {offset}", record=name)
         name_at = offset + _LOCAL.size
         if bytes(self.buffer[name_at:name_at + name_len]) != name.encode("utf-8"):
-            raise SerializeError(f"record {name!r}: local header names a different record")
+            raise SerializeError(f"record {name!r}: local header names a different record", record=name)
         return name_at + name_len + extra_len
 
     # ------------------------------------------------------------------ records
@@ -317,13 +318,13 @@ class ArchiveReader:
         try:
             return self.entries[name]
         except KeyError:
-            raise SerializeError(f"record {name!r} not found in the archive") from None
+            raise SerializeError(f"record {name!r} not found in the archive", record=name) from None
 
     def view(self, name: str, *, max_size: int | None = None) -> memoryview:
         """The bytes of a record: a zero-copy view for stored records."""
         e = self.entry(name)
         if max_size is not None and e.size > max_size:
-            raise SerializeError(f"record {name!r} is {e.size} bytes, over the limit of {max_size}")
+            raise SerializeError(f"record {name!r} is {e.size} bytes, over the limit of {max_size}", record=name)
         raw = self.buffer[e.data_offset:e.data_offset + e.compressed_size]
         if e.method == 0:
             return raw
@@ -333,9 +334,10 @@ class ArchiveReader:
         try:
             out = inflater.decompress(raw, limit + 1)
         except zlib.error as err:
-            raise SerializeError(f"record {name!r} is not valid deflate data: {err}") from None
+            raise SerializeError(f"record {name!r} is not valid deflate data: {err}", record=name) from None
         if len(out) != e.size:
-            raise SerializeError(f"record {name!r} inflates to {len(out)} bytes, not the declared {e.size}")
+            raise SerializeError(f"record {name!r} inflates to {len(out)} bytes, not the declared {e.size}",
+                                 record=name)
         return memoryview(out)
 
     def admit(self, name: str) -> None:
@@ -453,7 +455,7 @@ class ArchiveWriter:
         written without a data descriptor (as PyTorch writes one)."""
         check_name(name)
         if name in self._names:
-            raise SerializeError(f"record {name!r} written twice")
+            raise SerializeError(f"record {name!r} written twice", record=name)
         self._names.add(name)
         encoded = name.encode("utf-8")
         header_at = self._pos

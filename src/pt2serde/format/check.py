@@ -247,7 +247,7 @@ def _check_expr(doc: schema.ExportedProgram, budget: expr.ExprBudget, out: list[
         try:
             budget.parse(text, path)
         except SerializeError as e:
-            out.append(Problem(f"malformed symbolic expression: {str(e).split(' - at `')[0]}", path, record))
+            out.append(Problem(f"malformed symbolic expression: {e.problem}", path, record))
 
 
 def check_expressions(doc: schema.ExportedProgram) -> expr.ExprBudget:
@@ -258,9 +258,9 @@ def check_expressions(doc: schema.ExportedProgram) -> expr.ExprBudget:
         try:
             budget.parse(text, path)
         except SerializeError as e:
-            raise SerializeError(f"{str(e).split(' - at `')[0]} - at `{path}`") from None
+            raise SerializeError(f"{e.problem} - at `{path}`", path=path, problem=e.problem) from None
     for message, path in tensor_meta_problems(doc.graph_module.graph):
-        raise SerializeError(f"{message} - at `{path}`", path=path)
+        raise SerializeError(f"{message} - at `{path}`", path=path, problem=message)
     return budget
 
 
@@ -405,9 +405,7 @@ def check_program(doc: schema.ExportedProgram, record: str | None = None) -> lis
 
 def _message_and_path(e: SerializeError) -> tuple[str, str]:
     """``"message - at `$.path`"`` split in two; ``$`` when the error names no path."""
-    text = str(e)
-    msg, sep, path = text.rpartition(" - at ")
-    return (msg, path.strip("`")) if sep else (text, "$")
+    return e.problem, e.path or "$"
 
 
 def check_document(raw: Any, record: str | None = None) -> tuple[schema.ExportedProgram | None, list[Problem]]:
@@ -445,7 +443,7 @@ def check_document(raw: Any, record: str | None = None) -> tuple[schema.Exported
         doc = codec.from_dict(schema.ExportedProgram, raw)
     except SerializeError as e:  # the shape walker and the decoder disagree: report the decoder
         path = getattr(e, "path", None) or "$"
-        return None, [Problem(getattr(e, "message", str(e)), path, record)]
+        return None, [Problem(e.problem, path, record)]
     return doc, check_program(doc, record)
 
 

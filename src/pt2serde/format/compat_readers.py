@@ -7,8 +7,9 @@ the caller describes each program with :func:`program_facts` (one pass over the 
 document, as written, before any upgrade) and the payload records it found.
 
 The rules are the measured behaviour of the real releases (the compat corpus,
-``compat-corpus/`` in the repository: every release reading every other release's archives) and the
-schema each release knows (``pt2serde.format.upgrade.DOWN_STEPS``; the 2.8 and 2.9 schemas were
+``compat-corpus/`` in the repository: every release reading every other release's archives), each
+release's row of :data:`pt2serde.format.releases.RELEASES` (its schema and loader limits) and
+what each schema lacks (``pt2serde.format.upgrade.DOWN_STEPS``; the 2.8 and 2.9 schemas were
 compared field by field with the installed releases):
 
 * **Layout.** 2.5, 2.6 and 2.7 read only the plain zip they write
@@ -43,12 +44,14 @@ PyTorch 2.10 - 2.12 are not listed: there are no measurements of them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import schema
 from .contents import LEGACY_VERSION
 from ..errors import SerializeError
+from .releases import RELEASES, Release
 from .upgrade import DOWN_STEPS, document_version
 from .tables import DTYPES
 
@@ -57,34 +60,9 @@ __all__ = ["Release", "RELEASES", "Verdict", "DocumentFeatures", "ProgramFacts",
 
 V = tuple[int, int]
 
-
-@dataclass(frozen=True)
-class Release:
-    """What one PyTorch release's stock loader reads."""
-
-    name: str
-    schema: V  # the schema version it writes and knows
-    pt2_storages: frozenset[str]  # payload storages it reads in the PT2 layout ("raw", "torch_save")
-    strict_fields: bool  # builds records with exactly its own fields: an unknown field fails
-    raw_int_params: bool = True  # rebuilds a non-floating Parameter from a raw record (2.9 cannot)
-
-    @property
-    def reads_pt2(self) -> bool:
-        return bool(self.pt2_storages)
-
-
-_BOTH = frozenset({"raw", "torch_save"})
-RELEASES: tuple[Release, ...] = (
-    Release("2.5", (7, 3), frozenset(), True),
-    Release("2.6", (8, 2), frozenset(), True),
-    Release("2.7", (8, 7), frozenset(), True),
-    Release("2.8", (8, 8), frozenset({"torch_save"}), True),
-    Release("2.9", (8, 14), _BOTH, False, raw_int_params=False),
-    Release("2.13", (8, 20), _BOTH, False),
-    Release("2.14", (8, 20), _BOTH, False),
-)
 PT2SERDE = "pt2serde"
-_PT2SERDE_RELEASE = Release(PT2SERDE, schema.SCHEMA_VERSION, _BOTH, False)  # for its payload rules
+#: for its payload rules: those of the newest release, at the current schema
+_PT2SERDE_RELEASE = dataclasses.replace(RELEASES[-1], name=PT2SERDE, schema=schema.SCHEMA_VERSION)
 
 
 def _versioned() -> tuple[dict[str, V], dict[int, V], dict[tuple[str, str], V]]:

@@ -139,10 +139,11 @@ class Problem:
         """The problem as ``load`` raises it: ``record <name>: <message>``, and the wire path
         inside that record when there is one."""
         if self.where.startswith("$"):
-            return SerializeError(f"record {self.record}: {self.message} - at `{self.where}`")
+            return SerializeError(f"record {self.record}: {self.message} - at `{self.where}`",
+                                  record=self.record, path=self.where, problem=self.message)
         if self.message.startswith(("record '", f"record {self.where} ")):  # names its record already (zip layer)
-            return SerializeError(self.message)
-        return SerializeError(f"record {self.where}: {self.message}")
+            return SerializeError(self.message, record=self.where)
+        return SerializeError(f"record {self.where}: {self.message}", record=self.where, problem=self.message)
 
 
 def first_error(problems: list[Problem]) -> None:
@@ -622,7 +623,7 @@ def payload_entries(archive: Pt2Archive, folder: str, record: str, problems: Pro
             meta = codec.from_dict(schema.PayloadMeta, item)
         except SerializeError as e:
             inner = getattr(e, "path", None) or "$"
-            problems.append(Problem(getattr(e, "message", str(e)), where + inner[1:], record))
+            problems.append(Problem(e.problem, where + inner[1:], record))
             continue
         path = meta.path_name
         if not path or "/" in path or "\\" in path or path in (".", ".."):

@@ -436,10 +436,10 @@ class ExprBudget:
             if self.used + cost > self.limit:
                 self.exceeded = True
                 where = f" - at `{path}`" if path else ""
-                raise SerializeError(
-                    f"invalid symbolic expression: the document's expressions need more work than the "
-                    f"expression budget of {self.limit} units (this one {cost}, {self.used} before it; "
-                    f"{len(self._trees)} distinct expressions){where}")
+                problem = (f"invalid symbolic expression: the document's expressions need more work than the "
+                           f"expression budget of {self.limit} units (this one {cost}, {self.used} before it; "
+                           f"{len(self._trees)} distinct expressions)")
+                raise SerializeError(f"{problem}{where}", path=path, problem=problem)
             self.used += cost
         self._trees[text] = tree
         return tree

@@ -21,7 +21,7 @@ import struct
 from typing import Any, Callable
 
 from .archive import ArchiveReader
-from ..errors import SerializeError
+from ..errors import NotAZipError, SerializeError
 
 __all__ = ["open_reader", "subject_of", "describe_head", "describe_records", "SAVE_HINT", "ARCHIVE_HINT"]
 
@@ -40,8 +40,6 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file (Keras .h5?)", "h5py reads it"),
     (b"\x1f\x8b", "a gzip-compressed file", "decompress it first"),
 )
-#: the zip reader's messages for a file that is no (whole) zip archive at all
-_NOT_A_ZIP = ("not a zip archive", "archive is empty", "truncated end-of-central-directory record")
 
 
 def subject_of(source: Any) -> str:
@@ -182,9 +180,7 @@ def open_reader(source: Any, mmap: bool | None = None, subject: str | None = Non
     ``subject`` names the file in messages (default: :func:`subject_of`)."""
     try:
         reader = opener(source, mmap=mmap)
-    except SerializeError as e:
-        if not str(e).startswith(_NOT_A_ZIP):
-            raise
+    except NotAZipError:  # no (whole) zip archive at all: say what the file is instead
         head = _head(source)
         if head is None:
             raise

@@ -104,13 +104,13 @@ def _ints(value: Any, what: str) -> tuple[int, ...]:
     if type(value) not in (tuple, list) or len(value) > MAX_DIMS:
         raise SerializeError(f"{what} must be a tuple of at most {MAX_DIMS} ints")
     if any(type(v) is not int or not 0 <= v < 1 << 63 for v in value):
-        raise SerializeError(f"{what} must hold ints in [0, 2**63), got {safepickle._short(value)}")
+        raise SerializeError(f"{what} must hold ints in [0, 2**63), got {safepickle.short(value)}")
     return tuple(value)
 
 
 def _view(storage: Any, dtype: str, offset: Any, size: Any, stride: Any) -> TensorInfo:
     if not isinstance(storage, _StorageRef):
-        raise SerializeError(f"expected a storage, got {safepickle._short(storage)}")
+        raise SerializeError(f"expected a storage, got {safepickle.short(storage)}")
     size, stride = _ints(size, "size"), _ints(stride, "stride")
     if type(offset) is not int or not 0 <= offset < 1 << 63:
         raise SerializeError(f"storage offset must be an int in [0, 2**63), got {offset!r}")
@@ -147,7 +147,7 @@ def _rebuild_tensor(storage, offset, size, stride, *rest):
 
 def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None):
     if not isinstance(dtype, DTypeValue):
-        raise SerializeError(f"expected a dtype, got {safepickle._short(dtype)}")
+        raise SerializeError(f"expected a dtype, got {safepickle.short(dtype)}")
     t = _view(storage, dtype.name, offset, size, stride)
     t.requires_grad = requires_grad is True
     return t
@@ -155,7 +155,7 @@ def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtyp
 
 def _meta_tensor(dtype, size, stride, requires_grad):
     if not isinstance(dtype, DTypeValue):
-        raise SerializeError(f"expected a dtype, got {safepickle._short(dtype)}")
+        raise SerializeError(f"expected a dtype, got {safepickle.short(dtype)}")
     size, stride = _ints(size, "size"), _ints(stride, "stride")
     if len(size) != len(stride):
         raise SerializeError(f"{len(size)} sizes but {len(stride)} strides")
@@ -165,7 +165,7 @@ def _meta_tensor(dtype, size, stride, requires_grad):
 
 def _parameter(data=None, requires_grad=True, *rest):
     if not isinstance(data, TensorInfo):
-        raise SerializeError(f"a parameter needs a tensor, got {safepickle._short(data)}")
+        raise SerializeError(f"a parameter needs a tensor, got {safepickle.short(data)}")
     param = TensorInfo(data.dtype, data.sizes, data.strides, data.offset, None, requires_grad is True,
                        True, data.fake, data.device)
     param.storage = data.storage
@@ -252,7 +252,7 @@ def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
         root = reader.root_folder()
         pkl = f"{root}/data.pkl"
         if pkl not in reader:
-            raise SerializeError(f"record {pkl!r} is missing (not a torch.save file?)")
+            raise SerializeError(f"record {pkl!r} is missing (not a torch.save file?)", record=pkl)
         if f"{root}/byteorder" in reader and reader.read(f"{root}/byteorder", max_size=16) != b"little":
             raise SerializeError("big-endian torch.save records are not described")
         pickled = reader.view(pkl, max_size=MAX_PICKLE_BYTES)
@@ -261,12 +261,12 @@ def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
 
     def persistent_load(pid: Any) -> _StorageRef:
         if not (type(pid) is tuple and len(pid) == 5 and pid[0] in ("storage", b"storage")):
-            raise SerializeError(f"persistent id {safepickle._short(pid)} is not ('storage', type, key, location, numel)")
+            raise SerializeError(f"persistent id {safepickle.short(pid)} is not ('storage', type, key, location, numel)")
         _, stype, key, location, numel = pid
         key = key.decode("ascii", "replace") if type(key) is bytes else key
         location = location.decode("ascii", "replace") if type(location) is bytes else location
         if not isinstance(stype, _StorageType):
-            raise SerializeError(f"persistent id names {safepickle._short(stype)}, not a storage type")
+            raise SerializeError(f"persistent id names {safepickle.short(stype)}, not a storage type")
         if not (type(key) is str and 0 < len(key) <= 128 and "/" not in key and key not in (".", "..")):
             raise SerializeError(f"storage key {key!r} is invalid")
         if type(numel) is not int or numel < 0 or type(location) is not str:
@@ -279,7 +279,7 @@ def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
         size = reader.entry(name).size
         if size != numel * itemsize:
             raise SerializeError(f"record {name!r} holds {size} bytes but its persistent id declares "
-                                 f"{numel} x {stype.dtype or 'byte'} = {numel * itemsize} bytes")
+                                 f"{numel} x {stype.dtype or 'byte'} = {numel * itemsize} bytes", record=name)
         return _StorageRef(key, stype.dtype, numel, location, size)
 
     value = safepickle.load(pickled, globals=safepickle.with_namedtuples(WALK_GLOBALS),
@@ -376,7 +376,7 @@ def summarize_value(value: Any, limit: int = 300) -> str:
                 walk(x, depth + 1)
             emit("}")
         else:
-            emit(safepickle._short(v))
+            emit(safepickle.short(v))
 
     walk(value, 0)
     text = "".join(out)

@@ -20,24 +20,28 @@ from . import codec
 from .. import schema
 from ..errors import SerializeError
 from .legacy_expr import printed_to_srepr
+from .releases import releases_reading
 
 __all__ = [
     "document_version", "check_version", "decode_program", "program_from_json",
     "upgrade", "STEPS", "Step",
-    "downgrade", "WRITABLE_TARGETS", "READERS", "pytorch_reader_gap",
+    "downgrade", "WRITABLE_TARGETS", "READERS", "pytorch_reader_gap", "writable_text",
 ]
 
 
 def document_version(raw: Any) -> tuple[int, int]:
     """The ``schema_version`` of a JSON-decoded program document."""
     if not isinstance(raw, dict):
-        raise SerializeError(f"Expected `object` (ExportedProgram), got `{codec._json_type(raw)}` - at `$`")
+        problem = f"Expected `object` (ExportedProgram), got `{codec._json_type(raw)}`"
+        raise SerializeError(f"{problem} - at `$`", path="$", problem=problem)
     version = raw.get("schema_version")
     if not isinstance(version, dict):
-        raise SerializeError("Object missing required field `schema_version` - at `$`")
+        raise SerializeError("Object missing required field `schema_version` - at `$`", path="$",
+                             problem="Object missing required field `schema_version`")
     major, minor = version.get("major"), version.get("minor")
     if type(major) is not int or type(minor) is not int:
-        raise SerializeError("schema_version must hold integer `major` and `minor` - at `$.schema_version`")
+        raise SerializeError("schema_version must hold integer `major` and `minor` - at `$.schema_version`",
+                             path="$.schema_version", problem="schema_version must hold integer `major` and `minor`")
     return major, minor
 
 
@@ -142,10 +146,9 @@ def _v8_2_to_v8_7(doc: dict) -> None:
             if isinstance(inputs, list) and len(inputs) == 6:
                 dim, reverse = (i.get("arg") if isinstance(i, dict) else None for i in inputs[3:5])
                 if dim != {"as_int": 0} or reverse != {"as_bool": False}:
-                    raise SerializeError(
-                        f"scan node scans along dim {dim} with reverse={reverse}; only dim 0 forward "
-                        f"scans can be upgraded - at `{index}`"
-                    )
+                    problem = (f"scan node scans along dim {dim} with reverse={reverse}; only dim 0 forward "
+                               "scans can be upgraded")
+                    raise SerializeError(f"{problem} - at `{index}`", path=index, problem=problem)
                 del inputs[3:5]
 
 
@@ -198,10 +201,9 @@ def decode_program(raw: Any) -> schema.ExportedProgram:
         unknown = codec.unknown_fields(schema.ExportedProgram, raw)
         if unknown:
             more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-            raise SerializeError(
-                f"Document of schema version {major}.{minor} uses field `{unknown[0].rsplit('.', 1)[-1]}`, "
-                f"unknown to schema {schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}{more} - at `{unknown[0]}`"
-            )
+            problem = (f"Document of schema version {major}.{minor} uses field `{unknown[0].rsplit('.', 1)[-1]}`, "
+                       f"unknown to schema {schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}{more}")
+            raise SerializeError(f"{problem} - at `{unknown[0]}`", path=unknown[0], problem=problem)
     return codec.from_dict(schema.ExportedProgram, raw)
 
 
@@ -227,7 +229,6 @@ def program_from_json(data: bytes | bytearray | memoryview | str, *, max_bytes: 
 @dataclass(frozen=True)
 class Lacks:
     target: tuple[int, int]
-    release: str
     argument_members: frozenset[str] = frozenset()
     output_spec_members: frozenset[str] = frozenset()
     scalar_types: frozenset[int] = frozenset()
@@ -238,7 +239,7 @@ class Lacks:
 
 
 DOWN_STEPS: tuple[Lacks, ...] = (
-    Lacks((8, 14), "2.9",
+    Lacks((8, 14),
           argument_members=frozenset({"as_nested_tensors", "as_int_lists", "as_string_to_argument", "as_float_lists"}),
           scalar_types=frozenset({33, 34, 35}),
           dropped_node_fields=frozenset({"name"}),
@@ -246,18 +247,17 @@ DOWN_STEPS: tuple[Lacks, ...] = (
           # operator's tuple of outputs (2.13 cannot either)
           user_output_members=frozenset({"as_sym_bool"}),
           tuple_output_members=frozenset({"as_sym_bool"})),
-    Lacks((8, 8), "2.8",
+    Lacks((8, 8),
           argument_members=frozenset({"as_complex"}),
           output_spec_members=frozenset({"parameter_mutation"}),
           scalar_types=frozenset({31, 32}),
           dropped_program_fields=frozenset({"guards_code"})),
 )
 
-#: The schema versions pt2serde can write, and the PyTorch releases that read each.
+#: The schema versions pt2serde can write (the current one and each step down), and the
+#: PyTorch releases that read each (from :data:`pt2serde.format.releases.RELEASES`).
 READERS: dict[tuple[int, int], tuple[str, ...]] = {
-    (8, 20): ("2.13", "2.14"),
-    (8, 14): ("2.9",),
-    (8, 8): ("2.8",),
+    target: releases_reading(target) for target in (schema.SCHEMA_VERSION, *(s.target for s in DOWN_STEPS))
 }
 WRITABLE_TARGETS = tuple(READERS)
 _SCALAR_TYPE_NAMES = {int(v): v.name for v in schema.ScalarType}
@@ -281,11 +281,9 @@ def _paths(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, dict]]:
 def _refuse(what: str, path: str, lacks: Lacks, target: tuple[int, int], added: bool = True) -> SerializeError:
     release = ", ".join(READERS[target])
     since = f" (added after schema {lacks.target[0]}.{lacks.target[1]})" if added else ""
-    return SerializeError(
-        f"{what}{since} is not readable by PyTorch "
-        f"{release} (schema {target[0]}.{target[1]}): the program cannot be written for that release "
-        f"- at `{path}`"
-    )
+    problem = (f"{what}{since} is not readable by PyTorch {release} (schema {target[0]}.{target[1]}): "
+               "the program cannot be written for that release")
+    return SerializeError(f"{problem} - at `{path}`", path=path, problem=problem, feature=f"{what}{since}")
 
 
 def _downgrade_step(raw: dict, lacks: Lacks, target: tuple[int, int]) -> None:
@@ -328,13 +326,17 @@ def downgrade(raw: dict, target: tuple[int, int]) -> None:
     """
     target = tuple(target)
     if target not in READERS:
-        known = ", ".join(f"{t[0]}.{t[1]} (PyTorch {', '.join(r)})" for t, r in READERS.items())
-        raise SerializeError(f"cannot write schema {target[0]}.{target[1]}; pt2serde writes {known}")
+        raise SerializeError(f"cannot write schema {target[0]}.{target[1]}; pt2serde writes {writable_text()}")
     for lacks in DOWN_STEPS:
         if lacks.target < target:
             break
         _downgrade_step(raw, lacks, target)
     raw["schema_version"] = {"major": target[0], "minor": target[1]}
+
+
+def writable_text() -> str:
+    """The schemas pt2serde writes with their readers, for messages: ``8.20 (PyTorch 2.13, 2.14), ...``."""
+    return ", ".join(f"{t[0]}.{t[1]} (PyTorch {', '.join(r)})" for t, r in READERS.items())
 
 
 def pytorch_reader_gap(raw: dict) -> str | None:
@@ -344,10 +346,10 @@ def pytorch_reader_gap(raw: dict) -> str | None:
     SymBool elements of operator output tuples); saving still works, with a warning.
     """
     lacks = next(step for step in DOWN_STEPS if step.target == (8, 14))
-    probe = Lacks(schema.SCHEMA_VERSION, "2.13", user_output_members=lacks.user_output_members,
+    probe = Lacks(schema.SCHEMA_VERSION, user_output_members=lacks.user_output_members,
                   tuple_output_members=lacks.tuple_output_members)
     try:
         _downgrade_step(raw, probe, (8, 14))
     except SerializeError as e:
-        return str(e).split(" is not readable by ")[0] + " - at " + str(e).split(" - at ")[-1]
+        return f"{e.feature} - at `{e.path}`"
     return None

@@ -28,6 +28,7 @@ from compat import CORPUS_DIR
 from pt2serde import SerializeError, from_dict, schema
 from pt2serde.format import codec
 from pt2serde.format.fastcodec import MAX_NESTING, RECURSIVE_MEMBERS, fast_decoder
+from pt2serde.format.schema_decoder import strict_decoder
 from pt2serde.format.wire import Union
 from pt2serde.errors import WireError
 from pt2serde.format.upgrade import upgrade
@@ -298,7 +299,7 @@ def difference(a: Any, b: Any, where: str = "$") -> str | None:
 
 
 def careful(cls: type, doc: Any) -> Any:
-    return codec._decoder(cls)(doc)
+    return strict_decoder(cls)(doc)
 
 
 def assert_both_decode_the_same(cls: type, doc: Any) -> Any:

@@ -112,6 +112,36 @@ def test_unknown_keys_are_ignored_forward_compatibility():
     assert collect_problems(schema.TensorArgument, data, unknown_fields=True).unknown_fields == ["$.added_in_a_later_minor"]
 
 
+def test_collect_all_mode_reports_every_problem_as_the_strict_decoder_words_it():
+    doc = _program([_node(inputs=[{"name": "self", "arg": {"as_int": "3"}, "kind": 9}]), _node(target=7)])
+    del doc["graph_module"]["graph"]["nodes"][1]["outputs"]
+    doc["graph_module"]["graph"]["nodes"][0]["future"] = {"x": 1}  # an unknown key: reported only when asked
+    doc["graph_module"]["graph"]["nodes"].append(_node(inputs=[{"name": "a", "arg": {"as_float": 10**400}, "kind": 1}]))
+    found = collect_problems(schema.ExportedProgram, doc)
+    node = "$.graph_module.graph.nodes"
+    assert found.value is None and found.unknown_fields == []
+    assert found.problems == [
+        ("Expected `int`, got `str`", f"{node}[0].inputs[0].arg.as_int"),
+        ("Invalid enum value 9 for `ArgumentKind` (expected one of 0, 1, 2)", f"{node}[0].inputs[0].kind"),
+        ("Expected `str`, got `int`", f"{node}[1].target"),
+        ("Object missing required field `outputs`", f"{node}[1]"),
+        ("Integer of 1329 bits is out of range for a `float`", f"{node}[2].inputs[0].arg.as_float"),
+    ]
+    assert str(pytest.raises(SerializeError, from_dict, schema.ExportedProgram, doc).value) == (
+        f"Expected `int`, got `str` - at `{node}[0].inputs[0].arg.as_int`")  # the first of them
+    assert collect_problems(schema.ExportedProgram, doc, unknown_fields=True).unknown_fields == [f"{node}[0].future"]
+
+
+def test_collect_all_mode_stops_at_its_limit_and_decodes_what_is_sound():
+    from pt2serde.format.schema_decoder import MAX_PROBLEMS
+
+    found = collect_problems(schema.Argument, {"as_ints": ["x"] * (MAX_PROBLEMS + 5)})
+    assert len(found.problems) == MAX_PROBLEMS
+    assert found.problems[-1] == ("Expected `int`, got `str`", f"$.as_ints[{MAX_PROBLEMS - 1}]")
+    sound = collect_problems(schema.ExportedProgram, _program([_node()]))
+    assert sound.problems == [] and sound.value == from_dict(schema.ExportedProgram, _program([_node()]))
+
+
 def test_as_none_accepts_legacy_empty_list():
     assert from_dict(schema.Argument, {"as_none": []}).type == "as_none"
 

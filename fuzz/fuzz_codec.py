@@ -33,6 +33,7 @@ from pt2serde import schema
 
 from pt2serde.bridge import treespec  # noqa: E402
 from pt2serde.format.wire import Union  # noqa: E402
+from pt2serde.format.schema_decoder import collect_problems  # noqa: E402
 from pt2serde.bridge.expr import ExprParser  # noqa: E402
 
 CLASSES = sorted(
@@ -62,7 +63,7 @@ def target(data: bytes) -> None:
         cls = CLASSES[body[0] % len(CLASSES)]
         codec.from_json_bytes(cls, body[1:])
     elif mode == "unknown_fields":
-        codec.unknown_fields(schema.ExportedProgram, codec.loads_json(body))
+        collect_problems(schema.ExportedProgram, codec.loads_json(body), unknown_fields=True)
     else:
         text = body.decode("utf-8", "surrogatepass") if _utf8(body) else body.decode("latin-1")
         if mode == "treespec":

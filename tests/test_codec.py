@@ -6,7 +6,9 @@ import math
 import pytest
 
 from pt2serde import SerializeError, canonicalize, from_dict, schema, to_json_bytes
-from pt2serde.format.codec import from_json_bytes, loads_json, to_dict, unknown_fields
+from pt2serde.format import strict_json
+from pt2serde.format.codec import from_json_bytes, loads_json, to_dict
+from pt2serde.format.schema_decoder import collect_problems, strict_decoder
 
 
 def _node(**overrides):
@@ -107,7 +109,37 @@ def test_int_in_float_field_decodes_as_float():
 def test_unknown_keys_are_ignored_forward_compatibility():
     data = {"name": "x", "added_in_a_later_minor": [1, 2]}
     assert from_dict(schema.TensorArgument, data) == schema.TensorArgument(name="x")
-    assert unknown_fields(schema.TensorArgument, data) == ["$.added_in_a_later_minor"]
+    assert collect_problems(schema.TensorArgument, data, unknown_fields=True).unknown_fields == ["$.added_in_a_later_minor"]
+
+
+def test_collect_all_mode_reports_every_problem_as_the_strict_decoder_words_it():
+    doc = _program([_node(inputs=[{"name": "self", "arg": {"as_int": "3"}, "kind": 9}]), _node(target=7)])
+    del doc["graph_module"]["graph"]["nodes"][1]["outputs"]
+    doc["graph_module"]["graph"]["nodes"][0]["future"] = {"x": 1}  # an unknown key: reported only when asked
+    doc["graph_module"]["graph"]["nodes"].append(_node(inputs=[{"name": "a", "arg": {"as_float": 10**400}, "kind": 1}]))
+    found = collect_problems(schema.ExportedProgram, doc)
+    node = "$.graph_module.graph.nodes"
+    assert found.value is None and found.unknown_fields == []
+    assert found.problems == [
+        ("Expected `int`, got `str`", f"{node}[0].inputs[0].arg.as_int"),
+        ("Invalid enum value 9 for `ArgumentKind` (expected one of 0, 1, 2)", f"{node}[0].inputs[0].kind"),
+        ("Expected `str`, got `int`", f"{node}[1].target"),
+        ("Object missing required field `outputs`", f"{node}[1]"),
+        ("Integer of 1329 bits is out of range for a `float`", f"{node}[2].inputs[0].arg.as_float"),
+    ]
+    assert str(pytest.raises(SerializeError, from_dict, schema.ExportedProgram, doc).value) == (
+        f"Expected `int`, got `str` - at `{node}[0].inputs[0].arg.as_int`")  # the first of them
+    assert collect_problems(schema.ExportedProgram, doc, unknown_fields=True).unknown_fields == [f"{node}[0].future"]
+
+
+def test_collect_all_mode_stops_at_its_limit_and_decodes_what_is_sound():
+    from pt2serde.format.schema_decoder import MAX_PROBLEMS
+
+    found = collect_problems(schema.Argument, {"as_ints": ["x"] * (MAX_PROBLEMS + 5)})
+    assert len(found.problems) == MAX_PROBLEMS
+    assert found.problems[-1] == ("Expected `int`, got `str`", f"$.as_ints[{MAX_PROBLEMS - 1}]")
+    sound = collect_problems(schema.ExportedProgram, _program([_node()]))
+    assert sound.problems == [] and sound.value == from_dict(schema.ExportedProgram, _program([_node()]))
 
 
 def test_as_none_accepts_legacy_empty_list():
@@ -309,7 +341,7 @@ def test_fast_and_careful_decoders_refuse_the_same_values(what, doc, message):
     with pytest.raises(Exception):  # noqa: B017 - the fast path raises anything, without a path
         fast_decoder(schema.ExportedProgram)(doc)
     with pytest.raises(SerializeError, match=message):
-        _codec._decoder(schema.ExportedProgram)(doc)
+        strict_decoder(schema.ExportedProgram)(doc)
     with pytest.raises(SerializeError, match=message):
         from_dict(schema.ExportedProgram, doc)
 
@@ -318,7 +350,7 @@ def test_the_int_limits_are_the_same_everywhere():
     from pt2serde.format import fastcodec
     from pt2serde.bridge import expr as exprparse
 
-    assert fastcodec._INT_BOUND == 10**_codec.MAX_INT_DIGITS
+    assert _fastcodec._INT_BOUND == 10**_codec.MAX_INT_DIGITS
     assert exprparse.MAX_INT_DIGITS == _codec.MAX_INT_DIGITS
     # the largest accepted ints pass both paths
     big = 10**4300 - 1
@@ -352,12 +384,12 @@ def test_json_of_ordinary_values_is_parsed(unit):
 
 
 def test_small_json_is_never_counted(monkeypatch):
-    monkeypatch.setattr(_codec, "json_expansion", lambda data: pytest.fail("counted a small document"))
+    monkeypatch.setattr(strict_json, "json_expansion", lambda data: pytest.fail("counted a small document"))
     assert loads_json(b"[" + b",".join([b"[]"] * 10_000) + b"]")[0] == []
 
 
 def test_a_real_program_is_far_under_the_budget():
     raw = to_json_bytes(from_dict(schema.ExportedProgram, _program([_node(name=f"add{i}") for i in range(20_000)])))
     assert len(raw) > 4 << 20
-    assert _codec.json_expansion(raw) < 10 * len(raw)
+    assert strict_json.json_expansion(raw) < 10 * len(raw)
     assert loads_json(raw)["opset_version"] == {"aten": 10}

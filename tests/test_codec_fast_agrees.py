@@ -1,4 +1,4 @@
-"""The generated fast decoder (``pt2serde.format.fastcodec``) agrees with the careful one (``codec``).
+"""The generated fast decoder (``pt2serde.format.fastcodec``) agrees with the careful one (``schema_decoder``).
 
 ``from_dict`` tries the exec-generated fast path first and, on any exception, re-runs the
 careful decoder, which explains the problem with a ``$.path``. That is only sound if the
@@ -28,6 +28,7 @@ from compat import CORPUS_DIR
 from pt2serde import SerializeError, from_dict, schema
 from pt2serde.format import codec
 from pt2serde.format.fastcodec import MAX_NESTING, RECURSIVE_MEMBERS, fast_decoder
+from pt2serde.format.schema_decoder import collect_problems, strict_decoder
 from pt2serde.format.wire import Union
 from pt2serde.errors import WireError
 from pt2serde.format.upgrade import upgrade
@@ -298,12 +299,14 @@ def difference(a: Any, b: Any, where: str = "$") -> str | None:
 
 
 def careful(cls: type, doc: Any) -> Any:
-    return codec._decoder(cls)(doc)
+    return strict_decoder(cls)(doc)
 
 
 def assert_both_decode_the_same(cls: type, doc: Any) -> Any:
     """The fast path accepts ``doc`` and decodes it exactly as the careful decoder does."""
     expected = careful(cls, doc)
+    collected = collect_problems(cls, doc)
+    assert collected.problems == [] and difference(collected.value, expected) is None
     got = fast_decoder(cls)(doc)
     diff = difference(got, expected)
     assert diff is None, f"fast and careful {cls.__name__} decoders differ at {diff}"
@@ -329,6 +332,10 @@ def assert_both_refuse(cls: type, doc: Any, path: str, what: str) -> None:
         from_dict(cls, doc)
     message = str(public_error.value)
     assert message.endswith(f" - at `{path}`") and message == str(careful_error.value), message
+    # validate's collect-all mode of the same walker finds it first (walking on, it may find
+    # more: a struct replaced by `{}` misses every required field), worded the same
+    collected = collect_problems(cls, doc)
+    assert collected.problems[0] == (careful_error.value.message, path) and collected.value is None, what
 
 
 # ----------------------------------------------------------------------- tests

@@ -208,11 +208,11 @@ def _tree_to_wire(value: Any, tensor_ref: Callable[[torch.Tensor], int]) -> Any:
         if type(value) is py_type:
             return {tag: value}
     if type(value) is float:
-        return {"float": codec._enc_float(value)}
+        return {"float": codec.encode_float(value)}
     if value is None:
         return {"none": True}
     if type(value) is complex:
-        return {"complex": [codec._enc_float(value.real), codec._enc_float(value.imag)]}
+        return {"complex": [codec.encode_float(value.real), codec.encode_float(value.imag)]}
     if isinstance(value, torch.dtype):
         return {"dtype": int(tables.dtype_to_wire(value))}
     if isinstance(value, torch.device):
@@ -244,11 +244,11 @@ def _tree_from_wire(node: Any, tensors: list, depth: int = 0) -> Any:
             raise SerializeError(f"example input `{tag}` holds a {type(v).__name__}")
         return v
     if tag == "float":
-        return codec._dec_float(v)
+        return codec.decode_float(v)
     if tag == "none":
         return None
     if tag == "complex" and isinstance(v, list) and len(v) == 2:
-        return complex(codec._dec_float(v[0]), codec._dec_float(v[1]))
+        return complex(codec.decode_float(v[0]), codec.decode_float(v[1]))
     if tag == "dtype":
         return tables.dtype_from_wire(v)
     if tag == "device" and isinstance(v, list) and len(v) == 2:

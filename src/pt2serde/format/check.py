@@ -23,18 +23,14 @@ skipped for that document (its shape problems are all reported).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import typing
 import zlib
-from enum import IntEnum
 from typing import Any, Callable, Iterator
 
-from . import codec, expr, upgrade
+from . import expr, upgrade
 
 from .. import schema
-from .fastcodec import MAX_NESTING, RECURSIVE_MEMBERS
+from .schema_decoder import collect_problems
 from .value_refs import argument_refs, single_ref_name
-from .wire import Union
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, Problem, ProgramRecords, Pt2Archive, TensorEntry, key_path, signature_problems
 from .torchsave import describe_torch_save, pickle_globals
@@ -49,131 +45,10 @@ _CRC_CHUNK = 8 << 20
 # ================================================================== schema shape
 
 
-def _json_type(v: Any) -> str:
-    return codec._json_type(v)
-
-
-_hints = functools.cache(codec._hints)
-
-
-@functools.cache
-def _fields(cls: type) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, type, required) of a struct's fields, in declaration order."""
-    hints = _hints(cls)
-    return tuple((f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
-                 for f in dataclasses.fields(cls))
-
-
-class _ShapeWalker:
-    """Checks a JSON value against a schema type the way :func:`codec.from_dict` decodes it,
-    but records every mismatch instead of stopping at the first."""
-
-    def __init__(self, record: str | None, limit: int) -> None:
-        self.record = record
-        self.limit = limit
-        self.problems: list[Problem] = []
-        self.nesting = 0
-
-    def add(self, message: str, path: str) -> None:
-        if len(self.problems) < self.limit:
-            self.problems.append(Problem(message, path, self.record))
-
-    def walk(self, tp: Any, v: Any, path: str) -> None:
-        if tp is int:
-            if type(v) is not int:
-                self.add(f"Expected `int`, got `{_json_type(v)}`", path)
-            return
-        if tp is str:
-            if type(v) is not str:
-                self.add(f"Expected `str`, got `{_json_type(v)}`", path)
-            return
-        if tp is bool:
-            if type(v) is not bool:
-                self.add(f"Expected `bool`, got `{_json_type(v)}`", path)
-            return
-        if tp is float:
-            if not (type(v) in (int, float) or (type(v) is str and v in ("Infinity", "-Infinity", "NaN"))):
-                self.add(f"Expected `float`, got `{_json_type(v)}`", path)
-            return
-        inner = codec._optional_of(tp)
-        if inner is not None:
-            if v is not None:
-                self.walk(inner, v, path)
-            return
-        origin = typing.get_origin(tp)
-        if origin is list:
-            if type(v) is not list:
-                self.add(f"Expected `array`, got `{_json_type(v)}`", path)
-                return
-            (elem,) = typing.get_args(tp)
-            for i, x in enumerate(v):
-                self.walk(elem, x, f"{path}[{i}]")
-            return
-        if origin is dict:
-            if type(v) is not dict:
-                self.add(f"Expected `object`, got `{_json_type(v)}`", path)
-                return
-            val = typing.get_args(tp)[1]
-            for k, x in v.items():
-                self.walk(val, x, f"{path}.{k}")
-            return
-        if isinstance(tp, type) and issubclass(tp, IntEnum):
-            if type(v) is not int:
-                self.add(f"Expected `int` ({tp.__name__}), got `{_json_type(v)}`", path)
-            elif v not in tp._value2member_map_:
-                allowed = ", ".join(str(int(m)) for m in tp)
-                self.add(f"Invalid enum value {v} for `{tp.__name__}` (expected one of {allowed})", path)
-            return
-        if isinstance(tp, type) and issubclass(tp, Union):
-            name = tp.__name__
-            if type(v) is not dict:
-                self.add(f"Expected `object` ({name}), got `{_json_type(v)}`", path)
-                return
-            if len(v) != 1:
-                self.add(f"Expected exactly one member for union `{name}`, got {len(v)}", path)
-                return
-            ((tag, payload),) = v.items()
-            hints = _hints(tp)
-            if tag not in hints:
-                self.add(f"Unknown tag `{tag}` for union `{name}` (known: {', '.join(tp.MEMBERS)})", path)
-                return
-            if tag == "as_none":
-                return
-            recursive = (name, tag) in RECURSIVE_MEMBERS
-            if recursive:
-                if self.nesting >= MAX_NESTING:
-                    self.add(f"Subgraphs and dict arguments are nested deeper than the limit of {MAX_NESTING} "
-                             "levels", path)
-                    return
-                self.nesting += 1
-            try:
-                self.walk(hints[tag], payload, f"{path}.{tag}")
-            finally:
-                if recursive:
-                    self.nesting -= 1
-            return
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            if type(v) is not dict:
-                self.add(f"Expected `object` ({tp.__name__}), got `{_json_type(v)}`", path)
-                return
-            for name, ftp, required in _fields(tp):
-                if name not in v:
-                    if required:
-                        self.add(f"Object missing required field `{name}`", path)
-                    continue
-                self.walk(ftp, v[name], f"{path}.{name}")
-            return
-        raise TypeError(f"no shape check for {tp!r}")  # a schema type this walker does not know: a bug
-
-
-def check_shape(cls: type, raw: Any, record: str | None = None, *, limit: int = 1000) -> list[Problem]:
-    """Every place where ``raw`` (JSON-decoded) does not fit the schema type ``cls`` (at most ``limit``)."""
-    walker = _ShapeWalker(record, limit)
-    try:
-        walker.walk(cls, raw, "$")
-    except RecursionError:
-        walker.add("Document is nested too deeply to check", "$")
-    return walker.problems
+def check_shape(cls: type, raw: Any, record: str | None = None) -> list[Problem]:
+    """Every place where ``raw`` (JSON-decoded) does not fit the schema type ``cls``: the
+    careful decoder's collect-all mode (:func:`schema_decoder.collect_problems`)."""
+    return [Problem(message, path, record) for message, path in collect_problems(cls, raw).problems]
 
 
 # ============================================================== program semantics
@@ -419,7 +294,6 @@ def check_document(raw: Any, record: str | None = None) -> tuple[schema.Exported
     except SerializeError as e:
         msg, path = _message_and_path(e)
         return None, [Problem(msg, path, record)]
-    problems: list[Problem] = []
     if upgrade.STEPS[0].source <= (major, minor) < schema.SCHEMA_VERSION:
         try:
             upgrade.upgrade(raw)
@@ -431,20 +305,14 @@ def check_document(raw: Any, record: str | None = None) -> tuple[schema.Exported
             upgrade.check_version(major, minor)
         except SerializeError as e:
             return None, [Problem(str(e), "$.schema_version", record)]
-    if (major, minor) > schema.SCHEMA_VERSION:
-        cur = f"{schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}"
-        for path in codec.unknown_fields(schema.ExportedProgram, raw):
-            problems.append(Problem(f"Document of schema version {major}.{minor} uses field "
-                                    f"`{path.rsplit('.', 1)[-1]}`, unknown to schema {cur}", path, record))
-    problems += check_shape(schema.ExportedProgram, raw, record)
+    found = collect_problems(schema.ExportedProgram, raw, unknown_fields=(major, minor) > schema.SCHEMA_VERSION)
+    cur = f"{schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}"
+    problems = [Problem(f"Document of schema version {major}.{minor} uses field `{path.rsplit('.', 1)[-1]}`, "
+                        f"unknown to schema {cur}", path, record) for path in found.unknown_fields]
+    problems += [Problem(message, path, record) for message, path in found.problems]
     if problems:
         return None, problems
-    try:
-        doc = codec.from_dict(schema.ExportedProgram, raw)
-    except SerializeError as e:  # the shape walker and the decoder disagree: report the decoder
-        path = getattr(e, "path", None) or "$"
-        return None, [Problem(e.problem, path, record)]
-    return doc, check_program(doc, record)
+    return found.value, check_program(found.value, record)
 
 
 # ===================================================================== archives

@@ -609,11 +609,11 @@ def payload_entries(archive: Pt2Archive, folder: str, record: str, problems: Pro
     config = raw.get("config") if isinstance(raw, dict) else None
     if not isinstance(config, dict):
         if not isinstance(raw, dict):
-            problems.append(Problem(f"Expected `object` (PayloadConfig), got `{codec._json_type(raw)}`", "$", record))
+            problems.append(Problem(f"Expected `object` (PayloadConfig), got `{codec.json_type_name(raw)}`", "$", record))
         elif "config" not in raw:
             problems.append(Problem("Object missing required field `config`", "$", record))
         else:
-            problems.append(Problem(f"Expected `object`, got `{codec._json_type(config)}`", "$.config", record))
+            problems.append(Problem(f"Expected `object`, got `{codec.json_type_name(config)}`", "$.config", record))
         return []
     base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
     out: list[TensorEntry] = []

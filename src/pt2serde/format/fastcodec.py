@@ -3,7 +3,7 @@
 For each schema type this module generates (with ``exec``, from the schema's own type
 annotations only, never from input data) one Python function per struct and union that
 encodes or decodes it with inlined type checks. The fast paths accept exactly what the
-careful decoders in :mod:`pt2serde.format.codec` accept, but they do not track where they are in
+careful decoder in :mod:`pt2serde.format.schema_decoder` accepts, but they do not track where they are in
 the document: on any failure the caller re-runs the careful decoder, which raises the
 precise ``SerializeError`` with its ``$.path``.
 """
@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 import threading
-import typing
-from enum import IntEnum
 from typing import Any, Callable
 
-from .wire import Union
+from .annotations import kind_of, type_hints
+from .strict_json import NONFINITE_FLOATS
 
-__all__ = ["fast_decoder", "fast_encoder", "nesting_guard", "MAX_NESTING", "RECURSIVE_MEMBERS"]
+__all__ = ["fast_decoder", "fast_encoder", "nesting_guard", "MAX_NESTING", "MAX_INT_DIGITS", "RECURSIVE_MEMBERS", "ints_in_range"]
 
 MAX_NESTING = 64  # nested subgraphs and nested dict arguments, counted together
 #: Union members through which the schema recurses; decoding them is depth-limited.
@@ -62,14 +60,16 @@ def _bad(*_: Any) -> Any:
     raise _Bad
 
 
-_NONFINITE_IN = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
-#: ints of more than 4300 digits are refused (``codec.MAX_INT_DIGITS``; checked equal by a test)
-_INT_BOUND = 10**4300
+#: Integers of the wire format have at most this many decimal digits: CPython's default
+#: ``int`` parsing limit, so ``from_dict`` refuses from a Python caller exactly what the JSON
+#: reader refuses from a file (and :mod:`pt2serde.bridge.expr` from an expression string).
+MAX_INT_DIGITS = 4300
+_INT_BOUND = 10**MAX_INT_DIGITS
 _INT_FLOOR = -_INT_BOUND
 
 
-def _ints_ok(values: Any) -> bool:
-    """No int of ``values`` (a list or dict view of ints) has more than 4300 digits."""
+def ints_in_range(values: Any) -> bool:
+    """No int of ``values`` (a list or dict view of ints) has more than MAX_INT_DIGITS digits."""
     return not values or (_INT_FLOOR < min(values) and max(values) < _INT_BOUND)
 
 
@@ -79,7 +79,7 @@ def _dfloat(v: Any) -> float:
         return v
     if t is int:
         return float(v)
-    return _NONFINITE_IN[v] if t is str else _bad()
+    return NONFINITE_FLOATS[v] if t is str else _bad()
 
 
 def _efloat(v: Any) -> Any:
@@ -125,14 +125,6 @@ def _strkeys(v: Any) -> dict:
     return _bad()
 
 
-def _optional_of(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType):
-        args = typing.get_args(tp)
-        if len(args) == 2 and type(None) in args:
-            return args[0] if args[1] is type(None) else args[1]
-    return None
-
-
 class _Gen:
     """Generates the functions for one direction (``decode`` or ``encode``)."""
 
@@ -142,7 +134,7 @@ class _Gen:
         self.direction = direction
         self.ns: dict[str, Any] = {
             "_bad": _bad, "_dfloat": _dfloat, "_efloat": _efloat, "_estr": _estr, "_eint": _eint,
-            "_list": _list, "_seq": _seq, "_dict": _dict, "_strkeys": _strkeys, "_ints_ok": _ints_ok, "_strmap": _strmap,
+            "_list": _list, "_seq": _seq, "_dict": _dict, "_strkeys": _strkeys, "_ints_ok": ints_in_range, "_strmap": _strmap,
             "_B": _INT_BOUND, "_NB": _INT_FLOOR,
             "_new": object.__new__, "_set": object.__setattr__,
         }
@@ -160,50 +152,52 @@ class _Gen:
     # -- expressions ---------------------------------------------------------
 
     def expr(self, tp: Any, src: str) -> str:
-        x = self.var()
-        dec = self.direction == "decode"
+        """An expression that decodes (or encodes) the value of expression ``src`` as ``tp``."""
+        kind, arg = kind_of(tp)
+        return getattr(self, f"_expr_{kind}")(arg, src, self.var(), self.direction == "decode")
+
+    def _expr_primitive(self, tp: Any, src: str, x: str, dec: bool) -> str:
         if tp is int:
             fallback = "_bad()" if dec else f"_eint({x})"
             return f"({x} if type({x} := {src}) is int and _NB < {x} < _B else {fallback})"
-        if tp in self._PRIM_EXACT:
-            t = self._PRIM_EXACT[tp]
-            fallback = "_bad()" if dec or tp is bool else ("_estr" if tp is str else "_eint") + f"({x})"
-            return f"({x} if type({x} := {src}) is {t} else {fallback})"
         if tp is float:
             return f"{'_dfloat' if dec else '_efloat'}({src})"
-        inner = _optional_of(tp)
-        if inner is not None:
-            return f"(None if ({x} := {src}) is None else {self.expr(inner, x)})"
-        origin = typing.get_origin(tp)
-        if origin is list:
-            (elem,) = typing.get_args(tp)
-            e = self.var()
-            check = "_list" if dec else "_seq"
-            if elem in self._PRIM_EXACT:
-                t = self._PRIM_EXACT[elem]
-                body, kinds = (x, "(list,)") if dec else (f"list({x})", "(list, tuple)")
-                ok = f" and _ints_ok({x})" if elem is int else ""
-                return (f"({body} if type({x} := {src}) in {kinds} "
-                        f"and all(type({e}) is {t} for {e} in {x}){ok} else _bad())")
-            return f"[{self.expr(elem, e)} for {e} in {check}({src})]"
-        if origin is dict:
-            _, val = typing.get_args(tp)
-            k, e = self.var(), self.var()
-            check = "_strmap" if dec else "_strkeys"
-            if dec and val in self._PRIM_EXACT:
-                t = self._PRIM_EXACT[val]
-                ok = f" and _ints_ok({x}.values())" if val is int else ""
-                return (f"({x} if _strmap({x} := {src}) is {x} "
-                        f"and all(type({e}) is {t} for {e} in {x}.values()){ok} else _bad())")
-            return f"{{{k}: {self.expr(val, e)} for {k}, {e} in {check}({src}).items()}}"
-        if isinstance(tp, type) and issubclass(tp, IntEnum):
-            table = self.const({int(m): m for m in tp} if dec else frozenset(int(m) for m in tp))
-            if dec:
-                return f"({table}[{x}] if type({x} := {src}) is int else _bad())"
-            return f"(int({x}) if ({x} := {src}) in {table} and type({x}) is not bool else _bad())"
-        if isinstance(tp, type) and (issubclass(tp, Union) or dataclasses.is_dataclass(tp)):
-            return f"{self.function(tp)}({src})"
-        raise TypeError(f"no fast codec for {tp!r}")
+        t = self._PRIM_EXACT[tp]
+        fallback = "_bad()" if dec or tp is bool else f"_estr({x})"
+        return f"({x} if type({x} := {src}) is {t} else {fallback})"
+
+    def _expr_optional(self, inner: Any, src: str, x: str, dec: bool) -> str:
+        return f"(None if ({x} := {src}) is None else {self.expr(inner, x)})"
+
+    def _expr_list(self, elem: Any, src: str, x: str, dec: bool) -> str:
+        e = self.var()
+        if elem in self._PRIM_EXACT:
+            t = self._PRIM_EXACT[elem]
+            body, kinds = (x, "(list,)") if dec else (f"list({x})", "(list, tuple)")
+            ok = f" and _ints_ok({x})" if elem is int else ""
+            return (f"({body} if type({x} := {src}) in {kinds} "
+                    f"and all(type({e}) is {t} for {e} in {x}){ok} else _bad())")
+        return f"[{self.expr(elem, e)} for {e} in {'_list' if dec else '_seq'}({src})]"
+
+    def _expr_dict(self, val: Any, src: str, x: str, dec: bool) -> str:
+        k, e = self.var(), self.var()
+        if dec and val in self._PRIM_EXACT:
+            t = self._PRIM_EXACT[val]
+            ok = f" and _ints_ok({x}.values())" if val is int else ""
+            return (f"({x} if _strmap({x} := {src}) is {x} "
+                    f"and all(type({e}) is {t} for {e} in {x}.values()){ok} else _bad())")
+        return f"{{{k}: {self.expr(val, e)} for {k}, {e} in {'_strmap' if dec else '_strkeys'}({src}).items()}}"
+
+    def _expr_enum(self, tp: type, src: str, x: str, dec: bool) -> str:
+        table = self.const({int(m): m for m in tp} if dec else frozenset(int(m) for m in tp))
+        if dec:
+            return f"({table}[{x}] if type({x} := {src}) is int else _bad())"
+        return f"(int({x}) if ({x} := {src}) in {table} and type({x}) is not bool else _bad())"
+
+    def _expr_union(self, cls: type, src: str, x: str, dec: bool) -> str:
+        return f"{self.function(cls)}({src})"
+
+    _expr_struct = _expr_union
 
     # -- functions -----------------------------------------------------------
 
@@ -212,11 +206,8 @@ class _Gen:
             return self.names[cls]
         name = self.names[cls] = f"_{self.direction}_{cls.__name__}"
         self.ns[self.const_name(cls)] = cls
-        hints = typing.get_type_hints(cls)
-        if issubclass(cls, Union):
-            src = self._union(cls, name, hints)
-        else:
-            src = self._struct(cls, name, hints)
+        hints = type_hints(cls)
+        src = (self._union_function if kind_of(cls)[0] == "union" else self._struct_function)(cls, name, hints)
         exec(compile(src, f"<pt2serde fast {self.direction} {cls.__name__}>", "exec"), self.ns)
         return name
 
@@ -224,7 +215,7 @@ class _Gen:
     def const_name(cls: type) -> str:
         return f"_T_{cls.__name__}"
 
-    def _union(self, cls: type, name: str, hints: dict) -> str:
+    def _union_function(self, cls: type, name: str, hints: dict) -> str:
         members = {}
         for member in cls.MEMBERS:
             fn_name = f"{name}__{member}"
@@ -254,7 +245,7 @@ class _Gen:
             f"    return {{t: {table}[t](v.value)}}\n"
         )
 
-    def _struct(self, cls: type, name: str, hints: dict) -> str:
+    def _struct_function(self, cls: type, name: str, hints: dict) -> str:
         T = self.const_name(cls)
         lines = []
         if self.direction == "decode":

@@ -21,6 +21,7 @@ from .. import schema
 from ..errors import SerializeError
 from .legacy_expr import printed_to_srepr
 from .releases import releases_reading
+from .schema_decoder import collect_problems
 
 __all__ = [
     "document_version", "check_version", "decode_program", "program_from_json",
@@ -32,7 +33,7 @@ __all__ = [
 def document_version(raw: Any) -> tuple[int, int]:
     """The ``schema_version`` of a JSON-decoded program document."""
     if not isinstance(raw, dict):
-        problem = f"Expected `object` (ExportedProgram), got `{codec._json_type(raw)}`"
+        problem = f"Expected `object` (ExportedProgram), got `{codec.json_type_name(raw)}`"
         raise SerializeError(f"{problem} - at `$`", path="$", problem=problem)
     version = raw.get("schema_version")
     if not isinstance(version, dict):
@@ -198,7 +199,7 @@ def decode_program(raw: Any) -> schema.ExportedProgram:
     else:
         check_version(major, minor)
     if (major, minor) > schema.SCHEMA_VERSION:
-        unknown = codec.unknown_fields(schema.ExportedProgram, raw)
+        unknown = collect_problems(schema.ExportedProgram, raw, unknown_fields=True).unknown_fields
         if unknown:
             more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
             problem = (f"Document of schema version {major}.{minor} uses field `{unknown[0].rsplit('.', 1)[-1]}`, "

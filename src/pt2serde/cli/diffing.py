@@ -34,7 +34,10 @@ from typing import Any, Callable, Iterator
 
 from .. import schema
 from ..format.canonical import canonicalize
-from ..format.contents import LAYOUT_TEXT, Problem, Pt2Archive, TensorEntry, byte_chunks, tensor_chunks
+from ..format.contents import LAYOUT_TEXT, Pt2Archive
+from ..format.problem import Problem
+from ..format.tensor_bytes import byte_chunks, tensor_chunks
+from ..format.tensor_entries import TensorEntry
 from ..format.tables import BY_NAME, DTYPES, device_text, sym_text
 from ..errors import SerializeError
 from .term import safe

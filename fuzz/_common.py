@@ -428,7 +428,7 @@ def zip_records(data: bytes) -> list[tuple[str, bytes]] | None:
 
 def build_zip(records: Iterable[tuple[str, bytes]]) -> bytes | None:
     from pt2serde import SerializeError
-    from pt2serde.format.archive import ArchiveWriter
+    from pt2serde.format.archive_write import ArchiveWriter
 
     out = io.BytesIO()
     try:

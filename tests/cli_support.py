@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 from compat import CORPUS_DIR
-from pt2serde.format.archive import ArchiveReader, ArchiveWriter
+from pt2serde.format.archive import ArchiveReader
+from pt2serde.format.archive_write import ArchiveWriter
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CORPUS = CORPUS_DIR

@@ -30,12 +30,13 @@ import pt2serde
 from checks import outputs_close, program_inputs, run
 from memory import PeakGrowth
 from programs import CORPUS, corpus_ids, exported
-from pt2serde.format import archive as archive_mod
+from pt2serde.format import archive_write as archive_write_mod
 from pt2serde.bridge import package as package_mod
 from pt2serde.bridge import samples as samples_mod
 from pt2serde import schema
 from pt2serde.bridge import tables
-from pt2serde.format.archive import ArchiveReader, ArchiveWriter
+from pt2serde.format.archive import ArchiveReader
+from pt2serde.format.archive_write import ArchiveWriter
 
 # ============================================================================ helpers
 
@@ -950,7 +951,7 @@ def test_failed_close_leaves_no_temp_file(categories, tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError(13, "Permission denied")
 
-    monkeypatch.setattr(archive_mod.os, "replace", failing_replace)
+    monkeypatch.setattr(archive_write_mod.os, "replace", failing_replace)
     with pytest.raises(OSError, match="Permission denied"):
         pt2serde.save(categories, path)
     assert os.listdir(tmp_path) == []

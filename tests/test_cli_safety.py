@@ -19,7 +19,7 @@ import torch
 
 import pt2serde
 from cli_support import CORPUS, records, rewrite, run_cli
-from pt2serde.format.archive import ArchiveWriter
+from pt2serde.format.archive_write import ArchiveWriter
 
 CCFG = "data/constants/model_constants_config.json"
 

@@ -124,7 +124,7 @@ def test_escape_writes_every_unsafe_character_as_an_escape():
 
 
 def test_safe_escapes_every_string_of_a_report():
-    from pt2serde.format.contents import Problem
+    from pt2serde.format.problem import Problem
 
     value = {"k\x1b": ["a\r", ("b\u202e", 3)], "n": None, "p": Problem("m\x1b[2J", "$.x\n", "r\x07")}
     assert safe(value) == {"k\\x1b": ["a\\r", ("b\\u202e", 3)], "n": None,

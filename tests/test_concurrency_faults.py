@@ -170,7 +170,7 @@ def test_readers_see_a_whole_archive_while_a_writer_replaces_it(programs, golden
 _SAVER = textwrap.dedent("""
     import sys, time
     import torch, pt2serde
-    from pt2serde.format import archive
+    from pt2serde.format import archive_write as archive
 
     class Big(torch.nn.Module):
         def __init__(self):
@@ -231,7 +231,7 @@ def test_a_save_killed_half_way_leaves_the_old_file_intact(programs, golden, tmp
 def test_a_save_that_fails_half_way_leaves_nothing(programs, golden, tmp_path, monkeypatch):
     """An exception in the middle of writing (here: the disk "fills up" after 1 MiB) removes
     the temporary file and keeps the old archive."""
-    from pt2serde.format import archive as archive_mod
+    from pt2serde.format import archive_write as archive_mod
 
     path = tmp_path / "model.pt2"
     pt2serde.save(programs[0], path)

@@ -30,10 +30,11 @@ import pytest
 import torch
 
 import pt2serde
-from pt2serde.format import archive as archive_mod
+from pt2serde.format import archive_write as archive_write_mod
 from pt2serde.bridge import package as package_mod
 from pt2serde.format import payload
-from pt2serde.format.archive import ArchiveReader, ArchiveWriter
+from pt2serde.format.archive import ArchiveReader
+from pt2serde.format.archive_write import ArchiveWriter
 from programs import corpus_ids, exported
 
 # Records of a pt2serde archive that may differ from PyTorch's for the same program, and why.
@@ -241,13 +242,13 @@ def test_save_to_the_path_of_an_open_file_leaves_the_callers_handle_on_the_old_f
 
 def _record_temporaries(monkeypatch) -> list[str]:
     made: list[str] = []
-    real = archive_mod._create_temporary
+    real = archive_write_mod._create_temporary
 
     def spy(final_path):
         made.append(final_path)
         return real(final_path)
 
-    monkeypatch.setattr(archive_mod, "_create_temporary", spy)
+    monkeypatch.setattr(archive_write_mod, "_create_temporary", spy)
     return made
 
 

@@ -14,7 +14,8 @@ import torch
 import pt2serde
 from pt2serde.errors import NotAZipError, SerializeError, WireError
 from pt2serde.format import codec, safepickle, upgrade
-from pt2serde.format.archive import ArchiveReader, ArchiveWriter
+from pt2serde.format.archive import ArchiveReader
+from pt2serde.format.archive_write import ArchiveWriter
 
 DOC = "archive/models/model.json"
 WEIGHT = "archive/data/weights/weight_0"

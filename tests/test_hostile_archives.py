@@ -27,8 +27,10 @@ import pt2serde
 from memory import PeakGrowth
 from pt2serde.format import archive as archive_mod
 from pt2serde.format import contents as contents_mod
+from pt2serde.format import tensor_entries as tensor_entries_mod
 from pt2serde.bridge import package as package_mod
-from pt2serde.format.archive import ArchiveReader, ArchiveWriter
+from pt2serde.format.archive import ArchiveReader
+from pt2serde.format.archive_write import ArchiveWriter
 from pt2serde.bridge.torchsave import load_torch_save
 
 # =========================================================================== builders
@@ -685,7 +687,7 @@ def test_seeded_bit_flips_in_headers(base, marker):
 
 
 def test_config_over_the_size_cap(base, monkeypatch):
-    monkeypatch.setattr(contents_mod, "MAX_CONFIG_BYTES", 100)
+    monkeypatch.setattr(tensor_entries_mod, "MAX_CONFIG_BYTES", 100)
     with pytest.raises(pt2serde.SerializeError,
                        match=r"^record 'archive/data/weights/model_weights_config\.json' is \d+ bytes, over the limit of 100$"):
         load(base)

@@ -2,7 +2,7 @@
 device moves that keep the stored geometry (issue 10, findings 12a and 12d).
 
 The rule is :func:`pt2serde.format.extent.view_problem` (torch-free); ``load``/``deserialize``
-(``tensors.check_view_bounds``) and ``validate`` (``contents.view_problem``) both call it.
+(``tensors.check_view_bounds``) and ``validate`` (``tensor_entries.view_problem``) both call it.
 Whole archives through every entry point: ``tests/hostile/cases_json_tensors.py``.
 """
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import pt2serde
-from pt2serde.format import contents, extent
+from pt2serde.format import extent, tensor_entries
 from pt2serde import schema
 from pt2serde.bridge import tensors
 from pt2serde.errors import SerializeError
@@ -57,7 +57,7 @@ def test_bounds_against_the_storage():
 
 
 def test_validate_and_load_share_the_rule():
-    assert contents.view_problem([2**40], [0], 0, 4, None) == extent.view_problem([2**40], [0], 0, 4, None)
+    assert tensor_entries.view_problem([2**40], [0], 0, 4, None) == extent.view_problem([2**40], [0], 0, 4, None)
 
 
 def _meta(sizes, strides, offset=0, device="cpu") -> schema.TensorMeta:

@@ -10,7 +10,7 @@ of ``fuzz/regressions/`` - this asserts:
     loading  <=>  ``pt2serde.load_all`` (default ``allow_pickle=False``) succeeds and
     ``module()`` then builds for every program.
 
-"Blocks loading" is :meth:`contents.Problem.blocks_load`: an error, or a warning that loading
+"Blocks loading" is :meth:`problem.Problem.blocks_load`: an error, or a warning that loading
 needs ``allow_pickle=True`` (``validate`` calls such a file valid, with that warning: the file is
 sound, and ``load`` refuses it only because the caller did not opt in).
 
@@ -45,7 +45,7 @@ import torch
 
 import pt2serde
 from compat import CORPUS_DIR
-from pt2serde.format import check, contents
+from pt2serde.format import check, contents, tensor_entries
 from pt2serde import cli
 from pt2serde.bridge import package
 from pt2serde.format.archive import ArchiveReader
@@ -242,7 +242,7 @@ def test_payload_configs_agree():
         folder = rel.rsplit("/", 1)[0] + "/"
         record = f"{F.ROOT}/{rel}"
         problems: list = []
-        contents.payload_entries(F._archive_with(rel, data[2:]).model, "constants" if "constants" in rel else
+        tensor_entries.payload_entries(F._archive_with(rel, data[2:]).model, "constants" if "constants" in rel else
                                  "weights", record, problems)
         v = [str(p) for p in problems if p.blocks_load()]
         archive = F._archive_with(rel, data[2:])

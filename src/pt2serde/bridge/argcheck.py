@@ -207,10 +207,8 @@ def check_save(programs: Any, f: Any, extra_files: Any, target: Any) -> tuple[di
 
 def check_artifact(artifact: Any) -> None:
     """``deserialize``'s ``artifact``: what ``serialize`` returned (a ``SerializedArtifact``)."""
-    from .program import SerializedArtifact
-
-    fields = ("exported_program", "state_dict", "constants", "example_inputs")
-    if isinstance(artifact, SerializedArtifact) or all(hasattr(artifact, f) for f in fields):
+    fields = ("exported_program", "state_dict", "constants", "example_inputs")  # a SerializedArtifact has them all
+    if all(hasattr(artifact, f) for f in fields):
         return
     what = "deserialize() takes the SerializedArtifact that pt2serde.serialize() returned"
     if isinstance(artifact, (bytes, bytearray, memoryview)):

@@ -27,8 +27,9 @@ from .arguments import encode_argument, get_opaque_type_name, is_opaque_value
 from ..errors import SerializeError
 from ..extensions import extension_handler_for, registered_extension_types
 from .metadata import encode_metadata
+from .tensors import tensor_meta_to_wire
 
-__all__ = ["GraphModuleSerializer", "SYM_OPS", "operator_name", "tensor_meta_to_wire"]
+__all__ = ["GraphModuleSerializer", "SYM_OPS", "operator_name"]
 
 #: Python-level symbolic operators that appear as call targets (sym nodes).
 SYM_OPS = frozenset({
@@ -52,19 +53,6 @@ def operator_name(target: Any) -> str:
     if module.startswith("torch._ops"):
         module = "torch.ops" + module[len("torch._ops"):]
     return f"{module}.{target.__name__}"
-
-
-def tensor_meta_to_wire(t: torch.Tensor) -> schema.TensorMeta:
-    sym = symbolic.sym_int_to_wire
-    return schema.TensorMeta(
-        dtype=tables.dtype_to_wire(t.dtype),
-        sizes=[sym(s) for s in t.shape],
-        requires_grad=t.requires_grad,
-        device=tables.device_to_wire(t.device),
-        strides=[sym(s) for s in t.stride()],
-        storage_offset=sym(t.storage_offset()),
-        layout=tables.layout_to_wire(t.layout),
-    )
 
 
 def _op_schema(target: Any):

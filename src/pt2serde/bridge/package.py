@@ -24,7 +24,6 @@ import json
 import os
 import re
 import warnings
-from collections import OrderedDict
 from typing import Any, Callable
 
 import torch
@@ -32,27 +31,28 @@ from torch.export import ExportedProgram
 
 from . import argcheck, tables, tensors
 
-from ..format import codec, contents, extent, filekind
+from ..format import codec, contents, extent, filekind, problem, tensor_entries
 
 from .. import schema
 from .gcpause import gc_paused
-from ..format.archive import ArchiveReader, ArchiveWriter, check_name
+from ..format.archive import ArchiveReader, check_name
+from ..format.archive_write import ArchiveWriter
 from ..errors import SerializeError
-from .graph_save import tensor_meta_to_wire
 from ..format.payload import DEFAULT_PICKLE_PROTOCOL, check_pickle_protocol
 from ..format.releases import RELEASES
 from ..format.upgrade import downgrade, pytorch_reader_gap
 from .torchsave import load_torch_save
 from .program import ExportedProgramDeserializer, ExportedProgramSerializer, default_opset_version
+from .tensors import tensor_meta_to_wire
 
 __all__ = ["save", "load", "load_all", "ARCHIVE_VERSION"]
 
 # The layout's names and limits are the checked model's (contents), shared with the CLI.
 ARCHIVE_FORMAT = contents.ARCHIVE_FORMAT
 ARCHIVE_VERSION = contents.ARCHIVE_VERSION
-SHARES_KEY = contents.SHARES_KEY
-WEIGHTS_DIR = contents.WEIGHTS_DIR
-CONSTANTS_DIR = contents.CONSTANTS_DIR
+SHARES_KEY = tensor_entries.SHARES_KEY
+WEIGHTS_DIR = tensor_entries.WEIGHTS_DIR
+CONSTANTS_DIR = tensor_entries.CONSTANTS_DIR
 _MAY_GAP = re.compile(rb'"as_sym_bool"')  # cheap pre-check before looking for PyTorch reader gaps
 
 
@@ -121,7 +121,7 @@ def _payload_config(
     objects: list[tuple[str, Any]] = []
     for fqn, value in values.items():
         if isinstance(value, torch.Tensor):
-            if not tensors._is_plain(value) and not tensors.is_fake(value):
+            if not tensors.is_plain_tensor(value) and not tensors.is_fake(value):
                 pickled.append((fqn, value))
             else:
                 groups.setdefault(plan.group(value, folder), []).append((fqn, value))
@@ -303,7 +303,7 @@ class _Archive:
         self.reader = filekind.open_reader(f, use_mmap, opener=ArchiveReader)  # says what a wrong file is
         try:
             self.model = contents.Pt2Archive(self.reader)
-            contents.first_error(self.model.container_problems())
+            problem.first_error(self.model.container_problems())
         except SerializeError:
             self.reader.close()
             raise
@@ -339,12 +339,12 @@ class _Archive:
         return out
 
 
-def _config(archive: _Archive, record: str, allow_pickle: bool = False) -> list[contents.TensorEntry]:
+def _config(archive: _Archive, record: str, allow_pickle: bool = False) -> list[tensor_entries.TensorEntry]:
     """The entries of a raw payload config (full record name), as the model reads them; raises
     the first problem that blocks loading (an entry stored as a pickle, unless ``allow_pickle``)."""
     folder = "constants" if archive.model.rel(record).startswith(CONSTANTS_DIR) else "weights"
     problems = archive.model.crc_problems(record)
-    entries = contents.payload_entries(archive.model, folder, record, problems)
+    entries = tensor_entries.payload_entries(archive.model, folder, record, problems)
     for p in problems:
         if p.blocks_load(allow_pickle):
             raise p.error()
@@ -370,7 +370,7 @@ class _Storages:
         return storage
 
 
-def _tensor_entries(archive: _Archive, folder: str, entries: list[contents.TensorEntry], storages: _Storages,
+def _tensor_entries(archive: _Archive, folder: str, entries: list[tensor_entries.TensorEntry], storages: _Storages,
                     allow_pickle: bool, fake_tensor: Callable | None) -> dict[str, Any]:
     """Tensors (and, with ``allow_pickle``, unpickled objects) of entries the model has checked
     (:func:`_config`): record names, geometry against the records and the zero-fill allowance."""
@@ -396,7 +396,7 @@ def _tensor_entries(archive: _Archive, folder: str, entries: list[contents.Tenso
             view = tensors.view_from_buffer(storage, tm, where)
         except SerializeError as err:
             raise err.wrapped(str(err), record=e.own_record or e.record) from None
-        out[e.name] = tensors._finish(view, tm, meta.is_param)
+        out[e.name] = tensors.finish_tensor(view, tm, meta.is_param)
     return out
 
 
@@ -460,14 +460,14 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
     records = archive.model.program(name)  # the model's records of this program
     doc_rel = records.document_record
     data = records.document_view()  # over the size cap: the reader's error names the record
-    contents.first_error(archive.model.crc_problems(doc_rel, data))
+    problem.first_error(archive.model.crc_problems(doc_rel, data))
     try:
         raw = records.raw_document(data)
-        contents.first_error(archive.model.version_problems(raw))  # the plain zip's `version` record
+        problem.first_error(archive.model.version_problems(raw))  # the plain zip's `version` record
         document = records.decode(raw)
     except SerializeError as e:  # named after the document's record, unless it names a record already
         raise e if e.record is not None else e.wrapped(f"{archive.where(doc_rel)}: {e}", record=doc_rel) from None
-    contents.first_error(records.sample_problems())
+    problem.first_error(records.sample_problems())
     storages = archive.storages
     read: dict[str, dict] = {}
 
@@ -487,9 +487,9 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
         if fmt is None and archive.layout == "legacy":  # the plain zip stores no record for an empty dict
             return {}
         if fmt is None:  # the model's problem: the program has no config
-            problems: list[contents.Problem] = []
+            problems: list[problem.Problem] = []
             records.entries(kind, problems)
-            contents.first_error(problems)
+            problem.first_error(problems)
         config = _config(archive, records.config_record(kind), allow_pickle)
         return _tensor_entries(archive, folder, config, storages, allow_pickle, fake_tensor)
 
@@ -523,7 +523,7 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
 
 def _check_signature_payloads(records: contents.ProgramRecords, document: schema.ExportedProgram,
                               read: dict[str, dict]) -> None:
-    """The model's rule (:func:`contents.signature_problems`) on the values ``load`` read."""
+    """The model's rule (:func:`tensor_entries.signature_problems`) on the values ``load`` read."""
     def described(value: Any):
         if not isinstance(value, torch.Tensor):
             return None
@@ -534,7 +534,7 @@ def _check_signature_payloads(records: contents.ProgramRecords, document: schema
     for folder in ("weights", "constants"):
         stored[folder] = {name: described(v) for name, v in read[folder].items()}
     configs = {f: records.config_record(f) for f in ("weights", "constants")}
-    contents.first_error(contents.signature_problems(document, stored, configs))
+    problem.first_error(tensor_entries.signature_problems(document, stored, configs))
 
 
 def load_all(

@@ -15,6 +15,7 @@ from ..format import codec
 from .. import schema
 
 from . import symbolic, tensors
+from .argcheck import check_artifact, check_program
 from .gcpause import gc_paused
 from ..errors import SerializeError
 from .graph_save import GraphModuleSerializer
@@ -138,8 +139,6 @@ class ExportedProgramSerializer:
     def serialize_document(self, ep: ExportedProgram) -> "SerializedDocument":
         """The program document alone, plus the custom objects its arguments refer to."""
         if not isinstance(ep, ExportedProgram):
-            from .argcheck import check_program
-
             check_program(ep, "serialize")  # raises: what was passed, and how to export a model
         with gc_paused(), _errors_as_serialize_error("serializing the program"):
             gm_serializer = GraphModuleSerializer(ep.graph_signature, ep.module_call_graph)
@@ -318,7 +317,6 @@ def deserialize(
     ``allow_pickle=True`` is needed only for payload entries that PyTorch itself stores as
     pickles (torchbind objects, opaque values, tensor subclasses).
     """
-    from .argcheck import check_artifact
     from ..format.upgrade import program_from_json
 
     check_artifact(artifact)  # raises for anything but what serialize() returns, saying what to pass

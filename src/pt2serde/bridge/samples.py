@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..format import codec
-from .tensors import is_fake
+from .tensors import is_fake, tensor_meta_to_wire
 
 __all__ = ["dumps_sample_inputs"]
 
@@ -38,8 +38,6 @@ class _Pickler(pickle._Pickler):  # the pure-Python pickler lets us write one gl
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, torch.Tensor) and is_fake(obj):
-            from .graph_save import tensor_meta_to_wire
-
             meta = json.dumps(codec.to_dict(tensor_meta_to_wire(obj))).encode("utf-8")
             return _fake_tensor_marker, (meta, isinstance(obj, torch.nn.Parameter))
         return NotImplemented

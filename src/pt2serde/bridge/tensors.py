@@ -24,7 +24,7 @@ from ..format import codec, extent, payload
 
 from .. import schema
 
-from . import tables
+from . import symbolic, tables
 from ..errors import SerializeError
 
 __all__ = [
@@ -37,6 +37,9 @@ __all__ = [
     "encode_payload",
     "decode_payload",
     "is_fake",
+    "is_plain_tensor",
+    "finish_tensor",
+    "tensor_meta_to_wire",
     "meta_tensor",
     "to_device",
 ]
@@ -48,7 +51,7 @@ def is_fake(t: torch.Tensor) -> bool:
     return isinstance(t, FakeTensor)
 
 
-def _is_plain(t: torch.Tensor) -> bool:
+def is_plain_tensor(t: torch.Tensor) -> bool:
     """A dense tensor whose data we can write raw (parameters count as plain)."""
     return type(t) in (torch.Tensor, torch.nn.Parameter) or (
         isinstance(t, torch.nn.Parameter) and type(t.data) is torch.Tensor
@@ -182,7 +185,10 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     return torch.as_strided(flat, t.shape, t.stride(), flat.storage_offset())
 
 
-def _finish(t: torch.Tensor, meta: schema.TensorMeta, is_param: bool, where: str = "tensor") -> torch.Tensor:
+def finish_tensor(t: torch.Tensor, meta: schema.TensorMeta, is_param: bool, where: str = "tensor") -> torch.Tensor:
+    """A tensor rebuilt from its storage made what ``meta`` says: moved to its device (a
+    ``SerializeError`` naming ``where`` when that device is not available here), a
+    ``Parameter`` when ``is_param``, and requiring gradients when ``meta`` says so."""
     device = tables.device_from_wire(meta.device)
     if device.type != "cpu":
         try:
@@ -312,10 +318,10 @@ def encode_payload(
     tensor_list: list[dict] = []
 
     def tensor_entry(t: torch.Tensor) -> dict:
-        meta = codec.to_dict(_meta_of(t))
+        meta = codec.to_dict(tensor_meta_to_wire(t))
         if is_fake(t):
             return {"type": "fake_tensor", "meta": meta}
-        if not _is_plain(t):
+        if not is_plain_tensor(t):
             blobs.append(_subclass_bytes(t, pickle_protocol))
             return {"type": "pickled_tensor", "blob": len(blobs) - 1, "meta": meta}
         if shared is not None and (idx := shared.lookup(t)) is not None:
@@ -353,10 +359,20 @@ def encode_payload(
     return payload.pack(header, blobs)
 
 
-def _meta_of(t: torch.Tensor) -> schema.TensorMeta:
-    from .graph_save import tensor_meta_to_wire
-
-    return tensor_meta_to_wire(t)
+def tensor_meta_to_wire(t: torch.Tensor) -> schema.TensorMeta:
+    """A tensor's dtype, sizes, strides, offset, device and layout as ``schema.TensorMeta``
+    (symbolic sizes as expressions): what the graph records for each tensor value, a
+    payload for each stored tensor and a fake tensor's sample-input record."""
+    sym = symbolic.sym_int_to_wire
+    return schema.TensorMeta(
+        dtype=tables.dtype_to_wire(t.dtype),
+        sizes=[sym(s) for s in t.shape],
+        requires_grad=t.requires_grad,
+        device=tables.device_to_wire(t.device),
+        strides=[sym(s) for s in t.stride()],
+        storage_offset=sym(t.storage_offset()),
+        layout=tables.layout_to_wire(t.layout),
+    )
 
 
 class DecodedPayload:
@@ -431,7 +447,7 @@ def decode_payload(
             raise SerializeError(f"{where}: refers to storage {idx!r}, which does not exist")
         if tables.device_from_wire(meta.device).type == "meta":
             return meta_tensor(meta, is_param, where)
-        return _finish(view_from_buffer(pool[idx], meta, where), meta, is_param, where)
+        return finish_tensor(view_from_buffer(pool[idx], meta, where), meta, is_param, where)
 
     values: dict[str, Any] = {}
     entries = header.get("entries", {})

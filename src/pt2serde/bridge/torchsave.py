@@ -60,12 +60,11 @@ from . import tables
 from ..format.archive import ArchiveReader
 from ..errors import SerializeError
 from ..format.safepickle import Global
+from ..format.torchsave import MAX_DIMS, MAX_PICKLE_BYTES  # the limits the torch-free reader applies
 from .tensors import storage_from_buffer
 
 __all__ = ["load_torch_save", "TORCH_SAVE_GLOBALS"]
 
-MAX_PICKLE_BYTES = 256 << 20  # data.pkl of a torch.save record (tensor bytes live elsewhere)
-MAX_DIMS = 64
 MAX_FAKE_META_BYTES = 1 << 20
 MAX_KEY = 128
 _INT64_LIMIT = 1 << 63

@@ -14,7 +14,9 @@ import struct
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
-from ..format.contents import Pt2Archive, TensorEntry, byte_chunks, tensor_chunks
+from ..format.contents import Pt2Archive
+from ..format.tensor_bytes import byte_chunks, tensor_chunks
+from ..format.tensor_entries import TensorEntry
 from ..format.tables import BY_NAME
 
 __all__ = ["BLOCK", "CHUNK", "COMPARE_RATIO", "COMPARE_ALLOWANCE", "NOT_COMPARED", "Comparer", "compare_tensors",

@@ -29,7 +29,9 @@ from typing import Any, Callable
 
 from .. import schema
 from ..format.canonical import canonicalize
-from ..format.contents import LAYOUT_TEXT, Problem, Pt2Archive, TensorEntry
+from ..format.contents import LAYOUT_TEXT, Pt2Archive
+from ..format.problem import Problem
+from ..format.tensor_entries import TensorEntry
 from ..format.tables import BY_NAME, DTYPES, device_text, sym_text
 from ..format.value_refs import ARGUMENT_ROWS, ONE, SYM_TABLES, argument_elements, spec_target
 from ..errors import SerializeError

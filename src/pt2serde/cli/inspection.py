@@ -29,7 +29,10 @@ from .. import schema
 from ..format.expr import parse as parse_expr, render as render_expr
 from .term import Style, human_bytes, plural, safe, table
 from ..format.compat_readers import ProgramFacts, document_features, program_facts, readable_by
-from ..format.contents import LAYOUT_TEXT, Problem, ProgramRecords, Pt2Archive, TensorEntry, entry_globals
+from ..format.contents import LAYOUT_TEXT, ProgramRecords, Pt2Archive
+from ..format.problem import Problem
+from ..format.tensor_bytes import entry_globals
+from ..format.tensor_entries import TensorEntry
 from ..format.torchsave import describe_torch_save, summarize_value
 from ..format.tables import DTYPES, device_text, sym_text
 from ..format.value_refs import (ARGUMENT_ROWS, LIST, ONE, OPTIONAL, OPTIONAL_LIST, SYM_TABLES, ValueRef,

@@ -30,7 +30,7 @@ import os
 import re
 import sys
 import time
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 from ..format.names import UNSAFE_CLASS
 
@@ -211,7 +211,3 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def bullet_list(items: Iterable[str], indent: int = 2) -> list[str]:
-    return [" " * indent + "- " + item for item in items]

@@ -1,12 +1,4 @@
-"""The PT2 archive container: a zip file of stored records with 64-byte aligned data.
-
-Writing follows the layout PyTorch's own writer produces (``torch.export.load`` reads it):
-uncompressed records under one root folder, each record's data starting at a 64-byte
-aligned offset (padding goes into a local-header extra field with id ``FB``), a data
-descriptor after each non-empty record, a ZIP64 end-of-central-directory record always
-present and, on request, PyTorch's ``.data/serialization_id`` record (:mod:`pt2serde.format.serialid`).
-Output is deterministic: fixed timestamps, fixed attributes, records in call order; for
-the same records it is PyTorch's writer's output byte for byte.
+"""The PT2 archive container, read: a zip file of stored records with 64-byte aligned data.
 
 Reading trusts nothing: every offset and size is checked against the real file size,
 names with ``..``, absolute paths, backslashes or NUL bytes are refused, as are duplicate
@@ -14,29 +6,30 @@ names, overlapping records, encrypted records and local headers that disagree wi
 central directory. Records are exposed as ``memoryview`` slices of one mapping of the
 file (or of the caller's buffer), so nothing is read twice and large payloads are not
 copied.
+
+The zip record layouts and the record-name rule (:func:`check_name`) live here once; the
+writer (:mod:`pt2serde.format.archive_write`) builds its records from them, so it never
+writes a name the reader would refuse.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import stat
 import struct
-import threading
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
-from . import mapguard, serialid
+from . import mapguard
 from ..errors import NotAZipError, SerializeError
 
 __all__ = [
     "ALIGNMENT",
     "Entry",
     "ArchiveReader",
-    "ArchiveWriter",
     "MAX_ENTRIES",
+    "check_name",
 ]
 
 ALIGNMENT = 64
@@ -49,27 +42,29 @@ MAX_INFLATED = 1 << 30  # deflated records (never written by us) inflate to at m
 #: never writes deflated records.
 MAX_INFLATED_FLOOR = 64 << 20
 INFLATE_RATIO = 8
+_CHUNK = 16 << 20  # read unit of a file object that cannot be mapped
 
-_LOCAL = struct.Struct("<4sHHHHHIIIHH")  # signature .. extra length (30 bytes)
-_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # 46 bytes
-_EOCD = struct.Struct("<4sHHHHIIH")  # 22 bytes
-_EOCD64 = struct.Struct("<4sQHHIIQQQQ")  # 56 bytes
-_LOCATOR64 = struct.Struct("<4sIQI")  # 20 bytes
-_DESCRIPTOR = struct.Struct("<4sIII")
-_DESCRIPTOR64 = struct.Struct("<4sIQQ")
+# The zip records (APPNOTE 4.3), shared with the writer.
+LOCAL = struct.Struct("<4sHHHHHIIIHH")  # signature .. extra length (30 bytes)
+CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # 46 bytes
+EOCD = struct.Struct("<4sHHHHIIH")  # 22 bytes
+EOCD64 = struct.Struct("<4sQHHIIQQQQ")  # 56 bytes
+LOCATOR64 = struct.Struct("<4sIQI")  # 20 bytes
+DESCRIPTOR = struct.Struct("<4sIII")
+DESCRIPTOR64 = struct.Struct("<4sIQQ")
 
-_SIG_LOCAL = b"PK\x03\x04"
-_SIG_CENTRAL = b"PK\x01\x02"
-_SIG_EOCD = b"PK\x05\x06"
-_SIG_EOCD64 = b"PK\x06\x06"
-_SIG_LOCATOR64 = b"PK\x06\x07"
-_SIG_DESCRIPTOR = b"PK\x07\x08"
+SIG_LOCAL = b"PK\x03\x04"
+SIG_CENTRAL = b"PK\x01\x02"
+SIG_EOCD = b"PK\x05\x06"
+SIG_EOCD64 = b"PK\x06\x06"
+SIG_LOCATOR64 = b"PK\x06\x07"
+SIG_DESCRIPTOR = b"PK\x07\x08"
 
-_FLAGS = 0x0808  # data descriptor follows the data; names are UTF-8
-_FLAGS_EMPTY = 0x0800  # an empty record, written whole (PyTorch writes no descriptor for it)
-_FB = 0x4246  # "FB": the padding extra field PyTorch uses
-_ZIP64 = 0x0001
-_U32 = 0xFFFFFFFF
+FLAGS = 0x0808  # data descriptor follows the data; names are UTF-8
+FLAGS_EMPTY = 0x0800  # an empty record, written whole (PyTorch writes no descriptor for it)
+FB = 0x4246  # "FB": the padding extra field PyTorch uses
+ZIP64 = 0x0001
+U32 = 0xFFFFFFFF
 
 
 def check_name(name: str) -> str:
@@ -187,19 +182,19 @@ class ArchiveReader:
 
     def _read_directory(self) -> None:
         buf, size = self.buffer, self.size
-        if size < _EOCD.size:
+        if size < EOCD.size:
             raise NotAZipError(f"not a zip archive: {size} bytes is too short")
-        tail_start = max(0, size - _EOCD.size - 0xFFFF)
-        pos = bytes(buf[tail_start:]).rfind(_SIG_EOCD)
+        tail_start = max(0, size - EOCD.size - 0xFFFF)
+        pos = bytes(buf[tail_start:]).rfind(SIG_EOCD)
         if pos < 0:
             raise NotAZipError("not a zip archive: no end-of-central-directory record")
         eocd_at = tail_start + pos
-        if eocd_at + _EOCD.size > size:
+        if eocd_at + EOCD.size > size:
             raise NotAZipError("truncated end-of-central-directory record")
-        _, disk, cd_disk, n_disk, count, cd_size, cd_offset, comment_len = _EOCD.unpack_from(buf, eocd_at)
+        _, disk, cd_disk, n_disk, count, cd_size, cd_offset, comment_len = EOCD.unpack_from(buf, eocd_at)
         if disk != 0 or cd_disk != 0 or n_disk != count:
             raise SerializeError("multi-disk zip archives are not supported")
-        if count == 0xFFFF or cd_size == _U32 or cd_offset == _U32:
+        if count == 0xFFFF or cd_size == U32 or cd_offset == U32:
             count, cd_size, cd_offset = self._zip64_directory(eocd_at)
         if count > MAX_ENTRIES:
             raise SerializeError(f"archive declares {count} records, over the limit of {MAX_ENTRIES}")
@@ -211,7 +206,7 @@ class ArchiveReader:
         at = cd_offset
         end = cd_offset + cd_size
         for i in range(count):
-            if at + _CENTRAL.size > end:
+            if at + CENTRAL.size > end:
                 raise SerializeError(f"central directory is truncated at record {i} of {count}")
             entry = self._central_entry(at, end, i)
             at = entry[1]
@@ -230,24 +225,24 @@ class ArchiveReader:
             raise SerializeError(f"record {spans[-1][2]!r} overlaps the central directory", record=spans[-1][2])
 
     def _zip64_directory(self, eocd_at: int) -> tuple[int, int, int]:
-        loc_at = eocd_at - _LOCATOR64.size
-        if loc_at < 0 or bytes(self.buffer[loc_at:loc_at + 4]) != _SIG_LOCATOR64:
+        loc_at = eocd_at - LOCATOR64.size
+        if loc_at < 0 or bytes(self.buffer[loc_at:loc_at + 4]) != SIG_LOCATOR64:
             raise SerializeError("zip64 archive without a zip64 locator")
-        _, _, eocd64_at, _ = _LOCATOR64.unpack_from(self.buffer, loc_at)
-        if eocd64_at + _EOCD64.size > loc_at:
+        _, _, eocd64_at, _ = LOCATOR64.unpack_from(self.buffer, loc_at)
+        if eocd64_at + EOCD64.size > loc_at:
             raise SerializeError("zip64 end-of-central-directory record lies outside the archive")
-        sig, _, _, _, _, _, n_disk, count, cd_size, cd_offset = _EOCD64.unpack_from(self.buffer, eocd64_at)
-        if sig != _SIG_EOCD64 or n_disk != count:
+        sig, _, _, _, _, _, n_disk, count, cd_size, cd_offset = EOCD64.unpack_from(self.buffer, eocd64_at)
+        if sig != SIG_EOCD64 or n_disk != count:
             raise SerializeError("invalid zip64 end-of-central-directory record")
         return count, cd_size, cd_offset
 
     def _central_entry(self, at: int, end: int, index: int) -> tuple[Entry, int]:
         buf = self.buffer
         (sig, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len,
-         _, _, _, header_offset) = _CENTRAL.unpack_from(buf, at)
-        if sig != _SIG_CENTRAL:
+         _, _, _, header_offset) = CENTRAL.unpack_from(buf, at)
+        if sig != SIG_CENTRAL:
             raise SerializeError(f"central directory record {index} has a bad signature")
-        name_at = at + _CENTRAL.size
+        name_at = at + CENTRAL.size
         next_at = name_at + name_len + extra_len + comment_len
         if next_at > end:
             raise SerializeError(f"central directory record {index} runs past the directory")
@@ -260,7 +255,7 @@ class ArchiveReader:
             raise SerializeError(f"record {name!r} is encrypted", record=name)
         if method not in (0, 8):
             raise SerializeError(f"record {name!r} uses unsupported compression method {method}", record=name)
-        if usize == _U32 or csize == _U32 or header_offset == _U32:
+        if usize == U32 or csize == U32 or header_offset == U32:
             usize, csize, header_offset = self._zip64_extra(
                 buf[name_at + name_len:name_at + name_len + extra_len], usize, csize, header_offset, name
             )
@@ -281,13 +276,13 @@ class ArchiveReader:
         while i + 4 <= len(extra):
             tag, length = struct.unpack_from("<HH", extra, i)
             body = extra[i + 4:i + 4 + length]
-            if tag == _ZIP64:
+            if tag == ZIP64:
                 values = list(struct.unpack_from(f"<{len(body) // 8}Q", body))
-                if usize == _U32:
+                if usize == U32:
                     usize = values.pop(0) if values else -1
-                if csize == _U32:
+                if csize == U32:
                     csize = values.pop(0) if values else -1
-                if offset == _U32:
+                if offset == U32:
                     offset = values.pop(0) if values else -1
                 if min(usize, csize, offset) < 0:
                     break
@@ -296,12 +291,12 @@ class ArchiveReader:
         raise SerializeError(f"record {name!r}: zip64 sizes are missing from its extra field", record=name)
 
     def _local_header(self, offset: int, name: str) -> int:
-        if offset + _LOCAL.size > self.size:
+        if offset + LOCAL.size > self.size:
             raise SerializeError(f"record {name!r}: local header at {offset} lies outside the archive", record=name)
-        sig, _, flags, _, _, _, _, _, _, name_len, extra_len = _LOCAL.unpack_from(self.buffer, offset)
-        if sig != _SIG_LOCAL:
+        sig, _, flags, _, _, _, _, _, _, name_len, extra_len = LOCAL.unpack_from(self.buffer, offset)
+        if sig != SIG_LOCAL:
             raise SerializeError(f"record {name!r}: bad local header signature at {offset}", record=name)
-        name_at = offset + _LOCAL.size
+        name_at = offset + LOCAL.size
         if bytes(self.buffer[name_at:name_at + name_len]) != name.encode("utf-8"):
             raise SerializeError(f"record {name!r}: local header names a different record", record=name)
         return name_at + name_len + extra_len
@@ -365,7 +360,7 @@ class ArchiveReader:
         return bytes(self.view(name, max_size=max_size))
 
     def verify_crc(self, name: str) -> bool:
-        return zlib.crc32(self.view(name)) & _U32 == self.entry(name).crc
+        return zlib.crc32(self.view(name)) & U32 == self.entry(name).crc
 
     def root_folder(self) -> str:
         """The single top-level folder every record lives under (PyTorch archives have one)."""
@@ -395,325 +390,3 @@ def _has_fileno(f) -> bool:
         return True
     except (OSError, AttributeError, io.UnsupportedOperation):
         return False
-
-
-# =============================================================================== writer
-
-
-class ArchiveWriter:
-    """Writes records one after another, straight from the caller's buffers.
-
-    ``target``: a path (written to a temporary file next to it, renamed into place only
-    when :meth:`close` succeeds, so a failed save never leaves a half-written file where a
-    good one was) or a writable binary file object. A path that is a symbolic link (or a
-    chain of them, or one whose target does not exist yet) is written through to the link's
-    final target: the link itself stays a link.
-    """
-
-    def __init__(self, target) -> None:
-        self._records: list[tuple[str, int, int, int]] = []  # name, header offset, size, crc
-        self._leads: list[bytes] = []  # the first 8 data bytes of each record (serialization id)
-        self._whole: set[str] = set()  # empty records written without a data descriptor
-        self._names: set[str] = set()
-        self._final_path: str | None = None
-        self._tmp_path: str | None = None
-        self._lead = bytearray()
-        if isinstance(target, (str, os.PathLike)):
-            self._final_path = _link_target(os.fspath(target))
-            self._tmp_path, fd = _create_temporary(self._final_path)
-            self._out: BinaryIO = os.fdopen(fd, "wb")
-            self._start = 0
-        else:
-            if not hasattr(target, "write"):
-                raise SerializeError(f"cannot write an archive to {type(target).__name__}")
-            self._out = target
-            try:
-                self._start = target.tell()
-            except (OSError, AttributeError, io.UnsupportedOperation):
-                self._start = 0
-        self._pos = 0
-        self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<ArchiveWriter {self._final_path or '<stream>'}: {len(self._records)} records, {self._pos} bytes>"
-
-    def _write(self, data) -> None:
-        n = self._out.write(data)
-        self._pos += memoryview(data).nbytes if n is None else n
-
-    def has(self, name: str) -> bool:
-        return name in self._names
-
-    def _data_write(self, data) -> None:
-        """Write record data, keeping its first 8 bytes (the serialization id looks at them)."""
-        if len(self._lead) < 8:
-            self._lead += memoryview(data).cast("B")[:8 - len(self._lead)]
-        self._write(data)
-
-    def _begin(self, name: str, whole: bool = False) -> int:
-        """Write the local header of a new record; its offset. ``whole``: an empty record,
-        written without a data descriptor (as PyTorch writes one)."""
-        check_name(name)
-        if name in self._names:
-            raise SerializeError(f"record {name!r} written twice", record=name)
-        self._names.add(name)
-        encoded = name.encode("utf-8")
-        header_at = self._pos
-        fixed = _LOCAL.size + len(encoded)
-        pad = -(self._start + header_at + fixed + 4) % ALIGNMENT
-        extra = struct.pack("<HH", _FB, pad) + b"Z" * pad
-        flags = _FLAGS_EMPTY if whole else _FLAGS
-        self._write(_LOCAL.pack(_SIG_LOCAL, 0, flags, 0, 0, 0, 0, 0, 0, len(encoded), len(extra)))
-        self._write(encoded)
-        self._write(extra)
-        self._lead = bytearray()
-        if whole:
-            self._whole.add(name)
-        return header_at
-
-    def _end(self, name: str, header_at: int, crc: int, size: int) -> None:
-        if name not in self._whole:
-            descriptor = _DESCRIPTOR64 if size >= _U32 else _DESCRIPTOR
-            self._write(descriptor.pack(_SIG_DESCRIPTOR, crc, size, size))
-        self._records.append((name, header_at, size, crc))
-        self._leads.append(bytes(self._lead))
-
-    def add(self, name: str, data: bytes | bytearray | memoryview | Iterable[memoryview]) -> None:
-        """Append one record; ``data`` is a buffer or an iterable of buffers (chunks)."""
-        chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
-        empty = isinstance(chunks, (list, tuple)) and all(memoryview(c).nbytes == 0 for c in chunks)
-        header_at = self._begin(name, whole=empty)
-        crc, size = _stream_with_crc(self._data_write, chunks)
-        self._end(name, header_at, crc, size)
-
-    @contextmanager
-    def stream(self, name: str) -> Iterator["_RecordStream"]:
-        """A record written piece by piece through a file-like ``write`` (e.g. by ``torch.save``)."""
-        header_at = self._begin(name)
-        out = _RecordStream(self._data_write)
-        yield out
-        self._end(name, header_at, out.crc & _U32, out.size)
-
-    def add_serialization_id(self, root: str) -> str:
-        """Append ``<root>/.data/serialization_id``, the id PyTorch's writer records for these
-        records (see :mod:`pt2serde.format.serialid`); call it last, before :meth:`close`. Returns the id."""
-        prefix = f"{root}/"
-        names, values = [], []
-        for (name, _, size, crc), lead in zip(self._records, self._leads):
-            names.append(name[len(prefix):] if name.startswith(prefix) else name)
-            values += serialid.descriptor_values(lead, size, crc, name not in self._whole)
-        ident = serialid.serialization_id(names, values)
-        self.add(prefix + serialid.SERIALIZATION_ID_RECORD, ident.encode("ascii"))
-        return ident
-
-    def close(self) -> None:
-        """Write the central directory; for a path, move the finished file into place."""
-        if self._closed:
-            return
-        try:
-            self._finish()
-        except BaseException:
-            self.abort()
-            raise
-
-    def _finish(self) -> None:
-        cd_start = self._pos
-        for name, offset, size, crc in self._records:
-            encoded = name.encode("utf-8")
-            big = size >= _U32 or offset >= _U32
-            extra = b""
-            if big:
-                extra = struct.pack("<HHQQQ", _ZIP64, 24, size, size, offset)
-            flags = _FLAGS_EMPTY if name in self._whole else _FLAGS
-            self._write(_CENTRAL.pack(
-                _SIG_CENTRAL, 0, 45 if big else 0, flags, 0, 0, 0, crc,
-                _U32 if big else size, _U32 if big else size,
-                len(encoded), len(extra), 0, 0, 0, 0, _U32 if big else offset,
-            ))
-            self._write(encoded)
-            self._write(extra)
-        cd_size = self._pos - cd_start
-        eocd64_at = self._pos
-        n = len(self._records)
-        self._write(_EOCD64.pack(_SIG_EOCD64, 44, 0x031E, 45, 0, 0, n, n, cd_size, cd_start))
-        self._write(_LOCATOR64.pack(_SIG_LOCATOR64, 0, eocd64_at, 1))
-        self._write(_EOCD.pack(
-            _SIG_EOCD, 0, 0, min(n, 0xFFFF), min(n, 0xFFFF),
-            min(cd_size, _U32), min(cd_start, _U32), 0,
-        ))
-        self._out.flush()
-        self._closed = True
-        if self._final_path is not None:
-            # No fsync: like torch.save and torch.export.save, durability is left to the OS
-            # (an fsync doubles the time of a multi-GiB save). The rename still guarantees
-            # that a save that fails never replaces the old file.
-            self._out.close()
-            try:  # replacing a file keeps its permission bits, as writing it in place would
-                os.chmod(self._tmp_path, stat.S_IMODE(os.stat(self._final_path).st_mode))
-            except OSError:
-                pass  # a new file: the umask's mode stays
-            os.replace(self._tmp_path, self._final_path)
-            self._tmp_path = None
-
-    def abort(self) -> None:
-        """Discard a failed write: the temporary file is removed, the target left as it was."""
-        self._closed = True
-        if self._tmp_path is not None:
-            try:
-                self._out.close()
-            finally:
-                try:
-                    os.unlink(self._tmp_path)
-                except OSError:
-                    pass
-                self._tmp_path = None
-
-    def __enter__(self) -> "ArchiveWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class _RecordStream:
-    """The write end of :meth:`ArchiveWriter.stream`: counts bytes and keeps the CRC-32."""
-
-    def __init__(self, write) -> None:
-        self._sink = write
-        self.crc = 0
-        self.size = 0
-
-    def write(self, data) -> int:
-        view = memoryview(data).cast("B")
-        self.crc = zlib.crc32(view, self.crc)
-        self._sink(view)
-        self.size += view.nbytes
-        return view.nbytes
-
-    def flush(self) -> None:
-        pass
-
-    def writable(self) -> bool:
-        return True
-
-
-_CHUNK = 16 << 20
-_MAX_LINKS = 40  # as the kernel's limit on symbolic links followed in one path
-
-
-def _link_target(path: str) -> str:
-    """The file a save to ``path`` must replace: ``path`` itself, or, when it is a symbolic
-    link, the final target of the chain of links (which need not exist yet: a dangling link
-    gets its target created). The rename then goes over the target and the links stay."""
-    given, seen = path, 0
-    while os.path.islink(path):
-        seen += 1
-        if seen > _MAX_LINKS:
-            raise SerializeError(f"cannot save to {given}: too many levels of symbolic links (a loop?); "
-                                 "save to the real file's path instead")
-        try:
-            target = os.readlink(path)
-        except OSError as e:
-            raise SerializeError(f"cannot save to {given}: reading the symbolic link {path} failed: "
-                                 f"{e.strerror}") from None
-        path = os.path.join(os.path.dirname(path), target)
-    return path
-
-
-def _create_temporary(final_path: str) -> tuple[str, int]:
-    """A new file next to ``final_path`` (same file system, so the rename is atomic).
-
-    Created with mode 0o666 like any new file, so the umask applies as usual
-    (``tempfile.mkstemp`` would leave the finished archive readable only by its owner).
-    """
-    folder, base = os.path.split(os.path.abspath(final_path))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = os.path.join(folder, f".{base[:200]}.{os.urandom(6).hex()}.tmp")
-        try:
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-    raise SerializeError(f"cannot create a temporary file next to {final_path}")
-
-
-_PIECE = 4 << 20  # CRC work unit: pieces of this size are checksummed in parallel
-_crc_pool = None
-_crc_pool_lock = threading.Lock()
-
-
-def _split(chunks: Iterable) -> Iterator[memoryview]:
-    for chunk in chunks:
-        mv = memoryview(chunk).cast("B")
-        for i in range(0, mv.nbytes, _PIECE):
-            yield mv[i:i + _PIECE]
-
-
-def _pool():
-    global _crc_pool
-    with _crc_pool_lock:
-        if _crc_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            workers = max(2, min(8, os.cpu_count() or 2))
-            _crc_pool = ThreadPoolExecutor(workers, thread_name_prefix="pt2serde-crc")
-        return _crc_pool
-
-
-def _gf2_times(matrix: list[int], vector: int) -> int:
-    out, i = 0, 0
-    while vector:
-        if vector & 1:
-            out ^= matrix[i]
-        vector >>= 1
-        i += 1
-    return out
-
-
-def _zeros_operator(nbytes: int) -> list[int]:
-    """The GF(2) matrix that advances a CRC-32 over ``nbytes`` zero bytes (zlib's crc32_combine)."""
-    op = [0xEDB88320] + [1 << k for k in range(31)]  # one zero bit
-    for _ in range(3):
-        op = [_gf2_times(op, col) for col in op]  # 2, 4, 8 bits: one byte
-    result = None
-    while nbytes:
-        if nbytes & 1:
-            result = op if result is None else [_gf2_times(op, col) for col in result]
-        nbytes >>= 1
-        if nbytes:
-            op = [_gf2_times(op, col) for col in op]
-    return result
-
-
-_SHIFT_PIECE = _zeros_operator(_PIECE)
-
-
-def _stream_with_crc(write, chunks: Iterable) -> tuple[int, int]:
-    """Write the chunks while worker threads compute their CRC-32 (zlib releases the GIL).
-
-    Pieces of ``_PIECE`` bytes are checksummed independently and joined with
-    ``crc(a + b) = shift(crc(a), len(b)) ^ crc(b)``; the shift over a full piece is one
-    precomputed matrix. A shorter piece after the first (the tail of a big record) is
-    checksummed in order instead.
-    """
-    parts: list[tuple[Any, memoryview]] = []
-    size = 0
-    for piece in _split(chunks):
-        if piece.nbytes == _PIECE or (not parts and piece.nbytes >= (1 << 20)):
-            parts.append((_pool().submit(zlib.crc32, piece), piece))
-        else:
-            parts.append((None, piece))
-        write(piece)
-        size += piece.nbytes
-    crc = 0
-    for i, (future, piece) in enumerate(parts):
-        if future is None:
-            crc = zlib.crc32(piece, crc)
-        elif i == 0:
-            crc = future.result()
-        else:  # a full piece
-            crc = _gf2_times(_SHIFT_PIECE, crc) ^ future.result()
-    return crc & _U32, size

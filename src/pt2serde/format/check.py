@@ -32,7 +32,9 @@ from .. import schema
 from .schema_decoder import collect_problems
 from .value_refs import argument_refs, single_ref_name
 from .archive import ArchiveReader
-from .contents import CRC_MISMATCH, Problem, ProgramRecords, Pt2Archive, TensorEntry, key_path, signature_problems
+from .contents import CRC_MISMATCH, ProgramRecords, Pt2Archive
+from .problem import Problem, key_path
+from .tensor_entries import TensorEntry, signature_problems
 from .torchsave import describe_torch_save, pickle_globals
 from ..errors import SerializeError
 
@@ -359,7 +361,7 @@ def _with_pickle_names(archive: Pt2Archive, p: Problem) -> Problem:
 
 def _check_payload_names(doc: schema.ExportedProgram, pr: ProgramRecords, weights: list[TensorEntry],
                          constants: list[TensorEntry], out: list[Problem]) -> None:
-    """The signature against the stored entries: :func:`contents.signature_problems`, the rule
+    """The signature against the stored entries: :func:`tensor_entries.signature_problems`, the rule
     ``load`` applies to what it read."""
     stored = {folder: {e.name: (e.dtype, e.sizes, e.inner is None) for e in entries}
               for folder, entries in (("weights", weights), ("constants", constants))}

@@ -243,7 +243,7 @@ def program_facts(name: str, document_record: str, features: DocumentFeatures | 
                   entries: list = (), pickled: list[str] = ()) -> ProgramFacts:
     """Facts of one program. ``features``: :func:`document_features` of the document as
     written (None when it could not be parsed: ``document_error`` says why); ``entries``:
-    its weights and constants (:class:`pt2serde.format.contents.TensorEntry`)."""
+    its weights and constants (:class:`pt2serde.format.tensor_entries.TensorEntry`)."""
     int_params = [e.name for e in entries
                   if e.is_param and e.inner is None and e.kind == "tensor" and e.dtype not in FLOATING_DTYPES]
     return ProgramFacts(name, document_record, features, document_error, decode_error, dict(storages or {}),
@@ -440,7 +440,7 @@ def readable_by(layout: str, programs: list[ProgramFacts], *, version_record: st
     ``layout``: ``"pt2"`` or ``"legacy"`` (the plain zip of 2.5-2.7); ``version_record``: the
     legacy ``version`` record's text; ``markers``: the PT2 ``archive_format`` and
     ``archive_version`` records' texts (pt2serde checks them); ``invalid``: the errors
-    ``pt2serde validate`` finds (:class:`pt2serde.format.contents.Problem`, from
+    ``pt2serde validate`` finds (:class:`pt2serde.format.problem.Problem`, from
     :func:`pt2serde.format.check.check_archive`, less the records only unpickling reads). No reader
     is said to read an archive that fails validation: a reader that would otherwise read it
     (or load it and fail when run) is given the first error instead (a graph naming a value

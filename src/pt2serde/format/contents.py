@@ -32,58 +32,37 @@ report all of them and ``inspect`` can show what it could read.
 This is the one checked model of an archive: ``package`` (``load``/``load_all``) reads
 through it too, and raises the first problem (:meth:`Problem.error`) where ``validate``
 (:func:`pt2serde.format.check.check_archive`) lists all of them. Layout detection, the marker
-records, record names, size caps, payload configs (and their ``pt2serde_shares`` links),
-tensor geometry and the zero-fill allowance live here once.
+records, record names and size caps live here once; the entries of the payload configs (and
+their ``pt2serde_shares`` links), tensor geometry and the zero-fill allowance in
+:mod:`pt2serde.format.tensor_entries`; :class:`Problem` in :mod:`pt2serde.format.problem`; the
+tensor bytes ``diff`` reads in :mod:`pt2serde.format.tensor_bytes`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from . import codec, extent
+from . import codec
 
 from .. import schema
 from .archive import ArchiveReader
 from ..errors import SerializeError
-from .torchsave import TensorInfo, TorchSaveRecord, describe_torch_save, pickle_globals
-from .tables import BY_NAME, DTYPES, device_text, sym_text
+from .problem import Problem
+from .tensor_entries import MAX_ZERO_FILL, TensorEntry, payload_entries
+from .torchsave import TensorInfo, TorchSaveRecord, describe_torch_save
 
 __all__ = [
-    "Problem",
     "Pt2Archive",
     "ProgramRecords",
-    "TensorEntry",
     "open_archive",
-    "entry_globals",
-    "storage_view",
-    "element_chunks",
-    "tensor_chunks",
-    "byte_chunks",
-    "tensor_problems",
-    "PICKLE_KINDS",
-    "SHARES_KEY",
 ]
 
-#: extra key in a PayloadMeta entry (ignored by PyTorch's reader): the record that holds the
-#: whole storage this entry views, when it is another record than its own (aliasing across
-#: the weights and constants folders, or across dtypes). Anything but an existing record of
-#: those folders is ignored (the entry reads its own record).
-SHARES_KEY = "pt2serde_shares"
-WEIGHTS_DIR = "data/weights/"
-CONSTANTS_DIR = "data/constants/"
 ARCHIVE_FORMAT = "pt2"  # the `archive_format` record
 ARCHIVE_VERSION = "0"  # the `archive_version` record
 BYTE_ORDER = "little"  # the optional `byteorder` record
-MAX_CONFIG_BYTES = 256 << 20
 MAX_DOCUMENT_BYTES = 2 << 30
 CRC_MISMATCH = "CRC-32 does not match the stored checksum: the record is corrupt"
-MAX_DIMS = 64
-MAX_ZERO_FILL = 64 << 20  # empty records read as zeros, up to this much more than the file, for the archive in all
-#: Device types ``torch.device`` accepts (PyTorch 2.13); others need a renamed private backend.
-DEVICE_TYPES = frozenset({"cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga",
-                          "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone"})
 LEGACY_MARKER = "serialized_exported_program.json"
 LEGACY_VERSION = "version"
 
@@ -109,124 +88,6 @@ RECORDS: dict[str, dict[str, str | None]] = {
     },
 }
 LAYOUT_TEXT = {"pt2": "PT2 archive", "legacy": "plain zip of PyTorch 2.5-2.7"}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with an archive: ``message @ where``.
-
-    ``where`` is a wire path (``$.graph_module.graph.nodes[3]``) inside ``record`` when the
-    problem is inside a JSON document, else the name of the record itself. ``level`` is
-    ``"error"`` (the archive is not valid) or ``"warning"`` (worth knowing; still valid).
-    """
-
-    message: str
-    where: str
-    record: str | None = None
-    level: str = "error"
-    #: the problem is that loading needs ``allow_pickle=True`` (a warning: the file is sound,
-    #: but ``load`` with the default ``allow_pickle=False`` refuses it)
-    needs_pickle: bool = False
-
-    def __str__(self) -> str:
-        return f"{self.message} @ {self.where}"
-
-    def blocks_load(self, allow_pickle: bool = False) -> bool:
-        """Whether ``load(allow_pickle=...)`` refuses the archive because of this problem."""
-        return self.level == "error" or (self.needs_pickle and not allow_pickle)
-
-    def error(self) -> SerializeError:
-        """The problem as ``load`` raises it: ``record <name>: <message>``, and the wire path
-        inside that record when there is one."""
-        if self.where.startswith("$"):
-            return SerializeError(f"record {self.record}: {self.message} - at `{self.where}`",
-                                  record=self.record, path=self.where, problem=self.message)
-        if self.message.startswith(("record '", f"record {self.where} ")):  # names its record already (zip layer)
-            return SerializeError(self.message, record=self.where)
-        return SerializeError(f"record {self.where}: {self.message}", record=self.where, problem=self.message)
-
-
-def first_error(problems: list[Problem]) -> None:
-    """Raise the first problem that makes ``load`` refuse the archive (see :meth:`Problem.error`)."""
-    for p in problems:
-        if p.level == "error":
-            raise p.error()
-
-
-def key_path(key: str) -> str:
-    """A dict key as a wire-path segment, as the codec writes it (``.fc.weight``)."""
-    return f".{key}"
-
-
-# =============================================================================== entries
-
-
-@dataclass
-class TensorEntry:
-    """One entry of a program's state dict or constants, as the archive describes it."""
-
-    name: str
-    folder: str  # "weights" | "constants"
-    kind: str  # "tensor" | "pickled_tensor" | "custom_obj" | "opaque_obj"
-    record: str | None  # the record holding the storage (full zip name)
-    record_size: int = 0
-    dtype: str | None = None
-    sizes: list[int | str] = field(default_factory=list)
-    strides: list[int | str] = field(default_factory=list)
-    storage_offset: int | str = 0
-    is_param: bool = False
-    requires_grad: bool = False
-    device: str = "cpu"
-    own_record: str | None = None  # the entry's own record when ``record`` is a shared one
-    inner: str | None = None  # torch.save storage: the record inside ``record``'s zip
-    meta: schema.PayloadMeta | None = None  # raw configs: the decoded entry (what ``load`` builds from)
-
-    @property
-    def needs_pickle(self) -> bool:
-        return self.kind != "tensor"
-
-    @property
-    def concrete(self) -> bool:
-        return all(type(x) is int for x in (*self.sizes, *self.strides, self.storage_offset))
-
-    @property
-    def numel(self) -> int | None:
-        if not all(type(x) is int for x in self.sizes):
-            return None
-        n = 1
-        for s in self.sizes:
-            n *= s
-        return n
-
-    @property
-    def nbytes(self) -> int | None:
-        dt = BY_NAME.get(self.dtype or "")
-        n = self.numel
-        return None if dt is None or n is None else n * dt.itemsize
-
-    @property
-    def storage_id(self) -> tuple[str | None, str | None]:
-        return (self.record, self.inner)
-
-    def span(self) -> int | None:
-        """Bytes of storage this view reaches (0 for an empty tensor); None if not concrete."""
-        dt = BY_NAME.get(self.dtype or "")
-        if dt is None or not self.concrete:
-            return None
-        if 0 in self.sizes:
-            return self.storage_offset * dt.itemsize
-        return (self.storage_offset + sum((n - 1) * s for n, s in zip(self.sizes, self.strides)) + 1) * dt.itemsize
-
-    def contiguous(self) -> bool:
-        expected = 1
-        for n, s in zip(reversed(self.sizes), reversed(self.strides)):
-            if n != 1 and s != expected:
-                return False
-            expected *= n
-        return True
-
-
-# ============================================================================== archive
 
 
 class Pt2Archive:
@@ -481,9 +342,6 @@ def open_archive(path: str | os.PathLike) -> Pt2Archive:
         raise
 
 
-Problems = list  # of Problem
-
-
 class ProgramRecords:
     """The records of one program: its document, payload configs and sample inputs."""
 
@@ -543,7 +401,7 @@ class ProgramRecords:
             return []
         return [Problem("sample inputs record is missing", rec, rec)]
 
-    def entries(self, folder: str, problems: Problems) -> list[TensorEntry]:
+    def entries(self, folder: str, problems: list[Problem]) -> list[TensorEntry]:
         """The entries of ``folder`` ("weights" or "constants"); problems are appended, not raised."""
         fmt = self.storage_format(folder)
         record = self.config_record(folder)
@@ -562,7 +420,7 @@ class ProgramRecords:
 
     # ------------------------------------------------------------- torch.save configs
 
-    def _torch_save_entries(self, folder: str, record: str, problems: Problems) -> list[TensorEntry]:
+    def _torch_save_entries(self, folder: str, record: str, problems: list[Problem]) -> list[TensorEntry]:
         ts = self.archive.torch_save(record)
         value = ts.value
         if not isinstance(value, dict):
@@ -581,316 +439,3 @@ class ProgramRecords:
                 entry.record_size = ts.reader.entry(entry.inner).size
             out.append(entry)
         return out
-
-
-# ========================================================================= raw configs
-
-
-PICKLE_KINDS = {"custom_obj": "a custom object (TorchScript pickle)", "opaque_obj": "an opaque object (pickle)",
-                "pickled_tensor": "a tensor stored with torch.save (pickle)"}
-
-
-def payload_entries(archive: Pt2Archive, folder: str, record: str, problems: Problems) -> list[TensorEntry]:
-    """The entries of a raw payload config (``<name>_weights_config.json`` / ``_constants_config.json``).
-
-    Every problem is appended to ``problems``, in the order of the entries: the config's size
-    and JSON, each entry's ``PayloadMeta``, its record name and record, its ``pt2serde_shares``
-    link, its tensor metadata against its storage (:func:`tensor_problems`), and, as a
-    ``needs_pickle`` warning, an entry that only unpickling can rebuild. ``load`` raises the
-    first that blocks it; each entry it builds from carries the decoded ``meta`` and the record
-    that holds its storage.
-    """
-    try:
-        view = archive.reader.view(record, max_size=MAX_CONFIG_BYTES)
-        raw = codec.loads_json(view, max_bytes=MAX_CONFIG_BYTES, what=f"record {record}")
-    except SerializeError as e:
-        problems.append(Problem(str(e), record, record))
-        return []
-    config = raw.get("config") if isinstance(raw, dict) else None
-    if not isinstance(config, dict):
-        if not isinstance(raw, dict):
-            problems.append(Problem(f"Expected `object` (PayloadConfig), got `{codec.json_type_name(raw)}`", "$", record))
-        elif "config" not in raw:
-            problems.append(Problem("Object missing required field `config`", "$", record))
-        else:
-            problems.append(Problem(f"Expected `object`, got `{codec.json_type_name(config)}`", "$.config", record))
-        return []
-    base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
-    out: list[TensorEntry] = []
-    for fqn, item in config.items():
-        where = f"$.config{key_path(fqn)}"
-        try:
-            meta = codec.from_dict(schema.PayloadMeta, item)
-        except SerializeError as e:
-            inner = getattr(e, "path", None) or "$"
-            problems.append(Problem(e.problem, where + inner[1:], record))
-            continue
-        path = meta.path_name
-        if not path or "/" in path or "\\" in path or path in (".", ".."):
-            problems.append(Problem(f"entry {fqn!r} names an invalid record {path!r}", f"{where}.path_name", record))
-            continue
-        own = archive.name(f"{base}{path}")
-        kind = "tensor"
-        if path.startswith("custom_obj_"):
-            kind = "custom_obj"
-        elif path.startswith("opaque_obj_"):
-            kind = "opaque_obj"
-        elif meta.use_pickle:
-            kind = "pickled_tensor"
-        entry = TensorEntry(fqn, folder, kind, own, is_param=meta.is_param, meta=meta)
-        if own not in archive.reader:
-            problems.append(Problem(f"entry {fqn!r} names record {path!r}, which is missing",
-                                    f"{where}.path_name", record))
-            entry.record = None
-        else:
-            entry.record_size = archive.reader.entry(own).size
-        if entry.needs_pickle:
-            problems.append(Problem(f"record {own} ({fqn!r}) is stored as a pickle; loading it "
-                                    "can run code from the file. Pass allow_pickle=True if you trust this archive.",
-                                    own, record, level="warning", needs_pickle=True))
-        shares = item.get(SHARES_KEY) if isinstance(item, dict) else None
-        if shares is not None and kind == "tensor":
-            target = archive.name(shares) if isinstance(shares, str) else None
-            if target is None or not shares.startswith((WEIGHTS_DIR, CONSTANTS_DIR)) or target not in archive.reader:
-                problems.append(Problem(f"`{SHARES_KEY}` names {shares!r}, which is not a tensor record of this "
-                                        "archive; ignored (the entry reads its own record)", f"{where}.{SHARES_KEY}",
-                                        record, level="warning"))
-            elif entry.record is not None:
-                entry.own_record, entry.record = entry.record, target
-                entry.record_size = archive.reader.entry(target).size
-        tm = meta.tensor_meta
-        if tm is not None:
-            dt = DTYPES.get(tm.dtype)
-            entry.dtype = dt.name if dt else f"ScalarType({int(tm.dtype)})"
-            entry.sizes = [sym_text(s) for s in tm.sizes]
-            entry.strides = [sym_text(s) for s in tm.strides]
-            entry.storage_offset = sym_text(tm.storage_offset)
-            entry.requires_grad = tm.requires_grad
-            entry.device = device_text(tm.device)
-            if kind == "tensor":
-                problems.extend(tensor_problems(entry, tm, where, record, archive))
-        elif kind == "tensor":
-            problems.append(Problem(f"entry {fqn!r} has no tensor metadata", f"{where}.tensor_meta", record))
-        out.append(entry)
-    return out
-
-
-#: what a folder stores, by name: (dtype name, sizes, whether the entry has a ``$.config`` path), or None
-Stored = dict[str, "tuple[str | None, list | None, bool] | None"]
-
-
-def signature_problems(doc: schema.ExportedProgram, stored: dict[str, Stored], records: dict[str, str]) -> list[Problem]:
-    """Every lifted parameter, buffer, constant and object of the signature has a stored entry
-    in its folder (``stored["weights"]`` / ``stored["constants"]``) whose dtype and sizes match
-    the graph's placeholder. ``records``: the config record of each folder (where problems are).
-    ``validate`` passes the model's entries, ``load`` what it read."""
-    out: list[Problem] = []
-    gm = doc.graph_module
-    for i, spec in enumerate(gm.signature.input_specs):
-        body = spec.value
-        if spec.type == "parameter":
-            name, folder = body.parameter_name, "weights"
-        elif spec.type == "buffer":
-            name, folder = body.buffer_name, "weights" if body.persistent else "constants"
-        elif spec.type == "tensor_constant":
-            name, folder = body.tensor_constant_name, "constants"
-        elif spec.type == "custom_obj":
-            name, folder = body.custom_obj_name, "constants"
-        else:
-            continue
-        record = records[folder]
-        if name not in stored[folder]:
-            other = "constants" if folder == "weights" else "weights"
-            hint = f" (it is in the {other} config instead)" if name in stored[other] else ""
-            out.append(Problem(f"{spec.type.replace('_', ' ')} `{name}` (input spec {i}) is not stored in the "
-                               f"{folder} config{hint}", record, record))
-            continue
-        value = stored[folder][name]
-        if value is None or spec.type == "custom_obj" or not isinstance(body.arg, schema.TensorArgument):
-            continue
-        dtype, sizes, at_path = value
-        tm = gm.graph.tensor_values.get(body.arg.name)
-        if tm is None or dtype is None:
-            continue
-        want_dtype = DTYPES[tm.dtype].name if tm.dtype in DTYPES else None
-        want_sizes = [sym_text(s) for s in tm.sizes]
-        if want_dtype != dtype or want_sizes != sizes:
-            out.append(Problem(f"`{name}` is stored as {dtype}{sizes} but the graph input `{body.arg.name}` is "
-                               f"{want_dtype}{want_sizes}", f"$.config{key_path(name)}" if at_path else record, record))
-    return out
-
-
-def view_problem(sizes: list[int], strides: list[int], offset: int, itemsize: int, nbytes: int | None,
-                 has_data: bool = True) -> str | None:
-    """What is wrong with a strided view of ``nbytes`` bytes (None: unbounded, as on the meta
-    device): :func:`pt2serde.format.extent.view_problem`, the rule ``load`` applies too."""
-    return extent.view_problem(sizes, strides, offset, itemsize, nbytes, has_data)
-
-
-def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, record: str,
-                    archive: Pt2Archive | None = None) -> list[Problem]:
-    """Geometry of a raw tensor entry against its dtype and storage record; an empty record
-    counts against the archive's zero-fill allowance (:meth:`Pt2Archive.zero_fill_problem`).
-    Problems of the storage itself are reported at the storage record, as ``load`` raises them."""
-    out: list[Problem] = []
-    P = lambda message, at: Problem(message, at, record)  # noqa: E731
-    if tm.dtype not in DTYPES:
-        out.append(P(f"dtype {int(tm.dtype)} ({tm.dtype.name}) has no storage format", f"{where}.tensor_meta.dtype"))
-        return out
-    if tm.layout != schema.Layout.Strided:
-        out.append(P(f"layout {tm.layout.name} is not a strided tensor", f"{where}.tensor_meta.layout"))
-    storage = entry.record or entry.own_record or record
-    if not entry.concrete:
-        out.append(Problem("stored tensors need concrete sizes, strides and offset", storage, record))
-        return out
-    if len(entry.sizes) > MAX_DIMS:
-        out.append(P(f"{len(entry.sizes)} dimensions, over the limit of {MAX_DIMS}", f"{where}.tensor_meta.sizes"))
-        return out
-    if entry.is_param and tm.requires_grad and not DTYPES[tm.dtype].name.startswith(("float", "complex", "bfloat")):
-        out.append(P(f"a torch.{entry.dtype} parameter cannot require gradients (requires_grad is true)",
-                     f"{where}.tensor_meta.requires_grad"))
-    itemsize = DTYPES[tm.dtype].itemsize
-    has_data = entry.device.split(":")[0] != "meta"
-    # one pass of the view rule: against the record's bytes when the entry reads a non-empty one
-    bounded = entry.record is not None and has_data and entry.record_size != 0
-    shape_problem = view_problem(entry.sizes, entry.strides, entry.storage_offset, itemsize,
-                                 entry.record_size if bounded else None, has_data=has_data)
-    if shape_problem is not None:
-        out.append(Problem(shape_problem, storage, record))
-        return out
-    if out or entry.record is None:
-        return out
-    if entry.device.split(":")[0] not in DEVICE_TYPES:
-        out.append(Problem(f"device type {tm.device.type!r} is not one PyTorch knows; loading needs a backend "
-                           "registered under that name", f"{where}.tensor_meta.device", record, level="warning"))
-    if entry.device == "meta":
-        return out
-    if entry.record_size == 0:  # fake tensors: PyTorch writes an empty record and reads zeros back
-        span = entry.span()
-        if archive is None:
-            budget = MAX_ZERO_FILL
-            found = None if span <= budget else Problem(f"the record is empty but the tensor needs {span} bytes",
-                                                        entry.record, record)
-        else:
-            found = archive.zero_fill_problem(span, entry.record, record)
-        if found is not None:
-            out.append(found)
-        return out
-    if entry.record_size % itemsize:
-        out.append(Problem(f"record holds {entry.record_size} bytes, not a whole number of {itemsize}-byte "
-                           f"{entry.dtype} elements", entry.record, record))
-    return out
-
-
-def entry_globals(archive: Pt2Archive, entry: TensorEntry) -> list[str] | None:
-    """What the pickle of a pickled entry names (see :func:`pickle_globals`)."""
-    record = entry.own_record or entry.record
-    if record is None or record not in archive.reader:
-        return None
-    try:
-        return pickle_globals(archive.reader.view(record))
-    except SerializeError:
-        return None
-
-
-def storage_view(archive: Pt2Archive, entry: TensorEntry) -> memoryview:
-    """The bytes of the storage behind ``entry``: a view of the mapped file, or the archive's
-    one inflated copy of a deflated record (:meth:`Pt2Archive.record_view`)."""
-    if entry.record is None:
-        raise SerializeError(f"entry {entry.name!r} has no storage record")
-    return archive.record_view(entry.record, entry.inner)
-
-
-def byte_chunks(archive: Pt2Archive, entry: TensorEntry, start: int, length: int,
-                chunk: int = 16 << 20) -> Iterator[memoryview]:
-    """``length`` bytes of ``entry``'s storage from byte ``start``, in pieces of at most
-    ``chunk``: read from the file when the record is stored, else sliced from its one
-    inflated copy. The caller has checked ``start + length`` against the record size."""
-    span = archive.span(entry.record, entry.inner)
-    if span is not None:
-        yield from archive.chunks(span[0] + start, length, chunk)
-        return
-    view = storage_view(archive, entry)
-    for i in range(start, start + length, chunk):
-        yield view[i:min(i + chunk, start + length)]
-
-
-def tensor_chunks(archive: Pt2Archive, entry: TensorEntry, chunk: int = 16 << 20) -> Iterator[memoryview]:
-    """The tensor's elements in logical order (see :func:`element_chunks`); contiguous tensors
-    are read as one byte range (:func:`byte_chunks`)."""
-    if entry.contiguous() and entry.numel:
-        item = BY_NAME[entry.dtype].itemsize
-        yield from byte_chunks(archive, entry, entry.storage_offset * item, entry.numel * item,
-                               max(item, chunk - chunk % item))
-        return
-    yield from element_chunks(storage_view(archive, entry), entry, chunk)
-
-
-_LANES = {8: "Q", 4: "I", 2: "H", 1: "B"}
-
-
-def _gather(data: memoryview, first: int, count: int, stride: int, item: int) -> bytes | memoryview:
-    """``count`` elements of ``item`` bytes from element ``first`` of ``data``, ``stride`` apart."""
-    if stride == 1 or count == 1:
-        return data[first * item:(first + count) * item]
-    if stride == 0:
-        return bytes(data[first * item:(first + 1) * item]) * count
-    width = next(w for w in (8, 4, 2, 1) if item % w == 0)
-    lanes = item // width  # an element is `lanes` words of `width` bytes (complex128: 2 x 8)
-    src = data[first * item:(first + (count - 1) * stride + 1) * item].cast(_LANES[width])
-    out = bytearray(count * item)
-    dst = memoryview(out).cast(_LANES[width])
-    for lane in range(lanes):
-        dst[lane::lanes] = src[lane::stride * lanes]
-    return out
-
-
-def _row_starts(sizes: list[int], strides: list[int], offset: int) -> Iterator[int]:
-    """The storage offset of each row (the last dimension) of a view, in row-major order."""
-    index = [0] * len(sizes)
-    base = offset
-    while True:
-        yield base
-        k = len(sizes) - 1
-        while k >= 0:
-            index[k] += 1
-            base += strides[k]
-            if index[k] < sizes[k]:
-                break
-            base -= strides[k] * index[k]
-            index[k] = 0
-            k -= 1
-        if k < 0:
-            return
-
-
-def element_chunks(data: memoryview, entry: TensorEntry, chunk: int = 16 << 20) -> Iterator[memoryview]:
-    """The tensor's elements in logical (row-major) order, as byte chunks of about ``chunk`` bytes.
-
-    Contiguous tensors are sliced without copying; other layouts are gathered piece by piece
-    (a row longer than a chunk too), so memory stays at about one chunk whatever the view
-    claims: a zero-stride ``[2**40]`` view yields forever, one chunk at a time, and the caller
-    decides how much to read. The caller has checked the geometry (``tensor_problems``).
-    """
-    item = BY_NAME[entry.dtype].itemsize
-    n = entry.numel
-    if n == 0:
-        return
-    step = max(item, chunk - chunk % item)
-    if entry.contiguous():
-        start = entry.storage_offset * item
-        total = n * item
-        for i in range(0, total, step):
-            yield data[start + i:start + min(i + step, total)]
-        return
-    inner_n, inner_s = entry.sizes[-1], entry.strides[-1]
-    per = step // item
-    buf = bytearray()
-    for base in _row_starts(entry.sizes[:-1], entry.strides[:-1], entry.storage_offset):
-        for j in range(0, inner_n, per):
-            buf += _gather(data, base + j * inner_s, min(per, inner_n - j), inner_s, item)
-            if len(buf) >= step:
-                yield memoryview(bytes(buf))
-                buf = bytearray()
-    if buf:
-        yield memoryview(bytes(buf))

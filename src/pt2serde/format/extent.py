@@ -59,7 +59,7 @@ def view_problem(sizes: Sequence[int], strides: Sequence[int], offset: int, item
     the end of the storage, dense size past 2**63, span past 2**63 (meta: for a tensor with
     data, the caller checks the storage, which is always smaller), an overlapping view over
     :data:`MAX_OVERLAPPING_BYTES`. ``load`` (``tensors.check_view_bounds``) and ``validate``
-    (``contents.view_problem``) both call this, so they refuse the same views with the
+    (``tensor_entries.view_problem``) both call this, so they refuse the same views with the
     same words.
     """
     if len(sizes) != len(strides):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-__all__ = ["wire", "struct", "Union", "field_id"]
+__all__ = ["wire", "struct", "Union"]
 
 _RESERVED = frozenset({"type", "_type", "value", "create", "_of"})
 _new = object.__new__
@@ -23,16 +23,6 @@ _set = object.__setattr__
 def wire(fid: int, default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING) -> Any:
     """A schema field with thrift id ``fid`` and an optional default (or default factory)."""
     return dataclasses.field(default=default, default_factory=factory, metadata={"id": fid})
-
-
-def field_id(cls: type, name: str) -> int:
-    """The thrift id of field ``name`` of a struct or union class."""
-    if isinstance(cls, type) and issubclass(cls, Union):
-        return cls.MEMBERS[name]
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return f.metadata["id"]
-    raise KeyError(name)
 
 
 def struct(cls: type) -> type:

@@ -3,20 +3,19 @@
 Documents of schema major 7 (PyTorch 2.5) store expressions as sympy's *printed* form,
 ``2*s0``, ``(s0//2) + 1``, ``u1 >= 1``; PyTorch read them back with ``sympy.sympify``
 (``eval``). Schema 8 stores sympy's ``srepr`` form, which pt2serde reads with its own
-grammar (:mod:`pt2serde.bridge.expr`). This module parses the printed form with a small
-precedence-climbing parser (never ``eval``) and writes the equivalent ``srepr``-style text
-for the upgrader, in time linear in the text: operands are kept as small values and the text
-is written once at the end, and chains of ``+``, ``*``, ``&``, ``|`` become one call (as in
-sympy's own ``srepr``), so a long sum is not nested one level per term. The result is then
-judged by the one expression grammar (:mod:`pt2serde.format.expr`) like any other expression. Symbols get the assumptions PyTorch gives their kind: ``s*`` sizes are
+grammar (:mod:`pt2serde.format.expr`). This module parses the printed form with a small
+precedence-climbing parser (never ``eval``) over the tokens of that grammar's tokenizer, and
+writes the equivalent ``srepr``-style text for the upgrader, in time linear in the text:
+operands are kept as small values and the text is written once at the end, and chains of
+``+``, ``*``, ``&``, ``|`` become one call (as in sympy's own ``srepr``), so a long sum is not
+nested one level per term. The result is then judged by the one expression grammar like any
+other expression. Symbols get the assumptions PyTorch gives their kind: ``s*`` sizes are
 positive integers, ``u*`` unbacked integers, ``zf*`` floats are real.
 """
 
 from __future__ import annotations
 
-import re
-
-from .expr import MAX_NODES
+from .expr import MAX_NODES, tokenize
 from ..errors import SerializeError
 
 __all__ = ["printed_to_srepr", "MAX_LENGTH"]
@@ -24,11 +23,6 @@ __all__ = ["printed_to_srepr", "MAX_LENGTH"]
 MAX_LENGTH = 100_000
 MAX_DEPTH = 200
 
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>\*\*|//|<=|>=|==|!=|[-+*/()<>,&|~]))"
-)
 _SYMBOL_KINDS = (("zuf", ""), ("zf", ", real=True"), ("s", ", positive=True, integer=True"), ("u", ", integer=True"))
 _ATOMS = {"oo": "oo", "zoo": "zoo", "nan": "nan", "int_oo": "int_oo", "True": "true", "False": "false"}
 _RELATIONS = {"<": "StrictLessThan", "<=": "LessThan", ">": "StrictGreaterThan", ">=": "GreaterThan",
@@ -56,24 +50,66 @@ def _symbol(name: str) -> str:
 _Value = tuple
 
 
-def _tokenize(text: str) -> list[tuple[str, str, int]]:
-    tokens = []
-    at = 0
+# Tokens ``(kind, text, offset)``, kind ``num``, ``name`` or ``op`` (operators and ``( ) ,``),
+# read by the one expression tokenizer (:func:`pt2serde.format.expr.tokenize`), whose kinds
+# are srepr's: a sign belongs to the number after it there, two-character operators are two
+# tokens, and ``Integer(...)``/``Symbol(...)`` are whole tokens. ``_tokens`` regroups them.
+_PUNCT = frozenset({"op", "(", ")", ",", "-", "="})  # kinds of the printed form's operators
+_PAIRS = frozenset({"**", "//", "<=", ">=", "==", "!="})  # two-character operators, unspaced
+_HALVES = frozenset({"=", "!"})  # operator characters never alone
+_WHOLE_CALLS = {"integer": "Integer", "symbol": "Symbol"}  # srepr's whole-call tokens: read in parts
+
+
+def _srepr_tokens(text: str):
+    """The expression tokenizer's tokens of ``text``, whole-call tokens split into their parts;
+    any whitespace separates tokens (``\\f``, ``\\v``, Unicode spaces too, as ever here)."""
+    start = 0
+    while start is not None:
+        tokens, start = tokenize(text, start), None
+        for token in tokens:
+            if token[0] == "bad" and token[1].isspace():
+                start = token[2] + 1  # go on after it
+                break
+            name = _WHOLE_CALLS.get(token[0])
+            if name is None:
+                yield token
+                continue
+            yield ("name", name, token[2])
+            at = token[2] + len(name)
+            yield from ((kind, value, offset + at) for kind, value, offset in tokenize(token[1][len(name):])[:-1])
+
+
+def _tokens(text: str) -> list[tuple[str, str, int]]:
+    tokens: list[tuple[str, str, int]] = []
     operands = 0
-    for m in _TOKEN.finditer(text):
-        if m.start() != at:
+    for kind, value, at in _srepr_tokens(text):
+        last = tokens[-1] if tokens else None
+        if (kind in _PUNCT and last is not None and last[0] == "op" and last[2] + len(last[1]) == at
+                and last[1] + value in _PAIRS):
+            tokens[-1] = ("op", last[1] + value, last[2])
+            continue
+        if last is not None and last[1] in _HALVES:
+            raise SerializeError(f"unexpected character {last[1]!r} at offset {last[2]} in expression {_short(text)}")
+        if kind == "end":
             break
-        kind = m.lastgroup
-        if kind != "op":
-            operands += 1
-            if operands > MAX_NODES:  # each operand is at least one value of the srepr form
-                raise SerializeError(f"invalid symbolic expression: expression of more than {MAX_NODES} values "
-                                     f"at offset {m.start(kind)}")
-        tokens.append((kind, m.group(kind), m.start(kind)))
-        at = m.end()
-    if at < len(text) and text[at:].strip():
-        bad = at + len(text[at:]) - len(text[at:].lstrip())
-        raise SerializeError(f"unexpected character {text[bad]!r} at offset {bad} in expression {_short(text)}")
+        if kind in _PUNCT:
+            tokens.append(("op", value, at))
+            continue
+        if kind in ("int", "float"):
+            if value[0] in "+-":  # ``s0-1``: an operator, then a number
+                tokens.append(("op", value[0], at))
+                value, at = value[1:], at + 1
+            if value[0] == ".":
+                kind = "bad"
+        elif kind != "name":  # strings, characters of neither form
+            kind = "bad"
+        if kind == "bad":
+            raise SerializeError(f"unexpected character {value[0]!r} at offset {at} in expression {_short(text)}")
+        operands += 1
+        if operands > MAX_NODES:  # each operand is at least one value of the srepr form
+            raise SerializeError(f"invalid symbolic expression: expression of more than {MAX_NODES} values "
+                                 f"at offset {at}")
+        tokens.append(("num" if kind != "name" else "name", value, at))
     return tokens
 
 
@@ -107,7 +143,7 @@ class _Parser:
         if len(text) > MAX_LENGTH:
             raise SerializeError(f"expression of {len(text)} characters is over the limit of {MAX_LENGTH}")
         self.text = text
-        self.tokens = _tokenize(text)
+        self.tokens = _tokens(text)
         self.i = 0
         self.depth = 0
 

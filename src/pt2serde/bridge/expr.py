@@ -46,6 +46,7 @@ _TORCH_NAMES = TORCH_FUNCTIONS | TORCH_ATOMS
 
 
 def _resolve(name: str) -> Any:
+    """The object a name of the grammar stands for (a class, or an atom such as ``oo``)."""
     return (_TORCH if name in _TORCH_NAMES else _SYMPY)[name]
 
 

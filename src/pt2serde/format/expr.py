@@ -24,6 +24,7 @@ prints a tree the way ``str(sympy_expr)`` does.
 from __future__ import annotations
 
 import re
+from typing import Iterator
 
 from ..errors import SerializeError
 from .expr_rules import (
@@ -82,18 +83,15 @@ _BAD_CHAR_HINTS = {
 Token = tuple  # (kind, text, offset)
 
 
-def tokenize(text: str, start: int = 0) -> list[Token]:
+def tokenize(text: str, start: int = 0) -> Iterator[Token]:
     """Tokens ``(kind, text, offset)`` of ``text`` from offset ``start``, ending with an ``end``
     token or at the first ``bad`` character; punctuation (``( ) , = -``) has itself as kind."""
-    tokens: list[Token] = []
-    append = tokens.append
     for m in _TOKEN_RE.finditer(text, start):
         kind = m.lastgroup
         token = m.group(kind)
-        append((token if kind == "punct" else kind, token, m.start(kind)))
+        yield (token if kind == "punct" else kind, token, m.start(kind))
         if kind == _END or kind == _BAD:
-            break
-    return tokens
+            return
 
 
 def _unexpected(token: Token, expected: str) -> SerializeError:
@@ -131,7 +129,7 @@ def _parse_with_info(text: str, max_chars: int, max_depth: int) -> tuple[Node, t
     if len(text) > max_chars:
         raise SerializeError(
             f"invalid symbolic expression: {len(text)} characters long, the limit is {max_chars}")
-    node, info = _parse_tokens(tokenize(text), max_depth)
+    node, info = _parse_tokens(list(tokenize(text)), max_depth)
     check_root(node)
     return node, info
 

@@ -60,56 +60,52 @@ _HALVES = frozenset({"=", "!"})  # operator characters never alone
 _WHOLE_CALLS = {"integer": "Integer", "symbol": "Symbol"}  # srepr's whole-call tokens: read in parts
 
 
-def _srepr_tokens(text: str):
-    """The expression tokenizer's tokens of ``text``, whole-call tokens split into their parts;
-    any whitespace separates tokens (``\\f``, ``\\v``, Unicode spaces too, as ever here)."""
-    start = 0
-    while start is not None:
-        tokens, start = tokenize(text, start), None
-        for token in tokens:
-            if token[0] == "bad" and token[1].isspace():
-                start = token[2] + 1  # go on after it
-                break
-            name = _WHOLE_CALLS.get(token[0])
-            if name is None:
-                yield token
-                continue
-            yield ("name", name, token[2])
-            at = token[2] + len(name)
-            yield from ((kind, value, offset + at) for kind, value, offset in tokenize(token[1][len(name):])[:-1])
-
-
 def _tokens(text: str) -> list[tuple[str, str, int]]:
+    """The printed form's tokens of ``text``, in one pass over the expression tokenizer's."""
     tokens: list[tuple[str, str, int]] = []
+    append = tokens.append
     operands = 0
-    for kind, value, at in _srepr_tokens(text):
-        last = tokens[-1] if tokens else None
-        if (kind in _PUNCT and last is not None and last[0] == "op" and last[2] + len(last[1]) == at
-                and last[1] + value in _PAIRS):
-            tokens[-1] = ("op", last[1] + value, last[2])
-            continue
-        if last is not None and last[1] in _HALVES:
-            raise SerializeError(f"unexpected character {last[1]!r} at offset {last[2]} in expression {_short(text)}")
-        if kind == "end":
-            break
-        if kind in _PUNCT:
-            tokens.append(("op", value, at))
-            continue
-        if kind in ("int", "float"):
-            if value[0] in "+-":  # ``s0-1``: an operator, then a number
-                tokens.append(("op", value[0], at))
-                value, at = value[1:], at + 1
-            if value[0] == ".":
+    last = ("", "", -1)  # the token before: two-character operators are joined to it
+    start: int | None = 0
+    while start is not None:
+        source, start = tokenize(text, start), None
+        for kind, value, at in source:
+            if kind in _PUNCT:
+                if last[0] == "op" and last[2] + len(last[1]) == at and last[1] + value in _PAIRS:
+                    last = tokens[-1] = ("op", last[1] + value, last[2])
+                    continue
+            if last[1] in _HALVES:
+                raise SerializeError(f"unexpected character {last[1]!r} at offset {last[2]} in expression "
+                                     f"{_short(text)}")
+            if kind in _PUNCT:
+                last = ("op", value, at)
+                append(last)
+                continue
+            if kind == "end":
+                break
+            name = _WHOLE_CALLS.get(kind)
+            if name is not None:  # srepr's whole ``Integer(...)``: its name, then read on from its ``(``
+                kind, value, start = "name", name, at + len(name)
+            elif kind == "bad" and value.isspace():  # any whitespace separates tokens (form feed, Unicode spaces...)
+                start = at + 1
+                break
+            elif kind == "int" or kind == "float":
+                if value[0] in "+-":  # ``s0-1``: an operator, then a number
+                    append(("op", value[0], at))
+                    value, at = value[1:], at + 1
+                kind = "num" if value[0] != "." else "bad"
+            elif kind != "name":  # strings, characters of neither form
                 kind = "bad"
-        elif kind != "name":  # strings, characters of neither form
-            kind = "bad"
-        if kind == "bad":
-            raise SerializeError(f"unexpected character {value[0]!r} at offset {at} in expression {_short(text)}")
-        operands += 1
-        if operands > MAX_NODES:  # each operand is at least one value of the srepr form
-            raise SerializeError(f"invalid symbolic expression: expression of more than {MAX_NODES} values "
-                                 f"at offset {at}")
-        tokens.append(("num" if kind != "name" else "name", value, at))
+            if kind == "bad":
+                raise SerializeError(f"unexpected character {value[0]!r} at offset {at} in expression {_short(text)}")
+            operands += 1
+            if operands > MAX_NODES:  # each operand is at least one value of the srepr form
+                raise SerializeError(f"invalid symbolic expression: expression of more than {MAX_NODES} values "
+                                     f"at offset {at}")
+            last = (kind, value, at)
+            append(last)
+            if start is not None:
+                break
     return tokens
 
 

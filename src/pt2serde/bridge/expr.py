@@ -4,15 +4,15 @@ Serialized exported programs write every symbolic expression as ``sympy.srepr(ex
 e.g. ``Mul(Integer(2), Symbol('s0', positive=True, integer=True))``. PyTorch reads them
 back with ``sympy.sympify(text, locals=...)``, which is ``eval``: a doctored file runs
 arbitrary Python. pt2serde reads them with its own grammar, :mod:`pt2serde.format.expr`
-(torch-free, the one judge of an expression: syntax, allowlist, argument rules and the
-work budgets on exponent, degree, expansion, numbers and size). This module only turns
-the checked tree into sympy objects, calling for each call name the constructor
-PyTorch's table would resolve it to: sympy's own classes (``Add``, ``Mul``, ``Pow``,
-relations, ``And`` ...) and torch's (``torch.utils._sympy.functions``). Literals are
-converted as ``sympify`` converts them (``3`` becomes ``Integer(3)``, ``1.5`` becomes
-``Float('1.5')``). Since ``validate`` runs the same grammar, whatever it calls valid is
-refused here only when a constructor itself refuses its arguments (e.g. inconsistent
-``Symbol`` assumptions), which is reported as ``cannot build Name(...)``.
+(torch-free, the one judge of an expression: names, arity, literal forms, assumptions and
+the work budgets). This module has no grammar of its own: it walks the checked tree and
+turns each node into a value by its kind: literals through one table, :data:`_LITERALS`, and
+any other call through the class of that name in the library the grammar assigns it to (sympy's own
+classes, or torch's ``torch.utils._sympy.functions``: the classes PyTorch's table would
+resolve it to). Literals are converted as ``sympify`` converts them (``3`` becomes
+``Integer(3)``, ``1.5`` becomes ``Float('1.5')``). Since ``validate`` runs the same grammar,
+whatever it calls valid is refused here only when a constructor itself refuses its
+arguments, which is reported as ``cannot build Name(...)``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from typing import Any, Callable
 import sympy
 import torch.utils._sympy.functions as _tf
 from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import BooleanFalse, BooleanTrue
 from torch.utils._sympy.numbers import int_oo
 
+from ..errors import SerializeError
 from ..format import expr as grammar
 from ..format.expr import MAX_INT_DIGITS, SYMBOL_ASSUMPTIONS, Node, kind_of
-from ..errors import SerializeError
+from ..format.expr_rules import TORCH_ATOMS, TORCH_FUNCTIONS, expr_error
 
 __all__ = ["ExprParser", "ALLOWED_CALLS", "ALLOWED_ATOMS", "SYMBOL_ASSUMPTIONS", "MAX_INT_DIGITS"]
 
@@ -34,48 +36,54 @@ _EXPR_ERROR_CHARS = 200  # how much of a constructor's own error message to quot
 
 # ------------------------------------------------------------------ the constructors
 
-# Names of the grammar whose arguments are expressions, mapped to the class PyTorch's
-# deserializer resolves them to (its table of torch functions over sympy's namespace:
-# ``Mod`` is torch's, ``Max``/``Min`` are sympy's). ``Eq``/``Ne``/... are aliases.
-_CLASSES: dict[str, Callable[..., sympy.Basic]] = {
-    "Add": sympy.Add, "Mul": sympy.Mul, "Pow": sympy.Pow, "Max": sympy.Max, "Min": sympy.Min,
-    "Abs": sympy.Abs, "floor": sympy.floor, "ceiling": sympy.ceiling, "Piecewise": sympy.Piecewise,
-    "ExprCondPair": ExprCondPair,
-    "Equality": sympy.Eq, "Eq": sympy.Eq, "Unequality": sympy.Ne, "Ne": sympy.Ne,
-    "StrictLessThan": sympy.Lt, "Lt": sympy.Lt, "LessThan": sympy.Le, "Le": sympy.Le,
-    "StrictGreaterThan": sympy.Gt, "Gt": sympy.Gt, "GreaterThan": sympy.Ge, "Ge": sympy.Ge,
-    "And": sympy.And, "Or": sympy.Or, "Not": sympy.Not,
-    # torch.utils._sympy.functions (the table PyTorch's deserializer uses)
-    "FloorDiv": _tf.FloorDiv, "ModularIndexing": _tf.ModularIndexing, "Where": _tf.Where,
-    "PythonMod": _tf.PythonMod, "Mod": _tf.Mod, "CleanDiv": _tf.CleanDiv, "CeilToInt": _tf.CeilToInt,
-    "FloorToInt": _tf.FloorToInt, "CeilDiv": _tf.CeilDiv, "LShift": _tf.LShift, "RShift": _tf.RShift,
-    "PowByNatural": _tf.PowByNatural, "FloatPow": _tf.FloatPow, "FloatTrueDiv": _tf.FloatTrueDiv,
-    "IntTrueDiv": _tf.IntTrueDiv, "IsNonOverlappingAndDenseIndicator": _tf.IsNonOverlappingAndDenseIndicator,
-    "TruncToFloat": _tf.TruncToFloat, "TruncToInt": _tf.TruncToInt, "RoundToInt": _tf.RoundToInt,
-    "RoundDecimal": _tf.RoundDecimal, "ToFloat": _tf.ToFloat, "Identity": _tf.Identity,
-    # torch's opaque math and bitwise functions: written by srepr under these names, but
-    # missing from PyTorch's table (there ``sympify`` makes undefined functions).
-    **{cls.__name__: cls for cls in (
-        _tf.OpaqueUnaryFn_sqrt, _tf.OpaqueUnaryFn_cos, _tf.OpaqueUnaryFn_cosh, _tf.OpaqueUnaryFn_sin,
-        _tf.OpaqueUnaryFn_sinh, _tf.OpaqueUnaryFn_tan, _tf.OpaqueUnaryFn_tanh, _tf.OpaqueUnaryFn_asin,
-        _tf.OpaqueUnaryFn_acos, _tf.OpaqueUnaryFn_atan, _tf.OpaqueUnaryFn_exp, _tf.OpaqueUnaryFn_log,
-        _tf.OpaqueUnaryFn_asinh, _tf.OpaqueUnaryFn_log2, _tf.BitwiseFn_bitwise_and, _tf.BitwiseFn_bitwise_or,
-        _tf.BitwiseFn_bitwise_xor,
-    )},
-}
-_LITERAL_CALLS = {"Symbol", "Integer", "Rational", "Float", "BooleanTrue", "BooleanFalse"}
-if set(_CLASSES) | _LITERAL_CALLS != set(grammar.CALLS):  # pragma: no cover - a table out of step
-    raise ImportError(f"exprparse and _srepr disagree on names: {set(_CLASSES) ^ (set(grammar.CALLS) - _LITERAL_CALLS)}")
+# Where the grammar's names live: torch's functions and ``int_oo`` in torch's namespace,
+# every other name in sympy's (PyTorch's table of torch functions over sympy's namespace:
+# ``Mod`` is torch's, ``Max``/``Min`` are sympy's; ``Eq``/``Ne``/... are sympy's aliases).
+_SYMPY: dict[str, Any] = {**vars(sympy), "ExprCondPair": ExprCondPair, "BooleanTrue": BooleanTrue,
+                          "BooleanFalse": BooleanFalse}
+_TORCH: dict[str, Any] = {**vars(_tf), "int_oo": int_oo}
+_TORCH_NAMES = TORCH_FUNCTIONS | TORCH_ATOMS
 
-_ATOMS: dict[str, sympy.Basic] = {
-    "oo": sympy.oo, "zoo": sympy.zoo, "nan": sympy.nan, "true": sympy.true, "false": sympy.false,
-    "int_oo": int_oo,
+
+def _resolve(name: str) -> Any:
+    """The object a name of the grammar stands for (a class, or an atom such as ``oo``)."""
+    return (_TORCH if name in _TORCH_NAMES else _SYMPY)[name]
+
+
+#: The class each call name of the grammar builds from its built arguments.
+_CONSTRUCTORS: dict[str, Callable[..., Any]] = {name: _resolve(name) for name in grammar.CALLS}
+#: The node kind of a call: its argument form in the grammar (``expr`` ... or a literal form).
+_FORMS: dict[str, str] = {name: spec.form for name, spec in grammar.CALLS.items()}
+_ATOM_VALUES: dict[str, Any] = {name: _resolve(name) for name in grammar.ATOMS}
+
+
+def _number(node: Node) -> sympy.Number:
+    """A number literal, converted as ``sympify`` converts it."""
+    return sympy.Integer(int(node[1])) if kind_of(node) == "int" else sympy.Float(node[1])
+
+
+def _float(node: Node) -> sympy.Float:
+    """``Float('0.1', precision=53)`` (what srepr writes) or ``Float(<number literal>)``."""
+    arg, precision = node[2][0], node[3].get("precision")
+    value = _number(arg) if arg[0] == "num" else arg[1]
+    return sympy.Float(value) if precision is None else sympy.Float(value, precision=int(precision[1]))
+
+
+#: How each kind of node whose parts are all literals becomes a value: leaves by their tag,
+#: literal calls by their form (``symbol`` is the parser's own, to share symbols). Any
+#: other node is a call, built by :data:`_CONSTRUCTORS` from its built arguments.
+_LITERALS: dict[str, Callable[[Node], Any]] = {
+    "num": _number,
+    "name": lambda node: _ATOM_VALUES[node[1]],
+    "neg": lambda node: -_ATOM_VALUES[node[1][1]],
+    "integer": lambda node: sympy.Integer(int(node[2][0][1])),
+    "rational": lambda node: sympy.Rational(int(node[2][0][1]), int(node[2][1][1])),
+    "float": _float,
+    "const": lambda node: _CONSTRUCTORS[node[1]](),
 }
-_NEGATED = {"oo": -sympy.oo, "int_oo": -int_oo}
 
 ALLOWED_CALLS = frozenset(grammar.CALLS)
 ALLOWED_ATOMS = frozenset(grammar.ATOMS)
-_NUMBER_LIMIT = 10**MAX_INT_DIGITS
 
 
 class ExprParser:
@@ -89,7 +97,7 @@ class ExprParser:
 
     ``max_length`` bounds the input in characters, ``max_depth`` the nesting of calls
     (both default to the grammar's limits, which ``validate`` applies). ``budget``, the
-    document's :class:`pt2serde.grammar.ExprBudget`, is charged for every distinct string
+    document's :class:`pt2serde.format.expr.ExprBudget`, is charged for every distinct string
     (none: each string is bounded by the grammar's per-expression caps only).
     The parser is not thread-safe (it keeps the symbols it made); use one per thread.
     """
@@ -104,6 +112,7 @@ class ExprParser:
         self._shared: dict[str, sympy.Symbol] = symbols if symbols is not None else {}
         self._created: dict[str, sympy.Symbol] = {}
         self._declared: dict[tuple[str, tuple[tuple[str, bool], ...]], sympy.Symbol] = {}
+        self._literals = {**_LITERALS, "symbol": self._symbol}
         self.max_length = max_length
         self.max_depth = max_depth
         self.budget = budget
@@ -131,64 +140,37 @@ class ExprParser:
         while stack:
             node, ready = stack.pop()
             if ready:
-                done[id(node)] = self._call(node, [done[id(arg)] for arg in node[2]])
+                done[id(node)] = self._build(_CONSTRUCTORS[node[1]], node, [done[id(arg)] for arg in node[2]])
                 continue
-            if node[0] != "call" or node[1] in _LITERAL_CALLS:
-                done[id(node)] = self._leaf(node)
-                continue
-            stack.append((node, True))
-            stack.extend((arg, False) for arg in node[2] if id(arg) not in done)
+            literal = self._literals.get(_FORMS[node[1]] if node[0] == "call" else node[0])
+            if literal is None:
+                stack.append((node, True))
+                stack.extend((arg, False) for arg in node[2] if id(arg) not in done)
+            elif node[0] == "call":
+                done[id(node)] = self._build(literal, node, [node])
+            else:
+                done[id(node)] = literal(node)
         return done[id(root)]
 
-    def _leaf(self, node: Node) -> sympy.Basic:
-        """A literal, atom or literal call (``Symbol``, ``Integer``, ``Float`` ...)."""
-        tag = node[0]
-        if tag == "num":
-            return sympy.Integer(int(node[1])) if kind_of(node) == "int" else sympy.Float(node[1])
-        if tag == "name":
-            return _ATOMS[node[1]]
-        if tag == "neg":
-            return _NEGATED[node[1][1]]
-        _, name, args, kwargs, offset = node
+    @staticmethod
+    def _build(constructor: Callable[..., Any], node: Node, args: list) -> sympy.Basic:
+        """``constructor(*args)`` for the call ``node``; a constructor's refusal names it."""
         try:
-            if name == "Symbol":
-                assumptions = tuple((key, value[1] == "True") for key, value in kwargs.items())
-                return self._symbol(args[0][1], assumptions)
-            if name == "Integer":
-                return sympy.Integer(int(args[0][1]))
-            if name == "Rational":
-                return sympy.Rational(int(args[0][1]), int(args[1][1]))
-            if name == "Float":
-                return _float(args[0], kwargs.get("precision"))
-            return sympy.true if name == "BooleanTrue" else sympy.false
-        except Exception as exc:  # e.g. InconsistentAssumptions
-            raise _constructor_error(name, exc, offset) from None
-
-    def _call(self, node: Node, args: list[sympy.Basic]) -> sympy.Basic:
-        """Run the constructor of a call whose arguments are built."""
-        name, offset = node[1], node[4]
-        try:
-            result = _CLASSES[name](*args)
+            return constructor(*args)
         except Exception as exc:  # sympy / torch constructors refusing their arguments
-            raise _constructor_error(name, exc, offset) from None
-        if not isinstance(result, sympy.Basic):
-            raise _error(f"{name}(...) built a {type(result).__name__}, not a sympy object", offset)
-        # the grammar bounds every number beforehand; this only guards that bound
-        if isinstance(result, sympy.Rational) and (abs(int(result.p)) >= _NUMBER_LIMIT
-                                                   or int(result.q) >= _NUMBER_LIMIT):
-            raise _error(f"{name} built a number of more than {MAX_INT_DIGITS} digits", offset)
-        return result
+            raise _constructor_error(node[1], exc, node[4]) from None
 
-    def _symbol(self, name: str, assumptions: tuple[tuple[str, bool], ...]) -> sympy.Symbol:
-        """The symbol for ``Symbol(name, **assumptions)``: shared, reused or new."""
+    def _symbol(self, node: Node) -> sympy.Symbol:
+        """The symbol of a ``Symbol(name, **assumptions)`` node: shared, reused or new."""
+        name = node[2][0][1]
         shared = self._shared.get(name)
         if shared is not None:
             return shared
-        key = (name, assumptions)
+        key = (name, tuple((key, value[1] == "True") for key, value in node[3].items()))
         symbol = self._declared.get(key)
         if symbol is not None:
             return symbol
-        symbol = sympy.Symbol(name, **dict(assumptions))
+        symbol = sympy.Symbol(name, **dict(key[1]))
         previous = self._created.get(name)
         if previous is None:
             self._created[name] = symbol
@@ -198,22 +180,8 @@ class ExprParser:
         return symbol
 
 
-def _float(arg: Node, precision: Node | None) -> sympy.Float:
-    """``Float('0.1', precision=53)`` (what srepr writes) or ``Float(<number literal>)``."""
-    bits = None if precision is None else int(precision[1])
-    if arg[0] == "num":  # a number literal: first converted as sympify does
-        value = sympy.Integer(int(arg[1])) if kind_of(arg) == "int" else sympy.Float(arg[1])
-        return sympy.Float(value) if bits is None else sympy.Float(value, precision=bits)
-    return sympy.Float(arg[1]) if bits is None else sympy.Float(arg[1], precision=bits)
-
-
-def _error(message: str, offset: int) -> SerializeError:
-    return SerializeError(f"invalid symbolic expression: {message} at offset {offset}")
-
-
 def _constructor_error(name: str, exc: Exception, offset: int) -> SerializeError:
     detail = " ".join(f"{type(exc).__name__}: {exc}".split())
     if len(detail) > _EXPR_ERROR_CHARS:
         detail = detail[:_EXPR_ERROR_CHARS] + "..."
-    return _error(f"cannot build {name}(...): {detail}", offset)
-
+    return expr_error(f"cannot build {name}(...): {detail}", offset)

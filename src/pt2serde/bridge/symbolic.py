@@ -47,20 +47,22 @@ def srepr(expr: sympy.Basic) -> str:
         return sympy.srepr(expr)
 
 
+def _symbolic_number_to_wire(s, wire_type, constant_type, field: str, convert):
+    """A SymInt / SymFloat as ``wire_type``: its constant in ``field`` when its expression is a
+    ``constant_type``, else the expression's srepr with its hint (``convert``-ed) if it has one."""
+    expr = s.node.expr
+    if isinstance(expr, constant_type):
+        return wire_type(**{field: convert(expr)})
+    hint = s.node.hint
+    return wire_type(as_expr=schema.SymExpr(
+        expr_str=srepr(expr), hint=None if hint is None else schema.SymExprHint(**{field: convert(hint)})))
+
+
 def sym_int_to_wire(s) -> schema.SymInt:
     if type(s) is int:
         return _SymInt_of("as_int", s)
     if isinstance(s, torch.SymInt):
-        expr = s.node.expr
-        if isinstance(expr, sympy.Integer):
-            return schema.SymInt(as_int=int(expr))
-        hint = s.node.hint
-        return schema.SymInt(
-            as_expr=schema.SymExpr(
-                expr_str=srepr(expr),
-                hint=None if hint is None else schema.SymExprHint(as_int=int(hint)),
-            )
-        )
+        return _symbolic_number_to_wire(s, schema.SymInt, sympy.Integer, "as_int", int)
     if isinstance(s, int):  # bool and other int subclasses
         return schema.SymInt(as_int=int(s))
     raise SerializeError(f"SymInt should be either symbol or int, got `{s}` of type `{type(s)}`")
@@ -70,16 +72,7 @@ def sym_float_to_wire(s) -> schema.SymFloat:
     if type(s) is float:
         return schema.SymFloat(as_float=s)
     if isinstance(s, torch.SymFloat):
-        expr = s.node.expr
-        if isinstance(expr, sympy.Float):
-            return schema.SymFloat(as_float=float(expr))
-        hint = s.node.hint
-        return schema.SymFloat(
-            as_expr=schema.SymExpr(
-                expr_str=srepr(expr),
-                hint=None if hint is None else schema.SymExprHint(as_float=float(hint)),
-            )
-        )
+        return _symbolic_number_to_wire(s, schema.SymFloat, sympy.Float, "as_float", float)
     raise SerializeError(f"SymFloat should be either symbol or float, got `{s}` of type `{type(s)}`")
 
 

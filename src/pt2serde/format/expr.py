@@ -5,7 +5,7 @@ Program documents store symbolic sizes as ``sympy.srepr`` text, e.g.
 judge of such a string: :func:`parse` reads it into a syntax tree of plain tuples and
 refuses, with a :class:`SerializeError` naming the problem and its character offset,
 everything outside the grammar, the allowlist of call names, the argument rules of each
-call, and the work budgets below. It never evaluates anything. ``load`` builds sympy
+call, and the work budgets (:mod:`pt2serde.format.expr_rules`). It never evaluates anything. ``load`` builds sympy
 objects from this tree (:mod:`pt2serde.bridge.expr`); ``validate`` / ``inspect`` use the same
 tree (``check.py`` calls :func:`parse`), so the two refuse exactly the same strings::
 
@@ -14,200 +14,44 @@ tree (``check.py`` calls :func:`parse`), so the two refuse exactly the same stri
     call    := NAME '(' [arg (',' arg)*] ')'         NAME from :data:`CALLS`
     arg     := [NAME '='] value                       keywords after positionals
 
-**Budgets** (checked before sympy sees anything). sympy evaluates while it builds: a
-product of sums may be expanded, ``Mod``/``FloorDiv`` take polynomial gcds, the assumption
-system factors, and a size hint is substituted into every size. Each expression value
-carries four bounds, computed bottom-up from the tree:
-
-* *nodes* (values in the tree): at most :data:`MAX_NODES`;
-* *degree* (polynomial degree; ``Symbol`` and any non-arithmetic call over symbols count
-  1, ``Add`` takes the max, ``Mul`` the sum, ``Pow`` multiplies): at most
-  :data:`MAX_DEGREE`. With 64-bit symbol values that keeps every substituted size below
-  CPython's 4300-digit integer limit;
-* *terms* (monomials after full expansion: ``Add`` sums, ``Mul`` multiplies,
-  ``Pow(b, n)`` gives ``C(t + n - 1, n)``): at most :data:`MAX_TERMS`, and at most
-  :data:`MAX_PRODUCT_TERMS` made by one product of sums or power of a sum;
-* *bits* (size of the numbers sympy may compute: ``Mul`` adds bits, ``Pow`` multiplies
-  them, ``LShift`` adds its shift): at most :data:`MAX_NUMBER_BITS` (4300 digits).
-
-Besides, a ``Pow`` (``PowByNatural``, ``FloatPow``) of a symbolic base takes an integer
-exponent of at most :data:`MAX_EXPONENT` in magnitude, numbers inside a symbolic exponent
-are bounded the same way, and the lattice/logic calls whose evaluation is quadratic in
-their arity (``Max``, ``Min``, ``And``, ``Or``, ``Piecewise``) take a bounded number of
-arguments (``Max``/``Min`` counted after sympy merges nested ones: :data:`MAX_LATTICE`). See ``tests/test_exprparse.py::test_budget_costs`` for the measurements behind
-the numbers.
-
-**The document's budget.** Each expression's :func:`work` is charged to the
-:class:`ExprBudget` of its document (at most :data:`MAX_DOCUMENT_WORK` for all its distinct
-expressions together), shared by ``validate`` and ``load``.
-
-**Rules sympy and torch would enforce by raising**, checked here so that ``validate`` refuses
-what ``load`` refuses: ``Symbol`` assumptions from a fixed set, consistent with each other
-(:func:`consistent_assumptions`); conditions (relations, ``And``...) never used as numbers nor
-numbers as conditions; no ``nan``/``zoo`` argument; no division by zero; torch's functions
-never of numbers only nor of an infinity.
-
-:func:`render` prints a tree the way ``str(sympy_expr)`` prints the common cases (so that
-a rendered size matches the keys of ``range_constraints``, which PyTorch writes with
-``str``), in time linear in the tree; anything unusual is printed as ``Name(args)``.
+The call rules (allowlist, argument forms, ``Symbol`` assumptions and the work budgets of
+each expression) are in :mod:`pt2serde.format.expr_rules`; this module reads the text
+(:func:`tokenize`, shared with :mod:`pt2serde.format.legacy_expr`), builds the tree and
+charges each document's :class:`ExprBudget`. :func:`render` (:mod:`pt2serde.format.expr_text`)
+prints a tree the way ``str(sympy_expr)`` does.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from typing import NamedTuple
+from typing import Iterator
 
 from ..errors import SerializeError
+from .expr_rules import (
+    ATOMS, CALLS, LEAF_BOUNDS, LITERALS, MAX_CHARS, MAX_DEGREE, MAX_DEPTH, MAX_DOCUMENT_WORK, MAX_EXPONENT,
+    MAX_INT_DIGITS, MAX_LATTICE, MAX_LATTICE_TERMS, MAX_LATTICE_TOTAL, MAX_NODES, MAX_NUMBER_BITS,
+    MAX_PRODUCT_TERMS, MAX_TERMS, NEGATABLE, SYMBOL_ASSUMPTIONS, Node, PartialCall, check_root,
+    consistent_assumptions, expr_error, finish_call, int_bounds, kind_of,
+)
+from .expr_text import render, symbols
 
 __all__ = [
-    "parse", "render", "symbols", "pretty", "CALLS", "ATOMS", "SYMBOL_ASSUMPTIONS", "consistent_assumptions",
+    "parse", "render", "symbols", "pretty", "tokenize", "CALLS", "ATOMS", "SYMBOL_ASSUMPTIONS",
+    "consistent_assumptions", "kind_of", "Node",
     "MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_DEGREE", "MAX_TERMS", "MAX_EXPONENT", "MAX_LATTICE",
     "MAX_LATTICE_TOTAL", "MAX_LATTICE_TERMS", "MAX_PRODUCT_TERMS",
     "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "ExprBudget", "work",
 ]
 
-#: Longest expression text, in characters.
-MAX_CHARS = 1_000_000
-#: Deepest nesting of calls.
-MAX_DEPTH = 200
-#: Most values (calls, literals, atoms) in one expression.
-MAX_NODES = 10_000
-#: Highest polynomial degree of an expression (see the module docstring).
-MAX_DEGREE = 64
-#: Most monomials an expression can expand to, and most made by multiplying sums (a
-#: product of sums, or a power of one), which sympy expands inside ``Mod``/``FloorDiv``/``Max``.
-MAX_TERMS = 256
-MAX_PRODUCT_TERMS = 64
-#: Most arguments of a ``Max`` / ``Min`` once nested ones are merged (as sympy merges them):
-#: sympy compares every pair, each comparison an assumption query.
-MAX_LATTICE = 4
-#: Most arguments of all the ``Max`` / ``Min`` calls of one expression together: sympy's
-#: comparisons of nested ``Max``/``Min`` grow faster than their count.
-MAX_LATTICE_TOTAL = 16
-#: Most terms of the arguments of all ``Max`` / ``Min`` calls of one expression together.
-MAX_LATTICE_TERMS = 64
-#: Largest integer exponent of a symbolic base, and largest number inside a symbolic exponent.
-MAX_EXPONENT = 64
-#: CPython's default limit on the digits of an ``int`` converted from or to text. Integer
-#: literals, and every number sympy may build, have at most this many digits.
-MAX_INT_DIGITS = 4300
-#: The same bound in bits (``2**MAX_NUMBER_BITS < 10**MAX_INT_DIGITS``).
-MAX_NUMBER_BITS = int(MAX_INT_DIGITS * math.log2(10))
-#: Most work units (:func:`work`) the distinct expressions of one document may need together
-#: (:class:`ExprBudget`): about 1-2 s of sympy at the costliest measured rate.
-MAX_DOCUMENT_WORK = 2000
-#: Largest ``precision=`` (bits) of a ``Float``; largest decimal exponent and length of its text.
-MAX_FLOAT_PRECISION = 4096
-MAX_FLOAT_EXPONENT = 4000
-MAX_FLOAT_CHARS = 1400
-#: Largest denominator of a rational exponent applied to a number.
-MAX_POW_ROOT = 1 << 12
-
-#: The boolean assumptions a ``Symbol`` may carry: PyTorch writes ``integer``, ``positive``
-#: and ``real``; these are the facts about a number's kind and sign that sympy derives them
-#: from. Any other (``commutative``, ``prime``, ``polar`` ...) is refused.
-SYMBOL_ASSUMPTIONS = (
-    "integer", "rational", "real", "finite", "positive", "negative", "nonnegative", "nonpositive",
-    "nonzero", "zero", "even", "odd",
-)  # fmt: skip
-# sympy refuses a Symbol whose assumptions contradict each other (InconsistentAssumptions).
-# A set of assumptions is consistent when some number satisfies them all: one of these
-# witnesses, which between them take every combination of the facts above that sympy allows
-# (bits in the order of SYMBOL_ASSUMPTIONS; tests/test_exprparse.py checks every set of up
-# to four facts against sympy).
-_WITNESSES = {
-    "-3": "111101011001", "-2": "111101011010", "-1/2": "011101011000", "-sqrt(2)": "001101011000",
-    "0": "111100110110", "1/2": "011110101000", "sqrt(2)": "001110101000", "2": "111110101010",
-    "3": "111110101001", "I": "000100000000", "oo": "000000000000",
-}  # fmt: skip
-_WITNESS_FACTS = [{key: bit == "1" for key, bit in zip(SYMBOL_ASSUMPTIONS, bits)} for bits in _WITNESSES.values()]
-
-
-def consistent_assumptions(facts: dict[str, bool]) -> bool:
-    """Whether sympy accepts a ``Symbol`` with these assumptions (some number satisfies them)."""
-    return any(all(w[k] == v for k, v in facts.items()) for w in _WITNESS_FACTS)
-
-
-class Spec(NamedTuple):
-    """The rules of one call name: argument count, argument form and cost rule."""
-
-    low: int
-    high: int
-    form: str = "expr"  # expr | symbol | integer | rational | float | const | piecewise | pair | dense
-    cost: str = "call"  # call | add | mul | pow | lshift | lattice | number | symbol
-
-
-def _fn(low: int, high: int = -1, cost: str = "call") -> Spec:
-    return Spec(low, low if high == -1 else high, "expr", cost)
-
-
-_OPAQUE_UNARY = ("sqrt", "cos", "cosh", "sin", "sinh", "tan", "tanh", "asin", "acos", "atan", "exp", "log",
-                 "asinh", "log2")
-_RELATIONS = ("Equality", "Eq", "Unequality", "Ne", "StrictLessThan", "Lt", "LessThan", "Le",
-              "StrictGreaterThan", "Gt", "GreaterThan", "Ge")
-
-#: The allowlist: every name that may be called, with its rules. Names follow sympy's
-#: ``srepr`` output and PyTorch's table of ``torch.utils._sympy.functions`` (the bridge maps
-#: each name to its class; a test checks the two tables hold the same names).
-CALLS: dict[str, Spec] = {
-    "Symbol": Spec(1, 1, "symbol", "symbol"),
-    "Integer": Spec(1, 1, "integer", "number"),
-    "Rational": Spec(2, 2, "rational", "number"),
-    "Float": Spec(1, 1, "float", "number"),
-    "BooleanTrue": Spec(0, 0, "const", "number"),
-    "BooleanFalse": Spec(0, 0, "const", "number"),
-    "Add": _fn(1, 100_000, "add"),
-    "Mul": _fn(1, 100_000, "mul"),
-    "Pow": _fn(2, 2, "pow"),
-    "Max": _fn(1, MAX_LATTICE, "lattice"),
-    "Min": _fn(1, MAX_LATTICE, "lattice"),
-    "Abs": _fn(1),
-    "floor": _fn(1),
-    "ceiling": _fn(1),
-    "Piecewise": Spec(1, 256, "piecewise"),
-    "ExprCondPair": Spec(2, 2, "pair"),
-    **{name: _fn(2) for name in _RELATIONS},
-    "And": _fn(1, 256),
-    "Or": _fn(1, 256),
-    "Not": _fn(1),
-    "FloorDiv": _fn(2),
-    "ModularIndexing": _fn(3),
-    "Where": _fn(3),
-    "PythonMod": _fn(2),
-    "Mod": _fn(2),
-    "CleanDiv": _fn(2),
-    "CeilToInt": _fn(1),
-    "FloorToInt": _fn(1),
-    "CeilDiv": _fn(2),
-    "LShift": _fn(2, 2, "lshift"),
-    "RShift": _fn(2),
-    "PowByNatural": _fn(2, 2, "pow"),
-    "FloatPow": _fn(2, 2, "pow"),
-    "FloatTrueDiv": _fn(2),
-    "IntTrueDiv": _fn(2),
-    "IsNonOverlappingAndDenseIndicator": Spec(2, 512, "dense"),
-    "TruncToFloat": _fn(1),
-    "TruncToInt": _fn(1),
-    "RoundToInt": _fn(1),
-    "RoundDecimal": _fn(2),
-    "ToFloat": _fn(1),
-    "Identity": _fn(1),
-    **{f"OpaqueUnaryFn_{name}": _fn(1) for name in _OPAQUE_UNARY},
-    **{f"BitwiseFn_bitwise_{name}": _fn(2) for name in ("and", "or", "xor")},
-}
-#: Bare names srepr writes for singletons; ``-oo`` and ``-int_oo`` take a leading minus.
-ATOMS = frozenset({"oo", "zoo", "nan", "true", "false", "int_oo"})
-_NEGATABLE = frozenset({"oo", "int_oo"})
-_LITERALS = {"True": "bool", "False": "bool", "None": "none"}
-
 # ------------------------------------------------------------------------------ tokens
 
 # Token kinds; punctuation uses the character itself. ``symbol`` and ``integer`` match the
 # two calls srepr writes most, whole; anything they do not match exactly is read by the
-# general grammar instead, with the same checks.
-_NAME, _INT, _FLOAT, _STR, _END, _BAD, _SYMBOL, _INTEGER = (
-    "name", "int", "float", "str", "end", "bad", "symbol", "integer")
+# general grammar instead, with the same checks. ``op`` is an operator character of sympy's
+# printed form (read by :mod:`pt2serde.format.legacy_expr`; refused here like any ``bad`` one).
+_NAME, _INT, _FLOAT, _STR, _END, _BAD, _SYMBOL, _INTEGER, _OP = (
+    "name", "int", "float", "str", "end", "bad", "symbol", "integer", "op")
+_REFUSED = (_BAD, _OP)  # characters srepr never writes
 _STRING = r"""'(?:[^'\\\r\n]|\\['"\\])*'|"(?:[^"\\\r\n]|\\['"\\])*\""""
 _TOKEN_RE = re.compile(
     r"""[ \t\r\n]*(?:
@@ -219,6 +63,7 @@ _TOKEN_RE = re.compile(
     | (?P<int>[+-]?[0-9]+)
     | (?P<str>STRING)
     | (?P<punct>[(),=-])
+    | (?P<op>[+*/<>&|~!])
     | (?P<end>\Z)
     | (?P<bad>.)
     )""".replace("STRING", _STRING),
@@ -228,7 +73,6 @@ _STRING_RE = re.compile(_STRING)
 _KWARG_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ ]*=[ ]*(True|False)", re.ASCII)
 _DIGITS_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _UNESCAPE_RE = re.compile(r"\\(['\"\\])")
-_FLOAT_TEXT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE](?P<exp>[+-]?[0-9]+))?\Z", re.ASCII)
 _BAD_CHAR_HINTS = {
     ".": " (attribute access is not allowed)",
     "[": " (subscripts are not allowed)",
@@ -239,117 +83,31 @@ _BAD_CHAR_HINTS = {
 Token = tuple  # (kind, text, offset)
 
 
-def _tokenize(text: str) -> list[Token]:
-    """Tokens of ``text``, ending with an ``end`` token or at the first ``bad`` character."""
-    tokens: list[Token] = []
-    append = tokens.append
-    for m in _TOKEN_RE.finditer(text):
+def tokenize(text: str, start: int = 0) -> Iterator[Token]:
+    """Tokens ``(kind, text, offset)`` of ``text`` from offset ``start``, ending with an ``end``
+    token or at the first ``bad`` character; punctuation (``( ) , = -``) has itself as kind."""
+    for m in _TOKEN_RE.finditer(text, start):
         kind = m.lastgroup
         token = m.group(kind)
-        append((token if kind == "punct" else kind, token, m.start(kind)))
+        yield (token if kind == "punct" else kind, token, m.start(kind))
         if kind == _END or kind == _BAD:
-            break
-    return tokens
-
-
-def _error(message: str, offset: int) -> SerializeError:
-    return SerializeError(f"invalid symbolic expression: {message} at offset {offset}")
+            return
 
 
 def _unexpected(token: Token, expected: str) -> SerializeError:
     kind, text, offset = token
-    if kind == _BAD:
+    if kind in _REFUSED:
         if text in "'\"":
-            return _error("unterminated string or unsupported escape sequence", offset)
-        return _error(f"unexpected character {text!r}{_BAD_CHAR_HINTS.get(text, '')}", offset)
+            return expr_error("unterminated string or unsupported escape sequence", offset)
+        return expr_error(f"unexpected character {text!r}{_BAD_CHAR_HINTS.get(text, '')}", offset)
     if kind == _END:
-        return _error(f"expected {expected}, found end of input", offset)
-    return _error(f"expected {expected}, found {text if len(text) <= 40 else text[:40] + '...'!r}", offset)
-
-
-# ------------------------------------------------------------------------ syntax tree
-
-# Nodes (tuples, the offset last):
-#   ("call", name, args: tuple[node], kwargs: dict[str, node], offset)
-#   ("num", text, offset)   an int or float literal    ("str", value, offset)  unescaped
-#   ("name", text, offset)  an atom, True, False, None  ("neg", ("name", ...), offset)
-Node = tuple
-
-# The bounds of a value: (nodes, degree, terms, bits, merged Max/Min arguments, Max/Min
-# arguments in all, terms of Max/Min arguments in all, shifted terms, work below); see the
-# module docstring and :func:`work`.
-_LEAF = (1, 0, 1, 0, 1, 0, 0, 1, 0)
-_SYMBOL_INFO = (1, 1, 1, 0, 1, 0, 0, 2, 0)  # a symbol: s = s' + offset, two shifted terms
-_EXPR_WORK = 4  # what any distinct expression costs (a SymNode, its hint, its ranges)
-_WORK_CEILING = 1 << 40  # shifted terms and work saturate here (they only meet caps far below)
-_KINDS = {"expr": "an expression", "int": "an integer literal", "float": "a float literal",
-          "str": "a string", "bool": "a boolean literal", "none": "None"}
-
-
-def kind_of(node: Node) -> str:
-    """``expr``, ``int``, ``float``, ``str``, ``bool`` or ``none``."""
-    tag = node[0]
-    if tag == "num":
-        return "int" if _DIGITS_RE.fullmatch(node[1]) else "float"
-    if tag == "str":
-        return "str"
-    if tag == "name" and node[1] in _LITERALS:
-        return _LITERALS[node[1]]
-    return "expr"
-
-
-def _int_literal(text: str, offset: int) -> int:
-    digits = text.lstrip("+-")
-    if len(digits) > MAX_INT_DIGITS:
-        raise _error(f"integer literal with {len(digits)} digits (limit {MAX_INT_DIGITS})", offset)
-    if len(digits) > 1 and digits[0] == "0":
-        raise _error(f"integer literal {text[:40]!r} has leading zeros", offset)
-    return int(text)
-
-
-def _float_text(text: str, offset: int) -> int:
-    """Check a float's text; its size in bits (for the number budget)."""
-    if len(text) > MAX_FLOAT_CHARS:
-        raise _error(f"float literal of {len(text)} characters (limit {MAX_FLOAT_CHARS})", offset)
-    m = _FLOAT_TEXT_RE.match(text)
-    if m is None:
-        raise _error(f"malformed float literal {text[:40]!r}", offset)
-    exponent = m.group("exp")
-    if exponent is not None and (len(exponent) > 6 or abs(int(exponent)) > MAX_FLOAT_EXPONENT):
-        raise _error(f"float exponent beyond +-{MAX_FLOAT_EXPONENT}", offset)
-    mantissa = text[: m.start("exp") - 1] if exponent is not None else text
-    whole = len(mantissa.lstrip("+-").split(".")[0].lstrip("0"))
-    return max(1, math.ceil((whole + int(exponent or 0)) * 3.33))
+        return expr_error(f"expected {expected}, found end of input", offset)
+    return expr_error(f"expected {expected}, found {text if len(text) <= 40 else text[:40] + '...'!r}", offset)
 
 
 def _string_literal(text: str) -> str:
     body = text[1:-1]
     return _UNESCAPE_RE.sub(r"\1", body) if "\\" in body else body
-
-
-class _Call:
-    """A call whose arguments are still being read."""
-
-    __slots__ = ("name", "offset", "args", "kwargs", "pending")
-
-    def __init__(self, name: str, offset: int) -> None:
-        self.name = name
-        self.offset = offset
-        self.args: list[tuple[Node, tuple]] = []
-        self.kwargs: dict[str, tuple[Node, tuple, int]] = {}
-        self.pending: tuple[str, int] | None = None
-
-    def add(self, node: Node, info: tuple) -> None:
-        if self.pending is not None:
-            key, at = self.pending
-            self.pending = None
-            if key in self.kwargs:
-                raise _error(f"repeated keyword argument {key!r} to {self.name}", at)
-            self.kwargs[key] = (node, info, at)
-        elif self.kwargs:
-            raise _error(f"positional argument after keyword arguments in {self.name}", node[-1])
-        else:
-            self.args.append((node, info))
 
 
 def parse(text: str, *, max_chars: int = MAX_CHARS, max_depth: int = MAX_DEPTH,
@@ -371,12 +129,12 @@ def _parse_with_info(text: str, max_chars: int, max_depth: int) -> tuple[Node, t
     if len(text) > max_chars:
         raise SerializeError(
             f"invalid symbolic expression: {len(text)} characters long, the limit is {max_chars}")
-    node, info = _parse_tokens(_tokenize(text), max_depth)
-    if node[0] == "call" and node[1] == "ExprCondPair":
-        raise _error("ExprCondPair is only allowed inside Piecewise", 0)
-    if kind_of(node) != "expr":
-        raise _error(f"expected an expression, found {_KINDS[kind_of(node)]}", node[-1])
+    node, info = _parse_tokens(list(tokenize(text)), max_depth)
+    check_root(node)
     return node, info
+
+
+_EXPR_WORK = 4  # what any distinct expression costs (a SymNode, its hint, its ranges)
 
 
 def work(text: str) -> int:
@@ -444,10 +202,9 @@ class ExprBudget:
         self._trees[text] = tree
         return tree
 
-
 def _parse_tokens(tokens: list[Token], max_depth: int) -> tuple[Node, tuple]:
     """Iterative (an explicit stack of open calls): nesting never costs Python frames."""
-    stack: list[_Call] = []
+    stack: list[PartialCall] = []
     i = 0
     while True:
         kind, text, offset = tokens[i]
@@ -458,34 +215,34 @@ def _parse_tokens(tokens: list[Token], max_depth: int) -> tuple[Node, tuple]:
         i += 1
         if kind == _SYMBOL or kind == _INTEGER:
             if len(stack) >= max_depth:
-                raise _error(f"expression nested deeper than {max_depth} calls", offset)
+                raise expr_error(f"expression nested deeper than {max_depth} calls", offset)
             node, info = _fast_call(kind, text, offset)
         elif kind == _NAME:
             if tokens[i][0] == "(":
                 if text not in CALLS:
-                    raise _error(f"{text} is not callable" if text in ATOMS or text in _LITERALS
+                    raise expr_error(f"{text} is not callable" if text in ATOMS or text in LITERALS
                                  else f"unknown function {text!r}", offset)
                 if len(stack) >= max_depth:
-                    raise _error(f"expression nested deeper than {max_depth} calls", offset)
-                stack.append(_Call(text, offset))
+                    raise expr_error(f"expression nested deeper than {max_depth} calls", offset)
+                stack.append(PartialCall(text, offset))
                 i += 1
                 if tokens[i][0] != ")":
                     continue
                 i += 1
-                node, info = _finish(stack.pop())
+                node, info = finish_call(stack.pop())
             else:
-                node, info = _bare_name(text, offset, tokens[i]), _LEAF
+                node, info = _bare_name(text, offset, tokens[i]), LEAF_BOUNDS
         elif kind == _INT:
-            node, info = ("num", text, offset), (1, 0, 1, _bits(_int_literal(text, offset)), 1, 0, 0, 1, 0)
+            node, info = ("num", text, offset), int_bounds(text, offset)
         elif kind == _FLOAT:
-            node, info = ("num", text, offset), _LEAF
+            node, info = ("num", text, offset), LEAF_BOUNDS
         elif kind == _STR:
-            node, info = ("str", _string_literal(text), offset), _LEAF
+            node, info = ("str", _string_literal(text), offset), LEAF_BOUNDS
         elif kind == "-":
             follower = tokens[i]
-            if not (follower[0] == _NAME and follower[1] in _NEGATABLE):
+            if not (follower[0] == _NAME and follower[1] in NEGATABLE):
                 raise _unexpected(follower, "oo or int_oo after a unary minus")
-            node, info = ("neg", ("name", follower[1], follower[2]), offset), _LEAF
+            node, info = ("neg", ("name", follower[1], follower[2]), offset), LEAF_BOUNDS
             i += 1
         else:
             raise _unexpected(tokens[i - 1], "a value")
@@ -504,10 +261,9 @@ def _parse_tokens(tokens: list[Token], max_depth: int) -> tuple[Node, tuple]:
             if kind != ")":
                 raise _unexpected(tokens[i - 1], f"',' or ')' in {call.name}(...)")
             stack.pop()
-            node, info = _finish(call)
+            node, info = finish_call(call)
 
 
-_ASSUMPTION_SET = frozenset(SYMBOL_ASSUMPTIONS)
 _FAST: dict[str, tuple[Node, tuple]] = {}  # whole Symbol(...) tokens already checked
 
 
@@ -516,423 +272,31 @@ def _fast_call(kind: str, text: str, offset: int) -> tuple[Node, tuple]:
     if kind == _INTEGER:
         m = _DIGITS_RE.search(text)
         at = offset + m.start()
-        value = _int_literal(m.group(), at)
-        return ("call", "Integer", (("num", m.group(), at),), {}, offset), (1, 0, 1, _bits(value), 1, 0, 0, 1, 0)
+        return ("call", "Integer", (("num", m.group(), at),), {}, offset), int_bounds(m.group(), at)
     cached = _FAST.get(text)
     if cached is not None:
         return ("call", "Symbol", cached[0][2], cached[0][3], offset), cached[1]
     m = _STRING_RE.search(text)
-    call = _Call("Symbol", offset)
-    call.add(("str", _string_literal(m.group()), offset + m.start()), _LEAF)
+    call = PartialCall("Symbol", offset)
+    call.add(("str", _string_literal(m.group()), offset + m.start()), LEAF_BOUNDS)
     for kw in _KWARG_RE.finditer(text, m.end()):
         call.pending = (kw.group(1), offset + kw.start())
-        call.add(("name", kw.group(2), offset + kw.start(2)), _LEAF)
-    result = _finish(call)
+        call.add(("name", kw.group(2), offset + kw.start(2)), LEAF_BOUNDS)
+    result = finish_call(call)
     if len(_FAST) < 4096:
         _FAST[text] = result
     return result
 
 
 def _bare_name(name: str, offset: int, follower: Token) -> Node:
-    if name in ATOMS or name in _LITERALS:
+    if name in ATOMS or name in LITERALS:
         return ("name", name, offset)
     if name in CALLS:
-        if follower[0] == _BAD:
+        if follower[0] in _REFUSED:
             raise _unexpected(follower, "'('")
-        raise _error(f"{name} must be called with arguments", offset)
-    raise _error(f"unknown name {name!r}", offset)
+        raise expr_error(f"{name} must be called with arguments", offset)
+    raise expr_error(f"unknown name {name!r}", offset)
 
-
-# ----------------------------------------------------------------------- call rules
-
-
-def _bits(value: int) -> int:
-    """Bits of an integer for the number budget (0, 1 and -1 never grow)."""
-    return 0 if -1 <= value <= 1 else abs(value).bit_length()
-
-
-def _finish(call: _Call) -> tuple[Node, tuple]:
-    """Check a finished call against its rules and budgets; its node and bounds."""
-    name, offset, args = call.name, call.offset, call.args
-    spec = CALLS[name]
-    n = len(args)
-    if not spec.low <= n <= spec.high:
-        if spec.low == spec.high:
-            wanted = f"{spec.low} argument{'s' if spec.low != 1 else ''}"
-        elif n < spec.low:
-            wanted = f"at least {spec.low} argument{'s' if spec.low != 1 else ''}"
-        else:
-            wanted = f"at most {spec.high} arguments"
-        raise _error(f"{name} takes {wanted}, got {n}", offset)
-    form = spec.form
-    if form == "symbol":
-        info = _check_symbol(call)
-    elif form == "float":
-        info = _check_float(call)
-    else:
-        if call.kwargs:
-            key = next(iter(call.kwargs))
-            raise _error(f"{name} takes no keyword argument {key!r}", call.kwargs[key][0][-1])
-        if form in ("integer", "rational"):
-            for arg, _ in args:
-                if kind_of(arg) != "int":
-                    raise _error(f"{name} expects {'an integer literal' if form == 'integer' else 'integer literals'}"
-                                 f", got {_KINDS[kind_of(arg)]}", arg[-1])
-            info = (1, 0, 1, max(_bits(int(arg[1])) for arg, _ in args), 1, 0, 0, 1, 0)
-        elif form == "piecewise":
-            for arg, _ in args:
-                if not (arg[0] == "call" and arg[1] == "ExprCondPair"):
-                    raise _error("Piecewise arguments must be ExprCondPair(expr, cond)", arg[-1])
-            info = _cost(call, "call")
-        else:
-            if form == "dense" and n % 2:
-                raise _error(f"IsNonOverlappingAndDenseIndicator takes sizes and strides (an even count), "
-                             f"got {n} arguments", offset)
-            for arg, _ in args:
-                kind = kind_of(arg)
-                if kind == "expr":
-                    if arg[0] == "call" and arg[1] == "ExprCondPair":
-                        raise _error(f"ExprCondPair is only allowed inside Piecewise, not {name}", arg[-1])
-                elif kind == "float":
-                    _float_text(arg[1], arg[-1])
-                elif kind != "int":
-                    raise _error(f"{name} expects an expression, got {_KINDS[kind]}", arg[-1])
-            _check_kinds(call)
-            _check_values(call)
-            info = _cost(call, spec.cost)
-            _check_torch_function(call)
-    kwargs = {key: value[0] for key, value in call.kwargs.items()}
-    return ("call", name, tuple(arg for arg, _ in args), kwargs, offset), info
-
-
-# Value rules sympy/torch would enforce by raising: checked here so validate refuses them too.
-_DIVISOR_ARGS = {"FloorDiv": (1,), "Mod": (1,), "PythonMod": (1,), "CleanDiv": (1,), "CeilDiv": (1,),
-                 "IntTrueDiv": (1,), "FloatTrueDiv": (1,), "ModularIndexing": (1, 2)}
-_FLOAT_CALLS = frozenset({"ToFloat", "IntTrueDiv", "FloatTrueDiv", "FloatPow", "TruncToFloat", "RoundDecimal",
-                          *(f"OpaqueUnaryFn_{name}" for name in _OPAQUE_UNARY)})
-_MAX_FLOAT_BITS = 1023  # beyond, converting to a float overflows
-
-
-# Conditions and numbers: sympy refuses a condition where it computes with numbers
-# (``Add(x < 3, 1)``, ``Mod(True, 2)``) and a number where it expects a condition (``And(3)``).
-_LOGIC = frozenset({"And", "Or", "Not"})
-_CONDITION_CALLS = frozenset({"BooleanTrue", "BooleanFalse", *_RELATIONS, *_LOGIC})
-_EITHER_CALLS = frozenset({"Equality", "Eq", "Unequality", "Ne"})  # compare conditions too
-_NUMBER_NAMES = frozenset({"oo", "zoo", "nan", "int_oo"})
-
-
-def _is_condition(node: Node) -> bool:
-    return (node[0] == "name" and node[1] in ("true", "false")) or (node[0] == "call" and node[1] in _CONDITION_CALLS)
-
-
-def _is_number(node: Node) -> bool:
-    """A value that is surely a number (a symbol or a Piecewise/Where may be either)."""
-    if node[0] in ("num", "neg"):
-        return True
-    if node[0] == "name":
-        return node[1] in _NUMBER_NAMES
-    return node[0] == "call" and node[1] not in _CONDITION_CALLS and node[1] not in ("Symbol", "Piecewise", "Where")
-
-
-def _check_kinds(call: _Call) -> None:
-    name = call.name
-    if name in _EITHER_CALLS:
-        return
-    if name in _LOGIC:
-        for arg, _ in call.args:
-            if _is_number(arg):
-                raise _error(f"{name} expects a condition, got a number", arg[-1])
-        return
-    for index, (arg, _) in enumerate(call.args):
-        if name == "ExprCondPair" and index == 1:
-            if _is_number(arg):
-                raise _error("ExprCondPair expects a condition, got a number", arg[-1])
-        elif _is_condition(arg) and not (name == "Where" and index == 0):
-            raise _error(f"{name} expects a number, got a condition", arg[-1])
-
-
-#: torch's functions (``torch.utils._sympy.functions``): sympy evaluates those of numbers only
-#: while PyTorch traces, so a document never holds one, and their ``eval`` raises on many
-#: numbers (domain errors, infinities, negative moduli); the grammar refuses them all.
-_TORCH_FUNCTIONS = frozenset(name for name, spec in CALLS.items() if name not in {
-    "Symbol", "Integer", "Rational", "Float", "BooleanTrue", "BooleanFalse", "Add", "Mul", "Pow", "Max", "Min",
-    "Abs", "floor", "ceiling", "Piecewise", "ExprCondPair", "And", "Or", "Not", *_RELATIONS})
-_UNDEFINED = frozenset({"nan", "zoo"})
-_INFINITE = frozenset({"oo", "int_oo"})
-
-
-def _check_torch_function(call: _Call) -> None:
-    """After the value rules and budgets (their messages are more precise)."""
-    name = call.name
-    if name in _TORCH_FUNCTIONS:
-        if not any(info[1] for _, info in call.args):
-            raise _error(f"{name} of numbers only (sympy evaluates those: a document never holds one)", call.offset)
-        for arg, _ in call.args:
-            if (arg[0] == "name" and arg[1] in _INFINITE) or arg[0] == "neg":
-                raise _error(f"{name} of an infinity", arg[-1])
-
-
-def _is_zero(node: Node) -> bool:
-    if node[0] == "num" or (node[0] == "call" and node[1] == "Float" and node[2][0][0] in ("num", "str")):
-        text = node[1] if node[0] == "num" else node[2][0][1]
-        try:
-            return float(text) == 0
-        except ValueError:
-            return False
-    return _constant(node) == (0, 1)
-
-
-def _check_values(call: _Call) -> None:
-    name = call.name
-    for arg, _ in call.args:
-        if arg[0] == "name" and arg[1] in _UNDEFINED:
-            raise _error(f"{arg[1]} is not allowed as an argument of {name}", arg[-1])
-    for index in _DIVISOR_ARGS.get(name, ()):
-        if index < len(call.args) and _is_zero(call.args[index][0]):
-            raise _error(f"{name} divides by zero", call.args[index][0][-1])
-    if name in ("LShift", "RShift"):
-        shift = _constant(call.args[1][0])
-        if shift is not None and shift[0] < 0:
-            raise _error(f"{name} by a negative count", call.args[1][0][-1])
-        if shift is not None and shift[0] > MAX_NUMBER_BITS:  # torch computes 2**shift
-            raise _error(f"{name} by more than {MAX_NUMBER_BITS} bits", call.args[1][0][-1])
-    if name in _FLOAT_CALLS:
-        for arg, info in call.args:
-            if info[3] > _MAX_FLOAT_BITS:
-                raise _error(f"{name} of a number beyond the range of a float", arg[-1])
-
-
-def _check_symbol(call: _Call) -> tuple:
-    arg = call.args[0][0]
-    if kind_of(arg) != "str":
-        raise _error(f"Symbol expects a name string, got {_KINDS[kind_of(arg)]}", arg[-1])
-    for key, (value, _, at) in call.kwargs.items():
-        if key not in _ASSUMPTION_SET:
-            raise _error(f"unknown Symbol assumption {key!r}", at)
-        if kind_of(value) != "bool":
-            raise _error(f"Symbol assumption {key!r} must be True or False", value[-1])
-    facts = {key: value[0][1] == "True" for key, value in call.kwargs.items()}
-    if not consistent_assumptions(facts):
-        given = ", ".join(f"{k}={v}" for k, v in facts.items())
-        raise _error(f"Symbol assumptions {given} contradict each other", call.offset)
-    return _SYMBOL_INFO
-
-
-def _check_float(call: _Call) -> tuple:
-    for key, (value, _, _at) in call.kwargs.items():
-        if key != "precision":
-            raise _error(f"Float takes no keyword argument {key!r}", value[-1])
-        if kind_of(value) != "int":
-            raise _error(f"Float expects an integer precision, got {_KINDS[kind_of(value)]}", value[-1])
-        if not 1 <= int(value[1]) <= MAX_FLOAT_PRECISION:
-            raise _error(f"Float precision {int(value[1])} outside 1..{MAX_FLOAT_PRECISION}", value[-1])
-    arg = call.args[0][0]
-    kind = kind_of(arg)
-    if kind in ("str", "float"):
-        return (1, 0, 1, _float_text(arg[1], arg[-1]), 1, 0, 0, 1, 0)
-    if kind == "int":
-        return (1, 0, 1, max(1, _bits(int(arg[1]))), 1, 0, 0, 1, 0)
-    raise _error(f"Float expects a number or a numeric string, got {_KINDS[kind]}", arg[-1])
-
-
-def _constant(node: Node) -> tuple[int, int] | None:
-    """``(p, q)`` when ``node`` is a rational literal (``3``, ``Integer(-2)``, ``Rational(1, 2)``)."""
-    if node[0] == "num" and kind_of(node) == "int":
-        return int(node[1]), 1
-    if node[0] == "call" and node[1] in ("Integer", "Rational"):
-        values = [int(a[1]) for a in node[2]]
-        return (values[0], values[1] if len(values) > 1 else 1)
-    return None
-
-
-def _cost(call: _Call, rule: str) -> tuple:
-    """The bounds of a call from those of its arguments; refuses one over a budget."""
-    infos = [info for _, info in call.args]
-    nodes = 1 + sum(i[0] for i in infos) + sum(v[1][0] for v in call.kwargs.values())
-    below = sum(i[8] for i in infos)
-    if rule == "add":
-        degree = max(i[1] for i in infos)
-        terms = sum(i[2] for i in infos)
-        bits = max(i[3] for i in infos) + (len(infos) - 1).bit_length()
-        shifted = min(sum(i[7] for i in infos), _WORK_CEILING)
-    elif rule == "mul":
-        degree = sum(i[1] for i in infos)
-        terms, shifted = 1, 1
-        for i in infos:
-            terms = min(terms * i[2], MAX_TERMS + 1)
-            shifted = min(shifted * i[7], _WORK_CEILING)
-        if sum(1 for i in infos if i[2] > 1) > 1 and terms > MAX_PRODUCT_TERMS:
-            raise _error(f"Mul(...) of sums expands to more than {MAX_PRODUCT_TERMS} terms", call.offset)
-        bits = sum(i[3] for i in infos)
-    elif rule == "pow":
-        (base, binfo), (exp, einfo) = call.args
-        degree, terms, bits, shifted, own = _pow_cost(call, base, binfo, exp, einfo)
-        below += own
-    else:  # a function: an atom to the expansion around it, re-evaluated on its expanded arguments
-        symbolic = any(i[1] for i in infos)
-        degree, terms = (1 if symbolic else 0), 1
-        bits = max(i[3] for i in infos) if infos else 0
-        shifted = 1
-        if symbolic:  # sympy re-evaluates it on the expanded arguments: polynomial division, comparisons
-            width = len(infos) if rule == "lattice" else 1
-            below += width * sum(i[7] * max(1, i[1]) ** 2 for i in infos)
-        if rule == "lshift":
-            shift = _constant(call.args[1][0])
-            if shift is not None and shift[0] > 0:
-                bits += shift[0]
-    merged = 1
-    lattice = sum(i[5] for i in infos)
-    weight = sum(i[6] for i in infos)
-    if rule == "lattice":  # Max(a, Max(b, c)) is Max(a, b, c) to sympy
-        merged = sum(info[4] if arg[0] == "call" and arg[1] == call.name else 1 for arg, info in call.args)
-        lattice += len(infos)
-        weight += sum(i[2] for i in infos)
-    offset = call.offset
-    if merged > MAX_LATTICE:
-        raise _error(f"{call.name} of more than {MAX_LATTICE} arguments once nested {call.name} calls "
-                     f"are merged", offset)
-    if lattice > MAX_LATTICE_TOTAL:
-        raise _error(f"{call.name}(...) holds Max/Min calls of more than {MAX_LATTICE_TOTAL} arguments in all",
-                     offset)
-    if weight > MAX_LATTICE_TERMS:
-        raise _error(f"{call.name}(...) holds Max/Min calls of arguments of more than {MAX_LATTICE_TERMS} terms "
-                     f"in all", offset)
-    if nodes > MAX_NODES:
-        raise _error(f"expression of more than {MAX_NODES} values", offset)
-    if degree > MAX_DEGREE:
-        raise _error(f"{call.name}(...) has degree {degree}, over the limit of {MAX_DEGREE}", offset)
-    if terms > MAX_TERMS:
-        raise _error(f"{call.name}(...) expands to more than {MAX_TERMS} terms", offset)
-    if bits > MAX_NUMBER_BITS:
-        raise _error(f"{call.name} would build a number of more than {MAX_INT_DIGITS} digits", offset)
-    return nodes, degree, terms, bits, merged, lattice, weight, shifted, min(below, _WORK_CEILING)
-
-
-def _pow_cost(call: _Call, base: Node, binfo: tuple, exp: Node, einfo: tuple) -> tuple[int, int, int, int, int]:
-    """Degree, terms, bits, shifted terms and own work of ``Pow(base, exp)``; refuses big
-    exponents of symbols."""
-    constant = _constant(exp)
-    if constant is None:  # a symbolic (or float) exponent: not expanded, an atom
-        if einfo[1] and einfo[3] > MAX_EXPONENT.bit_length():
-            raise _error(f"a number in the exponent of {call.name} is over the limit of {MAX_EXPONENT}",
-                         exp[-1])
-        symbolic = binfo[1] or einfo[1]
-        return (1 if symbolic else 0), 1, max(binfo[3], einfo[3]), 1, (
-            binfo[7] * max(1, binfo[1]) ** 2 + einfo[7] * max(1, einfo[1]) ** 2 if symbolic else 0)
-    p, q = abs(constant[0]), constant[1]
-    if binfo[3] and (q > MAX_POW_ROOT or binfo[3] * p > MAX_NUMBER_BITS):
-        raise _error(f"Pow of a number would exceed {MAX_INT_DIGITS} digits", exp[-1])
-    if binfo[1] and p > MAX_EXPONENT:
-        raise _error(f"{call.name} of a symbolic base with exponent {constant[0]}, "
-                     f"over the limit of {MAX_EXPONENT}", exp[-1])
-    terms = math.comb(binfo[2] + p - 1, p) if binfo[2] > 1 else 1
-    if p > 1 and terms > MAX_PRODUCT_TERMS:
-        raise _error(f"{call.name} of a sum expands to more than {MAX_PRODUCT_TERMS} terms", exp[-1])
-    if q == 1 and binfo[7] > 1:  # (a + b)**p expanded: a multinomial's terms
-        shifted = _WORK_CEILING if binfo[7] > _WORK_CEILING else min(math.comb(binfo[7] + p - 1, p), _WORK_CEILING)
-    else:  # a number, or a root of a symbolic base (an atom)
-        shifted = 1
-    own = 0 if call.name == "Pow" and (q == 1 or not binfo[1]) else binfo[7] * max(1, binfo[1]) ** 2
-    return binfo[1] * p, min(terms, MAX_TERMS + 1), binfo[3] * p, shifted, own
-
-
-# ---------------------------------------------------------------------- rendering
-
-_INFIX = {"StrictLessThan": "<", "LessThan": "<=", "StrictGreaterThan": ">", "GreaterThan": ">="}
-_ATOM_TEXT = {"oo": "oo", "int_oo": "int_oo", "zoo": "zoo", "nan": "nan", "true": "True", "false": "False",
-              "BooleanTrue": "True", "BooleanFalse": "False", "Infinity": "oo", "NegativeInfinity": "-oo",
-              "IntInfinity": "int_oo", "NegativeIntInfinity": "-int_oo", "NaN": "nan", "Zero": "0",
-              "One": "1", "NegativeOne": "-1", "Half": "1/2"}
-_P_ADD, _P_MUL, _P_POW, _P_ATOM = 1, 2, 3, 4  # precedence: higher binds tighter
-
-
-def _children(node: Node) -> tuple:
-    if node[0] == "call":
-        return node[2] + tuple(node[3].values())
-    if node[0] == "neg":
-        return (node[1],)
-    return ()
-
-
-def render(node: Node) -> str:
-    """``node`` printed as ``str(sympy_expr)`` prints it; each node rendered once (linear)."""
-    done: dict[int, tuple[str, int]] = {}
-    stack = [(node, False)]
-    while stack:  # post-order without recursion: children first
-        current, ready = stack.pop()
-        if ready:
-            done[id(current)] = _render_one(current, done)
-            continue
-        stack.append((current, True))
-        stack.extend((child, False) for child in _children(current) if id(child) not in done)
-    return done[id(node)][0]
-
-
-def _render_one(node: Node, done: dict[int, tuple[str, int]]) -> tuple[str, int]:
-    """Text and precedence of one node, its children already rendered in ``done``."""
-    kind = node[0]
-    if kind == "num":
-        return node[1], (_P_ADD if node[1].startswith("-") else _P_ATOM)
-    if kind == "str":
-        return node[1], _P_ATOM
-    if kind == "name":
-        return _ATOM_TEXT.get(node[1], node[1]), _P_ATOM
-    if kind == "neg":
-        text, prec = done[id(node[1])]
-        return "-" + (text if prec >= _P_MUL else f"({text})"), _P_ADD
-    _, name, args, kwargs, _offset = node
-    r = [done[id(a)] for a in args]
-    if name == "Symbol" and args and args[0][0] == "str":
-        return args[0][1], _P_ATOM
-    if name == "Integer" and len(args) == 1:
-        return r[0]
-    if name == "Float" and args:
-        text = args[0][1]
-        return text, (_P_ADD if text.startswith("-") else _P_ATOM)
-    if name == "Rational" and len(args) == 2:
-        return f"{r[0][0]}/{r[1][0]}", _P_MUL
-    if name in _ATOM_TEXT and not args:
-        return _ATOM_TEXT[name], _P_ATOM
-    if name == "Add" and args:
-        parts = [r[0][0]]
-        for text, _ in r[1:]:
-            parts.append(f" - {text[1:]}" if text.startswith("-") else f" + {text}")
-        return "".join(parts), _P_ADD
-    if name == "Mul" and args:
-        return _render_mul(args, r, done)
-    if name == "Pow" and len(args) == 2:
-        (base, bprec), (exp, eprec) = r
-        if exp == "-1":
-            return f"1/{base if bprec >= _P_POW else '(' + base + ')'}", _P_MUL
-        return (f"{base if bprec > _P_POW else '(' + base + ')'}**"
-                f"{exp if eprec > _P_POW and not exp.startswith('-') else '(' + exp + ')'}"), _P_POW
-    if name == "FloorDiv" and len(args) == 2:
-        (a, ap), (b, bp) = r
-        return f"({a if ap >= _P_ATOM else '(' + a + ')'}//{b if bp >= _P_ATOM else '(' + b + ')'})", _P_ATOM
-    if name in _INFIX and len(args) == 2:
-        return f"{r[0][0]} {_INFIX[name]} {r[1][0]}", 0
-    inner = [text for text, _ in r] + [f"{k}={done[id(v)][0]}" for k, v in kwargs.items()]
-    return f"{name}({', '.join(inner)})", _P_ATOM
-
-
-def _render_mul(args: tuple, r: list[tuple[str, int]], done: dict[int, tuple[str, int]]) -> tuple[str, int]:
-    negate = len(args) >= 2 and r[0][0] == "-1"
-    if negate:
-        args, r = args[1:], r[1:]
-        if len(args) == 1:
-            text, prec = r[0]
-            return "-" + (text if prec >= _P_MUL else f"({text})"), _P_ADD
-    num, den = [], []
-    for a, (text, prec) in zip(args, r):
-        if a[0] == "call" and a[1] == "Pow" and len(a[2]) == 2 and done[id(a[2][1])][0] == "-1":
-            btext, bprec = done[id(a[2][0])]
-            den.append(btext if bprec > _P_MUL else f"({btext})")
-            continue
-        num.append(text if prec >= _P_MUL and (not text.startswith("-") or not num) else f"({text})")
-    out = "*".join(num) or "1"
-    if den:
-        out += "/" + (den[0] if len(den) == 1 else "(" + "*".join(den) + ")")
-    return ("-" + out, _P_ADD) if negate else (out, _P_MUL)
 
 
 def pretty(text: str, limit: int = 200) -> str:
@@ -942,22 +306,3 @@ def pretty(text: str, limit: int = 200) -> str:
     except SerializeError:
         out = text
     return out if len(out) <= limit else out[:limit - 3] + "..."
-
-
-def symbols(node: Node) -> list[str]:
-    """Names of the ``Symbol``s in a tree, in order of first appearance."""
-    found: dict[str, None] = {}
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n[0] == "call" and n[1] == "Symbol" and n[2] and n[2][0][0] == "str":
-            found.setdefault(n[2][0][1])
-            continue
-        stack.extend(reversed(_children(n)))
-    return list(found)
-
-
-def describe(kind: str) -> str:
-    """How an error names a value of ``kind`` (``int`` -> "an integer literal")."""
-    return _KINDS[kind]
-

@@ -3,20 +3,19 @@
 Documents of schema major 7 (PyTorch 2.5) store expressions as sympy's *printed* form,
 ``2*s0``, ``(s0//2) + 1``, ``u1 >= 1``; PyTorch read them back with ``sympy.sympify``
 (``eval``). Schema 8 stores sympy's ``srepr`` form, which pt2serde reads with its own
-grammar (:mod:`pt2serde.bridge.expr`). This module parses the printed form with a small
-precedence-climbing parser (never ``eval``) and writes the equivalent ``srepr``-style text
-for the upgrader, in time linear in the text: operands are kept as small values and the text
-is written once at the end, and chains of ``+``, ``*``, ``&``, ``|`` become one call (as in
-sympy's own ``srepr``), so a long sum is not nested one level per term. The result is then
-judged by the one expression grammar (:mod:`pt2serde.format.expr`) like any other expression. Symbols get the assumptions PyTorch gives their kind: ``s*`` sizes are
+grammar (:mod:`pt2serde.format.expr`). This module parses the printed form with a small
+precedence-climbing parser (never ``eval``) over the tokens of that grammar's tokenizer, and
+writes the equivalent ``srepr``-style text for the upgrader, in time linear in the text:
+operands are kept as small values and the text is written once at the end, and chains of
+``+``, ``*``, ``&``, ``|`` become one call (as in sympy's own ``srepr``), so a long sum is not
+nested one level per term. The result is then judged by the one expression grammar like any
+other expression. Symbols get the assumptions PyTorch gives their kind: ``s*`` sizes are
 positive integers, ``u*`` unbacked integers, ``zf*`` floats are real.
 """
 
 from __future__ import annotations
 
-import re
-
-from .expr import MAX_NODES
+from .expr import MAX_NODES, tokenize
 from ..errors import SerializeError
 
 __all__ = ["printed_to_srepr", "MAX_LENGTH"]
@@ -24,11 +23,6 @@ __all__ = ["printed_to_srepr", "MAX_LENGTH"]
 MAX_LENGTH = 100_000
 MAX_DEPTH = 200
 
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>\*\*|//|<=|>=|==|!=|[-+*/()<>,&|~]))"
-)
 _SYMBOL_KINDS = (("zuf", ""), ("zf", ", real=True"), ("s", ", positive=True, integer=True"), ("u", ", integer=True"))
 _ATOMS = {"oo": "oo", "zoo": "zoo", "nan": "nan", "int_oo": "int_oo", "True": "true", "False": "false"}
 _RELATIONS = {"<": "StrictLessThan", "<=": "LessThan", ">": "StrictGreaterThan", ">=": "GreaterThan",
@@ -56,24 +50,62 @@ def _symbol(name: str) -> str:
 _Value = tuple
 
 
-def _tokenize(text: str) -> list[tuple[str, str, int]]:
-    tokens = []
-    at = 0
+# Tokens ``(kind, text, offset)``, kind ``num``, ``name`` or ``op`` (operators and ``( ) ,``),
+# read by the one expression tokenizer (:func:`pt2serde.format.expr.tokenize`), whose kinds
+# are srepr's: a sign belongs to the number after it there, two-character operators are two
+# tokens, and ``Integer(...)``/``Symbol(...)`` are whole tokens. ``_tokens`` regroups them.
+_PUNCT = frozenset({"op", "(", ")", ",", "-", "="})  # kinds of the printed form's operators
+_PAIRS = frozenset({"**", "//", "<=", ">=", "==", "!="})  # two-character operators, unspaced
+_HALVES = frozenset({"=", "!"})  # operator characters never alone
+_WHOLE_CALLS = {"integer": "Integer", "symbol": "Symbol"}  # srepr's whole-call tokens: read in parts
+
+
+def _tokens(text: str) -> list[tuple[str, str, int]]:
+    """The printed form's tokens of ``text``, in one pass over the expression tokenizer's."""
+    tokens: list[tuple[str, str, int]] = []
+    append = tokens.append
     operands = 0
-    for m in _TOKEN.finditer(text):
-        if m.start() != at:
-            break
-        kind = m.lastgroup
-        if kind != "op":
+    last = ("", "", -1)  # the token before: two-character operators are joined to it
+    start: int | None = 0
+    while start is not None:
+        source, start = tokenize(text, start), None
+        for kind, value, at in source:
+            if kind in _PUNCT:
+                if last[0] == "op" and last[2] + len(last[1]) == at and last[1] + value in _PAIRS:
+                    last = tokens[-1] = ("op", last[1] + value, last[2])
+                    continue
+            if last[1] in _HALVES:
+                raise SerializeError(f"unexpected character {last[1]!r} at offset {last[2]} in expression "
+                                     f"{_short(text)}")
+            if kind in _PUNCT:
+                last = ("op", value, at)
+                append(last)
+                continue
+            if kind == "end":
+                break
+            name = _WHOLE_CALLS.get(kind)
+            if name is not None:  # srepr's whole ``Integer(...)``: its name, then read on from its ``(``
+                kind, value, start = "name", name, at + len(name)
+            elif kind == "bad" and value.isspace():  # any whitespace separates tokens (form feed, Unicode spaces...)
+                start = at + 1
+                break
+            elif kind == "int" or kind == "float":
+                if value[0] in "+-":  # ``s0-1``: an operator, then a number
+                    append(("op", value[0], at))
+                    value, at = value[1:], at + 1
+                kind = "num" if value[0] != "." else "bad"
+            elif kind != "name":  # strings, characters of neither form
+                kind = "bad"
+            if kind == "bad":
+                raise SerializeError(f"unexpected character {value[0]!r} at offset {at} in expression {_short(text)}")
             operands += 1
             if operands > MAX_NODES:  # each operand is at least one value of the srepr form
                 raise SerializeError(f"invalid symbolic expression: expression of more than {MAX_NODES} values "
-                                     f"at offset {m.start(kind)}")
-        tokens.append((kind, m.group(kind), m.start(kind)))
-        at = m.end()
-    if at < len(text) and text[at:].strip():
-        bad = at + len(text[at:]) - len(text[at:].lstrip())
-        raise SerializeError(f"unexpected character {text[bad]!r} at offset {bad} in expression {_short(text)}")
+                                     f"at offset {at}")
+            last = (kind, value, at)
+            append(last)
+            if start is not None:
+                break
     return tokens
 
 
@@ -107,7 +139,7 @@ class _Parser:
         if len(text) > MAX_LENGTH:
             raise SerializeError(f"expression of {len(text)} characters is over the limit of {MAX_LENGTH}")
         self.text = text
-        self.tokens = _tokenize(text)
+        self.tokens = _tokens(text)
         self.i = 0
         self.depth = 0
 

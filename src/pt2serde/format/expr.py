@@ -34,7 +34,7 @@ Besides, a ``Pow`` (``PowByNatural``, ``FloatPow``) of a symbolic base takes an 
 exponent of at most :data:`MAX_EXPONENT` in magnitude, numbers inside a symbolic exponent
 are bounded the same way, and the lattice/logic calls whose evaluation is quadratic in
 their arity (``Max``, ``Min``, ``And``, ``Or``, ``Piecewise``) take a bounded number of
-arguments (``Max``/``Min`` counted after sympy merges nested ones: :data:`MAX_LATTICE`). See ``tests/test_exprparse.py::test_budget_costs`` for the measurements behind
+arguments (``Max``/``Min`` counted after sympy merges nested ones: :data:`MAX_LATTICE`). See ``tests/bridge/test_exprparse.py::test_budget_costs`` for the measurements behind
 the numbers.
 
 **The document's budget.** Each expression's :func:`work` is charged to the
@@ -114,7 +114,7 @@ SYMBOL_ASSUMPTIONS = (
 # sympy refuses a Symbol whose assumptions contradict each other (InconsistentAssumptions).
 # A set of assumptions is consistent when some number satisfies them all: one of these
 # witnesses, which between them take every combination of the facts above that sympy allows
-# (bits in the order of SYMBOL_ASSUMPTIONS; tests/test_exprparse.py checks every set of up
+# (bits in the order of SYMBOL_ASSUMPTIONS; tests/bridge/test_exprparse.py checks every set of up
 # to four facts against sympy).
 _WITNESSES = {
     "-3": "111101011001", "-2": "111101011010", "-1/2": "011101011000", "-sqrt(2)": "001101011000",
@@ -410,7 +410,7 @@ class ExprBudget:
     arity for ``Max``/``Min``), as sympy re-evaluates the function on them. Measured cost on
     the 2-core dev box (shared): a document at the cap loads in at most 1.5 s (19 Min/Max chains
     8 deep; ``tests/hostile/cases_expressions.py``); real programs need at most 75 units
-    (``tests/test_exprparse.py::test_real_documents_are_far_under_the_budget``).
+    (``tests/bridge/test_exprparse.py::test_real_documents_are_far_under_the_budget``).
     """
 
     __slots__ = ("limit", "used", "exceeded", "_trees")

@@ -28,7 +28,7 @@ from compat import CORPUS_DIR
 from pt2serde.errors import SerializeError
 from pt2serde.format.guards import MAX_BITS, MAX_GUARD_LENGTH, MAX_NODES, canonical_guard
 
-HOSTILE = Path(__file__).resolve().parent / "hostile"
+HOSTILE = Path(__file__).resolve().parents[1] / "hostile"
 COMPAT = Path(CORPUS_DIR)
 
 

@@ -51,7 +51,7 @@ from pt2serde.bridge import package
 from pt2serde.format.archive import ArchiveReader
 from pt2serde.errors import SerializeError
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 HOSTILE = TESTS / "hostile"
 FUZZ = TESTS.parent / "fuzz"
 CORPUS = Path(CORPUS_DIR)

@@ -5,7 +5,7 @@ Each test names the specification test it covers in its docstring. ``torch.expor
 ``load`` become ``pt2serde.save`` / ``load``; PyTorch is used as an oracle where it can read
 what pt2serde wrote. Behaviours that PyTorch 2.13 itself gets wrong (inventory section 7.3)
 are checked for the right result here. The accelerator-only behaviours live in
-``tests/test_spec_gpu.py``; their device-independent part (weight sharing) is checked here on CPU.
+``tests/spec/test_spec_gpu.py``; their device-independent part (weight sharing) is checked here on CPU.
 """
 
 from __future__ import annotations

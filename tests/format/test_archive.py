@@ -210,7 +210,7 @@ def test_pytorch_and_pt2serde_write_the_same_records(categories):
     """Same record names in the same order (PyTorch's serialization id included), the same
     payload configs in PyTorch's order apart from pt2serde's extra aliasing key, and every
     other record the same bytes; the id follows the constants config, so it differs too.
-    (tests/test_dropin.py compares whole archives byte for byte.)"""
+    (tests/bridge/test_dropin.py compares whole archives byte for byte.)"""
     ours, theirs = saved(categories), torch_saved(categories)
     assert record_names(ours) == record_names(theirs)
     assert record_names(ours)[-1] == "archive/.data/serialization_id"

@@ -1,7 +1,7 @@
 """Programs PyTorch 2.13's serializer cannot serialize, and what pt2serde writes for them.
 
 These corpus programs carry ``Program.oracle_unsupported`` and are left out of the oracle
-comparison (tests/test_oracle_documents.py). Here we check, for each of them:
+comparison (tests/bridge/test_oracle_documents.py). Here we check, for each of them:
 
 * that PyTorch 2.13 really fails on it (so the exclusion stays honest: once PyTorch can
   serialize one, this fails and the program belongs back in the oracle comparison);

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import json
 import math
 import operator
@@ -36,6 +35,8 @@ from torch.export import Dim
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 import pt2serde
+from checks import outputs_equal, same_val
+from checks import save_load as _save_load
 from programs import matmul_view_module
 from pt2serde import schema
 from pt2serde.schema import ArgumentKind
@@ -68,49 +69,6 @@ def _fresh(tree):
     return pytree.tree_unflatten(out, spec)
 
 
-def _same_outputs(orig, loaded) -> None:
-    flat1, flat2 = pytree.tree_leaves(orig), pytree.tree_leaves(loaded)
-    assert len(flat1) == len(flat2), (orig, loaded)
-    for a, b in zip(flat1, flat2):
-        assert type(a) is type(b), (a, b)
-        if isinstance(a, torch.Tensor):
-            assert a.shape == b.shape and a.dtype == b.dtype and a.device == b.device, (a, b)
-            if a.is_meta:
-                continue
-            if a.dtype in (torch.float8_e4m3fn, torch.float8_e5m2, torch.float8_e8m0fnu):
-                assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), (a, b)
-            elif a.dtype in (torch.uint32, torch.uint64):
-                assert torch.equal(a.to(torch.float64), b.to(torch.float64)), (a, b)
-            else:
-                assert torch.allclose(a, b, equal_nan=True), (a, b)
-        else:
-            assert a == b, (a, b)
-
-
-def _same_val(v1, v2) -> None:
-    """The ``val`` comparison of the specification's node check."""
-    if v1 is None or v2 is None:
-        assert v1 is None and v2 is None, (v1, v2)
-    elif isinstance(v1, FakeTensor) and isinstance(v2, FakeTensor):
-        assert len(v1.shape) == len(v2.shape), (v1, v2)
-        for s1, s2 in zip(v1.shape, v2.shape):
-            if is_concrete_int(s1) and is_concrete_int(s2):
-                assert int(s1) == int(s2), (v1.shape, v2.shape)
-            else:
-                assert str(s1) == str(s2), (v1.shape, v2.shape)
-        assert v1.dtype == v2.dtype, (v1, v2)
-    elif isinstance(v1, (list, tuple)) and isinstance(v2, (list, tuple)):
-        l1, l2 = pytree.tree_leaves(v1), pytree.tree_leaves(v2)
-        assert len(l1) == len(l2), (v1, v2)
-        for a, b in zip(l1, l2):
-            if isinstance(a, FakeTensor):
-                assert isinstance(b, FakeTensor), (a, b)
-                assert a.shape == b.shape and a.dtype == b.dtype, (a, b)
-    else:
-        # SymInt / SymBool / SymFloat values such as 's0 < 10' compare as text
-        assert str(v1) == str(v2), (v1, v2)
-
-
 def _subgraph_args(gm, node):
     return [
         a for a in node.args
@@ -129,7 +87,7 @@ def check_graph_nodes(gm1, gm2, check_meta: bool = True) -> None:
             assert n1.target == n2.target, (n1, n1.target, n2.target)
             assert len(n1.args) == len(n2.args), (n1, n1.args, n2.args)
             assert set(n1.kwargs) == set(n2.kwargs), (n1, n1.kwargs, n2.kwargs)
-            _same_val(n1.meta.get("val"), n2.meta.get("val"))
+            same_val(n1.meta.get("val"), n2.meta.get("val"))
             assert n1.meta.get("stack_trace") == n2.meta.get("stack_trace"), n1
             subs1, subs2 = _subgraph_args(gm1, n1), _subgraph_args(gm2, n2)
             assert len(subs1) == len(subs2), n1
@@ -182,7 +140,7 @@ def check_graph(
 
         orig_out = ep.module()(*_fresh(inputs), **_fresh(kwargs))
         loaded_out = loaded.module()(*_fresh(inputs), **_fresh(kwargs))
-        _same_outputs(orig_out, loaded_out)
+        outputs_equal(orig_out, loaded_out)
         check_graph_nodes(ep.graph_module, loaded.graph_module, check_meta)
         loaded_programs.append(loaded)
     return loaded_programs
@@ -190,12 +148,6 @@ def check_graph(
 
 def _roundtrip(ep, **options):
     return pt2serde.deserialize(pt2serde.serialize(ep), **options)
-
-
-def _save_load(ep, **options):
-    buf = io.BytesIO()
-    pt2serde.save(ep, buf)
-    return pt2serde.load(buf, **options)
 
 
 def _wire(ep) -> schema.ExportedProgram:

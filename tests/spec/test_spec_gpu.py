@@ -10,23 +10,17 @@ weight sharing is also checked on CPU in test_spec_serialize.py.
 
 from __future__ import annotations
 
-import io
 
 import pytest
 import torch
 
 import pt2serde
+from checks import save_load as _save_load
 from pt2serde.schema import ArgumentKind
 
 pytestmark = pytest.mark.gpu
 
 DEVICE = "cuda"
-
-
-def _save_load(ep, **options):
-    buf = io.BytesIO()
-    pt2serde.save(ep, buf)
-    return pt2serde.load(buf, **options)
 
 
 def _storage_ptr(t: torch.Tensor) -> int:

@@ -24,19 +24,14 @@ from torch.export import Dim
 from torch.utils._sympy.value_ranges import ValueRanges
 
 import pt2serde
+from checks import outputs_equal as _same
+from checks import save_load as _save_load
 from programs import matmul_view_module
 from pt2serde import schema
 from pt2serde.schema import ArgumentKind
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _save_load(ep, **load_options):
-    """pt2serde.save to memory, then pt2serde.load (no seek: the API promises that works)."""
-    buf = io.BytesIO()
-    pt2serde.save(ep, buf)
-    return pt2serde.load(buf, **load_options)
 
 
 def _torch_load(ep):
@@ -49,10 +44,6 @@ def _torch_load(ep):
 
 def _wire(ep) -> schema.ExportedProgram:
     return pt2serde.ExportedProgramSerializer().serialize(ep).exported_program
-
-
-def _same(a, b) -> None:
-    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
 
 
 def _unique_names(args) -> list[str]:

@@ -1,17 +1,14 @@
-"""Shared assertions (two exported programs have the same graph, metadata and outputs) and the
-in-memory save/load round trip the tests share."""
+"""Shared assertions: two exported programs have the same graph, metadata and outputs."""
 
 from __future__ import annotations
 
 import copy
-import io
 import operator
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
-import pt2serde
 from programs import CORPUS
 
 
@@ -177,14 +174,6 @@ def run(ep: torch.export.ExportedProgram, name: str):
 
 def is_fake_program(ep) -> bool:
     return any(isinstance(v, FakeTensor) for v in ep.state_dict.values())
-
-
-def save_load(ep: torch.export.ExportedProgram, **load_options) -> torch.export.ExportedProgram:
-    """``pt2serde.save`` to memory, then ``pt2serde.load`` with ``load_options`` (no seek in
-    between: the API promises that works)."""
-    buf = io.BytesIO()
-    pt2serde.save(ep, buf)
-    return pt2serde.load(buf, **load_options)
 
 
 def outputs_equal(orig, loaded) -> None:

@@ -35,8 +35,8 @@ from torch.export import Dim
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 import pt2serde
+from artifacts import save_load
 from checks import outputs_equal, same_val
-from checks import save_load as _save_load
 from programs import matmul_view_module
 from pt2serde import schema
 from pt2serde.schema import ArgumentKind
@@ -259,7 +259,7 @@ def test_list_of_int_and_float_lists_custom_op():
         assert [(i.name, i.arg.type, i.arg.value) for i in nodes[1].inputs[1:]] == [
             ("a", "as_int_lists", []), ("b", "as_float_lists", []),
         ]
-        for loaded in (_roundtrip(ep), _save_load(ep)):
+        for loaded in (_roundtrip(ep), save_load(ep)):
             calls = _calls(loaded, torch.ops.pt2serde_spec_lists.foo.default)
             # int lists come back as tuples, as PyTorch's reader makes them (Triton grids)
             assert [list(r) for r in calls[0].args[1]] == _INT_LISTS
@@ -291,7 +291,7 @@ def test_unbacked_bindings_serialize(strict):
 
     ep = torch.export.export(M(), (torch.tensor(4), torch.tensor(5)), strict=strict)
     ep = ep.run_decompositions()
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     old_nodes, new_nodes = list(ep.graph.nodes), list(loaded.graph.nodes)
     assert len(old_nodes) == len(new_nodes)
     bound = set()
@@ -469,7 +469,6 @@ class SymBoolModule(torch.nn.Module):
         return x + y
 """
 
-
 def _sym_bool_module():
     namespace = {"torch": torch}
     exec(compile(_SYM_BOOL_SOURCE, "<spec test_sym_bool>", "exec"), namespace)
@@ -499,7 +498,7 @@ def test_sym_bool_user_output():
     for n in (1, 4):
         got = loaded.module()(torch.ones(n))
         assert got[1] == (n > 2)
-    buf_loaded = _save_load(ep)
+    buf_loaded = save_load(ep)
     assert buf_loaded.module()(torch.ones(5))[1] is True
 
 
@@ -976,7 +975,7 @@ def test_export_no_inputs():
     loaded = _roundtrip(ep)
     assert loaded.example_inputs is None
     torch.testing.assert_close(loaded.module()(), ep.module()())
-    torch.testing.assert_close(_save_load(ep).module()(), torch.ones(3, 3))
+    torch.testing.assert_close(save_load(ep).module()(), torch.ones(3, 3))
 
 
 def test_serialize_dtypes():
@@ -1246,7 +1245,7 @@ def test_custom_class():
     with pytest.raises(pt2serde.SerializeError, match="allow_pickle"):
         pt2serde.deserialize(artifact)  # the object is a pickle: never loaded by default
     # pt2serde's archive keeps the non-lifted object too (torch.export.save 2.13 loses it)
-    for loaded in (pt2serde.deserialize(artifact, allow_pickle=True), _save_load(ep, allow_pickle=True)):
+    for loaded in (pt2serde.deserialize(artifact, allow_pickle=True), save_load(ep, allow_pickle=True)):
         calls = _calls(loaded, torch.ops._TorchScriptTesting.take_an_instance.default)
         assert len(calls) == 1
         arg = calls[0].args[0]
@@ -1358,7 +1357,7 @@ def test_custom_tag_metadata_serialization():
     loaded = _roundtrip(_tagged_program())
     assert loaded.graph_module.meta["custom"] == {"f": "bar"}
     assert _custom_tags(loaded) == [{"quantization_tag": "foo"}]
-    archived = _save_load(_tagged_program())
+    archived = save_load(_tagged_program())
     assert archived.graph_module.meta["custom"] == {"f": "bar"}
     assert _custom_tags(archived) == [{"quantization_tag": "foo"}]
 
@@ -1414,7 +1413,7 @@ def test_unbacked_range_serdes():
     ep = torch.export.export(
         M(), (torch.tensor([5]), torch.randn(10)), dynamic_shapes={"x": None, "y": (Dim.DYNAMIC,)}
     )
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     before = {str(k): v for k, v in _shape_env(ep).var_to_range.items()}
     after = {str(k): v for k, v in _shape_env(loaded).var_to_range.items()}
     assert any(k.startswith("u") for k in before)
@@ -1435,7 +1434,7 @@ def test_backed_size_oblivious_serdes():
             M(), (torch.randn(1), torch.randn(1), torch.tensor([5])),
             dynamic_shapes={"x": (Dim.DYNAMIC,), "y": (Dim.DYNAMIC,), "z": None},
         )
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     s0 = loaded.graph.find_nodes(op="placeholder")[0].meta["val"].size(0)
     assert not is_concrete_int(s0)
     assert _shape_env(loaded).var_to_range[s0.node.expr].lower == 0

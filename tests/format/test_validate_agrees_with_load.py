@@ -44,7 +44,7 @@ import pytest
 import torch
 
 import pt2serde
-from compat import CORPUS_DIR
+from compat import CORPUS
 from pt2serde.format import check, contents
 from pt2serde import cli
 from pt2serde.bridge import package
@@ -54,7 +54,6 @@ from pt2serde.errors import SerializeError
 TESTS = Path(__file__).resolve().parents[1]
 HOSTILE = TESTS / "hostile"
 FUZZ = TESTS.parent / "fuzz"
-CORPUS = Path(CORPUS_DIR)
 for _p in (str(TESTS), str(HOSTILE), str(FUZZ)):
     if _p not in sys.path:
         sys.path.insert(0, _p)

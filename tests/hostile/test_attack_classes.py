@@ -20,20 +20,18 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 
 import pt2serde
 import test_hostile_archives as H
-from compat import CORPUS_DIR
+from compat import CORPUS
 from memory import PeakGrowth
 from test_hostile_archives import base, marker  # noqa: F401 - pytest fixtures: the archive to corrupt, the marker path
 from pt2serde.format import payload as payload_mod
 from pt2serde.format.archive import ArchiveReader
 
-CORPUS = Path(CORPUS_DIR)
 
 
 def _load(data, **kw):

@@ -60,7 +60,9 @@ import _codegen_oracle
 
 FUZZ_DIR = Path(__file__).resolve().parent
 ROOT = FUZZ_DIR.parent
-COMPAT_CORPUS = ROOT / "compat-corpus"  # in the repository
+sys.path.append(str(ROOT / "tests"))
+from compat import CORPUS as COMPAT_CORPUS  # noqa: E402  the tests' one name for the compat corpus (in the repository)
+
 #: the file seed pickles would create if unpickled for real (PT2SERDE_FUZZ_MARKER: another path,
 #: so that runs side by side, e.g. CI's smoke tests next to a long run, never see each other's)
 MARKER = Path(os.environ.get("PT2SERDE_FUZZ_MARKER") or Path(tempfile.gettempdir()) / "pt2serde-fuzz-marker")

@@ -174,3 +174,25 @@ def run(ep: torch.export.ExportedProgram, name: str):
 
 def is_fake_program(ep) -> bool:
     return any(isinstance(v, FakeTensor) for v in ep.state_dict.values())
+
+
+def outputs_equal(orig, loaded) -> None:
+    """Exactly equal outputs, leaf by leaf (the specification's comparison): same types,
+    shapes, dtypes and devices; float8 bit for bit; NaN equals NaN; meta tensors by
+    geometry only."""
+    flat1, flat2 = torch.utils._pytree.tree_leaves(orig), torch.utils._pytree.tree_leaves(loaded)
+    assert len(flat1) == len(flat2), (orig, loaded)
+    for a, b in zip(flat1, flat2):
+        assert type(a) is type(b), (a, b)
+        if isinstance(a, torch.Tensor):
+            assert a.shape == b.shape and a.dtype == b.dtype and a.device == b.device, (a, b)
+            if a.is_meta:
+                continue
+            if a.dtype in (torch.float8_e4m3fn, torch.float8_e5m2, torch.float8_e8m0fnu):
+                assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), (a, b)
+            elif a.dtype in (torch.uint32, torch.uint64):
+                assert torch.equal(a.to(torch.float64), b.to(torch.float64)), (a, b)
+            else:
+                torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+        else:
+            assert a == b, (a, b)

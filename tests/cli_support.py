@@ -9,12 +9,11 @@ import os
 import subprocess
 import sys
 
-from compat import CORPUS_DIR
+from compat import CORPUS
 from pt2serde.format.archive import ArchiveReader
 from pt2serde.format.archive_write import ArchiveWriter
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-CORPUS = CORPUS_DIR
 PT2_WRITERS = ("2.8.0", "2.9.1", "2.13.0", "2.14.1")
 LEGACY_WRITERS = ("2.5.1", "2.6.0", "2.7.1")
 

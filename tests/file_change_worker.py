@@ -1,4 +1,4 @@
-"""Worker of ``tests/test_file_changes.py``, run in a fresh process so a signal shows as its exit
+"""Worker of ``tests/bridge/test_file_changes.py``, run in a fresh process so a signal shows as its exit
 status: load an archive, change its file one way (in this process or another one), then check
 the loaded program still computes what it computed before.
 

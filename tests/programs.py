@@ -47,7 +47,7 @@ class Program:
     # A context-manager factory active while exporting *and* decomposing (config patches).
     context: Callable[[], Any] | None = None
     # Why PyTorch 2.13's own serializer cannot serialize this program (None: it can).
-    # Such programs are left out of the oracle comparison; tests/test_beyond_pytorch.py
+    # Such programs are left out of the oracle comparison; tests/bridge/test_beyond_pytorch.py
     # pins what pt2serde writes for them instead.
     oracle_unsupported: str | None = None
     # The first PyTorch release whose serializer can (then the oracle comparison applies there).
@@ -277,7 +277,7 @@ def constant_outputs():
 # Small programs, each aimed at a few wire forms of the format (node kinds, Argument
 # members, output shapes, schema matching, metadata, higher-order ops, signature kinds,
 # range constraints, dtypes). ``features`` uses the names checked by
-# tests/test_corpus_coverage.py; tags that can be seen on the wire are verified there
+# tests/repo/test_corpus_coverage.py; tags that can be seen on the wire are verified there
 # against the documents pt2serde writes.
 
 # ---------------------------------------------------------------- shared setup

@@ -9,7 +9,7 @@
   escaped; the runner fails a case whose command line prints a control character.
 
 ``diff`` compares each case against its unmodified base, so the value comparisons of the
-first two are also tested file against file in ``tests/test_cli_diff.py``.
+first two are also tested file against file in ``tests/cli/test_cli_diff.py``.
 """
 
 from __future__ import annotations

@@ -10,14 +10,12 @@ are sympy's printed form and go through the upgrader.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from compat import CORPUS_DIR
+from compat import CORPUS
 from everywhere import Case, doc_case
 
 import test_hostile_archives as H
 
-CORPUS = Path(CORPUS_DIR)
 S = "Symbol('s77', positive=True, integer=True)"
 PROGRAM_V7 = "serialized_exported_program.json"
 

@@ -6,7 +6,7 @@
   storage ``nbytes``), and one whose size in bytes does;
 * a legal zero-stride ``[2**40]`` weight over 4 bytes: refused (an expanded tensor stands for
   at most ``extent.MAX_OVERLAPPING_BYTES``), while a small expanded weight loads, zero stride
-  kept (on the meta device the same ``[2**40]`` loads: ``tests/test_tensor_extents.py``);
+  kept (on the meta device the same ``[2**40]`` loads: ``tests/format/test_tensor_extents.py``);
 * an integer of 5000 digits in the document (the JSON reader refuses it).
 """
 

@@ -23,7 +23,6 @@ from compat import CORPUS_DIR
 from everywhere import TESTS, Case, base_archive
 
 SAMPLE = "data/sample_inputs/model.pt"
-CORPUS = Path(CORPUS_DIR)
 
 
 def _h():
@@ -65,7 +64,7 @@ def _legacy(record: str, pkl: bytes):
         from pt2serde.format.archive import ArchiveReader
 
         H = _h()
-        path = sorted((CORPUS / "2.5.1").glob("*.pt2"), key=lambda p: p.stat().st_size)[0]
+        path = sorted((Path(CORPUS_DIR) / "2.5.1").glob("*.pt2"), key=lambda p: p.stat().st_size)[0]
         reader = ArchiveReader(Path(path).read_bytes())
         records = [(n.encode(), H.torch_save_with_pickle(pkl) if n == record else reader.read(n))
                    for n in reader.names()]

@@ -1,4 +1,4 @@
-"""Attack classes beyond ``tests/test_hostile_archives.py`` (see ``tests/hostile/README.md``).
+"""Attack classes beyond ``tests/hostile/test_hostile_archives.py`` (see ``tests/hostile/README.md``).
 
 Each case is a file an attacker could hand to ``pt2serde.load`` (or ``deserialize``): it
 must be refused with a ``SerializeError`` that says what is wrong, nothing from the file
@@ -7,7 +7,7 @@ refusing it must not cost memory the file cannot justify. Where the safe outcome
 load (a symlink-looking record, a zero-stride view), the test says so and checks that
 nothing unsafe happened.
 
-The builders reuse the helpers of ``tests/test_hostile_archives.py``.
+The builders reuse the helpers of ``tests/hostile/test_hostile_archives.py``.
 """
 
 from __future__ import annotations
@@ -20,20 +20,18 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 
 import pt2serde
 import test_hostile_archives as H
-from compat import CORPUS_DIR
+from compat import CORPUS
 from memory import PeakGrowth
 from test_hostile_archives import base, marker  # noqa: F401 - pytest fixtures: the archive to corrupt, the marker path
 from pt2serde.format import payload as payload_mod
 from pt2serde.format.archive import ArchiveReader
 
-CORPUS = Path(CORPUS_DIR)
 
 
 def _load(data, **kw):
@@ -424,7 +422,7 @@ def test_zero_stride_view_of_four_bytes_is_memory_safe(base):
     """Sizes [2**40] with stride 0 view 4 bytes: every element is in bounds (PyTorch's loader
     takes it), but the tensor stands for 4 TiB, which a copy, a device move or a comparison
     would allocate. An expanded tensor may stand for at most ``extent.MAX_OVERLAPPING_BYTES``
-    (64 MiB): refused, without allocating anything (tests/test_tensor_extents.py has the rule)."""
+    (64 MiB): refused, without allocating anything (tests/format/test_tensor_extents.py has the rule)."""
     data = H.with_meta(base, "c", sizes=H.ints(1 << 40), strides=H.ints(0))
     with PeakGrowth() as m, pytest.raises(pt2serde.SerializeError, match=r"sizes \[1099511627776\] and strides \[0\] "
                                           r"overlap in storage: 4 stored bytes stand for 4398046511104 bytes of tensor"):

@@ -17,7 +17,7 @@ from types import ModuleType
 
 __all__ = ["TORCH_MIN", "TORCH_BELOW", "SUPPORTED", "INSTALL_HINT", "require_torch", "check_version"]
 
-# keep in step with pyproject.toml's `torch` extra (tests/test_packaging.py checks both)
+# keep in step with pyproject.toml's `torch` extra (tests/repo/test_packaging.py checks both)
 TORCH_MIN = (2, 13)
 TORCH_BELOW = (2, 15)
 SUPPORTED = f"torch>={TORCH_MIN[0]}.{TORCH_MIN[1]},<{TORCH_BELOW[0]}.{TORCH_BELOW[1]}"

@@ -5,7 +5,7 @@ torch writes some strings of a loaded program into Python source that it compile
 them up by name (``torch.ops``, ``getattr``). :data:`CODE_FIELDS` lists each such field of
 :mod:`pt2serde.schema` once, with its class (one checker of :mod:`pt2serde.format.names` per class)
 and where torch puts it; :data:`NEVER_CODE` lists every other string field with the reason it
-never reaches code, so a new schema field has to be classified (``tests/test_codegen_fields.py``).
+never reaches code, so a new schema field has to be classified (``tests/format/test_codegen_fields.py``).
 
 :func:`code_field_problems` walks a document and yields ``(message, $.path)`` for each value
 its class refuses, and each treespec whose shape :mod:`pt2serde.format.treespec_text` refuses (the

@@ -168,7 +168,7 @@ class ExprBudget:
     arity for ``Max``/``Min``), as sympy re-evaluates the function on them. Measured cost on
     the 2-core dev box (shared): a document at the cap loads in at most 1.5 s (19 Min/Max chains
     8 deep; ``tests/hostile/cases_expressions.py``); real programs need at most 75 units
-    (``tests/test_exprparse.py::test_real_documents_are_far_under_the_budget``).
+    (``tests/bridge/test_exprparse.py::test_real_documents_are_far_under_the_budget``).
     """
 
     __slots__ = ("limit", "used", "exceeded", "_trees")

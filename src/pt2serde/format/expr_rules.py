@@ -26,7 +26,7 @@ exponent of at most :data:`MAX_EXPONENT` in magnitude, numbers inside a symbolic
 are bounded the same way, and the lattice/logic calls whose evaluation is quadratic in
 their arity (``Max``, ``Min``, ``And``, ``Or``, ``Piecewise``) take a bounded number of
 arguments (``Max``/``Min`` counted after sympy merges nested ones: :data:`MAX_LATTICE`).
-See ``tests/test_exprparse.py::test_budget_costs`` for the measurements behind the numbers.
+See ``tests/bridge/test_exprparse.py::test_budget_costs`` for the measurements behind the numbers.
 
 **The document's budget.** Each expression's :func:`pt2serde.format.expr.work` is charged to the
 :class:`pt2serde.format.expr.ExprBudget` of its document (at most :data:`MAX_DOCUMENT_WORK` for all its distinct
@@ -104,7 +104,7 @@ SYMBOL_ASSUMPTIONS = (
 # sympy refuses a Symbol whose assumptions contradict each other (InconsistentAssumptions).
 # A set of assumptions is consistent when some number satisfies them all: one of these
 # witnesses, which between them take every combination of the facts above that sympy allows
-# (bits in the order of SYMBOL_ASSUMPTIONS; tests/test_exprparse.py checks every set of up
+# (bits in the order of SYMBOL_ASSUMPTIONS; tests/bridge/test_exprparse.py checks every set of up
 # to four facts against sympy).
 _WITNESSES = {
     "-3": "111101011001", "-2": "111101011010", "-1/2": "011101011000", "-sqrt(2)": "001101011000",

@@ -17,7 +17,7 @@ The walk has two modes, one code:
   and that carries a value (documents of a newer minor version).
 
 The generated fast path (:mod:`pt2serde.format.fastcodec`) runs first in ``from_dict``; it
-accepts exactly what this decoder accepts (tests/test_codec_fast_agrees.py).
+accepts exactly what this decoder accepts (tests/format/test_codec_fast_agrees.py).
 """
 
 from __future__ import annotations

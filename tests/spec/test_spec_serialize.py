@@ -5,7 +5,7 @@ Each test names the specification test it covers in its docstring. ``torch.expor
 ``load`` become ``pt2serde.save`` / ``load``; PyTorch is used as an oracle where it can read
 what pt2serde wrote. Behaviours that PyTorch 2.13 itself gets wrong (inventory section 7.3)
 are checked for the right result here. The accelerator-only behaviours live in
-``tests/test_spec_gpu.py``; their device-independent part (weight sharing) is checked here on CPU.
+``tests/spec/test_spec_gpu.py``; their device-independent part (weight sharing) is checked here on CPU.
 """
 
 from __future__ import annotations
@@ -24,19 +24,14 @@ from torch.export import Dim
 from torch.utils._sympy.value_ranges import ValueRanges
 
 import pt2serde
+from artifacts import save_load
+from checks import outputs_equal
 from programs import matmul_view_module
 from pt2serde import schema
 from pt2serde.schema import ArgumentKind
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _save_load(ep, **load_options):
-    """pt2serde.save to memory, then pt2serde.load (no seek: the API promises that works)."""
-    buf = io.BytesIO()
-    pt2serde.save(ep, buf)
-    return pt2serde.load(buf, **load_options)
 
 
 def _torch_load(ep):
@@ -49,10 +44,6 @@ def _torch_load(ep):
 
 def _wire(ep) -> schema.ExportedProgram:
     return pt2serde.ExportedProgramSerializer().serialize(ep).exported_program
-
-
-def _same(a, b) -> None:
-    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
 
 
 def _unique_names(args) -> list[str]:
@@ -152,7 +143,7 @@ def test_export_with_extension_op_serialization():
     assert _SpecExtensionHandler.names_seen == ["my_op"]
     assert len(loaded.graph.find_nodes(op="call_function", target=op)) == 1
     assert [v.dialect for v in loaded.verifiers] == ["PT2SERDE_SPEC_FOO"]
-    _same(loaded.module()(*inp), torch.full((10,), 2.0))
+    outputs_equal(loaded.module()(*inp), torch.full((10,), 2.0))
 
 
 # ------------------------------------------------------------------ save / load
@@ -175,15 +166,15 @@ def test_predispatch_export_with_autograd_op():
     hop = torch.ops.higher_order.wrap_with_set_grad_enabled
     assert [n.args[0] for n in ep.graph.find_nodes(op="call_function", target=hop)] == [True]
 
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     assert [n.args[0] for n in loaded.graph.find_nodes(op="call_function", target=hop)] == [True]
     expected = ep.module()(*inp)
     actual = loaded.module()(*inp)
-    _same(actual, expected)
+    outputs_equal(actual, expected)
     assert actual.requires_grad == expected.requires_grad
 
     by_torch = _torch_load(ep).module()(*inp)
-    _same(by_torch, expected)
+    outputs_equal(by_torch, expected)
     assert by_torch.requires_grad == expected.requires_grad
 
 
@@ -206,14 +197,14 @@ def test_export_example_inputs_preserved():
     model = M().eval()
     args = (torch.rand([2, 3]), torch.rand([2, 3]))
     ep = torch.export.export(model, args, {"use_p": True}, strict=True)
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
 
     orig_args, orig_kwargs = ep.example_inputs
     got_args, got_kwargs = loaded.example_inputs
     assert len(got_args) == 2 and set(got_kwargs) == {"use_p"} and got_kwargs["use_p"] is True
     for a, b in zip(orig_args, got_args):
-        _same(b, a)
-    _same(loaded.module()(*got_args, **got_kwargs), ep.module()(*orig_args, **orig_kwargs))
+        outputs_equal(b, a)
+    outputs_equal(loaded.module()(*got_args, **got_kwargs), ep.module()(*orig_args, **orig_kwargs))
 
 
 def test_metadata_run_decomp_serder():
@@ -226,7 +217,7 @@ def test_metadata_run_decomp_serder():
             return x.sin()
 
     ep = torch.export.export(M(), (torch.randn(4, 4),), strict=True)
-    decomposed = _save_load(ep).run_decompositions({})
+    decomposed = save_load(ep).run_decompositions({})
     assert str(decomposed.graph_module.code).strip() == (
         "def forward(self, x):\n"
         "    sin = torch.ops.aten.sin.default(x);  x = None\n"
@@ -256,8 +247,8 @@ def test_metadata_parsing_with_layer_split():
     nn_module_stack entries whose paths contain slices (``layers[1:]``) parse back."""
     inp = (torch.ones(10),)
     ep = torch.export.export(_SplitLayers(), inp, strict=True)
-    loaded = _save_load(ep)
-    _same(loaded.module()(*inp), ep.module()(*inp))
+    loaded = save_load(ep)
+    outputs_equal(loaded.module()(*inp), ep.module()(*inp))
     assert _nn_module_stacks(loaded) == _nn_module_stacks(ep)
     paths = {path for stack in _nn_module_stacks(loaded) for path, _ in (stack or {}).values()}
     assert {"layers.0", "layers.1", "layers.2"} <= paths
@@ -283,8 +274,8 @@ def test_nested_layer_split():
 
     inp = (torch.ones(10),)
     ep = torch.export.export(M(), inp, strict=True)
-    loaded = _save_load(ep)
-    _same(loaded.module()(*inp), ep.module()(*inp))
+    loaded = save_load(ep)
+    outputs_equal(loaded.module()(*inp), ep.module()(*inp))
     assert "c:[22]" in loaded.state_dict
     assert _nn_module_stacks(loaded) == _nn_module_stacks(ep)
     paths = {path for stack in _nn_module_stacks(loaded) for path, _ in (stack or {}).values()}
@@ -309,7 +300,7 @@ def test_serialize_param_mutation():
             return x + self.parameter
 
     ep = torch.export.export(M(), (torch.rand(4, 4),)).run_decompositions()
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     assert loaded.graph_signature.parameters_to_mutate == {"div": "parameter"}
     assert _torch_load(ep).graph_signature.parameters_to_mutate == {"div": "parameter"}
 
@@ -329,10 +320,10 @@ def test_serialize_constant_outputs():
     assert [o.type for o in outputs] == ["as_tensor", "as_none", "as_int"]
     assert outputs[2].value == 1024
 
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     got = loaded.module()(*inp)
     assert got[1] is None and got[2] == 1024
-    _same(got[0], ep.module()(*inp)[0])
+    outputs_equal(got[0], ep.module()(*inp)[0])
     assert _torch_load(ep).module()(*inp)[1:] == (None, 1024)
 
 
@@ -349,9 +340,9 @@ def test_serialize_string_constant_output():
     outputs = [s.user_output.arg for s in _wire(ep).graph_module.signature.output_specs]
     assert [o.type for o in outputs] == ["as_tensor", "as_string"]
     assert outputs[1].value == "done"
-    got = _save_load(ep).module()(*inp)
+    got = save_load(ep).module()(*inp)
     assert got[1] == "done"
-    _same(got[0], inp[0] + 1)
+    outputs_equal(got[0], inp[0] + 1)
 
 
 # ------------------------------------------------------------- node outputs
@@ -422,7 +413,7 @@ def test_serialize_sym_float():
     val = next(n for n in loaded.graph.nodes if n.name == name).meta["val"]
     assert isinstance(val, torch.SymFloat)
     x = torch.randn(10)
-    _same(loaded.module()(x), torch.full((2,), 5.0) + x[:2])
+    outputs_equal(loaded.module()(x), torch.full((2,), 5.0) + x[:2])
 
 
 def test_serialize_infinite_sym_int():
@@ -469,8 +460,8 @@ def test_serialize_list_returns():
     assert len(node.outputs) == 1
     assert len(node.outputs[0].as_tensors) == 3
     _unique_names(node.outputs[0].as_tensors)
-    for got, want in zip(_save_load(ep).module()(x), torch.split(x, 2)):
-        _same(got, want)
+    for got, want in zip(save_load(ep).module()(x), torch.split(x, 2)):
+        outputs_equal(got, want)
 
 
 def test_nonfinite_inputs():
@@ -547,9 +538,9 @@ def test_multi_return_list_tensor_unused():
         assert all("_unused_" in t.name for t in listed)
         _unique_names([node.outputs[0].as_tensor, *listed])
 
-        loaded = _save_load(ep)
-        _same(loaded.module()(*inp), inp[0] + 1)
-        _same(_torch_load(ep).module()(*inp), inp[0] + 1)
+        loaded = save_load(ep)
+        outputs_equal(loaded.module()(*inp), inp[0] + 1)
+        outputs_equal(_torch_load(ep).module()(*inp), inp[0] + 1)
 
 
 def test_rational_ranges():
@@ -662,7 +653,7 @@ def test_int_list():
     assert nodes[0].inputs[1].arg.as_ints == []
     loaded = pt2serde.deserialize(pt2serde.serialize(ep))
     x = torch.randn(3, 2)
-    _same(loaded.module()(x), x.sum())
+    outputs_equal(loaded.module()(x), x.sum())
 
 
 # ------------------------------------------------------------- weights and constants
@@ -683,7 +674,7 @@ def test_empty_constant():
 
     m = M()
     inp = (torch.randn(1, 4),)
-    loaded = _save_load(torch.export.export(m, inp))
+    loaded = save_load(torch.export.export(m, inp))
     torch.testing.assert_close(loaded.module()(*inp), m(*inp))
     assert len(loaded.constants) == 0
     assert set(loaded.state_dict) == {"linear.weight", "linear.bias"}
@@ -704,7 +695,7 @@ def test_empty_state_dict():
 
     m = M()
     inp = (torch.randn(4, 4),)
-    loaded = _save_load(torch.export.export(m, inp))
+    loaded = save_load(torch.export.export(m, inp))
     torch.testing.assert_close(loaded.module()(*inp), m(*inp))
     assert len(loaded.state_dict) == 0
     assert list(loaded.constants) == ["const"]
@@ -736,7 +727,7 @@ def test_preserve_aliasing():
     m = M()
     inp = (torch.randn(1, 8),)
     ep = torch.export.export(m, inp)
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     torch.testing.assert_close(loaded.module()(*inp), m(*inp))
 
     sd, consts = loaded.state_dict, loaded.constants
@@ -788,12 +779,12 @@ def test_view_constants(spec_test, make_const, linear, inp_shape):
     m = _ConstModule(const, linear)
     inp = (torch.randn(*inp_shape),)
     ep = torch.export.export(m, inp)
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     got = loaded.constants["const"]
-    _same(got, const)
+    outputs_equal(got, const)
     assert got.stride() == const.stride()
-    _same(loaded.module()(*inp), m(*inp))
-    _same(_torch_load(ep).module()(*inp), m(*inp))
+    outputs_equal(loaded.module()(*inp), m(*inp))
+    outputs_equal(_torch_load(ep).module()(*inp), m(*inp))
 
 
 def test_non_float_weight():
@@ -811,10 +802,10 @@ def test_non_float_weight():
 
     m = M()
     inp = (torch.randn(2, 2),)
-    loaded = _save_load(torch.export.export(m, inp))
+    loaded = save_load(torch.export.export(m, inp))
     p = loaded.state_dict["p"]
     assert isinstance(p, torch.nn.Parameter) and p.dtype == torch.int8 and not p.requires_grad
-    _same(loaded.module()(*inp), m(*inp))
+    outputs_equal(loaded.module()(*inp), m(*inp))
 
 
 def test_weight_sharing_cpu():
@@ -837,9 +828,9 @@ def test_weight_sharing_cpu():
     inp = (torch.randn(2, 4),)
     ep = torch.export.export(m, inp)
     assert _storage_ptr(ep.constants["c1"]) == _storage_ptr(ep.constants["c2"])
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     assert _storage_ptr(loaded.constants["c1"]) == _storage_ptr(loaded.constants["c2"])
-    _same(loaded.module()(*inp), m(*inp))
+    outputs_equal(loaded.module()(*inp), m(*inp))
 
 
 def test_complex_constant():
@@ -859,6 +850,6 @@ def test_complex_constant():
         a.arg.type for n in _wire(ep).graph_module.graph.nodes for a in n.inputs
     ]
     assert members.count("as_complex") == 2
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     for got, want in zip(loaded.module()(*inp), m(*inp)):
-        _same(got, want)
+        outputs_equal(got, want)

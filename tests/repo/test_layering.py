@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "pt2serde"
+PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "src" / "pt2serde"
 
 # The layers are folders (ARCHITECTURE.md). Every module is classified by where it lives, so a
 # new module is covered the moment it is created.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FUZZ = ROOT / "fuzz"
 HARNESSES = ("codec", "archive", "payload", "torchsave")
 SECONDS = int(os.environ.get("PT2SERDE_FUZZ_SMOKE_SECONDS", "6"))

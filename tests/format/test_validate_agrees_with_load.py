@@ -44,17 +44,16 @@ import pytest
 import torch
 
 import pt2serde
-from compat import CORPUS_DIR
+from compat import CORPUS
 from pt2serde.format import check, contents, tensor_entries
 from pt2serde import cli
 from pt2serde.bridge import package
 from pt2serde.format.archive import ArchiveReader
 from pt2serde.errors import SerializeError
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 HOSTILE = TESTS / "hostile"
 FUZZ = TESTS.parent / "fuzz"
-CORPUS = Path(CORPUS_DIR)
 for _p in (str(TESTS), str(HOSTILE), str(FUZZ)):
     if _p not in sys.path:
         sys.path.insert(0, _p)

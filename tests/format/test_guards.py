@@ -24,12 +24,11 @@ import torch
 from torch.export import Dim, export
 
 import pt2serde
-from compat import CORPUS_DIR
+from compat import CORPUS
 from pt2serde.errors import SerializeError
 from pt2serde.format.guards import MAX_BITS, MAX_GUARD_LENGTH, MAX_NODES, canonical_guard
 
-HOSTILE = Path(__file__).resolve().parent / "hostile"
-COMPAT = Path(CORPUS_DIR)
+HOSTILE = Path(__file__).resolve().parents[1] / "hostile"
 
 
 # ----------------------------------------------------------------------------- grammar
@@ -248,7 +247,7 @@ def _compat_guards() -> list[tuple[str, str]]:
     from pt2serde.format.archive import ArchiveReader
 
     out = []
-    for path in sorted(glob.glob(str(COMPAT / "*" / "*.pt2"))):
+    for path in sorted(glob.glob(str(CORPUS / "*" / "*.pt2"))):
         reader = ArchiveReader(path)
         try:
             for record in reader.names():

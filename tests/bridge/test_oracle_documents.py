@@ -37,7 +37,7 @@ def _first_difference(a, b, path="$"):
 
 
 # Programs PyTorch 2.13's own serializer raises on (Program.oracle_unsupported, with the
-# reason there) have no oracle document; tests/test_beyond_pytorch.py covers them.
+# reason there) have no oracle document; tests/bridge/test_beyond_pytorch.py covers them.
 @pytest.mark.parametrize("name,form", corpus_ids(oracle=True), ids=lambda v: v)
 def test_document_matches_pytorch(name, form):
     ep = exported(name, form)

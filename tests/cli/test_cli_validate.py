@@ -304,7 +304,7 @@ def test_validate_escapes_what_the_file_says(tmp_path):
     stays the first line, nothing the file says is printed raw, --json is ASCII."""
     import sys
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hostile"))
     import cases_cli
 
     paths = cases_cli.hostile_archives(tmp_path)

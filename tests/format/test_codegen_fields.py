@@ -1,5 +1,7 @@
 """The gate for document strings that can become code: its table, its classes, its walker
-(``pt2serde.format.codegen_fields``, ``pt2serde.format.names``), and the torch.ops lookups of ``targets``.
+(``pt2serde.format.codegen_fields``, ``pt2serde.format.names``), and that its table of known
+functions is the one ``pt2serde.bridge.targets`` resolves (the torch.ops lookups themselves:
+``tests/bridge/test_targets.py``).
 
 The hostile files that break out of torch's generated code through these fields are in
 ``tests/hostile/cases_codegen.py`` (run through every entry point).
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import subprocess
 import sys
 import typing
@@ -18,7 +19,7 @@ import pytest
 import torch
 
 import pt2serde
-from pt2serde.format import codec, names, upgrade
+from pt2serde.format import names, upgrade
 from pt2serde import schema
 from pt2serde.format.check import check_program
 from pt2serde.format.codegen_fields import CHECKERS, CODE_FIELDS, NEVER_CODE, check_code_fields, code_field_problems
@@ -217,52 +218,8 @@ def test_the_walker_module_is_torch_free():
     assert result.returncode == 0, result.stderr
 
 
-# ------------------------------------------------------- torch.ops lookups (finding 12b)
-
-
-def _load_with(doc: schema.ExportedProgram, change) -> None:
-    d = copy.deepcopy(doc)
-    change(d)
-    art = pt2serde.SerializedArtifact(codec.to_json_bytes(d), b"", b"", b"")
-    pt2serde.deserialize(art)
-
-
-@pytest.mark.parametrize("target,message", [
-    ("torch.ops.__path__.t.default", r"call target 'torch\.ops\.__path__\.t\.default' is not an operator name"),
-    ("torch.ops.no_such_ns_xyz.t.default", r"failed to resolve torch\.ops\.no_such_ns_xyz\.t\.default"),
-    ("torch.ops.aten.no_such_op_xyz.default", r"failed to resolve torch\.ops\.aten\.no_such_op_xyz\.default"),
-])
-def test_failed_lookups_leave_nothing_in_torch_ops(doc, target, message):
-    """torch.ops.__getattr__ creates (and keeps) a namespace for any name, an op packet for any
-    op name of a namespace: a refused target must not have asked it."""
-    ns, op = target.split(".")[2:4]
-    owner, attr = (torch.ops.aten, op) if ns == "aten" else (torch.ops, ns)
-    assert attr not in vars(owner)
-
-    def change(d):
-        d.graph_module.graph.nodes[0].target = target
-
-    with pytest.raises(SerializeError, match=message):
-        _load_with(doc, change)
-    assert attr not in vars(owner)
-
-
-def test_source_fn_stack_lookups_leave_nothing_in_torch_ops(doc):
-    from pt2serde.bridge.targets import resolve_meta_function
-
-    assert resolve_meta_function("torch.ops.__path__.x") == "torch.ops.__path__.x"
-    assert resolve_meta_function("torch.ops.no_such_ns_abc.x") == "torch.ops.no_such_ns_abc.x"
-    assert resolve_meta_function("torch.ops.aten.add") is torch.ops.aten.add
-    assert "__path__" not in vars(torch.ops) and "no_such_ns_abc" not in vars(torch.ops)
-
-
-def test_registered_ops_still_resolve():
-    from pt2serde.bridge.targets import resolve_target
-
-    assert resolve_target("torch.ops.aten.add.Tensor") is torch.ops.aten.add.Tensor
-    assert resolve_target("torch.ops.aten.t.default") is torch.ops.aten.t.default
-    assert resolve_target("torch.ops.aten._to_copy.default") is torch.ops.aten._to_copy.default
-    assert resolve_target("torch.ops.higher_order.cond") is torch.ops.higher_order.cond
+# --------------------------------------------- call indices; the table of known functions
+# (the torch.ops lookups of load: tests/bridge/test_targets.py)
 
 
 @pytest.mark.parametrize("text,bad", [

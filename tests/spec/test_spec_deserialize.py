@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import json
 import math
 import operator
@@ -36,6 +35,8 @@ from torch.export import Dim
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 import pt2serde
+from artifacts import save_load
+from checks import outputs_equal, same_val
 from programs import matmul_view_module
 from pt2serde import schema
 from pt2serde.schema import ArgumentKind
@@ -68,49 +69,6 @@ def _fresh(tree):
     return pytree.tree_unflatten(out, spec)
 
 
-def _same_outputs(orig, loaded) -> None:
-    flat1, flat2 = pytree.tree_leaves(orig), pytree.tree_leaves(loaded)
-    assert len(flat1) == len(flat2), (orig, loaded)
-    for a, b in zip(flat1, flat2):
-        assert type(a) is type(b), (a, b)
-        if isinstance(a, torch.Tensor):
-            assert a.shape == b.shape and a.dtype == b.dtype and a.device == b.device, (a, b)
-            if a.is_meta:
-                continue
-            if a.dtype in (torch.float8_e4m3fn, torch.float8_e5m2, torch.float8_e8m0fnu):
-                assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), (a, b)
-            elif a.dtype in (torch.uint32, torch.uint64):
-                assert torch.equal(a.to(torch.float64), b.to(torch.float64)), (a, b)
-            else:
-                assert torch.allclose(a, b, equal_nan=True), (a, b)
-        else:
-            assert a == b, (a, b)
-
-
-def _same_val(v1, v2) -> None:
-    """The ``val`` comparison of the specification's node check."""
-    if v1 is None or v2 is None:
-        assert v1 is None and v2 is None, (v1, v2)
-    elif isinstance(v1, FakeTensor) and isinstance(v2, FakeTensor):
-        assert len(v1.shape) == len(v2.shape), (v1, v2)
-        for s1, s2 in zip(v1.shape, v2.shape):
-            if is_concrete_int(s1) and is_concrete_int(s2):
-                assert int(s1) == int(s2), (v1.shape, v2.shape)
-            else:
-                assert str(s1) == str(s2), (v1.shape, v2.shape)
-        assert v1.dtype == v2.dtype, (v1, v2)
-    elif isinstance(v1, (list, tuple)) and isinstance(v2, (list, tuple)):
-        l1, l2 = pytree.tree_leaves(v1), pytree.tree_leaves(v2)
-        assert len(l1) == len(l2), (v1, v2)
-        for a, b in zip(l1, l2):
-            if isinstance(a, FakeTensor):
-                assert isinstance(b, FakeTensor), (a, b)
-                assert a.shape == b.shape and a.dtype == b.dtype, (a, b)
-    else:
-        # SymInt / SymBool / SymFloat values such as 's0 < 10' compare as text
-        assert str(v1) == str(v2), (v1, v2)
-
-
 def _subgraph_args(gm, node):
     return [
         a for a in node.args
@@ -129,7 +87,7 @@ def check_graph_nodes(gm1, gm2, check_meta: bool = True) -> None:
             assert n1.target == n2.target, (n1, n1.target, n2.target)
             assert len(n1.args) == len(n2.args), (n1, n1.args, n2.args)
             assert set(n1.kwargs) == set(n2.kwargs), (n1, n1.kwargs, n2.kwargs)
-            _same_val(n1.meta.get("val"), n2.meta.get("val"))
+            same_val(n1.meta.get("val"), n2.meta.get("val"))
             assert n1.meta.get("stack_trace") == n2.meta.get("stack_trace"), n1
             subs1, subs2 = _subgraph_args(gm1, n1), _subgraph_args(gm2, n2)
             assert len(subs1) == len(subs2), n1
@@ -182,7 +140,7 @@ def check_graph(
 
         orig_out = ep.module()(*_fresh(inputs), **_fresh(kwargs))
         loaded_out = loaded.module()(*_fresh(inputs), **_fresh(kwargs))
-        _same_outputs(orig_out, loaded_out)
+        outputs_equal(orig_out, loaded_out)
         check_graph_nodes(ep.graph_module, loaded.graph_module, check_meta)
         loaded_programs.append(loaded)
     return loaded_programs
@@ -190,12 +148,6 @@ def check_graph(
 
 def _roundtrip(ep, **options):
     return pt2serde.deserialize(pt2serde.serialize(ep), **options)
-
-
-def _save_load(ep, **options):
-    buf = io.BytesIO()
-    pt2serde.save(ep, buf)
-    return pt2serde.load(buf, **options)
 
 
 def _wire(ep) -> schema.ExportedProgram:
@@ -307,7 +259,7 @@ def test_list_of_int_and_float_lists_custom_op():
         assert [(i.name, i.arg.type, i.arg.value) for i in nodes[1].inputs[1:]] == [
             ("a", "as_int_lists", []), ("b", "as_float_lists", []),
         ]
-        for loaded in (_roundtrip(ep), _save_load(ep)):
+        for loaded in (_roundtrip(ep), save_load(ep)):
             calls = _calls(loaded, torch.ops.pt2serde_spec_lists.foo.default)
             # int lists come back as tuples, as PyTorch's reader makes them (Triton grids)
             assert [list(r) for r in calls[0].args[1]] == _INT_LISTS
@@ -339,7 +291,7 @@ def test_unbacked_bindings_serialize(strict):
 
     ep = torch.export.export(M(), (torch.tensor(4), torch.tensor(5)), strict=strict)
     ep = ep.run_decompositions()
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     old_nodes, new_nodes = list(ep.graph.nodes), list(loaded.graph.nodes)
     assert len(old_nodes) == len(new_nodes)
     bound = set()
@@ -517,7 +469,6 @@ class SymBoolModule(torch.nn.Module):
         return x + y
 """
 
-
 def _sym_bool_module():
     namespace = {"torch": torch}
     exec(compile(_SYM_BOOL_SOURCE, "<spec test_sym_bool>", "exec"), namespace)
@@ -547,7 +498,7 @@ def test_sym_bool_user_output():
     for n in (1, 4):
         got = loaded.module()(torch.ones(n))
         assert got[1] == (n > 2)
-    buf_loaded = _save_load(ep)
+    buf_loaded = save_load(ep)
     assert buf_loaded.module()(torch.ones(5))[1] is True
 
 
@@ -1024,7 +975,7 @@ def test_export_no_inputs():
     loaded = _roundtrip(ep)
     assert loaded.example_inputs is None
     torch.testing.assert_close(loaded.module()(), ep.module()())
-    torch.testing.assert_close(_save_load(ep).module()(), torch.ones(3, 3))
+    torch.testing.assert_close(save_load(ep).module()(), torch.ones(3, 3))
 
 
 def test_serialize_dtypes():
@@ -1294,7 +1245,7 @@ def test_custom_class():
     with pytest.raises(pt2serde.SerializeError, match="allow_pickle"):
         pt2serde.deserialize(artifact)  # the object is a pickle: never loaded by default
     # pt2serde's archive keeps the non-lifted object too (torch.export.save 2.13 loses it)
-    for loaded in (pt2serde.deserialize(artifact, allow_pickle=True), _save_load(ep, allow_pickle=True)):
+    for loaded in (pt2serde.deserialize(artifact, allow_pickle=True), save_load(ep, allow_pickle=True)):
         calls = _calls(loaded, torch.ops._TorchScriptTesting.take_an_instance.default)
         assert len(calls) == 1
         arg = calls[0].args[0]
@@ -1406,7 +1357,7 @@ def test_custom_tag_metadata_serialization():
     loaded = _roundtrip(_tagged_program())
     assert loaded.graph_module.meta["custom"] == {"f": "bar"}
     assert _custom_tags(loaded) == [{"quantization_tag": "foo"}]
-    archived = _save_load(_tagged_program())
+    archived = save_load(_tagged_program())
     assert archived.graph_module.meta["custom"] == {"f": "bar"}
     assert _custom_tags(archived) == [{"quantization_tag": "foo"}]
 
@@ -1462,7 +1413,7 @@ def test_unbacked_range_serdes():
     ep = torch.export.export(
         M(), (torch.tensor([5]), torch.randn(10)), dynamic_shapes={"x": None, "y": (Dim.DYNAMIC,)}
     )
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     before = {str(k): v for k, v in _shape_env(ep).var_to_range.items()}
     after = {str(k): v for k, v in _shape_env(loaded).var_to_range.items()}
     assert any(k.startswith("u") for k in before)
@@ -1483,7 +1434,7 @@ def test_backed_size_oblivious_serdes():
             M(), (torch.randn(1), torch.randn(1), torch.tensor([5])),
             dynamic_shapes={"x": (Dim.DYNAMIC,), "y": (Dim.DYNAMIC,), "z": None},
         )
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     s0 = loaded.graph.find_nodes(op="placeholder")[0].meta["val"].size(0)
     assert not is_concrete_int(s0)
     assert _shape_env(loaded).var_to_range[s0.node.expr].lower == 0

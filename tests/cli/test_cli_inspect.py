@@ -121,7 +121,7 @@ def test_json_report_has_every_documented_key(rich_report):
                                             "records", "version_record"]
     assert list(rich_report["programs"][0]) == program_keys
     assert [list(r) for r in rich_report["readers"]] == [["reader", "readable", "fails_at", "reason", "where"]] * 8
-    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "inspect-json.md")).read()
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "inspect-json.md")).read()
     for key in (program_keys + list(rich_report["programs"][0]["weights"]) + list(rich_report["archive"])
                 + list(rich_report) + list(rich_report["readers"][0])):
         assert f"`{key}`" in doc, key
@@ -399,7 +399,7 @@ def test_inspect_escapes_what_the_file_says(tmp_path):
     --json escapes them as \\u sequences and round-trips them exactly."""
     import sys
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hostile"))
     import cases_cli
 
     paths = cases_cli.hostile_archives(tmp_path)

@@ -25,14 +25,13 @@ import pytest
 import torch
 from torch._export.serde.serialize import serialize_torch_artifact
 
-from compat import CORPUS_DIR
+from compat import CORPUS
 from pt2serde.format import codec
 from pt2serde import schema
 from pt2serde.bridge import tables
 from pt2serde.errors import SerializeError
 from pt2serde.bridge.torchsave import TORCH_SAVE_GLOBALS, load_torch_save
 
-CORPUS = CORPUS_DIR
 
 
 def saved(obj, protocol: int = 2) -> bytes:

@@ -10,23 +10,17 @@ weight sharing is also checked on CPU in test_spec_serialize.py.
 
 from __future__ import annotations
 
-import io
 
 import pytest
 import torch
 
 import pt2serde
+from artifacts import save_load
 from pt2serde.schema import ArgumentKind
 
 pytestmark = pytest.mark.gpu
 
 DEVICE = "cuda"
-
-
-def _save_load(ep, **options):
-    buf = io.BytesIO()
-    pt2serde.save(ep, buf)
-    return pt2serde.load(buf, **options)
 
 
 def _storage_ptr(t: torch.Tensor) -> int:
@@ -53,7 +47,7 @@ def test_weight_sharing():
     inp = (torch.randn(2, 4, device=DEVICE),)
     ep = torch.export.export(m, inp)
     assert _storage_ptr(ep.constants["c1"]) == _storage_ptr(ep.constants["c2"])
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     c1, c2 = loaded.constants["c1"], loaded.constants["c2"]
     assert c1.device.type == DEVICE and c2.device.type == DEVICE
     assert _storage_ptr(c1) == _storage_ptr(c2)
@@ -217,7 +211,7 @@ def test_save_load_accelerator_tensor():
     m = M().to(DEVICE)
     inp = (torch.randn(2, 4, device=DEVICE),)
     ep = torch.export.export(m, inp)
-    loaded = _save_load(ep)
+    loaded = save_load(ep)
     assert set(loaded.state_dict) == {"linear.weight", "linear.bias", "steps"}
     for name, t in loaded.state_dict.items():
         assert t.device.type == torch.device(DEVICE).type, name

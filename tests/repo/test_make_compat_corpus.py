@@ -28,11 +28,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from compat import CORPUS_DIR, REPO_ROOT, mismatch
+from compat import CORPUS, REPO_ROOT, mismatch
 
 TOOL = os.path.join(REPO_ROOT, "tools", "make_compat_corpus.py")
 RELEASE = torch.__version__.split("+")[0]
-STORED = Path(CORPUS_DIR)
+STORED = CORPUS  # the corpus as the repository stores it
 #: run-specific values inside a program JSON: ids of Python objects and graphs, addresses
 _RUN_IDS = re.compile(r'(\\"graph_id\\": )\d+|(;)\d+(,)|( at )0x[0-9a-f]+')
 

@@ -289,7 +289,7 @@ def test_writing_to_a_loaded_tensor_never_changes_the_file(golden, tmp_path):
     assert _which(pt2serde.load(path)) == 0
 
 
-# Truncating or rewriting the file in place under a loaded program: tests/test_file_changes.py
+# Truncating or rewriting the file in place under a loaded program: tests/bridge/test_file_changes.py
 
 
 # ================================================================ read-only locations

@@ -3,9 +3,9 @@
 The corpus is real: dynamic-shape programs are exported and serialized with PyTorch's
 own serializer, and every ``expr_str`` of the JSON document is checked against
 ``sympy.sympify`` with PyTorch's table of locals (the reference behaviour) and against
-``srepr`` (round trip). ``tests/data/exprparse_corpus.json`` keeps the strings of those
+``srepr`` (round trip). ``tests/bridge/data/exprparse_corpus.json`` keeps the strings of those
 programs plus the ExportDB corpus of ``tests/programs.py``; regenerate it with
-``python tests/test_exprparse.py --regenerate``.
+``PYTHONPATH=src:tests python tests/bridge/test_exprparse.py --regenerate``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch.export import Dim, export
 from torch.utils._sympy.numbers import int_oo
 
 import pt2serde
-from compat import CORPUS_DIR
+from compat import CORPUS
 from pt2serde.errors import SerializeError
 from pt2serde.bridge.expr import (
     ALLOWED_ATOMS,
@@ -297,7 +297,7 @@ def _data_strings() -> list[str]:
 
 
 def regenerate_data_file() -> None:
-    """Write tests/data/exprparse_corpus.json from our programs and tests/programs.py."""
+    """Write tests/bridge/data/exprparse_corpus.json from our programs and tests/programs.py."""
     sys.path.insert(0, str(Path(__file__).parent))
     import programs  # the oracle corpus, ExportDB included
 
@@ -443,7 +443,7 @@ def test_live_corpus_exact_and_round_trip(live_corpus):
 
 def test_live_strings_are_in_data_file(live_corpus):
     missing = set().union(*live_corpus.values()) - set(_data_strings())
-    assert not missing, "regenerate with: python tests/test_exprparse.py --regenerate"
+    assert not missing, "regenerate with: PYTHONPATH=src:tests python tests/bridge/test_exprparse.py --regenerate"
 
 
 def test_matches_pytorch_deserializer(monkeypatch):
@@ -1081,7 +1081,6 @@ def test_render_is_linear_in_the_tree():
 
 # ------------------------------------------------------------------ the document's budget
 
-CORPUS = Path(CORPUS_DIR)
 
 
 def test_work_measure():

@@ -28,7 +28,7 @@ import pt2serde
 from pt2serde.format import mapguard
 from pt2serde.format.archive import ArchiveReader
 
-WORKER = Path(__file__).with_name("file_change_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "file_change_worker.py"
 OPS = ["torch-self", "ours-self", "torch-new", "ours-new", "truncate", "rewrite", "rename", "delete"]
 IN_PLACE = {"torch-self", "torch-new", "truncate", "rewrite"}  # open the same inode for writing
 # writers that open the file while holding the GIL (torch's C++ writer) or that do not retry an

@@ -4,7 +4,8 @@ The oracle is ``torch.export.save`` / ``torch.export.load`` of PyTorch 2.13: eve
 program saved by pt2serde loads in PyTorch with the original's outputs, and every archive
 PyTorch writes loads in pt2serde. Around that: the layout promises (stored, 64-byte aligned,
 zip64, deterministic), where tensors live after a load (views of a copy-on-write mapping),
-what is kept (aliasing, categories, requires_grad, dtypes, empty and fake tensors), how
+what is kept (categories, requires_grad, fake tensors; aliasing, dtypes and empty tensors in
+``test_tensors.py``, node metadata in ``test_metadata.py``), how
 sources and targets are handled (paths, file objects, buffers, several programs, extra
 files) and that a failed save leaves the old file alone.
 """
@@ -15,9 +16,7 @@ import gc
 import hashlib
 import io
 import json
-import logging
 import os
-import pathlib
 import struct
 import warnings
 import zipfile
@@ -27,6 +26,7 @@ import pytest
 import torch
 
 import pt2serde
+from artifacts import config, record_names, saved, torch_loaded, torch_saved
 from checks import outputs_close, program_inputs, run
 from memory import PeakGrowth
 from programs import CORPUS, corpus_ids, exported
@@ -34,35 +34,10 @@ from pt2serde.format import archive_write as archive_write_mod
 from pt2serde.bridge import package as package_mod
 from pt2serde.bridge import samples as samples_mod
 from pt2serde import schema
-from pt2serde.bridge import tables
 from pt2serde.format.archive import ArchiveReader
 from pt2serde.format.archive_write import ArchiveWriter
 
 # ============================================================================ helpers
-
-
-def saved(programs, **kw) -> bytes:
-    buf = io.BytesIO()
-    pt2serde.save(programs, buf, **kw)
-    return buf.getvalue()
-
-
-def torch_saved(ep, **kw) -> bytes:
-    buf = io.BytesIO()
-    torch.export.save(ep, buf, **kw)
-    return buf.getvalue()
-
-
-def torch_loaded(data, **kw):
-    """``torch.export.load``; its fallback for pickled sample inputs logs with a broken
-    format string, which pytest's log capture turns into an error, so logging is off."""
-    logging.disable(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.export.load(data if isinstance(data, (str, os.PathLike)) else io.BytesIO(data), **kw)
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def rewrite(data: bytes, replace: dict[str, bytes] | None = None, drop: tuple[str, ...] = ()) -> bytes:
@@ -77,16 +52,6 @@ def rewrite(data: bytes, replace: dict[str, bytes] | None = None, drop: tuple[st
                 continue
             writer.add(name, replace.get(name, reader.view(name)))
     return out.getvalue()
-
-
-def config(data: bytes, rel: str) -> dict:
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        return json.loads(z.read(f"archive/{rel}"))
-
-
-def record_names(data: bytes) -> list[str]:
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        return [i.filename for i in z.infolist()]
 
 
 class _Categories(torch.nn.Module):
@@ -211,7 +176,7 @@ def test_pytorch_and_pt2serde_write_the_same_records(categories):
     """Same record names in the same order (PyTorch's serialization id included), the same
     payload configs in PyTorch's order apart from pt2serde's extra aliasing key, and every
     other record the same bytes; the id follows the constants config, so it differs too.
-    (tests/test_dropin.py compares whole archives byte for byte.)"""
+    (tests/bridge/test_dropin.py compares whole archives byte for byte.)"""
     ours, theirs = saved(categories), torch_saved(categories)
     assert record_names(ours) == record_names(theirs)
     assert record_names(ours)[-1] == "archive/.data/serialization_id"
@@ -500,37 +465,7 @@ def test_saved_file_gets_the_usual_permissions(categories, tmp_path):
 
 
 # ========================================================================== tensors
-
-
-def test_aliased_state_is_written_once_per_storage():
-    class Tied(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = torch.nn.Parameter(torch.randn(10, 4))
-            self.register_buffer("first_rows", self.emb.detach()[:3])
-            self.register_buffer("cols", self.emb.detach()[:, 1])
-            self.other = torch.nn.Parameter(torch.randn(4))
-
-        def forward(self, x):
-            return x @ self.emb.t() + self.first_rows.sum() + self.cols.sum() + self.other.sum()
-
-    ep = torch.export.export(Tied(), (torch.randn(2, 4),))
-    data = saved(ep)
-    weights = [n for n in record_names(data) if "/weight_" in n]
-    assert weights == ["archive/data/weights/weight_0", "archive/data/weights/weight_1"]
-    assert len(weights) == len([n for n in record_names(torch_saved(ep)) if "/weight_" in n])
-    cfg = config(data, "data/weights/model_weights_config.json")["config"]
-    assert {k: (v["path_name"], [s["as_int"] for s in v["tensor_meta"]["strides"]], v["tensor_meta"]["storage_offset"]["as_int"])
-            for k, v in cfg.items()} == {
-        "emb": ("weight_0", [4, 1], 0), "first_rows": ("weight_0", [4, 1], 0), "cols": ("weight_0", [4], 1),
-        "other": ("weight_1", [1], 0),
-    }
-    loaded = pt2serde.load(io.BytesIO(data))
-    sd = loaded.state_dict
-    with torch.no_grad():
-        sd["emb"][1, 1] = 123.0
-    assert sd["first_rows"][1, 1].item() == 123.0 and sd["cols"][1].item() == 123.0
-    assert sd["cols"].stride() == (4,) and sd["cols"].storage_offset() == 1
+# (storages, views, empty tensors and dtypes: tests/bridge/test_tensors.py)
 
 
 def test_parameter_and_constant_that_views_it_stay_linked(categories):
@@ -600,111 +535,6 @@ def test_requires_grad_preserved_like_pytorch():
         assert got == {k: v.requires_grad for k, v in ep.state_dict.items()}
 
 
-def test_multiple_empty_tensors_share_records_per_dtype():
-    class M(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.register_buffer("a", torch.empty(0, dtype=torch.uint8))
-            self.register_buffer("b", torch.empty(0, dtype=torch.uint8))
-            self.register_buffer("c", torch.empty(0, dtype=torch.float32))
-
-        def forward(self, x):
-            return x + self.a.numel() + self.b.numel() + self.c.sum()
-
-    ep = torch.export.export(M(), (torch.randn(2),))
-    data = saved(ep)
-    weights = [n for n in record_names(data) if "/weight_" in n]
-    assert weights == ["archive/data/weights/weight_0", "archive/data/weights/weight_1"]
-    assert weights == [n for n in record_names(torch_saved(ep)) if "/weight_" in n]
-    for loaded in (pt2serde.load(io.BytesIO(data)), torch_loaded(data)):
-        unflat = torch.export.unflatten(loaded)
-        assert (unflat.a.dtype, unflat.b.dtype, unflat.c.dtype) == (torch.uint8, torch.uint8, torch.float32)
-        assert unflat.a.shape == unflat.b.shape == unflat.c.shape == (0,)
-
-
-def test_empty_tensors_of_every_shape():
-    class M(torch.nn.Module):
-        def __init__(self, with_end_view: bool):
-            super().__init__()
-            self.register_buffer("e0", torch.empty(3, 0, 2))
-            if with_end_view:
-                self.register_buffer("e1", torch.arange(6.0)[6:])  # empty view at the end of a storage
-            self.p = torch.nn.Parameter(torch.empty(0, 5))
-
-        def forward(self, x):
-            return x + self.e0.sum() + self.p.sum() + sum(b.sum() for n, b in self.named_buffers() if n == "e1")
-
-    def check(loaded, ep):
-        for k, v in ep.state_dict.items():
-            got = loaded.state_dict[k]
-            assert (got.shape, got.dtype) == (v.shape, v.dtype), k
-        x = torch.randn(2)
-        torch.testing.assert_close(loaded.module()(x), ep.module()(x))
-
-    ep = torch.export.export(M(True), (torch.randn(2),))
-    loaded = pt2serde.load(io.BytesIO(saved(ep)))
-    check(loaded, ep)
-    assert loaded.state_dict["e1"].storage_offset() == 6
-    check(torch_loaded(saved(ep)), ep)
-    with pytest.raises(RuntimeError, match="numel: integer multiplication overflow"):
-        torch_saved(ep)  # PyTorch 2.13 cannot save the empty view at the end of a storage
-    ep = torch.export.export(M(False), (torch.randn(2),))
-    check(pt2serde.load(io.BytesIO(torch_saved(ep))), ep)
-
-
-ALL_DTYPES = sorted(tables.DTYPES, key=lambda d: int(tables.DTYPES[d]))
-
-
-def test_every_dtype_of_the_schema_round_trips_bit_exact():
-    assert {int(v) for v in tables.DTYPES.values()} == {int(v) for v in schema.ScalarType} - {0}
-
-    class M(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            g = torch.Generator().manual_seed(0)
-            for i, dtype in enumerate(ALL_DTYPES):
-                raw = torch.randint(0, 256, (5 * dtype.itemsize,), dtype=torch.uint8, generator=g)
-                if dtype == torch.bool:
-                    raw = raw % 2
-                self.register_buffer(f"b{i}", raw.view(dtype))
-
-        def forward(self, x):
-            return x + 1
-
-    ep = torch.export.export(M(), (torch.randn(2),))
-
-    def bits(t):
-        return torch.empty(0, dtype=torch.uint8).set_(t.untyped_storage()).clone()
-
-    for name, loaded in (("ours->ours", pt2serde.load(io.BytesIO(saved(ep)))),
-                         ("ours->torch", torch_loaded(saved(ep))),
-                         ("torch->ours", pt2serde.load(io.BytesIO(torch_saved(ep))))):
-        for key, t in ep.state_dict.items():
-            got = loaded.state_dict[key]
-            assert got.dtype == t.dtype and got.shape == t.shape, (name, key)
-            assert torch.equal(bits(got), bits(t)), (name, key, t.dtype)
-
-
-def test_multiple_dtypes_keep_their_dtype():
-    class M(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.p32 = torch.nn.Parameter(torch.randn(3))
-            self.p16 = torch.nn.Parameter(torch.randn(3, dtype=torch.float16))
-            self.register_buffer("i8", torch.tensor([1, -2, 3], dtype=torch.int8))
-            self.register_buffer("f64", torch.tensor([1.5, 2.5, 3.5], dtype=torch.float64))
-
-        def forward(self, x):
-            return x * self.p32 + self.p16.float() + self.i8 + self.f64.float()
-
-    ep = torch.export.export(M(), (torch.randn(3),))
-    for loaded in (pt2serde.load(io.BytesIO(saved(ep))), pt2serde.load(io.BytesIO(torch_saved(ep)))):
-        assert {k: v.dtype for k, v in loaded.state_dict.items()} == \
-            {"p32": torch.float32, "p16": torch.float16, "i8": torch.int8, "f64": torch.float64}
-        x = torch.randn(3)
-        torch.testing.assert_close(loaded.module()(x), ep.module()(x))
-
-
 def test_constants_attribute_and_lifted_literals():
     class M(torch.nn.Module):
         def __init__(self):
@@ -756,29 +586,6 @@ def test_real_example_inputs_round_trip(categories):
     for data in (saved(categories), torch_saved(categories)):
         (args, kwargs) = pt2serde.load(io.BytesIO(data)).example_inputs
         assert torch.equal(args[0], categories.example_inputs[0][0]) and kwargs == {}
-
-
-def test_from_node_metadata_survives():
-    class M(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = torch.nn.Linear(4, 4)
-
-        def forward(self, x):
-            return torch.nn.functional.silu(self.lin(x)).softmax(-1)
-
-    ep = torch.export.export(M(), (torch.randn(2, 4),)).run_decompositions()
-    nodes = [n for n in ep.graph.nodes if n.op == "call_function"]
-    assert any(n.meta.get("from_node") for n in nodes)
-
-    def described(program):
-        return [(n.name, n.op, str(n.target), [s.to_dict() for s in n.meta.get("from_node", [])])
-                for n in program.graph.nodes if n.op == "call_function"]
-
-    want = described(ep)
-    assert described(pt2serde.load(io.BytesIO(saved(ep)))) == want
-    assert described(pt2serde.load(io.BytesIO(torch_saved(ep)))) == want
-    assert described(torch_loaded(saved(ep))) == want
 
 
 def test_legacy_whole_dict_payloads_load(categories):

@@ -33,6 +33,7 @@ from ..format.expr_rules import TORCH_ATOMS, TORCH_FUNCTIONS, expr_error
 __all__ = ["ExprParser", "ALLOWED_CALLS", "ALLOWED_ATOMS", "SYMBOL_ASSUMPTIONS", "MAX_INT_DIGITS"]
 
 _EXPR_ERROR_CHARS = 200  # how much of a constructor's own error message to quote
+_NUMBER_LIMIT = 10**MAX_INT_DIGITS
 
 # ------------------------------------------------------------------ the constructors
 
@@ -155,10 +156,19 @@ class ExprParser:
     @staticmethod
     def _build(constructor: Callable[..., Any], node: Node, args: list) -> sympy.Basic:
         """``constructor(*args)`` for the call ``node``; a constructor's refusal names it."""
+        name, offset = node[1], node[4]
         try:
-            return constructor(*args)
+            result = constructor(*args)
         except Exception as exc:  # sympy / torch constructors refusing their arguments
-            raise _constructor_error(node[1], exc, node[4]) from None
+            raise _constructor_error(name, exc, offset) from None
+        # the grammar decides every name and bounds every number beforehand; these only guard
+        # that the constructors kept to it (a sympy or torch release that evaluates differently)
+        if not isinstance(result, sympy.Basic):
+            raise expr_error(f"{name}(...) built a {type(result).__name__}, not a sympy object", offset)
+        if isinstance(result, sympy.Rational) and (abs(int(result.p)) >= _NUMBER_LIMIT
+                                                   or int(result.q) >= _NUMBER_LIMIT):
+            raise expr_error(f"{name} built a number of more than {MAX_INT_DIGITS} digits", offset)
+        return result
 
     def _symbol(self, node: Node) -> sympy.Symbol:
         """The symbol of a ``Symbol(name, **assumptions)`` node: shared, reused or new."""

@@ -371,7 +371,7 @@ def validation_errors(archive: Pt2Archive) -> list[Problem]:
     try:
         problems = check_archive(archive, crc=False)
     except SerializeError as e:  # not an archive at all: opening it would have failed first
-        return [Problem(str(e), archive.path or "archive")]
+        return [Problem.from_error(e, archive.path or "archive", None)]
     return [p for p in problems if p.level == "error"]
 
 

@@ -30,7 +30,7 @@ from . import expr, upgrade
 
 from .. import schema
 from .schema_decoder import collect_problems
-from .value_refs import argument_refs, single_ref_name
+from .value_refs import SPEC_TARGETS, argument_refs, single_ref_name, spec_target
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, ProgramRecords, Pt2Archive
 from .problem import Problem, key_path
@@ -197,8 +197,9 @@ def _spec_ref(arg: Any) -> str | None:
     return getattr(arg, "name", None)
 
 
-_INPUT_NAME_FIELD = {"parameter": "parameter_name", "buffer": "buffer_name",
-                     "tensor_constant": "tensor_constant_name", "custom_obj": "custom_obj_name"}
+#: the input specs that lift a named state: each name is lifted at most once (the field that
+#: names it comes from :data:`value_refs.SPEC_TARGETS`)
+_LIFTED = ("parameter", "buffer", "tensor_constant", "custom_obj")
 
 
 def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | None) -> None:
@@ -210,13 +211,13 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
     if len(sig.output_specs) != len(g.outputs):
         out.append(Problem(f"the signature has {len(sig.output_specs)} output specs but the graph has "
                            f"{len(g.outputs)} outputs", f"{base}.output_specs", record))
-    names: dict[str, dict[str, str]] = {k: {} for k in _INPUT_NAME_FIELD}
+    names: dict[str, dict[str, str]] = {k: {} for k in _LIFTED}
     user_inputs: set[str] = set()
     for i, spec in enumerate(sig.input_specs):
         p = f"{base}.input_specs[{i}].{spec.type}"
         body = spec.value
-        if spec.type in _INPUT_NAME_FIELD:
-            key = getattr(body, _INPUT_NAME_FIELD[spec.type])
+        if spec.type in _LIFTED:
+            key = spec_target(spec)
             seen = names[spec.type]
             if key in seen:
                 out.append(Problem(f"{spec.type} `{key}` is lifted twice (first at {seen[key]})", p, record))
@@ -234,16 +235,15 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
         elif want != have:
             out.append(Problem(f"input spec {i} ({spec.type}) names `{want}` but graph input {i} is `{have}`",
                                f"{p}.arg", record))
-    mutation_targets = {"buffer_mutation": ("buffer_name", names["buffer"], "buffer"),
-                        "parameter_mutation": ("parameter_name", names["parameter"], "parameter"),
-                        "gradient_to_parameter": ("parameter_name", names["parameter"], "parameter"),
-                        "user_input_mutation": ("user_input_name", user_inputs, "user input"),
-                        "gradient_to_user_input": ("user_input_name", user_inputs, "user input")}
+    # what an output spec's target (value_refs.SPEC_TARGETS) must be an input of the program as
+    inputs_by_field = {"buffer_name": (names["buffer"], "buffer"), "parameter_name": (names["parameter"], "parameter"),
+                       "user_input_name": (user_inputs, "user input")}
     for i, spec in enumerate(sig.output_specs):
         p = f"{base}.output_specs[{i}].{spec.type}"
         body = spec.value
-        if spec.type in mutation_targets:
-            field, known, what = mutation_targets[spec.type]
+        field = SPEC_TARGETS[schema.OutputSpec][spec.type]
+        if field is not None:
+            known, what = inputs_by_field[field]
             target = getattr(body, field)
             if target not in known:
                 out.append(Problem(f"{spec.type} names {what} `{target}`, which is not an input of the program",
@@ -301,16 +301,15 @@ def check_document(raw: Any, record: str | None = None) -> tuple[schema.Exported
             upgrade.upgrade(raw)
         except SerializeError as e:
             msg, path = _message_and_path(e)
-            return None, [Problem(f"cannot upgrade the document from schema {major}.{minor}: {msg}", path, record)]
+            return None, [Problem(f"cannot upgrade the document from schema {major}.{minor}: {msg}", path, record,
+                               upgrade_rule=True)]
     else:
         try:
             upgrade.check_version(major, minor)
         except SerializeError as e:
             return None, [Problem(str(e), "$.schema_version", record)]
     found = collect_problems(schema.ExportedProgram, raw, unknown_fields=(major, minor) > schema.SCHEMA_VERSION)
-    cur = f"{schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}"
-    problems = [Problem(f"Document of schema version {major}.{minor} uses field `{path.rsplit('.', 1)[-1]}`, "
-                        f"unknown to schema {cur}", path, record) for path in found.unknown_fields]
+    problems = [Problem(upgrade.unknown_field_text(major, minor, path), path, record) for path in found.unknown_fields]
     problems += [Problem(message, path, record) for message, path in found.problems]
     if problems:
         return None, problems
@@ -326,7 +325,7 @@ def _check_program_records(archive: Pt2Archive, model: str, out: list[Problem]) 
     try:
         raw = pr.raw_document()
     except SerializeError as e:
-        out.append(Problem(str(e), rec, rec))
+        out.append(Problem.from_error(e, rec, rec))
         raw = None
     if archive.layout == "legacy":
         out += archive.version_problems(raw)
@@ -386,7 +385,7 @@ def check_archive(source: ArchiveReader | Pt2Archive, *, crc: bool = True,
             try:
                 good = _crc_ok(archive, name, progress)
             except SerializeError as e:
-                out.append(Problem(str(e), name, name))
+                out.append(Problem.from_error(e, name, name))
                 continue
             if not good:
                 out.append(Problem(CRC_MISMATCH, name, name))  # the rule of Pt2Archive.crc_problems, streamed

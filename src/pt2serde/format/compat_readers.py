@@ -457,7 +457,7 @@ def _pt2serde_reading_only(problem) -> bool:
     """A validation error about how pt2serde reads a document of another schema version (its
     upgrade, its version rules): each release's own version rules judge those
     (:func:`_document_issues`), so they say nothing about what that release reads."""
-    return problem.where == "$.schema_version" or problem.message.startswith("cannot upgrade the document")
+    return problem.where == "$.schema_version" or problem.upgrade_rule
 
 
 def _unless_invalid(v: Verdict, invalid: list) -> Verdict:

@@ -415,7 +415,7 @@ class ProgramRecords:
         try:
             return self._torch_save_entries(folder, record, problems)
         except SerializeError as e:
-            problems.append(Problem(str(e), record, record))
+            problems.append(Problem.from_error(e, record, record))
             return []
 
     # ------------------------------------------------------------- torch.save configs

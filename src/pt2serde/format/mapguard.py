@@ -144,9 +144,6 @@ class MappedFile:
         why = f", {self.reason}" if self.reason else ""
         return f"<MappedFile {self.path}: {self.length} bytes, {self.state}{why}>"
 
-    def contains(self, address: int) -> bool:
-        return self._addr <= address < self._addr + self.length
-
     # ------------------------------------------------------------------- copying
 
     def copy_out(self) -> None:

@@ -31,6 +31,17 @@ class Problem:
     #: the problem is that loading needs ``allow_pickle=True`` (a warning: the file is sound,
     #: but ``load`` with the default ``allow_pickle=False`` refuses it)
     needs_pickle: bool = False
+    #: ``message`` names its record already (``record 'x' ...``, as the zip layer words it)
+    names_record: bool = False
+    #: a problem with how pt2serde reads a document of another schema version (its upgrade):
+    #: it says nothing about what that version's own readers accept
+    upgrade_rule: bool = False
+
+    @classmethod
+    def from_error(cls, e: SerializeError, where: str, record: str | None) -> "Problem":
+        """The problem a :class:`SerializeError` reports, found at ``where``; an error raised
+        about a record (``e.record``, the zip layer's) already names it in its text."""
+        return cls(str(e), where, record, names_record=e.record is not None)
 
     def __str__(self) -> str:
         return f"{self.message} @ {self.where}"
@@ -45,7 +56,7 @@ class Problem:
         if self.where.startswith("$"):
             return SerializeError(f"record {self.record}: {self.message} - at `{self.where}`",
                                   record=self.record, path=self.where, problem=self.message)
-        if self.message.startswith(("record '", f"record {self.where} ")):  # names its record already (zip layer)
+        if self.names_record:
             return SerializeError(self.message, record=self.where)
         return SerializeError(f"record {self.where}: {self.message}", record=self.where, problem=self.message)
 

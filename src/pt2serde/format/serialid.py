@@ -106,9 +106,6 @@ def unordered_set_order(codes: Sequence[int]) -> list[int]:
     count, resize_at = 1, 0  # a default-constructed table: one bucket, nothing allocated
     buckets: list[int | None] = [None]
 
-    def after(prev: int) -> int | None:
-        return head if prev == -1 else nxt[prev]
-
     def rehash(n: int) -> None:
         nonlocal head, buckets, count
         new: list[int | None] = [None] * n

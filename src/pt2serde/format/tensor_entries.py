@@ -128,7 +128,7 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
         view = archive.reader.view(record, max_size=MAX_CONFIG_BYTES)
         raw = codec.loads_json(view, max_bytes=MAX_CONFIG_BYTES, what=f"record {record}")
     except SerializeError as e:
-        problems.append(Problem(str(e), record, record))
+        problems.append(Problem.from_error(e, record, record))
         return []
     config = raw.get("config") if isinstance(raw, dict) else None
     if not isinstance(config, dict):
@@ -171,7 +171,7 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
         if entry.needs_pickle:
             problems.append(Problem(f"record {own} ({fqn!r}) is stored as a pickle; loading it "
                                     "can run code from the file. Pass allow_pickle=True if you trust this archive.",
-                                    own, record, level="warning", needs_pickle=True))
+                                    own, record, level="warning", needs_pickle=True, names_record=True))
         shares = item.get(SHARES_KEY) if isinstance(item, dict) else None
         if shares is not None and kind == "tensor":
             target = archive.name(shares) if isinstance(shares, str) else None

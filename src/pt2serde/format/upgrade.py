@@ -26,7 +26,7 @@ from .schema_decoder import collect_problems
 __all__ = [
     "document_version", "check_version", "decode_program", "program_from_json",
     "upgrade", "STEPS", "Step",
-    "downgrade", "WRITABLE_TARGETS", "READERS", "pytorch_reader_gap", "writable_text",
+    "downgrade", "WRITABLE_TARGETS", "READERS", "pytorch_reader_gap", "writable_text", "unknown_field_text",
 ]
 
 
@@ -76,13 +76,6 @@ def _walk(value: Any, depth: int = 0) -> Iterator[dict]:
         for v in value:
             if isinstance(v, (dict, list)):
                 yield from _walk(v, depth + 1)
-
-
-def _nodes(doc: dict) -> Iterator[dict]:
-    """Every node of the program, subgraphs included."""
-    for obj in _walk(doc):
-        if "target" in obj and "inputs" in obj and "outputs" in obj and isinstance(obj.get("target"), str):
-            yield obj
 
 
 def _indexed_nodes(doc: dict) -> Iterator[tuple[str, dict]]:
@@ -191,6 +184,13 @@ def upgrade(raw: dict) -> tuple[int, int]:
     return original
 
 
+def unknown_field_text(major: int, minor: int, path: str) -> str:
+    """What is wrong with a field at ``path`` that a newer document (schema ``major.minor``) uses
+    and the current schema does not know: one wording for ``load`` and ``validate``."""
+    return (f"Document of schema version {major}.{minor} uses field `{path.rsplit('.', 1)[-1]}`, "
+            f"unknown to schema {schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}")
+
+
 def decode_program(raw: Any) -> schema.ExportedProgram:
     """A JSON-decoded ``models/*.json`` document as ``schema.ExportedProgram`` (upgraded)."""
     major, minor = document_version(raw)
@@ -202,8 +202,7 @@ def decode_program(raw: Any) -> schema.ExportedProgram:
         unknown = collect_problems(schema.ExportedProgram, raw, unknown_fields=True).unknown_fields
         if unknown:
             more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-            problem = (f"Document of schema version {major}.{minor} uses field `{unknown[0].rsplit('.', 1)[-1]}`, "
-                       f"unknown to schema {schema.SCHEMA_VERSION[0]}.{schema.SCHEMA_VERSION[1]}{more}")
+            problem = unknown_field_text(major, minor, unknown[0]) + more
             raise SerializeError(f"{problem} - at `{unknown[0]}`", path=unknown[0], problem=problem)
     return codec.from_dict(schema.ExportedProgram, raw)
 

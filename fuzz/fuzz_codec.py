@@ -32,7 +32,7 @@ from pt2serde.format import check, codec, upgrade
 from pt2serde import schema
 
 from pt2serde.bridge import treespec  # noqa: E402
-from pt2serde.format.wire import Union  # noqa: E402
+from pt2serde.wire import Union  # noqa: E402
 from pt2serde.format.schema_decoder import collect_problems  # noqa: E402
 from pt2serde.bridge.expr import ExprParser  # noqa: E402
 

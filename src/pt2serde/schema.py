@@ -3,7 +3,7 @@
 Class names, field names, field ids and enum values are those of PyTorch 2.13's schema,
 so documents written here and there are interchangeable. Structs are slotted
 dataclasses; unions are built with ``Cls.create(member=value)`` and expose ``.type`` and
-``.value`` (see :mod:`pt2serde.format.wire`). This module holds data definitions only; encoding
+``.value`` (see :mod:`pt2serde.wire`). This module holds data definitions only; encoding
 and decoding live in :mod:`pt2serde.format.codec`.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from .format.wire import Union, struct, wire
+from .wire import Union, struct, wire
 
 SCHEMA_VERSION: tuple[int, int] = (8, 20)
 TREESPEC_VERSION: int = 1

@@ -29,7 +29,7 @@ from pt2serde import SerializeError, from_dict, schema
 from pt2serde.format import codec
 from pt2serde.format.fastcodec import MAX_NESTING, RECURSIVE_MEMBERS, fast_decoder
 from pt2serde.format.schema_decoder import collect_problems, strict_decoder
-from pt2serde.format.wire import Union
+from pt2serde.wire import Union
 from pt2serde.errors import WireError
 from pt2serde.format.upgrade import upgrade
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by both layers (no torch)."""
+"""Pausing Python's garbage collector around the bulk object building of ``save`` and ``load`` (no torch)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import typing
 from enum import IntEnum
 from typing import Any, Callable
 
-from .wire import Union
+from ..wire import Union
 
 __all__ = ["PRIMITIVES", "kind_of", "cached_codec", "optional_of", "type_hints", "struct_fields"]
 

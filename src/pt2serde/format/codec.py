@@ -26,7 +26,7 @@ from .schema_decoder import (MAX_INT_DIGITS, checked_int_digits, decode_float, e
                              strict_decoder)
 from .strict_json import (JSON_EXPANSION, JSON_EXPANSION_FLOOR, MAX_JSON_BYTES, check_json_expansion,
                           json_expansion, loads_json)
-from .wire import Union
+from ..wire import Union
 from ..errors import SerializeError, WireError
 
 __all__ = [

@@ -154,7 +154,7 @@ CODE_FIELDS: dict[str, CodeField] = {
 #: every other string field of the schema, and why it never reaches code
 NEVER_CODE: dict[str, str] = {
     "Device.type": "parsed by torch.device",
-    "SymExpr.expr_str": "parsed by pt2serde's own expression grammar (exprparse / _srepr), never eval'd",
+    "SymExpr.expr_str": "parsed by pt2serde's own expression grammar (format/expr, built by bridge/expr), never eval'd",
     "Argument.as_string": "a value: fx writes values with repr() (graph inputs: see CODE_FIELDS)",
     "Argument.as_strings": "values: fx writes values with repr()",
     "Argument.as_string_to_argument": "dict keys of a value: fx writes it with repr()",

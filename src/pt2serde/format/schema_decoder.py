@@ -29,7 +29,7 @@ from typing import Any, Callable
 from .annotations import cached_codec, struct_fields, type_hints
 from .fastcodec import MAX_INT_DIGITS, MAX_NESTING, RECURSIVE_MEMBERS, ints_in_range, nesting_guard
 from .strict_json import NONFINITE_FLOATS
-from .wire import Union
+from ..wire import Union
 from ..errors import WireError
 
 __all__ = ["strict_decoder", "collect_problems", "Collected", "json_type_name", "decode_float", "checked_int_digits",

@@ -936,6 +936,27 @@ BUDGETS = {
     "LShift(Integer(1), Integer(20000))": "LShift by more than 14284 bits",
     "LShift(Integer(3), Integer(14283))": "LShift would build a number of more than 4300 digits",
     f"Mul(Integer({'9' * 3000}), Integer({'9' * 3000}))": "Mul would build a number of more than 4300 digits",
+    # numbers-only subtrees decided on their values (red team F1-F3): sympy evaluates them
+    f"Mul({_sym(0)}, Pow(Integer(2), Pow(Integer(2), Integer(31))))": "Pow of a number would exceed 4300 digits",
+    "Pow(Integer(3), Mul(Integer(1000), Integer(1000)))": "Pow of a number would exceed 4300 digits",
+    "Pow(Integer(2), floor(Integer(10000000)))": "Pow of a number would exceed 4300 digits",
+    f"Pow({_sym(0)}, Pow(Integer(10), Integer(8)))": "Pow of a symbolic base with exponent 100000000, over the limit",
+    f"Mul({_sym(0)}, Pow(Integer(10), Float('1e4000')))": "Pow of a number would exceed 4300 digits",
+    "Pow(Float('10'), Float('1e4000'))": "Pow of a number would exceed 4300 digits",
+    "Pow(Integer(-1), Float('1e4000'))": "Pow with an exponent of numbers only over the limit of 64",
+    f"FloatPow({_sym(0)}, Float('100.0'))": "FloatPow with an exponent of numbers only over the limit of 64",
+    "Add(" + ", ".join(f"Rational(1, {p})" for p in (2**127 - 1, 2**521 - 1, 2**607 - 1, 2**1279 - 1, 2**2203 - 1,
+                                                        2**2281 - 1, 2**3217 - 1, 2**4253 - 1)) + ")":
+        "Add would build a number of more than 4300 digits",
+    f"FloorDiv({_sym(0)}, Add(Integer(1), Integer(-1)))": "FloorDiv divides by zero",
+    f"Mod({_sym(0)}, Mul(Integer(0), {_sym(1)}))": "Mod divides by zero",
+    f"FloorDiv({_sym(0)}, Rational(0, 5))": "FloorDiv divides by zero",
+    f"RShift({_sym(0)}, Mul(Integer(-1), Integer(1)))": "RShift by a negative count",
+    f"LShift({_sym(0)}, Mul(Integer(200), Integer(100)))": "LShift by more than 14284 bits",
+    f"Max({_sym(0)}, Rational(0, 0))": "Rational with a zero denominator",
+    f"Add({_sym(0)}, Rational(1, 0))": "Rational with a zero denominator",
+    f"Add({_sym(0)}, Pow(Integer(0), Mul(Integer(-1), Integer(2))))": "Pow of zero to a negative power",
+    f"Add({_sym(0)}, Mul(Add(Integer(1), Integer(-1)), oo))": "Mul of zero and an infinity",
 }  # fmt: skip
 
 
@@ -995,6 +1016,21 @@ def _outcomes(text: str) -> tuple[str | None, str | None]:
     except SerializeError as e:
         loaded = str(e)
     return valid, loaded
+
+
+def test_a_constructor_refusal_names_the_path(monkeypatch):
+    """A constructor's own refusal (past the grammar) says where the string is, as the grammar's errors do."""
+    from pt2serde.bridge import expr as builder
+
+    def refuse(*args):
+        raise ZeroDivisionError("no")
+
+    monkeypatch.setitem(builder._CONSTRUCTORS, "Abs", refuse)
+    with pytest.raises(SerializeError) as refused:
+        ExprParser().parse(f"Abs({_sym(0)})", path="$.a.expr_str")
+    assert str(refused.value) == ("invalid symbolic expression: cannot build Abs(...): ZeroDivisionError: no at "
+                                  "offset 0 - at `$.a.expr_str`")
+    assert (refused.value.path, refused.value.problem) == ("$.a.expr_str", str(refused.value).split(" - at ")[0])
 
 
 def test_the_grammar_and_the_builder_refuse_the_same_strings():

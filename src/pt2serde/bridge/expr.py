@@ -129,10 +129,15 @@ class ExprParser:
         Raises :class:`SerializeError` for anything the grammar refuses (see
         :mod:`pt2serde.format.expr`), for an expression past the document's work budget (when the
         parser was given one; ``path`` names where the string is) and for arguments a
-        constructor refuses.
+        constructor refuses (naming ``path`` where given: ``... - at `$.path```).
         """
         tree = grammar.parse(text, max_chars=self.max_length, max_depth=self.max_depth, budget=self.budget, path=path)
-        return self._build_tree(tree)
+        try:
+            return self._build_tree(tree)
+        except SerializeError as e:  # a constructor's refusal: where the string is, as the grammar's errors say
+            if path is None:
+                raise
+            raise SerializeError(f"{e} - at `{path}`", path=path, problem=str(e)) from None
 
     def _build_tree(self, root: Node) -> sympy.Basic:
         """Post-order over the tree with an explicit stack: nesting costs no Python frames."""

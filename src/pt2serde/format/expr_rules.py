@@ -35,8 +35,9 @@ expressions together), shared by ``validate`` and ``load``.
 **Rules sympy and torch would enforce by raising**, checked here so that ``validate`` refuses
 what ``load`` refuses: ``Symbol`` assumptions from a fixed set, consistent with each other
 (:func:`consistent_assumptions`); conditions (relations, ``And``...) never used as numbers nor
-numbers as conditions; no ``nan``/``zoo`` argument; no division by zero; torch's functions
-never of numbers only nor of an infinity.
+numbers as conditions; no ``nan``/``zoo`` argument (nor ``Rational(p, 0)``, ``0**-n``, ``0*oo``);
+no division by zero; torch's functions never of numbers only nor of an infinity. Numbers-only
+subtrees are decided on their exact values (:mod:`pt2serde.format.expr_values`), exponents too.
 
 """
 
@@ -44,9 +45,12 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 from typing import NamedTuple
 
 from ..errors import SerializeError
+from .expr_symbols import SYMBOL_ASSUMPTIONS, consistent_assumptions
+from .expr_values import NumberTooBig, call_value, magnitude_bound
 
 __all__ = [
     "CALLS", "ATOMS", "LITERALS", "NEGATABLE", "SYMPY_CALLS", "TORCH_FUNCTIONS", "TORCH_ATOMS", "Spec",
@@ -93,31 +97,6 @@ MAX_FLOAT_EXPONENT = 4000
 MAX_FLOAT_CHARS = 1400
 #: Largest denominator of a rational exponent applied to a number.
 MAX_POW_ROOT = 1 << 12
-
-#: The boolean assumptions a ``Symbol`` may carry: PyTorch writes ``integer``, ``positive``
-#: and ``real``; these are the facts about a number's kind and sign that sympy derives them
-#: from. Any other (``commutative``, ``prime``, ``polar`` ...) is refused.
-SYMBOL_ASSUMPTIONS = (
-    "integer", "rational", "real", "finite", "positive", "negative", "nonnegative", "nonpositive",
-    "nonzero", "zero", "even", "odd",
-)  # fmt: skip
-# sympy refuses a Symbol whose assumptions contradict each other (InconsistentAssumptions).
-# A set of assumptions is consistent when some number satisfies them all: one of these
-# witnesses, which between them take every combination of the facts above that sympy allows
-# (bits in the order of SYMBOL_ASSUMPTIONS; tests/bridge/test_exprparse.py checks every set of up
-# to four facts against sympy).
-_WITNESSES = {
-    "-3": "111101011001", "-2": "111101011010", "-1/2": "011101011000", "-sqrt(2)": "001101011000",
-    "0": "111100110110", "1/2": "011110101000", "sqrt(2)": "001110101000", "2": "111110101010",
-    "3": "111110101001", "I": "000100000000", "oo": "000000000000",
-}  # fmt: skip
-_WITNESS_FACTS = [{key: bit == "1" for key, bit in zip(SYMBOL_ASSUMPTIONS, bits)} for bits in _WITNESSES.values()]
-
-
-def consistent_assumptions(facts: dict[str, bool]) -> bool:
-    """Whether sympy accepts a ``Symbol`` with these assumptions (some number satisfies them)."""
-    return any(all(w[k] == v for k, v in facts.items()) for w in _WITNESS_FACTS)
-
 
 class Spec(NamedTuple):
     """The rules of one call name: argument count, argument form and cost rule."""
@@ -219,10 +198,11 @@ def expr_error(message: str, offset: int) -> SerializeError:
 Node = tuple
 
 # The bounds of a value: (nodes, degree, terms, bits, merged Max/Min arguments, Max/Min
-# arguments in all, terms of Max/Min arguments in all, shifted terms, work below); see the
-# module docstring and :func:`pt2serde.format.expr.work`.
-LEAF_BOUNDS = (1, 0, 1, 0, 1, 0, 0, 1, 0)
-_SYMBOL_INFO = (1, 1, 1, 0, 1, 0, 0, 2, 0)  # a symbol: s = s' + offset, two shifted terms
+# arguments in all, terms of Max/Min arguments in all, shifted terms, work below, exact value
+# of numbers only or None: :mod:`pt2serde.format.expr_values`); see the module docstring and
+# :func:`pt2serde.format.expr.work`.
+LEAF_BOUNDS = (1, 0, 1, 0, 1, 0, 0, 1, 0, None)
+_SYMBOL_INFO = (1, 1, 1, 0, 1, 0, 0, 2, 0, None)  # a symbol: s = s' + offset, two shifted terms
 _WORK_CEILING = 1 << 40  # shifted terms and work saturate here (they only meet caps far below)
 _KINDS = {"expr": "an expression", "int": "an integer literal", "float": "a float literal",
           "str": "a string", "bool": "a boolean literal", "none": "None"}
@@ -251,7 +231,8 @@ def _int_literal(text: str, offset: int) -> int:
 
 def int_bounds(text: str, offset: int) -> tuple:
     """The bounds of an integer literal (refused if too long or with leading zeros)."""
-    return (1, 0, 1, _bits(_int_literal(text, offset)), 1, 0, 0, 1, 0)
+    value = _int_literal(text, offset)
+    return (1, 0, 1, _bits(value), 1, 0, 0, 1, 0, Fraction(value))
 
 
 def _float_text(text: str, offset: int) -> int:
@@ -335,7 +316,10 @@ def finish_call(call: PartialCall) -> tuple[Node, tuple]:
                 if kind_of(arg) != "int":
                     raise expr_error(f"{name} expects {'an integer literal' if form == 'integer' else 'integer literals'}"
                                  f", got {_KINDS[kind_of(arg)]}", arg[-1])
-            info = (1, 0, 1, max(_bits(int(arg[1])) for arg, _ in args), 1, 0, 0, 1, 0)
+            values = [int(arg[1]) for arg, _ in args]
+            if len(values) == 2 and values[1] == 0:  # sympy: Rational(0, 0) is nan, Rational(1, 0) zoo
+                raise expr_error("Rational with a zero denominator", args[1][0][-1])
+            info = (1, 0, 1, max(map(_bits, values)), 1, 0, 0, 1, 0, Fraction(*values))
         elif form == "piecewise":
             for arg, _ in args:
                 if not (arg[0] == "call" and arg[1] == "ExprCondPair"):
@@ -423,14 +407,25 @@ def _check_torch_function(call: PartialCall) -> None:
                 raise expr_error(f"{name} of an infinity", arg[-1])
 
 
-def _is_zero(node: Node) -> bool:
-    if node[0] == "num" or (node[0] == "call" and node[1] == "Float" and node[2][0][0] in ("num", "str")):
-        text = node[1] if node[0] == "num" else node[2][0][1]
-        try:
-            return float(text) == 0
-        except ValueError:
-            return False
-    return _constant(node) == (0, 1)
+def _float_literal(node: Node) -> str | None:
+    """The text of a float literal (``1.5``, ``Float('1.5')``, ``Float(2)``), else None."""
+    if node[0] == "num":
+        return node[1] if kind_of(node) == "float" else None
+    if node[0] == "call" and node[1] == "Float" and node[2][0][0] in ("num", "str"):
+        return node[2][0][1]
+    return None
+
+
+def _sign(node: Node, info: tuple) -> float | None:
+    """The value of a numbers-only argument where known (exact, or a float literal's)."""
+    if info[9] is not None:
+        return info[9]
+    text = _float_literal(node)
+    return None if text is None else float(text)
+
+
+def _is_zero(node: Node, info: tuple) -> bool:
+    return _sign(node, info) == 0
 
 
 def _check_values(call: PartialCall) -> None:
@@ -439,14 +434,23 @@ def _check_values(call: PartialCall) -> None:
         if arg[0] == "name" and arg[1] in _UNDEFINED:
             raise expr_error(f"{arg[1]} is not allowed as an argument of {name}", arg[-1])
     for index in _DIVISOR_ARGS.get(name, ()):
-        if index < len(call.args) and _is_zero(call.args[index][0]):
+        if index < len(call.args) and _is_zero(*call.args[index]):
             raise expr_error(f"{name} divides by zero", call.args[index][0][-1])
-    if name in ("LShift", "RShift"):
-        shift = _constant(call.args[1][0])
-        if shift is not None and shift[0] < 0:
-            raise expr_error(f"{name} by a negative count", call.args[1][0][-1])
-        if shift is not None and shift[0] > MAX_NUMBER_BITS:  # torch computes 2**shift
-            raise expr_error(f"{name} by more than {MAX_NUMBER_BITS} bits", call.args[1][0][-1])
+    if name in ("LShift", "RShift") and not call.args[1][1][1]:
+        shift, info = call.args[1]
+        value = _sign(shift, info)
+        if value is not None and value < 0:
+            raise expr_error(f"{name} by a negative count", shift[-1])
+        if magnitude_bound(info[9], _float_literal(shift), info[3]) > MAX_NUMBER_BITS:  # torch computes 2**shift
+            raise expr_error(f"{name} by more than {MAX_NUMBER_BITS} bits", shift[-1])
+    if name == "Mul" and any(_is_zero(*arg) for arg in call.args):
+        for arg, _ in call.args:
+            if (arg[0] == "name" and arg[1] in _INFINITE) or arg[0] == "neg":
+                raise expr_error("Mul of zero and an infinity (sympy makes nan of it)", arg[-1])
+    if name == "Pow" and _is_zero(*call.args[0]):
+        exponent = _sign(*call.args[1])
+        if exponent is not None and exponent < 0:
+            raise expr_error("Pow of zero to a negative power (sympy makes zoo of it)", call.args[1][0][-1])
     if name in _FLOAT_CALLS:
         for arg, info in call.args:
             if info[3] > _MAX_FLOAT_BITS:
@@ -480,20 +484,10 @@ def _check_float(call: PartialCall) -> tuple:
     arg = call.args[0][0]
     kind = kind_of(arg)
     if kind in ("str", "float"):
-        return (1, 0, 1, _float_text(arg[1], arg[-1]), 1, 0, 0, 1, 0)
+        return (1, 0, 1, _float_text(arg[1], arg[-1]), 1, 0, 0, 1, 0, None)
     if kind == "int":
-        return (1, 0, 1, max(1, _bits(int(arg[1]))), 1, 0, 0, 1, 0)
+        return (1, 0, 1, max(1, _bits(int(arg[1]))), 1, 0, 0, 1, 0, None)
     raise expr_error(f"Float expects a number or a numeric string, got {_KINDS[kind]}", arg[-1])
-
-
-def _constant(node: Node) -> tuple[int, int] | None:
-    """``(p, q)`` when ``node`` is a rational literal (``3``, ``Integer(-2)``, ``Rational(1, 2)``)."""
-    if node[0] == "num" and kind_of(node) == "int":
-        return int(node[1]), 1
-    if node[0] == "call" and node[1] in ("Integer", "Rational"):
-        values = [int(a[1]) for a in node[2]]
-        return (values[0], values[1] if len(values) > 1 else 1)
-    return None
 
 
 def _cost(call: PartialCall, rule: str) -> tuple:
@@ -517,7 +511,7 @@ def _cost(call: PartialCall, rule: str) -> tuple:
         bits = sum(i[3] for i in infos)
     elif rule == "pow":
         (base, binfo), (exp, einfo) = call.args
-        degree, terms, bits, shifted, own = _pow_cost(call, base, binfo, exp, einfo)
+        degree, terms, bits, shifted, own, value = _pow_cost(call, base, binfo, exp, einfo)
         below += own
     else:  # a function: an atom to the expansion around it, re-evaluated on its expanded arguments
         symbolic = any(i[1] for i in infos)
@@ -528,9 +522,17 @@ def _cost(call: PartialCall, rule: str) -> tuple:
             width = len(infos) if rule == "lattice" else 1
             below += width * sum(i[7] * max(1, i[1]) ** 2 for i in infos)
         if rule == "lshift":
-            shift = _constant(call.args[1][0])
-            if shift is not None and shift[0] > 0:
-                bits += shift[0]
+            shift = infos[1][9]
+            if shift is not None and shift > 0:
+                bits += math.ceil(shift)
+    if rule != "pow":
+        try:
+            value = call_value(call.name, [i[9] for i in infos], MAX_NUMBER_BITS)
+        except NumberTooBig:
+            raise expr_error(f"{call.name} would build a number of more than {MAX_INT_DIGITS} digits",
+                             call.offset) from None
+    if value is not None:
+        bits = max(bits, _bits(value.numerator), _bits(value.denominator))
     merged = 1
     lattice = sum(i[5] for i in infos)
     weight = sum(i[6] for i in infos)
@@ -556,25 +558,32 @@ def _cost(call: PartialCall, rule: str) -> tuple:
         raise expr_error(f"{call.name}(...) expands to more than {MAX_TERMS} terms", offset)
     if bits > MAX_NUMBER_BITS:
         raise expr_error(f"{call.name} would build a number of more than {MAX_INT_DIGITS} digits", offset)
-    return nodes, degree, terms, bits, merged, lattice, weight, shifted, min(below, _WORK_CEILING)
+    return nodes, degree, terms, bits, merged, lattice, weight, shifted, min(below, _WORK_CEILING), value
 
 
-def _pow_cost(call: PartialCall, base: Node, binfo: tuple, exp: Node, einfo: tuple) -> tuple[int, int, int, int, int]:
-    """Degree, terms, bits, shifted terms and own work of ``Pow(base, exp)``; refuses big
-    exponents of symbols."""
-    constant = _constant(exp)
-    if constant is None:  # a symbolic (or float) exponent: not expanded, an atom
+def _pow_cost(call: PartialCall, base: Node, binfo: tuple, exp: Node, einfo: tuple) -> tuple:
+    """Degree, terms, bits, shifted terms, own work and value of ``Pow(base, exp)``; refuses
+    big exponents of symbols and of numbers (a numbers-only exponent is bounded by its value)."""
+    constant = einfo[9]
+    if constant is None:  # a symbolic, float or irrational exponent: not expanded, an atom
         if einfo[1] and einfo[3] > MAX_EXPONENT.bit_length():
             raise expr_error(f"a number in the exponent of {call.name} is over the limit of {MAX_EXPONENT}",
                          exp[-1])
+        if not einfo[1]:  # numbers only: as big as its magnitude (sympy/mpmath compute with it)
+            bound = magnitude_bound(None, _float_literal(exp), einfo[3])
+            if binfo[3] and binfo[3] * bound > MAX_NUMBER_BITS:
+                raise expr_error(f"Pow of a number would exceed {MAX_INT_DIGITS} digits", exp[-1])
+            if bound > MAX_EXPONENT:
+                raise expr_error(f"{call.name} with an exponent of numbers only over the limit of {MAX_EXPONENT}",
+                                 exp[-1])
         symbolic = binfo[1] or einfo[1]
         return (1 if symbolic else 0), 1, max(binfo[3], einfo[3]), 1, (
-            binfo[7] * max(1, binfo[1]) ** 2 + einfo[7] * max(1, einfo[1]) ** 2 if symbolic else 0)
-    p, q = abs(constant[0]), constant[1]
+            binfo[7] * max(1, binfo[1]) ** 2 + einfo[7] * max(1, einfo[1]) ** 2 if symbolic else 0), None
+    p, q = abs(constant.numerator), constant.denominator
     if binfo[3] and (q > MAX_POW_ROOT or binfo[3] * p > MAX_NUMBER_BITS):
         raise expr_error(f"Pow of a number would exceed {MAX_INT_DIGITS} digits", exp[-1])
     if binfo[1] and p > MAX_EXPONENT:
-        raise expr_error(f"{call.name} of a symbolic base with exponent {constant[0]}, "
+        raise expr_error(f"{call.name} of a symbolic base with exponent {constant.numerator}, "
                      f"over the limit of {MAX_EXPONENT}", exp[-1])
     terms = math.comb(binfo[2] + p - 1, p) if binfo[2] > 1 else 1
     if p > 1 and terms > MAX_PRODUCT_TERMS:
@@ -584,4 +593,5 @@ def _pow_cost(call: PartialCall, base: Node, binfo: tuple, exp: Node, einfo: tup
     else:  # a number, or a root of a symbolic base (an atom)
         shifted = 1
     own = 0 if call.name == "Pow" and (q == 1 or not binfo[1]) else binfo[7] * max(1, binfo[1]) ** 2
-    return binfo[1] * p, min(terms, MAX_TERMS + 1), binfo[3] * p, shifted, own
+    value = binfo[9] ** constant.numerator if q == 1 and binfo[9] is not None and call.name == "Pow" else None
+    return binfo[1] * p, min(terms, MAX_TERMS + 1), binfo[3] * p, shifted, own, value

@@ -290,6 +290,52 @@ def test_check_program_api_collects_everything(base):
     assert all(p.record == "m.json" and p.level == "error" for p in problems)
 
 
+def test_check_program_stops_at_the_problem_limit_and_shortens_names(base):
+    """Red team F4: one cap (schema_decoder.MAX_PROBLEMS) for every problem list of a program,
+    the walk stopping there; a long value name is quoted by its start and length."""
+    from pt2serde.format.schema_decoder import MAX_PROBLEMS, STOPPED_TEXT
+
+    doc = pt2serde.from_dict(schema.ExportedProgram, json.loads(records(base)[DOC]))
+    g = doc.graph_module.graph
+    g.outputs = [schema.Argument.create(as_tensor=schema.TensorArgument(name=f"u{i}")) for i in range(3 * MAX_PROBLEMS)]
+    g.outputs[0].as_tensor.name = "n" * 1000
+    problems = check.check_program(doc, "m.json")
+    assert len(problems) == MAX_PROBLEMS + 1
+    assert str(problems[-1]) == f"{STOPPED_TEXT} @ $" and problems[-1].level == "error"
+    assert str(problems[0]) == (f"`{'n' * 100}... (1000 characters)` is used but never defined "
+                                "@ $.graph_module.graph.outputs[0]")
+    assert str(problems[1]) == "`u1` is used but never defined @ $.graph_module.graph.outputs[1]"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("dtype", schema.ScalarType.UNKNOWN, "dtype 0 (UNKNOWN) is not a tensor dtype @ $.graph_module.graph.tensor_values.x.dtype"),
+    ("index", -1, "device index -1 is not in [0, 127] @ $.graph_module.graph.tensor_values.x.device.index"),
+    ("index", 128, "device index 128 is not in [0, 127] @ $.graph_module.graph.tensor_values.x.device.index"),
+    ("index", 2**63, f"device index {2**63} is not in [0, 127] @ $.graph_module.graph.tensor_values.x.device.index"),
+])
+def test_tensor_dtype_and_device_index_are_checked_as_load_checks_them(base, field, value, message):
+    """Red team F5: the format layer's rule (format/tables.py), which load runs first too."""
+    doc = pt2serde.from_dict(schema.ExportedProgram, json.loads(records(base)[DOC]))
+    meta = doc.graph_module.graph.tensor_values["x"]
+    if field == "dtype":
+        meta.dtype = value
+    else:
+        meta.device.index = value
+    assert [str(p) for p in check.check_program(doc)] == [message]
+    with pytest.raises(pt2serde.SerializeError) as e:
+        check.check_expressions(doc)  # what load runs before building the graph
+    assert e.value.path == message.split(" @ ")[1]
+
+
+def test_unknown_device_type_is_a_warning(base):
+    doc = pt2serde.from_dict(schema.ExportedProgram, json.loads(records(base)[DOC]))
+    doc.graph_module.graph.tensor_values["x"].device.type = "cp_"
+    problems = check.check_program(doc)
+    assert [(str(p), p.level) for p in problems] == [
+        ("device type 'cp_' is not one PyTorch knows; loading needs a backend registered under that name "
+         "@ $.graph_module.graph.tensor_values.x.device", "warning")]
+
+
 def test_check_archive_api(base):
     reader = ArchiveReader(base)
     assert check.check_archive(reader) == []

@@ -7,7 +7,12 @@
 * a legal zero-stride ``[2**40]`` weight over 4 bytes: refused (an expanded tensor stands for
   at most ``extent.MAX_OVERLAPPING_BYTES``), while a small expanded weight loads, zero stride
   kept (on the meta device the same ``[2**40]`` loads: ``tests/format/test_tensor_extents.py``);
-* an integer of 5000 digits in the document (the JSON reader refuses it).
+* an integer of 5000 digits in the document (the JSON reader refuses it);
+* 5000 graph outputs naming undefined values of 300 characters: ``validate`` lists at most
+  ``schema_decoder.MAX_PROBLEMS`` problems per program, names shortened (red team F4);
+* a tensor value of dtype ``UNKNOWN``, device index -1, 128 or 2**63 (refused by the format
+  layer, ``$.path`` named, by load and validate alike) and of device type ``cp_`` (a warning:
+  another process may register that backend) (red team F5).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from everywhere import MODEL, Case, base_archive, document_of
+from everywhere import MODEL, Case, base_archive, doc_case, document_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import test_hostile_archives as H  # noqa: E402
@@ -73,6 +78,21 @@ def _giant_int(digits: int) -> Callable:
 
     return build
 
+def _undefined_outputs(doc: dict, marker: str) -> None:
+    doc["graph_module"]["graph"]["outputs"] = [{"as_tensor": {"name": f"v{i:0299d}"}} for i in range(5000)]
+
+
+def _meta_of_x(**fields) -> Callable[[dict, str], None]:
+    def mutate(doc: dict, marker: str) -> None:
+        meta = doc["graph_module"]["graph"]["tensor_values"]["x"]
+        for key, value in fields.items():
+            meta[key] = {**meta[key], **value} if isinstance(value, dict) else value
+
+    return mutate
+
+
+_X = r" - at `\$\.graph_module\.graph\.tensor_values\.x\."
+
 CASES = [
     Case("JSON expansion: 60 MiB of nested [] deflated", _deflated_document(b"[[[[]]]],"),
          r"ExportedProgram document would expand to about \d+ bytes of Python objects, over the limit"),
@@ -93,4 +113,12 @@ CASES = [
          r"size out of int64 9{400} - at `\$\.graph_module\.graph\.tensor_values\.x\.sizes\[0\]`"),
     Case("5000-digit integer in the document", _giant_int(5000),
          r"ExportedProgram document cannot be read: Exceeds the limit \(4300 digits\)"),
+    doc_case("5000 graph outputs naming undefined 300-character values", _undefined_outputs,
+             r"value 'v0{299}'"),
+    doc_case("tensor value of dtype UNKNOWN", _meta_of_x(dtype=0), r"dtype 0 \(UNKNOWN\) is not a tensor dtype" + _X + "dtype`"),
+    doc_case("device index -1", _meta_of_x(device={"index": -1}), r"device index -1 is not in \[0, 127\]" + _X),
+    doc_case("device index 128 (torch would wrap it to -128)", _meta_of_x(device={"index": 128}),
+             r"device index 128 is not in \[0, 127\]" + _X + r"device\.index`"),
+    doc_case("device index 2**63", _meta_of_x(device={"index": 2**63}), r"device index 9223372036854775808 is not in \[0, 127\]" + _X),
+    doc_case("device type cp_", _meta_of_x(device={"type": "cp_"}), r"Invalid device 'cp_'", validate="environment"),
 ]

@@ -29,17 +29,18 @@ from typing import Any, Callable, Iterator
 from . import expr, upgrade
 
 from .. import schema
-from .schema_decoder import collect_problems
+from .schema_decoder import STOPPED_TEXT, collect_problems
 from .value_refs import SPEC_TARGETS, argument_refs, single_ref_name, spec_target
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, ProgramRecords, Pt2Archive
-from .problem import Problem, key_path
+from .problem import CappedProblems, Problem, capped, key_path, name_text as _q
+from .tables import device_problem, dtype_problem, unknown_device_type
 from .tensor_entries import TensorEntry, signature_problems
 from .torchsave import describe_torch_save, pickle_globals
 from ..errors import SerializeError
 
 __all__ = ["Problem", "check_archive", "check_document", "check_program", "check_shape", "check_expressions",
-           "document_expressions", "document_graphs", "tensor_meta_problems"]
+           "document_expressions", "document_graphs", "tensor_meta_problems", "device_type_warnings"]
 
 _CRC_CHUNK = 8 << 20
 
@@ -95,12 +96,15 @@ _INT64 = 1 << 63
 
 def tensor_meta_problems(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
     """``(message, $.path)`` for the tensor values and symbolic ints of a graph that torch cannot
-    hold: as many sizes as strides, sizes and storage offsets in ``[0, 2**63)``, strides and
+    hold: a dtype and a device index torch has (:mod:`.tables`), as many sizes as strides, sizes and storage offsets in ``[0, 2**63)``, strides and
     ``SymInt`` constants in int64 (torch stores them as int64 and would raise past it). The one
     rule ``validate`` (:func:`check_program`) and ``load`` (:func:`check_expressions`) apply."""
     for g, p in document_graphs(graph, path):
         for name, tm in g.tensor_values.items():
             tpath = f"{p}.tensor_values{key_path(name)}"
+            for problem, at in ((dtype_problem(tm.dtype), "dtype"), (device_problem(tm.device), "device.index")):
+                if problem is not None:
+                    yield problem, f"{tpath}.{at}"
             if len(tm.sizes) != len(tm.strides):
                 yield f"{len(tm.sizes)} sizes but {len(tm.strides)} strides", f"{tpath}.strides"
             for field, low in (("sizes", 0), ("strides", -_INT64)):
@@ -115,6 +119,17 @@ def tensor_meta_problems(graph: schema.Graph, path: str = "$.graph_module.graph"
         for name, sym in g.sym_int_values.items():
             if sym.type == "as_int" and not -_INT64 <= sym.as_int < _INT64:
                 yield f"symbolic int constant {sym.as_int} out of int64", f"{p}.sym_int_values{key_path(name)}.as_int"
+
+
+def device_type_warnings(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
+    """``(message, $.path)`` for each tensor value on a device type torch does not know
+    (:func:`tables.unknown_device_type`, the rule of payload entries too): a warning, since a
+    process that registers a backend under that name loads the file."""
+    for g, p in document_graphs(graph, path):
+        for name, tm in g.tensor_values.items():
+            unknown = unknown_device_type(tm.device)
+            if unknown is not None:
+                yield unknown, f"{p}.tensor_values{key_path(name)}.device"
 
 
 def _check_expr(doc: schema.ExportedProgram, budget: expr.ExprBudget, out: list[Problem],
@@ -151,18 +166,18 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
 
     def define(table: str | None, name: str, p: str) -> None:
         if name in defined:
-            out.append(Problem(f"value `{name}` is defined twice (first at {defined[name][1]})", p, record))
+            out.append(Problem(f"value `{_q(name)}` is defined twice (first at {defined[name][1]})", p, record))
             return
         defined[name] = (table, p)
 
     def use(table: str | None, name: str, p: str) -> None:
         if name not in defined:
             if name in later:
-                out.append(Problem(f"`{name}` is used before it is defined (at {later[name]})", p, record))
+                out.append(Problem(f"`{_q(name)}` is used before it is defined (at {later[name]})", p, record))
             else:
-                out.append(Problem(f"`{name}` is used but never defined", p, record))
+                out.append(Problem(f"`{_q(name)}` is used but never defined", p, record))
         elif defined[name][0] != table:
-            out.append(Problem(f"`{name}` is used as a {_KIND[table]} but defined as a {_KIND[defined[name][0]]}",
+            out.append(Problem(f"`{_q(name)}` is used as a {_KIND[table]} but defined as a {_KIND[defined[name][0]]}",
                                p, record))
 
     for i, a in enumerate(g.inputs):
@@ -187,7 +202,7 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
             use(r.table, r.name, r.path)
     for name, (table, p) in defined.items():
         if table is not None and name not in getattr(g, table):
-            out.append(Problem(f"{_KIND[table]} `{name}` has no entry in {table}", p, record))
+            out.append(Problem(f"{_KIND[table]} `{_q(name)}` has no entry in {table}", p, record))
 
 
 def _spec_ref(arg: Any) -> str | None:
@@ -220,7 +235,7 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
             key = spec_target(spec)
             seen = names[spec.type]
             if key in seen:
-                out.append(Problem(f"{spec.type} `{key}` is lifted twice (first at {seen[key]})", p, record))
+                out.append(Problem(f"{spec.type} `{_q(key)}` is lifted twice (first at {seen[key]})", p, record))
             seen.setdefault(key, p)
         if spec.type == "constant_input" or i >= len(g.inputs):
             continue
@@ -230,10 +245,10 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
             if want is not None:
                 user_inputs.add(want)
             if body.arg != g.inputs[i]:
-                out.append(Problem(f"input spec {i} ({spec.type}) names `{want}` but graph input {i} is "
-                                   f"`{have}`", f"{p}.arg", record))
+                out.append(Problem(f"input spec {i} ({spec.type}) names `{_q(want)}` but graph input {i} is "
+                                   f"`{_q(have)}`", f"{p}.arg", record))
         elif want != have:
-            out.append(Problem(f"input spec {i} ({spec.type}) names `{want}` but graph input {i} is `{have}`",
+            out.append(Problem(f"input spec {i} ({spec.type}) names `{_q(want)}` but graph input {i} is `{_q(have)}`",
                                f"{p}.arg", record))
     # what an output spec's target (value_refs.SPEC_TARGETS) must be an input of the program as
     inputs_by_field = {"buffer_name": (names["buffer"], "buffer"), "parameter_name": (names["parameter"], "parameter"),
@@ -246,20 +261,24 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
             known, what = inputs_by_field[field]
             target = getattr(body, field)
             if target not in known:
-                out.append(Problem(f"{spec.type} names {what} `{target}`, which is not an input of the program",
+                out.append(Problem(f"{spec.type} names {what} `{_q(target)}`, which is not an input of the program",
                                    f"{p}.{field}", record))
         if i >= len(g.outputs):
             continue
         want = _spec_ref(body.arg)
         have = single_ref_name(g.outputs[i])
         if spec.type == "user_output" and body.arg != g.outputs[i] or spec.type != "user_output" and want != have:
-            out.append(Problem(f"output spec {i} ({spec.type}) names `{want}` but graph output {i} is `{have}`",
+            out.append(Problem(f"output spec {i} ({spec.type}) names `{_q(want)}` but graph output {i} is `{_q(have)}`",
                                f"{p}.arg", record))
 
 
 def check_program(doc: schema.ExportedProgram, record: str | None = None) -> list[Problem]:
-    """Semantic problems of a decoded program (see the module docstring); ``[]`` when sound."""
-    out: list[Problem] = []
+    """Semantic problems of a decoded program (see the module docstring); ``[]`` when sound.
+    At most :data:`~pt2serde.format.schema_decoder.MAX_PROBLEMS` (:func:`problem.capped`)."""
+    return capped(record, lambda out: _check_program(doc, record, out))
+
+
+def _check_program(doc: schema.ExportedProgram, record: str | None, out: CappedProblems) -> None:
     major, minor = doc.schema_version.major, doc.schema_version.minor
     try:
         upgrade.check_version(major, minor)
@@ -267,17 +286,18 @@ def check_program(doc: schema.ExportedProgram, record: str | None = None) -> lis
         out.append(Problem(str(e), "$.schema_version", record))
     from .codegen_fields import code_field_problems  # the gate load calls too (one rule, one place)
 
-    out += [Problem(message, path, record) for message, path in code_field_problems(doc)]
+    out += (Problem(message, path, record) for message, path in code_field_problems(doc))
     gm = doc.graph_module
     _check_graph(gm.graph, "$.graph_module.graph", out, record)
     _check_expr(doc, expr.ExprBudget(), out, record)  # one budget per document, as load's
-    out += [Problem(message, path, record) for message, path in tensor_meta_problems(gm.graph)]
+    out += (Problem(message, path, record) for message, path in tensor_meta_problems(gm.graph))
+    out += (Problem(message, path, record, level="warning") for message, path in device_type_warnings(gm.graph))
     _check_signature(gm, out, record)
     for key, rc in doc.range_constraints.items():
         if rc.min_val is not None and rc.max_val is not None and rc.min_val > rc.max_val:
-            out.append(Problem(f"range of `{key}` is empty: min {rc.min_val} > max {rc.max_val}",
+            out.append(Problem(f"range of `{_q(key)}` is empty: min {rc.min_val} > max {rc.max_val}",
                                f"$.range_constraints{key_path(key)}", record))
-    return out  # treespec shapes: codegen_fields (treespec_text), with load
+    # treespec shapes: codegen_fields (treespec_text), with load
 
 
 def _message_and_path(e: SerializeError) -> tuple[str, str]:
@@ -311,6 +331,8 @@ def check_document(raw: Any, record: str | None = None) -> tuple[schema.Exported
     found = collect_problems(schema.ExportedProgram, raw, unknown_fields=(major, minor) > schema.SCHEMA_VERSION)
     problems = [Problem(upgrade.unknown_field_text(major, minor, path), path, record) for path in found.unknown_fields]
     problems += [Problem(message, path, record) for message, path in found.problems]
+    if found.stopped:
+        problems.append(Problem(STOPPED_TEXT, "$", record))
     if problems:
         return None, problems
     return found.value, check_program(found.value, record)
@@ -320,7 +342,13 @@ def check_document(raw: Any, record: str | None = None) -> tuple[schema.Exported
 
 
 def _check_program_records(archive: Pt2Archive, model: str, out: list[Problem]) -> None:
+    """The problems of one program (its document, payload configs and samples), at most
+    :data:`~pt2serde.format.schema_decoder.MAX_PROBLEMS` (:func:`problem.capped`)."""
     pr = archive.program(model)
+    out += capped(pr.document_record, lambda found: _program_records(archive, pr, found))
+
+
+def _program_records(archive: Pt2Archive, pr: ProgramRecords, out: CappedProblems) -> None:
     rec = pr.document_record
     try:
         raw = pr.raw_document()
@@ -331,10 +359,10 @@ def _check_program_records(archive: Pt2Archive, model: str, out: list[Problem]) 
         out += archive.version_problems(raw)
     doc, problems = check_document(raw, rec) if raw is not None else (None, [])
     out += problems
-    found: list[Problem] = []
-    weights = pr.entries("weights", found)
-    constants = pr.entries("constants", found)
-    out += [_with_pickle_names(archive, p) for p in found]
+    start = len(out)
+    weights = pr.entries("weights", out)
+    constants = pr.entries("constants", out)
+    out[start:] = [_with_pickle_names(archive, p) for p in out[start:]]
     if doc is not None:
         _check_payload_names(doc, pr, weights, constants, out)
     out += pr.sample_problems()

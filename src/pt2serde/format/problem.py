@@ -9,10 +9,16 @@ raises the first that blocks it (:func:`first_error`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
+from .schema_decoder import MAX_PROBLEMS, STOPPED_TEXT
 from ..errors import SerializeError
 
-__all__ = ["Problem", "first_error", "key_path"]
+__all__ = ["Problem", "first_error", "key_path", "CappedProblems", "ProblemLimit", "capped", "name_text",
+           "MAX_NAME_TEXT"]
+
+#: A name longer than this is shortened in a problem's message (:func:`name_text`).
+MAX_NAME_TEXT = 200
 
 
 @dataclass(frozen=True)
@@ -71,3 +77,55 @@ def first_error(problems: list[Problem]) -> None:
 def key_path(key: str) -> str:
     """A dict key as a wire-path segment, as the codec writes it (``.fc.weight``)."""
     return f".{key}"
+
+
+def name_text(name: str | None) -> str | None:
+    """A value name as a problem quotes it: whole up to :data:`MAX_NAME_TEXT` characters, else
+    its start and its length (a file's names must not make the report as big as the file)."""
+    if name is None or len(name) <= MAX_NAME_TEXT:
+        return name
+    return f"{name[:MAX_NAME_TEXT // 2]}... ({len(name)} characters)"
+
+
+class ProblemLimit(Exception):
+    """Raised by :class:`CappedProblems` at the first error past :data:`MAX_PROBLEMS`: the walk
+    filling it stops there (:func:`capped` catches it)."""
+
+
+class CappedProblems(list):
+    """The problems of one program, at most :data:`MAX_PROBLEMS` (the schema walk's limit, one
+    rule): an error past it raises :class:`ProblemLimit`; a warning past it is dropped (the walk
+    goes on, so that an error further on still makes the file invalid), except one that says
+    loading needs unpickling (it changes the verdict of ``load(allow_pickle=False)``)."""
+
+    dropped = False
+
+    def append(self, p: Problem) -> None:
+        if len(self) >= MAX_PROBLEMS and not p.needs_pickle:
+            if p.level == "error":
+                raise ProblemLimit
+            self.dropped = True
+            return
+        super().append(p)
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for p in problems:
+            self.append(p)
+
+    def __iadd__(self, problems: Iterable[Problem]) -> "CappedProblems":
+        self.extend(problems)
+        return self
+
+
+def capped(record: str | None, fill: Callable[[CappedProblems], None]) -> list[Problem]:
+    """What ``fill`` appends to a :class:`CappedProblems`, and when it passed the limit, a last
+    problem saying so (:data:`schema_decoder.STOPPED_TEXT`; an error when the walk stopped at an
+    error)."""
+    out = CappedProblems()
+    try:
+        fill(out)
+    except ProblemLimit:
+        return [*out, Problem(STOPPED_TEXT, "$", record)]
+    if out.dropped:
+        return [*out, Problem(STOPPED_TEXT, "$", record, level="warning")]
+    return list(out)

@@ -33,13 +33,17 @@ from ..wire import Union
 from ..errors import WireError
 
 __all__ = ["strict_decoder", "collect_problems", "Collected", "json_type_name", "decode_float", "checked_int_digits",
-           "exact_type_check", "MAX_INT_DIGITS", "MAX_PROBLEMS"]
+           "exact_type_check", "MAX_INT_DIGITS", "MAX_PROBLEMS",
+           "STOPPED_TEXT"]
 
 _INT_BOUND = 10**MAX_INT_DIGITS
 _INT_FLOOR = -_INT_BOUND  # kept: negating the bound on every check would allocate
 
-#: The collect-all mode stops walking once it has found this many problems.
+#: The collect-all mode stops walking once it has found this many problems; so does
+#: ``validate`` for each program (:class:`pt2serde.format.problem.CappedProblems`).
 MAX_PROBLEMS = 1000
+#: The last problem listed when a walk stopped at :data:`MAX_PROBLEMS`.
+STOPPED_TEXT = f"... and more problems: stopped after {MAX_PROBLEMS}"
 
 Decoder = Callable[[Any], Any]
 
@@ -370,11 +374,13 @@ class Collected:
     """What :func:`collect_problems` found. ``value``: the decoded object when nothing was
     found, else ``None``; ``problems``: ``(message, $.path)``
     of every problem in walk order (struct fields in declaration order); ``unknown_fields``: the ``$.path`` of every undeclared
-    key that carries a value (when asked for)."""
+    key that carries a value (when asked for); ``stopped``: the walk stopped at
+    :data:`MAX_PROBLEMS` (there may be more)."""
 
     value: Any
     problems: list[tuple[str, str]]
     unknown_fields: list[str]
+    stopped: bool = False
 
 
 def collect_problems(cls: type, raw: Any, *, unknown_fields: bool = False) -> Collected:
@@ -387,11 +393,12 @@ def collect_problems(cls: type, raw: Any, *, unknown_fields: bool = False) -> Co
         value = _decoder(cls, _COLLECT_UNKNOWN if unknown_fields else _COLLECT)(raw)
     except _Found as found:
         errors = found.errors[:MAX_PROBLEMS]
+        stopped = len(found.errors) >= MAX_PROBLEMS
     except WireError as e:
-        errors = [e]
+        errors, stopped = [e], False
     except RecursionError:
         return Collected(None, [("Document is nested too deeply to check", "$")], [])
     else:
         return Collected(value, [], [])
     return Collected(None, [(e.message, e.path) for e in errors if not isinstance(e, _UnknownField)],
-                     [e.path for e in errors if isinstance(e, _UnknownField)])
+                     [e.path for e in errors if isinstance(e, _UnknownField)], stopped)

@@ -12,7 +12,8 @@ from .. import schema
 from .expr import parse as parse_expr, render as render_expr
 from ..errors import SerializeError
 
-__all__ = ["DType", "DTYPES", "BY_NAME", "sym_text", "device_text"]
+__all__ = ["DType", "DTYPES", "BY_NAME", "sym_text", "device_text", "DEVICE_TYPES", "MAX_DEVICE_INDEX",
+           "device_problem", "unknown_device_type", "dtype_problem"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,31 @@ def sym_text(value: schema.SymInt) -> int | str:
 
 def device_text(device: schema.Device) -> str:
     return device.type if device.index is None else f"{device.type}:{device.index}"
+
+
+#: Device types ``torch.device`` accepts (PyTorch 2.13); others need a renamed private backend.
+DEVICE_TYPES = frozenset({"cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga",
+                          "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone"})
+#: torch keeps a device index in an int8: a larger one wraps around, a negative one is refused.
+MAX_DEVICE_INDEX = 127
+
+
+def device_problem(device: schema.Device) -> str | None:
+    """Why no process's ``torch.device`` can stand for ``device`` (its index), or None. The type
+    is :func:`unknown_device_type`'s (a warning: another process may register it)."""
+    if device.index is not None and not 0 <= device.index <= MAX_DEVICE_INDEX:
+        return f"device index {device.index} is not in [0, {MAX_DEVICE_INDEX}]"
+    return None
+
+
+def unknown_device_type(device: schema.Device) -> str | None:
+    """The warning for a device type that is not in :data:`DEVICE_TYPES`, or None."""
+    if device.type.split(":")[0] in DEVICE_TYPES:
+        return None
+    return (f"device type {device.type!r} is not one PyTorch knows; loading needs a backend registered "
+            "under that name")
+
+
+def dtype_problem(dtype: schema.ScalarType) -> str | None:
+    """Why ``dtype`` stands for no tensor dtype (``UNKNOWN``), or None."""
+    return None if dtype in DTYPES else f"dtype {int(dtype)} ({dtype.name}) is not a tensor dtype"

@@ -23,7 +23,7 @@ from . import codec, extent
 from .. import schema
 from ..errors import SerializeError
 from .problem import Problem, key_path
-from .tables import BY_NAME, DTYPES, device_text, sym_text
+from .tables import BY_NAME, DTYPES, device_problem, device_text, sym_text, unknown_device_type
 from .torchsave import MAX_DIMS
 
 __all__ = [
@@ -44,9 +44,6 @@ WEIGHTS_DIR = "data/weights/"
 CONSTANTS_DIR = "data/constants/"
 MAX_CONFIG_BYTES = 256 << 20
 MAX_ZERO_FILL = 64 << 20  # empty records read as zeros, up to this much more than the file, for the archive in all
-#: Device types ``torch.device`` accepts (PyTorch 2.13); others need a renamed private backend.
-DEVICE_TYPES = frozenset({"cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga",
-                          "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone"})
 
 
 @dataclass
@@ -261,6 +258,10 @@ def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, recor
     if tm.dtype not in DTYPES:
         out.append(P(f"dtype {int(tm.dtype)} ({tm.dtype.name}) has no storage format", f"{where}.tensor_meta.dtype"))
         return out
+    bad_device = device_problem(tm.device)
+    if bad_device is not None:
+        out.append(P(bad_device, f"{where}.tensor_meta.device.index"))
+        return out
     if tm.layout != schema.Layout.Strided:
         out.append(P(f"layout {tm.layout.name} is not a strided tensor", f"{where}.tensor_meta.layout"))
     storage = entry.record or entry.own_record or record
@@ -284,9 +285,9 @@ def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, recor
         return out
     if out or entry.record is None:
         return out
-    if entry.device.split(":")[0] not in DEVICE_TYPES:
-        out.append(Problem(f"device type {tm.device.type!r} is not one PyTorch knows; loading needs a backend "
-                           "registered under that name", f"{where}.tensor_meta.device", record, level="warning"))
+    unknown = unknown_device_type(tm.device)
+    if unknown is not None:
+        out.append(Problem(unknown, f"{where}.tensor_meta.device", record, level="warning"))
     if entry.device == "meta":
         return out
     if entry.record_size == 0:  # fake tensors: PyTorch writes an empty record and reads zeros back

@@ -191,6 +191,21 @@ def test_validate_lists_every_problem_and_load_raises_the_first(doc):
                            "`$.graph_module.graph.inputs[3].as_tensor.name`"
 
 
+def test_the_walk_stops_after_the_problem_cap(doc):
+    """5000 refused keyword names: the gate's walk ends past validate's cap (1000) instead of
+    listing them all, and validate says it stopped."""
+    from pt2serde.format.schema_decoder import MAX_PROBLEMS, STOPPED_TEXT
+
+    d = copy.deepcopy(doc)
+    d.graph_module.graph.nodes.insert(0, _node("torch._C._set_grad_enabled", [_kw("from")] * 5000))
+    found = list(code_field_problems(d))
+    assert len(found) == MAX_PROBLEMS + 1
+    assert found[-1] == ("keyword argument name 'from' is not a Python identifier",
+                         f"$.graph_module.graph.nodes[0].inputs[{MAX_PROBLEMS}].name")
+    problems = check_program(d)
+    assert len(problems) == MAX_PROBLEMS + 1 and problems[-1].message == STOPPED_TEXT
+
+
 def test_kwargs_keys_of_every_in_spec_are_identifiers(doc):
     import json
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from . import names, treespec_text
+from .schema_decoder import MAX_PROBLEMS
 
 from .. import schema
 from ..errors import SerializeError
@@ -291,9 +292,27 @@ def call_index_problem(text: str, what: str) -> str | None:
     return None
 
 
+class _Enough(Exception):
+    """More problems than anyone reads: the walk stops (the callers cap at MAX_PROBLEMS too)."""
+
+
+class _Found(list):
+    """The walk's problems; past ``MAX_PROBLEMS + 1`` the walk ends (``validate``'s cap)."""
+
+    def append(self, item: tuple[str, str]) -> None:
+        super().append(item)
+        if len(self) > MAX_PROBLEMS:
+            raise _Enough
+
+    def __iadd__(self, items):
+        for item in items:
+            self.append(item)
+        return self
+
+
 class _Walker:
     def __init__(self) -> None:
-        self.out: list[tuple[str, str]] = []
+        self.out: list[tuple[str, str]] = _Found()
         #: (class, value) pairs already accepted: a value name recurs at each use, a module
         #: stack or stack trace on most nodes
         self.ok: set[tuple[str, str]] = set()
@@ -473,7 +492,10 @@ class _Walker:
 def code_field_problems(doc: schema.ExportedProgram) -> Iterator[tuple[str, str]]:
     """``(message, $.path)`` for every value of ``doc`` that its class in :data:`CODE_FIELDS` refuses."""
     walker = _Walker()
-    walker.program(doc)
+    try:
+        walker.program(doc)
+    except _Enough:
+        pass
     yield from walker.out
 
 

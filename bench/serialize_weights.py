@@ -96,6 +96,12 @@ def main() -> None:
     print(f"GPT-2 124M: {weights / 2**20:.0f} MiB of weights; payloads: pt2serde {ours_size / 2**20:.0f} MiB, "
           f"PyTorch {theirs_size / 2**20:.0f} MiB", flush=True)
 
+    import torch
+
+    ids = torch.arange(8).view(1, 8)
+    logits = lambda program: program.module()(ids, use_cache=False)[0]  # noqa: E731
+    same = torch.equal(logits(pt2serde.deserialize(ours_art)), logits(ep))
+    print(f"same outputs after the round trip: {'yes' if same else 'NO'}", flush=True)
     ser = alternate({"ours": lambda: pt2serde.serialize(ep), "theirs": lambda: torch_serialize(ep)}, args.repeat)
     de = alternate({"ours": lambda: pt2serde.deserialize(ours_art),
                     "theirs": lambda: torch_deserialize(theirs_art)}, args.repeat)

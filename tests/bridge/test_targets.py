@@ -106,3 +106,18 @@ def test_registered_ops_still_resolve():
     assert resolve_target("torch.ops.aten.t.default") is torch.ops.aten.t.default
     assert resolve_target("torch.ops.aten._to_copy.default") is torch.ops.aten._to_copy.default
     assert resolve_target("torch.ops.higher_order.cond") is torch.ops.higher_order.cond
+
+
+def test_aten_bitwise_dunder_ops_resolve_and_other_dunders_stay_refused(doc):
+    """transformers' causal masks export as ``torch.ops.aten.__and__.Tensor``: aten's operators
+    named after Python's bitwise dunders resolve; a dunder anywhere else is still refused."""
+    from pt2serde.bridge.targets import resolve_target
+    from pt2serde.format import names
+
+    assert resolve_target("torch.ops.aten.__and__.Tensor") is torch.ops.aten.__and__.Tensor
+    assert resolve_target("torch.ops.aten.__ior__.Scalar") is torch.ops.aten.__ior__.Scalar
+    assert names.operator_name("torch.ops.aten.__rshift__.Tensor", "call target") == "torch.ops.aten.__rshift__.Tensor"
+    for target in ("torch.ops.aten.__class__.default", "torch.ops.other.__and__.Tensor",
+                   "torch.ops.aten.__and__.__call__", "torch.ops.aten.__and__"):
+        with pytest.raises(SerializeError, match=r"is not an operator name"):
+            names.operator_name(target, "call target")

@@ -146,3 +146,18 @@ def test_multiple_dtypes_keep_their_dtype():
             {"p32": torch.float32, "p16": torch.float16, "i8": torch.int8, "f64": torch.float64}
         x = torch.randn(3)
         torch.testing.assert_close(loaded.module()(x), ep.module()(x))
+
+
+@pytest.mark.parametrize("wrap", [bytes, lambda b: memoryview(bytes(b))], ids=["bytes", "read-only memoryview"])
+def test_payload_tensors_from_a_read_only_buffer_are_writable_and_leave_it_unchanged(wrap):
+    from pt2serde.bridge import tensors
+
+    w = torch.arange(6.0)
+    data = wrap(tensors.encode_payload("state_dict", {"w": w, "v": w[2:]}))
+    before = bytes(data)
+    values = tensors.decode_payload(data, what="state_dict").values
+    values["v"].add_(100)  # writable, and still sharing storage with w as when written
+    assert torch.equal(values["w"], torch.tensor([0.0, 1, 102, 103, 104, 105]))
+    assert bytes(data) == before
+    again = tensors.decode_payload(data, what="state_dict").values["w"]
+    assert torch.equal(again, w)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..errors import SerializeError
+from ..format.names import ATEN_DUNDER_OPS
 from ..extensions import extension_handler_by_namespace
 from .graph_save import SYM_OPS, operator_name
 
@@ -61,7 +62,8 @@ def _registered(ns: str, op: str, overload: str | None) -> bool:
     Asked before any ``getattr(torch.ops, ...)``: ``torch.ops.__getattr__`` creates and keeps a
     namespace object for *any* name it is asked (a process-global side effect, even when the
     load then fails), and an op packet for any op name."""
-    if not (_name_part(ns) and _name_part(op) and (overload is None or _name_part(overload))):
+    aten_dunder = ns == "aten" and op in ATEN_DUNDER_OPS  # torch.ops.aten.__and__.Tensor (real graphs)
+    if not (_name_part(ns) and (_name_part(op) or aten_dunder) and (overload is None or _name_part(overload))):
         return False
     qualified = f"{ns}::{op}"
     if overload is None:

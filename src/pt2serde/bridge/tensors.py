@@ -397,13 +397,16 @@ def decode_payload(
 ) -> DecodedPayload:
     """Rebuild the values of a payload made by :func:`encode_payload`.
 
-    Tensors view one private copy of the payload bytes (aliases share storage).
+    Tensors come back writable and sharing storage where they did when written. They
+    view ``data`` itself when it is writable (a ``bytearray`` the caller hands over), and
+    otherwise one private copy of it, made here in a single pass: a read-only buffer
+    (``bytes``, as in ``SerializedArtifact``) must not change when a tensor is written.
     ``fake_tensor`` builds fake tensors from metadata (needs the program's shape env).
     Pickled entries (tensor subclasses, custom objects) need ``allow_pickle=True``.
     """
     if not data:
         return DecodedPayload({}, None, [])
-    if isinstance(data, bytes):  # tensors must be writable: take one private copy
+    if memoryview(data).readonly:  # tensors must be writable: take one private copy
         data = bytearray(data)
     header, blobs = payload.unpack(data, what=what)
     first = header.get("first_storage_blob")

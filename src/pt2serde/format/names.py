@@ -46,6 +46,7 @@ __all__ = [
     "comment_text",
     "is_identifier",
     "operator_name",
+    "ATEN_DUNDER_OPS",
     "unsafe_character",
     "UNSAFE_CLASS",
 ]
@@ -179,9 +180,22 @@ def operator_name(value: object, what: str, path: str | None = None) -> str:
         if _UNSAFE.search(value):
             raise _fail(value, what, rule, path)
         return value
-    if any(not part.isidentifier() or part.startswith("__") or not part.isascii() for part in value.split(".")):
+    parts = value.split(".")
+    if any(not part.isidentifier() or not part.isascii() or (part.startswith("__") and not _aten_dunder(parts, i))
+           for i, part in enumerate(parts)):
         raise _fail(value, what, rule, path)
     return value
+
+
+#: aten's operators named after Python's bitwise dunders: real graphs hold them
+#: (``torch.ops.aten.__and__.Tensor`` from transformers' causal masks), and they are the only
+#: dunder ``torch.ops.aten.<op>.<overload>`` lookups allowed
+ATEN_DUNDER_OPS = frozenset(f"__{op}__" for op in (
+    "and", "or", "xor", "lshift", "rshift", "iand", "ior", "ixor", "ilshift", "irshift"))
+
+
+def _aten_dunder(parts: list[str], i: int) -> bool:
+    return i == 3 and len(parts) == 5 and parts[:3] == ["torch", "ops", "aten"] and parts[3] in ATEN_DUNDER_OPS
 
 
 def unsafe_character(value: str) -> str | None:

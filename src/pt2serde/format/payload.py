@@ -20,6 +20,7 @@ those are written with the caller's pickle protocol (:func:`check_pickle_protoco
 
 from __future__ import annotations
 
+import ctypes
 import json
 import pickle
 import struct
@@ -56,23 +57,43 @@ def _pad(n: int) -> int:
 
 
 def pack(header: dict[str, Any], blobs: Sequence[memoryview | bytes]) -> bytes:
-    """Serialize ``header`` plus the raw ``blobs`` (written straight from their buffers)."""
+    """Serialize ``header`` plus the raw ``blobs``, each copied once, straight from its
+    buffer, into one ``bytes`` object allocated at its final size (:func:`fresh_bytes`)."""
+    views = [memoryview(blob).cast("B") for blob in blobs]
     table = []
     offset = 0
-    for blob in blobs:
-        n = memoryview(blob).nbytes
-        table.append({"offset": offset, "nbytes": n})
-        offset += n + _pad(n)
+    for view in views:
+        table.append({"offset": offset, "nbytes": view.nbytes})
+        offset += view.nbytes + _pad(view.nbytes)
     head = json.dumps({**header, "blobs": table}, allow_nan=False, separators=(",", ":")).encode("utf-8")
     start = _PREFIX.size + len(head)
-    out = bytearray(_PREFIX.pack(MAGIC, len(head)))
-    out += head
-    out += b"\0" * _pad(start)
-    for blob in blobs:
-        mv = memoryview(blob).cast("B")
-        out += mv
-        out += b"\0" * _pad(mv.nbytes)
-    return bytes(out)
+    start += _pad(start)
+    out, fill = _fresh_bytes(start + offset)
+    with fill:
+        _PREFIX.pack_into(fill, 0, MAGIC, len(head))
+        fill[_PREFIX.size:_PREFIX.size + len(head)] = head
+        for view, entry in zip(views, table):
+            at = start + entry["offset"]
+            fill[at:at + view.nbytes] = view
+    return out
+
+
+def _fresh_bytes(n: int) -> tuple[bytes, memoryview]:
+    """A new, zero-filled ``bytes`` object of ``n`` bytes and a writable view of its memory,
+    for filling it in place before anyone else sees it.
+
+    ``bytes(n)`` asks ``calloc`` for the memory, so large buffers come as untouched zero
+    pages and each byte is written once, by the caller (``bytearray`` would be zeroed
+    page by page first, then copied again into ``bytes``). This is what C code does with
+    ``PyBytes_FromStringAndSize(NULL, n)``: the object is new, not shared, not hashed
+    and not interned (``n`` > 1), so writing it is invisible to everything else. The
+    caller releases the view (``with``) before handing the ``bytes`` out.
+    """
+    if n < 2:  # bytes(0) is a shared singleton; one byte is not worth the trick
+        raise ValueError(f"fresh_bytes needs at least 2 bytes, got {n}")
+    out = bytes(n)
+    address = ctypes.cast(ctypes.c_char_p(out), ctypes.c_void_p).value
+    return out, memoryview((ctypes.c_char * n).from_address(address)).cast("B")
 
 
 def unpack(data: bytes | bytearray | memoryview, *, what: str = "payload") -> tuple[dict[str, Any], list[memoryview]]:

@@ -42,12 +42,21 @@ def loads_json(
     max_bytes: int = MAX_JSON_BYTES,
     what: str = "JSON document",
     nonfinite: list[str] | None = None,
+    record: str | None = None,
 ) -> Any:
     """Parse strict JSON (UTF-8, no ``NaN``/``Infinity`` tokens) with a size cap.
 
     ``nonfinite``: when given, such tokens are read as floats and recorded in this list
     (for old documents whose writers produced them) instead of being refused.
+    ``record``: the archive record ``data`` is (``what`` then defaults to ``record <name>``);
+    errors carry it as :attr:`SerializeError.record`.
     """
+    if record is not None:
+        try:
+            return loads_json(data, max_bytes=max_bytes, what=f"record {record}" if what == "JSON document" else what,
+                              nonfinite=nonfinite)
+        except SerializeError as e:
+            raise e.wrapped(str(e), record=record) from None
     if len(data) > max_bytes:
         raise SerializeError(f"{what} is {len(data)} bytes, over the limit of {max_bytes} bytes")
     if not isinstance(data, (str, bytes)):

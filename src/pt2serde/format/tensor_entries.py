@@ -123,7 +123,7 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
     """
     try:
         view = archive.reader.view(record, max_size=MAX_CONFIG_BYTES)
-        raw = codec.loads_json(view, max_bytes=MAX_CONFIG_BYTES, what=f"record {record}")
+        raw = codec.loads_json(view, max_bytes=MAX_CONFIG_BYTES, record=record)
     except SerializeError as e:
         problems.append(Problem.from_error(e, record, record))
         return []

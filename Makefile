@@ -5,6 +5,7 @@
 #   make test TORCH=2.14.1   - the same suite against another torch release, in its own .venv-2.14.1
 #   make test-big            - the opt-in tests of archives over 4 GiB (~12 GiB free RAM, ~8 GiB disk)
 #   make bench               - the serialize benchmark
+#   make bench-models        - real architectures (transformers, random weights): load, first output, serialize
 # TORCH_INDEX=https://download.pytorch.org/whl/cpu installs torch from PyTorch's CPU-only index
 # (on Linux, PyPI's torch wheel is a multi-GB CUDA build).
 PY ?= python3
@@ -34,12 +35,17 @@ $(VENV)/.demo: $(VENV)/.torch-$(TORCH) pyproject.toml
 	$(PIP) install -q torch==$(TORCH) -e .
 	touch $@
 
+# bench/models.py needs the bench extra (transformers)
+$(VENV)/.bench: $(VENV)/.torch-$(TORCH) pyproject.toml
+	$(PIP) install -q torch==$(TORCH) -e '.[bench]'
+	touch $@
+
 # the suite needs the test extra as well
 $(VENV)/.test: $(VENV)/.torch-$(TORCH) pyproject.toml
 	$(PIP) install -q torch==$(TORCH) -e '.[test]'
 	touch $@
 
-.PHONY: demo test test-big bench
+.PHONY: demo test test-big bench bench-models
 demo: $(VENV)/.demo
 	$(BIN)/pt2serde demo
 
@@ -52,3 +58,7 @@ test-big: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(BIN)/python bench/serialize.py
+
+# BENCH_ARGS="--quick" for a smoke run, "--models gpt2-124M,bert-base --repeat 3 --json out.json" ...
+bench-models: $(VENV)/.bench
+	$(BIN)/python bench/models.py $(BENCH_ARGS)

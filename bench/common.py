@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gc
+import json
+import math
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from typing import Callable
@@ -52,20 +56,50 @@ def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float
     return min(times)
 
 
-def median_of(fn: Callable[[], object], repeat: int = 5) -> float:
-    times = []
+def alternating_medians(fns: dict[str, Callable[[], object]], repeat: int = 5) -> dict[str, float]:
+    """Median seconds of each function, run in turn (a, b, a, b, ...) so that a slow spell of a
+    busy machine falls on every side alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def rss_bytes() -> int:
-    """Resident set size of this process right now (Linux)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def geomean(values: list[float]) -> float:
+    """Geometric mean of positive ratios (nan for none)."""
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
+
+
+def run_python(code: str, *args: str, timeout: float = 900) -> dict:
+    """Run ``python -c code args...`` in a fresh process with this repository's ``src`` and
+    ``bench`` importable; return the JSON object it prints on its last line of output."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = [os.path.join(here, "..", "src"), here, os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"child process failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def peak_start() -> dict[str, int]:
+    """Start a peak-RSS reading: reset VmHWM where the kernel allows it; see ``peak_growth``."""
+    reset = reset_peak_rss()
+    return {"reset": reset, "rss": proc_status()["VmRSS"],
+            "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def peak_growth(start: dict[str, int]) -> int:
+    """Bytes the peak RSS rose above the RSS at ``peak_start``: from VmHWM when it could be reset,
+    else the rise of getrusage's maxrss (which misses a peak below an earlier one)."""
+    if start["reset"]:
+        return proc_status()["VmHWM"] - start["rss"]
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - start["maxrss"]
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -35,3 +35,51 @@ def test_pytorch_reads_our_rational_range():
     loaded = torch_deserialized("rational_range", "export")
     ((lower, upper),) = [(int(r.lower), int(r.upper)) for r in loaded.range_constraints.values()]
     assert (lower, upper) == (3, 7)
+
+
+def _unbacked_size_program():
+    import torch
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            n = x.sum().to(torch.int64).item()
+            torch._check_is_size(n)
+            return torch.zeros(n)
+
+    return torch.export.export(M(), (torch.ones(3),))
+
+
+def test_unbacked_symbol_without_range_is_refined_by_its_assert():
+    # a symbol the document gives no range, refined later by a runtime assert: the ShapeEnv
+    # must hold a source location for its range (it raised KeyError: u0 before)
+    import torch
+
+    import pt2serde
+
+    art = pt2serde.serialize(_unbacked_size_program())
+    doc = json.loads(art.exported_program)
+    assert doc["range_constraints"] == {"u0": {"min_val": 0, "max_val": None}}
+    doc["range_constraints"] = {}
+    loaded = pt2serde.deserialize(type(art)(json.dumps(doc).encode(), art.state_dict, art.constants,
+                                            art.example_inputs))
+    assert loaded.module()(torch.full((3,), 2.0)).shape == (6,)
+
+
+def test_loading_symbols_does_not_import_the_export_tracer(tmp_path):
+    # left to find a range's source location, the ShapeEnv imports torch.export._trace (and
+    # aot_autograd, inductor's code cache) on the first symbol: half a second of a cold start
+    import subprocess
+    import sys
+
+    import torch
+
+    import pt2serde
+
+    dims = {"input": {0: torch.export.Dim("batch", min=2, max=64)}}
+    ep = torch.export.export(torch.nn.Linear(4, 2), (torch.ones(3, 4),), dynamic_shapes=dims)
+    pt2serde.save(ep, tmp_path / "dynamic.pt2")
+    code = ("import sys, pt2serde; ep = pt2serde.load(sys.argv[1]); ep.module(); "
+            "print(sorted(m for m in ('torch.export._trace', 'torch._functorch.aot_autograd') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "dynamic.pt2")], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"

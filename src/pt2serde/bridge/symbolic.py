@@ -13,6 +13,7 @@ import math
 
 import sympy
 import torch
+from torch._guards import SLoc
 from torch.utils._sympy.numbers import int_oo
 
 from .. import schema
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: where the ranges of a loaded program's symbols come from, as torch's messages name it
+_RANGE_SLOC = SLoc("range_constraints of the loaded program", None)
 
 _srepr_cache: dict[sympy.Basic, str] = {}
 
@@ -186,6 +190,7 @@ class SymbolicContext:
         return expr
 
     def _register_symbol(self, sym: sympy.Symbol) -> None:
+        from torch.fx.experimental.symbolic_shapes import ValueRangesSLoc
         from torch.utils._sympy.symbol import SymT, symbol_is_type
         from torch.utils._traceback import CapturedTraceback
 
@@ -197,14 +202,16 @@ class SymbolicContext:
         if symbol_is_type(sym, (SymT.UNBACKED_INT, SymT.UNBACKED_FLOAT)):
             self.unbacked.add(sym)
         vr = self.ranges.get(name)
-        if vr is not None:
-            self.shape_env.constrain_symbol_range(sym, compiler_min=vr.lower, compiler_max=vr.upper)
-        elif sym not in self.shape_env.var_to_range:
+        if vr is None:
             # a symbol the file gives no range: the ShapeEnv still needs one to reason about it
             # (its static evaluation asserts "vr must not be None"); an unbounded one adds nothing
             from torch.utils._sympy.value_ranges import ValueRanges
 
-            self.shape_env.var_to_range[sym] = ValueRanges.unknown_int() if sym.is_integer else ValueRanges.unknown()
+            vr = ValueRanges.unknown_int() if sym.is_integer else ValueRanges.unknown()
+        # what ``constrain_symbol_range`` does, with the range's source location given: left to
+        # find it, the ShapeEnv walks the stack through ``uninteresting_files()``, whose first
+        # call imports torch.export._trace, aot_autograd and inductor (~0.5 s in a fresh process)
+        self.shape_env._update_var_to_range(sym, vr, ValueRangesSLoc(_RANGE_SLOC, _RANGE_SLOC))
         self.shape_env.var_to_stack[sym] = CapturedTraceback.extract(skip=1)
 
     # ------------------------------------------------------------- values

@@ -4,6 +4,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(1, os.path.join(os.path.dirname(__file__), "hostile"))  # the hostile cases, for the CLI tests
 pytest.register_assert_rewrite("checks")
 
 

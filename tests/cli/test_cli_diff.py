@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import sys
 
 import pytest
 import torch
@@ -304,7 +303,6 @@ def test_values_compared_across_layouts_and_chunks(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------ bounded work (issue 10, finding 8)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hostile"))
 import cases_cli  # noqa: E402
 import test_hostile_archives as H  # noqa: E402
 from memory import PeakGrowth  # noqa: E402

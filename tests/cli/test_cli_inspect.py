@@ -397,9 +397,6 @@ def test_inspect_escapes_what_the_file_says(tmp_path):
     """A torch version and extra-file names that would set the window title, clear the screen,
     print a forged `valid` line over the start of the line and reverse text: shown escaped;
     --json escapes them as \\u sequences and round-trips them exactly."""
-    import sys
-
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hostile"))
     import cases_cli
 
     paths = cases_cli.hostile_archives(tmp_path)

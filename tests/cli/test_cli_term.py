@@ -109,7 +109,6 @@ def test_cli_colours_a_terminal_unless_no_color(small_archive):
 
 # ------------------------------------------------------- text from a file (issue 10, finding 11)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hostile"))
 import cases_cli  # noqa: E402
 from pt2serde.cli.term import escape, safe, terminal_text  # noqa: E402
 

@@ -348,9 +348,6 @@ def test_check_archive_api(base):
 def test_validate_escapes_what_the_file_says(tmp_path):
     """Record names and messages holding terminal escapes and a forged `valid` line: the verdict
     stays the first line, nothing the file says is printed raw, --json is ASCII."""
-    import sys
-
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "hostile"))
     import cases_cli
 
     paths = cases_cli.hostile_archives(tmp_path)

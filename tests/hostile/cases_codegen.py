@@ -120,6 +120,12 @@ def _dunder_namespace(doc: dict, marker: str) -> None:
     doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.ops.__path__.t.default"
 
 
+def _dunder_overload_of_aten_bitwise_op(doc: dict, marker: str) -> None:
+    """``torch.ops.aten.__and__.Tensor`` is a real operator (allowed); a dunder in any other
+    place of such a name is still a Python attribute walk."""
+    doc["graph_module"]["graph"]["nodes"][0]["target"] = "torch.ops.aten.__and__.__class__"
+
+
 # ---- values and dict keys that torch pastes into the guards of ep.module()
 
 
@@ -223,5 +229,8 @@ CASES = [
              r"`\$\.graph_module\.module_call_graph\[1\]\.signature\.in_spec`", base="nested"),
     doc_case("call target naming a dunder of torch.ops", _dunder_namespace,
              r"call target 'torch\.ops\.__path__\.t\.default' is not an operator name - at "
+             r"`\$\.graph_module\.graph\.nodes\[0\]\.target`"),
+    doc_case("dunder overload of an aten bitwise operator", _dunder_overload_of_aten_bitwise_op,
+             r"call target 'torch\.ops\.aten\.__and__\.__class__' is not an operator name - at "
              r"`\$\.graph_module\.graph\.nodes\[0\]\.target`"),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import json
 import math
@@ -207,3 +209,64 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+# ------------------------------------------------------- PyTorch's own work inside a load
+
+
+@contextlib.contextmanager
+def torch_work_timer():
+    """Time the PyTorch calls a ``load``/``deserialize`` cannot avoid, whoever drives them: the
+    ``ExportedProgram`` constructor (code generation of the graph module, the verifier), FX graph
+    building (``create_node``) and fake-tensor creation (``FakeTensor.__new__`` and the meta
+    ``torch.empty``/``empty_strided`` behind it), and the ``ShapeEnv``'s symbolic ints. Yields a
+    dict whose ``"s"`` holds the seconds spent inside them (nested calls counted once). The
+    floor of any PyTorch-format loader is that time: ``PyTorch's load / it`` bounds the ratio."""
+    from torch._subclasses.fake_tensor import FakeTensor
+    from torch.export.exported_program import ExportedProgram
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    spent = {"s": 0.0}
+    depth = [0]
+
+    def timed(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            if depth[0]:
+                return fn(*args, **kwargs)
+            depth[0] += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent["s"] += time.perf_counter() - t0
+                depth[0] -= 1
+        return inner
+
+    patched = [
+        (ExportedProgram, "__init__"), (torch.fx.Graph, "create_node"), (FakeTensor, "__new__"),
+        (torch, "empty"), (torch, "empty_strided"), (ShapeEnv, "create_symintnode"),
+        (ShapeEnv, "create_symfloatnode"), (ShapeEnv, "create_symboolnode"),
+    ]
+    saved = [(owner, name, owner.__dict__[name]) for owner, name in patched]
+    try:
+        for owner, name, fn in saved:
+            wrapped = timed(fn.__func__ if isinstance(fn, staticmethod) else fn)
+            setattr(owner, name, staticmethod(wrapped) if isinstance(fn, staticmethod) else wrapped)
+        yield spent
+    finally:
+        for owner, name, fn in saved:
+            setattr(owner, name, fn)
+
+
+def torch_floor(fn: Callable[[], object], repeat: int = 3) -> tuple[float, float]:
+    """``(seconds of fn, seconds of PyTorch's own work inside it)``, from its fastest run."""
+    best = (math.inf, 0.0)
+    for _ in range(repeat):
+        gc.collect()
+        with torch_work_timer() as spent:
+            t0 = time.perf_counter()
+            fn()
+            total = time.perf_counter() - t0
+        best = min(best, (total, spent["s"]))
+    return best

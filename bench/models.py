@@ -13,6 +13,9 @@ as PyTorch time / pt2serde time (above 1: pt2serde is faster):
 * ``fresh load``: ``load(path)`` in a fresh ``python -c`` process that imported torch (and
   ``torch.export``, ``pt2serde``'s lazy facade) before the clock; the two libraries alternate;
 * ``warm load``: in this process, after one warm-up load of the same file;
+* ``warm floor``: of that warm load, the time pt2serde spends inside PyTorch calls that any
+  loader of the format makes (the ``ExportedProgram`` constructor, FX nodes, fake tensors,
+  symbolic ints); PyTorch's warm load / that time is the best ratio any loader could reach;
 * ``fresh first output``: the same fresh process, from before ``load`` to after
   ``ep.module()`` and its first forward (no_grad);
 * ``peak RSS``: peak RSS growth during that fresh ``load`` (VmHWM after minus VmRSS before,
@@ -48,7 +51,7 @@ from typing import Callable
 import torch
 import torch.utils._pytree
 
-from common import alternating_medians, geomean, run_python, table, weights_bytes
+from common import alternating_medians, geomean, run_python, table, torch_floor, weights_bytes
 
 MiB = 1 << 20
 BATCH = {0: "batch"}
@@ -120,6 +123,7 @@ QUICK = ("resnet18", "whisper-encoder", "mixtral-moe")
 METRICS = {
     "fresh_load": "load, fresh process",
     "warm_load": "load, warm process",
+    "warm_floor": "load, warm: PyTorch's own calls inside pt2serde's load (ratio: the bound no loader passes)",
     "fresh_first_output": "load + module() + first forward, fresh process",
     "peak_rss": "peak RSS growth during load, fresh process",
     "serialize": "serialize in memory, with weights",
@@ -228,6 +232,8 @@ def measure(ep: torch.export.ExportedProgram, path: str, inputs: str, modules: s
     warm = alternating_medians({"pt2serde": lambda: pt2serde.load(path), "torch": lambda: torch.export.load(path)},
                                repeat)
     result["warm_load"] = warm
+    # the floor: time pt2serde's load spends in PyTorch calls any loader makes (common.torch_work_timer)
+    result["warm_floor"] = {"pt2serde": torch_floor(lambda: pt2serde.load(path), repeat)[1], "torch": warm["torch"]}
     ser = alternating_medians({"pt2serde": lambda: pt2serde.serialize(ep), "torch": lambda: torch_serialize(ep)},
                               repeat)
     result["serialize"] = ser

@@ -30,11 +30,28 @@ def struct(cls: type) -> type:
     return dataclasses.dataclass(slots=True)(cls)
 
 
+def _member_property(tag: str) -> property:
+    """``union.<tag>``: the payload when ``tag`` is the member set, else ``AttributeError``
+    (a property, not ``__getattr__``: member reads are on every hot path of load)."""
+
+    def get(self: Union) -> Any:
+        if self.type == tag:
+            return self.value
+        raise AttributeError(f"Field {tag} is not set.")
+
+    def put(self: Union, value: Any) -> None:
+        if self.type != tag:
+            raise AttributeError(f"cannot set {tag!r}: this {type(self).__name__} holds {self.type!r}")
+        _set(self, "value", value)
+
+    return property(get, put, doc=f"The payload if this union holds ``{tag}``.")
+
+
 class _UnionMeta(type):
     """Collects the ``wire()`` member declarations of a union class body into ``MEMBERS``.
 
-    The declarations are removed from the class namespace (member reads go through
-    ``Union.__getattr__``) and every union class gets empty ``__slots__``.
+    Each declaration becomes a read/write property of the member (see
+    :func:`_member_property`) and every union class gets empty ``__slots__``.
     """
 
     def __new__(mcls, name: str, bases: tuple, ns: dict[str, Any]):
@@ -46,7 +63,7 @@ class _UnionMeta(type):
             if member in _RESERVED:
                 raise TypeError(f"{name}.{member}: member name is reserved")
             members[member] = declared.metadata["id"]
-            del ns[member]
+            ns[member] = _member_property(member)
         ns.setdefault("__slots__", ())
         cls = super().__new__(mcls, name, bases, ns)
         if bases:
@@ -92,7 +109,7 @@ class Union(metaclass=_UnionMeta):
         return self.type
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached when ordinary lookup fails, i.e. for member names.
+        # Reached when a member property raised (another member is set, or none yet).
         if name in type(self).MEMBERS:
             try:
                 tag = object.__getattribute__(self, "type")

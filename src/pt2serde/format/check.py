@@ -78,6 +78,9 @@ def document_expressions(graph: schema.Graph, path: str = "$.graph_module.graph"
     one order (the one walk ``validate`` and ``load`` both charge to the document's budget)."""
     for g, p in document_graphs(graph, path):
         for name, tm in g.tensor_values.items():
+            if all(s.type == "as_int" for s in tm.sizes) and all(s.type == "as_int" for s in tm.strides) \
+                    and tm.storage_offset.type == "as_int":
+                continue  # a static tensor (most of them): no expression, no path to build
             tpath = f"{p}.tensor_values{key_path(name)}"
             for field in ("sizes", "strides"):
                 for i, s in enumerate(getattr(tm, field)):
@@ -94,6 +97,21 @@ def document_expressions(graph: schema.Graph, path: str = "$.graph_module.graph"
 _INT64 = 1 << 63
 
 
+def _plain_geometry(tm: schema.TensorMeta) -> bool:
+    """As many sizes as strides, and every int among them, and the offset, in range (the
+    geometry half of :func:`tensor_meta_problems`, without paths: its fast path)."""
+    if len(tm.sizes) != len(tm.strides):
+        return False
+    for s in tm.sizes:
+        if s.type == "as_int" and not 0 <= s.value < _INT64:
+            return False
+    for s in tm.strides:
+        if s.type == "as_int" and not -_INT64 <= s.value < _INT64:
+            return False
+    o = tm.storage_offset
+    return o.type != "as_int" or 0 <= o.value < _INT64
+
+
 def tensor_meta_problems(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
     """``(message, $.path)`` for the tensor values and symbolic ints of a graph that torch cannot
     hold: a dtype and a device index torch has (:mod:`.tables`), as many sizes as strides, sizes and storage offsets in ``[0, 2**63)``, strides and
@@ -101,6 +119,9 @@ def tensor_meta_problems(graph: schema.Graph, path: str = "$.graph_module.graph"
     rule ``validate`` (:func:`check_program`) and ``load`` (:func:`check_expressions`) apply."""
     for g, p in document_graphs(graph, path):
         for name, tm in g.tensor_values.items():
+            offset = tm.storage_offset
+            if _plain_geometry(tm) and dtype_problem(tm.dtype) is None and device_problem(tm.device) is None:
+                continue  # the common case, decided without building the value's $.path
             tpath = f"{p}.tensor_values{key_path(name)}"
             for problem, at in ((dtype_problem(tm.dtype), "dtype"), (device_problem(tm.device), "device.index")):
                 if problem is not None:
@@ -112,7 +133,6 @@ def tensor_meta_problems(graph: schema.Graph, path: str = "$.graph_module.graph"
                     if s.type == "as_int" and not low <= s.as_int < _INT64:
                         what = "negative size" if s.as_int < 0 and field == "sizes" else f"{field[:-1]} out of int64"
                         yield f"{what} {s.as_int}", f"{tpath}.{field}[{i}]"
-            offset = tm.storage_offset
             if offset.type == "as_int" and not 0 <= offset.as_int < _INT64:
                 what = "negative storage offset" if offset.as_int < 0 else "storage offset out of int64"
                 yield f"{what} {offset.as_int}", f"{tpath}.storage_offset"

@@ -230,12 +230,19 @@ class _Gen:
         table = self.const(members)
         T = self.const_name(cls)
         if self.direction == "decode":
+            # the first member whose payload is a bare int/str/bool is read inline (SymInt's
+            # `as_int`: most unions of a document); every other member through its function
+            inline = next((m for m in cls.MEMBERS if hints[m] in self._PRIM_EXACT and m != "as_none"
+                           and (cls.__name__, m) not in RECURSIVE_MEMBERS), None)
+            first = (f"    if tag == {inline!r}:\n        p = {self.expr(hints[inline], 'p')}\n    else:\n"
+                     f"        p = {table}[tag](p)\n") if inline else f"    p = {table}[tag](p)\n"
             return (
                 f"def {name}(v):\n"
-                f"    ((tag, p),) = _dict(v).items()\n"
+                f"    ((tag, p),) = (v if type(v) is dict else _bad()).items()\n"
+                + first +
                 f"    o = _new({T})\n"
                 f"    _set(o, 'type', tag)\n"
-                f"    _set(o, 'value', {table}[tag](p))\n"
+                f"    _set(o, 'value', p)\n"
                 f"    return o\n"
             )
         return (

@@ -97,6 +97,16 @@ def _module_stack_path(doc: dict, marker: str) -> None:
                 ",inner.lin,", f",{path}.lin,")
 
 
+def _module_stack_comma_path(doc: dict, marker: str) -> None:
+    """A break-out in a path holding a comma, its key holding one too (non-strict export's
+    form for a module named ``"x,..."``): the path read between the middle comma and the last."""
+    path = "x," + _breakout_path(marker)
+    for node in doc["graph_module"]["graph"]["nodes"]:
+        stack = node["metadata"].get("nn_module_stack")
+        if stack:
+            node["metadata"]["nn_module_stack"] = stack.replace("L__self__inner,inner,", f"L__self__inner,x,{path},")
+
+
 def _call_graph_fqn(doc: dict, marker: str) -> None:
     path = _breakout_path(marker)
     _module_stack_path(doc, marker)
@@ -221,6 +231,9 @@ CASES = [
              r"Python identifier - at `\$\.graph_module\.module_call_graph\[0\]\.signature\.in_spec`", base="nested"),
     doc_case("nn_module_stack path breaking out of getattr", _module_stack_path,
              r"nn_module_stack path 'a\"\).* is not a dotted attribute path - at "
+             r"`\$\.graph_module\.graph\.nodes\[0\]\.metadata\.nn_module_stack`", base="nested"),
+    doc_case("nn_module_stack path with a comma breaking out of getattr", _module_stack_comma_path,
+             r"nn_module_stack path 'x,a\"\).* is not a dotted attribute path - at "
              r"`\$\.graph_module\.graph\.nodes\[0\]\.metadata\.nn_module_stack`", base="nested"),
     doc_case("module call graph fqn breaking out of getattr", _call_graph_fqn,
              r"(module path|nn_module_stack path) 'a\"\).* is not a dotted attribute path", base="nested"),

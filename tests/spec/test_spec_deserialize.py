@@ -1255,17 +1255,6 @@ def test_custom_class():
         assert arg.top() == 7
 
 
-@pytest.mark.xfail(
-    reason=(
-        "known gap (issue 3 note): a torchbind object whose state holds a FakeTensor cannot be "
-        "written: TorchScript's pickler has no form for data-less storages, and rebuilding the "
-        "object any other way is not possible from Python. pt2serde raises SerializeError "
-        "(torch.export.save fails the same way); PyTorch's in-memory serialize() manages it only "
-        "through an unpickling fallback that runs code"
-    ),
-    raises=pt2serde.SerializeError,
-    strict=True,
-)
 @pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_custom_class_containing_fake_tensor():
     """Spec: TestSerializeCustomClass.test_custom_class_containing_fake_tensor [torchbind].

@@ -15,10 +15,10 @@ from typing import Any, Callable
 import torch
 from torch.fx.traceback import NodeSource
 
-from ..format.codegen_fields import split_outside_brackets
+from ..format.codegen_fields import split_module_stack_entry
 from ..errors import SerializeError
 
-__all__ = ["MetaKey", "META_KEYS", "encode_metadata", "decode_metadata", "split_outside_brackets"]
+__all__ = ["MetaKey", "META_KEYS", "encode_metadata", "decode_metadata"]
 
 SEP = ";"
 
@@ -50,14 +50,17 @@ def _enc_module_stack(enc, node, stack: dict) -> str:
             raise SerializeError(
                 f"nn_module_stack entry {key!r} of node {node.name} must be a (path, type) pair of strings, got {entry!r}"
             )
-        entries.append(f"{key},{entry[0]},{entry[1]}")
+        text = f"{key},{entry[0]},{entry[1]}"
+        if SEP in text or split_module_stack_entry(text) != (key, *entry):
+            raise SerializeError(f"nn_module_stack entry {key!r} of node {node.name} would not read back: {entry!r}")
+        entries.append(text)
     return SEP.join(entries)
 
 
 def _dec_module_stack(dec, text: str) -> dict:
     stack = {}
     for item in text.split(SEP):
-        key, path, ty = split_outside_brackets(item, 3)
+        key, path, ty = split_module_stack_entry(item)
         stack[key] = (path, ty)
     return stack
 

@@ -41,6 +41,7 @@ from ..errors import SerializeError
 from ..format.payload import DEFAULT_PICKLE_PROTOCOL, check_pickle_protocol
 from ..format.releases import RELEASES
 from ..format.upgrade import downgrade, pytorch_reader_gap
+from .object_records import constant_text, object_record, torch_save_bytes, writing
 from .torchsave import load_torch_save
 from .program import ExportedProgramDeserializer, ExportedProgramSerializer, default_opset_version
 from .tensors import tensor_meta_to_wire
@@ -143,7 +144,9 @@ def _payload_config(
     for fqn, value in pickled:
         path_name = f"{prefix}{counters[prefix][0]}"
         counters[prefix][0] += 1
-        writer.add(f"{root}/{folder}{path_name}", _torch_save_bytes(value, protocol))
+        with writing(constant_text(fqn, value, "constant" if allow_objects else "state dict entry")):
+            data = torch_save_bytes(value, protocol)
+        writer.add(f"{root}/{folder}{path_name}", data)
         config[fqn] = entry(path_name, value, True)
     for members in groups.values():
         for fqn, value in members:
@@ -152,25 +155,12 @@ def _payload_config(
             if shared is not None:
                 config[fqn][SHARES_KEY] = shared
     for fqn, value in objects:
-        if isinstance(value, torch._C.ScriptObject):  # TorchScript's own format: no protocol
-            kind, data = "custom_obj_", bytes(torch._C._pickle_save(value))
-        else:
-            import pickle
-
-            kind, data = "opaque_obj_", pickle.dumps(value, protocol=protocol)
+        kind, data = object_record(fqn, value, protocol)
         path_name = f"{kind}{counters[kind][0]}"
         counters[kind][0] += 1
         writer.add(f"{root}/{folder}{path_name}", data)
         config[fqn] = entry(path_name, value, True)
     return {"config": config}
-
-
-def _torch_save_bytes(value: Any, protocol: int) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(value, buf, pickle_protocol=protocol)
-    return buf.getvalue()
 
 
 def _root_name(f) -> str:
@@ -270,14 +260,16 @@ def _save_program(writer, root, name, ep, opset, counters, target, protocol) -> 
         isinstance(t, torch.nn.Parameter) and not (t.is_floating_point() or t.is_complex()) for t in state.values()
     ))
     if whole_weights:
-        with writer.stream(f"{root}/{WEIGHTS_DIR}{name}.pt") as out:
+        whole = f"the state dict of program {name!r} (one torch.save record)"
+        with writing(whole), writer.stream(f"{root}/{WEIGHTS_DIR}{name}.pt") as out:
             torch.save(state, out, pickle_protocol=protocol)
     else:
         plan = _StoragePlan()
         weights = _payload_config(state, WEIGHTS_DIR, "weight_", writer, root, plan, counters, False, protocol)
         writer.add(f"{root}/{WEIGHTS_DIR}{name}_weights_config.json", json.dumps(weights).encode("utf-8"))
     if not reads_raw:
-        with writer.stream(f"{root}/{CONSTANTS_DIR}{name}.pt") as out:
+        whole = f"the constants of program {name!r} (one torch.save record)"
+        with writing(whole), writer.stream(f"{root}/{CONSTANTS_DIR}{name}.pt") as out:
             torch.save(constants, out, pickle_protocol=protocol)
     else:
         plan = _StoragePlan() if whole_weights else plan

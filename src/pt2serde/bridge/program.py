@@ -232,6 +232,7 @@ class ExportedProgramDeserializer:
 
         from . import signature as sig_mod
         from .graph_load import GraphDeserializer
+        from .object_records import fake_objects
         from ..format.codegen_fields import check_code_fields
         from ..format.upgrade import check_version
 
@@ -253,6 +254,7 @@ class ExportedProgramDeserializer:
 
         state = payload(state_dict, "state_dict")
         consts = payload(constants, "constants", shared=state.storages)
+        consts.values = fake_objects(consts.values, sym.fake_tensor)  # meta tensors in torchbind states
         dec = GraphDeserializer(sym, constants=consts.values)
         gm_doc = doc.graph_module
         graph_signature = sig_mod.signature_from_wire(dec, gm_doc.signature)

@@ -278,28 +278,6 @@ def _tree_from_wire(node: Any, tensors: list, depth: int = 0) -> Any:
 # ------------------------------------------------------------------ payloads
 
 
-def _torchscript_bytes(obj: Any) -> bytes:
-    try:
-        return bytes(torch._C._pickle_save(obj))
-    except RuntimeError as e:
-        raise SerializeError(
-            f"cannot write torchbind object {obj._type().qualified_name()}: TorchScript's pickler "
-            f"failed ({str(e).splitlines()[0]})"
-        ) from None
-
-
-def _python_pickle_bytes(obj: Any, protocol: int = 2) -> bytes:
-    import pickle
-
-    return pickle.dumps(obj, protocol=protocol)
-
-
-def _subclass_bytes(t: torch.Tensor, protocol: int = 2) -> bytes:
-    buf = io.BytesIO()
-    torch.save(t, buf, pickle_protocol=protocol)
-    return buf.getvalue()
-
-
 def encode_payload(
     kind: str,
     values: dict[str, Any] | None = None,
@@ -325,26 +303,28 @@ def encode_payload(
         if is_fake(t):
             return {"type": "fake_tensor", "meta": meta}
         if not is_plain_tensor(t):
-            blobs.append(_subclass_bytes(t, pickle_protocol))
+            blobs.append(torch_save_bytes(t, pickle_protocol))
             return {"type": "pickled_tensor", "blob": len(blobs) - 1, "meta": meta}
         if shared is not None and (idx := shared.lookup(t)) is not None:
             return {"type": "tensor", "shared_storage": idx, "meta": meta}
         return {"type": "tensor", "storage": table.add(t), "meta": meta}
 
+    from .object_records import constant_text, object_record, torch_save_bytes, writing
+
     for name, value in (values or {}).items():
         if isinstance(value, torch.Tensor):
-            entry = tensor_entry(value)
+            with writing(constant_text(name, value, f"{kind} entry")):
+                entry = tensor_entry(value)
             entry["is_param"] = isinstance(value, torch.nn.Parameter)
-        elif isinstance(value, torch._C.ScriptObject):
-            blobs.append(_torchscript_bytes(value))
-            entry = {"type": "script_object", "class_fqn": value._type().qualified_name(), "blob": len(blobs) - 1}
         else:
             from .arguments import get_opaque_type_name, is_opaque_value
 
-            if not is_opaque_value(value):
+            script = isinstance(value, torch._C.ScriptObject)
+            if not script and not is_opaque_value(value):
                 raise SerializeError(f"{kind} entry {name!r} of type {type(value).__name__} is not supported")
-            blobs.append(_python_pickle_bytes(value, pickle_protocol))
-            entry = {"type": "opaque", "class_fqn": get_opaque_type_name(type(value)), "blob": len(blobs) - 1}
+            blobs.append(object_record(name, value, pickle_protocol)[1])
+            entry = {"type": "script_object" if script else "opaque", "blob": len(blobs) - 1,
+                     "class_fqn": value._type().qualified_name() if script else get_opaque_type_name(type(value))}
         entries[name] = entry
 
     header: dict[str, Any] = {"kind": kind, "byteorder": sys.byteorder, "entries": entries}
@@ -353,7 +333,8 @@ def encode_payload(
             tensor_list.append(tensor_entry(t))
             return len(tensor_list) - 1
 
-        header["tree"] = _tree_to_wire(tree, ref)
+        with writing(f"the {kind}"):
+            header["tree"] = _tree_to_wire(tree, ref)
         header["tensors"] = tensor_list
     first_storage_blob = len(blobs)
     header["first_storage_blob"] = first_storage_blob

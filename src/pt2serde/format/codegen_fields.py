@@ -26,7 +26,7 @@ from .. import schema
 from ..errors import SerializeError
 
 __all__ = ["CodeField", "CODE_FIELDS", "NEVER_CODE", "CHECKERS", "code_field_problems", "check_code_fields",
-           "split_outside_brackets", "call_index_problem"]
+           "split_module_stack_entry", "call_index_problem"]
 
 
 @dataclass(frozen=True)
@@ -192,30 +192,33 @@ def _has_op_schema(target: str) -> bool:
     return target.startswith(_SCHEMA_OPS) and not target.startswith("torch.ops.higher_order.")
 
 
-def split_outside_brackets(text: str, parts: int) -> list[str]:
-    """Split ``text`` on the commas that are not inside ``[]`` or ``()``; expect ``parts`` pieces.
+def split_module_stack_entry(item: str) -> tuple[str, str, str]:
+    """``(key, path, type)`` of one ``nn_module_stack`` entry ``key,path,type``: the one reader
+    of the text for ``load`` and ``validate``, and the check ``save`` writes it through.
 
-    Module paths such as ``layers[1:]`` or ``a[(1)]`` contain commas and brackets.
+    Commas inside ``[]`` or ``()`` never separate (strict export's paths such as ``layers[1:]``
+    or ``getattr(L['self'], 'dec,1')``); the type, a class path, holds none and follows the
+    last comma. Strict export's key is a number; non-strict export's is ``L__self__`` + the
+    path, so a module registered under a name with a comma (``"dec,1"``) puts as many commas
+    in the key as in the path: the key ends at the middle one of the commas before the type.
+    An odd number of commas outside brackets (or none) is refused.
     """
-    if "[" not in text and "(" not in text:
-        out = text.split(",")
-        if len(out) != parts:
-            raise SerializeError(f"Expected {parts} comma-separated fields, got {len(out)} in {text!r}")
-        return out
-    out = []
-    depth = start = 0
-    for i, c in enumerate(text):
-        if c in "[(":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c == "," and depth == 0:
-            out.append(text[start:i])
-            start = i + 1
-    out.append(text[start:])
-    if len(out) != parts:
-        raise SerializeError(f"Expected {parts} comma-separated fields, got {len(out)} in {text!r}")
-    return out
+    if "[" not in item and "(" not in item:
+        commas = [i for i, c in enumerate(item) if c == ","]
+    else:  # PyTorch's reader's count: a closing bracket with none open hides the commas after it
+        commas, depth = [], 0
+        for i, c in enumerate(item):
+            if c in "[(":
+                depth += 1
+            elif c in ")]":
+                depth -= 1
+            elif c == "," and depth == 0:
+                commas.append(i)
+    if len(commas) < 2 or len(commas) % 2:
+        raise SerializeError(f"Expected 3 comma-separated fields `key,path,type` (the key and the path "
+                             f"holding as many commas), got {len(commas) + 1} in {item!r}")
+    middle, last = commas[len(commas) // 2 - 1], commas[-1]
+    return item[:middle], item[middle + 1:last], item[last + 1:]
 
 
 _DICT_TYPES = ("builtins.dict", "collections.OrderedDict", "collections.defaultdict")
@@ -402,7 +405,7 @@ class _Walker:
                 if ("nn_module_stack", item) in self.ok:
                     continue
                 try:
-                    key, module_path, ty = split_outside_brackets(item, 3)
+                    key, module_path, ty = split_module_stack_entry(item)
                 except SerializeError as e:
                     self.out.append((f"malformed nn_module_stack: {e}", p))
                     continue

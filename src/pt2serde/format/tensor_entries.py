@@ -168,6 +168,10 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
         else:
             entry.record_size = archive.reader.entry(own).size
         refused = _read_opaque(archive, entry) if kind == "opaque_obj" else ""
+        if entry.recipe is not None:  # whether its class is registered is the loading process's matter
+            problems.append(Problem(f"record {own} ({fqn!r}) holds an object of class {entry.recipe.class_name}, read "
+                                    "without unpickling; load rebuilds it where that class is registered as an "
+                                    "opaque type", own, record, level="warning", names_record=True))
         if entry.needs_pickle:
             problems.append(Problem(f"record {own} ({fqn!r}) is stored as a pickle{refused}; loading it "
                                     "can run code from the file. Pass allow_pickle=True if you trust this archive.",

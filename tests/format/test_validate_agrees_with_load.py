@@ -98,6 +98,8 @@ ENVIRONMENT = [
      "a device type torch does not know may be a renamed private backend registered in another process"),
     (r"torchbind|torch\.classes|ScriptClass",
      "a torchbind class is registered (or not) by the process that loads"),
+    (r"opaque class .* (is not registered as an opaque type in this process|could not be rebuilt)",
+     "an opaque class is registered (or not) by the process that loads, and rebuilt by its own code"),
 ]
 
 #: A deliberate difference of policy, not of checks: ``load`` maps tensor records without reading

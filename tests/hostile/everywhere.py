@@ -69,6 +69,8 @@ class Case:
     #: what validate must say: None = exactly what load says (the agreement property);
     #: "environment" = load depends on this process (registered ops, devices), not the file
     validate: str | None = None
+    #: modules the child imports first, as a user imports what registers their classes and ops
+    imports: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"Case({self.name!r}, refused={self.refused!r})"
@@ -210,6 +212,7 @@ def run_case(case: Case, workdir: Path, timeout: float = 240) -> dict:
     marker = workdir / "pwned"
     (workdir / "case.pt2").write_bytes(case.build(str(marker)))
     (workdir / "base.pt2").write_bytes(base_archive(case.base))
+    (workdir / "imports.json").write_text(json.dumps(list(case.imports)))
     if case.mutate is not None:
         art = base_artifact(case.base)
         doc = json.loads(art.exported_program)
@@ -350,6 +353,8 @@ def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of step
         report["steps"][name] = result
         return value
 
+    for module in json.loads((workdir / "imports.json").read_text()):
+        __import__(module)
     # warm up on the unmodified base: torch, sympy and mpmath import lazily and compile
     # templates of their own on first use; the case's steps then see only what it causes
     base_ep = pt2serde.load(str(workdir / "base.pt2"))

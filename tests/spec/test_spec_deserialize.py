@@ -1041,7 +1041,7 @@ def test_opaque_value_type_constant():
     does not have; ported to ``register_opaque_type`` with ``OpaqueBase``).
 
     A value-type opaque object passed to a custom op is inlined as a constant argument and
-    comes back equal (it is pickled: loading needs ``allow_pickle=True``)."""
+    comes back equal (its pickle is read without unpickling: the default ``allow_pickle=False``)."""
     config_name, _ = _opaque_library()
     with torch.library._scoped_library("pt2serde_spec_opq", "FRAGMENT") as lib:
         lib.define(f"scale(Tensor x, {config_name} c) -> Tensor")
@@ -1063,7 +1063,7 @@ def test_opaque_value_type_constant():
         node = next(n for n in _wire(ep).graph_module.graph.nodes if "pt2serde_spec_opq" in n.target)
         assert node.inputs[1].arg.type == "as_custom_obj"
         assert node.inputs[1].arg.as_custom_obj.class_fqn == config_name
-        loaded = _roundtrip(ep, allow_pickle=True)
+        loaded = _roundtrip(ep)
         call = _calls(loaded, torch.ops.pt2serde_spec_opq.scale.default)[0]
         assert call.args[1] == _SpecConfig(3.0)
         torch.testing.assert_close(loaded.module()(*inp), torch.full((3,), 3.0))
@@ -1074,7 +1074,7 @@ def test_opaque_reference_type_constant():
     ``register_opaque_type`` with ``OpaqueBase``).
 
     A reference-type opaque attribute is lifted as a custom-object input and reloads (from
-    its pickle, with ``allow_pickle=True``) as an object of its class with the same state."""
+    its pickle, read without unpickling by default) as an object of its class with the same state."""
     _, engine_name = _opaque_library()
     with torch.library._scoped_library("pt2serde_spec_opr", "FRAGMENT") as lib:
         lib.define(f"run(Tensor x, {engine_name} e) -> Tensor")
@@ -1099,7 +1099,7 @@ def test_opaque_reference_type_constant():
         ep = torch.export.export(M(), inp, strict=False)
         specs = _wire(ep).graph_module.signature.input_specs
         assert [s.type for s in specs] == ["custom_obj", "user_input"]
-        loaded = _roundtrip(ep, allow_pickle=True)
+        loaded = _roundtrip(ep)
         engine = loaded.constants[specs[0].custom_obj.custom_obj_name]
         assert type(engine) is _SpecEngine and engine.offset == 2.0
         torch.testing.assert_close(loaded.module()(*inp), torch.full((3,), 3.0))

@@ -7,7 +7,7 @@ writes, so each side reads the other's files)::
     data/weights/weight_<i>                    raw storage bytes (one record per storage)
     data/weights/<name>_weights_config.json    PayloadConfig: fqn -> record + TensorMeta
     data/constants/tensor_<i>                  raw storage bytes of constants
-    data/constants/custom_obj_<i> / opaque_obj_<i>   pickled objects (need allow_pickle to load)
+    data/constants/custom_obj_<i> / opaque_obj_<i>   pickled objects (opaque ones read without unpickling)
     data/constants/<name>_constants_config.json
     data/sample_inputs/<name>.pt               torch.save of (args, kwargs)
     extra/<file>                               user extra files
@@ -20,8 +20,10 @@ it never unpickles with code execution unless ``allow_pickle=True``.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import re
 import warnings
 from typing import Any, Callable
@@ -29,7 +31,7 @@ from typing import Any, Callable
 import torch
 from torch.export import ExportedProgram
 
-from . import argcheck, tables, tensors
+from . import argcheck, opaque, tables, tensors
 
 from ..format import codec, contents, extent, filekind, problem, tensor_entries
 
@@ -370,7 +372,10 @@ def _tensor_entries(archive: _Archive, folder: str, entries: list[tensor_entries
     for e in entries:
         meta = e.meta
         where = archive.where(e.own_record or e.record)
-        if e.needs_pickle:
+        if e.recipe is not None and not allow_pickle:  # an opaque object read without unpickling
+            out[e.name] = opaque.rebuild(e.recipe, where=where, record=e.record)
+            continue
+        if e.kind != "tensor":
             if not allow_pickle:  # _config has refused already; kept next to the unpickling
                 raise SerializeError(f"{where}: entry {e.name!r} is stored as a pickle; pass allow_pickle=True "
                                      "if you trust this archive", record=e.own_record or e.record)
@@ -417,11 +422,7 @@ def _unpickle(data: bytes, path: str) -> Any:
     if path.startswith("custom_obj_"):
         return torch._C._pickle_load_obj(data)  # allow_pickle=True only: callers refuse otherwise
     if path.startswith("opaque_obj_"):
-        import pickle
-
         return pickle.loads(data)  # allow_pickle=True only: callers refuse otherwise
-    import io
-
     return torch.load(io.BytesIO(data), weights_only=False)  # allow_pickle=True only: callers refuse otherwise
 
 

@@ -317,7 +317,8 @@ def deserialize(
     """The inverse of :func:`serialize`.
 
     ``allow_pickle=True`` is needed only for payload entries that PyTorch itself stores as
-    pickles (torchbind objects, opaque values, tensor subclasses).
+    pickles (torchbind objects, tensor subclasses); opaque values of registered classes are
+    read without unpickling (:mod:`.opaque`), and unpickled with ``allow_pickle=True``.
     """
     from ..format.upgrade import program_from_json
 

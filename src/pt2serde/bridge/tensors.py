@@ -25,6 +25,7 @@ from ..format import codec, extent, payload
 from .. import schema
 
 from . import symbolic, tables
+from .opaque import load_opaque
 from ..errors import SerializeError
 
 __all__ = [
@@ -386,7 +387,8 @@ def decode_payload(
     otherwise one private copy of it, made here in a single pass: a read-only buffer
     (``bytes``, as in ``SerializedArtifact``) must not change when a tensor is written.
     ``fake_tensor`` builds fake tensors from metadata (needs the program's shape env).
-    Pickled entries (tensor subclasses, custom objects) need ``allow_pickle=True``.
+    Pickled entries (tensor subclasses, custom objects) need ``allow_pickle=True``; opaque objects of
+    registered classes are read without unpickling (:mod:`.opaque`).
     """
     if not data:
         return DecodedPayload({}, None, [])
@@ -443,7 +445,9 @@ def decode_payload(
     for name, entry in entries.items():
         where = f"{what} entry {name!r}"
         kind = entry.get("type") if isinstance(entry, dict) else None
-        if kind in ("script_object", "opaque"):
+        if kind == "opaque" and not allow_pickle:  # read without unpickling, from a registered class
+            values[name] = load_opaque(blob_at(entry, where), where=where)
+        elif kind in ("script_object", "opaque"):
             if not allow_pickle:
                 raise SerializeError(
                     f"{where}: a {kind.replace('_', ' ')} of class {entry.get('class_fqn')!r} needs allow_pickle=True"

@@ -22,6 +22,7 @@ from . import codec, extent
 
 from .. import schema
 from ..errors import SerializeError
+from .opaque_pickle import MAX_RECORD_BYTES, OpaqueRecipe, read_opaque
 from .problem import Problem, key_path
 from .tables import BY_NAME, DTYPES, device_problem, device_text, sym_text, unknown_device_type
 from .torchsave import MAX_DIMS
@@ -65,10 +66,11 @@ class TensorEntry:
     own_record: str | None = None  # the entry's own record when ``record`` is a shared one
     inner: str | None = None  # torch.save storage: the record inside ``record``'s zip
     meta: schema.PayloadMeta | None = None  # raw configs: the decoded entry (what ``load`` builds from)
+    recipe: OpaqueRecipe | None = None  # an opaque object the safe reader read (``opaque_pickle``)
 
     @property
     def needs_pickle(self) -> bool:
-        return self.kind != "tensor"
+        return self.kind != "tensor" and self.recipe is None
 
     @property
     def concrete(self) -> bool:
@@ -165,8 +167,13 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
             entry.record = None
         else:
             entry.record_size = archive.reader.entry(own).size
+        refused = _read_opaque(archive, entry) if kind == "opaque_obj" else ""
+        if entry.recipe is not None:  # whether its class is registered is the loading process's matter
+            problems.append(Problem(f"record {own} ({fqn!r}) holds an object of class {entry.recipe.class_name}, read "
+                                    "without unpickling; load rebuilds it where that class is registered as an "
+                                    "opaque type", own, record, level="warning", names_record=True))
         if entry.needs_pickle:
-            problems.append(Problem(f"record {own} ({fqn!r}) is stored as a pickle; loading it "
+            problems.append(Problem(f"record {own} ({fqn!r}) is stored as a pickle{refused}; loading it "
                                     "can run code from the file. Pass allow_pickle=True if you trust this archive.",
                                     own, record, level="warning", needs_pickle=True, names_record=True))
         shares = item.get(SHARES_KEY) if isinstance(item, dict) else None
@@ -194,6 +201,18 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
             problems.append(Problem(f"entry {fqn!r} has no tensor metadata", f"{where}.tensor_meta", record))
         out.append(entry)
     return out
+
+
+def _read_opaque(archive, entry: TensorEntry) -> str:
+    """Read an opaque object's record into ``entry.recipe`` without unpickling; why not, if not."""
+    if entry.record is None:
+        return ""
+    try:
+        view = archive.reader.view(entry.record, max_size=MAX_RECORD_BYTES)
+        entry.recipe = read_opaque(view, where=entry.record)
+    except SerializeError as e:
+        return f" that the safe reader of opaque objects refuses ({e})"
+    return ""
 
 
 #: what a folder stores, by name: (dtype name, sizes, whether the entry has a ``$.config`` path), or None

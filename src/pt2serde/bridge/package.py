@@ -7,7 +7,7 @@ writes, so each side reads the other's files)::
     data/weights/weight_<i>                    raw storage bytes (one record per storage)
     data/weights/<name>_weights_config.json    PayloadConfig: fqn -> record + TensorMeta
     data/constants/tensor_<i>                  raw storage bytes of constants
-    data/constants/custom_obj_<i> / opaque_obj_<i>   pickled objects (need allow_pickle to load)
+    data/constants/custom_obj_<i> / opaque_obj_<i>   pickled objects (torchbind: bridge/torchbind.py)
     data/constants/<name>_constants_config.json
     data/sample_inputs/<name>.pt               torch.save of (args, kwargs)
     extra/<file>                               user extra files
@@ -20,8 +20,10 @@ it never unpickles with code execution unless ``allow_pickle=True``.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import re
 import warnings
 from typing import Any, Callable
@@ -29,7 +31,7 @@ from typing import Any, Callable
 import torch
 from torch.export import ExportedProgram
 
-from . import argcheck, tables, tensors
+from . import argcheck, tables, tensors, torchbind
 
 from ..format import codec, contents, extent, filekind, problem, tensor_entries
 
@@ -43,7 +45,6 @@ from ..format.releases import RELEASES
 from ..format.upgrade import downgrade, pytorch_reader_gap
 from .torchsave import load_torch_save
 from .program import ExportedProgramDeserializer, ExportedProgramSerializer, default_opset_version
-from .tensors import tensor_meta_to_wire
 
 __all__ = ["save", "load", "load_all", "ARCHIVE_VERSION"]
 
@@ -136,7 +137,7 @@ def _payload_config(
         tensor = isinstance(value, torch.Tensor)
         return codec.to_dict(schema.PayloadMeta(
             path_name=path_name, is_param=isinstance(value, torch.nn.Parameter), use_pickle=use_pickle,
-            tensor_meta=tensor_meta_to_wire(value) if tensor else None,
+            tensor_meta=tensors.tensor_meta_to_wire(value) if tensor else None,
         ))
 
     config: dict[str, Any] = {}
@@ -166,8 +167,6 @@ def _payload_config(
 
 
 def _torch_save_bytes(value: Any, protocol: int) -> bytes:
-    import io
-
     buf = io.BytesIO()
     torch.save(value, buf, pickle_protocol=protocol)
     return buf.getvalue()
@@ -372,12 +371,15 @@ class _Storages:
 
 def _tensor_entries(archive: _Archive, folder: str, entries: list[tensor_entries.TensorEntry], storages: _Storages,
                     allow_pickle: bool, fake_tensor: Callable | None) -> dict[str, Any]:
-    """Tensors (and, with ``allow_pickle``, unpickled objects) of entries the model has checked
-    (:func:`_config`): record names, geometry against the records and the zero-fill allowance."""
+    """Tensors, torchbind objects (and, with ``allow_pickle``, unpickled objects) of entries the model
+    has checked (:func:`_config`): record names, geometry against the records, the zero-fill allowance."""
     out: dict[str, Any] = {}
     for e in entries:
         meta = e.meta
         where = archive.where(e.own_record or e.record)
+        if e.safe_reader == "torchbind":  # the model's walk accepted it: rebuilt by bridge/torchbind
+            out[e.name] = torchbind.load_torchbind(archive.require(e.record), what=where, record=e.record)
+            continue
         if e.needs_pickle:
             if not allow_pickle:  # _config has refused already; kept next to the unpickling
                 raise SerializeError(f"{where}: entry {e.name!r} is stored as a pickle; pass allow_pickle=True "
@@ -425,11 +427,7 @@ def _unpickle(data: bytes, path: str) -> Any:
     if path.startswith("custom_obj_"):
         return torch._C._pickle_load_obj(data)  # allow_pickle=True only: callers refuse otherwise
     if path.startswith("opaque_obj_"):
-        import pickle
-
         return pickle.loads(data)  # allow_pickle=True only: callers refuse otherwise
-    import io
-
     return torch.load(io.BytesIO(data), weights_only=False)  # allow_pickle=True only: callers refuse otherwise
 
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -478,12 +478,15 @@ def load_torch_save(
     what: str,
     record: str | None = None,
     fake_tensor: Callable[[schema.TensorMeta], torch.Tensor] | None = None,
+    table: Callable[[Mapping], Mapping] = safepickle.with_namedtuples,
 ) -> Any:
     """The object a ``torch.save`` record holds, rebuilt with the builders of ``TORCH_SAVE_GLOBALS``.
 
     ``what`` names the record in error messages (``data/sample_inputs/model.pt``); ``record``,
     the archive record that ``what`` names, if any, is the ``record`` of those errors.
     ``fake_tensor`` rebuilds FakeTensor example inputs from their ``schema.TensorMeta``.
+    ``table`` makes the globals the pickle may name from this reader's (a torchbind record's:
+    :func:`pt2serde.format.torchbind.record_globals`).
     Raises :class:`SerializeError` for anything it does not read (see the module docstring).
     """
     try:
@@ -511,9 +514,9 @@ def load_torch_save(
     except SerializeError as e:
         raise SerializeError(f"{what}: {e}", path=what, record=record) from None
     loader = _Loader(reader, root, big_endian)
-    table = dict(TORCH_SAVE_GLOBALS)
-    table[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))
-    result = safepickle.load(pickled, globals=safepickle.with_namedtuples(table),
+    builders = dict(TORCH_SAVE_GLOBALS)
+    builders[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))
+    result = safepickle.load(pickled, globals=table(builders),
                              persistent_load=loader.persistent_load,
                              where=f"{pickle_name} in {what}")
     others = sorted(loc for loc in loader.locations if loc != "cpu")

@@ -24,6 +24,7 @@ from .. import schema
 from ..errors import SerializeError
 from .problem import Problem, key_path
 from .tables import BY_NAME, DTYPES, device_problem, device_text, sym_text, unknown_device_type
+from .torchbind import describe_torchbind
 from .torchsave import MAX_DIMS
 
 __all__ = [
@@ -65,10 +66,11 @@ class TensorEntry:
     own_record: str | None = None  # the entry's own record when ``record`` is a shared one
     inner: str | None = None  # torch.save storage: the record inside ``record``'s zip
     meta: schema.PayloadMeta | None = None  # raw configs: the decoded entry (what ``load`` builds from)
+    safe_reader: str | None = None  # an object entry the safe reader rebuilds ("torchbind"); else unpickling
 
     @property
     def needs_pickle(self) -> bool:
-        return self.kind != "tensor"
+        return self.kind != "tensor" and self.safe_reader is None
 
     @property
     def concrete(self) -> bool:
@@ -165,8 +167,15 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
             entry.record = None
         else:
             entry.record_size = archive.reader.entry(own).size
+        refused = ""
+        if kind == "custom_obj" and entry.record is not None:  # the rule load and validate share
+            try:
+                describe_torchbind(archive.reader.view(own), "the record")
+                entry.safe_reader = "torchbind"
+            except SerializeError as e:
+                refused = f" that the safe torchbind reader refuses ({str(e).removeprefix('the record: ')})"
         if entry.needs_pickle:
-            problems.append(Problem(f"record {own} ({fqn!r}) is stored as a pickle; loading it "
+            problems.append(Problem(f"record {own} ({fqn!r}) is stored as a pickle{refused}; loading it "
                                     "can run code from the file. Pass allow_pickle=True if you trust this archive.",
                                     own, record, level="warning", needs_pickle=True, names_record=True))
         shares = item.get(SHARES_KEY) if isinstance(item, dict) else None

@@ -12,7 +12,7 @@ a pickle names by reading its opcodes, for the records that only ``allow_pickle`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from . import codec, extent, safepickle
 
@@ -245,8 +245,9 @@ class TorchSaveRecord:
     root: str
 
 
-def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
-    """Walk a ``torch.save`` record's pickle with :data:`WALK_GLOBALS` (nothing is unpickled)."""
+def describe_torch_save(data: memoryview, what: str,
+                        table: Callable[[Mapping], Mapping] = safepickle.with_namedtuples) -> TorchSaveRecord:
+    """Walk a ``torch.save`` record's pickle with ``table(WALK_GLOBALS)`` (nothing is unpickled)."""
     try:
         reader = ArchiveReader(data)
         root = reader.root_folder()
@@ -282,7 +283,7 @@ def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
                                  f"{numel} x {stype.dtype or 'byte'} = {numel * itemsize} bytes", record=name)
         return _StorageRef(key, stype.dtype, numel, location, size)
 
-    value = safepickle.load(pickled, globals=safepickle.with_namedtuples(WALK_GLOBALS),
+    value = safepickle.load(pickled, globals=table(WALK_GLOBALS),
                             persistent_load=persistent_load,
                             where=f"{root}/data.pkl in {what}")
     return TorchSaveRecord(value, reader, root)

@@ -12,7 +12,8 @@ by hand here (the torchbind test library need not be present):
 * a registered class whose state calls ``posix.system`` or ``builtins.eval`` (the marker would appear);
 * a record naming two classes, and one making a second object of its class;
 * a state nested 300 lists deep, and one that expands to 2**64 lists through the memo;
-* a tensor in the state reaching past its storage, and a storage record shorter than its id says.
+* a tensor in the state reaching past its storage, one with a backward hook, and a storage record
+  shorter than its id says.
 """
 
 from __future__ import annotations
@@ -54,12 +55,13 @@ def _call(module: str, name: str, arg: str) -> bytes:
     return _global(module, name) + b"(" + _text(arg) + b"tR"
 
 
-def _tensor(size: int, numel: int = 6) -> bytes:
-    """``_rebuild_tensor_v2`` of float storage ``0`` (``numel`` floats declared), size ``[size]``."""
+def _tensor(size: int, numel: int = 6, hooks: bytes = b")") -> bytes:
+    """``_rebuild_tensor_v2`` of float storage ``0`` (``numel`` floats declared), size ``[size]``,
+    backward hooks ``OrderedDict(*hooks)``."""
     pid = b"(" + _text("storage") + _global("torch", "FloatStorage") + _text("0") + _text("cpu") + \
         b"K" + bytes([numel]) + b"tQ"
     return _global("torch._utils", "_rebuild_tensor_v2") + b"(" + pid + b"K\x00(K" + bytes([size]) + \
-        b"t(K\x01t\x89" + _global("collections", "OrderedDict") + b")Rt" + b"R"
+        b"t(K\x01t\x89" + _global("collections", "OrderedDict") + hooks + b"Rt" + b"R"
 
 
 def _deep_lists(depth: int) -> bytes:
@@ -131,6 +133,9 @@ CASES = [
     _case("torchbind: a tensor reaching past its storage", lambda m: _object(_tensor(100)),
           r"torch\._utils\._rebuild_tensor_v2: a float32 tensor of size \[100\], stride \[1\] and storage offset 0 needs 400 bytes but storage '0' "
           r"holds 24", storage=_FLOATS),
+    _case("torchbind: a tensor with a backward hook", lambda m: _object(_tensor(6, hooks=b"((" + _text("h") + b"K\x01tlt")),
+          r"torch\._utils\._rebuild_tensor_v2: backward hooks must be an empty dict at byte \d+ of archive/data\.pkl",
+          storage=_FLOATS),
     _case("torchbind: a storage shorter than its persistent id says", lambda m: _object(_tensor(6, numel=200)),
           r"persistent id: record 'archive/data/0' holds 24 bytes but its persistent id declares 200 x float32 = 800 bytes",
           storage=_FLOATS),

@@ -60,7 +60,7 @@ from . import tables
 from ..format.archive import ArchiveReader
 from ..errors import SerializeError
 from ..format.safepickle import Global
-from ..format.torchsave import MAX_DIMS, MAX_PICKLE_BYTES  # the limits the torch-free reader applies
+from ..format.torchsave import MAX_DIMS, MAX_PICKLE_BYTES, tensor_extras_problem  # the torch-free reader's limits
 from .tensors import storage_from_buffer
 
 __all__ = ["load_torch_save", "TORCH_SAVE_GLOBALS"]
@@ -206,13 +206,12 @@ def _extent(dtype: torch.dtype, size: tuple, stride: tuple, offset: int, has_dat
 
 
 def _finish(t: torch.Tensor, requires_grad: Any, hooks: Any, metadata: Any) -> torch.Tensor:
-    if _bool(requires_grad, "requires_grad"):
+    problem = tensor_extras_problem(requires_grad, hooks, metadata)  # the walker's rule
+    if problem:
+        raise SerializeError(problem)
+    if requires_grad:
         t.requires_grad_(True)
-    _check_hooks(hooks)
     if metadata:  # conj / neg bits (get_tensor_metadata)
-        if type(metadata) is not dict or not set(metadata) <= {"conj", "neg"} \
-                or any(type(v) is not bool for v in metadata.values()):
-            raise SerializeError(f"tensor metadata may only hold bool 'conj'/'neg', got {safepickle.short(metadata)}")
         torch._C._set_tensor_metadata(t, metadata)
     return t
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import SerializeError
 from .pickle_budget import MAX_DEPTH, check_tree, printable, short, work_budget
-from .pickle_globals import PLAIN_GLOBALS, Global
+from .pickle_globals import Global
 from .torchsave import TensorInfo, describe_torch_save
 
 __all__ = ["CLASS_MODULE", "MAX_TYPE_TAG", "TorchbindObject", "class_problem", "describe_torchbind", "finish",
@@ -46,6 +46,7 @@ CLASS_MODULE = "__torch__.torch.classes"  #: the module TorchScript names custom
 MAX_TYPE_TAG = 1024  #: longest type text ``restore_type_tag`` may carry
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}|_[A-Za-z0-9][A-Za-z0-9_]{0,126}")  # ASCII, no dunder start
 _HOOKS = ("collections", "OrderedDict")  # each tensor's (empty) backward hooks
+_REBUILD = ("torch._utils", "_rebuild_tensor_v2")
 
 
 class TorchbindObject:
@@ -164,13 +165,18 @@ _JIT_GLOBALS: dict[tuple[str, str], Global] = {
 }
 
 
+def _tensor_global(key: tuple[str, str]) -> bool:
+    """What TorchScript's pickler names for a dense tensor: ``_rebuild_tensor_v2``, a typed or
+    untyped storage class in its persistent id, an (empty) ``OrderedDict`` of backward hooks."""
+    return key in (_REBUILD, _HOOKS) or (key[0] in ("torch", "torch.storage") and key[1].endswith("Storage"))
+
+
 def record_globals(tensor_table: Mapping[tuple[str, str], Global]) -> Mapping[tuple[str, str], Global]:
-    """The globals one torchbind record may name: the tensor globals of ``tensor_table`` (a
-    ``torch.save`` reader's table, without its plain-container builders, which TorchScript never
-    writes, but with ``OrderedDict`` for backward hooks), the ``torch.jit._pickle`` builders and
-    one class under ``__torch__.torch.classes``. A fresh table for each record."""
-    table = {k: v for k, v in tensor_table.items() if k not in PLAIN_GLOBALS or k == _HOOKS}
-    return _RecordGlobals({**table, **_JIT_GLOBALS})
+    """The globals one torchbind record may name: the dense-tensor globals of ``tensor_table`` (a
+    ``torch.save`` reader's table: the walker's or the bridge's, whose tensor rules they share),
+    the ``torch.jit._pickle`` builders and one class under ``__torch__.torch.classes``. A fresh
+    table for each record."""
+    return _RecordGlobals({**{k: v for k, v in tensor_table.items() if _tensor_global(k)}, **_JIT_GLOBALS})
 
 
 # ------------------------------------------------------------------ the result

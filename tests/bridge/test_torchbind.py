@@ -151,8 +151,8 @@ class _WithTensors(torch.nn.Module):
         self.queue = _objects()["_TensorQueue"]
 
     def forward(self, x):
-        # (not self.queue.size(): a call_torchbind node returning an int does not load yet, a
-        # graph_load gap apart from the record, reported with issue 15)
+        # (not self.queue.size(): a call_torchbind node returning an int loads neither in PyTorch
+        # 2.13 nor in pt2serde, "Node redefined name call_torchbind": a graph gap, not the record's)
         return x + self.holder.get().sum() + torch.ops._TorchScriptTesting.queue_size(self.queue)
 
 

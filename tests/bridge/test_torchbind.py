@@ -260,3 +260,6 @@ def test_allow_pickle_keeps_the_old_path_only_for_refused_forms(tmp_path, monkey
             r"Unknown type name 'posix\.system'")):
         pt2serde.load(io.BytesIO(_archive_with(hostile)), allow_pickle=True)
     assert calls == [1] and not marker.exists()
+    with pytest.raises(pt2serde.SerializeError, match=r"(?s)^constants entry 'x': unpickling failed: RuntimeError: "):
+        load_torchbind(hostile, what="constants entry 'x'", allow_pickle=True)  # a payload entry: the same
+    assert calls == [1, 1] and not marker.exists()

@@ -112,21 +112,21 @@ TORCH_CANNOT_LOAD = {
     "custom_scalar_returns": "PyTorch 2.13's loader has no getitem for a SymBool node output "
                              "(NotImplementedError: Unimplemented node output type as_sym_bool)",
 }
-# Programs whose constants hold a torchbind object: PyTorch stores it pickled
-# (data/constants/custom_obj_0), which pt2serde loads only when told to trust the file.
-NEEDS_PICKLE = {name for name, p in CORPUS.items() if "custom_obj" in p.features}
+# Programs whose constants hold a torchbind object: PyTorch stores it pickled by TorchScript
+# (data/constants/custom_obj_0), which pt2serde reads with its safe torchbind reader, by default.
+TORCHBIND = {name for name, p in CORPUS.items() if "custom_obj" in p.features}
 
 EXPORT_IDS = [name for name, _ in corpus_ids(("export",))]
 
 
 def _load_ours(data, name):
-    return pt2serde.load(io.BytesIO(data), allow_pickle=name in NEEDS_PICKLE)
+    return pt2serde.load(io.BytesIO(data))
 
 
 def test_exclusions_name_corpus_programs():
     assert set(TORCH_CANNOT_LOAD) <= set(EXPORT_IDS)
     assert set(TORCH_CANNOT_SAVE) <= set(EXPORT_IDS)
-    assert NEEDS_PICKLE and NEEDS_PICKLE <= set(EXPORT_IDS)
+    assert TORCHBIND and TORCHBIND <= set(EXPORT_IDS)
     assert len(EXPORT_IDS) >= 100  # the whole corpus, ExportDB included
 
 
@@ -164,12 +164,18 @@ def test_pytorch_really_cannot_save_these(name):
 
 
 @pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
-def test_torchbind_constants_need_allow_pickle():
-    name = sorted(NEEDS_PICKLE)[0]
-    data = saved(exported(name, "export"))
-    with pytest.raises(pt2serde.SerializeError,
-                       match=r"record archive/data/constants/custom_obj_0 \('\w+'\) is stored as a pickle"):
-        pt2serde.load(io.BytesIO(data))
+def test_torchbind_constants_load_by_default():
+    """A torchbind constant loads without allow_pickle (the safe torchbind reader), with the
+    state PyTorch's own loader gives it, from our archive and from PyTorch's."""
+    for name in sorted(TORCHBIND):
+        ep = exported(name, "export")
+        for data in (saved(ep), torch_saved(ep)):
+            ours, theirs = pt2serde.load(io.BytesIO(data)).constants, torch_loaded(data).constants
+            objects = [k for k, v in theirs.items() if isinstance(v, torch.ScriptObject)]
+            assert objects, name
+            for k in objects:
+                assert isinstance(ours[k], torch.ScriptObject), (name, k)
+                assert ours[k].__getstate__() == theirs[k].__getstate__(), (name, k)
 
 
 def test_pytorch_and_pt2serde_write_the_same_records(categories):

@@ -249,17 +249,31 @@ def test_crc_mismatch_found_and_skippable(base, out):
 
 @pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_pickled_entries_are_errors_unless_allow_pickle(tmp_path):
-    """validate judges as load does: a record only unpickling can read stops load(allow_pickle=False),
-    so it is an error by default, and a warning with --allow-pickle (load(allow_pickle=True))."""
+    """validate judges as load does: a torchbind record the safe torchbind reader accepts is valid
+    and loads by default (issue 15); one it refuses (here a state built by ``builtins.set``, which
+    TorchScript never writes) stops load(allow_pickle=False), so it is an error by default, and a
+    warning with --allow-pickle (load(allow_pickle=True))."""
     import programs  # the corpus program with a TorchScript object attribute (loads the test library)
 
     ep = programs.exported("torchbind_attribute", "export")
-    path = str(tmp_path / "obj.pt2")
-    pt2serde.save(ep, path)
-    message = ("record obj/data/constants/custom_obj_0 ('counter') is stored as a pickle; loading it can run code "
-               "from the file. Pass allow_pickle=True if you trust this archive. Its pickle names "
-               "__torch__.torch.classes._TorchScriptTesting._Foo, torch.jit._pickle.build_intlist. "
-               "@ obj/data/constants/custom_obj_0")
+    (tmp_path / "good").mkdir()
+    good = str(tmp_path / "good" / "obj.pt2")  # the root folder is named after the file: "obj"
+    pt2serde.save(ep, good)
+    proc = run_cli("validate", good)
+    assert proc.returncode == 0 and proc.stdout.startswith("obj.pt2: valid (1 program, "), proc.stdout
+    assert pt2serde.load(good).constants["counter"].__getstate__() == ep.constants["counter"].__getstate__()
+
+    inner = records(records(good)["data/constants/custom_obj_0"])
+    pkl = inner["data.pkl"].replace(b"ctorch.jit._pickle\nbuild_intlist\n", b"cbuiltins\nset\n")
+    (tmp_path / "record.zip").write_bytes(records(good)["data/constants/custom_obj_0"])
+    rewrite(str(tmp_path / "record.zip"), str(tmp_path / "bad_record.zip"), {"data.pkl": pkl})
+    path = rewrite(good, str(tmp_path / "obj.pt2"),
+                   {"data/constants/custom_obj_0": (tmp_path / "bad_record.zip").read_bytes()})
+    message = ("record obj/data/constants/custom_obj_0 ('counter') is stored as a pickle that the safe torchbind "
+               f"reader refuses (GLOBAL builtins.set is not an allowed global at byte {pkl.index(b'cbuiltins')} of "
+               "archive/data.pkl in the record); loading it can run code from the file. Pass allow_pickle=True if "
+               "you trust this archive. Its pickle names __torch__.torch.classes._TorchScriptTesting._Foo, "
+               "builtins.set. @ obj/data/constants/custom_obj_0")
     proc = run_cli("validate", path)
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()

@@ -902,8 +902,8 @@ def _foo_obj():
 @pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
 def test_custom_obj_tuple_out():
     """Spec: TestDeserialize.test_custom_obj_tuple_out [torchbind]: an op taking a lifted
-    torchbind object and returning a tuple (non-strict). Loading the pickled object needs
-    ``allow_pickle=True``."""
+    torchbind object and returning a tuple (non-strict). The object loads by default: its
+    record is read by the safe torchbind reader and rebuilt by its class's ``__setstate__``."""
 
     class M(torch.nn.Module):
         def __init__(self):
@@ -915,11 +915,11 @@ def test_custom_obj_tuple_out():
             return torch.ops._TorchScriptTesting.takes_foo(self.attr, a[0] + a[1])
 
     m = M()
-    loaded = check_graph(m, (torch.ones(2, 3),), strict=False, allow_pickle=True)
+    loaded = check_graph(m, (torch.ones(2, 3),), strict=False)
     assert isinstance(loaded[0].constants["attr"], torch.ScriptObject)
+    assert loaded[0].constants["attr"].__getstate__() == m.attr.__getstate__()
     ep = torch.export.export(m, (torch.ones(2, 3),), strict=False)
-    with pytest.raises(pt2serde.SerializeError, match="allow_pickle"):
-        _roundtrip(ep)
+    assert _roundtrip(ep).constants["attr"].__getstate__() == m.attr.__getstate__()
 
 
 @pytest.mark.torchbind_test_lib  # needs libtorchbind_test.so (tests/conftest.py)
@@ -936,7 +936,7 @@ def test_custom_obj():
             b = torch.ops._TorchScriptTesting.takes_foo(self.attr, a)
             return x + b
 
-    loaded = check_graph(M(), (torch.ones(2, 3),), strict=False, allow_pickle=True)
+    loaded = check_graph(M(), (torch.ones(2, 3),), strict=False)
     obj = loaded[0].graph.find_nodes(op="placeholder")[0]
     assert len(obj.users) == 2
 
@@ -955,7 +955,7 @@ def test_custom_obj_list_out():
             y = a[0] + a[1] + a[2]
             return x + torch.ops._TorchScriptTesting.takes_foo(self.attr, y)
 
-    check_graph(M(), (torch.ones(2, 3),), strict=False, allow_pickle=True)
+    check_graph(M(), (torch.ones(2, 3),), strict=False)
 
 
 def test_export_no_inputs():
@@ -1242,10 +1242,10 @@ def test_custom_class():
     text = artifact.exported_program.decode("utf-8")
     assert "class_fqn" in text
     assert custom_obj._type().qualified_name() in text
-    with pytest.raises(pt2serde.SerializeError, match="allow_pickle"):
-        pt2serde.deserialize(artifact)  # the object is a pickle: never loaded by default
+    # loaded by default (the safe torchbind reader), and the same with allow_pickle=True;
     # pt2serde's archive keeps the non-lifted object too (torch.export.save 2.13 loses it)
-    for loaded in (pt2serde.deserialize(artifact, allow_pickle=True), save_load(ep, allow_pickle=True)):
+    for loaded in (pt2serde.deserialize(artifact), save_load(ep),
+                   pt2serde.deserialize(artifact, allow_pickle=True), save_load(ep, allow_pickle=True)):
         calls = _calls(loaded, torch.ops._TorchScriptTesting.take_an_instance.default)
         assert len(calls) == 1
         arg = calls[0].args[0]
@@ -1297,7 +1297,7 @@ def test_custom_class_input_to_function():
 
     with enable_torchbind_tracing():
         ep = torch.export.export(M(), (torch.zeros(2, 3),), strict=False)
-    loaded = _roundtrip(ep, allow_pickle=True)
+    loaded = _roundtrip(ep)
     assert str(loaded.graph_module.code).strip() == (
         "def forward(self, obj_attr, x):\n"
         "    takes_foo = torch.ops._TorchScriptTesting.takes_foo.default(obj_attr, x);  obj_attr = None\n"

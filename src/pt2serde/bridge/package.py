@@ -7,7 +7,7 @@ writes, so each side reads the other's files)::
     data/weights/weight_<i>                    raw storage bytes (one record per storage)
     data/weights/<name>_weights_config.json    PayloadConfig: fqn -> record + TensorMeta
     data/constants/tensor_<i>                  raw storage bytes of constants
-    data/constants/custom_obj_<i> / opaque_obj_<i>   pickled objects (opaque ones read without unpickling)
+    data/constants/custom_obj_<i> / opaque_obj_<i>   objects, read without unpickling (bridge/torchbind, bridge/opaque)
     data/constants/<name>_constants_config.json
     data/sample_inputs/<name>.pt               torch.save of (args, kwargs)
     extra/<file>                               user extra files
@@ -31,7 +31,7 @@ from typing import Any, Callable
 import torch
 from torch.export import ExportedProgram
 
-from . import argcheck, opaque, tables, tensors
+from . import argcheck, opaque, tables, tensors, torchbind
 
 from ..format import codec, contents, extent, filekind, problem, tensor_entries
 
@@ -46,7 +46,6 @@ from ..format.upgrade import downgrade, pytorch_reader_gap
 from .object_records import constant_text, object_record, torch_save_bytes, writing
 from .torchsave import load_torch_save
 from .program import ExportedProgramDeserializer, ExportedProgramSerializer, default_opset_version
-from .tensors import tensor_meta_to_wire
 
 __all__ = ["save", "load", "load_all", "ARCHIVE_VERSION"]
 
@@ -139,7 +138,7 @@ def _payload_config(
         tensor = isinstance(value, torch.Tensor)
         return codec.to_dict(schema.PayloadMeta(
             path_name=path_name, is_param=isinstance(value, torch.nn.Parameter), use_pickle=use_pickle,
-            tensor_meta=tensor_meta_to_wire(value) if tensor else None,
+            tensor_meta=tensors.tensor_meta_to_wire(value) if tensor else None,
         ))
 
     config: dict[str, Any] = {}
@@ -366,14 +365,17 @@ class _Storages:
 
 def _tensor_entries(archive: _Archive, folder: str, entries: list[tensor_entries.TensorEntry], storages: _Storages,
                     allow_pickle: bool, fake_tensor: Callable | None) -> dict[str, Any]:
-    """Tensors (and, with ``allow_pickle``, unpickled objects) of entries the model has checked
-    (:func:`_config`): record names, geometry against the records and the zero-fill allowance."""
+    """Tensors, torchbind objects (and, with ``allow_pickle``, unpickled objects) of entries the model
+    has checked (:func:`_config`): record names, geometry against the records, the zero-fill allowance."""
     out: dict[str, Any] = {}
     for e in entries:
         meta = e.meta
         where = archive.where(e.own_record or e.record)
         if e.recipe is not None and not allow_pickle:  # an opaque object read without unpickling
             out[e.name] = opaque.rebuild(e.recipe, where=where, record=e.record)
+            continue
+        if e.safe_reader == "torchbind":  # the model's walk accepted it: rebuilt by bridge/torchbind
+            out[e.name] = torchbind.load_torchbind(archive.require(e.record), what=where, record=e.record)
             continue
         if e.kind != "tensor":
             if not allow_pickle:  # _config has refused already; kept next to the unpickling

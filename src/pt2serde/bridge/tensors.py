@@ -445,20 +445,17 @@ def decode_payload(
     for name, entry in entries.items():
         where = f"{what} entry {name!r}"
         kind = entry.get("type") if isinstance(entry, dict) else None
-        if kind == "opaque" and not allow_pickle:  # read without unpickling, from a registered class
-            values[name] = load_opaque(blob_at(entry, where), where=where)
-        elif kind in ("script_object", "opaque"):
-            if not allow_pickle:
-                raise SerializeError(
-                    f"{where}: a {kind.replace('_', ' ')} of class {entry.get('class_fqn')!r} needs allow_pickle=True"
-                )
-            raw = bytes(blob_at(entry, where))
-            if kind == "script_object":
-                values[name] = torch._C._pickle_load_obj(raw)  # allow_pickle=True only (refused above)
-            else:
-                import pickle
+        if kind == "script_object":
+            from .torchbind import load_torchbind  # imports this module
 
-                values[name] = pickle.loads(raw)  # allow_pickle=True only (refused above)
+            values[name] = load_torchbind(blob_at(entry, where), what=where, class_fqn=entry.get("class_fqn"),
+                                          allow_pickle=allow_pickle)
+        elif kind == "opaque" and not allow_pickle:  # read without unpickling, from a registered class
+            values[name] = load_opaque(blob_at(entry, where), where=where)
+        elif kind == "opaque":
+            import pickle
+
+            values[name] = pickle.loads(bytes(blob_at(entry, where)))  # allow_pickle=True only (checked just above)
         else:
             values[name] = tensor_from(entry, where)
 

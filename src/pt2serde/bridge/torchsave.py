@@ -48,7 +48,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -60,7 +60,7 @@ from . import tables
 from ..format.archive import ArchiveReader
 from ..errors import SerializeError
 from ..format.safepickle import Global
-from ..format.torchsave import MAX_DIMS, MAX_PICKLE_BYTES  # the limits the torch-free reader applies
+from ..format.torchsave import MAX_DIMS, MAX_PICKLE_BYTES, tensor_extras_problem  # the torch-free reader's limits
 from .tensors import storage_from_buffer
 
 __all__ = ["load_torch_save", "TORCH_SAVE_GLOBALS"]
@@ -206,13 +206,12 @@ def _extent(dtype: torch.dtype, size: tuple, stride: tuple, offset: int, has_dat
 
 
 def _finish(t: torch.Tensor, requires_grad: Any, hooks: Any, metadata: Any) -> torch.Tensor:
-    if _bool(requires_grad, "requires_grad"):
+    problem = tensor_extras_problem(requires_grad, hooks, metadata)  # the walker's rule
+    if problem:
+        raise SerializeError(problem)
+    if requires_grad:
         t.requires_grad_(True)
-    _check_hooks(hooks)
     if metadata:  # conj / neg bits (get_tensor_metadata)
-        if type(metadata) is not dict or not set(metadata) <= {"conj", "neg"} \
-                or any(type(v) is not bool for v in metadata.values()):
-            raise SerializeError(f"tensor metadata may only hold bool 'conj'/'neg', got {safepickle.short(metadata)}")
         torch._C._set_tensor_metadata(t, metadata)
     return t
 
@@ -478,12 +477,15 @@ def load_torch_save(
     what: str,
     record: str | None = None,
     fake_tensor: Callable[[schema.TensorMeta], torch.Tensor] | None = None,
+    table: Callable[[Mapping], Mapping] = safepickle.with_namedtuples,
 ) -> Any:
     """The object a ``torch.save`` record holds, rebuilt with the builders of ``TORCH_SAVE_GLOBALS``.
 
     ``what`` names the record in error messages (``data/sample_inputs/model.pt``); ``record``,
     the archive record that ``what`` names, if any, is the ``record`` of those errors.
     ``fake_tensor`` rebuilds FakeTensor example inputs from their ``schema.TensorMeta``.
+    ``table`` makes the globals the pickle may name from this reader's (a torchbind record's:
+    :func:`pt2serde.format.torchbind.record_globals`).
     Raises :class:`SerializeError` for anything it does not read (see the module docstring).
     """
     try:
@@ -511,9 +513,9 @@ def load_torch_save(
     except SerializeError as e:
         raise SerializeError(f"{what}: {e}", path=what, record=record) from None
     loader = _Loader(reader, root, big_endian)
-    table = dict(TORCH_SAVE_GLOBALS)
-    table[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))
-    result = safepickle.load(pickled, globals=safepickle.with_namedtuples(table),
+    builders = dict(TORCH_SAVE_GLOBALS)
+    builders[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))
+    result = safepickle.load(pickled, globals=table(builders),
                              persistent_load=loader.persistent_load,
                              where=f"{pickle_name} in {what}")
     others = sorted(loc for loc in loader.locations if loc != "cpu")

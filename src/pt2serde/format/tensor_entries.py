@@ -25,6 +25,7 @@ from ..errors import SerializeError
 from .opaque_pickle import MAX_RECORD_BYTES, OpaqueRecipe, read_opaque
 from .problem import Problem, key_path
 from .tables import BY_NAME, DTYPES, device_problem, device_text, sym_text, unknown_device_type
+from .torchbind import describe_torchbind
 from .torchsave import MAX_DIMS
 
 __all__ = [
@@ -67,10 +68,11 @@ class TensorEntry:
     inner: str | None = None  # torch.save storage: the record inside ``record``'s zip
     meta: schema.PayloadMeta | None = None  # raw configs: the decoded entry (what ``load`` builds from)
     recipe: OpaqueRecipe | None = None  # an opaque object the safe reader read (``opaque_pickle``)
+    safe_reader: str | None = None  # an object entry the safe reader rebuilds ("torchbind"); else unpickling
 
     @property
     def needs_pickle(self) -> bool:
-        return self.kind != "tensor" and self.recipe is None
+        return self.kind != "tensor" and self.recipe is None and self.safe_reader is None
 
     @property
     def concrete(self) -> bool:
@@ -172,6 +174,12 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
             problems.append(Problem(f"record {own} ({fqn!r}) holds an object of class {entry.recipe.class_name}, read "
                                     "without unpickling; load rebuilds it where that class is registered as an "
                                     "opaque type", own, record, level="warning", names_record=True))
+        if kind == "custom_obj" and entry.record is not None:  # the rule load and validate share
+            try:
+                describe_torchbind(archive.reader.view(own), "the record")
+                entry.safe_reader = "torchbind"
+            except SerializeError as e:
+                refused = f" that the safe torchbind reader refuses ({str(e).removeprefix('the record: ')})"
         if entry.needs_pickle:
             problems.append(Problem(f"record {own} ({fqn!r}) is stored as a pickle{refused}; loading it "
                                     "can run code from the file. Pass allow_pickle=True if you trust this archive.",

@@ -11,8 +11,9 @@ a pickle names by reading its opcodes, for the records that only ``allow_pickle`
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from . import codec, extent, safepickle
 
@@ -23,7 +24,7 @@ from .safepickle import Global
 from .tables import BY_NAME, DTYPES, device_text, sym_text
 
 __all__ = ["TensorInfo", "DTypeValue", "TorchSaveRecord", "WALK_GLOBALS", "describe_torch_save", "pickle_globals",
-           "summarize_value"]
+           "summarize_value", "tensor_extras_problem"]
 
 MAX_PICKLE_BYTES = 256 << 20
 MAX_DIMS = 64
@@ -136,21 +137,42 @@ def _extent(dtype: str, size: tuple, stride: tuple, offset: int, itemsize: int, 
         raise SerializeError(f"a {dtype} tensor: {problem}")
 
 
-def _rebuild_tensor(storage, offset, size, stride, *rest):
+def tensor_extras_problem(requires_grad: Any, hooks: Any, metadata: Any = None) -> str | None:
+    """Why a pickled tensor's ``requires_grad``, backward hooks and metadata (the conj/neg bits of
+    ``_rebuild_tensor_v2``/``v3``) are refused, or None: the rule this walker and the bridge's
+    ``torch.save`` reader share."""
+    if type(requires_grad) is not bool:
+        return f"requires_grad must be a bool, got {safepickle.short(requires_grad)}"
+    if not (type(hooks) in (dict, OrderedDict) and not hooks):
+        return "backward hooks must be an empty dict"
+    if metadata and (type(metadata) is not dict or not set(metadata) <= {"conj", "neg"}
+                     or any(type(v) is not bool for v in metadata.values())):
+        return f"tensor metadata may only hold bool 'conj'/'neg', got {safepickle.short(metadata)}"
+    return None
+
+
+def _finish(t: TensorInfo, requires_grad, hooks, metadata) -> TensorInfo:
+    problem = tensor_extras_problem(requires_grad, hooks, metadata)
+    if problem:
+        raise SerializeError(problem)
+    t.requires_grad = requires_grad
+    return t
+
+
+def _rebuild_tensor(storage, offset, size, stride):
     if not isinstance(storage, _StorageRef) or storage.dtype is None:
         raise SerializeError("_rebuild_tensor needs a typed storage")
-    t = _view(storage, storage.dtype, offset, size, stride)
-    if rest:
-        t.requires_grad = rest[0] is True
-    return t
+    return _view(storage, storage.dtype, offset, size, stride)
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, metadata=None):
+    return _finish(_rebuild_tensor(storage, offset, size, stride), requires_grad, hooks, metadata)
 
 
 def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None):
     if not isinstance(dtype, DTypeValue):
         raise SerializeError(f"expected a dtype, got {safepickle.short(dtype)}")
-    t = _view(storage, dtype.name, offset, size, stride)
-    t.requires_grad = requires_grad is True
-    return t
+    return _finish(_view(storage, dtype.name, offset, size, stride), requires_grad, hooks, metadata)
 
 
 def _meta_tensor(dtype, size, stride, requires_grad):
@@ -209,7 +231,7 @@ def _device(kind, index=None):
 _PARAMETER = ("torch.nn.parameter", "Parameter")
 _REBUILDERS = {
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
     ("torch._utils", "_rebuild_parameter"): _parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _parameter,
@@ -245,8 +267,9 @@ class TorchSaveRecord:
     root: str
 
 
-def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
-    """Walk a ``torch.save`` record's pickle with :data:`WALK_GLOBALS` (nothing is unpickled)."""
+def describe_torch_save(data: memoryview, what: str,
+                        table: Callable[[Mapping], Mapping] = safepickle.with_namedtuples) -> TorchSaveRecord:
+    """Walk a ``torch.save`` record's pickle with ``table(WALK_GLOBALS)`` (nothing is unpickled)."""
     try:
         reader = ArchiveReader(data)
         root = reader.root_folder()
@@ -282,7 +305,7 @@ def describe_torch_save(data: memoryview, what: str) -> TorchSaveRecord:
                                  f"{numel} x {stype.dtype or 'byte'} = {numel * itemsize} bytes", record=name)
         return _StorageRef(key, stype.dtype, numel, location, size)
 
-    value = safepickle.load(pickled, globals=safepickle.with_namedtuples(WALK_GLOBALS),
+    value = safepickle.load(pickled, globals=table(WALK_GLOBALS),
                             persistent_load=persistent_load,
                             where=f"{root}/data.pkl in {what}")
     return TorchSaveRecord(value, reader, root)

@@ -153,9 +153,9 @@ def test_pt2serde_reads_the_fake_tensor_back(way):
     ep = _fake_program()
     state = ep.constants["custom_obj"].__getstate__()[0]
     if way == "save/load":
-        loaded = pt2serde.load(io.BytesIO(_saved(ep)), allow_pickle=True)
+        loaded = pt2serde.load(io.BytesIO(_saved(ep)))
     else:
-        loaded = pt2serde.deserialize(pt2serde.serialize(ep), allow_pickle=True)
+        loaded = pt2serde.deserialize(pt2serde.serialize(ep))
     obj = loaded.constants["custom_obj"]
     assert obj._type().qualified_name() == ep.constants["custom_obj"]._type().qualified_name()
     back = obj.__getstate__()[0]
@@ -215,3 +215,15 @@ def test_old_target_whole_constants_record_is_a_serialize_error():
     with pytest.raises(pt2serde.SerializeError, match=r"^cannot write the constants of program 'model' "
                                                        r"\(one torch.save record\): AttributeError: Can't pickle"):
         pt2serde.save(ep, io.BytesIO(), target_schema=(8, 8))
+
+
+def test_validate_accepts_what_load_reads_by_default(tmp_path):
+    """The archive with a fake tensor in a torchbind state: ``validate``'s walk (the rule load
+    shares, format/torchbind) accepts its data-less meta storage, and ``load`` reads it by default."""
+    from pt2serde.format import check, contents
+
+    path = tmp_path / "fake.pt2"
+    path.write_bytes(_saved(_fake_program()))
+    problems = check.check_archive(contents.open_archive(str(path)))
+    assert [p for p in problems if p.level == "error"] == []
+    assert isinstance(pt2serde.load(str(path)).constants["custom_obj"].get(), FakeTensor)

@@ -13,7 +13,9 @@ by hand here (the torchbind test library need not be present):
 * a record naming two classes, and one making a second object of its class;
 * a state nested 300 lists deep, and one that expands to 2**64 lists through the memo;
 * a tensor in the state reaching past its storage, one with a backward hook, and a storage record
-  shorter than its id says.
+  shorter than its id says;
+* data-less ``meta`` storages (how pt2serde writes a fake tensor in a torchbind state) that lie: one
+  whose record holds bytes, one declaring 2**63 bytes, a tensor reaching past one.
 """
 
 from __future__ import annotations
@@ -55,11 +57,15 @@ def _call(module: str, name: str, arg: str) -> bytes:
     return _global(module, name) + b"(" + _text(arg) + b"tR"
 
 
-def _tensor(size: int, numel: int = 6, hooks: bytes = b")") -> bytes:
-    """``_rebuild_tensor_v2`` of float storage ``0`` (``numel`` floats declared), size ``[size]``,
-    backward hooks ``OrderedDict(*hooks)``."""
-    pid = b"(" + _text("storage") + _global("torch", "FloatStorage") + _text("0") + _text("cpu") + \
-        b"K" + bytes([numel]) + b"tQ"
+def _int(v: int) -> bytes:
+    return b"K" + bytes([v]) if v < 256 else b"\x8a\x09" + v.to_bytes(9, "little", signed=True)
+
+
+def _tensor(size: int, numel: int = 6, hooks: bytes = b")", location: str = "cpu") -> bytes:
+    """``_rebuild_tensor_v2`` of float storage ``0`` at ``location`` (``numel`` floats declared),
+    size ``[size]``, backward hooks ``OrderedDict(*hooks)``."""
+    pid = b"(" + _text("storage") + _global("torch", "FloatStorage") + _text("0") + _text(location) + \
+        _int(numel) + b"tQ"
     return _global("torch._utils", "_rebuild_tensor_v2") + b"(" + pid + b"K\x00(K" + bytes([size]) + \
         b"t(K\x01t\x89" + _global("collections", "OrderedDict") + hooks + b"Rt" + b"R"
 
@@ -139,5 +145,13 @@ CASES = [
     _case("torchbind: a storage shorter than its persistent id says", lambda m: _object(_tensor(6, numel=200)),
           r"persistent id: record 'archive/data/0' holds 24 bytes but its persistent id declares 200 x float32 = 800 bytes",
           storage=_FLOATS),
+    _case("torchbind: a meta storage whose record holds bytes", lambda m: _object(_tensor(6, location="meta")),
+          r"persistent id: record 'archive/data/0' holds 24 bytes, but a meta storage holds none", storage=_FLOATS),
+    _case("torchbind: a meta storage of 2**63 bytes", lambda m: _object(_tensor(6, numel=1 << 61, location="meta")),
+          r"persistent id: record 'archive/data/0' declares a meta storage of 9223372036854775808 bytes, past 2\*\*63",
+          storage=b""),
+    _case("torchbind: a tensor reaching past a meta storage", lambda m: _object(_tensor(100, location="meta")),
+          r"torch\._utils\._rebuild_tensor_v2: a float32 tensor of size \[100\], stride \[1\] and storage offset 0 "
+          r"needs 400 bytes but storage '0' holds 24", storage=b""),
 ]
 

@@ -1275,7 +1275,7 @@ def test_custom_class_containing_fake_tensor():
 
     with enable_torchbind_tracing():
         ep = torch.export.export(m, (torch.zeros(2, 3),), strict=False)
-    loaded = _roundtrip(ep, allow_pickle=True)
+    loaded = _roundtrip(ep)  # the default: read by the safe torchbind reader (issue 15)
     assert isinstance(loaded.constants["custom_obj"].get(), FakeTensor)
 
 

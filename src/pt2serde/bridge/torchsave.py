@@ -60,7 +60,9 @@ from . import tables
 from ..format.archive import ArchiveReader
 from ..errors import SerializeError
 from ..format.safepickle import Global
-from ..format.torchsave import MAX_DIMS, MAX_PICKLE_BYTES, tensor_extras_problem  # the torch-free reader's limits
+from ..format.torchsave import (  # the torch-free reader's limits and rules
+    MAX_DIMS, MAX_PICKLE_BYTES, META_LOCATION, storage_size_problem, tensor_extras_problem,
+)
 from .tensors import storage_from_buffer
 
 __all__ = ["load_torch_save", "TORCH_SAVE_GLOBALS"]
@@ -194,7 +196,7 @@ def _view(st: _Storage, dtype: torch.dtype, offset: Any, size: Any, stride: Any)
         )
     _extent(dtype, size, stride, offset, True)
     storage = st.for_dtype(dtype)
-    return torch.empty(0, dtype=dtype).set_(storage, offset, size, stride)
+    return torch.empty(0, dtype=dtype, device=storage.device).set_(storage, offset, size, stride)
 
 
 def _extent(dtype: torch.dtype, size: tuple, stride: tuple, offset: int, has_data: bool) -> None:
@@ -405,8 +407,9 @@ The fake-tensor global is added per load, bound to the caller's callback."""
 class _Loader:
     """Per-record state: the zip, its byte order, the storages loaded so far."""
 
-    def __init__(self, reader: ArchiveReader, root: str, big_endian: bool) -> None:
+    def __init__(self, reader: ArchiveReader, root: str, big_endian: bool, meta_storages: bool) -> None:
         self.reader = reader
+        self.meta_storages = meta_storages
         self.root = root
         self.big_endian = big_endian
         self.storages: dict[str, _Storage] = {}
@@ -441,11 +444,14 @@ class _Loader:
             raise SerializeError(f"storage {key!r} refers to record {name!r}, which is missing")
         nbytes = numel * stype.dtype.itemsize
         size = self.reader.entry(name).size
-        if size != nbytes:
-            raise SerializeError(
-                f"record {name!r} holds {size} bytes but its persistent id declares "
-                f"{numel} x {stype.dtype} = {nbytes} bytes", record=name
-            )
+        problem = storage_size_problem(location, size, numel, str(stype.dtype), stype.dtype.itemsize,
+                                       self.meta_storages)
+        if problem:
+            raise SerializeError(f"record {name!r} {problem}", record=name)
+        if self.meta_storages and location == META_LOCATION:  # no data: tensors on it are meta tensors
+            st = _Storage(key, stype.dtype, stype.untyped, torch.UntypedStorage(nbytes, device="meta"), False)
+            self.storages[key] = st
+            return st
         view = self.reader.view(name)
         self.locations.add(location)
         swap = self.big_endian and nbytes > 0
@@ -478,6 +484,7 @@ def load_torch_save(
     record: str | None = None,
     fake_tensor: Callable[[schema.TensorMeta], torch.Tensor] | None = None,
     table: Callable[[Mapping], Mapping] = safepickle.with_namedtuples,
+    meta_storages: bool = False,
 ) -> Any:
     """The object a ``torch.save`` record holds, rebuilt with the builders of ``TORCH_SAVE_GLOBALS``.
 
@@ -485,7 +492,8 @@ def load_torch_save(
     the archive record that ``what`` names, if any, is the ``record`` of those errors.
     ``fake_tensor`` rebuilds FakeTensor example inputs from their ``schema.TensorMeta``.
     ``table`` makes the globals the pickle may name from this reader's (a torchbind record's:
-    :func:`pt2serde.format.torchbind.record_globals`).
+    :func:`pt2serde.format.torchbind.record_globals`). ``meta_storages``: storages at location
+    ``meta`` with empty records give meta tensors (torchbind records: ``format.torchsave.storage_size_problem``).
     Raises :class:`SerializeError` for anything it does not read (see the module docstring).
     """
     try:
@@ -512,7 +520,7 @@ def load_torch_save(
         pickled = reader.view(pickle_name, max_size=MAX_PICKLE_BYTES)
     except SerializeError as e:
         raise SerializeError(f"{what}: {e}", path=what, record=record) from None
-    loader = _Loader(reader, root, big_endian)
+    loader = _Loader(reader, root, big_endian, meta_storages)
     builders = dict(TORCH_SAVE_GLOBALS)
     builders[_FAKE] = Global(call=functools.partial(_reconstruct_fake_tensor, fake_tensor))
     result = safepickle.load(pickled, globals=table(builders),

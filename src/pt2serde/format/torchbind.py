@@ -224,7 +224,7 @@ def describe_torchbind(data: memoryview, what: str) -> TorchbindObject:
     the object's class and its state, tensors as :class:`~pt2serde.format.torchsave.TensorInfo`
     (each checked to lie inside its storage record). Nothing is unpickled; anything outside the
     rule is a :class:`SerializeError` naming ``what`` and the reason."""
-    record = describe_torch_save(data, what, table=record_globals)
+    record = describe_torch_save(data, what, table=record_globals, meta_storages=True)
     try:
         return finish(record.value, lambda v: isinstance(v, TensorInfo), memoryview(data).nbytes)
     except SerializeError as e:

@@ -23,7 +23,7 @@ from ..errors import SerializeError
 from .safepickle import Global
 from .tables import BY_NAME, DTYPES, device_text, sym_text
 
-__all__ = ["TensorInfo", "DTypeValue", "TorchSaveRecord", "WALK_GLOBALS", "describe_torch_save", "pickle_globals",
+__all__ = ["META_LOCATION", "storage_size_problem", "TensorInfo", "DTypeValue", "TorchSaveRecord", "WALK_GLOBALS", "describe_torch_save", "pickle_globals",
            "summarize_value", "tensor_extras_problem"]
 
 MAX_PICKLE_BYTES = 256 << 20
@@ -267,9 +267,33 @@ class TorchSaveRecord:
     root: str
 
 
+#: the location of a data-less storage (a fake tensor's, in a torchbind record pt2serde wrote:
+#: :mod:`pt2serde.bridge.object_records`): its record is empty, its persistent id gives its size
+META_LOCATION = "meta"
+
+
+def storage_size_problem(location: str, record_bytes: int, numel: int, dtype: str, itemsize: int,
+                         meta_storages: bool) -> str | None:
+    """Why a storage record of ``record_bytes`` cannot hold the ``numel`` elements of ``dtype``
+    its persistent id declares, or None: the one rule of both ``torch.save`` readers. A
+    storage at location ``meta`` (accepted where ``meta_storages``: torchbind records) has
+    no data: an empty record, any size below 2**63."""
+    declared = numel * itemsize
+    if meta_storages and location == META_LOCATION:
+        if record_bytes:
+            return f"holds {record_bytes} bytes, but a meta storage holds none"
+        return None if declared < 1 << 63 else f"declares a meta storage of {declared} bytes, past 2**63"
+    if record_bytes != declared:
+        return f"holds {record_bytes} bytes but its persistent id declares {numel} x {dtype} = {declared} bytes"
+    return None
+
+
 def describe_torch_save(data: memoryview, what: str,
-                        table: Callable[[Mapping], Mapping] = safepickle.with_namedtuples) -> TorchSaveRecord:
-    """Walk a ``torch.save`` record's pickle with ``table(WALK_GLOBALS)`` (nothing is unpickled)."""
+                        table: Callable[[Mapping], Mapping] = safepickle.with_namedtuples,
+                        meta_storages: bool = False) -> TorchSaveRecord:
+    """Walk a ``torch.save`` record's pickle with ``table(WALK_GLOBALS)`` (nothing is unpickled).
+    ``meta_storages``: storages at location ``meta`` with empty records are accepted
+    (:func:`storage_size_problem`)."""
     try:
         reader = ArchiveReader(data)
         root = reader.root_folder()
@@ -300,10 +324,10 @@ def describe_torch_save(data: memoryview, what: str,
         reader.admit(name)  # the inflation allowance load's reader meets when it reads the storage
         itemsize = BY_NAME[stype.dtype].itemsize if stype.dtype else 1
         size = reader.entry(name).size
-        if size != numel * itemsize:
-            raise SerializeError(f"record {name!r} holds {size} bytes but its persistent id declares "
-                                 f"{numel} x {stype.dtype or 'byte'} = {numel * itemsize} bytes", record=name)
-        return _StorageRef(key, stype.dtype, numel, location, size)
+        problem = storage_size_problem(location, size, numel, stype.dtype or "byte", itemsize, meta_storages)
+        if problem:
+            raise SerializeError(f"record {name!r} {problem}", record=name)
+        return _StorageRef(key, stype.dtype, numel, location, numel * itemsize)  # a meta storage: its size
 
     value = safepickle.load(pickled, globals=table(WALK_GLOBALS),
                             persistent_load=persistent_load,

@@ -300,3 +300,36 @@ def test_the_hostile_payloads_would_really_run_code(name, tmp_path):
     assert not os.path.exists(marker)
     pickle.loads(data)
     assert os.path.exists(marker)
+
+
+# ----------------------------------------------------------- archives of each release in the corpus
+
+OBJECTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "compat-corpus", "objects")
+
+
+def _load_io(path: str) -> dict:
+    with open(path, "rb") as f:
+        data = f.read()
+    return _REAL_TORCH_LOAD(io.BytesIO(data), weights_only=True)  # before no_unpickling replaces torch.load
+
+
+_REAL_TORCH_LOAD = torch.load
+
+
+@pytest.mark.parametrize("release", ["2.13.0", "2.14.1"])
+def test_release_archives_with_an_opaque_constant_load_by_default(release, no_unpickling):
+    """``compat-corpus/objects/<release>/opaque_offset.pt2``, written by that release's own
+    ``torch.export.save`` (``make_objects.py``): pt2serde loads it with the default
+    ``allow_pickle=False`` (no unpickler runs) and reproduces the eager output exactly."""
+    import sys
+
+    sys.path.insert(0, OBJECTS)
+    import corpus_objects
+
+    folder = os.path.join(OBJECTS, release)
+    io_ = _load_io(os.path.join(folder, "opaque_offset.io.pt"))
+    ep = pt2serde.load(os.path.join(folder, "opaque_offset.pt2"))
+    (offset,) = ep.constants.values()
+    assert type(offset) is corpus_objects.Offset and (offset.offset, offset.name, offset.dims) == (2.5, "offset", (0, 1))
+    assert offset.table == {"scale": [1, 2.5, None, True]}
+    torch.testing.assert_close(ep.module()(io_["input"]), io_["expected"], rtol=0, atol=0)

@@ -35,7 +35,7 @@ def _cloned(values: dict) -> dict:
 
 
 def _roundtrip(ep):
-    return pt2serde.deserialize(pt2serde.serialize(ep), allow_pickle=True)
+    return pt2serde.deserialize(pt2serde.serialize(ep))
 
 
 @pytest.mark.parametrize("name,form", IDS, ids=lambda v: v)

@@ -263,3 +263,29 @@ def test_allow_pickle_keeps_the_old_path_only_for_refused_forms(tmp_path, monkey
     with pytest.raises(pt2serde.SerializeError, match=r"(?s)^constants entry 'x': unpickling failed: RuntimeError: "):
         load_torchbind(hostile, what="constants entry 'x'", allow_pickle=True)  # a payload entry: the same
     assert calls == [1, 1] and not marker.exists()
+
+
+class _QueueSize(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q = _c()._TensorQueue(torch.zeros(2))
+
+    def forward(self, x):
+        self.q.push(x)
+        return x + self.q.size()
+
+
+def test_a_method_call_returning_an_int_loads():
+    """A ``call_torchbind`` node whose single output is a symbolic int named like the node itself
+    (``self.q.size()``): that node is the value, no ``getitem`` is added. PyTorch 2.13's reader adds
+    one under the same name and fails ("Node redefined name call_torchbind_1")."""
+    from torch._higher_order_ops.torchbind import enable_torchbind_tracing
+
+    with enable_torchbind_tracing():
+        ep = torch.export.export(_QueueSize(), (torch.ones(2),), strict=False)
+    for loaded in (pt2serde.deserialize(pt2serde.serialize(ep)), pt2serde.load(io.BytesIO(saved(ep)))):
+        nodes = {n.name: n for n in loaded.graph.nodes}
+        assert [n.op for n in loaded.graph.nodes].count("call_function") == 3  # no getitem added
+        assert nodes["call_torchbind_1"].meta["val"] == 1
+    with pytest.raises(RuntimeError, match="error when deserializing the saved file"):  # from the lint error
+        torch.export.load(io.BytesIO(saved(ep)))

@@ -364,6 +364,10 @@ class GraphDeserializer:
             value = outputs[0].value
             if not isinstance(value, (schema.TensorArgument, *_SYM_ARGS)):
                 raise SerializeError(f"unexpected single output {outputs[0]} of {wire.target}")
+            if (value.name if isinstance(value, schema.TensorArgument) else value.as_name) == fx_node.name:
+                # the node itself is the value (call_torchbind returning a scalar): no getitem
+                self._bind(fx_node.name, fx_node)
+                return
             vals: list = []
             self._getitem(vals, fx_node, value, 0, metadata)
             fx_node.meta["val"] = tuple(vals)

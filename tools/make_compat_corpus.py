@@ -52,6 +52,9 @@ CORPUS = os.path.join(ROOT, "compat-corpus")
 RELEASES = ("2.5.1", "2.6.0", "2.7.1", "2.8.0", "2.9.1", "2.13.0", "2.14.1")
 #: the corpus folder's own files, copied into an --out folder elsewhere
 CORPUS_FILES = ("make_corpus.py", "corpus_ops.py", "check_torch.py", "README.md", ".gitattributes")
+#: the object-constant archives (``objects/<release>/``, written by ``objects/make_objects.py``)
+OBJECTS = "objects"
+OBJECTS_FILES = ("make_objects.py", "corpus_objects.py")
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: what make_corpus.py and check_torch.py import besides torch
 DEPENDENCIES = ("numpy", "safetensors")
@@ -106,8 +109,16 @@ def prepare_out(out: str, releases: list[str], copy_others: bool) -> None:
         return
     for name in CORPUS_FILES:
         shutil.copyfile(os.path.join(CORPUS, name), os.path.join(out, name))
+    os.makedirs(os.path.join(out, OBJECTS), exist_ok=True)
+    for name in OBJECTS_FILES:
+        shutil.copyfile(os.path.join(CORPUS, OBJECTS, name), os.path.join(out, OBJECTS, name))
     if not copy_others:
         return
+    for entry in sorted(os.listdir(os.path.join(CORPUS, OBJECTS))):  # the other releases' object archives
+        src = os.path.join(CORPUS, OBJECTS, entry)
+        if entry not in releases and os.path.isdir(src) and entry != "__pycache__" \
+                and not os.path.exists(os.path.join(out, OBJECTS, entry)):
+            shutil.copytree(src, os.path.join(out, OBJECTS, entry))
     for entry in sorted(os.listdir(CORPUS)):
         src = os.path.join(CORPUS, entry)
         if entry in releases or not os.path.isfile(os.path.join(src, "manifest.json")):
@@ -185,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== writer {release}", flush=True)
             _run([python, os.path.join(out, "make_corpus.py"), "--out", out]
                  + (["--only", args.only] if args.only else []), f"make_corpus.py with torch {release}", cwd=out)
+            _run([python, os.path.join(out, OBJECTS, "make_objects.py")], f"make_objects.py with torch {release}",
+                 cwd=out)
         if args.readers:
             for release, python in pythons.items():
                 print(f"== reader {release}", flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -333,3 +334,21 @@ def test_release_archives_with_an_opaque_constant_load_by_default(release, no_un
     assert type(offset) is corpus_objects.Offset and (offset.offset, offset.name, offset.dims) == (2.5, "offset", (0, 1))
     assert offset.table == {"scale": [1, 2.5, None, True]}
     torch.testing.assert_close(ep.module()(io_["input"]), io_["expected"], rtol=0, atol=0)
+
+
+def test_a_weight_naming_an_object_record_is_refused_alike(tmp_path):
+    """Weights are tensors: a weights-config entry naming an ``opaque_obj_`` record is an error for
+    ``validate`` and ``load`` alike (found by the red team: validate only warned, load failed later)."""
+    import test_hostile_archives as H
+
+    ours = _archive(pt2serde.save, _engine_program())
+    extra = {"path_name": "opaque_obj_0", "is_param": True, "use_pickle": True, "tensor_meta": None}
+    data = H.with_config(H.rewrite(ours, add={"data/weights/opaque_obj_0": pickle.dumps(HC.HostileEngine(1.0))}),
+                         H.WEIGHTS, lambda cfg: cfg.__setitem__("w", extra))
+    path = tmp_path / "w.pt2"
+    path.write_bytes(data)
+    message = r"weight 'w' names the object record 'opaque_obj_0': weights are tensors, only constants hold objects"
+    with pytest.raises(pt2serde.SerializeError, match=message):
+        pt2serde.load(str(path))
+    problems = [p for p in check_archive(ArchiveReader(data)) if p.blocks_load()]
+    assert any(re.search(message, p.message) for p in problems)

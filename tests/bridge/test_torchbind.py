@@ -289,3 +289,32 @@ def test_a_method_call_returning_an_int_loads():
         assert nodes["call_torchbind_1"].meta["val"] == 1
     with pytest.raises(RuntimeError, match="error when deserializing the saved file"):  # from the lint error
         torch.export.load(io.BytesIO(saved(ep)))
+
+
+def test_every_class_libtorch_registers_is_one_of_its_own():
+    """``LIBTORCH_NAMESPACES`` (refused without allow_pickle: their ``__setstate__`` trust their
+    state) covers every torchbind class a bare process of this torch has: a release that adds
+    a namespace fails here."""
+    import subprocess
+
+    code = ("import re, torch\n"
+            "print(sorted({m.group(1) for s in torch._C._jit_get_custom_class_schemas()\n"
+            "              for m in [re.search(r'__torch__\\.torch\\.classes\\.(\\w+)\\.', str(s))] if m}))")
+    found = eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: S307 - a list of names we print
+                                check=True).stdout)
+    from pt2serde.format.torchbind import LIBTORCH_NAMESPACES
+
+    assert found and set(found) <= LIBTORCH_NAMESPACES
+
+
+def test_the_bridge_reader_runs_the_walk_first():
+    """``deserialize`` reaches ``load_torchbind`` without ``payload_entries``: it runs the same walk,
+    so a big-endian record (which the walk does not describe) is refused there too."""
+    out = io.BytesIO()
+    with T.ArchiveWriter(out) as w:
+        w.add("archive/data.pkl", T._object(T._tensor(6)) + b".")
+        w.add("archive/byteorder", b"big")
+        w.add("archive/data/0", T._FLOATS)
+    big = out.getvalue()
+    with pytest.raises(pt2serde.SerializeError, match=r"^rec: big-endian torch\.save records are not described"):
+        load_torchbind(big, what="rec")

@@ -612,3 +612,29 @@ def test_uname_result_is_refused_and_spawns_nothing():
     refused(_namedtuple_pickle("platform", "uname_result", list("abcdef")),
             r"platform\.uname_result has its own __iter__", globals=safepickle.with_namedtuples(PLAIN_GLOBALS))
     assert _SPAWNED == []
+
+
+# ----------------------------------------------------------- keys chosen to collide (issue 15 red team)
+
+_M61 = (1 << 61) - 1  # CPython's int hash modulus: k * _M61 all hash to 0
+
+
+@pytest.mark.parametrize("value", [
+    {k * _M61: 0 for k in range(1, 200)},
+    {k * _M61 for k in range(1, 200)},
+    frozenset(k * _M61 for k in range(1, 200)),
+    {(k * _M61,): k for k in range(1, 200)},  # tuples of colliding ints collide too
+], ids=["dict", "set", "frozenset", "tuple keys"])
+def test_keys_that_share_a_hash_are_refused(value):
+    """A dict or set of n keys with one hash takes n**2 comparisons to build (100k keys: over a
+    minute): the 65th distinct key of a pickle with a hash already seen 64 times is refused."""
+    refused(pickle.dumps(value, protocol=2), r"65 distinct .* share one hash value .* quadratic time")
+
+
+def test_equal_keys_and_few_collisions_are_fine():
+    """The same key in many dicts (a list of records) and up to 64 distinct keys sharing a hash load."""
+    rows = [{"name": i, 7: i, (1, 2): i} for i in range(5000)]
+    assert load(pickle.dumps(rows, protocol=2)) == rows
+    few = {k * _M61: k for k in range(1, 65)}
+    assert load(pickle.dumps(few, protocol=2)) == few
+    assert load(pickle.dumps({-1: "a", -2: "b"}, protocol=2)) == {-1: "a", -2: "b"}  # hash(-1) == hash(-2)

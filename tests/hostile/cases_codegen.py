@@ -107,6 +107,15 @@ def _module_stack_comma_path(doc: dict, marker: str) -> None:
             node["metadata"]["nn_module_stack"] = stack.replace("L__self__inner,inner,", f"L__self__inner,x,{path},")
 
 
+def _module_stack_dunder_path(doc: dict, marker: str) -> None:
+    """A path ending in a dunder (``inner.__class__``): validate and load passed it, then
+    ``torch.export.unflatten`` raised a raw KeyError (the issue 15 red team)."""
+    for node in doc["graph_module"]["graph"]["nodes"]:
+        stack = node["metadata"].get("nn_module_stack")
+        if stack:
+            node["metadata"]["nn_module_stack"] = stack.replace(",inner,", ",inner.__class__,")
+
+
 def _call_graph_fqn(doc: dict, marker: str) -> None:
     path = _breakout_path(marker)
     _module_stack_path(doc, marker)
@@ -234,6 +243,9 @@ CASES = [
              r"`\$\.graph_module\.graph\.nodes\[0\]\.metadata\.nn_module_stack`", base="nested"),
     doc_case("nn_module_stack path with a comma breaking out of getattr", _module_stack_comma_path,
              r"nn_module_stack path 'x,a\"\).* is not a dotted attribute path - at "
+             r"`\$\.graph_module\.graph\.nodes\[0\]\.metadata\.nn_module_stack`", base="nested"),
+    doc_case("nn_module_stack path with a dunder part", _module_stack_dunder_path,
+             r"nn_module_stack path 'inner\.__class__' is not a dotted attribute path without dunder parts - at "
              r"`\$\.graph_module\.graph\.nodes\[0\]\.metadata\.nn_module_stack`", base="nested"),
     doc_case("module call graph fqn breaking out of getattr", _call_graph_fqn,
              r"(module path|nn_module_stack path) 'a\"\).* is not a dotted attribute path", base="nested"),

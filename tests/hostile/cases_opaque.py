@@ -177,6 +177,17 @@ PAYLOADS = {
         dotted_method,
         _WHERE + r"cases_opaque\.HostileEngine\.dump: an opaque object's class is only instantiated as the pickler "
         r"makes plain objects \(NEWOBJ and a state\), never called", None),
+    # the red team's finds (issue 15): torch registers some of its own C++ classes as opaque types
+    "torch._C.Generator with an empty state (its __setstate__ died with SIGSEGV)": (
+        lambda m: b"\x80\x02ctorch._C\nGenerator\n)\x81)b.",
+        _WHERE + r"torch\._C\.Generator is a class of torch or Python itself, .* read only with allow_pickle=True",
+        None),
+    "ProcessGroup made without a state (its methods died with SIGSEGV)": (
+        lambda m: b"\x80\x02ctorch._C._distributed_c10d\nProcessGroup\n)\x81.",
+        _WHERE + r"torch\._C\._distributed_c10d\.ProcessGroup is a class of torch or Python itself", None),
+    "a state of 100000 int keys that all hash to 0 (quadratic dict)": (
+        lambda m: pickle.dumps(engine_with(table={k * ((1 << 61) - 1): 0 for k in range(1, 100_001)}), protocol=2),
+        _WHERE + r"65 distinct dict keys share one hash value .* quadratic time", None),
     "a tensor in the state": (
         lambda m: pickle.dumps(engine_with(t=torch.ones(2)), protocol=2),
         _WHERE + r"names torch\.\S+ besides the object's class .*tensors and other torch objects in an opaque "

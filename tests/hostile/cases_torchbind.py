@@ -145,6 +145,13 @@ CASES = [
     _case("torchbind: a storage shorter than its persistent id says", lambda m: _object(_tensor(6, numel=200)),
           r"persistent id: record 'archive/data/0' holds 24 bytes but its persistent id declares 200 x float32 = 800 bytes",
           storage=_FLOATS),
+    _case("torchbind: libtorch's own sparse.LinearPackedParamsBase (a lying row pointer died with SIGSEGV)",
+          lambda m: _object(_intlist(1, 2), "sparse", "LinearPackedParamsBase"),
+          r"sparse\.LinearPackedParamsBase is one of libtorch's own torchbind classes, whose __setstate__ trusts "
+          r"its state .* read only with allow_pickle=True"),
+    _case("torchbind: a storage named on cpu and on meta", lambda m: _object(
+          b"(" + _tensor(6) + _tensor(6, location="meta") + b"t"),
+          r"persistent id: storage '0' is named as both float32 on cpu and float32 on meta", storage=_FLOATS),
     _case("torchbind: a meta storage whose record holds bytes", lambda m: _object(_tensor(6, location="meta")),
           r"persistent id: record 'archive/data/0' holds 24 bytes, but a meta storage holds none", storage=_FLOATS),
     _case("torchbind: a meta storage of 2**63 bytes", lambda m: _object(_tensor(6, numel=1 << 61, location="meta")),

@@ -48,6 +48,7 @@ def load_torchbind(data: memoryview | bytes, *, what: str, record: str | None = 
     registered, or a state its ``__setstate__`` rejects, is refused either way.
     """
     try:
+        rule.describe_torchbind(memoryview(data), what)  # the walk validate runs, whoever calls (a payload too)
         value = load_torch_save(data, what=what, record=record, table=rule.record_globals,
                                 meta_storages=True)  # fake tensors written by object_records
         obj = rule.finish(value, lambda v: isinstance(v, torch.Tensor), memoryview(data).nbytes)

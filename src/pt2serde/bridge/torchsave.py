@@ -438,6 +438,8 @@ class _Loader:
         if cached is not None:
             if not (cached.dtype == stype.dtype and cached.untyped == stype.untyped):
                 raise SerializeError(f"storage {key!r} is named as both {cached.dtype} and {stype.dtype}")
+            if (cached.storage.device.type == "meta") != (self.meta_storages and location == META_LOCATION):
+                raise SerializeError(f"storage {key!r} is named both on {cached.storage.device.type} and on {location}")
             return cached
         name = f"{self.root}/data/{key}"
         if name not in self.reader:

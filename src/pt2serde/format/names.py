@@ -138,13 +138,17 @@ def value_name(value: object, what: str, path: str | None = None) -> str:
 
 def attribute_path(value: object, what: str, path: str | None = None) -> str:
     """A dotted attribute path (``a.b.0.c``): fx writes identifier parts as ``.part`` and the
-    others as ``getattr(x, "part")``, so no part may be empty or hold a double quote, a
+    others as ``getattr(x, "part")``, so no part may be empty, a dunder (``__class__``) or hold a double quote, a
     backslash, a control or line-break character (single quotes are safe between double quotes,
     and strict export writes them: ``getattr(L['self'], 'a[(1)]')``)."""
     rule = "a dotted attribute path"
     value = _string(value, what, rule, path)
-    if _UNSAFE_IN_PATH.search(value) or "" in value.split(".") or _folds(value):
+    parts = value.split(".")
+    if _UNSAFE_IN_PATH.search(value) or "" in parts or _folds(value):
         raise _fail(value, what, rule, path)
+    if any(len(p) > 4 and p.startswith("__") and p.endswith("__") for p in parts):
+        # a dunder part (`x.__class__`) names Python's own attributes: unflatten trips on it (KeyError)
+        raise _fail(value, what, "a dotted attribute path without dunder parts", path)
     return value
 
 

@@ -81,6 +81,13 @@ class OpaqueRecipe(dict):
         return f"<OpaqueRecipe {self.class_name} args={len(self.args)} state={self.has_state}>"
 
 
+#: top-level modules whose classes are never rebuilt from a file: torch registers some of its own
+#: (C++-backed) classes as opaque types, and their ``__new__``/``__setstate__`` check nothing
+#: (``Generator.__setstate__(())`` dies with SIGSEGV; ``ProcessGroup.__new__`` alone leaves an
+#: object whose methods do); the standard library's (``enum``) are no user's opaque state
+LIBRARY_MODULES = frozenset({"torch", "builtins", "enum", "copyreg", "functools", "collections", "abc"})
+
+
 def _dotted(text: str, *, dunder_ok: bool) -> bool:
     parts = text.split(".")
     return all(p.isidentifier() and p.isascii() and (dunder_ok or not p.startswith("__")) for p in parts)
@@ -115,6 +122,11 @@ class _Globals(dict):
         if not _dotted(module, dunder_ok=True) or not _dotted(name, dunder_ok=False):
             raise SerializeError(f"{printable(module + '.' + name)} cannot name a class (a dotted name without "
                                  "dunder parts)")
+        if module.split(".")[0] in LIBRARY_MODULES:
+            raise SerializeError(
+                f"{printable(module + '.' + name)} is a class of torch or Python itself, which registers some as "
+                "opaque types (torch._C.Generator, ProcessGroup, enum.Enum): their constructors and __setstate__ "
+                "trust their state (a wrong one crashes the process), so they are read only with allow_pickle=True")
         self.key = (module, name)
         return Global(call=self._refuse_call, new=self._new, setstate=self._set_state)
 

@@ -22,6 +22,7 @@ MAX_MEMO = 1 << 22
 MAX_STACK = 1 << 22
 MAX_LINE = 1 << 16  # longest text argument (protocol 0 opcodes, GLOBAL names)
 MAX_INT_DIGITS = 4300
+MAX_SAME_HASH = 64  # distinct dict keys / set members of one pickle that may share a hash value
 
 # Protocol <3 pickles name Python 2 modules; the standard unpickler maps them back.
 _MODULE_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
@@ -73,6 +74,7 @@ class Machine:
         self.depths: dict[int, int] = {}  # id -> nesting depth of tuples/frozensets deeper than 1
         self.sizes: dict[int, int] = {}  # id -> expanded size (capped) of tuples/frozensets seen
         self.pinned: list[Any] = []  # keeps the objects behind `depths` and `sizes` keys alive
+        self.hashes: dict[int, list[Any]] = {}  # hash -> the distinct keys seen with it (see `key`)
 
     # ------------------------------------------------------------ errors, reads
 
@@ -202,12 +204,27 @@ class Machine:
 
     def key(self, value: Any, what: str = "dict key") -> None:
         """Refuse a value about to be hashed (a dict key, a set member) that expands to more
-        than :data:`MAX_KEY_NODES` objects: hashing and comparing it would walk every one."""
+        than :data:`MAX_KEY_NODES` objects (hashing and comparing it would walk every one), or
+        that would be the ``MAX_SAME_HASH + 1``-th distinct key of the pickle with its hash:
+        ints, floats and tuples have hashes a file can choose (``k * (2**61 - 1)`` all hash to
+        0), and a dict or set of n colliding keys takes n**2 comparisons to build."""
         if self.size_of(value) > MAX_KEY_NODES:
             raise self.fail(
                 f"a {what} ({type(value).__name__}) expands to more than {MAX_KEY_NODES} objects when shared "
                 "references are counted; hashing it would walk every one"
             )
+        try:
+            h = hash(value)
+        except TypeError:
+            return  # unhashable: the dict or set refuses it
+        same = self.hashes.setdefault(h, [])
+        if any(type(v) is type(value) and v == value for v in same):
+            return
+        if len(same) < MAX_SAME_HASH:
+            same.append(value)
+            return
+        raise self.fail(f"{MAX_SAME_HASH + 1} distinct {what}s share one hash value ({short(value)} and "
+                        f"{short(same[0])}): building a dict or set of keys chosen to collide takes quadratic time")
 
     def nested(self, kind: type, items: list[Any]) -> Any:
         """A tuple or frozenset of ``items``, refused when nested too deeply to hash safely."""

@@ -156,6 +156,10 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
             continue
         own = archive.name(f"{base}{path}")
         kind = "tensor"
+        if path.startswith(("custom_obj_", "opaque_obj_")) and folder != "constants":
+            problems.append(Problem(f"weight {fqn!r} names the object record {path!r}: weights are tensors, only "
+                                    "constants hold objects", f"{where}.path_name", record))
+            continue
         if path.startswith("custom_obj_"):
             kind = "custom_obj"
         elif path.startswith("opaque_obj_"):

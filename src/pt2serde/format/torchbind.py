@@ -39,10 +39,18 @@ from .pickle_budget import MAX_DEPTH, check_tree, printable, short, work_budget
 from .pickle_globals import Global
 from .torchsave import TensorInfo, describe_torch_save
 
-__all__ = ["CLASS_MODULE", "MAX_TYPE_TAG", "TorchbindObject", "class_problem", "describe_torchbind", "finish",
+__all__ = ["CLASS_MODULE", "LIBTORCH_NAMESPACES", "MAX_TYPE_TAG", "TorchbindObject", "class_problem", "describe_torchbind", "finish",
            "record_globals"]
 
 CLASS_MODULE = "__torch__.torch.classes"  #: the module TorchScript names custom classes under
+#: the namespaces of the torchbind classes libtorch registers itself (2.13, 2.14: quantized and
+#: sparse packed weights, mkldnn/xnnpack contexts, c10d, RPC, profiling, ...): their C++
+#: ``__setstate__`` trust the tensors they are given (``sparse.LinearPackedParamsBase`` with a
+#: lying row pointer dies with SIGSEGV), so a file never rebuilds one without allow_pickle
+LIBTORCH_NAMESPACES = frozenset({
+    "_nnapi", "aten", "backendutils", "c10d", "dist_c10d", "dist_rpc", "mkldnn", "onednn", "profiling",
+    "quantized", "rnn", "sparse", "xnnpack", "cuda", "metal", "vulkan", "_caffe2", "caffe2", "torch",
+})
 MAX_TYPE_TAG = 1024  #: longest type text ``restore_type_tag`` may carry
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}|_[A-Za-z0-9][A-Za-z0-9_]{0,126}")  # ASCII, no dunder start
 _HOOKS = ("collections", "OrderedDict")  # each tensor's (empty) backward hooks
@@ -83,6 +91,9 @@ def class_problem(module: Any, name: Any) -> str | None:
     if ns is None or not _NAME.fullmatch(ns) or not _NAME.fullmatch(name):
         return (f"{printable(module + '.' + name)} is not a TorchScript custom class name "
                 f"({CLASS_MODULE}.<namespace>.<class>, each an ASCII identifier)")
+    if ns in LIBTORCH_NAMESPACES:
+        return (f"{ns}.{name} is one of libtorch's own torchbind classes, whose __setstate__ trusts its state "
+                "(packed weights with a wrong row pointer crash the process): it is read only with allow_pickle=True")
     return None
 
 

@@ -306,6 +306,8 @@ def describe_torch_save(data: memoryview, what: str,
     except SerializeError as e:
         raise SerializeError(f"{what}: {e}") from None
 
+    seen: dict[str, tuple] = {}  # storage key -> (dtype, location): one storage is one thing
+
     def persistent_load(pid: Any) -> _StorageRef:
         if not (type(pid) is tuple and len(pid) == 5 and pid[0] in ("storage", b"storage")):
             raise SerializeError(f"persistent id {safepickle.short(pid)} is not ('storage', type, key, location, numel)")
@@ -318,6 +320,9 @@ def describe_torch_save(data: memoryview, what: str,
             raise SerializeError(f"storage key {key!r} is invalid")
         if type(numel) is not int or numel < 0 or type(location) is not str:
             raise SerializeError(f"storage {key!r}: invalid size or location")
+        if seen.setdefault(key, (stype.dtype, location)) != (stype.dtype, location):
+            raise SerializeError(f"storage {key!r} is named as both {seen[key][0]} on {seen[key][1]} and "
+                                 f"{stype.dtype} on {location}")
         name = f"{root}/data/{key}"
         if name not in reader:
             raise SerializeError(f"storage {key!r} refers to record {name!r}, which is missing")

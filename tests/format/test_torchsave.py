@@ -740,3 +740,15 @@ def test_the_extent_rule_holds_for_torch_save_records_in_both_readers(case):
     for read in (lambda: ours(data, what="m.pt"), lambda: _walk(data, "m.pt")):
         with pytest.raises(SerializeError, match=message):
             read()
+
+
+def test_the_same_tensor_as_a_key_of_two_dicts():
+    """Keys are counted for chosen hash collisions (pickle_machine.MAX_SAME_HASH); a tensor key,
+    hashed by identity, is the same key by identity, never compared elementwise (which raised)."""
+    t = torch.ones(3)
+    buf = io.BytesIO()
+    torch.save([{t: 1}, {t: 2}, {(t, 1): 3}, {(t, 1): 4}], buf)
+    first, second, third, fourth = load_torch_save(buf.getvalue(), what="rec")
+    (k1,), (k2,) = first, second
+    assert k1 is k2 and torch.equal(k1, t) and first[k1] == 1 and second[k2] == 2
+    assert list(third.values()) == [3] and list(fourth.values()) == [4]

@@ -42,6 +42,23 @@ def opcode(code: bytes, name: str):
     return register
 
 
+
+_VALUE_KEYS = (int, float, complex, str, bytes, bool, tuple, frozenset, type(None))
+
+
+def _same_key(a: Any, b: Any) -> bool:
+    """Whether two hashed keys are the same key: plain values by value, anything else (a tensor
+    or a builder's object, hashed by identity) by identity; a comparison that raises (a tuple
+    holding tensors) counts as different keys, never as an error."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or type(a) not in _VALUE_KEYS:
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - e.g. elementwise == of tensors inside tuples
+        return False
+
 class Machine:
     def __init__(
         self,
@@ -218,7 +235,7 @@ class Machine:
         except TypeError:
             return  # unhashable: the dict or set refuses it
         same = self.hashes.setdefault(h, [])
-        if any(type(v) is type(value) and v == value for v in same):
+        if any(_same_key(v, value) for v in same):
             return
         if len(same) < MAX_SAME_HASH:
             same.append(value)

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from cli_support import CORPUS, PAGE_STUB, run_cli
+from cli_support import CORPUS, PAGE_STUB, edit_json, run_cli
 from pt2serde import schema
 from pt2serde.cli import main
 from pt2serde.cli.view_diff import diff_view
@@ -285,3 +285,23 @@ def test_diff_html_keeps_the_exit_code(tmp_path):
     proc = run_cli("diff", same, str(tmp_path / "missing.pt2"), "--html", "m.html", prelude=PAGE_STUB,
                    cwd=str(tmp_path))
     assert proc.returncode == 2 and not (tmp_path / "m.html").exists()
+
+
+def test_an_invalid_archive_is_shown_and_an_undecodable_one_is_not(tmp_path):
+    src = str(CORPUS / "2.14.1" / "mlp.pt2")
+
+    def rename_first_node(doc):
+        doc["graph_module"]["graph"]["nodes"][0]["name"] = "not a value name"
+
+    invalid = edit_json(src, str(tmp_path / "invalid.pt2"), "models/model.json", rename_first_node)
+    model = program_view(open_archive(invalid))
+    assert model["verdict"]["valid"] is False and model["verdict"]["text"].startswith("invalid (1 error)")
+    assert any("node name 'not a value name' is not a value name" in n for n in model["notes"]), model["notes"]
+    assert _nodes(model)[len(model["signature"]["inputs"])]["name"] == "not a value name"
+    broken = edit_json(src, str(tmp_path / "broken.pt2"), "models/model.json",
+                       lambda doc: doc["graph_module"]["graph"].update(nodes=7))
+    proc = run_cli("view", invalid, prelude=PAGE_STUB, cwd=str(tmp_path))
+    assert proc.returncode == 0 and "(invalid (1 error); readable by none)" in proc.stdout, proc.stderr
+    proc = run_cli("view", broken, prelude=PAGE_STUB, cwd=str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"pt2serde view: cannot read {broken}: ")
+    assert "$.graph_module.graph.nodes" in proc.stderr and not (tmp_path / "broken.html").exists()

@@ -4,7 +4,7 @@
 // below, maps keyed by model strings are Maps, and graph ids handed to dagre are prefixed.
 "use strict";
 (function () {
-  const LIMIT = 400;       // at most this many boxes shown at first: deeper groups stay collapsed
+  const LIMIT = 300;       // at most this many boxes shown at first: deeper groups stay collapsed
   const CHUNK = 200;       // a group with more direct items is split into runs of this many
   const MAX_DEPTH = 64;    // module stacks and subgraph nesting deeper than this are cut
   const LABEL_MAX = 34;    // characters of a name drawn in a box (the panel shows all of it)

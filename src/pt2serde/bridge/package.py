@@ -36,7 +36,7 @@ from . import argcheck, opaque, tables, tensors, torchbind
 from ..format import codec, contents, extent, filekind, problem, tensor_entries
 
 from .. import schema
-from .gcpause import gc_paused
+from ..format.gcpause import gc_paused
 from ..format.archive import ArchiveReader, check_name
 from ..format.archive_write import ArchiveWriter
 from ..errors import SerializeError

@@ -16,7 +16,7 @@ from .. import schema
 
 from . import symbolic, tensors
 from .argcheck import check_artifact, check_program
-from .gcpause import gc_paused
+from ..format.gcpause import gc_paused
 from ..errors import SerializeError
 from .graph_save import GraphModuleSerializer
 from ..format.guards import canonical_guard

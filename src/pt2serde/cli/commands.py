@@ -1,6 +1,6 @@
 """The ``pt2serde`` command line.
 
-``inspect``, ``validate`` and ``diff`` run on the format layer alone: they work without
+``inspect``, ``validate``, ``diff`` and ``view`` run on the format layer alone: they work without
 torch, and never unpickle or execute anything from the file. They read PT2 archives and
 the plain zip written by PyTorch 2.5-2.7 (documents of older schema versions are upgraded
 as the loader upgrades them). ``inspect`` also says which releases can read the archive
@@ -16,7 +16,12 @@ all three 2 when a file cannot be read at all (not a zip, neither a PT2 archive 
 plain zip of 2.5-2.7, a program document that does not decode for ``diff``); a file of
 another kind (a ``torch.save`` checkpoint, safetensors, TorchScript, an empty or cut-short
 file) is named as such, with what reads it (:mod:`pt2serde.format.filekind`). ``inspect`` says an
-archive that ``validate`` refuses is readable by no release.
+archive that ``validate`` refuses is readable by no release. ``view`` 0 when it wrote the page
+(an archive ``validate`` refuses is still shown, its problems as notes), 2 when the file cannot
+be read, the program's document does not decode, there is no such program (the message names
+the programs there are) or the page cannot be written; ``diff --html OUT`` writes the page and
+keeps ``diff``'s exit code (2 when the page cannot be written). Pages are written to a temporary
+file next to OUT, then renamed over it: a failure leaves an existing file untouched.
 """
 
 from __future__ import annotations
@@ -203,12 +208,56 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     except SerializeError as e:
         _err(f"pt2serde diff: cannot compare {args.a} and {args.b}: {e}")
         return 2
+    if args.html is not None:
+        from .view_diff import diff_view
+
+        try:
+            _write_page(diff_view(a, b, program=args.program, changes=changes), args.html)
+        except (SerializeError, OSError) as e:
+            _err(f"pt2serde diff: cannot write {args.html}: {e}")
+            return 2
     if args.json:
         _dump({"a": args.a, "b": args.b, "equal": not changes, "changes": [c.as_dict() for c in changes]})
     else:
         style = _style()
         _out(render(changes, style, os.path.basename(args.a), os.path.basename(args.b)), style.enabled)
+    if args.html is not None:  # on stderr with --json: stdout stays one JSON document
+        (_err if args.json else _out)(f"wrote {args.html}")
     return 1 if changes else 0
+
+
+# ---------------------------------------------------------------- view
+
+
+def _write_page(model: dict, path: str) -> None:
+    """The page of a view model, written atomically (a failure leaves an existing file as it was)."""
+    from ..format.archive_write import write_file_atomically
+    from .view_page import render_page  # the page: its template, script and layout library
+
+    write_file_atomically(path, render_page(model).encode("utf-8", "surrogatepass"))
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from ..errors import SerializeError
+    from .view_model import program_view
+
+    archive, code = _open("view", args.file)
+    if archive is None:
+        return code
+    out = args.output or os.path.splitext(os.path.basename(args.file))[0] + ".html"
+    try:
+        model = program_view(archive, args.program)
+    except SerializeError as e:
+        return _fail("view", args.file, e)
+    try:
+        _write_page(model, out)
+    except (SerializeError, OSError) as e:
+        _err(f"pt2serde view: cannot write {out}: {e}")
+        return 2
+    nodes = sum(len(g["nodes"]) for g in model["graphs"])
+    _out(f"wrote {out}: program {model['program']}, {nodes} nodes in {len(model['graphs'])} graph"
+         f"{'s' if len(model['graphs']) != 1 else ''} ({model['verdict']['text']})")
+    return 0
 
 
 # ---------------------------------------------------------------- demo
@@ -250,7 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--json", action="store_true", help="changes as JSON")
+    p.add_argument("--html", metavar="OUT", help="also write an HTML page of the two graphs, changes highlighted")
+    p.add_argument("--program", metavar="NAME", help="the program the page shows (default: model)")
     p.set_defaults(func=_cmd_diff)
+
+    p = sub.add_parser("view", help="write a self-contained HTML page of a program's graph (no network, no torch)")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", metavar="OUT", help="the page to write (default: FILE's base name + .html, "
+                                                         "in the current folder)")
+    p.add_argument("--program", metavar="NAME", help="the program to show (default: model)")
+    p.set_defaults(func=_cmd_view)
 
     p = sub.add_parser("demo", help="export a small model, save and load it with pt2serde and PyTorch, compare")
     p.set_defaults(func=_cmd_demo)

@@ -33,13 +33,14 @@ from ..format.contents import LAYOUT_TEXT, Pt2Archive
 from ..format.problem import Problem
 from ..format.tensor_entries import TensorEntry
 from ..format.tables import BY_NAME, DTYPES, device_text, sym_text
-from ..format.value_refs import ARGUMENT_ROWS, ONE, SYM_TABLES, argument_elements, spec_target
+from ..format.value_refs import (ARGUMENT_ROWS, NESTED, ONE, OPTIONAL, SYM_TABLES, argument_elements, element_ref,
+                                 spec_target)
 from ..errors import SerializeError
 from .diff_values import NOT_COMPARED, Comparer, compare_tensors, entry_fits, total_bytes, value_detail
 from .term import safe
 from .inspection import describe_value, sample_inputs_info
 
-__all__ = ["Change", "Comparer", "diff_archives", "compare_tensors", "render", "total_bytes"]
+__all__ = ["Change", "Comparer", "argument_text", "diff_archives", "compare_tensors", "render", "total_bytes"]
 
 MAX_NODE_LINES = 40
 
@@ -149,23 +150,34 @@ def _short(target: str) -> str:
 
 
 # Arguments that name no value but have a text of their own (the rest: their repr).
-_ARG_TEXT: dict[str, Callable[[Any], str]] = {
-    "as_graph": lambda v: f"<graph of {len(v.graph.nodes)} nodes>",
-    "as_none": lambda v: "None",
-    "as_string_to_argument": lambda v: "{" + ", ".join(f"{k}: {_arg_text(x)}" for k, x in v.items()) + "}",
+_ARG_TEXT: dict[str, Callable[[Any, bool], str]] = {
+    "as_graph": lambda v, names: f"<graph {v.name}>" if names else f"<graph of {len(v.graph.nodes)} nodes>",
+    "as_none": lambda v, names: "None",
+    "as_string_to_argument": lambda v, names: "{" + ", ".join(f"{k}: {argument_text(x, names)}"
+                                                              for k, x in v.items()) + "}",
 }
 
 
-def _arg_text(arg: schema.Argument) -> str:
-    """An argument with the values it names written ``%`` (canonical names mean nothing)."""
+def argument_text(arg: schema.Argument, names: bool = False) -> str:
+    """An argument as text. The values it names are written ``%`` (canonical names mean
+    nothing to ``diff``), or by their names when ``names`` (``pt2serde view``); an absent
+    optional tensor is ``None``, a subgraph ``<graph NAME>`` (``diff``: its node count)."""
     row = ARGUMENT_ROWS[arg.type]
-    if row.table in SYM_TABLES:  # names or literals
-        texts = ["%" if ref is not None else repr(x.value) for x, ref in argument_elements(arg)]
-        return texts[0] if row.cardinality == ONE else "[" + ", ".join(texts) + "]"
+    if row.table is not None and (names or row.table in SYM_TABLES):  # names or literals
+        def text(x: Any, ref: Any) -> str:
+            if ref is not None:
+                return ref.name if names else "%"
+            return "None" if isinstance(x, schema.OptionalTensorArgument) else repr(x.value)
+
+        if row.cardinality == NESTED:
+            return "[" + ", ".join("[" + ", ".join(text(x, element_ref(x, row.table)) for x in inner) + "]"
+                                   for inner in arg.value) + "]"
+        texts = [text(x, ref) for x, ref in argument_elements(arg)]
+        return texts[0] if row.cardinality in (ONE, OPTIONAL) else "[" + ", ".join(texts) + "]"
     if row.table is not None:
         return "%"
     if arg.type in _ARG_TEXT:
-        return _ARG_TEXT[arg.type](arg.value)
+        return _ARG_TEXT[arg.type](arg.value, names)
     value = arg.value
     return repr(value.name if hasattr(value, "name") and isinstance(value.name, str) else value)
 
@@ -174,7 +186,7 @@ def _node_labels(g: schema.Graph, indent: str = "") -> list[str]:
     """One line per node (subgraph nodes indented after their parent), names left out."""
     lines = []
     for node in g.nodes:
-        args = [f"{i.name}={_arg_text(i.arg)}" if i.name else _arg_text(i.arg) for i in node.inputs]
+        args = [f"{i.name}={argument_text(i.arg)}" if i.name else argument_text(i.arg) for i in node.inputs]
         outs = []
         for o in node.outputs:
             if o.type == "as_tensor":

@@ -40,7 +40,7 @@ from ..format.value_refs import (ARGUMENT_ROWS, LIST, ONE, OPTIONAL, OPTIONAL_LI
 from ..errors import SerializeError
 
 __all__ = ["FORMAT_VERSION", "inspect_archive", "render", "has_errors", "describe_value", "sample_inputs_info",
-           "validation_errors"]
+           "validation_errors", "symbol_ranges", "shared_storages"]
 
 FORMAT_VERSION = 1
 LARGEST = 5
@@ -143,7 +143,9 @@ def _graph_summary(g: schema.Graph) -> dict:
     }
 
 
-def _symbols(program: schema.ExportedProgram) -> tuple[list[dict], list[dict]]:
+def symbol_ranges(program: schema.ExportedProgram) -> tuple[list[dict], list[dict]]:
+    """The range constraints: ``({name, min, max}`` of each symbol, ``{expr, min, max}`` of each
+    derived expression), sorted by key; ``None`` is unbounded."""
     symbols, derived = [], []
     for key, rc in sorted(program.range_constraints.items()):
         item = {"min": rc.min_val, "max": rc.max_val}
@@ -184,7 +186,9 @@ def _payload_summary(pr: ProgramRecords, folder: str, entries: list[TensorEntry]
     }
 
 
-def _shared(archive: Pt2Archive, entries: list[TensorEntry]) -> list[dict]:
+def shared_storages(archive: Pt2Archive, entries: list[TensorEntry]) -> list[dict]:
+    """The storages several entries view: ``{record, names}`` per stored record (``record:inner``
+    inside a ``torch.save`` record) that more than one entry reads."""
     groups: dict[tuple, list[str]] = {}
     for e in entries:
         if e.kind == "tensor" and e.record is not None and e.record_size:
@@ -297,7 +301,7 @@ def _program(archive: Pt2Archive, model: str, pickle_only: set | None = None) ->
         info["mutations"] = mutations
         info["lifted_inputs"] = {k: lifted.get(k, 0) for k in ("parameter", "buffer", "tensor_constant",
                                                                 "custom_obj", "token")}
-        info["symbols"], info["derived_ranges"] = _symbols(doc)
+        info["symbols"], info["derived_ranges"] = symbol_ranges(doc)
         info["graph"] = _graph_summary(g)
     problems: list[Problem] = []
     weights = pr.entries("weights", problems)
@@ -307,7 +311,7 @@ def _program(archive: Pt2Archive, model: str, pickle_only: set | None = None) ->
         info["notes"].append(_note(p.level, p.message, where))
     info["weights"] = _payload_summary(pr, "weights", weights)
     info["constants"] = _payload_summary(pr, "constants", constants)
-    info["shared_storages"] = _shared(archive, weights + constants)
+    info["shared_storages"] = shared_storages(archive, weights + constants)
     info["needs_allow_pickle"] = [
         {"name": e.name, "kind": e.kind, "record": e.own_record or e.record, "globals": entry_globals(archive, e)}
         for e in weights + constants if e.needs_pickle
@@ -330,8 +334,9 @@ def _program(archive: Pt2Archive, model: str, pickle_only: set | None = None) ->
     return info, facts
 
 
-def inspect_archive(archive: Pt2Archive) -> dict:
-    """The report of an opened archive (see ``docs/inspect-json.md``)."""
+def inspect_archive(archive: Pt2Archive, errors: list[Problem] | None = None) -> dict:
+    """The report of an opened archive (see ``docs/inspect-json.md``). ``errors``: its
+    :func:`validation_errors` when the caller has them already."""
     reader = archive.reader
     path = archive.path
     programs, facts = [], []
@@ -341,7 +346,7 @@ def inspect_archive(archive: Pt2Archive) -> dict:
         programs.append(info)
         facts.append(f)
     markers = {k: archive.small(k) for k in ("archive_format", "archive_version")}
-    invalid = [p for p in validation_errors(archive) if p.record not in pickle_only]
+    invalid = [p for p in (validation_errors(archive) if errors is None else errors) if p.record not in pickle_only]
     readers = readable_by(archive.layout, facts, version_record=archive.version_record(), markers=markers,
                           invalid=invalid)
     return {

@@ -29,7 +29,7 @@ from .archive import (ALIGNMENT, CENTRAL, DESCRIPTOR, DESCRIPTOR64, EOCD, EOCD64
                       LOCATOR64, SIG_CENTRAL, SIG_DESCRIPTOR, SIG_EOCD, SIG_EOCD64, SIG_LOCAL, SIG_LOCATOR64, U32,
                       ZIP64, check_name)
 
-__all__ = ["ArchiveWriter"]
+__all__ = ["ArchiveWriter", "write_file_atomically"]
 
 class ArchiveWriter:
     """Writes records one after another, straight from the caller's buffers.
@@ -179,11 +179,7 @@ class ArchiveWriter:
             # (an fsync doubles the time of a multi-GiB save). The rename still guarantees
             # that a save that fails never replaces the old file.
             self._out.close()
-            try:  # replacing a file keeps its permission bits, as writing it in place would
-                os.chmod(self._tmp_path, stat.S_IMODE(os.stat(self._final_path).st_mode))
-            except OSError:
-                pass  # a new file: the umask's mode stays
-            os.replace(self._tmp_path, self._final_path)
+            _replace(self._tmp_path, self._final_path)
             self._tmp_path = None
 
     def abort(self) -> None:
@@ -268,6 +264,33 @@ def _create_temporary(final_path: str) -> tuple[str, int]:
         except FileExistsError:
             continue
     raise SerializeError(f"cannot create a temporary file next to {final_path}")
+
+
+def _replace(tmp: str, final: str) -> None:
+    """Put the finished temporary file ``tmp`` in the place of ``final``."""
+    try:  # replacing a file keeps its permission bits, as writing it in place would
+        os.chmod(tmp, stat.S_IMODE(os.stat(final).st_mode))
+    except OSError:
+        pass  # a new file: the umask's mode stays
+    os.replace(tmp, final)
+
+
+def write_file_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` as a save writes an archive: to a temporary file next to it
+    (next to the final target of a symbolic link), then renamed over it; a failure leaves
+    any existing file as it was and no temporary file behind."""
+    final = _link_target(path)
+    tmp, fd = _create_temporary(final)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        _replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 _PIECE = 4 << 20  # CRC work unit: pieces of this size are checksummed in parallel

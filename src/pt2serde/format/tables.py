@@ -24,6 +24,18 @@ class DType:
     itemsize: int
     fmt: str | None  # 'f', 'e', ... ; "bf16" for bfloat16; "c:<fmt>" for complex pairs
 
+    @property
+    def short(self) -> str:
+        """The short name graph pictures label values with: ``f32``, ``bf16``, ``i64``, ``u8``,
+        ``c64``, ``f8e4m3fn``, ``bool``."""
+        for long, short in _SHORT_PREFIXES:
+            if self.name.startswith(long):
+                return short + self.name[len(long):].replace("_", "")
+        return self.name
+
+
+_SHORT_PREFIXES = (("bfloat", "bf"), ("float", "f"), ("complex", "c"), ("uint", "u"), ("int", "i"))
+
 
 _S = schema.ScalarType
 DTYPES: dict[schema.ScalarType, DType] = {

@@ -1,4 +1,4 @@
-"""Pausing Python's garbage collector around the bulk object building of ``save`` and ``load`` (no torch)."""
+"""Pausing Python's garbage collector around the bulk object building of ``save``, ``load`` and ``pt2serde view`` (no torch)."""
 
 from __future__ import annotations
 

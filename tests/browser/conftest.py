@@ -53,16 +53,27 @@ class Loaded:
     """A page loaded from a file, with what happened while it was open."""
 
     page: object
-    url: str
-    requests: list
-    console_errors: list
-    dialogs: list
+    folder: pathlib.Path
+    own: set
+    requests: list = dataclasses.field(default_factory=list)
+    console_errors: list = dataclasses.field(default_factory=list)
+    dialogs: list = dataclasses.field(default_factory=list)
 
     def violations(self) -> list:
         return self.page.evaluate("window.__cspViolations")
 
     def ready_ms(self) -> float:
         return float(self.page.evaluate("document.body.dataset.readyMs"))
+
+    def load(self, text: str, name: str = "page.html", wait_ready: bool = True) -> "Loaded":
+        """Write ``text`` to ``name`` and navigate this tab to it (what was recorded is kept)."""
+        path = self.folder / name
+        path.write_text(text, encoding="utf-8")
+        self.own.add(path.as_uri())
+        self.page.goto(path.as_uri())
+        if wait_ready:
+            self.page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        return self
 
 
 @pytest.fixture
@@ -71,17 +82,14 @@ def open_page(browser, tmp_path):
     contexts = []
 
     def _open(text: str, name: str = "page.html", wait_ready: bool = True) -> Loaded:
-        path = pathlib.Path(tmp_path, name)
-        path.write_text(text, encoding="utf-8")
-        url = path.as_uri()
         context = browser.new_context(viewport={"width": 1400, "height": 900}, service_workers="block")
         contexts.append(context)
         page = context.new_page()
-        loaded = Loaded(page, url, [], [], [])
+        loaded = Loaded(page, pathlib.Path(tmp_path), set())
         page.add_init_script(RECORDER)
 
         def route(r):
-            if r.request.url == url:
+            if r.request.url in loaded.own:
                 r.continue_()
             else:
                 loaded.requests.append(r.request.url)
@@ -91,10 +99,7 @@ def open_page(browser, tmp_path):
         page.on("console", lambda m: loaded.console_errors.append(m.text) if m.type in ("error", "warning") else None)
         page.on("pageerror", lambda e: loaded.console_errors.append(str(e)))
         page.on("dialog", lambda d: (loaded.dialogs.append(d.message), d.dismiss()))
-        page.goto(url)
-        if wait_ready:
-            page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-        return loaded
+        return loaded.load(text, name, wait_ready)
 
     yield _open
     for context in contexts:

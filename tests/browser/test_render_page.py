@@ -60,3 +60,12 @@ def test_placeholders_in_the_model_are_not_substituted():
 
 def test_model_json_escapes_what_could_end_the_block():
     assert model_json({"a": "</script><!--&\u2028"}) == '{"a":"\\u003c/script\\u003e\\u003c!--\\u0026\\u2028"}'
+
+
+def test_a_lone_surrogate_in_the_title_becomes_a_replacement_character():
+    model = models.small_model()
+    model["title"] = "a\udc80b.pt2"
+    page = render_page(model)
+    assert "<title>a\ufffd\ufffd\ufffdb.pt2</title>" in page  # one per byte of the surrogate, as UTF-8 decoders do
+    page.encode("utf-8")
+    assert json.loads(MODEL_BLOCK.search(page).group(1))["title"] == "a\udc80b.pt2"

@@ -59,6 +59,12 @@ def _layout_library() -> str:
     return "/*! @dagrejs/dagre, with @dagrejs/graphlib (static/VENDORED.md)\n" + notice + "*/\n" + _inline("dagre.min.js")
 
 
+def _text(value) -> str:
+    """``value`` as text that encodes to UTF-8: a lone surrogate (a file's name may hold one)
+    becomes U+FFFD, as a browser would show it."""
+    return str(value).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def csp_hash(text: str) -> str:
     """The CSP source expression (``'sha256-...'``) that allows an inline block holding ``text``."""
     digest = hashlib.sha256(text.encode("utf-8")).digest()
@@ -86,7 +92,7 @@ def render_page(model: dict) -> str:
     ))
     parts = {
         "CSP": html.escape(policy, quote=True),
-        "TITLE": html.escape(str(model.get("title", "")) if isinstance(model, dict) else ""),
+        "TITLE": html.escape(_text(model.get("title", "")) if isinstance(model, dict) else ""),
         "STYLE": style,
         "MODEL": model_json(model),
         "SCRIPTS": "".join(f"<script>{s}</script>\n" for s in scripts),

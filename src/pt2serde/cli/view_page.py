@@ -56,7 +56,8 @@ def _layout_library() -> str:
     notice = _static("LICENSE-dagre")
     if "*/" in notice:
         raise ValueError("static/LICENSE-dagre holds '*/': it cannot go in a comment")
-    return "/*! @dagrejs/dagre, with @dagrejs/graphlib (static/VENDORED.md)\n" + notice + "*/\n" + _inline("dagre.min.js")
+    header = "/*! @dagrejs/dagre, with @dagrejs/graphlib (static/VENDORED.md)\n"
+    return header + notice + "*/\n" + _inline("dagre.min.js")
 
 
 def _text(value) -> str:

@@ -433,7 +433,7 @@
   function weightsPanel() {
     const ws = arr(model.weights).map(obj);
     section("weights (" + ws.length + ")");
-    const st = (w) => weightStatus.get(str(w.name));
+    const st = (w) => weightStatus.get(str(w.name)) || statusOf(w.status);
     body.appendChild(table(["name", "section", "dtype", "shape", "bytes", "storage", "shared with"].concat(isDiff ? ["diff"] : []),
       ws.map((w) => [str(w.name), str(w.section), str(w.dtype), "[" + arr(w.shape).map(str).join(", ") + "]",
         w.nbytes === null || w.nbytes === undefined ? "" : str(w.nbytes), str(w.storage),

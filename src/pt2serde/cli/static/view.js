@@ -311,7 +311,7 @@
     fit();
     if (view.k >= 0.35) return;
     const gr = layout.graph(), [w] = size();
-    view.k = 0.8; view.x = Math.min(10, (w - (gr.width || 0) * view.k) / 2); view.y = 10;
+    view.k = 0.8; view.x = Math.max(10, (w - (gr.width || 0) * view.k) / 2); view.y = 10;
     apply();
   }
   function zoom(f, cx, cy) {

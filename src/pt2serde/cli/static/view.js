@@ -504,7 +504,8 @@
   // ------------------------------------------------------------------ header, legend, diff bar
   function header() {
     $("title").textContent = str(model.title);
-    $("subtitle").textContent = "program " + str(model.program) + " \u00b7 " + str(model.generator);
+    $("subtitle").textContent = "program " + str(model.program) +
+      (model.torch_version ? " \u00b7 written by torch " + str(model.torch_version) : "") + " \u00b7 " + str(model.generator);
     const legend = $("legend");
     const swatch = (cls, text) => { const s = el("span"); s.appendChild(el("span", "sw " + cls)); s.appendChild(document.createTextNode(text)); legend.appendChild(s); };
     KINDS.forEach((label, k) => swatch(kindClass(k), label));

@@ -184,3 +184,41 @@ def hostile_model(base: dict | None = None) -> dict:
                         "nodes": [_node("__proto__", HOSTILE[6], "__proto__", HOSTILE[9], HOSTILE[10])], "edges": []})
     m["diff"]["weights"] = {h: "added" for h in HOSTILE} | {"__proto__": HOSTILE[3]}
     return m
+
+
+def malformed_models() -> dict[str, dict]:
+    """Models that break the contract in the ways a page must survive (it trusts nothing)."""
+    def with_graphs(*graphs):
+        m = small_model()
+        m["graphs"] = list(graphs)
+        return m
+
+    node = lambda nid, **kw: dict(_node(nid, f"n{nid}", "op", "add", "aten.add.Tensor"), **kw)  # noqa: E731
+    edge = lambda a, b: {"from": a, "to": b, "value": "v", "label": "f32[2]"}  # noqa: E731
+    cases = {
+        "owner cycle": with_graphs(
+            {"id": "g0", "title": "top", "owner": None, "nodes": [node("a")], "edges": []},
+            {"id": "g1", "title": "one", "owner": "c", "nodes": [node("b", subgraphs=["g2"])], "edges": []},
+            {"id": "g2", "title": "two", "owner": "b", "nodes": [node("c", subgraphs=["g1"])], "edges": []}),
+        "self owned": with_graphs(
+            {"id": "g0", "title": "top", "owner": "a", "nodes": [node("a", subgraphs=["g0", "nowhere"])],
+             "edges": [edge("a", "a"), edge("a", "missing")]}),
+        "duplicate ids": with_graphs(
+            {"id": "g0", "title": "top", "owner": None, "nodes": [node("a"), node("a"), node("b")],
+             "edges": [edge("a", "b"), edge("a", "b")]},
+            {"id": "g0", "title": "again", "owner": None, "nodes": [node("a")], "edges": []}),
+        "wrong types": with_graphs(
+            {"id": 7, "title": ["x"], "owner": {}, "nodes": [7, None, "s", node("a", module="layer", args={},
+                                                                              meta=[], subgraphs=None)],
+             "edges": [None, 3, {"from": None}]}, "graph", None),
+        "deep modules": with_graphs(
+            {"id": "g0", "title": "top", "owner": None,
+             "nodes": [node(str(i), module=[f"m{j}" for j in range(200)]) for i in range(5)], "edges": []}),
+        "empty subgraph": with_graphs(
+            {"id": "g0", "title": "top", "owner": None, "nodes": [node("a", subgraphs=["g1"])], "edges": []},
+            {"id": "g1", "title": "empty", "owner": "a", "nodes": [], "edges": []}),
+        "no graphs": dict(small_model(), graphs=None, signature=None, weights="x", symbols=[None, 3],
+                          verdict=None, diff=None, extra_files=[{}]),
+        "diff without diff": dict(small_model(), kind="diff", diff=None),
+    }
+    return cases

@@ -236,3 +236,11 @@ def test_the_checks_see_what_they_look_for(open_page):
     bare = open_page(no_csp.replace("<body>", "<body>" + injected), "bare.html")
     assert bare.requests == ["http://127.0.0.1:9/x.png"]
     assert bare.page.evaluate("window.__pwned") == 1
+
+
+@pytest.mark.parametrize("case", list(models.malformed_models()))
+def test_malformed_models_still_draw(open_page, case):
+    loaded = open_page(render_page(models.malformed_models()[case]))
+    click_everything(loaded.page)
+    assert loaded.page.locator("#viewport .node").count() <= 300
+    _clean(loaded)

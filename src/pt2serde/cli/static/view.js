@@ -7,6 +7,7 @@
   const LIMIT = 300;       // at most this many boxes shown at first: deeper groups stay collapsed
   const CHUNK = 200;       // a group with more direct items is split into runs of this many
   const MAX_DEPTH = 64;    // module stacks and subgraph nesting deeper than this are cut
+  const OPEN_DEPTH = 12;   // groups nested deeper than this start collapsed
   const LABEL_MAX = 34;    // characters of a name drawn in a box (the panel shows all of it)
   const CHAR_W = 6.7, BOX_H = 26, SVGNS = "http://www.w3.org/2000/svg";
   const KINDS = new Map([["parameter", "parameter"], ["buffer", "buffer"], ["constant", "constant"],
@@ -138,7 +139,7 @@
     while (level.length) {
       const next = [];
       for (const grp of level) {
-        if (shown - 1 + grp.items.length > LIMIT) continue;
+        if (shown - 1 + grp.items.length > LIMIT || grp.depth > OPEN_DEPTH) continue;
         expanded.add(grp.key); shown += grp.items.length - 1;
         grp.items.forEach((it) => { if (it instanceof Group) next.push(it); });
       }
@@ -301,17 +302,21 @@
   // ------------------------------------------------------------------ zoom and pan
   function apply() { viewport.setAttribute("transform", "translate(" + view.x + "," + view.y + ") scale(" + view.k + ")"); }
   function size() { const r = svg.getBoundingClientRect(); return [r.width || 800, r.height || 600]; }
+  function extent() {   // the laid-out graph's size (an empty graph has none)
+    const gr = layout ? layout.graph() : {}, ok = (v) => (Number.isFinite(v) && v > 0 ? v : 1);
+    return [ok(gr.width), ok(gr.height)];
+  }
   function fit() {
-    const gr = layout ? layout.graph() : { width: 1, height: 1 }, [w, h] = size();
-    view.k = Math.min(2, Math.max(0.02, Math.min(w / (gr.width || 1), h / (gr.height || 1)) * 0.95));
-    view.x = (w - (gr.width || 0) * view.k) / 2; view.y = Math.max(4, (h - (gr.height || 0) * view.k) / 2);
+    const [gw, gh] = extent(), [w, h] = size();
+    view.k = Math.min(2, Math.max(0.02, Math.min(w / gw, h / gh) * 0.95));
+    view.x = (w - gw * view.k) / 2; view.y = Math.max(4, (h - gh * view.k) / 2);
     apply();
   }
   function firstView() {   // fit, unless that makes the boxes unreadable: then the top, at a readable size
     fit();
     if (view.k >= 0.35) return;
-    const gr = layout.graph(), [w] = size();
-    view.k = 0.8; view.x = Math.max(10, (w - (gr.width || 0) * view.k) / 2); view.y = 10;
+    const [gw] = extent(), [w] = size();
+    view.k = 0.8; view.x = Math.max(10, (w - gw * view.k) / 2); view.y = 10;
     apply();
   }
   function zoom(f, cx, cy) {

@@ -222,3 +222,18 @@ def malformed_models() -> dict[str, dict]:
         "diff without diff": dict(small_model(), kind="diff", diff=None),
     }
     return cases
+
+
+def fanout_model(users: int = 10) -> dict:
+    """x, a ``sym_size`` node that ``users`` additions use (and x too), an output."""
+    m = _base("fanout.pt2")
+    nodes = [_node("x", "x", "user_input"), _node("size", "sym_size_int", "op", "sym_size", "aten.sym_size.int")]
+    edges = [{"from": "x", "to": "size", "value": "x", "label": "f32[s0, 4]"}]
+    for i in range(users):
+        nodes.append(_node(f"add{i}", f"add_{i}", "op", "add", "aten.add.Tensor"))
+        edges.append({"from": "size", "to": f"add{i}", "value": "sym_size_int", "label": "sym_int s0"})
+        edges.append({"from": "x" if i == 0 else f"add{i - 1}", "to": f"add{i}", "value": "v", "label": "f32[s0, 4]"})
+    nodes.append(_node("out", "output", "output", "output", "output"))
+    edges.append({"from": f"add{users - 1}", "to": "out", "value": "v", "label": "f32[s0, 4]"})
+    m["graphs"] = [{"id": "g0", "title": "graph", "owner": None, "nodes": nodes, "edges": edges}]
+    return m

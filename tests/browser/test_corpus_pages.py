@@ -31,7 +31,7 @@ def _check(loaded, model, path) -> None:
     nodes = len({n["id"] for g in model["graphs"] for n in g["nodes"]})
     status = page.text_content("#status")
     assert f"{nodes} nodes in {len(model['graphs'])} graph(s)" in status, (path, status)
-    assert 1 <= page.locator("#viewport .node").count() <= 300, path
+    assert 1 <= page.locator("#viewport .node").count() <= 200, path
     if any(g["edges"] for g in model["graphs"]):
         assert page.locator("#viewport .elabel").count() >= 1, path
     assert (loaded.requests, loaded.console_errors, loaded.violations(), loaded.dialogs) == ([], [], [], []), path

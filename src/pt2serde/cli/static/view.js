@@ -4,10 +4,11 @@
 // below, maps keyed by model strings are Maps, and graph ids handed to dagre are prefixed.
 "use strict";
 (function () {
-  const LIMIT = 300;       // at most this many boxes shown at first: deeper groups stay collapsed
+  const LIMIT = 200;       // at most this many boxes shown at first: deeper groups stay collapsed
   const CHUNK = 200;       // a group with more direct items is split into runs of this many
   const MAX_DEPTH = 64;    // module stacks and subgraph nesting deeper than this are cut
   const OPEN_DEPTH = 12;   // groups nested deeper than this start collapsed
+  const FANOUT = 8;        // a box with more users is drawn again next to each (no edges across the graph)
   const LABEL_MAX = 34;    // characters of a name drawn in a box (the panel shows all of it)
   const CHAR_W = 6.7, BOX_H = 26, SVGNS = "http://www.w3.org/2000/svg";
   const KINDS = new Map([["parameter", "parameter"], ["buffer", "buffer"], ["constant", "constant"],
@@ -112,6 +113,41 @@
   nodes.forEach((_, id) => placeOf(id, 0));
   graphById.forEach((_, gid) => containerOf(gid, 0));   // subgraphs nobody calls: at the top
 
+  // A weight (parameter, buffer, constant, custom object) outside any module goes into the
+  // innermost group holding all its users: drawn next to them, collapsed with them, and no
+  // long edge from the top of the graph (long edges are what makes a layout slow).
+  const WEIGHTS = new Set(["parameter", "buffer", "constant", "custom_obj"]);
+  function lineage(grp) { const out = []; for (let p = grp; p; p = p.parent) out.unshift(p); return out; }
+  const users = new Map();
+  graphs.forEach((g) => arr(g.edges).forEach((e0) => {
+    const e = obj(e0), a = str(e.from), b = str(e.to);
+    if (a !== b && nodes.has(a) && nodes.has(b) && WEIGHTS.has(nodes.get(a).n.kind)) {
+      if (!users.has(a)) users.set(a, []);
+      users.get(a).push(b);
+    }
+  }));
+  const moved = new Map();   // weight id -> its new group
+  users.forEach((to, id) => {
+    const home = nodeGroup.get(id);
+    if (home !== root && home.kind !== "subgraph") return;   // it has a module of its own
+    let common = null;
+    for (const b of to) {
+      const line = lineage(nodeGroup.get(b));
+      if (common === null) { common = line; continue; }
+      let i = 0;
+      while (i < common.length && i < line.length && common[i] === line[i]) i += 1;
+      common = common.slice(0, i);
+    }
+    const target = common && common.length ? common[common.length - 1] : home;
+    if (target === home || !common.includes(home)) return;
+    nodeGroup.set(id, target); moved.set(id, target);
+  });
+  if (moved.size) {   // each moved weight first in its new group, gone from its old one
+    const first = new Map();
+    moved.forEach((grp, id) => { if (!first.has(grp)) first.set(grp, []); first.get(grp).push(id); });
+    groups.forEach((grp) => { grp.items = (first.get(grp) || []).concat(grp.items.filter((it) => !moved.has(it))); });
+  }
+
   function chunk(grp) {   // too many direct items: runs of CHUNK, nested while still too many
     let level = 0;
     while (grp.items.length > CHUNK) {
@@ -210,9 +246,18 @@
       const to = expanded.has(grp.key) && first !== undefined ? unitOf(first) : "g:" + grp.key;
       addEdge(unitOf(grp.owner), to, "calls", true);
     });
+    const fanout = new Map();
+    edges.forEach((e) => fanout.set(e.u, (fanout.get(e.u) || 0) + 1));
     edges.forEach((e) => {
       const text = clip(e.text) + (e.count > 1 ? " \u00d7" + e.count : "");
-      g.setEdge(e.u, e.v, { text, calls: e.calls, width: text.length * 6 + 6, height: 14, labelpos: "c" });
+      let u = e.u;
+      if (fanout.get(e.u) > FANOUT && !e.calls) {   // a copy of the source next to this user
+        const src = g.node(e.u), lines = ["\u2197 " + (src.group ? src.lines[0] : src.lines[src.lines.length - 1])];
+        u = "r:" + e.u + "\u0000" + e.v;
+        g.setNode(u, { ref: e.u, lines, width: boxWidth(lines), height: BOX_H });
+        if (g.parent(e.v)) g.setParent(u, g.parent(e.v));
+      }
+      g.setEdge(u, e.v, { text, calls: e.calls, width: text.length * 6 + 6, height: 14, labelpos: "c" });
     });
     dagre.layout(g);
     return g;
@@ -249,28 +294,29 @@
     for (const k of g.nodes()) {
       const b = g.node(k);
       if (b.cluster) continue;
-      let cls = "node";
-      if (b.group) cls += b.group.kind === "subgraph" ? " subgraph" : " group";
+      const src = b.ref ? g.node(b.ref) : b, target = b.ref || k;
+      let cls = b.ref ? "ref" : "node";
+      if (src.group) cls += src.group.kind === "subgraph" ? " subgraph" : " group";
       else {
-        const n = nodes.get(b.id).n, st = statusOf(n.status);
+        const n = nodes.get(src.id).n, st = statusOf(n.status);
         cls += " " + kindClass(n.kind) + (st ? " st-" + st : "");
       }
       const box = sv("g", { class: cls, transform: "translate(" + (b.x - b.width / 2) + "," + (b.y - b.height / 2) + ")" });
       box.dataset.key = k;
-      box.appendChild(sv("rect", { width: b.width, height: b.height, rx: b.group ? 8 : 4 }));
+      box.appendChild(sv("rect", { width: b.width, height: b.height, rx: src.group ? 8 : 4 }));
       b.lines.forEach((line, i) => {
         const t = sv("text", { x: b.width / 2, y: 17 + 14 * i, "text-anchor": "middle" });
         t.textContent = line;
         box.appendChild(t);
       });
       const tip = sv("title");
-      tip.textContent = b.group ? b.group.label : str(nodes.get(b.id).n.name);
+      tip.textContent = src.group ? src.group.label : str(nodes.get(src.id).n.name);
       box.appendChild(tip);
-      box.addEventListener("click", (ev) => { ev.stopPropagation(); if (!dragged) clickBox(k); });
+      box.addEventListener("click", (ev) => { ev.stopPropagation(); if (!dragged) clickBox(target); });
       layers[3].appendChild(box);
-      boxes.set(k, box);
+      if (!b.ref) boxes.set(k, box);
     }
-    const shown = g.nodes().filter((k) => !g.node(k).cluster).length;
+    const shown = g.nodes().filter((k) => !g.node(k).cluster && !g.node(k).ref).length;
     $("status").textContent = nodes.size + " nodes in " + graphs.length + " graph(s); " + shown + " boxes shown";
   }
 

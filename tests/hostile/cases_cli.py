@@ -70,9 +70,12 @@ def _extra_files(marker: str) -> bytes:
 
 
 def _parameter_name(marker: str) -> bytes:
-    """State-dict name ``w`` renamed in the payload config and the signature."""
+    return renamed_parameter("w" + TITLE + CLEAR + FORGED)
+
+
+def renamed_parameter(name: str) -> bytes:
+    """The small base with state-dict name ``w`` renamed ``name`` in the payload config and the signature."""
     base = base_archive("small")
-    name = "w" + TITLE + CLEAR + FORGED
     cfg = H.read_json(base, H.WEIGHTS)
     cfg["config"][name] = cfg["config"].pop("w")
     doc = H.read_json(base, "models/model.json")

@@ -8,7 +8,8 @@ runs a child process (``python everywhere.py <dir>``) that takes it through
 * on what loaded: ``ep.module()`` and a call of it on the program's sample inputs,
   ``ep.run_decompositions()``, ``torch.export.unflatten(ep)`` and a call of it;
 * the command line, in process: ``inspect``, ``inspect --json``, ``validate``, ``diff``
-  against the unmodified base archive.
+  against the unmodified base archive, ``view`` (the HTML page) and ``diff --html``; each
+  ends in one of its own exit codes (``view`` 0 or 2, ``diff`` 0, 1 or 2), never a traceback.
 
 It reports each step's outcome (``ok``, ``SerializeError: ...``, or anything else), its wall
 time and its peak RSS growth, every ``compile``/``exec`` of source text made while the file
@@ -233,6 +234,8 @@ def run_case(case: Case, workdir: Path, timeout: float = 240) -> dict:
 
 
 _FATAL = ("other: RecursionError", "other: MemoryError")
+#: the exit codes the commands that write a page may end with (``view``: written or unreadable)
+PAGE_EXITS = {"view": (0, 2), "diff_html": (0, 1, 2)}
 
 
 def problems_of(case: Case, report: dict) -> list[str]:
@@ -257,6 +260,10 @@ def problems_of(case: Case, report: dict) -> list[str]:
             bad.append(f"{step}: peak RSS grew {r['rss_growth'] >> 20} MiB (limit {STEP_BYTES >> 20} MiB)")
         if r.get("control_chars"):
             bad.append(f"{step}: printed control characters {r['control_chars']!r} from the file")
+    for step, codes in PAGE_EXITS.items():
+        exit_code = report["steps"].get(step, {}).get("exit")
+        if exit_code not in codes:
+            bad.append(f"{step}: exit {exit_code!r}, not one of {codes}")
     load = report["steps"].get("load", {}).get("outcome", "missing")
     if case.refused is None:
         if not load == "ok":
@@ -362,8 +369,12 @@ def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of step
     base_ep.module()(*base_inputs[0], **base_inputs[1])
     base_ep.run_decompositions()
     torch.export.unflatten(base_ep)(*base_inputs[0], **base_inputs[1])
+    from cli_support import PAGE_STUB
+
+    exec(PAGE_STUB, {})  # the page, or its stand-in until it is merged
     with contextlib.redirect_stdout(io.StringIO()):
         cli.main(["inspect", str(workdir / "base.pt2")])
+        cli.main(["view", str(workdir / "base.pt2"), "-o", str(workdir / "base.html")])
     del base_ep
 
     case = str(workdir / "case.pt2")
@@ -388,6 +399,9 @@ def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of step
     step("inspect_json", lambda: cli.main(["inspect", "--json", case]), cli_step=True)
     step("validate", lambda: cli.main(["validate", case]), cli_step=True)
     step("diff", lambda: cli.main(["diff", str(workdir / "base.pt2"), case]), cli_step=True)
+    step("view", lambda: cli.main(["view", case, "-o", str(workdir / "case.html")]), cli_step=True)
+    step("diff_html", lambda: cli.main(["diff", str(workdir / "base.pt2"), case, "--html",
+                                        str(workdir / "diff.html")]), cli_step=True)
     for name, caller, source, filename in compiled:
         for what in compile_violations(caller, source, filename):
             text = source.decode("utf-8", "replace") if isinstance(source, bytes) else str(source)

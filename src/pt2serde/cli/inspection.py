@@ -241,7 +241,8 @@ def _version(v: tuple[int, int] | None) -> dict | None:
     return None if v is None else {"major": v[0], "minor": v[1]}
 
 
-def _program(archive: Pt2Archive, model: str, pickle_only: set | None = None) -> tuple[dict, ProgramFacts]:
+def _program(archive: Pt2Archive, model: str, pickle_only: set | None = None,
+             documents: dict | None = None) -> tuple[dict, ProgramFacts]:
     """The report of one program and its facts for the readers' verdicts. ``pickle_only``
     collects the torch.save records the restricted walk refuses: only unpickling (PyTorch,
     ``allow_pickle=True``) reads them, so nothing the checks say about them is conclusive."""
@@ -262,6 +263,8 @@ def _program(archive: Pt2Archive, model: str, pickle_only: set | None = None) ->
         features = document_features(raw)  # before decoding, which upgrades raw in place
         try:
             doc = pr.decode(raw)
+            if documents is not None:
+                documents[model] = doc
         except SerializeError as e:
             decode_error = str(e)
             info["notes"].append(_note("error", f"document cannot be read: {e}", pr.document_record))
@@ -334,15 +337,17 @@ def _program(archive: Pt2Archive, model: str, pickle_only: set | None = None) ->
     return info, facts
 
 
-def inspect_archive(archive: Pt2Archive, errors: list[Problem] | None = None) -> dict:
+def inspect_archive(archive: Pt2Archive, errors: list[Problem] | None = None,
+                    documents: dict | None = None) -> dict:
     """The report of an opened archive (see ``docs/inspect-json.md``). ``errors``: its
-    :func:`validation_errors` when the caller has them already."""
+    :func:`validation_errors` when the caller has them already; ``documents``, when given,
+    receives each program's decoded document by name (those that decode)."""
     reader = archive.reader
     path = archive.path
     programs, facts = [], []
     pickle_only: set[str] = set()
     for m in archive.models():
-        info, f = _program(archive, m, pickle_only)
+        info, f = _program(archive, m, pickle_only, documents)
         programs.append(info)
         facts.append(f)
     markers = {k: archive.small(k) for k in ("archive_format", "archive_version")}

@@ -69,7 +69,8 @@ def choose_program(archive: Pt2Archive, program: str | None) -> str:
 
 
 def read_program(archive: Pt2Archive, program: str) -> schema.ExportedProgram:
-    """The program's document as ``inspect`` reads it (``SerializeError`` when it does not decode)."""
+    """The program's document as ``inspect`` reads it (``SerializeError`` when it does not decode:
+    inspect then notes why)."""
     pr = archive.program(program)
     return pr.decode(pr.raw_document())
 
@@ -285,9 +286,10 @@ def weights_table(archive: Pt2Archive, entries: list[TensorEntry]) -> list[dict]
     return out
 
 
-def _verdict(archive: Pt2Archive, program: str, notes: _Notes) -> dict:
+def _verdict(archive: Pt2Archive, program: str, notes: _Notes, documents: dict) -> dict:
+    """Validate's verdict and inspect's readers; ``documents`` receives the decoded documents."""
     errors = validation_errors(archive)
-    report = inspect_archive(archive, errors)
+    report = inspect_archive(archive, errors, documents)
     for p in report["programs"]:
         if p["name"] == program:
             for n in p["notes"]:
@@ -310,9 +312,10 @@ def program_view(archive: Pt2Archive, program: str | None = None, title: str | N
 
 def build_view(archive: Pt2Archive, program: str, title: str | None = None) -> dict:
     """:func:`program_view` of a program the archive holds, the collector left as it is."""
-    doc = read_program(archive, program)
     notes = _Notes()
-    verdict = _verdict(archive, program, notes)
+    documents: dict = {}
+    verdict = _verdict(archive, program, notes, documents)
+    doc = documents.get(program) or read_program(archive, program)  # SerializeError: it does not decode
     symbols, derived = symbol_ranges(doc)
     pr = archive.program(program)
     problems: list[Problem] = []  # already notes (inspect's report)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-import models
+import page_models as models
 
 from pt2serde.cli.view_page import csp_hash, model_json, render_page
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-import models
-import png
+import page_models as models
+import png_colours as png
 import pytest
 
 from pt2serde.cli.view_page import render_page

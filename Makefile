@@ -1,6 +1,7 @@
 # Two commands set up a fresh machine and do the work:
 #   make demo                - create .venv, install torch + pt2serde, run `pt2serde demo`
-#   make test                - create .venv, install torch + pt2serde[test], run the test suite (CI: .ci/run)
+#   make test                - create .venv, install torch + pt2serde[test] (and Chromium for the
+#                              browser tests, as root with apt-get), run the test suite (CI: .ci/run)
 # and around them:
 #   make test TORCH=2.14.1   - the same suite against another torch release, in its own .venv-2.14.1
 #   make test-big            - the opt-in tests of archives over 4 GiB (~12 GiB free RAM, ~8 GiB disk)
@@ -45,11 +46,25 @@ $(VENV)/.test: $(VENV)/.torch-$(TORCH) pyproject.toml
 	$(PIP) install -q torch==$(TORCH) -e '.[test]'
 	touch $@
 
+# the browser tests (tests/browser) drive Debian's Chromium (/usr/bin/chromium) through Playwright,
+# which the test extra installs; no browser is downloaded. Chromium is installed here when it is
+# missing and we are root with apt-get; otherwise this says the browser tests will be skipped, and
+# why (each run, until Chromium is there: the stamp is written only then).
+$(VENV)/.browser: | $(VENV)/.test
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Chromium for the browser tests: apt-get update && apt-get install -y chromium"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	    || echo "apt-get install chromium failed"; \
+	fi
+	@if [ -x /usr/bin/chromium ]; then echo "browser tests: using /usr/bin/chromium" && touch $@; \
+	else echo "the browser tests (tests/browser) will be skipped: no /usr/bin/chromium, and it could not be" \
+	  "installed here (that needs root and apt-get)"; fi
+
 .PHONY: demo test test-big bench bench-models
 demo: $(VENV)/.demo
 	$(BIN)/pt2serde demo
 
-test: $(VENV)/.test
+test: $(VENV)/.test $(VENV)/.browser
 	$(BIN)/python -m pytest -q
 
 # archives over 4 GiB; the test fails (it does not skip) on a machine without the RAM and disk

@@ -1,0 +1,588 @@
+// The page of `pt2serde view` / `diff --html` (pt2serde.cli.view_page inlines this file).
+// Nothing in the model is trusted: every string reaches the DOM through textContent or
+// setAttribute of a plain (non-URL, non-event) attribute, class names come from the tables
+// below, maps keyed by model strings are Maps, and graph ids handed to dagre are prefixed.
+"use strict";
+(function () {
+  const LIMIT = 200;       // at most this many boxes shown at first: deeper groups stay collapsed
+  const CHUNK = 200;       // a group with more direct items is split into runs of this many
+  const MAX_DEPTH = 64;    // module stacks and subgraph nesting deeper than this are cut
+  const OPEN_DEPTH = 12;   // groups nested deeper than this start collapsed
+  const FANOUT = 8;        // a box with more users is drawn again next to each (no edges across the graph)
+  const LABEL_MAX = 34;    // characters of a name drawn in a box (the panel shows all of it)
+  const CHAR_W = 6.7, BOX_H = 26, SVGNS = "http://www.w3.org/2000/svg";
+  const KINDS = new Map([["parameter", "parameter"], ["buffer", "buffer"], ["constant", "constant"],
+    ["custom_obj", "custom object"], ["token", "token"], ["user_input", "user input"], ["op", "operator"],
+    ["output", "output"]]);
+  const STATUSES = new Map([["added", "added"], ["removed", "removed"], ["changed", "changed"]]);
+
+  const str = (v) => (typeof v === "string" ? v : v === null || v === undefined ? "" : JSON.stringify(v));
+  const arr = (v) => (Array.isArray(v) ? v : []);
+  const obj = (v) => (v && typeof v === "object" && !Array.isArray(v) ? v : {});
+  const clip = (s) => (s.length > LABEL_MAX ? s.slice(0, LABEL_MAX - 1) + "\u2026" : s);
+  const kindClass = (k) => "k-" + (KINDS.has(k) ? k : "other");
+  const statusOf = (s) => (STATUSES.has(s) ? s : null);
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = str(text);
+    return e;
+  }
+  function sv(tag, attrs) {  // attrs: our own numbers and constant names only
+    const e = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+  function table(headers, rows, rowClass) {
+    const t = el("table"), head = el("tr");
+    headers.forEach((h) => head.appendChild(el("th", "", h)));
+    t.appendChild(head);
+    rows.forEach((cells, i) => {
+      const tr = el("tr", rowClass ? rowClass(i) : "");
+      cells.forEach((c) => tr.appendChild(el("td", "mono", c)));
+      t.appendChild(tr);
+    });
+    return t;
+  }
+
+  // ------------------------------------------------------------------ the model
+  let model;
+  try { model = obj(JSON.parse($("model").textContent)); } catch (e) { model = {}; }
+  const isDiff = model.kind === "diff";
+  const diff = obj(model.diff);
+  const graphs = arr(model.graphs).map(obj);
+  const graphById = new Map();
+  graphs.forEach((g) => { if (!graphById.has(str(g.id))) graphById.set(str(g.id), g); });
+  const nodes = new Map();       // node id -> {n, gid}
+  const callers = new Map();     // graph id -> first node id that calls it
+  graphs.forEach((g) => arr(g.nodes).forEach((n0) => {
+    const n = obj(n0), id = str(n.id);
+    if (nodes.has(id)) return;
+    nodes.set(id, { n, gid: str(g.id) });
+    arr(n.subgraphs).forEach((s) => { if (!callers.has(str(s))) callers.set(str(s), id); });
+  }));
+  const topId = graphs.length ? str(graphs[0].id) : "";
+
+  // ------------------------------------------------------------------ groups: modules, subgraphs, runs
+  class Group {
+    constructor(key, label, kind, parent) {
+      this.key = key; this.label = label; this.kind = kind; this.parent = parent;
+      this.items = []; this.count = 0; this.depth = 0; this.owner = null; this.gid = null;
+    }
+  }
+  const root = new Group("root", "", "root", null);
+  const groups = new Map([["root", root]]);
+  const nodeGroup = new Map();   // node id -> innermost group
+  const containers = new Map();  // graph id -> the group holding its nodes
+
+  function ownerOf(gid) {
+    const g = graphById.get(gid), o = g ? str(g.owner) : "";
+    if (o && nodes.has(o) && nodes.get(o).gid !== gid) return o;
+    const c = callers.get(gid);
+    return c !== undefined && nodes.get(c).gid !== gid ? c : null;
+  }
+  function containerOf(gid, depth) {
+    if (gid === topId) return root;
+    if (containers.has(gid)) return containers.get(gid);
+    const owner = depth < MAX_DEPTH ? ownerOf(gid) : null;
+    containers.set(gid, root);   // a cycle of owners ends here, at the top
+    const parent = owner === null ? root : placeOf(owner, depth + 1);
+    const g = graphById.get(gid) || {};
+    const grp = new Group("s:" + gid, str(g.title) || gid, "subgraph", parent);
+    grp.owner = owner; grp.gid = gid;
+    parent.items.push(grp); groups.set(grp.key, grp); containers.set(gid, grp);
+    return grp;
+  }
+  function placeOf(id, depth) {
+    if (nodeGroup.has(id)) return nodeGroup.get(id);
+    const { n, gid } = nodes.get(id);
+    let grp = containerOf(gid, depth);
+    const outer = new Set(grp.owner !== null ? arr(nodes.get(grp.owner).n.module).map(str) : []);
+    arr(n.module).slice(0, MAX_DEPTH).map(str).forEach((m) => {
+      if (outer.has(m)) return;
+      const key = grp.key + "\u0001" + m;
+      let sub = groups.get(key);
+      if (!sub) { sub = new Group(key, m, "module", grp); grp.items.push(sub); groups.set(key, sub); }
+      grp = sub;
+    });
+    grp.items.push(id); nodeGroup.set(id, grp);
+    return grp;
+  }
+  nodes.forEach((_, id) => placeOf(id, 0));
+  graphById.forEach((_, gid) => containerOf(gid, 0));   // subgraphs nobody calls: at the top
+
+  // A weight (parameter, buffer, constant, custom object) outside any module goes into the
+  // innermost group holding all its users: drawn next to them, collapsed with them, and no
+  // long edge from the top of the graph (long edges are what makes a layout slow).
+  const WEIGHTS = new Set(["parameter", "buffer", "constant", "custom_obj"]);
+  function lineage(grp) { const out = []; for (let p = grp; p; p = p.parent) out.unshift(p); return out; }
+  const users = new Map();
+  graphs.forEach((g) => arr(g.edges).forEach((e0) => {
+    const e = obj(e0), a = str(e.from), b = str(e.to);
+    if (a !== b && nodes.has(a) && nodes.has(b) && WEIGHTS.has(nodes.get(a).n.kind)) {
+      if (!users.has(a)) users.set(a, []);
+      users.get(a).push(b);
+    }
+  }));
+  const moved = new Map();   // weight id -> its new group
+  users.forEach((to, id) => {
+    const home = nodeGroup.get(id);
+    if (home !== root && home.kind !== "subgraph") return;   // it has a module of its own
+    let common = null;
+    for (const b of to) {
+      const line = lineage(nodeGroup.get(b));
+      if (common === null) { common = line; continue; }
+      let i = 0;
+      while (i < common.length && i < line.length && common[i] === line[i]) i += 1;
+      common = common.slice(0, i);
+    }
+    const target = common && common.length ? common[common.length - 1] : home;
+    if (target === home || !common.includes(home)) return;
+    nodeGroup.set(id, target); moved.set(id, target);
+  });
+  if (moved.size) {   // each moved weight first in its new group, gone from its old one
+    const first = new Map();
+    moved.forEach((grp, id) => { if (!first.has(grp)) first.set(grp, []); first.get(grp).push(id); });
+    groups.forEach((grp) => { grp.items = (first.get(grp) || []).concat(grp.items.filter((it) => !moved.has(it))); });
+  }
+
+  function chunk(grp) {   // too many direct items: runs of CHUNK, nested while still too many
+    let level = 0;
+    while (grp.items.length > CHUNK) {
+      const runs = [];
+      for (let i = 0; i < grp.items.length; i += CHUNK) {
+        const part = grp.items.slice(i, i + CHUNK);
+        const run = new Group(grp.key + "\u0002" + level + "." + i, "", "run", grp);
+        run.items = part;
+        part.forEach((it) => { if (it instanceof Group) it.parent = run; else nodeGroup.set(it, run); });
+        run.label = "items " + (i + 1) + "\u2013" + (i + part.length);
+        groups.set(run.key, run); runs.push(run);
+      }
+      grp.items = runs; level += 1;
+    }
+  }
+  Array.from(groups.values()).forEach(chunk);
+  groups.forEach((grp) => { let d = 0; for (let p = grp.parent; p; p = p.parent) d += 1; grp.depth = d; });
+  nodeGroup.forEach((grp) => { for (let p = grp; p; p = p.parent) p.count += 1; });
+
+  // ------------------------------------------------------------------ what is visible
+  const expanded = new Set(["root"]);
+  function initialExpansion() {   // breadth first: shallow groups open while the box count stays bounded
+    let shown = root.items.length;
+    let level = root.items.filter((it) => it instanceof Group);
+    while (level.length) {
+      const next = [];
+      for (const grp of level) {
+        if (shown - 1 + grp.items.length > LIMIT || grp.depth > OPEN_DEPTH) continue;
+        expanded.add(grp.key); shown += grp.items.length - 1;
+        grp.items.forEach((it) => { if (it instanceof Group) next.push(it); });
+      }
+      level = next;
+    }
+  }
+  initialExpansion();
+
+  function unitOf(id) {   // the box that shows node `id`: itself, or its outermost collapsed group
+    let unit = "n:" + id;
+    for (let p = nodeGroup.get(id); p; p = p.parent) if (!expanded.has(p.key)) unit = "g:" + p.key;
+    return unit;
+  }
+  function reveal(id) { for (let p = nodeGroup.get(id); p; p = p.parent) expanded.add(p.key); }
+
+  // ------------------------------------------------------------------ layout and drawing
+  const svg = $("graph"), viewport = $("viewport");
+  const view = { k: 1, x: 0, y: 0, w: 0, h: 0 };
+  let layout = null, selected = null, boxes = new Map();
+
+  function boxWidth(lines) { return Math.max(56, Math.max(...lines.map((l) => l.length)) * CHAR_W + 18); }
+  function nodeLines(n) {
+    const name = str(n.name), op = str(n.op);
+    return op && op !== name ? [clip(op), clip(name)] : [clip(name)];
+  }
+
+  function build() {
+    const g = new dagre.graphlib.Graph({ compound: true, multigraph: false });
+    g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 34, edgesep: 8, marginx: 24, marginy: 24 });
+    g.setDefaultEdgeLabel(() => ({}));
+    const visit = (grp, cluster) => {
+      for (const it of grp.items) {
+        let key, label;
+        if (it instanceof Group) {
+          key = "g:" + it.key;
+          if (expanded.has(it.key) && it.items.length) {
+            g.setNode(key, { cluster: it, label: clip(it.label) });
+            if (cluster) g.setParent(key, cluster);
+            visit(it, key);
+            continue;
+          }
+          const lines = [clip(it.label), it.count + (it.count === 1 ? " node" : " nodes")];
+          label = { group: it, lines, width: boxWidth(lines), height: BOX_H + 14 };
+        } else {
+          key = "n:" + it;
+          const lines = nodeLines(nodes.get(it).n);
+          label = { id: it, lines, width: boxWidth(lines), height: lines.length > 1 ? BOX_H + 14 : BOX_H };
+        }
+        g.setNode(key, label);
+        if (cluster) g.setParent(key, cluster);
+      }
+    };
+    visit(root, null);
+    const edges = new Map();
+    const addEdge = (u, v, text, calls) => {
+      if (u === v || !g.hasNode(u) || !g.hasNode(v)) return;
+      const k = u + "\u0000" + v, e = edges.get(k);
+      if (e) { e.count += 1; return; }
+      edges.set(k, { u, v, text, calls, count: 1 });
+    };
+    graphs.forEach((gr) => arr(gr.edges).forEach((e0) => {
+      const e = obj(e0), a = str(e.from), b = str(e.to);
+      if (nodes.has(a) && nodes.has(b)) addEdge(unitOf(a), unitOf(b), str(e.label), false);
+    }));
+    groups.forEach((grp) => {   // a subgraph hangs from the node that calls it
+      if (grp.kind !== "subgraph" || grp.owner === null) return;
+      const first = arr(obj(graphById.get(grp.gid)).nodes).map((n) => str(obj(n).id)).find((id) => nodeGroup.has(id));
+      const to = expanded.has(grp.key) && first !== undefined ? unitOf(first) : "g:" + grp.key;
+      addEdge(unitOf(grp.owner), to, "calls", true);
+    });
+    const fanout = new Map();
+    edges.forEach((e) => fanout.set(e.u, (fanout.get(e.u) || 0) + 1));
+    edges.forEach((e) => {
+      const text = clip(e.text) + (e.count > 1 ? " \u00d7" + e.count : "");
+      let u = e.u;
+      if (fanout.get(e.u) > FANOUT && !e.calls) {   // a copy of the source next to this user
+        const src = g.node(e.u), lines = ["\u2197 " + (src.group ? src.lines[0] : src.lines[src.lines.length - 1])];
+        u = "r:" + e.u + "\u0000" + e.v;
+        g.setNode(u, { ref: e.u, lines, width: boxWidth(lines), height: BOX_H });
+        if (g.parent(e.v)) g.setParent(u, g.parent(e.v));
+      }
+      g.setEdge(u, e.v, { text, calls: e.calls, width: text.length * 6 + 6, height: 14, labelpos: "c" });
+    });
+    dagre.layout(g);
+    return g;
+  }
+
+  function draw(g) {
+    viewport.replaceChildren();
+    boxes = new Map();
+    const layers = ["clusters", "edges", "labels", "nodes"].map(() => viewport.appendChild(sv("g")));
+    const clusters = g.nodes().filter((k) => g.node(k).cluster).sort((a, b) => g.node(a).cluster.depth - g.node(b).cluster.depth);
+    for (const k of clusters) {
+      const c = g.node(k), grp = c.cluster;
+      const box = sv("g", { class: "cluster" + (grp.kind === "subgraph" ? " subgraph" : "") });
+      box.appendChild(sv("rect", { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width, height: c.height, rx: 6 }));
+      const t = sv("text", { x: c.x - c.width / 2 + 6, y: c.y - c.height / 2 + 12 });
+      t.textContent = "\u25be " + c.label;
+      t.addEventListener("click", (ev) => { ev.stopPropagation(); if (!dragged) { expanded.delete(grp.key); refresh("g:" + grp.key); } });
+      box.appendChild(t);
+      layers[0].appendChild(box);
+    }
+    for (const ref of g.edges()) {
+      const e = g.edge(ref), pts = e.points || [];
+      if (!pts.length) continue;
+      const d = pts.map((p, i) => (i ? "L" : "M") + p.x.toFixed(1) + " " + p.y.toFixed(1)).join(" ");
+      layers[1].appendChild(sv("path", { d, class: "edge" + (e.calls ? " calls" : ""), "marker-end": "url(#arrow)" }));
+      if (e.x === undefined) continue;
+      const lab = sv("g", { class: "elabel" });
+      lab.appendChild(sv("rect", { x: e.x - e.width / 2, y: e.y - 7, width: e.width, height: 14, rx: 3 }));
+      const t = sv("text", { x: e.x, y: e.y + 3.5, "text-anchor": "middle" });
+      t.textContent = e.text;
+      lab.appendChild(t);
+      layers[2].appendChild(lab);
+    }
+    for (const k of g.nodes()) {
+      const b = g.node(k);
+      if (b.cluster) continue;
+      const src = b.ref ? g.node(b.ref) : b, target = b.ref || k;
+      let cls = b.ref ? "ref" : "node";
+      if (src.group) cls += src.group.kind === "subgraph" ? " subgraph" : " group";
+      else {
+        const n = nodes.get(src.id).n, st = statusOf(n.status);
+        cls += " " + kindClass(n.kind) + (st ? " st-" + st : "");
+      }
+      const box = sv("g", { class: cls, transform: "translate(" + (b.x - b.width / 2) + "," + (b.y - b.height / 2) + ")" });
+      box.dataset.key = k;
+      box.appendChild(sv("rect", { width: b.width, height: b.height, rx: src.group ? 8 : 4 }));
+      b.lines.forEach((line, i) => {
+        const t = sv("text", { x: b.width / 2, y: 17 + 14 * i, "text-anchor": "middle" });
+        t.textContent = line;
+        box.appendChild(t);
+      });
+      const tip = sv("title");
+      tip.textContent = src.group ? src.group.label : str(nodes.get(src.id).n.name);
+      box.appendChild(tip);
+      box.addEventListener("click", (ev) => { ev.stopPropagation(); if (!dragged) clickBox(target); });
+      layers[3].appendChild(box);
+      if (!b.ref) boxes.set(k, box);
+    }
+    const shown = g.nodes().filter((k) => !g.node(k).cluster && !g.node(k).ref).length;
+    $("status").textContent = nodes.size + " nodes in " + graphs.length + " graph(s); " + shown + " boxes shown";
+  }
+
+  function refresh(focusKey) {
+    layout = build();
+    draw(layout);
+    if (selected && boxes.has(unitKey(selected))) mark(unitKey(selected), "selected");
+    if (focusKey) centreOn(focusKey);
+  }
+  function unitKey(sel) { return sel.startsWith("n:") ? unitOf(sel.slice(2)) : sel; }
+
+  function clickBox(k) {
+    if (k.startsWith("g:")) {
+      const grp = groups.get(k.slice(2));
+      expanded.add(grp.key);
+      const first = grp.items[0];
+      refresh(first === undefined ? null : first instanceof Group ? "g:" + first.key : unitOf(first));
+      selectGroup(grp);
+    } else {
+      select(k.slice(2));
+    }
+  }
+  function mark(key, cls) {
+    viewport.querySelectorAll(".node." + cls).forEach((e) => e.classList.remove(cls));
+    const b = boxes.get(key);
+    if (b) b.classList.add(cls);
+  }
+
+  // ------------------------------------------------------------------ zoom and pan
+  function apply() { viewport.setAttribute("transform", "translate(" + view.x + "," + view.y + ") scale(" + view.k + ")"); }
+  function size() { const r = svg.getBoundingClientRect(); return [r.width || 800, r.height || 600]; }
+  function extent() {   // the laid-out graph's size (an empty graph has none)
+    const gr = layout ? layout.graph() : {}, ok = (v) => (Number.isFinite(v) && v > 0 ? v : 1);
+    return [ok(gr.width), ok(gr.height)];
+  }
+  function fit() {
+    const [gw, gh] = extent(), [w, h] = size();
+    view.k = Math.min(2, Math.max(0.02, Math.min(w / gw, h / gh) * 0.95));
+    view.x = (w - gw * view.k) / 2; view.y = Math.max(4, (h - gh * view.k) / 2);
+    apply();
+  }
+  function firstView() {   // fit, unless that makes the boxes unreadable: then the top, at a readable size
+    fit();
+    if (view.k >= 0.35) return;
+    const [gw] = extent(), [w] = size();
+    view.k = 0.8; view.x = Math.max(10, (w - gw * view.k) / 2); view.y = 10;
+    apply();
+  }
+  function zoom(f, cx, cy) {
+    const [w, h] = size(), px = cx === undefined ? w / 2 : cx, py = cy === undefined ? h / 2 : cy;
+    const k = Math.min(8, Math.max(0.02, view.k * f));
+    view.x = px - (px - view.x) * (k / view.k); view.y = py - (py - view.y) * (k / view.k); view.k = k;
+    apply();
+  }
+  function centreOn(key) {
+    const b = layout && layout.hasNode(key) ? layout.node(key) : null;
+    if (!b) return;
+    const [w, h] = size();
+    if (view.k < 0.6) view.k = 1;
+    view.x = w / 2 - b.x * view.k; view.y = h / 2 - b.y * view.k;
+    apply();
+  }
+  let drag = null, dragged = false;
+  svg.addEventListener("pointerdown", (ev) => { drag = { x: ev.clientX, y: ev.clientY, vx: view.x, vy: view.y }; dragged = false; });
+  svg.addEventListener("pointermove", (ev) => {
+    if (!drag) return;
+    const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
+    if (Math.abs(dx) + Math.abs(dy) > 4) dragged = true;
+    if (dragged) { view.x = drag.vx + dx; view.y = drag.vy + dy; apply(); }
+  });
+  window.addEventListener("pointerup", () => { drag = null; setTimeout(() => { dragged = false; }, 0); });
+  svg.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    const r = svg.getBoundingClientRect();
+    zoom(Math.exp(-ev.deltaY * 0.0015), ev.clientX - r.left, ev.clientY - r.top);
+  }, { passive: false });
+  $("zoom-in").addEventListener("click", () => zoom(1.25));
+  $("zoom-out").addEventListener("click", () => zoom(0.8));
+  $("fit").addEventListener("click", fit);
+
+  // ------------------------------------------------------------------ the side panel
+  const TABS = [["node", "Node"], ["signature", "Signature"], ["ranges", "Ranges"], ["weights", "Weights"],
+    ["files", "Extra files"], ["verdict", "Verdict"]].concat(isDiff ? [["changes", "Changes"]] : []);
+  const tabButtons = new Map();
+  let current = "node";
+  const body = $("panel-body");
+  function showTab(name) {
+    current = name;
+    tabButtons.forEach((b, k) => b.classList.toggle("on", k === name));
+    body.replaceChildren();
+    PANELS.get(name)();
+  }
+  function section(title) { body.appendChild(el("h3", "", title)); }
+  function dl(pairs) {
+    const d = el("dl");
+    pairs.forEach(([k, v]) => { d.appendChild(el("dt", "", k)); d.appendChild(el("dd", "", v)); });
+    body.appendChild(d);
+  }
+  function list(items, cls) {
+    const ul = el("ul");
+    items.forEach((it) => ul.appendChild(el("li", cls ? cls(it) : "", str(it))));
+    body.appendChild(ul);
+  }
+  let panelGroup = null;
+  function nodePanel() {
+    if (panelGroup) {
+      const grp = panelGroup;
+      section(grp.kind === "subgraph" ? "subgraph" : grp.kind === "run" ? "run of nodes" : "module");
+      dl([["name", grp.label], ["nodes", String(grp.count)]]);
+      const b = el("button", "", expanded.has(grp.key) ? "collapse" : "expand");
+      b.addEventListener("click", () => {
+        if (expanded.has(grp.key)) expanded.delete(grp.key); else expanded.add(grp.key);
+        refresh("g:" + grp.key); showTab("node");
+      });
+      body.appendChild(b);
+      return;
+    }
+    if (selected === null) { body.appendChild(el("p", "", "Click a node to see its target, arguments and metadata.")); return; }
+    const id = selected.slice(2), { n, gid } = nodes.get(id), meta = obj(n.meta);
+    const g = graphById.get(gid) || {};
+    section("node");
+    const pairs = [["name", str(n.name)], ["kind", KINDS.get(str(n.kind)) || str(n.kind)], ["op", str(n.op)],
+      ["target", str(n.target)], ["graph", str(g.title) || gid]];
+    if (isDiff) pairs.push(["status", str(n.status) || "same"], ["change", str(n.change)]);
+    dl(pairs);
+    const args = arr(n.args).map(obj);
+    if (args.length) { section("arguments"); body.appendChild(table(["name", "value"], args.map((a) => [str(a.name), str(a.text)]))); }
+    const mods = arr(n.module).map(str), types = arr(n.module_types).map(str);
+    if (mods.length) { section("nn_module_stack"); body.appendChild(table(["path", "type"], mods.map((m, i) => [m, types[i] || ""]))); }
+    const sf = arr(meta.source_fn).map(str);
+    if (sf.length) { section("source_fn"); list(sf); }
+    if (Array.isArray(meta.torch_fn)) { section("torch_fn"); list(meta.torch_fn.map(str)); }
+    if (meta.stack_trace !== null && meta.stack_trace !== undefined) { section("stack trace"); body.appendChild(el("pre", "", str(meta.stack_trace))); }
+    const other = Object.entries(obj(meta.other));
+    if (other.length) { section("other meta"); body.appendChild(table(["field", "value"], other.map(([k, v]) => [k, str(v)]))); }
+    const subs = arr(n.subgraphs).map(str).filter((s) => containers.has(s) && containers.get(s) !== root);
+    if (subs.length) {
+      section("subgraphs");
+      subs.forEach((s) => {
+        const grp = containers.get(s), b = el("button", "", grp.label);
+        b.addEventListener("click", () => { expanded.add(grp.key); for (let p = grp.parent; p; p = p.parent) expanded.add(p.key); refresh("g:" + grp.key); });
+        body.appendChild(b);
+      });
+    }
+  }
+  function signaturePanel() {
+    const sig = obj(model.signature);
+    section("inputs");
+    body.appendChild(table(["kind", "name", "target", "persistent"], arr(sig.inputs).map(obj).map((s) =>
+      [KINDS.get(str(s.kind)) || str(s.kind), str(s.name), str(s.target), s.persistent === null || s.persistent === undefined ? "" : str(s.persistent)])));
+    section("outputs");
+    body.appendChild(table(["kind", "name", "target"], arr(sig.outputs).map(obj).map((s) => [str(s.kind), str(s.name), str(s.target)])));
+    if (isDiff && arr(diff.signature).length) { section("signature changes"); list(arr(diff.signature)); }
+  }
+  const bound = (v, inf) => (v === null || v === undefined ? inf : str(v));
+  const rangeText = (s) => str(s.name) + " in [" + bound(s.min, "-\u221e") + ", " + bound(s.max, "\u221e") + "]";
+  function rangesPanel() {
+    section("range constraints");
+    const syms = arr(model.symbols).map(obj);
+    if (!syms.length) body.appendChild(el("p", "", "no symbolic dimensions"));
+    list(syms.map(rangeText));
+    if (isDiff && arr(diff.ranges).length) { section("range changes"); list(arr(diff.ranges)); }
+  }
+  const weightStatus = new Map(Object.entries(obj(diff.weights)).map(([k, v]) => [k, statusOf(v)]));
+  function weightsPanel() {
+    const ws = arr(model.weights).map(obj);
+    section("weights (" + ws.length + ")");
+    const st = (w) => weightStatus.get(str(w.name)) || statusOf(w.status);
+    body.appendChild(table(["name", "section", "dtype", "shape", "bytes", "storage", "shared with"].concat(isDiff ? ["diff"] : []),
+      ws.map((w) => [str(w.name), str(w.section), str(w.dtype), "[" + arr(w.shape).map(str).join(", ") + "]",
+        w.nbytes === null || w.nbytes === undefined ? "" : str(w.nbytes), str(w.storage),
+        arr(w.shared_with).map(str).join(", ")].concat(isDiff ? [st(w) || ""] : [])),
+      (i) => (st(ws[i]) ? "st-" + st(ws[i]) : "")));
+  }
+  function filesPanel() {
+    const fs = arr(model.extra_files).map(obj);
+    section("extra files (" + fs.length + ")");
+    body.appendChild(table(["name", "size"], fs.map((f) => [str(f.name), str(f.size)])));
+  }
+  function verdictPanel() {
+    const v = obj(model.verdict);
+    section("verdict");
+    dl([["valid", v.valid === true ? "yes" : "no"], ["readable by", arr(v.readable_by).map(str).join(", ") || "none"]]);
+    body.appendChild(el("pre", "", str(v.text)));
+    section("notes");
+    const notes = arr(model.notes);
+    if (!notes.length) body.appendChild(el("p", "", "none"));
+    list(notes);
+    section("programs");
+    list(arr(model.programs));
+  }
+  function changesPanel() {
+    const ch = arr(diff.changes).map(obj);
+    section("changes (" + ch.length + ")");
+    body.appendChild(table(["section", "change"], ch.map((c) => [str(c.section), str(c.text)])));
+  }
+  const PANELS = new Map([["node", nodePanel], ["signature", signaturePanel], ["ranges", rangesPanel],
+    ["weights", weightsPanel], ["files", filesPanel], ["verdict", verdictPanel], ["changes", changesPanel]]);
+  TABS.forEach(([k, label]) => {
+    const b = el("button", "", label);
+    b.dataset.tab = k;
+    b.addEventListener("click", () => { panelGroup = panelGroup && k === "node" ? panelGroup : null; showTab(k); });
+    $("tabs").appendChild(b); tabButtons.set(k, b);
+  });
+
+  function select(id) {
+    selected = "n:" + id; panelGroup = null;
+    mark(unitOf(id), "selected");
+    showTab("node");
+  }
+  function selectGroup(grp) { panelGroup = grp; showTab("node"); }
+
+  // ------------------------------------------------------------------ search
+  let hits = [], hitAt = -1, lastQuery = null;
+  function search() {
+    const q = $("search").value.trim().toLowerCase();
+    if (!q) { hits = []; $("hits").textContent = ""; return; }
+    if (q !== lastQuery) {
+      lastQuery = q; hitAt = -1;
+      hits = [];
+      nodes.forEach(({ n }, id) => {
+        if (str(n.name).toLowerCase().includes(q) || str(n.op).toLowerCase().includes(q) || str(n.target).toLowerCase().includes(q)) hits.push(id);
+      });
+    }
+    if (!hits.length) { $("hits").textContent = "no match"; return; }
+    hitAt = (hitAt + 1) % hits.length;
+    const id = hits[hitAt];
+    reveal(id);
+    refresh("n:" + id);
+    select(id);
+    mark("n:" + id, "hit");
+    $("hits").textContent = (hitAt + 1) + " of " + hits.length;
+  }
+  $("search").addEventListener("keydown", (ev) => { if (ev.key === "Enter") search(); });
+
+  // ------------------------------------------------------------------ header, legend, diff bar
+  function header() {
+    $("title").textContent = str(model.title);
+    $("subtitle").textContent = "program " + str(model.program) +
+      (model.torch_version ? " \u00b7 written by torch " + str(model.torch_version) : "") + " \u00b7 " + str(model.generator);
+    const legend = $("legend");
+    const swatch = (cls, text) => { const s = el("span"); s.appendChild(el("span", "sw " + cls)); s.appendChild(document.createTextNode(text)); legend.appendChild(s); };
+    KINDS.forEach((label, k) => swatch(kindClass(k), label));
+    swatch("group", "module (click to expand)");
+    swatch("subgraph", "subgraph");
+    if (isDiff) STATUSES.forEach((label, k) => swatch("st-" + k, label));
+    arr(model.symbols).map(obj).forEach((s) => legend.appendChild(el("span", "legend-sym", rangeText(s))));
+    if (isDiff) {
+      const bar = $("diffbar");
+      bar.appendChild(el("div", "", str(diff.a) + " \u2192 " + str(diff.b) + ": " + arr(diff.changes).length + " change(s)"));
+      const ul = el("ul");
+      arr(diff.signature).concat(arr(diff.ranges)).forEach((t) => ul.appendChild(el("li", "st-changed", str(t))));
+      bar.appendChild(ul);
+    }
+  }
+
+  try {
+    header();
+    refresh(null);
+    firstView();
+    showTab("node");
+  } catch (e) {
+    $("status").textContent = "";
+    $("status").appendChild(el("span", "error", "cannot draw this model: " + str(e && e.message)));
+    document.body.dataset.error = "1";
+  }
+  document.body.dataset.readyMs = performance.now().toFixed(1);
+  document.body.dataset.ready = "1";
+})();

@@ -33,20 +33,6 @@ assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'sympy') and 
 sys.stdout.write(json.dumps(results))
 """
 
-#: A prelude for :func:`run_cli`: until ``pt2serde.cli.view_page`` (the page, built on its own
-#: branch) is merged, ``view`` and ``diff --html`` write the view model as JSON instead of the page.
-PAGE_STUB = """\
-import sys
-try:
-    import pt2serde.cli.view_page
-except ImportError:
-    import json, types
-    _page = types.ModuleType("pt2serde.cli.view_page")
-    _page.render_page = lambda model: json.dumps(model)
-    sys.modules["pt2serde.cli.view_page"] = _page
-"""
-
-
 def _env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.pop("NO_COLOR", None)

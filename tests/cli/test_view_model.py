@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from cli_support import CORPUS, PAGE_STUB, edit_json, run_cli
+from cli_support import CORPUS, edit_json, run_cli
 from pt2serde import schema
 from pt2serde.cli import main
 from pt2serde.cli.view_diff import diff_view
@@ -225,34 +225,22 @@ def test_diff_signature_and_ranges_on_top():
 
 def test_view_command_default_name_and_exit_codes(tmp_path):
     src = str(CORPUS / "2.14.1" / "two_programs.pt2")
-    proc = run_cli("view", src, prelude=PAGE_STUB, cwd=str(tmp_path))
+    proc = run_cli("view", src, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("wrote two_programs.html: program ") and proc.stdout.count("\n") == 1
     assert (tmp_path / "two_programs.html").stat().st_size > 0
-    proc = run_cli("view", src, "--program", "nope", "-o", "x.html", prelude=PAGE_STUB, cwd=str(tmp_path))
+    proc = run_cli("view", src, "--program", "nope", "-o", "x.html", cwd=str(tmp_path))
     assert proc.returncode == 2
     assert "no program 'nope' in the archive; its programs: 'decoder', 'encoder'" in proc.stderr
     assert not (tmp_path / "x.html").exists()
     (tmp_path / "junk.pt2").write_bytes(b"not a zip at all")
-    proc = run_cli("view", str(tmp_path / "junk.pt2"), prelude=PAGE_STUB, cwd=str(tmp_path))
+    proc = run_cli("view", str(tmp_path / "junk.pt2"), cwd=str(tmp_path))
     assert proc.returncode == 2 and "pt2serde view: cannot read" in proc.stderr and not (tmp_path / "junk.html").exists()
-    proc = run_cli("view", src, "--program", "encoder", "-o", "sub/enc.html", prelude=PAGE_STUB, cwd=str(tmp_path))
+    proc = run_cli("view", src, "--program", "encoder", "-o", "sub/enc.html", cwd=str(tmp_path))
     assert proc.returncode == 2 and "cannot write sub/enc.html" in proc.stderr
 
 
-def _page_stub(monkeypatch):
-    try:
-        import pt2serde.cli.view_page  # noqa: F401
-    except ImportError:  # the page is built on another branch: until it is merged, a stand-in
-        import types
-
-        stub = types.ModuleType("pt2serde.cli.view_page")
-        stub.render_page = lambda model: json.dumps(model)
-        monkeypatch.setitem(sys.modules, "pt2serde.cli.view_page", stub)
-
-
 def test_failed_write_leaves_the_old_page(tmp_path, monkeypatch):
-    _page_stub(monkeypatch)
     out = tmp_path / "page.html"
     out.write_text("the old page")
     from pt2serde.format import archive_write
@@ -267,7 +255,6 @@ def test_failed_write_leaves_the_old_page(tmp_path, monkeypatch):
     assert "No space left on device" in err.getvalue()
     assert out.read_text() == "the old page" and os.listdir(tmp_path) == ["page.html"]  # no temporary left
     monkeypatch.undo()
-    _page_stub(monkeypatch)
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     assert main(["view", str(CORPUS / "2.14.1" / "cond.pt2"), "-o", str(out)]) == 0
     assert out.read_text() != "the old page" and os.listdir(tmp_path) == ["page.html"]
@@ -276,13 +263,13 @@ def test_failed_write_leaves_the_old_page(tmp_path, monkeypatch):
 def test_diff_html_keeps_the_exit_code(tmp_path):
     same = str(CORPUS / "2.14.1" / "mlp.pt2")
     other = str(CORPUS / "2.14.1" / "cond.pt2")
-    proc = run_cli("diff", same, same, "--html", "same.html", prelude=PAGE_STUB, cwd=str(tmp_path))
+    proc = run_cli("diff", same, same, "--html", "same.html", cwd=str(tmp_path))
     assert proc.returncode == 0 and (tmp_path / "same.html").stat().st_size > 0, proc.stderr
     assert proc.stdout.rstrip().endswith("wrote same.html")
-    proc = run_cli("diff", same, other, "--html", "d.html", "--json", prelude=PAGE_STUB, cwd=str(tmp_path))
+    proc = run_cli("diff", same, other, "--html", "d.html", "--json", cwd=str(tmp_path))
     assert proc.returncode == 1 and (tmp_path / "d.html").stat().st_size > 0, proc.stderr
     assert json.loads(proc.stdout)["equal"] is False and "wrote d.html" in proc.stderr
-    proc = run_cli("diff", same, str(tmp_path / "missing.pt2"), "--html", "m.html", prelude=PAGE_STUB,
+    proc = run_cli("diff", same, str(tmp_path / "missing.pt2"), "--html", "m.html",
                    cwd=str(tmp_path))
     assert proc.returncode == 2 and not (tmp_path / "m.html").exists()
 
@@ -300,8 +287,8 @@ def test_an_invalid_archive_is_shown_and_an_undecodable_one_is_not(tmp_path):
     assert _nodes(model)[len(model["signature"]["inputs"])]["name"] == "not a value name"
     broken = edit_json(src, str(tmp_path / "broken.pt2"), "models/model.json",
                        lambda doc: doc["graph_module"]["graph"].update(nodes=7))
-    proc = run_cli("view", invalid, prelude=PAGE_STUB, cwd=str(tmp_path))
+    proc = run_cli("view", invalid, cwd=str(tmp_path))
     assert proc.returncode == 0 and "(invalid (1 error); readable by none)" in proc.stdout, proc.stderr
-    proc = run_cli("view", broken, prelude=PAGE_STUB, cwd=str(tmp_path))
+    proc = run_cli("view", broken, cwd=str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.startswith(f"pt2serde view: cannot read {broken}: ")
     assert "$.graph_module.graph.nodes" in proc.stderr and not (tmp_path / "broken.html").exists()

@@ -369,9 +369,6 @@ def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of step
     base_ep.module()(*base_inputs[0], **base_inputs[1])
     base_ep.run_decompositions()
     torch.export.unflatten(base_ep)(*base_inputs[0], **base_inputs[1])
-    from cli_support import PAGE_STUB
-
-    exec(PAGE_STUB, {})  # the page, or its stand-in until it is merged
     with contextlib.redirect_stdout(io.StringIO()):
         cli.main(["inspect", str(workdir / "base.pt2")])
         cli.main(["view", str(workdir / "base.pt2"), "-o", str(workdir / "base.html")])

@@ -36,7 +36,7 @@ def _node(nid, name, kind, op="", target="", module=(), args=(), meta=None, subg
 
 def _base(title="small.pt2", kind="program"):
     return {
-        "format": 1, "kind": kind, "title": title, "generator": "pt2serde 0.1.0", "program": "model",
+        "format": 2, "kind": kind, "title": title, "generator": "pt2serde 0.1.0", "program": "model",
         "programs": ["model"],
         "verdict": {"valid": True, "readable_by": ["2.13", "2.14"], "text": "valid: loads with pt2serde.load"},
         "notes": [],
@@ -49,18 +49,29 @@ def _base(title="small.pt2", kind="program"):
             ],
             "outputs": [{"kind": "user_output", "name": "cond", "target": None}],
         },
-        "symbols": [{"name": "s0", "min": 2, "max": 1024}, {"name": "s1", "min": 1, "max": None}],
+        "symbols": [{"name": "s0", "min": "2", "max": "1024"}, {"name": "s1", "min": "1", "max": None}],
         "weights": [
-            {"name": "fc.weight", "section": "weights", "dtype": "float32", "shape": ["4", "3"], "nbytes": 48,
-             "storage": "weight_0", "shared_with": ["fc2.weight"]},
-            {"name": "running_mean", "section": "weights", "dtype": "float32", "shape": ["4"], "nbytes": 16,
-             "storage": "weight_1", "shared_with": []},
-            {"name": "lifted", "section": "constants", "dtype": "int64", "shape": [], "nbytes": 8,
-             "storage": "constant_0", "shared_with": []},
+            {"name": "fc.weight", "section": "weights", "dtype": "float32", "shape": ["4", "3"], "nbytes": "48",
+             "storage": "weight_0", "shared": 0},
+            {"name": "running_mean", "section": "weights", "dtype": "float32", "shape": ["4"], "nbytes": "16",
+             "storage": "weight_1", "shared": None},
+            {"name": "lifted", "section": "constants", "dtype": "int64", "shape": [], "nbytes": "8",
+             "storage": "constant_0", "shared": None},
         ],
-        "extra_files": [{"name": "notes.txt", "size": 12}],
+        "storages": [{"record": "weight_0", "names": ["fc.weight", "fc2.weight"]}],
+        "extra_files": [{"name": "notes.txt", "size": "12"}],
         "diff": None,
     }
+
+
+def _values(graphs: list[dict]) -> list[dict]:
+    """``graphs`` as the model holds them: each edge's label moved to its graph's ``values``."""
+    for g in graphs:
+        g["values"] = {}
+        for e in g["edges"]:
+            label = e.pop("label")
+            assert g["values"].setdefault(e["value"], label) == label, (g["id"], e)
+    return graphs
 
 
 def small_model() -> dict:
@@ -93,13 +104,13 @@ def small_model() -> dict:
         _node(f"{gid}/1", f"{op}_branch", "op", op, f"aten.{op}.default", [], [("self", "arg0_1")]),
         _node(f"{gid}/2", "output", "output", "output", "output", [], [("0", f"{op}_branch")]),
     ]
-    m["graphs"] = [
+    m["graphs"] = _values([
         {"id": "g0", "title": "graph", "owner": None, "nodes": g0, "edges": g0_edges},
         {"id": "g1", "title": "true_graph_0", "owner": "g0/7", "nodes": branch("g1", "cos"),
          "edges": [e("g1/0", "g1/1", "arg0_1", "f32[s0, 4]"), e("g1/1", "g1/2", "cos_branch", "f32[s0, 4]")]},
         {"id": "g2", "title": "false_graph_0", "owner": "g0/7", "nodes": branch("g2", "sin"),
          "edges": [e("g2/0", "g2/1", "arg0_1", "f32[s0, 4]"), e("g2/1", "g2/2", "sin_branch", "f32[s0, 4]")]},
-    ]
+    ])
     return m
 
 
@@ -116,7 +127,7 @@ def diff_model() -> dict:
     g0.append(removed)
     g0[4].update(status="changed", change="target aten.linear.default -> aten.linear.default; args changed")
     m["weights"].append({"name": "extra.bias", "section": "weights", "dtype": "float32", "shape": ["4"],
-                         "nbytes": 16, "storage": "weight_2", "shared_with": []})
+                         "nbytes": "16", "storage": "weight_2", "shared": None})
     m["diff"] = {"a": "a.pt2", "b": "b.pt2",
                  "changes": [{"section": "graph", "text": "node relu removed"},
                              {"section": "graph", "text": "node gelu added"},
@@ -143,7 +154,7 @@ def big_model(n: int = 20_000, nested: bool = True) -> dict:
         prev = nid
     nodes.append(_node("g0/out", "output", "output", "output", "output", [], [("0", prev)]))
     edges.append({"from": prev, "to": "g0/out", "value": prev, "label": "f32[s0, 64]"})
-    m["graphs"] = [{"id": "g0", "title": "graph", "owner": None, "nodes": nodes, "edges": edges}]
+    m["graphs"] = _values([{"id": "g0", "title": "graph", "owner": None, "nodes": nodes, "edges": edges}])
     return m
 
 
@@ -162,10 +173,10 @@ def _spread(value, strings, turn=itertools.count()):
 _KEEP_KEYS = set("format kind title generator program programs verdict notes signature inputs outputs symbols "
                  "weights extra_files graphs diff id owner nodes edges name op target module module_types args "
                  "meta stack_trace source_fn torch_fn other subgraphs status change from to value label text "
-                 "valid readable_by min max section dtype shape nbytes storage shared_with size a b changes "
-                 "ranges persistent".split())
+                 "valid readable_by min max section dtype shape nbytes storage shared storages record names size a b "
+                 "changes ranges persistent values".split())
 _KEEP_VALUES = {"format", "kind", "programs", "id", "owner", "subgraphs", "from", "to", "min", "max", "nbytes", "size",
-                "persistent", "valid", "status"}
+                "persistent", "valid", "status", "shared"}
 
 
 def hostile_model(base: dict | None = None) -> dict:
@@ -179,7 +190,8 @@ def hostile_model(base: dict | None = None) -> dict:
                              [(h, h) for h in HOSTILE],
                              {"stack_trace": "\n".join(HOSTILE), "source_fn": HOSTILE, "torch_fn": HOSTILE,
                               "other": {h: h for h in HOSTILE}}, subgraphs=[HOSTILE[7]], status=HOSTILE[4]))
-    g0["edges"].append({"from": "g0/3", "to": HOSTILE[1], "value": HOSTILE[0], "label": HOSTILE[2]})
+    g0["edges"].append({"from": "g0/3", "to": HOSTILE[1], "value": HOSTILE[0]})
+    g0["values"][HOSTILE[0]] = HOSTILE[2]
     m["graphs"].append({"id": HOSTILE[7], "title": HOSTILE[8], "owner": HOSTILE[1],
                         "nodes": [_node("__proto__", HOSTILE[6], "__proto__", HOSTILE[9], HOSTILE[10])], "edges": []})
     m["diff"]["weights"] = {h: "added" for h in HOSTILE} | {"__proto__": HOSTILE[3]}
@@ -235,5 +247,5 @@ def fanout_model(users: int = 10) -> dict:
         edges.append({"from": "x" if i == 0 else f"add{i - 1}", "to": f"add{i}", "value": "v", "label": "f32[s0, 4]"})
     nodes.append(_node("out", "output", "output", "output", "output"))
     edges.append({"from": f"add{users - 1}", "to": "out", "value": "v", "label": "f32[s0, 4]"})
-    m["graphs"] = [{"id": "g0", "title": "graph", "owner": None, "nodes": nodes, "edges": edges}]
+    m["graphs"] = _values([{"id": "g0", "title": "graph", "owner": None, "nodes": nodes, "edges": edges}])
     return m

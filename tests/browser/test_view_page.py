@@ -36,7 +36,7 @@ def test_small_program_shows_every_node_and_labelled_edge(open_page):
     assert page.locator("#viewport .node").count() == models.SMALL_NODE_COUNT
     assert "15 nodes in 3 graph(s)" in page.text_content("#status")
     labels = _texts(page, "#viewport .elabel text")
-    expected = [e["label"] for g in models.small_model()["graphs"] for e in g["edges"]]
+    expected = [g["values"][e["value"]] for g in models.small_model()["graphs"] for e in g["edges"]]
     assert sorted(l for l in labels if l != "calls") == sorted(expected)
     assert labels.count("calls") == 2  # the cond node to each branch
     legend = page.text_content("#legend")

@@ -16,7 +16,9 @@ from cli_support import CORPUS, edit_json, run_cli
 from pt2serde import schema
 from pt2serde.cli import main
 from pt2serde.cli.view_diff import diff_view
-from pt2serde.cli.view_model import FORMAT, program_view, read_program
+from pt2serde.cli.view_model import FORMAT, MAX_TEXT, program_view, read_program
+from pt2serde.cli.view_page import render_page
+from pt2serde.format.archive import ArchiveReader
 from pt2serde.format.check import document_graphs
 from pt2serde.format.contents import open_archive
 from pt2serde.format.tables import DTYPES, sym_text
@@ -44,8 +46,9 @@ def _check_against_document(model: dict, doc: schema.ExportedProgram) -> None:
         assert g["nodes"][-1]["kind"] == "output"
         for e in g["edges"]:
             assert e["from"] in own and e["to"] in own
-            if e["value"] in tables and not e["label"].startswith(("sym_", "obj ")):
-                assert e["label"] in tables[e["value"]], (e, tables[e["value"]])
+            label = g["values"][e["value"]]
+            if e["value"] in tables and not label.startswith(("sym_", "obj ")):
+                assert label in tables[e["value"]], (e, label, tables[e["value"]])
         if g["owner"] is not None:
             owner = next(n for h in model["graphs"] for n in h["nodes"] if n["id"] == g["owner"])
             assert g["id"] in owner["subgraphs"]
@@ -124,12 +127,13 @@ def test_real_program(net_archive):
     assert [o["kind"] for o in model["signature"]["outputs"]] == ["user_output"]
     # symbols by name, with their ranges; edge labels print them
     assert [s["name"] for s in model["symbols"]] == sorted(doc.range_constraints)
-    (dim,) = [s["name"] for s in model["symbols"] if (s["min"], s["max"]) == (2, 64)]
+    (dim,) = [s["name"] for s in model["symbols"] if (s["min"], s["max"]) == ("2", "64")]  # integers as text
     assert dim.isidentifier()
     x = next(n for n in nodes if n["kind"] == "user_input" and n["name"] == "x")
-    assert {e["label"] for e in model["graphs"][0]["edges"] if e["from"] == x["id"]} == {f"f32[{dim}, 4]"}
+    values = model["graphs"][0]["values"]
+    assert {values[e["value"]] for e in model["graphs"][0]["edges"] if e["from"] == x["id"]} == {f"f32[{dim}, 4]"}
     it = next(n for n in nodes if n["kind"] == "user_input" and n["name"] == "it")
-    assert it["outputs"][0]["label"] == "i64[]"
+    assert values[it["outputs"][0]] == "i64[]"
     # module paths, outermost first, with their types
     linear = next(n for n in nodes if n["op"] == "linear" and n["module"][:1] == ["enc"])
     assert linear["module"] == ["enc", "enc.lin"]
@@ -146,10 +150,11 @@ def test_real_program(net_archive):
     # weights, with the tied storage shared
     weights = {w["name"]: w for w in model["weights"]}
     assert weights["enc.lin.weight"]["shape"] == ["4", "4"] and weights["enc.lin.weight"]["dtype"] == "float32"
-    assert weights["enc.lin.weight"]["nbytes"] == 64
-    shared = [w for w in model["weights"] if w["shared_with"]]
+    assert weights["enc.lin.weight"]["nbytes"] == "64"
+    shared = [w for w in model["weights"] if w["shared"] is not None]
     assert shared, model["weights"]
-    assert all(weights[o]["storage"] == w["storage"] for w in shared for o in w["shared_with"])
+    assert all(weights[o]["storage"] == w["storage"] for w in shared for o in model["storages"][w["shared"]]["names"])
+    assert all(w["name"] in model["storages"][w["shared"]]["names"] for w in shared)
 
 
 # ------------------------------------------------------------------ diff
@@ -292,3 +297,136 @@ def test_an_invalid_archive_is_shown_and_an_undecodable_one_is_not(tmp_path):
     proc = run_cli("view", broken, cwd=str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.startswith(f"pt2serde view: cannot read {broken}: ")
     assert "$.graph_module.graph.nodes" in proc.stderr and not (tmp_path / "broken.html").exists()
+
+
+# ------------------------------------------------------------------ the red team's findings (issue 16)
+
+
+def _json_bytes(data: bytes) -> int:
+    reader = ArchiveReader(data)
+    return sum(len(reader.read(n)) for n in reader.names() if n.endswith(".json"))
+
+
+def _page_of(tmp_path, name: str, data: bytes) -> tuple[dict, int]:
+    path = tmp_path / f"{name}.pt2"
+    path.write_bytes(data)
+    model = program_view(open_archive(str(path)))
+    return model, len(render_page(model).encode("utf-8", "surrogatepass"))
+
+
+@pytest.mark.parametrize("amplifier,small,large", [
+    ("shared_label_archive", (100, 100), (400, 400)),     # one 400-dim label read by 400 nodes
+    ("repeated_output_archive", (100, 500), (400, 2000)),  # one value listed 2000 times as outputs
+    ("shared_storage_archive", (200,), (800,)),            # 800 weights viewing one storage
+])
+def test_the_page_grows_linearly_with_the_archive(tmp_path, amplifier, small, large):
+    import cases_view
+
+    build = getattr(cases_view, amplifier)
+    (_, page_small), (_, page_large) = (_page_of(tmp_path, f"{amplifier}{i}", build(*size))
+                                        for i, size in enumerate((small, large)))
+    json_small, json_large = _json_bytes(build(*small)), _json_bytes(build(*large))
+    assert page_large - page_small <= 2 * (json_large - json_small), (page_small, page_large, json_small, json_large)
+    assert page_large < 3_000_000
+
+
+def test_a_label_is_held_once_and_clipped(tmp_path):
+    from cases_view import shared_label_archive
+
+    model, _ = _page_of(tmp_path, "long", shared_label_archive(3000, 3))
+    g = model["graphs"][0]
+    assert len(g["values"]["big"]) == MAX_TEXT and g["values"]["big"].startswith("f32[8, 1, 1")
+    assert g["values"]["big"].endswith("...")
+    readers = [e for e in g["edges"] if e["value"] == "big"]
+    assert len(readers) == 3 and all(set(e) == {"from", "to", "value"} for e in readers)
+    (big,) = [n for n in g["nodes"] if n["name"] == "big"]
+    assert big["outputs"] == ["big"]
+
+
+def test_a_shared_storage_is_listed_once(tmp_path):
+    from cases_view import shared_storage_archive
+
+    model, _ = _page_of(tmp_path, "shared", shared_storage_archive(50))
+    (group,) = model["storages"]
+    assert len(group["names"]) == 51 and group["names"][0] == "w"
+    assert [w["shared"] for w in model["weights"] if w["name"] != "b"] == [0] * 51
+    assert next(w for w in model["weights"] if w["name"] == "b")["shared"] is None
+    assert all(w["storage"] == group["record"] for w in model["weights"] if w["shared"] == 0)
+
+
+def test_integers_travel_as_text(tmp_path):
+    from cases_view import LARGE_BOUNDS, large_bounds
+    from everywhere import base_archive, document_of, with_document
+
+    data = base_archive("dynamic")
+    doc = document_of(data)
+    large_bounds(doc, os.devnull)
+    model, _ = _page_of(tmp_path, "bounds", with_document(data, doc))
+    (s77,) = [s for s in model["symbols"] if s["name"] == "s77"]
+    assert (s77["min"], s77["max"]) == tuple(str(n) for n in LARGE_BOUNDS)
+    assert all(isinstance(w["nbytes"], str) for w in model["weights"])
+    assert all(isinstance(f["size"], str) for f in model["extra_files"])
+
+
+def test_a_page_is_never_written_over_an_input(tmp_path):
+    src = tmp_path / "in.pt2"
+    src.write_bytes((CORPUS / "2.14.1" / "mlp.pt2").read_bytes())
+    other = str(CORPUS / "2.14.1" / "cond.pt2")
+    (tmp_path / "link.html").symlink_to(src)
+    (tmp_path / "model.html").write_bytes(src.read_bytes())  # an archive named .html: view's default output
+    before = src.read_bytes()
+    attempts = [(("view", str(src), "-o", str(src)), str(src)),
+                (("view", "in.pt2", "-o", "./sub/../in.pt2"), "in.pt2"),
+                (("view", str(src), "-o", "link.html"), str(src)),
+                (("view", "model.html"), "model.html"),
+                (("diff", other, str(src), "--html", "in.pt2"), str(src)),
+                (("diff", str(src), other, "--html", "link.html"), str(src))]
+    (tmp_path / "sub").mkdir()
+    for argv, victim in attempts:
+        proc = run_cli(*argv, cwd=str(tmp_path))
+        assert proc.returncode == 2, (argv, proc.stdout, proc.stderr)
+        out = argv[argv.index("-o") + 1] if "-o" in argv else argv[-1] if "--html" in argv else "model.html"
+        assert proc.stderr == f"pt2serde {argv[0]}: refusing to write the page {out}: it is the input {victim}\n"
+        assert proc.stdout == ""
+    assert src.read_bytes() == before and (tmp_path / "model.html").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["in.pt2", "link.html", "model.html", "sub"]
+
+
+@pytest.mark.parametrize("argv,where", [(["view"], "view_model.program_view"),
+                                        (["diff", "A", "--html"], "view_diff.diff_view")])
+def test_out_of_memory_is_one_line_and_exit_2(tmp_path, monkeypatch, argv, where):
+    import importlib
+
+    module, name = where.split(".")
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(importlib.import_module(f"pt2serde.cli.{module}"), name, exhausted)
+    err, out = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(sys, "stdout", out)
+    src = str(CORPUS / "2.14.1" / "mlp.pt2")
+    argv = [src if a == "A" else a for a in argv]
+    assert main([argv[0], src, *argv[1:], str(tmp_path / "page.html")] if argv[0] == "diff"
+                else ["view", src, "-o", str(tmp_path / "page.html")]) == 2
+    assert err.getvalue() == f"pt2serde {argv[0]}: out of memory\n" and out.getvalue() == ""
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_diff_shows_both_verdicts_and_a_side_where_it_differs(tmp_path):
+    src = str(CORPUS / "2.14.1" / "mlp.pt2")
+
+    def rename_first_node(doc):
+        doc["graph_module"]["graph"]["nodes"][0]["name"] = "not a value name"
+
+    invalid = edit_json(src, str(tmp_path / "invalid.pt2"), "models/model.json", rename_first_node)
+    model = diff_view(open_archive(invalid), open_archive(src))
+    assert model["verdict"]["valid"] is True and model["verdict_a"]["valid"] is False
+    assert model["verdict_a"]["text"].startswith("invalid (1 error)")
+    assert model["signature_a"] is None and model["symbols_a"] is None and model["extra_files_a"] is None
+    a = open_archive(str(CORPUS / "2.14.1" / "dyn_batch.pt2"))
+    b = open_archive(str(CORPUS / "2.14.1" / "dyn_derived.pt2"))
+    model = diff_view(a, b)
+    assert model["signature_a"] == program_view(a)["signature"] != model["signature"]
+    assert model["symbols_a"] == program_view(a)["symbols"] != model["symbols"]

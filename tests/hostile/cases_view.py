@@ -8,6 +8,11 @@ names, signature targets, program names, symbol names (the expression grammar re
 they show as notes), ``torch_version``, and (in :func:`hostile_view_archives`) the page's title,
 the file's own name.
 
+The red team's amplifiers (issue 16's report) are cases too, at small sizes, and their builders
+take a size (``tests/cli/test_view_model.py`` builds them at two and checks that the page grows
+linearly with the archive's JSON): one long label read by many nodes, one value listed many times
+as a node's outputs, many weights viewing one storage, and range bounds past 2**53 and 1e308.
+
 ``load`` refuses most of them (the name gates); the runner takes each through every entry
 point, ``view`` and ``diff --html`` included (exit 0 or 2, no traceback). The page's own test
 (``tests/browser``) renders :func:`hostile_view_archives` in a real browser and checks that no
@@ -16,13 +21,14 @@ script ran (``window.__pwned`` stays unset).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
 from pathlib import Path
 
 from cases_cli import renamed_parameter
-from everywhere import TESTS, Case, base_archive, doc_case
+from everywhere import TESTS, Case, base_archive, doc_case, document_of, with_document
 
 sys.path.insert(0, str(TESTS))
 import test_hostile_archives as H  # noqa: E402
@@ -134,7 +140,60 @@ def _program_name(marker: str) -> bytes:
     return H.rewrite(base, add={new: reader.read(f"{root}/{old}") for old, new in renamed.items()})
 
 
-CASES = [
+def shared_label_archive(dims: int, readers: int) -> bytes:
+    """``x`` viewed as ``big`` of ``dims`` dimensions ``[8, 1, 1, ...]``, read by ``readers`` more
+    ``sum`` nodes: one long label, many edges (valid; torch runs it up to 64 dimensions)."""
+    data = base_archive("small")
+    doc = document_of(data)
+    g = doc["graph_module"]["graph"]
+    shape = [8] + [1] * (dims - 1)
+    view = copy.deepcopy(g["nodes"][2])
+    view.update(name="big", target="torch.ops.aten.view.default", outputs=[{"as_tensor": {"name": "big"}}],
+                inputs=[{"name": "self", "arg": {"as_tensor": {"name": "x"}}, "kind": 1},
+                        {"name": "size", "arg": {"as_ints": shape}, "kind": 1}])
+    g["tensor_values"]["big"] = dict(g["tensor_values"]["x"], sizes=[{"as_int": n} for n in shape],
+                                     strides=[{"as_int": 1}] * dims)
+    g["nodes"].append(view)
+    for i in range(readers):
+        node = copy.deepcopy(g["nodes"][2])
+        node["name"] = f"r{i}"
+        node["inputs"][0]["arg"] = {"as_tensor": {"name": "big"}}
+        node["outputs"] = [{"as_tensor": {"name": f"r{i}"}}]
+        g["tensor_values"][f"r{i}"] = g["tensor_values"]["sum_1"]
+        g["nodes"].append(node)
+    return with_document(data, doc)
+
+
+def repeated_output_archive(dims: int, times: int) -> bytes:
+    """Value ``t`` with ``dims`` dimensions, listed ``times`` times as the outputs of one node (invalid)."""
+    data = base_archive("small")
+    doc = document_of(data)
+    g = doc["graph_module"]["graph"]
+    g["tensor_values"]["t"].update(sizes=[{"as_int": 1}] * dims, strides=[{"as_int": 1}] * dims)
+    g["nodes"][0]["outputs"] = [{"as_tensors": [{"name": "t"}] * times}]
+    return with_document(data, doc)
+
+
+def shared_storage_archive(entries: int) -> bytes:
+    """``entries`` more buffers (80-character names) viewing the storage of parameter ``w`` (valid)."""
+    data = base_archive("small")
+    cfg = H.read_json(data, H.WEIGHTS)
+    for i in range(entries):
+        cfg["config"][f"{'x' * 80}_{i}"] = dict(cfg["config"]["w"], is_param=False)
+    return H.rewrite(data, replace={H.WEIGHTS: json.dumps(cfg).encode()})
+
+
+#: range bounds a JavaScript number does not hold: 2**53 + 1 (rounds) and 10**400 (overflows)
+LARGE_BOUNDS = (2**53 + 1, 10**400)
+
+
+def large_bounds(doc: dict, marker: str) -> None:
+    """Symbol ``s77``'s range set to :data:`LARGE_BOUNDS` (valid: a range may be any integers)."""
+    doc["range_constraints"]["s77"] = {"min_val": LARGE_BOUNDS[0], "max_val": LARGE_BOUNDS[1]}
+
+
+#: the break-outs, field by field (the browser test draws each and clicks every box)
+BREAKOUT_CASES = [
     doc_case("node name with HTML break-outs", _node_name, r"node name .* is not a value name"),
     doc_case("call target with HTML break-outs", _target, r"call target .* is not an operator name"),
     # validate does not know aten.add's schema (torch-free): an argument it lacks is load's finding
@@ -152,16 +211,25 @@ CASES = [
     Case("extra file names with HTML break-outs", _extra_files, None),
     Case("program name with HTML break-outs", _program_name, None),
 ]
+#: the red team's amplifiers, small (the page's size is tested in tests/cli/test_view_model.py)
+AMPLIFIER_CASES = [
+    Case("one long label read by many nodes", lambda marker: shared_label_archive(64, 200), None),
+    Case("one value listed many times as a node's outputs", lambda marker: repeated_output_archive(200, 500),
+         r"Node t has already been deserialized before"),
+    Case("many weights viewing one storage", lambda marker: shared_storage_archive(200), None),
+    doc_case("range bounds past 2**53 and 1e308", large_bounds, None, base="dynamic"),
+]
+CASES = BREAKOUT_CASES + AMPLIFIER_CASES
 
 
 def hostile_view_archives(folder) -> list[Path]:
-    """Every case above written under ``folder``, plus the unmodified base saved under a file
+    """Every break-out case written under ``folder``, plus the unmodified base saved under a file
     name holding the break-outs (the page's title): the archives whose pages must run no script.
     A page is drawn for each whose document decodes (``pt2serde view`` exits 0)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for i, case in enumerate(CASES):
+    for i, case in enumerate(BREAKOUT_CASES):
         path = folder / f"view-{i:02d}.pt2"
         path.write_bytes(case.build(os.devnull))
         out.append(path)

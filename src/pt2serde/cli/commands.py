@@ -21,7 +21,10 @@ archive that ``validate`` refuses is readable by no release. ``view`` 0 when it 
 be read, the program's document does not decode, there is no such program (the message names
 the programs there are) or the page cannot be written; ``diff --html OUT`` writes the page and
 keeps ``diff``'s exit code (2 when the page cannot be written). Pages are written to a temporary
-file next to OUT, then renamed over it: a failure leaves an existing file untouched.
+file next to OUT, then renamed over it: a failure leaves an existing file untouched. A page is
+never written over an input (OUT the same file as one, through a link or another spelling of
+its path): exit 2 before anything is read. Any command that runs out of memory says so in one
+line and exits 2.
 """
 
 from __future__ import annotations
@@ -191,11 +194,27 @@ def _render_validate(name: str, archive, problems: list, no_crc: bool, s) -> str
 # ---------------------------------------------------------------- diff
 
 
+def _same_file(command: str, out: str, inputs: list[str]) -> int | None:
+    """2, after one line naming both paths, when the page ``out`` would be written over one of
+    ``inputs`` (``os.path.samefile``: links and other spellings of a path included); else None."""
+    for path in inputs:
+        try:
+            same = os.path.samefile(out, path)
+        except OSError:  # one of them does not exist (yet): not the same file
+            same = False
+        if same:
+            _err(f"pt2serde {command}: refusing to write the page {out}: it is the input {path}")
+            return 2
+    return None
+
+
 def _cmd_diff(args: argparse.Namespace) -> int:
     from .term import Progress
     from .diffing import diff_archives, render, total_bytes
     from ..errors import SerializeError
 
+    if args.html is not None and (code := _same_file("diff", args.html, [args.a, args.b])) is not None:
+        return code
     a, code = _open("diff", args.a)
     if a is None:
         return code
@@ -241,10 +260,12 @@ def _cmd_view(args: argparse.Namespace) -> int:
     from ..errors import SerializeError
     from .view_model import program_view
 
+    out = args.output or os.path.splitext(os.path.basename(args.file))[0] + ".html"
+    if (code := _same_file("view", out, [args.file])) is not None:
+        return code
     archive, code = _open("view", args.file)
     if archive is None:
         return code
-    out = args.output or os.path.splitext(os.path.basename(args.file))[0] + ".html"
     try:
         model = program_view(archive, args.program)
     except SerializeError as e:
@@ -326,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except MemoryError:  # a file too large for this machine: one line, no traceback
+        sys.stderr.write(f"pt2serde {args.command}: out of memory\n")
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,8 @@ each with a ``status`` (``added``, ``removed``, ``changed`` or ``None``) and, wh
 what changed. Graphs are matched by position (the top graph, then subgraphs in the order the
 model lists them) and nodes by name within a graph. What ``diff`` itself found
 (:func:`pt2serde.cli.diffing.diff_archives`) is given as text, with the signature and range
-changes apart, to be shown on top.
+changes apart, to be shown on top. A's verdict, and A's signature, range constraints and extra
+files where they differ from B's, are kept beside B's (``verdict_a``, ``signature_a``, ...).
 """
 
 from __future__ import annotations
@@ -17,15 +18,19 @@ from ..errors import SerializeError
 from ..format.contents import Pt2Archive
 from ..format.gcpause import gc_paused
 from .diffing import Change, diff_archives
-from .view_model import FORMAT, GENERATOR, build_view
+from .view_model import FORMAT, GENERATOR, build_view, joined_text
 
 __all__ = ["diff_view", "REMOVED_PREFIX"]
 
 #: node and graph ids of what only A holds start with this (B's ids never do)
 REMOVED_PREFIX = "a:"
 #: what makes two nodes of the same name differ besides their arguments, and how each is told
-_COMPARED = (("target", lambda n: n["target"]), ("outputs", lambda n: ", ".join(o["label"] for o in n["outputs"])),
-             ("module", lambda n: ", ".join(n["module"])))
+#: (``values``: the labels of the node's graph)
+_COMPARED = (("target", lambda n, values: n["target"]),
+             ("outputs", lambda n, values: joined_text(values.get(o, "?") for o in n["outputs"])),
+             ("module", lambda n, values: joined_text(n["module"])))
+#: the parts of a program's page that a diff page shows for A too, where A's differ from B's
+_A_SIDE = ("signature", "symbols", "extra_files")
 
 
 def _pick(arch_a: Pt2Archive, arch_b: Pt2Archive, program: str | None) -> str:
@@ -43,9 +48,11 @@ def _pick(arch_a: Pt2Archive, arch_b: Pt2Archive, program: str | None) -> str:
     return (b or a)[0]
 
 
-def _node_change(x: dict, y: dict) -> str | None:
-    """What differs between two nodes of the same name (``None``: nothing), argument by argument."""
-    parts = [f"{what}: {_short(get(x))} -> {_short(get(y))}" for what, get in _COMPARED if get(x) != get(y)]
+def _node_change(x: dict, y: dict, vx: dict, vy: dict) -> str | None:
+    """What differs between two nodes of the same name (``None``: nothing), argument by argument;
+    ``vx``, ``vy``: the value labels of their graphs."""
+    told = [(what, get(x, vx), get(y, vy)) for what, get in _COMPARED]
+    parts = [f"{what}: {_short(a)} -> {_short(b)}" for what, a, b in told if a != b]
     ax, ay = ({a["name"]: a["text"] for a in n["args"]} for n in (x, y))
     for name in dict.fromkeys([*ax, *ay]):
         if ax.get(name) != ay.get(name):
@@ -58,7 +65,8 @@ def _short(text: str) -> str:
 
 
 def _merge_graphs(ga: list[dict], gb: list[dict]) -> list[dict]:
-    """B's graphs with statuses, plus A's removed nodes and edges (and graphs only A holds)."""
+    """B's graphs with statuses, plus A's removed nodes and edges (and graphs only A holds); what
+    is removed names values of A's graph, whose labels are the graph's ``values_a``."""
     def graph_id(i: int) -> str:
         return f"g{i}" if i < len(gb) else f"{REMOVED_PREFIX}g{i}"
 
@@ -68,9 +76,11 @@ def _merge_graphs(ga: list[dict], gb: list[dict]) -> list[dict]:
         a = ga[i] if i < len(ga) else None
         b = gb[i] if i < len(gb) else None
         if b is None:
-            b = {"id": graph_id(i), "title": a["title"], "owner": None, "nodes": [], "edges": [], "status": "removed"}
+            b = {"id": graph_id(i), "title": a["title"], "owner": None, "nodes": [], "edges": [], "values": {},
+                 "status": "removed"}
         else:
             b = dict(b, status=None if a is not None else "added")
+        b["values_a"] = a["values"] if a is not None else {}
         by_name = {n["name"]: n for n in (a["nodes"] if a is not None else [])}
         seen = set()
         for node in b["nodes"]:
@@ -80,7 +90,7 @@ def _merge_graphs(ga: list[dict], gb: list[dict]) -> list[dict]:
                 continue
             seen.add(old["name"])
             a_to_b[old["id"]] = node["id"]
-            node["change"] = _node_change(old, node)
+            node["change"] = _node_change(old, node, a["values"], b["values"])
             node["status"] = "changed" if node["change"] else None
         if a is not None:
             for old in a["nodes"]:
@@ -126,8 +136,10 @@ def diff_view(arch_a: Pt2Archive, arch_b: Pt2Archive, program: str | None = None
     b_weights = vb["weights"] if vb is not None else []
     b_names = {w["name"] for w in b_weights}
     removed = [w for w in (va["weights"] if va is not None else []) if w["name"] not in b_names]
+    b_storages = vb["storages"] if vb is not None else []
     weight_rows = [dict(w, status=weights.get(w["name"])) for w in b_weights]
-    weight_rows += [dict(w, status="removed") for w in removed]
+    weight_rows += [dict(w, status="removed", shared=None if w["shared"] is None else len(b_storages) + w["shared"])
+                    for w in removed]  # A's storage groups follow B's
     signature = [c for c in ours if c.section == "signature"]
     notes = (vb["notes"] if vb is not None else []) + [f"{name_a}: {n}" for n in (va["notes"] if va else [])]
     return {
@@ -140,8 +152,11 @@ def diff_view(arch_a: Pt2Archive, arch_b: Pt2Archive, program: str | None = None
         "programs": list(dict.fromkeys(arch_b.models() + arch_a.models())),
         "notes": notes,
         "weights": weight_rows,
+        "storages": b_storages + (va["storages"] if va is not None else []),
         "graphs": _merge_graphs(va["graphs"] if va else [], vb["graphs"] if vb else []),
         "verdict_a": va["verdict"] if va is not None else None,
+        **{f"{part}_a": va[part] if va is not None and vb is not None and va[part] != vb[part] else None
+           for part in _A_SIDE},
         "diff": {
             "a": name_a, "b": name_b,
             "changes": [{"section": c.section, "kind": c.kind, "subject": c.subject, "program": c.program,

@@ -7,6 +7,12 @@ edges, the signature, the range constraints, the weights with their shared stora
 extra files and the verdict of ``validate`` and ``inspect``'s readable-by. Every string is
 exactly as in the file: escaping is the page's job, done once.
 
+The model is linear in the document (``FORMAT`` 2): each value's label is held once per graph
+(``graph.values``), edges and node outputs name the value only; every text is clipped at
+:data:`MAX_TEXT`; a storage several weights view is listed once (``storages``), each weight
+row naming its group; integers (ranges, sizes, byte counts) travel as decimal strings, so a
+page prints them exactly, however large.
+
 The document is read as ``inspect`` reads it (the checked decode: a document that does not
 decode is a ``SerializeError``); an archive that ``validate`` refuses is still shown, with
 its problems as notes. Nothing here reads tensor bytes; the work is linear in the document
@@ -37,11 +43,13 @@ from ..format.value_refs import argument_refs, spec_target
 from .diffing import argument_text
 from .inspection import inspect_archive, shared_storages, symbol_ranges, validation_errors
 
-__all__ = ["FORMAT", "GENERATOR", "program_view", "build_view", "build_graphs", "weights_table", "short_op", "choose_program", "read_program", "MAX_TEXT", "MAX_NOTES"]
+__all__ = ["FORMAT", "GENERATOR", "program_view", "build_view", "build_graphs", "weights_table", "short_op",
+           "choose_program", "read_program", "number_text", "clip_text", "joined_text", "MAX_TEXT", "MAX_NOTES"]
 
-FORMAT = 1
+FORMAT = 2
 GENERATOR = f"pt2serde {__version__}"
-#: an argument's text is cut at this many characters (a list of a million ints is not read on a page)
+#: an argument's text, a value's label, a signature entry's label is cut at this many characters
+#: (a list of a million ints is not read on a page)
 MAX_TEXT = 2000
 #: notes kept per model (a document with a problem on every node says so once per kind of problem)
 MAX_NOTES = 200
@@ -86,8 +94,15 @@ def short_op(target: str) -> str:
     return parts[-1] or target
 
 
-def _clip(text: str) -> str:
+def clip_text(text: str) -> str:
+    """``text`` cut at :data:`MAX_TEXT` characters (then ``...``)."""
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 3] + "..."
+
+
+def number_text(value: Any) -> str | None:
+    """An integer the page shows, as decimal text (JSON numbers lose digits past 2**53 in a
+    browser, and overflow to ``null`` past ~1e308); ``None`` stays ``None``."""
+    return None if value is None else str(value)
 
 
 class _Notes(list):
@@ -125,7 +140,7 @@ class _Labels:
     def label(self, table: str, name: str) -> str:
         key = (table, name)
         if key not in self.cache:
-            self.cache[key] = self._label(table, name)
+            self.cache[key] = clip_text(self._label(table, name))
         return self.cache[key]
 
     def _label(self, table: str, name: str) -> str:
@@ -191,18 +206,24 @@ def build_graphs(doc: schema.ExportedProgram, notes: _Notes) -> list[dict]:
     while queue:
         g, title, owner, sig = queue.popleft()
         gid = f"g{len(graphs)}"
-        out = {"id": gid, "title": title, "owner": owner, "nodes": [], "edges": []}
+        values: dict[str, str] = {}  # each value's label, once: edges and outputs name the value
+        out = {"id": gid, "title": title, "owner": owner, "nodes": [], "edges": [], "values": values}
         graphs.append(out)
         labels = _Labels(g, dims)
         producer: dict[str, str] = {}
         nodes, edges = out["nodes"], out["edges"]
+
+        def value(ref) -> str:
+            if ref.name not in values:
+                values[ref.name] = labels.label(ref.table, ref.name)
+            return ref.name
 
         def uses(nid: str, arg: schema.Argument, seen: set) -> None:
             for ref in argument_refs(arg):
                 src = producer.get(ref.name)
                 if src is not None and (src, ref.name) not in seen:
                     seen.add((src, ref.name))
-                    edges.append({"from": src, "to": nid, "value": ref.name, "label": labels.label(ref.table, ref.name)})
+                    edges.append({"from": src, "to": nid, "value": value(ref)})
 
         specs = sig.input_specs if sig is not None else []
         for i, arg in enumerate(g.inputs):
@@ -212,8 +233,8 @@ def build_graphs(doc: schema.ExportedProgram, notes: _Notes) -> list[dict]:
                 else f"input_{i}"
             kind = _input_kind(spec)
             node = _node(f"{gid}/{len(nodes)}", name, kind, kind, (spec_target(spec) if spec else None) or name)
-            node["args"] = [{"name": "value", "text": _clip(argument_text(arg, names=True))}]
-            node["outputs"] = [{"name": r.name, "label": labels.label(r.table, r.name)} for r in refs]
+            node["args"] = [{"name": "value", "text": clip_text(argument_text(arg, names=True))}]
+            node["outputs"] = [value(r) for r in refs]
             for r in refs:
                 producer[r.name] = node["id"]
             nodes.append(node)
@@ -224,7 +245,7 @@ def build_graphs(doc: schema.ExportedProgram, notes: _Notes) -> list[dict]:
             name = n.name or (outs[0].name if len(outs) == 1 else f"{short_op(target)}_{j}")
             node = _node(nid, name, "op", short_op(target), target)
             node["module"], node["module_types"] = _module_stack(n.metadata.get("nn_module_stack"), stacks, notes)
-            node["args"] = [{"name": a.name or f"[{k}]", "text": _clip(argument_text(a.arg, names=True))}
+            node["args"] = [{"name": a.name or f"[{k}]", "text": clip_text(argument_text(a.arg, names=True))}
                             for k, a in enumerate(n.inputs)]
             node["meta"] = _meta(n.metadata)
             seen: set = set()
@@ -233,7 +254,7 @@ def build_graphs(doc: schema.ExportedProgram, notes: _Notes) -> list[dict]:
                 if a.arg.type == "as_graph":
                     node["subgraphs"].append(f"g{len(graphs) + len(queue)}")
                     queue.append((a.arg.as_graph.graph, a.arg.as_graph.name, nid, None))
-            node["outputs"] = [{"name": r.name, "label": labels.label(r.table, r.name)} for r in outs]
+            node["outputs"] = [value(r) for r in outs]
             for r in outs:
                 producer[r.name] = nid
             nodes.append(node)
@@ -241,12 +262,24 @@ def build_graphs(doc: schema.ExportedProgram, notes: _Notes) -> list[dict]:
         node = _node(nid, "output", "output", "output", "output")
         out_specs = sig.output_specs if sig is not None else []
         node["args"] = [{"name": out_specs[k].type if k < len(out_specs) else f"[{k}]",
-                         "text": _clip(argument_text(a, names=True))} for k, a in enumerate(g.outputs)]
+                         "text": clip_text(argument_text(a, names=True))} for k, a in enumerate(g.outputs)]
         seen = set()
         for a in g.outputs:
             uses(nid, a, seen)
         nodes.append(node)
     return graphs
+
+
+def joined_text(texts) -> str:
+    """``", ".join(texts)`` clipped at :data:`MAX_TEXT`, read no further than the clip (an output may list one value
+    thousands of times)."""
+    out, size = [], 0
+    for t in texts:
+        out.append(t)
+        size += len(t) + 2
+        if size > MAX_TEXT:
+            break
+    return clip_text(", ".join(out))
 
 
 def _signature(doc: schema.ExportedProgram) -> dict:
@@ -258,32 +291,31 @@ def _signature(doc: schema.ExportedProgram) -> dict:
         name = refs[0].name if refs else spec_target(spec) or ""
         inputs.append({"kind": INPUT_KINDS[spec.type], "name": name, "target": spec_target(spec),
                        "persistent": spec.value.persistent if spec.type == "buffer" else None,
-                       "label": ", ".join(labels.label(r.table, r.name) for r in refs) or
-                       _clip(argument_text(arg, names=True))})
+                       "label": joined_text(labels.label(r.table, r.name) for r in refs) or
+                       clip_text(argument_text(arg, names=True))})
     outputs = []
     for spec, arg in zip(sig.output_specs, g.outputs):
         refs = list(argument_refs(arg))
         outputs.append({"kind": spec.type, "name": refs[0].name if refs else None, "target": spec_target(spec),
-                        "label": ", ".join(labels.label(r.table, r.name) for r in refs) or
-                        _clip(argument_text(arg, names=True))})
+                        "label": joined_text(labels.label(r.table, r.name) for r in refs) or
+                        clip_text(argument_text(arg, names=True))})
     return {"inputs": inputs, "outputs": outputs}
 
 
-def weights_table(archive: Pt2Archive, entries: list[TensorEntry]) -> list[dict]:
-    """The weights and constants of a program: name, section, dtype, shape, bytes, the record
-    of its storage and the other entries viewing the same storage."""
-    shared: dict[str, list[str]] = {}
-    for group in shared_storages(archive, entries):
-        for name in group["names"]:
-            shared[name] = [n for n in group["names"] if n != name]
+def weights_table(archive: Pt2Archive, entries: list[TensorEntry]) -> tuple[list[dict], list[dict]]:
+    """The weights and constants of a program (name, section, dtype, shape, bytes, the record of
+    its storage, ``shared``: the index of its storage group or ``None``) and the storage groups,
+    each listed once: ``{record, names}`` of a storage several entries view (linear in the entries)."""
+    groups = shared_storages(archive, entries)
+    shared = {name: i for i, group in enumerate(groups) for name in group["names"]}
     out = []
     for e in entries:
         storage = None if e.record is None else archive.rel(e.record) + (f":{e.inner}" if e.inner else "")
         out.append({"name": e.name, "section": e.folder, "kind": e.kind,
                     "dtype": e.dtype if e.kind in ("tensor", "pickled_tensor") else e.kind.replace("_", " "),
-                    "shape": [str(s) for s in e.sizes], "nbytes": e.nbytes, "storage": storage,
-                    "shared_with": shared.get(e.name, [])})
-    return out
+                    "shape": [str(s) for s in e.sizes], "nbytes": number_text(e.nbytes), "storage": storage,
+                    "shared": shared.get(e.name)})
+    return out, groups
 
 
 def _verdict(archive: Pt2Archive, program: str, notes: _Notes, documents: dict) -> dict:
@@ -321,6 +353,7 @@ def build_view(archive: Pt2Archive, program: str, title: str | None = None) -> d
     problems: list[Problem] = []  # already notes (inspect's report)
     entries = pr.entries("weights", problems) + pr.entries("constants", problems)
     graphs = build_graphs(doc, notes)
+    weights, storages = weights_table(archive, entries)
     return {
         "format": FORMAT,
         "kind": "program",
@@ -332,10 +365,12 @@ def build_view(archive: Pt2Archive, program: str, title: str | None = None) -> d
         "verdict": verdict,
         "notes": notes.done(),
         "signature": _signature(doc),
-        "symbols": symbols + [{"name": d["expr"], "min": d["min"], "max": d["max"], "derived": True}
-                              for d in derived],
-        "weights": weights_table(archive, entries),
-        "extra_files": [{"name": n, "size": size} for n, size in archive.extra_files()],
+        "symbols": [{"name": s["name"], "min": number_text(s["min"]), "max": number_text(s["max"])} for s in symbols] +
+                   [{"name": d["expr"], "min": number_text(d["min"]), "max": number_text(d["max"]), "derived": True}
+                    for d in derived],
+        "weights": weights,
+        "storages": storages,
+        "extra_files": [{"name": n, "size": number_text(size)} for n, size in archive.extra_files()],
         "graphs": graphs,
         "diff": None,
     }

@@ -64,6 +64,8 @@
     arr(n.subgraphs).forEach((s) => { if (!callers.has(str(s))) callers.set(str(s), id); });
   }));
   const topId = graphs.length ? str(graphs[0].id) : "";
+  const valueMaps = new Map(graphs.map((g) => [g, [g.values, g.values_a].map((v) => new Map(Object.entries(obj(v))))]));
+  const valueLabel = (g, e) => str(valueMaps.get(g)[e.status === "removed" ? 1 : 0].get(str(e.value)) ?? "?");  // held once per graph
 
   // ------------------------------------------------------------------ groups: modules, subgraphs, runs
   class Group {
@@ -238,7 +240,7 @@
     };
     graphs.forEach((gr) => arr(gr.edges).forEach((e0) => {
       const e = obj(e0), a = str(e.from), b = str(e.to);
-      if (nodes.has(a) && nodes.has(b)) addEdge(unitOf(a), unitOf(b), str(e.label), false);
+      if (nodes.has(a) && nodes.has(b)) addEdge(unitOf(a), unitOf(b), valueLabel(gr, e), false);
     }));
     groups.forEach((grp) => {   // a subgraph hangs from the node that calls it
       if (grp.kind !== "subgraph" || grp.owner === null) return;
@@ -462,25 +464,36 @@
       });
     }
   }
+  function bothSides(part, render) {   // render(value, title) of B's part, then of A's (verdict_a, ...) if a diff holds it
+    const a = isDiff ? model[part + "_a"] : null, both = a !== null && a !== undefined;
+    render(model[part], (t) => (both ? t + " of B (" + str(diff.b) + ")" : t));
+    if (both) render(a, (t) => t + " of A (" + str(diff.a) + ")");
+  }
   function signaturePanel() {
-    const sig = obj(model.signature);
-    section("inputs");
-    body.appendChild(table(["kind", "name", "target", "persistent"], arr(sig.inputs).map(obj).map((s) =>
-      [KINDS.get(str(s.kind)) || str(s.kind), str(s.name), str(s.target), s.persistent === null || s.persistent === undefined ? "" : str(s.persistent)])));
-    section("outputs");
-    body.appendChild(table(["kind", "name", "target"], arr(sig.outputs).map(obj).map((s) => [str(s.kind), str(s.name), str(s.target)])));
+    bothSides("signature", (sig0, of) => {
+      const sig = obj(sig0); section(of("inputs"));
+      body.appendChild(table(["kind", "name", "target", "persistent"], arr(sig.inputs).map(obj).map((s) =>
+        [KINDS.get(str(s.kind)) || str(s.kind), str(s.name), str(s.target), s.persistent === null || s.persistent === undefined ? "" : str(s.persistent)])));
+      section(of("outputs")); body.appendChild(table(["kind", "name", "target"], arr(sig.outputs).map(obj).map((s) => [str(s.kind), str(s.name), str(s.target)])));
+    });
     if (isDiff && arr(diff.signature).length) { section("signature changes"); list(arr(diff.signature)); }
   }
   const bound = (v, inf) => (v === null || v === undefined ? inf : str(v));
   const rangeText = (s) => str(s.name) + " in [" + bound(s.min, "-\u221e") + ", " + bound(s.max, "\u221e") + "]";
   function rangesPanel() {
-    section("range constraints");
-    const syms = arr(model.symbols).map(obj);
-    if (!syms.length) body.appendChild(el("p", "", "no symbolic dimensions"));
-    list(syms.map(rangeText));
+    bothSides("symbols", (symbols, of) => {
+      const syms = arr(symbols).map(obj); section(of("range constraints"));
+      if (syms.length) list(syms.map(rangeText)); else body.appendChild(el("p", "", "no symbolic dimensions"));
+    });
     if (isDiff && arr(diff.ranges).length) { section("range changes"); list(arr(diff.ranges)); }
   }
   const weightStatus = new Map(Object.entries(obj(diff.weights)).map(([k, v]) => [k, statusOf(v)]));
+  const storages = arr(model.storages).map((s) => arr(obj(s).names).map(str));
+  function sharedWith(w) {   // at most 5 other names viewing w's storage (model.storages), then "and N more"
+    const names = (Number.isInteger(w.shared) && storages[w.shared]) || [];
+    const others = names.slice(0, 6).filter((n) => n !== str(w.name)).slice(0, 5), rest = Math.max(0, names.length - 1 - others.length);
+    return others.concat(rest ? ["and " + rest + " more"] : []).join(", ");
+  }
   function weightsPanel() {
     const ws = arr(model.weights).map(obj);
     section("weights (" + ws.length + ")");
@@ -488,19 +501,18 @@
     body.appendChild(table(["name", "section", "dtype", "shape", "bytes", "storage", "shared with"].concat(isDiff ? ["diff"] : []),
       ws.map((w) => [str(w.name), str(w.section), str(w.dtype), "[" + arr(w.shape).map(str).join(", ") + "]",
         w.nbytes === null || w.nbytes === undefined ? "" : str(w.nbytes), str(w.storage),
-        arr(w.shared_with).map(str).join(", ")].concat(isDiff ? [st(w) || ""] : [])),
+        sharedWith(w)].concat(isDiff ? [st(w) || ""] : [])),
       (i) => (st(ws[i]) ? "st-" + st(ws[i]) : "")));
   }
-  function filesPanel() {
-    const fs = arr(model.extra_files).map(obj);
-    section("extra files (" + fs.length + ")");
+  const filesPanel = () => bothSides("extra_files", (files, of) => {
+    const fs = arr(files).map(obj); section(of("extra files") + " (" + fs.length + ")");
     body.appendChild(table(["name", "size"], fs.map((f) => [str(f.name), str(f.size)])));
-  }
+  });
   function verdictPanel() {
-    const v = obj(model.verdict);
-    section("verdict");
-    dl([["valid", v.valid === true ? "yes" : "no"], ["readable by", arr(v.readable_by).map(str).join(", ") || "none"]]);
-    body.appendChild(el("pre", "", str(v.text)));
+    bothSides("verdict", (v0, of) => {
+      const v = obj(v0); section(of("verdict")); dl([["valid", v.valid === true ? "yes" : "no"], ["readable by", arr(v.readable_by).map(str).join(", ") || "none"]]);
+      body.appendChild(el("pre", "", str(v.text)));
+    });
     section("notes");
     const notes = arr(model.notes);
     if (!notes.length) body.appendChild(el("p", "", "none"));

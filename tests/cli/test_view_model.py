@@ -430,3 +430,13 @@ def test_a_diff_shows_both_verdicts_and_a_side_where_it_differs(tmp_path):
     model = diff_view(a, b)
     assert model["signature_a"] == program_view(a)["signature"] != model["signature"]
     assert model["symbols_a"] == program_view(a)["symbols"] != model["symbols"]
+
+
+def test_removed_edges_read_a_s_labels(diff_pair):
+    model = diff_view(open_archive(diff_pair[0]), open_archive(diff_pair[1]))
+    g = model["graphs"][0]
+    removed = [e for e in g["edges"] if e.get("status") == "removed"]
+    assert removed and all(g["values_a"][e["value"]].startswith("f32[") for e in removed)
+    assert all(e["value"] in g["values"] for e in g["edges"] if e.get("status") != "removed")
+    relu = next(n for n in g["nodes"] if n["name"] == "relu")
+    assert [g["values_a"][v] for v in relu["outputs"]] == ["f32[2, 4]"]

@@ -106,13 +106,13 @@ def number_text(value: Any) -> str | None:
 
 
 class _Notes(list):
-    """Notes, at most :data:`MAX_NOTES` (then one line saying how many more)."""
+    """Notes, at most :data:`MAX_NOTES` (then one line saying how many more), each clipped."""
 
     dropped = 0
 
     def add(self, text: str) -> None:
         if len(self) < MAX_NOTES:
-            self.append(text)
+            self.append(clip_text(text))
         else:
             self.dropped += 1
 

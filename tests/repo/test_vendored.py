@@ -10,7 +10,7 @@ import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 STATIC = ROOT / "src" / "pt2serde" / "cli" / "static"
-PAGE_FILES = ["template.html", "view.js", "view.css", "dagre.min.js", "LICENSE-dagre", "LICENSE-graphlib",
+PAGE_FILES = ["template.html", "view.js", "view_groups.js", "view.css", "dagre.min.js", "LICENSE-dagre", "LICENSE-graphlib",
               "VENDORED.md"]
 
 

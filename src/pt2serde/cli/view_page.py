@@ -3,7 +3,7 @@
 :func:`render_page` turns a view model (the plain dict that ``view_model`` builds; its format is
 described there) into one HTML file that works offline and makes no network request: the
 stylesheet, the vendored layout library (``static/dagre.min.js``, see ``static/VENDORED.md``)
-and the page's script (``static/view.js``) are inlined, the model travels as data.
+and the page's script (``static/view_groups.js`` then ``static/view.js``) are inlined, the model travels as data.
 
 Safe by construction, whatever the model holds (nothing in it is trusted):
 
@@ -82,7 +82,7 @@ def model_json(model: dict) -> str:
 def render_page(model: dict) -> str:
     """The whole HTML document of ``model`` (a view model: ``kind`` "program" or "diff")."""
     style = _inline("view.css")
-    scripts = [_layout_library(), _inline("view.js")]
+    scripts = [_layout_library(), _inline("view_groups.js") + _inline("view.js")]  # one page script
     policy = "; ".join((
         "default-src 'none'",
         "script-src " + " ".join(csp_hash(s) for s in scripts),

@@ -1,14 +1,16 @@
-// The page of `pt2serde view` / `diff --html` (pt2serde.cli.view_page inlines this file).
+// The page of `pt2serde view` / `diff --html` (pt2serde.cli.view_page inlines view_groups.js, then this file).
 // Nothing in the model is trusted: every string reaches the DOM through textContent or
 // setAttribute of a plain (non-URL, non-event) attribute, class names come from the tables
 // below, maps keyed by model strings are Maps, and graph ids handed to dagre are prefixed.
 "use strict";
 (function () {
-  const LIMIT = 200;       // at most this many boxes shown at first: deeper groups stay collapsed
-  const CHUNK = 200;       // a group with more direct items is split into runs of this many
-  const MAX_DEPTH = 64;    // module stacks and subgraph nesting deeper than this are cut
+  const LIMIT = 200;       // the budget of things drawn at first (boxes, clusters, copies)
+  const OPEN_LIMIT = 400;  // ... and after a click or a search opens groups (others close to stay within)
   const OPEN_DEPTH = 12;   // groups nested deeper than this start collapsed
+  const DRAW_DEPTH = 16;   // open clusters nested deeper are drawn flat (dagre recurses once per level)
   const FANOUT = 8;        // a box with more users is drawn again next to each (no edges across the graph)
+  const FANOUT_CAP = 24;   // ... up to this many users (and copies within LIMIT): else one "k users" box
+  const WORK = 8000;       // dagre's work (boxes + ranks spanned by the edges): longest edges dropped above
   const LABEL_MAX = 34;    // characters of a name drawn in a box (the panel shows all of it)
   const CHAR_W = 6.7, BOX_H = 26, SVGNS = "http://www.w3.org/2000/svg";
   const KINDS = new Map([["parameter", "parameter"], ["buffer", "buffer"], ["constant", "constant"],
@@ -16,9 +18,15 @@
     ["output", "output"]]);
   const STATUSES = new Map([["added", "added"], ["removed", "removed"], ["changed", "changed"]]);
 
-  const str = (v) => (typeof v === "string" ? v : v === null || v === undefined ? "" : JSON.stringify(v));
-  const arr = (v) => (Array.isArray(v) ? v : []);
-  const obj = (v) => (v && typeof v === "object" && !Array.isArray(v) ? v : {});
+  const { str, arr, obj, Group, groupTree } = viewGroups;
+  // A string from the file as the page shows it: controls, bidi controls, zero-width characters, line
+  // separators and lone surrogates as visible escapes (as cli/term.py writes them for a terminal).
+  const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+  const SHORT = new Map([["\n", "\\n"], ["\r", "\\r"], ["\t", "\\t"]]);
+  const hex = (c, w) => c.charCodeAt(0).toString(16).padStart(w, "0");
+  const escChar = (c) => SHORT.get(c) || (c.charCodeAt(0) < 0x100 ? "\\x" + hex(c, 2) : "\\u" + hex(c, 4));
+  const show = (v) => str(v).replace(HIDDEN, escChar);
+  const showLines = (v) => str(v).split("\n").map(show).join("\n");   // a stack trace keeps its line ends
   const clip = (s) => (s.length > LABEL_MAX ? s.slice(0, LABEL_MAX - 1) + "\u2026" : s);
   const kindClass = (k) => "k-" + (KINDS.has(k) ? k : "other");
   const statusOf = (s) => (STATUSES.has(s) ? s : null);
@@ -27,9 +35,11 @@
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = str(text);
+    if (text !== undefined) e.textContent = show(text);
     return e;
   }
+  function pre(text) { const e = el("pre"); e.textContent = showLines(text); return e; }
+  function data(text) { return el("span", "data", text); }   // file text inside the page's own text
   function sv(tag, attrs) {  // attrs: our own numbers and constant names only
     const e = document.createElementNS(SVGNS, tag);
     for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
@@ -53,132 +63,20 @@
   const isDiff = model.kind === "diff";
   const diff = obj(model.diff);
   const graphs = arr(model.graphs).map(obj);
-  const graphById = new Map();
-  graphs.forEach((g) => { if (!graphById.has(str(g.id))) graphById.set(str(g.id), g); });
-  const nodes = new Map();       // node id -> {n, gid}
-  const callers = new Map();     // graph id -> first node id that calls it
-  graphs.forEach((g) => arr(g.nodes).forEach((n0) => {
-    const n = obj(n0), id = str(n.id);
-    if (nodes.has(id)) return;
-    nodes.set(id, { n, gid: str(g.id) });
-    arr(n.subgraphs).forEach((s) => { if (!callers.has(str(s))) callers.set(str(s), id); });
-  }));
-  const topId = graphs.length ? str(graphs[0].id) : "";
+  const { graphById, nodes, root, groups, nodeGroup, containers } = groupTree(graphs);
   const valueMaps = new Map(graphs.map((g) => [g, [g.values, g.values_a].map((v) => new Map(Object.entries(obj(v))))]));
   const valueLabel = (g, e) => str(valueMaps.get(g)[e.status === "removed" ? 1 : 0].get(str(e.value)) ?? "?");  // held once per graph
 
-  // ------------------------------------------------------------------ groups: modules, subgraphs, runs
-  class Group {
-    constructor(key, label, kind, parent) {
-      this.key = key; this.label = label; this.kind = kind; this.parent = parent;
-      this.items = []; this.count = 0; this.depth = 0; this.owner = null; this.gid = null;
-    }
-  }
-  const root = new Group("root", "", "root", null);
-  const groups = new Map([["root", root]]);
-  const nodeGroup = new Map();   // node id -> innermost group
-  const containers = new Map();  // graph id -> the group holding its nodes
-
-  function ownerOf(gid) {
-    const g = graphById.get(gid), o = g ? str(g.owner) : "";
-    if (o && nodes.has(o) && nodes.get(o).gid !== gid) return o;
-    const c = callers.get(gid);
-    return c !== undefined && nodes.get(c).gid !== gid ? c : null;
-  }
-  function containerOf(gid, depth) {
-    if (gid === topId) return root;
-    if (containers.has(gid)) return containers.get(gid);
-    const owner = depth < MAX_DEPTH ? ownerOf(gid) : null;
-    containers.set(gid, root);   // a cycle of owners ends here, at the top
-    const parent = owner === null ? root : placeOf(owner, depth + 1);
-    const g = graphById.get(gid) || {};
-    const grp = new Group("s:" + gid, str(g.title) || gid, "subgraph", parent);
-    grp.owner = owner; grp.gid = gid;
-    parent.items.push(grp); groups.set(grp.key, grp); containers.set(gid, grp);
-    return grp;
-  }
-  function placeOf(id, depth) {
-    if (nodeGroup.has(id)) return nodeGroup.get(id);
-    const { n, gid } = nodes.get(id);
-    let grp = containerOf(gid, depth);
-    const outer = new Set(grp.owner !== null ? arr(nodes.get(grp.owner).n.module).map(str) : []);
-    arr(n.module).slice(0, MAX_DEPTH).map(str).forEach((m) => {
-      if (outer.has(m)) return;
-      const key = grp.key + "\u0001" + m;
-      let sub = groups.get(key);
-      if (!sub) { sub = new Group(key, m, "module", grp); grp.items.push(sub); groups.set(key, sub); }
-      grp = sub;
-    });
-    grp.items.push(id); nodeGroup.set(id, grp);
-    return grp;
-  }
-  nodes.forEach((_, id) => placeOf(id, 0));
-  graphById.forEach((_, gid) => containerOf(gid, 0));   // subgraphs nobody calls: at the top
-
-  // A weight (parameter, buffer, constant, custom object) outside any module goes into the
-  // innermost group holding all its users: drawn next to them, collapsed with them, and no
-  // long edge from the top of the graph (long edges are what makes a layout slow).
-  const WEIGHTS = new Set(["parameter", "buffer", "constant", "custom_obj"]);
-  function lineage(grp) { const out = []; for (let p = grp; p; p = p.parent) out.unshift(p); return out; }
-  const users = new Map();
-  graphs.forEach((g) => arr(g.edges).forEach((e0) => {
-    const e = obj(e0), a = str(e.from), b = str(e.to);
-    if (a !== b && nodes.has(a) && nodes.has(b) && WEIGHTS.has(nodes.get(a).n.kind)) {
-      if (!users.has(a)) users.set(a, []);
-      users.get(a).push(b);
-    }
-  }));
-  const moved = new Map();   // weight id -> its new group
-  users.forEach((to, id) => {
-    const home = nodeGroup.get(id);
-    if (home !== root && home.kind !== "subgraph") return;   // it has a module of its own
-    let common = null;
-    for (const b of to) {
-      const line = lineage(nodeGroup.get(b));
-      if (common === null) { common = line; continue; }
-      let i = 0;
-      while (i < common.length && i < line.length && common[i] === line[i]) i += 1;
-      common = common.slice(0, i);
-    }
-    const target = common && common.length ? common[common.length - 1] : home;
-    if (target === home || !common.includes(home)) return;
-    nodeGroup.set(id, target); moved.set(id, target);
-  });
-  if (moved.size) {   // each moved weight first in its new group, gone from its old one
-    const first = new Map();
-    moved.forEach((grp, id) => { if (!first.has(grp)) first.set(grp, []); first.get(grp).push(id); });
-    groups.forEach((grp) => { grp.items = (first.get(grp) || []).concat(grp.items.filter((it) => !moved.has(it))); });
-  }
-
-  function chunk(grp) {   // too many direct items: runs of CHUNK, nested while still too many
-    let level = 0;
-    while (grp.items.length > CHUNK) {
-      const runs = [];
-      for (let i = 0; i < grp.items.length; i += CHUNK) {
-        const part = grp.items.slice(i, i + CHUNK);
-        const run = new Group(grp.key + "\u0002" + level + "." + i, "", "run", grp);
-        run.items = part;
-        part.forEach((it) => { if (it instanceof Group) it.parent = run; else nodeGroup.set(it, run); });
-        run.label = "items " + (i + 1) + "\u2013" + (i + part.length);
-        groups.set(run.key, run); runs.push(run);
-      }
-      grp.items = runs; level += 1;
-    }
-  }
-  Array.from(groups.values()).forEach(chunk);
-  groups.forEach((grp) => { let d = 0; for (let p = grp.parent; p; p = p.parent) d += 1; grp.depth = d; });
-  nodeGroup.forEach((grp) => { for (let p = grp; p; p = p.parent) p.count += 1; });
-
   // ------------------------------------------------------------------ what is visible
   const expanded = new Set(["root"]);
-  function initialExpansion() {   // breadth first: shallow groups open while the box count stays bounded
+  function initialExpansion() {   // breadth first: shallow groups open while what is drawn stays bounded
     let shown = root.items.length;
     let level = root.items.filter((it) => it instanceof Group);
     while (level.length) {
       const next = [];
-      for (const grp of level) {
-        if (shown - 1 + grp.items.length > LIMIT || grp.depth > OPEN_DEPTH) continue;
-        expanded.add(grp.key); shown += grp.items.length - 1;
+      for (const grp of level) {   // an open group is drawn as its cluster and its items
+        if (shown + grp.items.length > LIMIT || grp.depth > OPEN_DEPTH) continue;
+        expanded.add(grp.key); shown += grp.items.length;
         grp.items.forEach((it) => { if (it instanceof Group) next.push(it); });
       }
       level = next;
@@ -191,7 +89,25 @@
     for (let p = nodeGroup.get(id); p; p = p.parent) if (!expanded.has(p.key)) unit = "g:" + p.key;
     return unit;
   }
-  function reveal(id) { for (let p = nodeGroup.get(id); p; p = p.parent) expanded.add(p.key); }
+  function openGroups() {   // the open groups that are drawn (their parents open too), outermost first
+    const out = [root];
+    for (let i = 0; i < out.length; i += 1) {
+      out[i].items.forEach((it) => { if (it instanceof Group && expanded.has(it.key)) out.push(it); });
+    }
+    return out;
+  }
+  const cost = (open) => open.reduce((sum, grp) => sum + grp.items.length, 0);
+  // Open `grp` and its parents; then close other groups, innermost first, until what is drawn fits OPEN_LIMIT.
+  function open(grp) {
+    const keep = new Set();
+    for (let p = grp; p; p = p.parent) { keep.add(p); expanded.add(p.key); }
+    for (let drawn = openGroups(); cost(drawn) > OPEN_LIMIT; drawn = openGroups()) {
+      const other = drawn.filter((g) => !keep.has(g)).sort((a, b) => b.depth - a.depth)[0];
+      if (other === undefined) break;
+      expanded.delete(other.key);
+    }
+  }
+  function reveal(id) { open(nodeGroup.get(id)); }
 
   // ------------------------------------------------------------------ layout and drawing
   const svg = $("graph"), viewport = $("viewport");
@@ -200,7 +116,7 @@
 
   function boxWidth(lines) { return Math.max(56, Math.max(...lines.map((l) => l.length)) * CHAR_W + 18); }
   function nodeLines(n) {
-    const name = str(n.name), op = str(n.op);
+    const name = show(n.name), op = show(n.op);
     return op && op !== name ? [clip(op), clip(name)] : [clip(name)];
   }
 
@@ -208,18 +124,21 @@
     const g = new dagre.graphlib.Graph({ compound: true, multigraph: false });
     g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 34, edgesep: 8, marginx: 24, marginy: 24 });
     g.setDefaultEdgeLabel(() => ({}));
-    const visit = (grp, cluster) => {
+    const queue = [[root, null, 0]];   // [group, its cluster's key, drawn depth]: no recursion
+    for (let q = 0; q < queue.length; q += 1) {
+      const [grp, cluster, depth] = queue[q];
       for (const it of grp.items) {
         let key, label;
         if (it instanceof Group) {
           key = "g:" + it.key;
           if (expanded.has(it.key) && it.items.length) {
-            g.setNode(key, { cluster: it, label: clip(it.label) });
+            if (depth >= DRAW_DEPTH) { queue.push([it, cluster, depth]); continue; }   // drawn flat
+            g.setNode(key, { cluster: it, label: clip(show(it.label)) });
             if (cluster) g.setParent(key, cluster);
-            visit(it, key);
+            queue.push([it, key, depth + 1]);
             continue;
           }
-          const lines = [clip(it.label), it.count + (it.count === 1 ? " node" : " nodes")];
+          const lines = [clip(show(it.label)), it.count + (it.count === 1 ? " node" : " nodes")];
           label = { group: it, lines, width: boxWidth(lines), height: BOX_H + 14 };
         } else {
           key = "n:" + it;
@@ -229,12 +148,11 @@
         g.setNode(key, label);
         if (cluster) g.setParent(key, cluster);
       }
-    };
-    visit(root, null);
+    }
     const edges = new Map();
     const addEdge = (u, v, text, calls) => {
       if (u === v || !g.hasNode(u) || !g.hasNode(v)) return;
-      const k = u + "\u0000" + v, e = edges.get(k);
+      const k = JSON.stringify([u, v]), e = edges.get(k);
       if (e) { e.count += 1; return; }
       edges.set(k, { u, v, text, calls, count: 1 });
     };
@@ -249,20 +167,66 @@
       addEdge(unitOf(grp.owner), to, "calls", true);
     });
     const fanout = new Map();
-    edges.forEach((e) => fanout.set(e.u, (fanout.get(e.u) || 0) + 1));
+    edges.forEach((e) => { if (!e.calls) fanout.set(e.u, (fanout.get(e.u) || 0) + 1); });
+    // a source with many users: a copy next to each (while copies fit LIMIT), else one "k users" box
+    let spare = LIMIT - g.nodeCount(), dropped = 0;
+    const copied = new Set();
+    Array.from(fanout).filter(([, k]) => k > FANOUT).sort((a, b) => a[1] - b[1]).forEach(([u, k]) => {
+      if (k <= FANOUT_CAP && k <= spare) { copied.add(u); spare -= k; return; }
+      const lines = ["\u2192 " + k + " users"], v = "u:" + u;
+      g.setNode(v, { ref: u, lines, width: boxWidth(lines), height: BOX_H });
+      if (g.parent(u)) g.setParent(v, g.parent(u));
+      g.setEdge(u, v, { text: "", calls: false, width: 0, height: 0, labelpos: "c" });
+    });
+    const drawn = [];
     edges.forEach((e) => {
+      if (!e.calls && fanout.get(e.u) > FANOUT && !copied.has(e.u)) { dropped += 1; return; }
       const text = clip(e.text) + (e.count > 1 ? " \u00d7" + e.count : "");
       let u = e.u;
-      if (fanout.get(e.u) > FANOUT && !e.calls) {   // a copy of the source next to this user
+      if (copied.has(e.u)) {   // a copy of the source next to this user
         const src = g.node(e.u), lines = ["\u2197 " + (src.group ? src.lines[0] : src.lines[src.lines.length - 1])];
-        u = "r:" + e.u + "\u0000" + e.v;
+        u = "r:" + JSON.stringify([e.u, e.v]);
         g.setNode(u, { ref: e.u, lines, width: boxWidth(lines), height: BOX_H });
         if (g.parent(e.v)) g.setParent(u, g.parent(e.v));
       }
-      g.setEdge(u, e.v, { text, calls: e.calls, width: text.length * 6 + 6, height: 14, labelpos: "c" });
+      drawn.push([u, e.v, { text, calls: e.calls, width: text.length * 6 + 6, height: 14, labelpos: "c" }]);
     });
+    dropped += trimLongEdges(g, drawn);
+    drawn.forEach(([u, v, label]) => g.setEdge(u, v, label));
+    g.graph().dropped = dropped;
     dagre.layout(g);
     return g;
+  }
+
+  // dagre adds a box per rank an edge spans (two with its label): estimate that work by longest-path
+  // ranks and leave out the longest edges while it is over WORK. Returns how many were left out.
+  function trimLongEdges(g, drawn) {
+    const rank = new Map(), indeg = new Map(), out = new Map();
+    g.nodes().forEach((k) => { indeg.set(k, 0); out.set(k, []); });
+    g.edges().concat(drawn.map(([v, w]) => ({ v, w }))).forEach(({ v, w }) => { out.get(v).push(w); indeg.set(w, indeg.get(w) + 1); });
+    const ready = g.nodes().filter((k) => indeg.get(k) === 0);
+    ready.forEach((k) => rank.set(k, 0));
+    for (let i = 0; i < ready.length; i += 1) {
+      const r = rank.get(ready[i]);
+      out.get(ready[i]).forEach((w) => {
+        rank.set(w, Math.max(rank.get(w) || 0, r + 1));
+        indeg.set(w, indeg.get(w) - 1);
+        if (indeg.get(w) === 0) ready.push(w);
+      });
+    }
+    const span = ([u, v]) => 2 * Math.max(1, (rank.get(v) || 0) - (rank.get(u) || 0));
+    let work = g.nodeCount() + drawn.reduce((sum, e) => sum + span(e), 0), cut = 0;
+    if (work <= WORK) return 0;
+    const order = drawn.map((e, i) => [span(e), i]).sort((a, b) => b[0] - a[0]);
+    const gone = new Set();
+    for (const [sp, i] of order) {
+      if (work <= WORK) break;
+      if (drawn[i][2].calls) continue;
+      gone.add(i); work -= sp; cut += 1;
+    }
+    const kept = drawn.filter((_, i) => !gone.has(i));
+    drawn.length = 0; kept.forEach((e) => drawn.push(e));
+    return cut;
   }
 
   function draw(g) {
@@ -285,11 +249,11 @@
       if (!pts.length) continue;
       const d = pts.map((p, i) => (i ? "L" : "M") + p.x.toFixed(1) + " " + p.y.toFixed(1)).join(" ");
       layers[1].appendChild(sv("path", { d, class: "edge" + (e.calls ? " calls" : ""), "marker-end": "url(#arrow)" }));
-      if (e.x === undefined) continue;
+      if (e.x === undefined || !e.text) continue;
       const lab = sv("g", { class: "elabel" });
       lab.appendChild(sv("rect", { x: e.x - e.width / 2, y: e.y - 7, width: e.width, height: 14, rx: 3 }));
       const t = sv("text", { x: e.x, y: e.y + 3.5, "text-anchor": "middle" });
-      t.textContent = e.text;
+      t.textContent = show(e.text);
       lab.appendChild(t);
       layers[2].appendChild(lab);
     }
@@ -312,14 +276,16 @@
         box.appendChild(t);
       });
       const tip = sv("title");
-      tip.textContent = src.group ? src.group.label : str(nodes.get(src.id).n.name);
+      tip.textContent = show(src.group ? src.group.label : nodes.get(src.id).n.name);
       box.appendChild(tip);
       box.addEventListener("click", (ev) => { ev.stopPropagation(); if (!dragged) clickBox(target); });
       layers[3].appendChild(box);
       if (!b.ref) boxes.set(k, box);
     }
     const shown = g.nodes().filter((k) => !g.node(k).cluster && !g.node(k).ref).length;
-    $("status").textContent = nodes.size + " nodes in " + graphs.length + " graph(s); " + shown + " boxes shown";
+    const cut = g.graph().dropped;
+    $("status").textContent = nodes.size + " nodes in " + graphs.length + " graph(s); " + shown + " boxes shown" +
+      (cut ? "; " + cut + " edges not drawn (too many to lay out: click a box to see its inputs)" : "");
   }
 
   function refresh(focusKey) {
@@ -333,7 +299,7 @@
   function clickBox(k) {
     if (k.startsWith("g:")) {
       const grp = groups.get(k.slice(2));
-      expanded.add(grp.key);
+      open(grp);
       const first = grp.items[0];
       refresh(first === undefined ? null : first instanceof Group ? "g:" + first.key : unitOf(first));
       selectGroup(grp);
@@ -419,7 +385,7 @@
   }
   function list(items, cls) {
     const ul = el("ul");
-    items.forEach((it) => ul.appendChild(el("li", cls ? cls(it) : "", str(it))));
+    items.forEach((it) => ul.appendChild(it instanceof Node ? el("li").appendChild(it).parentNode : el("li", cls ? cls(it) : "", it)));
     body.appendChild(ul);
   }
   let panelGroup = null;
@@ -430,7 +396,7 @@
       dl([["name", grp.label], ["nodes", String(grp.count)]]);
       const b = el("button", "", expanded.has(grp.key) ? "collapse" : "expand");
       b.addEventListener("click", () => {
-        if (expanded.has(grp.key)) expanded.delete(grp.key); else expanded.add(grp.key);
+        if (expanded.has(grp.key)) expanded.delete(grp.key); else open(grp);
         refresh("g:" + grp.key); showTab("node");
       });
       body.appendChild(b);
@@ -451,7 +417,7 @@
     const sf = arr(meta.source_fn).map(str);
     if (sf.length) { section("source_fn"); list(sf); }
     if (Array.isArray(meta.torch_fn)) { section("torch_fn"); list(meta.torch_fn.map(str)); }
-    if (meta.stack_trace !== null && meta.stack_trace !== undefined) { section("stack trace"); body.appendChild(el("pre", "", str(meta.stack_trace))); }
+    if (meta.stack_trace !== null && meta.stack_trace !== undefined) { section("stack trace"); body.appendChild(pre(meta.stack_trace)); }
     const other = Object.entries(obj(meta.other));
     if (other.length) { section("other meta"); body.appendChild(table(["field", "value"], other.map(([k, v]) => [k, str(v)]))); }
     const subs = arr(n.subgraphs).map(str).filter((s) => containers.has(s) && containers.get(s) !== root);
@@ -459,7 +425,7 @@
       section("subgraphs");
       subs.forEach((s) => {
         const grp = containers.get(s), b = el("button", "", grp.label);
-        b.addEventListener("click", () => { expanded.add(grp.key); for (let p = grp.parent; p; p = p.parent) expanded.add(p.key); refresh("g:" + grp.key); });
+        b.addEventListener("click", () => { open(grp); refresh("g:" + grp.key); });
         body.appendChild(b);
       });
     }
@@ -479,7 +445,11 @@
     if (isDiff && arr(diff.signature).length) { section("signature changes"); list(arr(diff.signature)); }
   }
   const bound = (v, inf) => (v === null || v === undefined ? inf : str(v));
-  const rangeText = (s) => str(s.name) + " in [" + bound(s.min, "-\u221e") + ", " + bound(s.max, "\u221e") + "]";
+  const rangeText = (s, cls) => {   // the file's text in spans of its own: it cannot reorder ours
+    const e = el("span", cls);
+    e.append(data(s.name), " in [", data(bound(s.min, "-\u221e")), ", ", data(bound(s.max, "\u221e")), "]");
+    return e;
+  };
   function rangesPanel() {
     bothSides("symbols", (symbols, of) => {
       const syms = arr(symbols).map(obj); section(of("range constraints"));
@@ -511,7 +481,7 @@
   function verdictPanel() {
     bothSides("verdict", (v0, of) => {
       const v = obj(v0); section(of("verdict")); dl([["valid", v.valid === true ? "yes" : "no"], ["readable by", arr(v.readable_by).map(str).join(", ") || "none"]]);
-      body.appendChild(el("pre", "", str(v.text)));
+      body.appendChild(pre(v.text));
     });
     section("notes");
     const notes = arr(model.notes);
@@ -550,7 +520,8 @@
       lastQuery = q; hitAt = -1;
       hits = [];
       nodes.forEach(({ n }, id) => {
-        if (str(n.name).toLowerCase().includes(q) || str(n.op).toLowerCase().includes(q) || str(n.target).toLowerCase().includes(q)) hits.push(id);
+        const seen = [n.name, n.op, n.target].flatMap((v) => [str(v), show(v)]);   // raw, and as shown
+        if (seen.some((t) => t.toLowerCase().includes(q))) hits.push(id);
       });
     }
     if (!hits.length) { $("hits").textContent = "no match"; return; }
@@ -566,19 +537,21 @@
 
   // ------------------------------------------------------------------ header, legend, diff bar
   function header() {
-    $("title").textContent = str(model.title);
-    $("subtitle").textContent = "program " + str(model.program) +
-      (model.torch_version ? " \u00b7 written by torch " + str(model.torch_version) : "") + " \u00b7 " + str(model.generator);
+    $("title").textContent = show(model.title);
+    $("subtitle").append("program ", data(model.program));
+    if (model.torch_version) $("subtitle").append(" \u00b7 written by torch ", data(model.torch_version));
+    $("subtitle").append(" \u00b7 ", data(model.generator));
     const legend = $("legend");
     const swatch = (cls, text) => { const s = el("span"); s.appendChild(el("span", "sw " + cls)); s.appendChild(document.createTextNode(text)); legend.appendChild(s); };
     KINDS.forEach((label, k) => swatch(kindClass(k), label));
     swatch("group", "module (click to expand)");
     swatch("subgraph", "subgraph");
     if (isDiff) STATUSES.forEach((label, k) => swatch("st-" + k, label));
-    arr(model.symbols).map(obj).forEach((s) => legend.appendChild(el("span", "legend-sym", rangeText(s))));
+    arr(model.symbols).map(obj).forEach((s) => legend.appendChild(rangeText(s, "legend-sym")));
     if (isDiff) {
       const bar = $("diffbar");
-      bar.appendChild(el("div", "", str(diff.a) + " \u2192 " + str(diff.b) + ": " + arr(diff.changes).length + " change(s)"));
+      const line = bar.appendChild(el("div"));
+      line.append(data(diff.a), " \u2192 ", data(diff.b), ": " + arr(diff.changes).length + " change(s)");
       const ul = el("ul");
       arr(diff.signature).concat(arr(diff.ranges)).forEach((t) => ul.appendChild(el("li", "st-changed", str(t))));
       bar.appendChild(ul);

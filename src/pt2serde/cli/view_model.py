@@ -1,13 +1,13 @@
 """``pt2serde view``: the view model of a program archive (torch-free).
 
 :func:`program_view` turns an opened archive into the plain JSON-able dict that
-:func:`pt2serde.cli.view_page.render_page` draws (``FORMAT`` 1, the contract of
+:func:`pt2serde.cli.view_page.render_page` draws (:data:`FORMAT`, the contract of
 ``docs/view-model.md``): the graph and its higher-order-op subgraphs as nodes and labelled
 edges, the signature, the range constraints, the weights with their shared storages, the
 extra files and the verdict of ``validate`` and ``inspect``'s readable-by. Every string is
 exactly as in the file: escaping is the page's job, done once.
 
-The model is linear in the document (``FORMAT`` 2): each value's label is held once per graph
+The model is linear in the document (since format 2): each value's label is held once per graph
 (``graph.values``), edges and node outputs name the value only; every text is clipped at
 :data:`MAX_TEXT`; a storage several weights view is listed once (``storages``), each weight
 row naming its group; integers (ranges, sizes, byte counts) travel as decimal strings, so a

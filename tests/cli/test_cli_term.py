@@ -122,6 +122,34 @@ def test_escape_writes_every_unsafe_character_as_an_escape():
     assert escape("plain text, [1, 2] -> é") == "plain text, [1, 2] -> é"
 
 
+def test_escape_shows_blank_and_invisible_characters_as_escapes():
+    """Round 2 of issue 16, finding 3: each of these is drawn like "matmul", as a blank or like a space."""
+    for hidden, shown in [("\U000e0069", "\\U000e0069"), ("\u034f", "\\u034f"), ("\ufe0f", "\\ufe0f"),
+                          ("\u206a", "\\u206a"), ("\u180b", "\\u180b"), ("\u17b4", "\\u17b4"),
+                          ("\U0001d173", "\\U0001d173"), ("\u3164", "\\u3164"), ("\u115f", "\\u115f"),
+                          ("\u1160", "\\u1160"), ("\uffa0", "\\uffa0"), ("\u00a0", "\\xa0"),
+                          ("\u2000", "\\u2000"), ("\u202f", "\\u202f"), ("\u205f", "\\u205f"),
+                          ("\u3000", "\\u3000"), ("\u2800", "\\u2800")]:
+        assert escape("mat" + hidden + "mul") == "mat" + shown + "mul"
+    assert terminal_text(escape("a\\b\x1b\U000e0069")) == "a\\b\\x1b\\U000e0069"   # escaped once, not twice
+    assert escape("a b \u00e9 \U0001f600") == "a b \u00e9 \U0001f600"   # a space, a letter, a pair: as they are
+
+
+def test_hidden_ranges_cover_every_control_format_separator_and_other_space():
+    import unicodedata
+
+    from pt2serde.cli.term import HIDDEN_RANGES
+
+    def hidden(n):
+        return any(a <= n <= b for a, b in HIDDEN_RANGES)
+
+    missed = [hex(n) for n in range(0x110000) if not hidden(n)
+              and (unicodedata.category(chr(n)) in ("Cc", "Cf", "Zl", "Zp", "Cs")
+                   or (unicodedata.category(chr(n)) == "Zs" and n != 0x20))]
+    assert missed == []
+    assert not hidden(0x20) and not hidden(ord("m")) and not hidden(0x1F600)
+
+
 def test_safe_escapes_every_string_of_a_report():
     from pt2serde.format.problem import Problem
 

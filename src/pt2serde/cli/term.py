@@ -17,10 +17,12 @@ reversed). Two layers keep them out:
 * :func:`terminal_text`, what the command line writes through, escapes anything left
   except line ends and those colour codes.
 
-The characters are those :mod:`pt2serde.format.names` refuses in names (C0, C1, DEL, U+2028,
-U+2029, the bidi embeddings, overrides and isolates), and lone surrogates (which a
-terminal's encoder cannot write). Each is written as a Python escape: ``\x1b``,
-``\u202e``.
+The characters are those of :data:`HIDDEN_RANGES`, one table for the terminal and the page of
+``pt2serde view`` (``view_page`` hands it to the page's script): anything drawn invisibly, as a
+blank or like a space, and lone surrogates (which a terminal's encoder cannot write). Each is
+written as a Python escape (``\x1b``, ``\u202e``, ``\U000e0069``). The page also writes a
+backslash as ``\\`` (it shows the file's strings as they are); here the messages printed hold
+Python reprs, where a backslash from the file is already ``\\``.
 """
 
 from __future__ import annotations
@@ -32,12 +34,27 @@ import sys
 import time
 from typing import Any, Sequence, TextIO
 
-from ..format.names import UNSAFE_CLASS
+__all__ = ["Style", "human_bytes", "table", "Progress", "plural", "escape", "safe", "terminal_text",
+           "HIDDEN_RANGES"]
 
-__all__ = ["Style", "human_bytes", "table", "Progress", "plural", "escape", "safe", "terminal_text"]
+#: Code points never shown raw (inclusive ranges): categories Cc, Cf, Zl, Zp and Cs (a lone
+#: surrogate), Zs other than U+0020 (blank look-alikes of a space), Default_Ignorable_Code_Point
+#: (variation selectors, tag characters U+E0000-E0FFF, the Hangul fillers U+115F, U+1160, U+3164,
+#: U+FFA0, ...) and U+2800 (a blank braille pattern). tests/cli/test_cli_term.py checks it against
+#: :mod:`unicodedata`, tests/browser/test_view_text.py against the browser's own tables.
+HIDDEN_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0000, 0x001F), (0x007F, 0x00A0), (0x00AD, 0x00AD), (0x034F, 0x034F), (0x0600, 0x0605),
+    (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2),
+    (0x115F, 0x1160), (0x1680, 0x1680), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2000, 0x200F),
+    (0x2028, 0x202F), (0x205F, 0x206F), (0x2800, 0x2800), (0x3000, 0x3000), (0x3164, 0x3164),
+    (0xD800, 0xDFFF), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFFB),
+    (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
 
 _CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34", "cyan": "36"}
-_UNSAFE = re.compile(f"[{UNSAFE_CLASS}\ud800-\udfff]")
+_HIDDEN_CLASS = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in HIDDEN_RANGES)
+_HIDDEN = re.compile(f"[{_HIDDEN_CLASS}]")
 #: what may reach the terminal raw: a line end, and the colour codes Style writes
 _OURS = re.compile("\n|\x1b\\[(?:0|" + "|".join(_CODES.values()) + ")m")
 
@@ -45,17 +62,19 @@ _OURS = re.compile("\n|\x1b\\[(?:0|" + "|".join(_CODES.values()) + ")m")
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _escaped(c: str) -> str:
+def _escaped(m: re.Match) -> str:
+    c = m.group()
     if c in _SHORT:
         return _SHORT[c]
     o = ord(c)
-    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
 
 
 def escape(text: str) -> str:
-    """``text`` with every control, line-break and bidi character (and lone surrogate) written
-    as an escape: ``"a\x1b[2Jb"`` -> ``"a\\x1b[2Jb"``."""
-    return _UNSAFE.sub(lambda m: _escaped(m.group()), text)
+    """``text`` with every character of :data:`HIDDEN_RANGES` written as an escape:
+    ``"a\x1b[2Jb"`` -> ``"a\\x1b[2Jb"``. A backslash stays: the messages printed hold Python
+    reprs, where a backslash from the file is already written ``\\``."""
+    return _HIDDEN.sub(_escaped, text)
 
 
 def safe(value: Any) -> Any:
@@ -74,8 +93,8 @@ def safe(value: Any) -> Any:
 
 
 def terminal_text(text: str, colour: bool = False) -> str:
-    """``text`` as it may be written to a terminal: everything :func:`escape` escapes, except
-    line ends and (when ``colour``) :class:`Style`'s own colour codes."""
+    """``text`` as it may be written to a terminal: every character of :data:`HIDDEN_RANGES`
+    escaped, except line ends and (when ``colour``) :class:`Style`'s own colour codes."""
     out = []
     at = 0
     for m in _OURS.finditer(text):

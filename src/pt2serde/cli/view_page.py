@@ -26,6 +26,8 @@ import json
 import re
 from importlib import resources
 
+from .term import HIDDEN_RANGES
+
 __all__ = ["render_page", "csp_hash", "model_json"]
 
 # the source-map comment at the end of the vendored bundle: left out of pages (a browser's
@@ -82,7 +84,9 @@ def model_json(model: dict) -> str:
 def render_page(model: dict) -> str:
     """The whole HTML document of ``model`` (a view model: ``kind`` "program" or "diff")."""
     style = _inline("view.css")
-    scripts = [_layout_library(), _inline("view_groups.js") + _inline("view.js")]  # one page script
+    # one page script; the table of what is shown escaped comes first, as data (cli/term.py owns it)
+    hidden = "const HIDDEN_RANGES = " + json.dumps([list(r) for r in HIDDEN_RANGES], separators=(",", ":")) + ";\n"
+    scripts = [_layout_library(), hidden + _inline("view_groups.js") + _inline("view.js")]
     policy = "; ".join((
         "default-src 'none'",
         "script-src " + " ".join(csp_hash(s) for s in scripts),

@@ -19,15 +19,27 @@
   const STATUSES = new Map([["added", "added"], ["removed", "removed"], ["changed", "changed"]]);
 
   const { str, arr, obj, Group, groupTree } = viewGroups;
-  // A string from the file as the page shows it: controls, bidi controls, zero-width characters, line
-  // separators and lone surrogates as visible escapes (as cli/term.py writes them for a terminal).
-  const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-  const SHORT = new Map([["\n", "\\n"], ["\r", "\\r"], ["\t", "\\t"]]);
-  const hex = (c, w) => c.charCodeAt(0).toString(16).padStart(w, "0");
-  const escChar = (c) => SHORT.get(c) || (c.charCodeAt(0) < 0x100 ? "\\x" + hex(c, 2) : "\\u" + hex(c, 4));
+  // A string from the file as the page shows it: every character of HIDDEN_RANGES (cli/term.py's table,
+  // which view_page puts before this script) as a visible escape, as term.escape writes them for a terminal, and
+  // a backslash as \\ (no forged escape). With the u flag a surrogate pair is one character: only lone ones match.
+  const HIDDEN = new RegExp("[" + arr(HIDDEN_RANGES).map(([a, b]) => "\\u{" + a.toString(16) + "}-\\u{" + b.toString(16) + "}")
+    .join("") + "\\\\]", "gu");
+  const SHORT = new Map([["\n", "\\n"], ["\r", "\\r"], ["\t", "\\t"], ["\\", "\\\\"]]);
+  const hex = (n, w) => n.toString(16).padStart(w, "0");
+  const escCode = (n) => (n < 0x100 ? "\\x" + hex(n, 2) : n < 0x10000 ? "\\u" + hex(n, 4) : "\\U" + hex(n, 8));
+  const escChar = (c) => SHORT.get(c) || escCode(c.codePointAt(0));
   const show = (v) => str(v).replace(HIDDEN, escChar);
   const showLines = (v) => str(v).split("\n").map(show).join("\n");   // a stack trace keeps its line ends
-  const clip = (s) => (s.length > LABEL_MAX ? s.slice(0, LABEL_MAX - 1) + "\u2026" : s);
+  // a shown text cut to LABEL_MAX code points, never inside an escape (each one unit) or a surrogate pair
+  const UNITS = /\\(?:[\\nrt]|x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})|[^]/gu;
+  const width = (u) => (u.codePointAt(0) > 0xffff ? 1 : u.length);   // an escape is ASCII, a pair one point
+  const clip = (s) => {
+    const units = s.match(UNITS) || [];
+    if (units.reduce((n, u) => n + width(u), 0) <= LABEL_MAX) return s;
+    let out = "", used = 0;
+    for (const u of units) { if ((used += width(u)) > LABEL_MAX - 1) break; out += u; }
+    return out + "\u2026";
+  };
   const kindClass = (k) => "k-" + (KINDS.has(k) ? k : "other");
   const statusOf = (s) => (STATUSES.has(s) ? s : null);
   const $ = (id) => document.getElementById(id);
@@ -181,7 +193,7 @@
     const drawn = [];
     edges.forEach((e) => {
       if (!e.calls && fanout.get(e.u) > FANOUT && !copied.has(e.u)) { dropped += 1; return; }
-      const text = clip(e.text) + (e.count > 1 ? " \u00d7" + e.count : "");
+      const text = clip(show(e.text)) + (e.count > 1 ? " \u00d7" + e.count : "");
       let u = e.u;
       if (copied.has(e.u)) {   // a copy of the source next to this user
         const src = g.node(e.u), lines = ["\u2197 " + (src.group ? src.lines[0] : src.lines[src.lines.length - 1])];
@@ -253,7 +265,7 @@
       const lab = sv("g", { class: "elabel" });
       lab.appendChild(sv("rect", { x: e.x - e.width / 2, y: e.y - 7, width: e.width, height: 14, rx: 3 }));
       const t = sv("text", { x: e.x, y: e.y + 3.5, "text-anchor": "middle" });
-      t.textContent = show(e.text);
+      t.textContent = e.text;   // shown and clipped when laid out
       lab.appendChild(t);
       layers[2].appendChild(lab);
     }

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import sys
+import threading
 
 import pytest
 import torch
@@ -263,6 +264,39 @@ def test_failed_write_leaves_the_old_page(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     assert main(["view", str(CORPUS / "2.14.1" / "cond.pt2"), "-o", str(out)]) == 0
     assert out.read_text() != "the old page" and os.listdir(tmp_path) == ["page.html"]
+
+
+def test_view_writes_to_stdout_and_streams_to_a_pipe(tmp_path, monkeypatch):
+    """Round 2 of issue 16, finding 4: ``-o -`` and ``/dev/stdout`` are stdout, a fifo is written as a stream
+    (no temporary file renamed over it), and the "wrote" line goes to stderr when stdout holds the page."""
+    src = str(CORPUS / "2.14.1" / "cond.pt2")
+    for out in ("-", "/dev/stdout"):
+        proc = run_cli("view", src, "-o", out, cwd=str(tmp_path))
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("<!DOCTYPE html>") and proc.stdout.rstrip().endswith("</html>")
+        assert proc.stderr.startswith(f"wrote {out}: program model") and os.listdir(tmp_path) == []
+    with open(tmp_path / "redirected.html", "w") as f:   # stdout redirected to the page's own path
+        monkeypatch.setattr(sys, "stdout", f)
+        monkeypatch.setattr(sys, "stderr", io.StringIO())
+        assert main(["view", src, "-o", str(tmp_path / "redirected.html")]) == 0
+        monkeypatch.undo()
+    assert (tmp_path / "redirected.html").read_text().startswith("<!DOCTYPE html>")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert main(["view", src, "-o", str(fifo)]) == 0
+    reader.join(30)
+    assert got and got[0].startswith(b"<!DOCTYPE html>") and sorted(os.listdir(tmp_path)) == ["fifo", "redirected.html"]
+
+
+def test_diff_refuses_a_page_on_stdout(tmp_path):
+    same = str(CORPUS / "2.14.1" / "mlp.pt2")
+    proc = run_cli("diff", same, same, "--html", "-", cwd=str(tmp_path))
+    assert proc.returncode == 2 and "refusing to write the page to standard output (-)" in proc.stderr
+    assert proc.stdout == "" and os.listdir(tmp_path) == []
 
 
 def test_diff_html_keeps_the_exit_code(tmp_path):

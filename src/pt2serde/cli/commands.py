@@ -215,6 +215,9 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
     if args.html is not None and (code := _same_file("diff", args.html, [args.a, args.b])) is not None:
         return code
+    if args.html is not None and _page_to_stdout(args.html):
+        _err(f"pt2serde diff: refusing to write the page to standard output ({args.html}): the report goes there")
+        return 2
     a, code = _open("diff", args.a)
     if a is None:
         return code
@@ -248,12 +251,41 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- view
 
 
+def _page_to_stdout(path: str) -> bool:
+    """Whether the page ``path`` names this process's standard output: ``-``, or a path to the
+    same file (``/dev/stdout``, ``/proc/self/fd/1``, the file stdout is redirected to)."""
+    if path == "-":
+        return True
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):  # no such path, or no real stdout (a test's capture)
+        return False
+
+
 def _write_page(model: dict, path: str) -> None:
-    """The page of a view model, written atomically (a failure leaves an existing file as it was)."""
+    """The page of a view model: to stdout when ``path`` names it (:func:`_page_to_stdout`), as a
+    stream to an existing target that is not a regular file (a pipe, a character device), else
+    atomically (a failure leaves an existing file as it was)."""
+    import stat
+
     from ..format.archive_write import write_file_atomically
     from .view_page import render_page  # the page: its template, script and layout library
 
-    write_file_atomically(path, render_page(model).encode("utf-8", "surrogatepass"))
+    data = render_page(model).encode("utf-8", "surrogatepass")
+    if _page_to_stdout(path):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        stream = not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # not there yet: a new regular file
+        stream = False
+    if stream:
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    write_file_atomically(path, data)
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
@@ -276,7 +308,8 @@ def _cmd_view(args: argparse.Namespace) -> int:
         _err(f"pt2serde view: cannot write {out}: {e}")
         return 2
     nodes = sum(len(g["nodes"]) for g in model["graphs"])
-    _out(f"wrote {out}: program {model['program']}, {nodes} nodes in {len(model['graphs'])} graph"
+    say = _err if _page_to_stdout(out) else _out   # stdout holds the page itself
+    say(f"wrote {out}: program {model['program']}, {nodes} nodes in {len(model['graphs'])} graph"
          f"{'s' if len(model['graphs']) != 1 else ''} ({model['verdict']['text']})")
     return 0
 

@@ -10,7 +10,7 @@ exactly as in the file: escaping is the page's job, done once.
 The model is linear in the document (since format 2): each value's label is held once per graph
 (``graph.values``), edges and node outputs name the value only; argument texts, value and signature labels
 and notes are clipped at :data:`MAX_TEXT` (names, targets, stack traces and metadata are kept
-whole, each held once); a storage several weights view is listed once (``storages``), each weight
+whole: the document holds each as often as the model does); a storage several weights view is listed once (``storages``), each weight
 row naming its group; integers (ranges, sizes, byte counts) travel as decimal strings, so a
 page prints them exactly, however large.
 

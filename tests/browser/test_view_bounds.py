@@ -131,6 +131,31 @@ def test_opening_groups_spends_the_budget(open_page):
     _clean(loaded)
 
 
+def deep_wide(levels, width):
+    """A staircase of nested modules, each level holding `width` nodes and the next module (r8_deep_wide_path)."""
+    nodes = [_op(f"g0/{lv}_{w}", f"n{lv}_{w}", ["m"] + [f"l{j}" for j in range(lv)])
+             for lv in range(levels) for w in range(width)]
+    return _program(nodes, [{"from": f"g0/{lv}_{w - 1}", "to": f"g0/{lv}_{w}", "label": "f32[1]"}
+                            for lv in range(levels) for w in range(1, width)])
+
+
+def test_a_search_down_a_deep_wide_path_stays_within_the_budget(open_page):
+    """The path to the hit alone is over OPEN_LIMIT: its outer levels show one "k other items" box each."""
+    loaded = open_page(render_page(deep_wide(30, 60)))
+    page = loaded.page
+    assert loaded.ready_ms() < 3000, loaded.ready_ms()
+    assert _search(page, "n29_59") < 3
+    assert page.text_content("#hits") == "1 of 1"
+    assert page.locator("#viewport .node[data-key='n:g0/29_59'].selected").count() == 1
+    assert page.locator(DRAWN).count() <= OPEN_LIMIT + 2
+    others = page.eval_on_selector_all("#viewport .node.group text", "(es) => es.map((e) => e.textContent)")
+    assert "60 other items" in others and len(others) >= 20, others
+    page.locator("#viewport .node.group", has_text="60 other items").first.dispatch_event("click")  # opens that level
+    assert page.locator(DRAWN).count() <= OPEN_LIMIT + 2
+    assert page.locator("#viewport .node[data-key^='n:g0/']").count() >= 60
+    _clean(loaded)
+
+
 LOOKALIKES = ["a b", "a  b", "a b ", "a\tb", "a\u200bb", "ab", "a\x00b", "a\u2028b", "a\ufeffb", "\u202elumtam"]
 
 

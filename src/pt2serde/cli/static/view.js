@@ -84,27 +84,39 @@
   }
   initialExpansion();
 
-  function unitOf(id) {   // the box that shows node `id`: itself, or its outermost collapsed group
-    let unit = "n:" + id;
-    for (let p = nodeGroup.get(id); p; p = p.parent) if (!expanded.has(p.key)) unit = "g:" + p.key;
+  const narrow = new Map();   // open group key -> its one item drawn; its other items are one "k other items" box
+  const shownItems = (grp) => (narrow.has(grp.key) ? [narrow.get(grp.key)] : grp.items);
+  function unitOf(id) {   // the box that shows node `id`: itself, its outermost collapsed group, or an "other items" box
+    let unit = "n:" + id, child = id;
+    for (let p = nodeGroup.get(id); p; child = p, p = p.parent) {
+      if (!expanded.has(p.key)) unit = "g:" + p.key;
+      else if (narrow.has(p.key) && narrow.get(p.key) !== child) unit = "o:" + p.key;
+    }
     return unit;
   }
   function openGroups() {   // the open groups that are drawn (their parents open too), outermost first
     const out = [root];
     for (let i = 0; i < out.length; i += 1) {
-      out[i].items.forEach((it) => { if (it instanceof Group && expanded.has(it.key)) out.push(it); });
+      shownItems(out[i]).forEach((it) => { if (it instanceof Group && expanded.has(it.key)) out.push(it); });
     }
     return out;
   }
-  const cost = (open) => open.reduce((sum, grp) => sum + grp.items.length, 0);
-  // Open `grp` and its parents; then close other groups, innermost first, until what is drawn fits OPEN_LIMIT.
+  // what an open group draws: its cluster and its items (a narrowed one: one item and the "other items" box)
+  const cost = (open) => open.reduce((sum, grp) => sum + 1 + (narrow.has(grp.key) ? 2 : grp.items.length), 0);
+  // Open `grp` and its parents; then close other groups, innermost first, until what is drawn fits OPEN_LIMIT;
+  // if the path alone is over, its outer levels are narrowed (outermost first) to the next level on the path.
   function open(grp) {
-    const keep = new Set();
-    for (let p = grp; p; p = p.parent) { keep.add(p); expanded.add(p.key); }
+    narrow.clear();
+    const path = [];
+    for (let p = grp; p; p = p.parent) { path.unshift(p); expanded.add(p.key); }
+    const keep = new Set(path);
     for (let drawn = openGroups(); cost(drawn) > OPEN_LIMIT; drawn = openGroups()) {
       const other = drawn.filter((g) => !keep.has(g)).sort((a, b) => b.depth - a.depth)[0];
       if (other === undefined) break;
       expanded.delete(other.key);
+    }
+    for (let i = 0; i + 1 < path.length && cost(openGroups()) > OPEN_LIMIT; i += 1) {
+      if (path[i].items.length > 2) narrow.set(path[i].key, path[i + 1]);
     }
   }
   function reveal(id) { open(nodeGroup.get(id)); }
@@ -127,7 +139,12 @@
     const queue = [[root, null, 0]];   // [group, its cluster's key, drawn depth]: no recursion
     for (let q = 0; q < queue.length; q += 1) {
       const [grp, cluster, depth] = queue[q];
-      for (const it of grp.items) {
+      if (narrow.has(grp.key)) {
+        const lines = [grp.items.length - 1 + " other items"];
+        g.setNode("o:" + grp.key, { group: grp, lines, width: boxWidth(lines), height: BOX_H });
+        if (cluster) g.setParent("o:" + grp.key, cluster);
+      }
+      for (const it of shownItems(grp)) {
         let key, label;
         if (it instanceof Group) {
           key = "g:" + it.key;
@@ -297,7 +314,7 @@
   function unitKey(sel) { return sel.startsWith("n:") ? unitOf(sel.slice(2)) : sel; }
 
   function clickBox(k) {
-    if (k.startsWith("g:")) {
+    if (k.startsWith("g:") || k.startsWith("o:")) {   // a collapsed group, or the other items of a narrowed one
       const grp = groups.get(k.slice(2));
       open(grp);
       const first = grp.items[0];

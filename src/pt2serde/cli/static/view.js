@@ -10,7 +10,7 @@
   const DRAW_DEPTH = 16;   // open clusters nested deeper are drawn flat (dagre recurses once per level)
   const FANOUT = 8;        // a box with more users is drawn again next to each (no edges across the graph)
   const FANOUT_CAP = 24;   // ... up to this many users (and copies within LIMIT): else one "k users" box
-  const WORK = 8000;       // dagre's work (boxes + ranks spanned by the edges): longest edges dropped above
+  const WORK = 8000;       // dagre's work (boxes, ranks spanned by edges and clusters): widest clusters flat, then longest edges out
   const LABEL_MAX = 34;    // characters of a name drawn in a box (the panel shows all of it)
   const CHAR_W = 6.7, BOX_H = 26, SVGNS = "http://www.w3.org/2000/svg";
   const KINDS = new Map([["parameter", "parameter"], ["buffer", "buffer"], ["constant", "constant"],
@@ -18,7 +18,7 @@
     ["output", "output"]]);
   const STATUSES = new Map([["added", "added"], ["removed", "removed"], ["changed", "changed"]]);
 
-  const { str, arr, obj, Group, groupTree } = viewGroups;
+  const { str, arr, obj, Group, groupTree, fitWork } = viewGroups;
   // A string from the file as the page shows it: controls, bidi controls, zero-width characters, line
   // separators and lone surrogates as visible escapes (as cli/term.py writes them for a terminal).
   const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
@@ -208,42 +208,11 @@
       }
       drawn.push([u, e.v, { text, calls: e.calls, width: text.length * 6 + 6, height: 14, labelpos: "c" }]);
     });
-    dropped += trimLongEdges(g, drawn);
+    dropped += fitWork(g, drawn, WORK);
     drawn.forEach(([u, v, label]) => g.setEdge(u, v, label));
     g.graph().dropped = dropped;
     dagre.layout(g);
     return g;
-  }
-
-  // dagre adds a box per rank an edge spans (two with its label): estimate that work by longest-path
-  // ranks and leave out the longest edges while it is over WORK. Returns how many were left out.
-  function trimLongEdges(g, drawn) {
-    const rank = new Map(), indeg = new Map(), out = new Map();
-    g.nodes().forEach((k) => { indeg.set(k, 0); out.set(k, []); });
-    g.edges().concat(drawn.map(([v, w]) => ({ v, w }))).forEach(({ v, w }) => { out.get(v).push(w); indeg.set(w, indeg.get(w) + 1); });
-    const ready = g.nodes().filter((k) => indeg.get(k) === 0);
-    ready.forEach((k) => rank.set(k, 0));
-    for (let i = 0; i < ready.length; i += 1) {
-      const r = rank.get(ready[i]);
-      out.get(ready[i]).forEach((w) => {
-        rank.set(w, Math.max(rank.get(w) || 0, r + 1));
-        indeg.set(w, indeg.get(w) - 1);
-        if (indeg.get(w) === 0) ready.push(w);
-      });
-    }
-    const span = ([u, v]) => 2 * Math.max(1, (rank.get(v) || 0) - (rank.get(u) || 0));
-    let work = g.nodeCount() + drawn.reduce((sum, e) => sum + span(e), 0), cut = 0;
-    if (work <= WORK) return 0;
-    const order = drawn.map((e, i) => [span(e), i]).sort((a, b) => b[0] - a[0]);
-    const gone = new Set();
-    for (const [sp, i] of order) {
-      if (work <= WORK) break;
-      if (drawn[i][2].calls) continue;
-      gone.add(i); work -= sp; cut += 1;
-    }
-    const kept = drawn.filter((_, i) => !gone.has(i));
-    drawn.length = 0; kept.forEach((e) => drawn.push(e));
-    return cut;
   }
 
   function draw(g) {
@@ -302,7 +271,8 @@
     const shown = g.nodes().filter((k) => !g.node(k).cluster && !g.node(k).ref).length;
     const cut = g.graph().dropped;
     $("status").textContent = nodes.size + " nodes in " + graphs.length + " graph(s); " + shown + " boxes shown" +
-      (cut ? "; " + cut + " edges not drawn (too many to lay out: click a box to see its inputs)" : "");
+      (cut ? "; " + cut + " edges not drawn (too many to lay out: click a box to see its inputs)" : "") +
+      (g.graph().flat ? "; " + g.graph().flat + " open groups drawn without their frame (too many to lay out)" : "");
   }
 
   function refresh(focusKey) {

@@ -156,6 +156,29 @@ def test_a_search_down_a_deep_wide_path_stays_within_the_budget(open_page):
     _clean(loaded)
 
 
+def tall_clusters(chain, pairs):
+    """A chain in module `chain` and two-node modules w.kK reading near its top and its bottom (r5b_accumulate)."""
+    nodes = [_op(f"g0/c{c}", f"c{c}", ["chain"]) for c in range(chain)]
+    edges = [{"from": f"g0/c{c - 1}", "to": f"g0/c{c}", "label": "f32[1]"} for c in range(1, chain)]
+    for k in range(pairs):
+        nodes += [_op(f"g0/top{k}", f"top{k}", ["w", f"w.k{k}"]), _op(f"g0/bot{k}", f"bot{k}", ["w", f"w.k{k}"])]
+        edges += [{"from": f"g0/c{k // 6}", "to": f"g0/top{k}", "label": "f32[1]"},
+                  {"from": f"g0/c{chain - 2 - k // 6}", "to": f"g0/bot{k}", "label": "f32[1]"}]
+    return _program(nodes, edges)
+
+
+def test_repeated_searches_opening_tall_clusters_stay_fast(open_page):
+    """Each search opens one more cluster spanning the chain's height: their borders count in the work."""
+    loaded = open_page(render_page(tall_clusters(130, 60)))
+    page = loaded.page
+    for k in range(60):
+        assert _search(page, "top") < 3, k
+        assert page.locator(f"#viewport .node[data-key='n:g0/top{k}'].selected").count() == 1
+    assert page.locator("#viewport .cluster").count() <= 36  # most span > 110 ranks: borders within view.js WORK (8000)
+    assert "drawn without their frame" in page.text_content("#status")
+    _clean(loaded)
+
+
 LOOKALIKES = ["a b", "a  b", "a b ", "a\tb", "a\u200bb", "ab", "a\x00b", "a\u2028b", "a\ufeffb", "\u202elumtam"]
 
 

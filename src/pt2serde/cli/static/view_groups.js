@@ -138,9 +138,9 @@ const viewGroups = (function () {
     return { graphById, nodes, callers, topId, root, groups, nodeGroup, containers };
   }
   // dagre's work, estimated with longest-path ranks: a box per node, two per rank an edge spans (one, and one
-  // more for its label) and two per rank an open cluster spans (its left and right borders). While over
-  // `budget`, the clusters spanning most ranks are drawn flat (their items go to the enclosing cluster), then
-  // the longest edges are left out. `drawn` ([u, v, label], edges not yet in g) is trimmed in place; returns
+  // more for its label) and two per rank an open cluster spans (its left and right borders; the nesting graph
+  // adds a top and a bottom rank per level it is nested in). While over `budget`, the clusters costing most
+  // are drawn flat (their items go to the enclosing cluster), then the longest edges are left out. `drawn` ([u, v, label], edges not yet in g) is trimmed in place; returns
   // how many edges were left out, and sets g.graph().flat to how many clusters were drawn flat.
   function fitWork(g, drawn, budget) {
     const rank = new Map(), indeg = new Map(), out = new Map();
@@ -166,7 +166,8 @@ const viewGroups = (function () {
       }
     });
     const span = ([u, v]) => 2 * Math.max(1, (rank.get(v) || 0) - (rank.get(u) || 0));
-    const border = Array.from(range, ([c, [lo, hi]]) => [2 * (hi - lo + 1), c]).sort((a, b) => b[0] - a[0]);
+    const depth = (c) => { let d = 0; for (let p = g.parent(c); p; p = g.parent(p)) d += 1; return d; };
+    const border = Array.from(range, ([c, [lo, hi]]) => [2 * (hi - lo + 1 + 2 * depth(c)), c]).sort((a, b) => b[0] - a[0]);
     let work = g.nodeCount() + drawn.reduce((sum, e) => sum + span(e), 0) + border.reduce((sum, [w]) => sum + w, 0);
     g.graph().flat = 0;
     for (const [w, c] of border) {

@@ -131,6 +131,54 @@ def test_opening_groups_spends_the_budget(open_page):
     _clean(loaded)
 
 
+def deep_wide(levels, width):
+    """A staircase of nested modules, each level holding `width` nodes and the next module (r8_deep_wide_path)."""
+    nodes = [_op(f"g0/{lv}_{w}", f"n{lv}_{w}", ["m"] + [f"l{j}" for j in range(lv)])
+             for lv in range(levels) for w in range(width)]
+    return _program(nodes, [{"from": f"g0/{lv}_{w - 1}", "to": f"g0/{lv}_{w}", "label": "f32[1]"}
+                            for lv in range(levels) for w in range(1, width)])
+
+
+def test_a_search_down_a_deep_wide_path_stays_within_the_budget(open_page):
+    """The path to the hit alone is over OPEN_LIMIT: its outer levels show one "k other items" box each."""
+    loaded = open_page(render_page(deep_wide(30, 60)))
+    page = loaded.page
+    assert loaded.ready_ms() < 3000, loaded.ready_ms()
+    assert _search(page, "n29_59") < 3
+    assert page.text_content("#hits") == "1 of 1"
+    assert page.locator("#viewport .node[data-key='n:g0/29_59'].selected").count() == 1
+    assert page.locator(DRAWN).count() <= OPEN_LIMIT + 2
+    others = page.eval_on_selector_all("#viewport .node.group text", "(es) => es.map((e) => e.textContent)")
+    assert "60 other items" in others and len(others) >= 20, others
+    page.locator("#viewport .node.group", has_text="60 other items").first.dispatch_event("click")  # opens that level
+    assert page.locator(DRAWN).count() <= OPEN_LIMIT + 2
+    assert page.locator("#viewport .node[data-key^='n:g0/']").count() >= 60
+    _clean(loaded)
+
+
+def tall_clusters(chain, pairs):
+    """A chain in module `chain` and two-node modules w.kK reading near its top and its bottom (r5b_accumulate)."""
+    nodes = [_op(f"g0/c{c}", f"c{c}", ["chain"]) for c in range(chain)]
+    edges = [{"from": f"g0/c{c - 1}", "to": f"g0/c{c}", "label": "f32[1]"} for c in range(1, chain)]
+    for k in range(pairs):
+        nodes += [_op(f"g0/top{k}", f"top{k}", ["w", f"w.k{k}"]), _op(f"g0/bot{k}", f"bot{k}", ["w", f"w.k{k}"])]
+        edges += [{"from": f"g0/c{k // 6}", "to": f"g0/top{k}", "label": "f32[1]"},
+                  {"from": f"g0/c{chain - 2 - k // 6}", "to": f"g0/bot{k}", "label": "f32[1]"}]
+    return _program(nodes, edges)
+
+
+def test_repeated_searches_opening_tall_clusters_stay_fast(open_page):
+    """Each search opens one more cluster spanning the chain's height: their borders count in the work."""
+    loaded = open_page(render_page(tall_clusters(130, 60)))
+    page = loaded.page
+    for k in range(60):
+        assert _search(page, "top") < 3, k
+        assert page.locator(f"#viewport .node[data-key='n:g0/top{k}'].selected").count() == 1
+    assert page.locator("#viewport .cluster").count() <= 36  # most span > 110 ranks: borders within view.js WORK (8000)
+    assert "drawn without their frame" in page.text_content("#status")
+    _clean(loaded)
+
+
 LOOKALIKES = ["a b", "a  b", "a b ", "a\tb", "a\u200bb", "ab", "a\x00b", "a\u2028b", "a\ufeffb", "\u202elumtam"]
 
 

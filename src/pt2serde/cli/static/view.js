@@ -10,7 +10,7 @@
   const DRAW_DEPTH = 16;   // open clusters nested deeper are drawn flat (dagre recurses once per level)
   const FANOUT = 8;        // a box with more users is drawn again next to each (no edges across the graph)
   const FANOUT_CAP = 24;   // ... up to this many users (and copies within LIMIT): else one "k users" box
-  const WORK = 8000;       // dagre's work (boxes + ranks spanned by the edges): longest edges dropped above
+  const WORK = 8000;       // dagre's work (boxes, ranks spanned by edges and clusters): widest clusters flat, then longest edges out
   const LABEL_MAX = 34;    // characters of a name drawn in a box (the panel shows all of it)
   const CHAR_W = 6.7, BOX_H = 26, SVGNS = "http://www.w3.org/2000/svg";
   const KINDS = new Map([["parameter", "parameter"], ["buffer", "buffer"], ["constant", "constant"],
@@ -18,7 +18,7 @@
     ["output", "output"]]);
   const STATUSES = new Map([["added", "added"], ["removed", "removed"], ["changed", "changed"]]);
 
-  const { str, arr, obj, Group, groupTree } = viewGroups;
+  const { str, arr, obj, Group, groupTree, fitWork } = viewGroups;
   // A string from the file as the page shows it: every character of HIDDEN_RANGES (cli/term.py's table,
   // which view_page puts before this script) as a visible escape, as term.escape writes them for a terminal, and
   // a backslash as \\ (no forged escape). With the u flag a surrogate pair is one character: only lone ones match.
@@ -96,27 +96,39 @@
   }
   initialExpansion();
 
-  function unitOf(id) {   // the box that shows node `id`: itself, or its outermost collapsed group
-    let unit = "n:" + id;
-    for (let p = nodeGroup.get(id); p; p = p.parent) if (!expanded.has(p.key)) unit = "g:" + p.key;
+  const narrow = new Map();   // open group key -> its one item drawn; its other items are one "k other items" box
+  const shownItems = (grp) => (narrow.has(grp.key) ? [narrow.get(grp.key)] : grp.items);
+  function unitOf(id) {   // the box that shows node `id`: itself, its outermost collapsed group, or an "other items" box
+    let unit = "n:" + id, child = id;
+    for (let p = nodeGroup.get(id); p; child = p, p = p.parent) {
+      if (!expanded.has(p.key)) unit = "g:" + p.key;
+      else if (narrow.has(p.key) && narrow.get(p.key) !== child) unit = "o:" + p.key;
+    }
     return unit;
   }
   function openGroups() {   // the open groups that are drawn (their parents open too), outermost first
     const out = [root];
     for (let i = 0; i < out.length; i += 1) {
-      out[i].items.forEach((it) => { if (it instanceof Group && expanded.has(it.key)) out.push(it); });
+      shownItems(out[i]).forEach((it) => { if (it instanceof Group && expanded.has(it.key)) out.push(it); });
     }
     return out;
   }
-  const cost = (open) => open.reduce((sum, grp) => sum + grp.items.length, 0);
-  // Open `grp` and its parents; then close other groups, innermost first, until what is drawn fits OPEN_LIMIT.
+  // what an open group draws: its cluster and its items (a narrowed one: one item and the "other items" box)
+  const cost = (open) => open.reduce((sum, grp) => sum + 1 + (narrow.has(grp.key) ? 2 : grp.items.length), 0);
+  // Open `grp` and its parents; then close other groups, innermost first, until what is drawn fits OPEN_LIMIT;
+  // if the path alone is over, its outer levels are narrowed (outermost first) to the next level on the path.
   function open(grp) {
-    const keep = new Set();
-    for (let p = grp; p; p = p.parent) { keep.add(p); expanded.add(p.key); }
+    narrow.clear();
+    const path = [];
+    for (let p = grp; p; p = p.parent) { path.unshift(p); expanded.add(p.key); }
+    const keep = new Set(path);
     for (let drawn = openGroups(); cost(drawn) > OPEN_LIMIT; drawn = openGroups()) {
       const other = drawn.filter((g) => !keep.has(g)).sort((a, b) => b.depth - a.depth)[0];
       if (other === undefined) break;
       expanded.delete(other.key);
+    }
+    for (let i = 0; i + 1 < path.length && cost(openGroups()) > OPEN_LIMIT; i += 1) {
+      if (path[i].items.length > 2) narrow.set(path[i].key, path[i + 1]);
     }
   }
   function reveal(id) { open(nodeGroup.get(id)); }
@@ -139,7 +151,12 @@
     const queue = [[root, null, 0]];   // [group, its cluster's key, drawn depth]: no recursion
     for (let q = 0; q < queue.length; q += 1) {
       const [grp, cluster, depth] = queue[q];
-      for (const it of grp.items) {
+      if (narrow.has(grp.key)) {
+        const lines = [grp.items.length - 1 + " other items"];
+        g.setNode("o:" + grp.key, { group: grp, lines, width: boxWidth(lines), height: BOX_H });
+        if (cluster) g.setParent("o:" + grp.key, cluster);
+      }
+      for (const it of shownItems(grp)) {
         let key, label;
         if (it instanceof Group) {
           key = "g:" + it.key;
@@ -203,42 +220,11 @@
       }
       drawn.push([u, e.v, { text, calls: e.calls, width: text.length * 6 + 6, height: 14, labelpos: "c" }]);
     });
-    dropped += trimLongEdges(g, drawn);
+    dropped += fitWork(g, drawn, WORK);
     drawn.forEach(([u, v, label]) => g.setEdge(u, v, label));
     g.graph().dropped = dropped;
     dagre.layout(g);
     return g;
-  }
-
-  // dagre adds a box per rank an edge spans (two with its label): estimate that work by longest-path
-  // ranks and leave out the longest edges while it is over WORK. Returns how many were left out.
-  function trimLongEdges(g, drawn) {
-    const rank = new Map(), indeg = new Map(), out = new Map();
-    g.nodes().forEach((k) => { indeg.set(k, 0); out.set(k, []); });
-    g.edges().concat(drawn.map(([v, w]) => ({ v, w }))).forEach(({ v, w }) => { out.get(v).push(w); indeg.set(w, indeg.get(w) + 1); });
-    const ready = g.nodes().filter((k) => indeg.get(k) === 0);
-    ready.forEach((k) => rank.set(k, 0));
-    for (let i = 0; i < ready.length; i += 1) {
-      const r = rank.get(ready[i]);
-      out.get(ready[i]).forEach((w) => {
-        rank.set(w, Math.max(rank.get(w) || 0, r + 1));
-        indeg.set(w, indeg.get(w) - 1);
-        if (indeg.get(w) === 0) ready.push(w);
-      });
-    }
-    const span = ([u, v]) => 2 * Math.max(1, (rank.get(v) || 0) - (rank.get(u) || 0));
-    let work = g.nodeCount() + drawn.reduce((sum, e) => sum + span(e), 0), cut = 0;
-    if (work <= WORK) return 0;
-    const order = drawn.map((e, i) => [span(e), i]).sort((a, b) => b[0] - a[0]);
-    const gone = new Set();
-    for (const [sp, i] of order) {
-      if (work <= WORK) break;
-      if (drawn[i][2].calls) continue;
-      gone.add(i); work -= sp; cut += 1;
-    }
-    const kept = drawn.filter((_, i) => !gone.has(i));
-    drawn.length = 0; kept.forEach((e) => drawn.push(e));
-    return cut;
   }
 
   function draw(g) {
@@ -297,7 +283,8 @@
     const shown = g.nodes().filter((k) => !g.node(k).cluster && !g.node(k).ref).length;
     const cut = g.graph().dropped;
     $("status").textContent = nodes.size + " nodes in " + graphs.length + " graph(s); " + shown + " boxes shown" +
-      (cut ? "; " + cut + " edges not drawn (too many to lay out: click a box to see its inputs)" : "");
+      (cut ? "; " + cut + " edges not drawn (too many to lay out: click a box to see its inputs)" : "") +
+      (g.graph().flat ? "; " + g.graph().flat + " open groups drawn without their frame (too many to lay out)" : "");
   }
 
   function refresh(focusKey) {
@@ -309,7 +296,7 @@
   function unitKey(sel) { return sel.startsWith("n:") ? unitOf(sel.slice(2)) : sel; }
 
   function clickBox(k) {
-    if (k.startsWith("g:")) {
+    if (k.startsWith("g:") || k.startsWith("o:")) {   // a collapsed group, or the other items of a narrowed one
       const grp = groups.get(k.slice(2));
       open(grp);
       const first = grp.items[0];

@@ -137,5 +137,55 @@ const viewGroups = (function () {
     nodeGroup.forEach((grp) => { for (let p = grp; p; p = p.parent) p.count += 1; });
     return { graphById, nodes, callers, topId, root, groups, nodeGroup, containers };
   }
-  return { str, arr, obj, Group, groupTree };
+  // dagre's work, estimated with longest-path ranks: a box per node, two per rank an edge spans (one, and one
+  // more for its label) and two per rank an open cluster spans (its left and right borders; the nesting graph
+  // adds a top and a bottom rank per level it is nested in). While over `budget`, the clusters costing most
+  // are drawn flat (their items go to the enclosing cluster), then the longest edges are left out. `drawn` ([u, v, label], edges not yet in g) is trimmed in place; returns
+  // how many edges were left out, and sets g.graph().flat to how many clusters were drawn flat.
+  function fitWork(g, drawn, budget) {
+    const rank = new Map(), indeg = new Map(), out = new Map();
+    g.nodes().forEach((k) => { indeg.set(k, 0); out.set(k, []); });
+    g.edges().concat(drawn.map(([v, w]) => ({ v, w }))).forEach(({ v, w }) => { out.get(v).push(w); indeg.set(w, indeg.get(w) + 1); });
+    const ready = g.nodes().filter((k) => indeg.get(k) === 0);
+    ready.forEach((k) => rank.set(k, 0));
+    for (let i = 0; i < ready.length; i += 1) {
+      const r = rank.get(ready[i]);
+      out.get(ready[i]).forEach((w) => {
+        rank.set(w, Math.max(rank.get(w) || 0, r + 1));
+        indeg.set(w, indeg.get(w) - 1);
+        if (indeg.get(w) === 0) ready.push(w);
+      });
+    }
+    const range = new Map();   // cluster -> [lowest, highest] rank of the boxes inside it
+    g.nodes().forEach((k) => {
+      if (g.node(k).cluster) return;
+      const r = rank.get(k) || 0;
+      for (let p = g.parent(k); p; p = g.parent(p)) {
+        const [lo, hi] = range.get(p) || [r, r];
+        range.set(p, [Math.min(lo, r), Math.max(hi, r)]);
+      }
+    });
+    const span = ([u, v]) => 2 * Math.max(1, (rank.get(v) || 0) - (rank.get(u) || 0));
+    const depth = (c) => { let d = 0; for (let p = g.parent(c); p; p = g.parent(p)) d += 1; return d; };
+    const border = Array.from(range, ([c, [lo, hi]]) => [2 * (hi - lo + 1 + 2 * depth(c)), c]).sort((a, b) => b[0] - a[0]);
+    let work = g.nodeCount() + drawn.reduce((sum, e) => sum + span(e), 0) + border.reduce((sum, [w]) => sum + w, 0);
+    g.graph().flat = 0;
+    for (const [w, c] of border) {
+      if (work <= budget) break;
+      g.children(c).forEach((k) => g.setParent(k, g.parent(c)));
+      g.removeNode(c); work -= w + 1; g.graph().flat += 1;
+    }
+    if (work <= budget) return 0;
+    const order = drawn.map((e, i) => [span(e), i]).sort((a, b) => b[0] - a[0]);
+    const gone = new Set();
+    for (const [sp, i] of order) {
+      if (work <= budget) break;
+      if (drawn[i][2].calls) continue;
+      gone.add(i); work -= sp;
+    }
+    const kept = drawn.filter((_, i) => !gone.has(i));
+    drawn.length = 0; kept.forEach((e) => drawn.push(e));
+    return gone.size;
+  }
+  return { str, arr, obj, Group, groupTree, fitWork };
 })();

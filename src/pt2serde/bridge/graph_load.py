@@ -88,6 +88,10 @@ class GraphDeserializer:
         self.scope: _Scope | None = None
         self._top_scope: _Scope | None = None
         self._meta_cache: dict = {}
+        #: per load: target name -> resolved callable, operator -> argument plan (the
+        #: dispatcher's registry is asked once per distinct target, not once per node)
+        self._targets: dict[str, Any] = {}
+        self._plans: dict[torch._ops.OpOverload, tuple] = {}
 
     def __repr__(self) -> str:
         n = 0 if self.scope is None else len(self.scope.nodes)
@@ -164,7 +168,8 @@ class GraphDeserializer:
         scope = self.scope
         if name in scope.nodes:
             raise SerializeError(f"Node {name} has already been deserialized before.")
-        fx_node.name = name
+        if fx_node.name != name:  # the namespace picked another (Node.__setattr__ is costly)
+            fx_node.name = name
         scope.nodes[name] = fx_node
         fx_node.meta["val"] = self._value(name)
 
@@ -251,7 +256,10 @@ class GraphDeserializer:
     # ------------------------------------------------------------------ nodes
 
     def _node(self, wire: schema.Node) -> None:
-        target = resolve_target(wire.target)
+        target = self._targets.get(wire.target) if type(wire.target) is str else None
+        if target is None:
+            target = resolve_target(wire.target)
+            self._targets[wire.target] = target
         g = self.scope.graph
         metadata = decode_metadata(self, wire.metadata, self._meta_cache)
         if target in SYM_OPS or target is torch.ops.aten.item.default:
@@ -288,7 +296,7 @@ class GraphDeserializer:
                 and wire.outputs and wire.outputs[0].type == "as_tensor"
                 else None
             )
-            args, kwargs = self._schema_inputs(op_schema, wire.inputs)
+            args, kwargs = self._schema_inputs(target, op_schema, wire.inputs)
             fx_node = g.create_node("call_function", target, args, kwargs, name)
             self._outputs_of(wire, fx_node, metadata)
         elif callable(target):  # pre-dispatch helpers
@@ -319,34 +327,51 @@ class GraphDeserializer:
                 kwargs[inp.name] = value
         return tuple(args), kwargs
 
-    def _schema_inputs(self, op_schema, inputs: list[schema.NamedArgument]) -> tuple[tuple, dict]:
+    def _plan(self, target, op_schema) -> tuple[frozenset, tuple]:
+        """The schema's argument names, and per argument ``(name, required, is_keyword)``
+        (required: no default and not keyword-only): what :meth:`_schema_inputs` asks of it
+        for every node, worked out once per schema."""
+        plan = self._plans.get(target) if isinstance(target, torch._ops.OpOverload) else None
+        if plan is None:
+            rows = tuple(
+                (a.name, not a.has_default_value() and not a.kwarg_only, keyword.iskeyword(a.name))
+                for a in op_schema.arguments
+            )
+            plan = (frozenset(r[0] for r in rows), rows)
+            if isinstance(target, torch._ops.OpOverload):  # extension targets: their handler's schema, each time
+                self._plans[target] = plan
+        return plan
+
+    def _schema_inputs(self, target, op_schema, inputs: list[schema.NamedArgument]) -> tuple[tuple, dict]:
+        known, rows = self._plan(target, op_schema)
         given = {inp.name: inp for inp in inputs}
-        known = {a.name for a in op_schema.arguments}
-        unknown = [n for n in given if n not in known]
-        if unknown:
+        if not known.issuperset(given):
+            unknown = [n for n in given if n not in known]
             raise SerializeError(f"arguments {unknown} are not in the schema {op_schema}")
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
-        for a in op_schema.arguments:
-            inp = given.get(a.name)
+        positional, keyword_kind = schema.ArgumentKind.POSITIONAL, schema.ArgumentKind.KEYWORD
+        for name, required, is_keyword in rows:
+            inp = given.get(name)
             if inp is None:
-                if not a.has_default_value() and not a.kwarg_only:
-                    raise SerializeError(f"required argument {a.name!r} of {op_schema.name} is missing")
+                if required:
+                    raise SerializeError(f"required argument {name!r} of {op_schema.name} is missing")
                 continue
             value = decode_argument(self, inp.arg)
-            if inp.kind == schema.ArgumentKind.POSITIONAL:
+            kind = inp.kind
+            if kind == positional:
                 args.append(value)
-            elif inp.kind == schema.ArgumentKind.KEYWORD and not keyword.iskeyword(a.name):
-                kwargs[a.name] = value
-            elif keyword.iskeyword(a.name):
+            elif kind == keyword_kind and not is_keyword:
+                kwargs[name] = value
+            elif is_keyword:
                 # cannot be passed by keyword: it and everything before it go positionally
                 args.extend(kwargs.values())
                 kwargs.clear()
                 args.append(value)
-            elif not a.has_default_value() and not a.kwarg_only:
+            elif required:
                 args.append(value)  # old documents without ArgumentKind
             else:
-                kwargs[a.name] = value
+                kwargs[name] = value
         return tuple(args), kwargs
 
     # ---------------------------------------------------------------- outputs

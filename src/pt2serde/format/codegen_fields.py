@@ -203,8 +203,13 @@ def split_module_stack_entry(item: str) -> tuple[str, str, str]:
     in the key as in the path: the key ends at the middle one of the commas before the type.
     An odd number of commas outside brackets (or none) is refused.
     """
-    if "[" not in item and "(" not in item:
-        commas = [i for i, c in enumerate(item) if c == ","]
+    if "[" not in item and "(" not in item:  # most entries: found at C speed
+        n = item.count(",")
+        if n >= 2 and not n % 2:
+            before, ty = item.rsplit(",", 1)
+            path = before.split(",", n // 2)[-1]  # after the key's n/2 - 1 commas and the middle one
+            return before[:len(before) - len(path) - 1], path, ty
+        commas = range(n)  # refused below, with the count
     else:  # PyTorch's reader's count: a closing bracket with none open hides the commas after it
         commas, depth = [], 0
         for i, c in enumerate(item):

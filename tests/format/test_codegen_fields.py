@@ -120,6 +120,17 @@ def test_the_table_names_real_fields_and_known_classes():
     assert not {k.split("[")[0] for k in CODE_FIELDS if "[" not in k} & set(NEVER_CODE)
 
 
+def test_the_walkers_shortcuts_ask_the_right_classes():
+    """The walker asks its memo of accepted values directly for node and value names (one
+    class) and the three comment fields (one class): those fields must share those classes."""
+    from pt2serde.format import codegen_fields as cf
+
+    assert CODE_FIELDS["TensorArgument.name"].kind == CODE_FIELDS["Node.name"].kind == cf._VALUE_NAME
+    assert CODE_FIELDS["Node.target"].kind == cf._CALL_TARGET
+    assert {CODE_FIELDS[f"Node.metadata[{k}]"].kind for k in ("stack_trace", "torch_fn", "source_fn_stack")} \
+        == {cf._COMMENT}
+
+
 # ------------------------------------------------------------------------ the walker
 
 
@@ -163,6 +174,22 @@ def test_keyword_names_of_targets_without_a_schema_are_identifiers(doc):
         ("keyword argument name 'a\\rb' is not a Python identifier", "$.graph_module.graph.nodes[1].inputs[0].name"),
         ("keyword argument name 'from' is not a Python identifier", "$.graph_module.graph.nodes[2].inputs[0].name"),
     ]
+
+
+def test_a_refused_value_is_reported_at_every_use(doc):
+    """Accepted values are remembered (names recur at each use, module stacks on most nodes);
+    refused ones are not: each node that repeats one gets its own problem."""
+    d = copy.deepcopy(doc)
+    nodes = d.graph_module.graph.nodes
+    last = len(nodes) - 1
+    stack = nodes[-1].metadata.get("nn_module_stack")
+    for i in (0, last):
+        nodes[i].metadata["stack_trace"] = "line\rexec('1')"
+        nodes[i].metadata["nn_module_stack"] = 'L__self___lin,lin"),torch.nn.Linear'
+    nodes[last - 1].metadata["nn_module_stack"] = stack  # accepted, then refused entries follow
+    where = [w for _, w in code_field_problems(d)]
+    assert where == [f"$.graph_module.graph.nodes[{i}].metadata.{k}" for i in (0, last)
+                     for k in ("stack_trace", "nn_module_stack")], where
 
 
 def test_validate_lists_every_problem_and_load_raises_the_first(doc):

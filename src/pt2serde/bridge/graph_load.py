@@ -40,7 +40,14 @@ class _Scope:
         self.module = torch.nn.Module()
         self.nodes: dict[str, torch.fx.Node] = {}
         self.wire = graph
-        self.used = _used_names(graph)
+        self._used: set[str] | None = None
+
+    @property
+    def used(self) -> set[str]:
+        """Every value name an argument of this level refers to (walked on first need)."""
+        if self._used is None:
+            self._used = _used_names(self.wire)
+        return self._used
 
 
 def _ref_names(value, out: set) -> None:
@@ -430,7 +437,7 @@ class GraphDeserializer:
 
     def _absent(self, name: str, parent: torch.fx.Node) -> bool:
         """An output the writer named ``<node>_unused_<i>``: it had no getitem node and no reader."""
-        return name not in self.scope.used and name.startswith(f"{parent.name}_unused_")
+        return name.startswith(f"{parent.name}_unused_") and name not in self.scope.used
 
     def _getitems(self, vals: list, parent: torch.fx.Node, items: list, metadata: dict) -> None:
         g = self.scope.graph

@@ -318,6 +318,13 @@ class _Found(list):
         return self
 
 
+#: the classes the walker's memo is asked for directly on its hot path (one class for node and
+#: value names, one for the three comment fields: tests/format/test_codegen_fields.py)
+_VALUE_NAME = CODE_FIELDS["TensorArgument.name"].kind
+_CALL_TARGET = CODE_FIELDS["Node.target"].kind
+_COMMENT = CODE_FIELDS["Node.metadata[stack_trace]"].kind
+
+
 class _Walker:
     def __init__(self) -> None:
         self.out: list[tuple[str, str]] = _Found()
@@ -385,26 +392,44 @@ class _Walker:
         for i, a in enumerate(g.outputs):
             self.argument(a, f"{path}.outputs[{i}]")
 
+    def _known_tensor(self, a: schema.Argument) -> bool:
+        """``a`` is a tensor argument whose name was accepted already (most arguments are):
+        what :meth:`argument` would conclude, without building its paths."""
+        if a.type != "as_tensor":
+            return False
+        v = a.value
+        return type(v) is schema.TensorArgument and type(v.name) is str and (_VALUE_NAME, v.name) in self.ok
+
     def node(self, node: schema.Node, path: str) -> None:
-        if node.target != "":  # an empty target is check_program's own problem (and resolve_target's)
-            self.check("Node.target", node.target, f"{path}.target")
-        if node.name:
+        ok = self.ok
+        target = node.target
+        if target != "" and not (type(target) is str and (_CALL_TARGET, target) in ok):
+            # (an empty target is check_program's own problem, and resolve_target's)
+            self.check("Node.target", target, f"{path}.target")
+        if node.name and not (type(node.name) is str and (_VALUE_NAME, node.name) in ok):
             self.check("Node.name", node.name, f"{path}.name")
-        kwargs_as_written = isinstance(node.target, str) and not _has_op_schema(node.target)
+        kwargs_as_written = isinstance(target, str) and not _has_op_schema(target)
         for j, inp in enumerate(node.inputs):
             if kwargs_as_written and inp.name != "":
                 self.check("NamedArgument.name", inp.name, f"{path}.inputs[{j}].name")
-            self.argument(inp.arg, f"{path}.inputs[{j}].arg")
+            if not self._known_tensor(inp.arg):
+                self.argument(inp.arg, f"{path}.inputs[{j}].arg")
         for k, o in enumerate(node.outputs):
-            self.argument(o, f"{path}.outputs[{k}]")
+            if not self._known_tensor(o):
+                self.argument(o, f"{path}.outputs[{k}]")
         self.metadata(node.metadata, f"{path}.metadata")
 
     def metadata(self, meta: dict[str, str], path: str) -> None:
+        ok = self.ok
         for key in ("stack_trace", "torch_fn", "source_fn_stack"):
-            if meta.get(key):
-                self.check(f"Node.metadata[{key}]", meta[key], f"{path}.{key}")
+            text = meta.get(key)
+            if text and not (type(text) is str and (_COMMENT, text) in ok):
+                self.check(f"Node.metadata[{key}]", text, f"{path}.{key}")
         stack = meta.get("nn_module_stack")
+        if stack and ("nn_module_stack;", stack) in ok:  # the whole stack, as most nodes repeat it
+            return
         if stack:
+            found = len(self.out)
             p = f"{path}.nn_module_stack"
             for item in stack.split(";"):
                 if ("nn_module_stack", item) in self.ok:
@@ -423,6 +448,8 @@ class _Walker:
                 self.check("Node.metadata[nn_module_stack].type", ty, p)
                 if len(self.out) == problems:
                     self.ok.add(("nn_module_stack", item))
+            if len(self.out) == found:
+                ok.add(("nn_module_stack;", stack))
 
     # -------------------------------------------------------- signature, call graph
 

@@ -38,6 +38,29 @@ def test_split_refuses_an_odd_number_of_separating_commas(item, count):
                             f"as many commas), got {count} in {item!r}")
 
 
+def test_entries_without_brackets_split_as_the_bracket_counting_reader_does():
+    """Entries without ``[`` or ``(`` take a string-method path: it splits (or refuses) every
+    such entry exactly where counting the separating commas one by one does."""
+    import random
+
+    def counted(item: str):
+        commas = [i for i, c in enumerate(item) if c == ","]
+        if len(commas) < 2 or len(commas) % 2:
+            return len(commas) + 1
+        middle, last = commas[len(commas) // 2 - 1], commas[-1]
+        return item[:middle], item[middle + 1:last], item[last + 1:]
+
+    rng = random.Random(15)
+    items = ["".join(rng.choice("ab,.,_") for _ in range(rng.randint(0, 14))) for _ in range(20000)]
+    for item in items + ["", ",", ",,", ",,,,", "a,,b,,c"]:
+        expected = counted(item)
+        if isinstance(expected, int):
+            with pytest.raises(SerializeError, match=f"got {expected} in"):
+                split_module_stack_entry(item)
+        else:
+            assert split_module_stack_entry(item) == expected, item
+
+
 class Inner(torch.nn.Module):
     def __init__(self):
         super().__init__()

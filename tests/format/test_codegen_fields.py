@@ -192,6 +192,16 @@ def test_a_refused_value_is_reported_at_every_use(doc):
                      for k in ("stack_trace", "nn_module_stack")], where
 
 
+@pytest.mark.parametrize("stack", [["L__self__,,M"], {"a": 1}, 3])
+def test_a_module_stack_that_is_not_a_string_is_a_problem(doc, stack):
+    """A document built in Python can hold anything: validate names it instead of raising."""
+    d = copy.deepcopy(doc)
+    d.graph_module.graph.nodes[0].metadata["nn_module_stack"] = stack
+    assert list(code_field_problems(d)) == [
+        (f"nn_module_stack metadata must be a string, got {type(stack).__name__}",
+         "$.graph_module.graph.nodes[0].metadata.nn_module_stack")]
+
+
 def test_validate_lists_every_problem_and_load_raises_the_first(doc):
     d = copy.deepcopy(doc)
     gm = d.graph_module

@@ -95,8 +95,9 @@ class GraphDeserializer:
         self.scope: _Scope | None = None
         self._top_scope: _Scope | None = None
         self._meta_cache: dict = {}
-        #: per load: target name -> resolved callable, operator -> argument plan (the
-        #: dispatcher's registry is asked once per distinct target, not once per node)
+        #: per load: target name -> resolved callable (not extension ops: their handler
+        #: resolves each node), operator -> argument plan (the dispatcher's registry is asked
+        #: once per distinct target, not once per node)
         self._targets: dict[str, Any] = {}
         self._plans: dict[torch._ops.OpOverload, tuple] = {}
 
@@ -266,7 +267,8 @@ class GraphDeserializer:
         target = self._targets.get(wire.target) if type(wire.target) is str else None
         if target is None:
             target = resolve_target(wire.target)
-            self._targets[wire.target] = target
+            if not wire.target.startswith("#"):  # extension handlers are asked for every node, as before
+                self._targets[wire.target] = target
         g = self.scope.graph
         metadata = decode_metadata(self, wire.metadata, self._meta_cache)
         if target in SYM_OPS or target is torch.ops.aten.item.default:

@@ -16,6 +16,7 @@ import torch
 from torch._guards import SLoc
 from torch.utils._sympy.numbers import int_oo
 
+from . import tables
 from .. import schema
 from ..errors import SerializeError
 
@@ -137,7 +138,7 @@ class SymbolicContext:
     def __init__(self, range_constraints: dict[str, schema.RangeConstraint], budget=None) -> None:
         """``budget``: the document's :class:`pt2serde.format.expr.ExprBudget` (a fresh one if not
         given); every expression parsed here is charged to it, once per distinct string."""
-        from torch._subclasses.fake_tensor import FakeTensorMode
+        from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
         from torch.fx.experimental.symbolic_shapes import ShapeEnv
         from torch.utils._sympy.symbol import SymT, prefix_str
         from torch.utils._sympy.value_ranges import ValueRanges
@@ -145,6 +146,7 @@ class SymbolicContext:
         from ..format.expr import ExprBudget
         from .expr import ExprParser
 
+        self._fake_tensor_type = FakeTensor  # fake_tensor runs for every value: no import there
         self.shape_env = ShapeEnv(assume_static_by_default=True)
         self.fake_mode = FakeTensorMode(
             allow_fallback_kernels=False, allow_non_fake_inputs=True, shape_env=self.shape_env
@@ -262,10 +264,6 @@ class SymbolicContext:
 
     def fake_tensor(self, meta: schema.TensorMeta):
         """A FakeTensor with the stored dtype, device, sizes, strides and storage offset."""
-        from torch._subclasses.fake_tensor import FakeTensor
-
-        from . import tables
-
         key, (sizes, strides, offset, contiguous) = self._geometry(meta)
         dtype = tables.dtype_from_wire(meta.dtype)
         device = tables.device_from_wire(meta.device)
@@ -281,7 +279,7 @@ class SymbolicContext:
             elem = torch.empty_strided(sizes, strides, dtype=dtype, device="meta")
         if not (type(offset) is int and offset == 0):
             elem = elem.as_strided(sizes, strides, offset)
-        fake = FakeTensor(self.fake_mode, elem, device)
+        fake = self._fake_tensor_type(self.fake_mode, elem, device)
         if meta.requires_grad:
             fake.requires_grad_(True)
         return fake

@@ -339,7 +339,7 @@ class GraphDeserializer:
     def _plan(self, target, op_schema) -> tuple[frozenset, tuple]:
         """The schema's argument names, and per argument ``(name, required, is_keyword)``
         (required: no default and not keyword-only): what :meth:`_schema_inputs` asks of it
-        for every node, worked out once per schema."""
+        for every node, worked out once per operator (for an extension op, at each node)."""
         plan = self._plans.get(target) if isinstance(target, torch._ops.OpOverload) else None
         if plan is None:
             rows = tuple(

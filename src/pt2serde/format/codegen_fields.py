@@ -426,7 +426,7 @@ class _Walker:
             if text and not (type(text) is str and (_COMMENT, text) in ok):
                 self.check(f"Node.metadata[{key}]", text, f"{path}.{key}")
         stack = meta.get("nn_module_stack")
-        if stack and type(stack) is not str:  # a schema object built in Python (JSON gives strings)
+        if stack and not isinstance(stack, str):  # a schema object built in Python (JSON gives strings)
             self.out.append((f"nn_module_stack metadata must be a string, got {type(stack).__name__}",
                              f"{path}.nn_module_stack"))
             return

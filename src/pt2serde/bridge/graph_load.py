@@ -340,14 +340,15 @@ class GraphDeserializer:
         """The schema's argument names, and per argument ``(name, required, is_keyword)``
         (required: no default and not keyword-only): what :meth:`_schema_inputs` asks of it
         for every node, worked out once per operator (for an extension op, at each node)."""
-        plan = self._plans.get(target) if isinstance(target, torch._ops.OpOverload) else None
+        cached = isinstance(target, torch._ops.OpOverload)  # extension ops: their handler's schema, each time
+        plan = self._plans.get(target) if cached else None
         if plan is None:
             rows = tuple(
                 (a.name, not a.has_default_value() and not a.kwarg_only, keyword.iskeyword(a.name))
                 for a in op_schema.arguments
             )
             plan = (frozenset(r[0] for r in rows), rows)
-            if isinstance(target, torch._ops.OpOverload):  # extension targets: their handler's schema, each time
+            if cached:
                 self._plans[target] = plan
         return plan
 

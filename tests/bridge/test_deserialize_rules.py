@@ -169,3 +169,36 @@ def test_garbage_collector_is_restored_even_after_a_failure(small):
     with pytest.raises(SerializeError):
         pt2serde.deserialize(artifact_with(art, lambda d: d["schema_version"].update(major=3)))
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("how", ["deserialize", "load", "serialize"])
+def test_schema_document_is_freed_before_the_collector_is_back(small, tmp_path, monkeypatch, how):
+    """The collector, re-enabled at the end of a load or serialize, first walks every object made
+    while it was paused: the schema document (a few hundred thousand objects for a large program)
+    must be gone by then, not walked once more on its way out (bench/deserialize.py: 55 -> 26 ms
+    at 5k nodes)."""
+    import gc
+
+    from pt2serde import schema
+    from pt2serde.format import gcpause
+
+    alive_at_enable = []
+
+    class Collector:
+        def __getattr__(self, name):
+            return getattr(gc, name)
+
+        def enable(self):
+            alive_at_enable.append(sum(1 for o in gc.get_objects() if type(o) is schema.Node))
+            gc.enable()
+
+    art = pt2serde.serialize(small[0])
+    path = tmp_path / "small.pt2"
+    pt2serde.save(small[0], path)
+    monkeypatch.setattr(gcpause, "gc", Collector())
+    if how == "serialize":
+        assert pt2serde.serialize(small[0]).exported_program == art.exported_program
+    else:
+        loaded = pt2serde.deserialize(art) if how == "deserialize" else pt2serde.load(path)
+        assert len(loaded.graph.nodes) == len(small[0].graph.nodes)
+    assert alive_at_enable == [0]

@@ -173,14 +173,17 @@ def serialize(ep: ExportedProgram, opset_version: dict[str, int] | None = None,
     ``pickle_protocol`` is accepted as in PyTorch's ``serialize`` and used only for payload
     entries that must stay pickles (see :class:`ExportedProgramSerializer`).
     """
-    with gc_paused():
-        program = ExportedProgramSerializer(opset_version, pickle_protocol).serialize(ep)
-        return SerializedArtifact(
-            exported_program=codec.to_json_bytes(program.exported_program),
-            state_dict=program.state_dict,
-            constants=program.constants,
-            example_inputs=program.example_inputs,
-        )
+    with gc_paused():  # the schema document is freed (in _artifact) before the collector is back
+        return _artifact(ExportedProgramSerializer(opset_version, pickle_protocol).serialize(ep))
+
+
+def _artifact(program: SerializedProgram) -> SerializedArtifact:
+    return SerializedArtifact(
+        exported_program=codec.to_json_bytes(program.exported_program),
+        state_dict=program.state_dict,
+        constants=program.constants,
+        example_inputs=program.example_inputs,
+    )
 
 
 # =========================================================================== reading
@@ -325,8 +328,8 @@ def deserialize(
     check_artifact(artifact)  # raises for anything but what serialize() returns, saying what to pass
     if not isinstance(artifact.exported_program, (bytes, bytearray, memoryview)):
         raise SerializeError(f"expected bytes, got {type(artifact.exported_program).__name__}")
-    with gc_paused():
-        doc = program_from_json(artifact.exported_program)
+    with gc_paused():  # the document is freed before the collector, back on, looks at what is left
         return ExportedProgramDeserializer(expected_opset_version).deserialize(
-            doc, artifact.state_dict, artifact.constants, artifact.example_inputs, allow_pickle=allow_pickle
+            program_from_json(artifact.exported_program),
+            artifact.state_dict, artifact.constants, artifact.example_inputs, allow_pickle=allow_pickle,
         )

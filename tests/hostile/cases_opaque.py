@@ -113,6 +113,33 @@ def engine_with(**attrs) -> HostileEngine:
     return e
 
 
+class CollidingTable:
+    """Pickled (by :func:`dumps_colliding`) as a dict of ``n`` int keys that all hash to 0,
+    without building that dict here: building it takes n**2/2 key comparisons (over a minute
+    for 100k keys), which is exactly what the reader must refuse to do."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+class _CollidingPickler(pickle._Pickler):  # the pure-Python pickler: its dispatch table takes new types
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def _save_table(self, obj: CollidingTable) -> None:  # what save_dict writes for the real dict
+        self.write(pickle.EMPTY_DICT)
+        self.memoize(obj)
+        self._batch_setitems((k * ((1 << 61) - 1), 0) for k in range(1, obj.n + 1))
+
+    dispatch[CollidingTable] = _save_table
+
+
+def dumps_colliding(obj, protocol: int = 2) -> bytes:
+    """``pickle.dumps(obj)`` where each :class:`CollidingTable` in it is written as its dict."""
+    out = io.BytesIO()
+    _CollidingPickler(out, protocol=protocol).dump(obj)
+    return out.getvalue()
+
+
 def nested_lists(depth: int) -> list:
     out: list = []
     for _ in range(depth):
@@ -186,7 +213,7 @@ PAYLOADS = {
         lambda m: b"\x80\x02ctorch._C._distributed_c10d\nProcessGroup\n)\x81.",
         _WHERE + r"torch\._C\._distributed_c10d\.ProcessGroup is a class of torch or Python itself", None),
     "a state of 100000 int keys that all hash to 0 (quadratic dict)": (
-        lambda m: pickle.dumps(engine_with(table={k * ((1 << 61) - 1): 0 for k in range(1, 100_001)}), protocol=2),
+        lambda m: dumps_colliding(engine_with(table=CollidingTable(100_000))),
         _WHERE + r"65 distinct dict keys share one hash value .* quadratic time", None),
     "a tensor in the state": (
         lambda m: pickle.dumps(engine_with(t=torch.ones(2)), protocol=2),

@@ -1,7 +1,7 @@
 """Run one hostile file through every entry point a user has, in a fresh process, with limits.
 
 A :class:`Case` is a file an attacker could hand over. :func:`run_case` writes it to disk and
-runs a child process (``python everywhere.py <dir>``) that takes it through
+runs it in a process of its own that takes it through
 
 * ``pt2serde.load``, ``load_all`` and, for document cases, ``deserialize`` of the same
   document in a ``SerializedArtifact``;
@@ -25,10 +25,18 @@ unless it is torch's own fixed template.
 
 Cases of the attack classes live in ``cases_*.py`` beside this file (each exports ``CASES``)
 and are run by ``test_every_entry_point.py``.
+
+That process is forked from a server (``python everywhere.py --serve <dir>``, one per base
+program and set of imports) that has imported torch and pt2serde and warmed up on the base
+archive once: each case still runs alone, in a copy of a process that has seen nothing but
+the base, and the suite does not pay torch's import and the warm-up (about 4 s) per case. The
+server and its cases run single-threaded (a fork of a process with OpenMP threads may hang).
+``python everywhere.py <dir>`` runs one prepared case in a fresh process instead (debugging).
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import io
 import json
@@ -221,16 +229,70 @@ def run_case(case: Case, workdir: Path, timeout: float = 240) -> dict:
         art.exported_program = json.dumps(doc).encode()
         for field in ("exported_program", "state_dict", "constants", "example_inputs"):
             (workdir / f"artifact.{field}").write_bytes(getattr(art, field))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(HERE), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, __file__, str(workdir)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    status = _server(case.base, case.imports).run(workdir, timeout)
+    output = (workdir / "output.txt").read_text(errors="replace") if (workdir / "output.txt").exists() else ""
     report_file = workdir / "report.json"
     if not report_file.exists():
-        raise AssertionError(f"child died (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(f"child died ({status}):\n{output[-3000:]}")
     report = json.loads(report_file.read_text())
     report["marker"] = marker.exists()
-    report["stderr"] = proc.stderr[-2000:]
+    report["stderr"] = output[-2000:]
     return report
+
+
+class _Server:
+    """``python everywhere.py --serve <dir>``: imports, warms up on the base, then forks one
+    process per case directory it is sent (a line on its stdin); answers each with a line
+    saying how that process ended."""
+
+    def __init__(self, base: str, imports: tuple[str, ...]) -> None:
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix=f"everywhere-{base}-"))
+        (self.dir / "base.pt2").write_bytes(base_archive(base))
+        (self.dir / "imports.json").write_text(json.dumps(list(imports)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(HERE), os.environ.get("PYTHONPATH", "")]),
+                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.log = open(self.dir / "server.txt", "w")
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.dir)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+
+    def run(self, workdir: Path, timeout: float) -> str:
+        """How the case's process ended (``exit 0``, ``signal 11``, ``killed after N s``)."""
+        self.proc.stdin.write(f"{workdir}\t{timeout}\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        if not answer:
+            self.close()
+            text = (self.dir / "server.txt").read_text(errors="replace")
+            raise AssertionError(f"the case server died (exit {self.proc.wait()}):\n{text[-3000:]}")
+        return answer
+
+    def close(self) -> None:
+        import shutil
+
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_SERVERS: dict[tuple, _Server] = {}
+
+
+def _server(base: str, imports: tuple[str, ...]) -> _Server:
+    key = (base, tuple(imports))
+    server = _SERVERS.get(key)
+    if server is None or server.proc.poll() is not None:
+        server = _SERVERS[key] = _Server(base, tuple(imports))
+    return server
+
+
+@atexit.register
+def _close_servers() -> None:
+    for server in _SERVERS.values():
+        server.close()
 
 
 _FATAL = ("other: RecursionError", "other: MemoryError")
@@ -285,7 +347,9 @@ def problems_of(case: Case, report: dict) -> list[str]:
 # ----------------------------------------------------------------------------- child side
 
 
-def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of steps
+def _prepare(imports: list[str], base: Path, scratch: Path) -> Callable[[Path], None]:  # noqa: C901
+    """Import, hook and warm up on the ``base`` archive; return the function that takes one
+    prepared case directory through every step and writes its ``report.json``."""
     import contextlib
     import signal
     import warnings
@@ -301,7 +365,7 @@ def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of step
 
     report: dict = {"steps": {}, "violations": []}
     current = {"step": None}
-    compiled: list[tuple[str, str]] = []
+    compiled: list[tuple[str, str, str, str]] = []
 
     def hook(event, args):
         if current["step"] is None or event != "compile":
@@ -360,19 +424,29 @@ def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of step
         report["steps"][name] = result
         return value
 
-    for module in json.loads((workdir / "imports.json").read_text()):
+    for module in imports:
         __import__(module)
     # warm up on the unmodified base: torch, sympy and mpmath import lazily and compile
     # templates of their own on first use; the case's steps then see only what it causes
-    base_ep = pt2serde.load(str(workdir / "base.pt2"))
+    base_ep = pt2serde.load(str(base))
     base_inputs = base_ep.example_inputs or ((), {})
     base_ep.module()(*base_inputs[0], **base_inputs[1])
     base_ep.run_decompositions()
     torch.export.unflatten(base_ep)(*base_inputs[0], **base_inputs[1])
     with contextlib.redirect_stdout(io.StringIO()):
-        cli.main(["inspect", str(workdir / "base.pt2")])
-        cli.main(["view", str(workdir / "base.pt2"), "-o", str(workdir / "base.html")])
+        cli.main(["inspect", str(base)])
+        cli.main(["view", str(base), "-o", str(scratch / "base.html")])
     del base_ep
+    return lambda workdir: _steps(workdir, step, report, compiled)
+
+
+def _steps(workdir: Path, step: Callable, report: dict, compiled: list) -> None:
+    """Every entry point on ``workdir/case.pt2`` (one case per process: ``report`` and
+    ``compiled`` start empty)."""
+    import torch
+
+    import pt2serde
+    from pt2serde import cli
 
     case = str(workdir / "case.pt2")
     ep = step("load", lambda: pt2serde.load(case))
@@ -406,5 +480,56 @@ def _child(workdir: Path) -> None:  # noqa: C901 - one straight sequence of step
     (workdir / "report.json").write_text(json.dumps(report))
 
 
+def _child(workdir: Path) -> None:
+    """One prepared case in this fresh process."""
+    run = _prepare(json.loads((workdir / "imports.json").read_text()), workdir / "base.pt2", workdir)
+    run(workdir)
+
+
+def _serve(folder: Path) -> None:
+    """The case server: prepare once, then fork a process per ``<case dir>\t<timeout>`` line."""
+    import signal
+
+    run = _prepare(json.loads((folder / "imports.json").read_text()), folder / "base.pt2", folder)
+    for line in sys.stdin:
+        workdir, timeout = line.rstrip("\n").split("\t")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the case's process: its own output file, nothing of the server's pipes
+            code = 1
+            try:
+                out = os.open(os.path.join(workdir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                run(Path(workdir))
+                code = 0
+            except BaseException:  # noqa: BLE001 - reported in the case's output, judged by the parent
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        deadline = time.monotonic() + float(timeout)
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                answer = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                answer = f"killed after {timeout} s"
+                break
+            time.sleep(0.005)
+        print(answer, flush=True)
+
+
 if __name__ == "__main__":
-    _child(Path(sys.argv[1]))
+    if sys.argv[1] == "--serve":
+        _serve(Path(sys.argv[2]))
+    else:
+        _child(Path(sys.argv[1]))

@@ -30,7 +30,10 @@ That process is forked from a server (``python everywhere.py --serve <dir>``, on
 program and set of imports) that has imported torch and pt2serde and warmed up on the base
 archive once: each case still runs alone, in a copy of a process that has seen nothing but
 the base, and the suite does not pay torch's import and the warm-up (about 4 s) per case. The
-server and its cases run single-threaded (a fork of a process with OpenMP threads may hang).
+server runs single-threaded (a fork of a process with OpenMP threads may hang); each case's
+process gets back the thread settings a fresh child had, ends as a fresh process does, and
+is waited for with everything it started (see :func:`_serve`). Answers carry a nonce, and a
+server that answers out of turn, dies or stalls is replaced (the case fails).
 ``python everywhere.py <dir>`` runs one prepared case in a fresh process instead (debugging).
 """
 
@@ -242,40 +245,83 @@ def run_case(case: Case, workdir: Path, timeout: float = 240) -> dict:
 
 class _Server:
     """``python everywhere.py --serve <dir>``: imports, warms up on the base, then forks one
-    process per case directory it is sent (a line on its stdin); answers each with a line
-    saying how that process ended."""
+    process per case directory it is sent (a line on its stdin); answers each with a line,
+    tagged with the request's nonce, saying how that process ended."""
 
     def __init__(self, base: str, imports: tuple[str, ...]) -> None:
         import tempfile
 
+        import torch
+
         self.dir = Path(tempfile.mkdtemp(prefix=f"everywhere-{base}-"))
         (self.dir / "base.pt2").write_bytes(base_archive(base))
         (self.dir / "imports.json").write_text(json.dumps(list(imports)))
+        # the server runs single-threaded (a fork of a process with OpenMP threads can hang); each
+        # case's process gets back this process' thread settings, as a fresh child had them
+        restore = {var: os.environ.get(var) for var in _THREAD_VARS}
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(HERE), os.environ.get("PYTHONPATH", "")]),
-                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+                   EVERYWHERE_RESTORE=json.dumps({"env": restore, "threads": torch.get_num_threads()}),
+                   **{var: "1" for var in _THREAD_VARS})
         self.log = open(self.dir / "server.txt", "w")
         self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.dir)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+                                     stdout=subprocess.PIPE, stderr=self.log, env=env)
+        self.pending = b""
 
     def run(self, workdir: Path, timeout: float) -> str:
-        """How the case's process ended (``exit 0``, ``signal 11``, ``killed after N s``)."""
-        self.proc.stdin.write(f"{workdir}\t{timeout}\n")
+        """How the case's process ended (``exit 0``, ``signal 11``); raises when it (or what it
+        started) ran past ``timeout``, or when the server dies, stalls or answers out of turn."""
+        import secrets
+
+        nonce = secrets.token_hex(8)
+        self.proc.stdin.write(f"{workdir}\t{timeout}\t{nonce}\n".encode())
         self.proc.stdin.flush()
-        answer = self.proc.stdout.readline().strip()
-        if not answer:
-            self.close()
-            text = (self.dir / "server.txt").read_text(errors="replace")
-            raise AssertionError(f"the case server died (exit {self.proc.wait()}):\n{text[-3000:]}")
+        line = self._line(time.monotonic() + timeout + 60)
+        if line is None:
+            log = self._log()
+            self.close(kill=True)
+            raise AssertionError(f"the case server died or stalled:\n{log[-3000:]}")
+        tag, _, answer = line.partition(" ")
+        if tag != nonce:  # a line the server did not write for this request: nothing it says can be trusted
+            self.close(kill=True)
+            raise AssertionError(f"the case server's answer is not its own: {line[:300]!r}")
+        if answer.startswith("killed"):
+            raise AssertionError(f"the case {answer}")
         return answer
 
-    def close(self) -> None:
+    def _line(self, deadline: float) -> str | None:
+        """The server's next line, or None if it ends or none comes before ``deadline``."""
+        import select
+
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line.decode(errors="replace").strip()
+
+    def _log(self) -> str:
+        self.log.flush()
+        return (self.dir / "server.txt").read_text(errors="replace")
+
+    def close(self, kill: bool = False) -> None:
         import shutil
 
         if self.proc.poll() is None:
-            self.proc.stdin.close()
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.stdin.close()
             self.proc.wait(timeout=30)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 _SERVERS: dict[tuple, _Server] = {}
@@ -487,45 +533,78 @@ def _child(workdir: Path) -> None:
 
 
 def _serve(folder: Path) -> None:
-    """The case server: prepare once, then fork a process per ``<case dir>\t<timeout>`` line."""
+    """The case server: prepare once, then fork a process per ``<case dir>\t<timeout>\t<nonce>`` line.
+
+    The case's process ends as a fresh one does (atexit handlers, finalizers, non-daemon
+    threads); its output goes through a pipe that it and everything it starts inherit, and the
+    server waits for that pipe to close, as ``subprocess.run`` waited on a fresh child's: code
+    from the file that runs late (at exit, in a thread, in a background process) is still
+    seen, and anything still running at the deadline is killed with the case's process group.
+    """
+    import contextlib
+    import select
     import signal
 
+    restore = json.loads(os.environ["EVERYWHERE_RESTORE"])
     run = _prepare(json.loads((folder / "imports.json").read_text()), folder / "base.pt2", folder)
     for line in sys.stdin:
-        workdir, timeout = line.rstrip("\n").split("\t")
+        workdir, timeout, nonce = line.rstrip("\n").split("\t")
+        deadline = time.monotonic() + float(timeout)
         sys.stdout.flush()
         sys.stderr.flush()
+        r, w = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the case's process: its own output file, nothing of the server's pipes
+        if pid == 0:  # the case's process: its own group, its output into the pipe, nothing of the server's
+            os.setpgid(0, 0)
+            os.close(r)
+            os.dup2(w, 1)
+            os.dup2(w, 2)
+            os.close(w)
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            for var, value in restore["env"].items():
+                if value is None:
+                    os.environ.pop(var, None)
+                else:
+                    os.environ[var] = value
+            import torch
+
+            torch.set_num_threads(restore["threads"])  # the server never ran a thread pool: safe to start one
             code = 1
             try:
-                out = os.open(os.path.join(workdir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                os.dup2(out, 1)
-                os.dup2(out, 2)
-                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
                 run(Path(workdir))
                 code = 0
             except BaseException:  # noqa: BLE001 - reported in the case's output, judged by the parent
                 import traceback
 
                 traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        deadline = time.monotonic() + float(timeout)
-        while True:
+            raise SystemExit(code)  # out of the server's loop: this process shuts down as a fresh one would
+        os.close(w)
+        closed = False
+        with open(os.path.join(workdir, "output.txt"), "wb") as out:
+            while not closed:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([r], [], [], left)[0]:
+                    break
+                chunk = os.read(r, 1 << 16)
+                closed = not chunk  # the case's process and everything it started have let go of it
+                out.write(chunk)
+        os.close(r)
+        while True:  # the pipe closes as the process exits: reap it
             done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                answer = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
+            if done or not closed or time.monotonic() > deadline:
                 break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.002)
+        if not (closed and done):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            if not done:
                 os.waitpid(pid, 0)
-                answer = f"killed after {timeout} s"
-                break
-            time.sleep(0.005)
-        print(answer, flush=True)
+            answer = f"killed after {timeout} s (still running: the case's process or what it started)"
+        elif os.WIFSIGNALED(status):
+            answer = f"signal {os.WTERMSIG(status)}"
+        else:
+            answer = f"exit {os.WEXITSTATUS(status)}"
+        print(f"{nonce} {answer}", flush=True)
 
 
 if __name__ == "__main__":

@@ -523,6 +523,7 @@ def _steps(workdir: Path, step: Callable, report: dict, compiled: list) -> None:
         for what in compile_violations(caller, source, filename):
             text = source.decode("utf-8", "replace") if isinstance(source, bytes) else str(source)
             report["violations"].append({"step": name, "what": what, "source": text[:2000]})
+    report["threads"] = torch.get_num_threads()
     (workdir / "report.json").write_text(json.dumps(report))
 
 

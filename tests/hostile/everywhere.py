@@ -1,4 +1,4 @@
-"""Run one hostile file through every entry point a user has, in a fresh process, with limits.
+"""Run one hostile file through every entry point a user has, in a process of its own, with limits.
 
 A :class:`Case` is a file an attacker could hand over. :func:`run_case` writes it to disk and
 runs it in a process of its own that takes it through

@@ -44,6 +44,8 @@ def _phases() -> list[tuple[object, str, str]]:
 
     return [
         (package, "_Archive", "open archive"),
+        (upgrade, "loads_json_counted", "strict JSON, keys proven unique by counting"),
+        (upgrade, "_decode_current", "schema decode (counting)"),
         (codec, "loads_json", "strict JSON"),
         (upgrade, "decode_program", "schema decode"),
         (codegen_fields, "check_code_fields", "code-field gate"),

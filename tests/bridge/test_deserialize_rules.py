@@ -202,3 +202,27 @@ def test_schema_document_is_freed_before_the_collector_is_back(small, tmp_path, 
         loaded = pt2serde.deserialize(art) if how == "deserialize" else pt2serde.load(path)
         assert len(loaded.graph.nodes) == len(small[0].graph.nodes)
     assert alive_at_enable == [0]
+
+
+@pytest.mark.parametrize("how", ["deserialize", "load"])
+def test_documents_we_write_are_read_without_the_per_object_hook(small, tmp_path, monkeypatch, how):
+    """What pt2serde writes (its treespecs and stack traces hold colons) takes the
+    counted read (``strict_json.loads_json_counted``): ``loads_json`` and its duplicate-key hook
+    are not called for the program document. Its payload headers still use it."""
+    from pt2serde.format import strict_json, upgrade
+
+    ep = small[0]
+    art = pt2serde.serialize(ep)
+    doc = json.loads(art.exported_program)
+    assert ":" in doc["graph_module"]["module_call_graph"][0]["signature"]["in_spec"]  # colons in strings
+    assert upgrade.program_from_json_counted(art.exported_program) is not None
+    path = tmp_path / "small.pt2"
+    pt2serde.save(ep, path)
+    careful = []
+    real = strict_json._parse
+    monkeypatch.setattr(strict_json, "_parse", lambda text, what, nonfinite, hook: (
+        careful.append((what, hook)), real(text, what, nonfinite, hook))[1])
+    loaded = pt2serde.deserialize(art) if how == "deserialize" else pt2serde.load(path)
+    assert len(loaded.graph.nodes) == len(ep.graph.nodes)
+    assert ("ExportedProgram document", None) in careful
+    assert not [what for what, hook in careful if hook is not None and "ExportedProgram" in what]

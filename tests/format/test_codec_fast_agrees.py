@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import glob
+import json
 import math
 import os
 import typing
@@ -27,8 +28,9 @@ from hypothesis import strategies as st
 from compat import CORPUS_DIR
 from pt2serde import SerializeError, from_dict, schema
 from pt2serde.format import codec
-from pt2serde.format.fastcodec import MAX_NESTING, RECURSIVE_MEMBERS, fast_decoder
+from pt2serde.format.fastcodec import MAX_NESTING, RECURSIVE_MEMBERS, fast_counting_decoder, fast_decoder
 from pt2serde.format.schema_decoder import collect_problems, strict_decoder
+from pt2serde.format.strict_json import ColonCount
 from pt2serde.wire import Union
 from pt2serde.errors import WireError
 from pt2serde.format.upgrade import upgrade
@@ -310,6 +312,12 @@ def assert_both_decode_the_same(cls: type, doc: Any) -> Any:
     got = fast_decoder(cls)(doc)
     diff = difference(got, expected)
     assert diff is None, f"fast and careful {cls.__name__} decoders differ at {diff}"
+    # the counting variant (load's first try) decodes the same, and never counts more members
+    # and colons than the JSON text has colons: that would let it miss a duplicate key
+    count = ColonCount()
+    counted = fast_counting_decoder(cls)(doc, count)
+    assert difference(counted, expected) is None
+    assert count.members + count.colons <= json.dumps(doc).count(":")
     public = from_dict(cls, doc)
     assert difference(public, expected) is None
     return expected
@@ -328,6 +336,8 @@ def assert_both_refuse(cls: type, doc: Any, path: str, what: str) -> None:
     else:
         raise AssertionError(f"{what} at {path}: the fast {cls.__name__} decoder accepted it, "
                              f"the careful one refuses ({careful_error.value}); fast path gave a {type(got).__name__}")
+    with pytest.raises(Exception):  # noqa: B017 - as the fast path: anything, then the careful path explains
+        fast_counting_decoder(cls)(doc, ColonCount())
     with pytest.raises(SerializeError) as public_error:
         from_dict(cls, doc)
     message = str(public_error.value)

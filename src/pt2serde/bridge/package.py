@@ -457,9 +457,9 @@ def _load_program(archive: _Archive, name: str, expected_opset_version, allow_pi
     data = records.document_view()  # over the size cap: the reader's error names the record
     problem.first_error(archive.model.crc_problems(doc_rel, data))
     try:
-        raw = records.raw_document(data)
+        raw, document = records.read_document(data)
         problem.first_error(archive.model.version_problems(raw))  # the plain zip's `version` record
-        document = records.decode(raw)
+        document = records.decode(raw) if document is None else document
     except SerializeError as e:  # named after the document's record, unless it names a record already
         raise e if e.record is not None else e.wrapped(f"{archive.where(doc_rel)}: {e}", record=doc_rel) from None
     problem.first_error(records.sample_problems())

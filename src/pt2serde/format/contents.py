@@ -369,6 +369,19 @@ class ProgramRecords:
             raise SerializeError(f"ExportedProgram document contains the non-standard token {seen[0]}")
         return raw
 
+    def read_document(self, view: memoryview | None = None) -> tuple[Any, schema.ExportedProgram | None]:
+        """``(raw, program)`` when the fast read of a current-version document succeeds
+        (``upgrade.program_from_json_counted``: the keys proven unique without a per-object
+        hook), else ``(raw_document(view), None)``, for the caller to :meth:`decode`."""
+        from .upgrade import program_from_json_counted
+
+        view = self.document_view() if view is None else view
+        fast = program_from_json_counted(view, max_bytes=MAX_DOCUMENT_BYTES)
+        if fast is None:
+            return self.raw_document(view), None
+        self.original_version = schema.SCHEMA_VERSION
+        return fast
+
     def decode(self, raw: Any) -> schema.ExportedProgram:
         """``raw`` (from :meth:`raw_document`, changed in place) upgraded and decoded;
         :attr:`original_version` is the version it was written with."""

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from .annotations import kind_of, type_hints
 from .strict_json import NONFINITE_FLOATS
 
-__all__ = ["fast_decoder", "fast_encoder", "nesting_guard", "MAX_NESTING", "MAX_INT_DIGITS", "RECURSIVE_MEMBERS", "ints_in_range"]
+__all__ = ["fast_decoder", "fast_counting_decoder", "fast_encoder", "COLON_FIELDS", "nesting_guard", "MAX_NESTING", "MAX_INT_DIGITS", "RECURSIVE_MEMBERS", "ints_in_range"]
 
 MAX_NESTING = 64  # nested subgraphs and nested dict arguments, counted together
 #: Union members through which the schema recurses; decoding them is depth-limited.
@@ -39,13 +39,13 @@ class NestingError(Exception):
 def nesting_guard(fn: Callable[[Any], Any], error: Callable[[], Exception] = NestingError) -> Callable[[Any], Any]:
     """Wrap a member decoder so that recursion through it is limited to MAX_NESTING levels."""
 
-    def guarded(v: Any) -> Any:
+    def guarded(v: Any, *rest: Any) -> Any:
         level = _depth.level
         if level >= MAX_NESTING:
             raise error()
         _depth.level = level + 1
         try:
-            return fn(v)
+            return fn(v, *rest)
         finally:
             _depth.level = level
 
@@ -119,6 +119,32 @@ def _strmap(v: Any) -> dict:
     return v if type(v) is dict and (not v or set(map(type, v)) == _ONLY_STR) else _bad()
 
 
+def _strmap_counted(v: Any, n: Any) -> dict:
+    """:func:`_strmap` that adds the dict's members and the colons of its keys to ``n``."""
+    v = _strmap(v)
+    n.members += len(v)
+    n.colons += "".join(v).count(":")
+    return v
+
+
+def _value_colons(v: dict, n: Any) -> bool:
+    """Adds the colons of the values of ``v`` (all ``str``) to ``n``."""
+    n.colons += "".join(v.values()).count(":")
+    return True
+
+
+def _str_colons(v: Any, n: Any) -> Any:
+    if type(v) is str:
+        n.colons += v.count(":")
+    return v
+
+
+#: The ``str`` fields whose colons a counting decoder counts (``dict[str, str]`` fields are
+#: always counted): the ones real documents put colons in. A colon anywhere else makes
+#: :func:`~pt2serde.format.strict_json.loads_json_counted` fall back, which is only slower.
+COLON_FIELDS = frozenset({("ModuleCallSignature", "in_spec"), ("ModuleCallSignature", "out_spec")})
+
+
 def _strkeys(v: Any) -> dict:
     if isinstance(v, dict) and all(type(k) is str for k in v):
         return v
@@ -130,9 +156,15 @@ class _Gen:
 
     _PRIM_EXACT = {int: "int", str: "str", bool: "bool"}
 
-    def __init__(self, direction: str) -> None:
+    def __init__(self, direction: str, counting: bool = False) -> None:
         self.direction = direction
+        #: decoders that also count what they read for loads_json_counted: each function takes
+        #: the ColonCount as a second argument, ``_n``
+        self.counting = counting
+        self.extra = ", _n" if counting else ""
+        self.prefix = f"{direction}{'_counting' if counting else ''}"
         self.ns: dict[str, Any] = {
+            "_strmap_n": _strmap_counted, "_vcolons": _value_colons, "_scolons": _str_colons,
             "_bad": _bad, "_dfloat": _dfloat, "_efloat": _efloat, "_estr": _estr, "_eint": _eint,
             "_list": _list, "_seq": _seq, "_dict": _dict, "_strkeys": _strkeys, "_ints_ok": ints_in_range, "_strmap": _strmap,
             "_B": _INT_BOUND, "_NB": _INT_FLOOR,
@@ -181,12 +213,15 @@ class _Gen:
 
     def _expr_dict(self, val: Any, src: str, x: str, dec: bool) -> str:
         k, e = self.var(), self.var()
+        strmap = "_strmap_n" if self.counting else "_strmap"
         if dec and val in self._PRIM_EXACT:
             t = self._PRIM_EXACT[val]
             ok = f" and _ints_ok({x}.values())" if val is int else ""
-            return (f"({x} if _strmap({x} := {src}) is {x} "
+            if self.counting and val is str:
+                ok = f" and _vcolons({x}, _n)"
+            return (f"({x} if {strmap}({x} := {src}{self.extra}) is {x} "
                     f"and all(type({e}) is {t} for {e} in {x}.values()){ok} else _bad())")
-        return f"{{{k}: {self.expr(val, e)} for {k}, {e} in {'_strmap' if dec else '_strkeys'}({src}).items()}}"
+        return f"{{{k}: {self.expr(val, e)} for {k}, {e} in {strmap if dec else '_strkeys'}({src}{self.extra}).items()}}"
 
     def _expr_enum(self, tp: type, src: str, x: str, dec: bool) -> str:
         table = self.const({int(m): m for m in tp} if dec else frozenset(int(m) for m in tp))
@@ -195,7 +230,7 @@ class _Gen:
         return f"(int({x}) if ({x} := {src}) in {table} and type({x}) is not bool else _bad())"
 
     def _expr_union(self, cls: type, src: str, x: str, dec: bool) -> str:
-        return f"{self.function(cls)}({src})"
+        return f"{self.function(cls)}({src}{self.extra})"
 
     _expr_struct = _expr_union
 
@@ -204,11 +239,11 @@ class _Gen:
     def function(self, cls: type) -> str:
         if cls in self.names:
             return self.names[cls]
-        name = self.names[cls] = f"_{self.direction}_{cls.__name__}"
+        name = self.names[cls] = f"_{self.prefix}_{cls.__name__}"
         self.ns[self.const_name(cls)] = cls
         hints = type_hints(cls)
         src = (self._union_function if kind_of(cls)[0] == "union" else self._struct_function)(cls, name, hints)
-        exec(compile(src, f"<pt2serde fast {self.direction} {cls.__name__}>", "exec"), self.ns)
+        exec(compile(src, f"<pt2serde fast {self.prefix} {cls.__name__}>", "exec"), self.ns)
         return name
 
     @staticmethod
@@ -223,7 +258,7 @@ class _Gen:
                 body = "True"
             else:
                 body = self.expr(hints[member], "p")
-            exec(f"def {fn_name}(p):\n    return {body}\n", self.ns)
+            exec(f"def {fn_name}(p{self.extra}):\n    return {body}\n", self.ns)
             members[member] = self.ns[fn_name]
             if self.direction == "decode" and (cls.__name__, member) in RECURSIVE_MEMBERS:
                 members[member] = nesting_guard(members[member])
@@ -235,10 +270,11 @@ class _Gen:
             inline = next((m for m in cls.MEMBERS if hints[m] in self._PRIM_EXACT and m != "as_none"
                            and (cls.__name__, m) not in RECURSIVE_MEMBERS), None)
             first = (f"    if tag == {inline!r}:\n        p = {self.expr(hints[inline], 'p')}\n    else:\n"
-                     f"        p = {table}[tag](p)\n") if inline else f"    p = {table}[tag](p)\n"
+                     f"        p = {table}[tag](p{self.extra})\n") if inline else f"    p = {table}[tag](p{self.extra})\n"
             return (
-                f"def {name}(v):\n"
+                f"def {name}(v{self.extra}):\n"
                 f"    ((tag, p),) = (v if type(v) is dict else _bad()).items()\n"
+                + ("    _n.members += 1\n" if self.counting else "")
                 + first +
                 f"    o = _new({T})\n"
                 f"    _set(o, 'type', tag)\n"
@@ -258,14 +294,17 @@ class _Gen:
         if self.direction == "decode":
             for f in dataclasses.fields(cls):
                 value = self.expr(hints[f.name], f"v[{f.name!r}]")
+                if self.counting and (cls.__name__, f.name) in COLON_FIELDS:
+                    value = f"_scolons({value}, _n)"
                 if f.default is not dataclasses.MISSING:
                     value = f"({value} if {f.name!r} in v else {self.const(f.default)})"
                 elif f.default_factory is not dataclasses.MISSING:
                     value = f"({value} if {f.name!r} in v else {self.const(f.default_factory)}())"
                 lines.append(f"        {f.name}={value},")
             return (
-                f"def {name}(v):\n"
+                f"def {name}(v{self.extra}):\n"
                 f"    if type(v) is not dict: _bad()\n"
+                + ("    _n.members += len(v)\n" if self.counting else "") +
                 f"    return {T}(\n" + "\n".join(lines) + "\n    )\n"
             )
         for f in dataclasses.fields(cls):
@@ -278,6 +317,7 @@ class _Gen:
 
 
 _decode_gen = _Gen("decode")
+_counting_gen = _Gen("decode", counting=True)
 _encode_gen = _Gen("encode")
 _cache: dict[tuple[str, type], Callable] = {}
 
@@ -287,6 +327,17 @@ def fast_decoder(cls: type) -> Callable[[Any], Any]:
     key = ("decode", cls)
     if key not in _cache:
         _cache[key] = _decode_gen.ns[_decode_gen.function(cls)]
+    return _cache[key]
+
+
+def fast_counting_decoder(cls: type) -> Callable[[Any, Any], Any]:
+    """:func:`fast_decoder` that also counts, into its second argument (a
+    :class:`~pt2serde.format.strict_json.ColonCount`), the members of every object it reads and
+    the colons of the ``dict[str, str]`` and :data:`COLON_FIELDS` strings: what
+    :func:`~pt2serde.format.strict_json.loads_json_counted` needs to prove keys unique."""
+    key = ("decode_counting", cls)
+    if key not in _cache:
+        _cache[key] = _counting_gen.ns[_counting_gen.function(cls)]
     return _cache[key]
 
 

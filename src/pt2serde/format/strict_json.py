@@ -4,18 +4,19 @@ Every JSON reader of file data goes through :func:`loads_json` (or at least
 :func:`check_json_expansion`): the document's bytes are capped, the Python objects its parse
 would make are estimated from its bytes before anything is parsed, ``NaN``/``Infinity``
 tokens are refused (or, for old writers, recorded), and an object naming a key twice is
-refused (parsers disagree on which value wins).
+refused (parsers disagree on which value wins). :func:`loads_json_counted` reads program
+documents without the per-object duplicate-key hook where a count proves there are none.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ..errors import SerializeError
 
-__all__ = ["loads_json", "json_expansion", "check_json_expansion", "MAX_JSON_BYTES", "JSON_EXPANSION",
+__all__ = ["loads_json", "loads_json_counted", "ColonCount", "json_expansion", "check_json_expansion", "MAX_JSON_BYTES", "JSON_EXPANSION",
            "JSON_EXPANSION_FLOOR", "NONFINITE_FLOATS"]
 
 MAX_JSON_BYTES = 1 << 31  # refuse documents over 2 GiB before parsing them
@@ -57,15 +58,23 @@ def loads_json(
                               nonfinite=nonfinite)
         except SerializeError as e:
             raise e.wrapped(str(e), record=record) from None
+    return _parse(_checked_text(data, max_bytes, what), what, nonfinite, _unique_keys)
+
+
+def _checked_text(data: bytes | bytearray | memoryview | str, max_bytes: int, what: str) -> str:
+    """``data`` as text, within the size cap and the expansion budget, valid UTF-8."""
     if len(data) > max_bytes:
         raise SerializeError(f"{what} is {len(data)} bytes, over the limit of {max_bytes} bytes")
     if not isinstance(data, (str, bytes)):
         data = bytes(data)
     check_json_expansion(data, what)
     try:
-        text = data if isinstance(data, str) else data.decode("utf-8")
+        return data if isinstance(data, str) else data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise SerializeError(f"{what} is not valid UTF-8 (byte {e.start})") from None
+
+
+def _parse(text: str, what: str, nonfinite: list[str] | None, pairs_hook: Callable | None) -> Any:
     if nonfinite is None:
         parse_constant = _reject_constant
     else:
@@ -73,7 +82,7 @@ def loads_json(
             nonfinite.append(token)
             return NONFINITE_FLOATS[token]
     try:
-        return json.loads(text, parse_constant=parse_constant, object_pairs_hook=_unique_keys)
+        return json.loads(text, parse_constant=parse_constant, object_pairs_hook=pairs_hook)
     except _DuplicateKey as e:
         raise SerializeError(f"{what} is not valid JSON: duplicate key {e.key!r} in one object") from None
     except json.JSONDecodeError as e:
@@ -82,6 +91,61 @@ def loads_json(
         raise SerializeError(f"{what} is nested too deeply to parse") from None
     except ValueError as e:  # e.g. an integer past CPython's digit limit
         raise SerializeError(f"{what} cannot be read: {e}") from None
+
+
+T = TypeVar("T")
+
+
+class ColonCount:
+    """What a counting decoder (``decode`` of :func:`loads_json_counted`) reports: ``members``,
+    the members of the objects it read, each object once, and ``colons``, the ``:`` in strings
+    it read, each string once. Both undercount what the decoder skipped, never overcount."""
+
+    __slots__ = ("members", "colons")
+
+    def __init__(self) -> None:
+        self.members = 0
+        self.colons = 0
+
+
+def loads_json_counted(
+    data: bytes | bytearray | memoryview | str,
+    decode: Callable[[Any, ColonCount], T],
+    *,
+    max_bytes: int = MAX_JSON_BYTES,
+    what: str = "JSON document",
+) -> tuple[Any, T] | None:
+    """``(tree, decode(tree, count))`` of strict JSON, its keys proven unique without the
+    per-object hook of :func:`loads_json` (the hook is a Python call per object: a third of
+    the parse of a program document); ``None`` where that proof fails, and then the caller
+    parses with :func:`loads_json`, which names the duplicate key or any other problem.
+
+    The proof counts colons. In JSON text a ``:`` outside a string follows a key, one per
+    member of an object as written; a duplicate key leaves one member fewer in the parsed
+    object. With no ``\\u003a`` escape in the text, a string holds exactly the colons its
+    text does. So ``members + colons`` (what ``decode`` read) is at most the text's count of
+    ``:``, and equals it only when no key was dropped (and every colon in a string was
+    counted). Size cap, expansion budget, UTF-8 and ``NaN``/``Infinity`` tokens are checked
+    as by :func:`loads_json` (a document with such tokens gets ``None``).
+    """
+    text = _checked_text(data, max_bytes, what)
+    if "\\u003a" in text or "\\u003A" in text:  # a colon that does not show in the text
+        return None
+    seen: list[str] = []
+    try:  # which problem a broken text names first is loads_json's to say
+        tree = _parse(text, what, seen, None)
+    except SerializeError:
+        return None
+    if seen:
+        return None
+    count = ColonCount()
+    try:
+        value = decode(tree, count)
+    except Exception:  # noqa: BLE001 - the careful path explains what is wrong
+        return None
+    if count.members + count.colons != text.count(":"):
+        return None
+    return tree, value
 
 
 def json_expansion(data: bytes | str) -> int:

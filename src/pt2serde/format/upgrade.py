@@ -21,10 +21,12 @@ from .. import schema
 from ..errors import SerializeError
 from .legacy_expr import printed_to_srepr
 from .releases import releases_reading
+from .fastcodec import fast_counting_decoder
 from .schema_decoder import collect_problems
+from .strict_json import ColonCount, loads_json_counted
 
 __all__ = [
-    "document_version", "check_version", "decode_program", "program_from_json",
+    "document_version", "check_version", "decode_program", "program_from_json", "program_from_json_counted",
     "upgrade", "STEPS", "Step",
     "downgrade", "WRITABLE_TARGETS", "READERS", "pytorch_reader_gap", "writable_text", "unknown_field_text",
 ]
@@ -207,12 +209,33 @@ def decode_program(raw: Any) -> schema.ExportedProgram:
     return codec.from_dict(schema.ExportedProgram, raw)
 
 
+def _decode_current(raw: Any, count: ColonCount) -> schema.ExportedProgram:
+    """``decode_program`` of a document of the current schema version, counting for
+    :func:`loads_json_counted` (it raises for any other version: that takes the careful path)."""
+    if document_version(raw) != schema.SCHEMA_VERSION:
+        raise ValueError("not the current schema version")
+    return fast_counting_decoder(schema.ExportedProgram)(raw, count)
+
+
+def program_from_json_counted(data: bytes | bytearray | memoryview | str, *, max_bytes: int = codec.MAX_JSON_BYTES,
+                              ) -> tuple[Any, schema.ExportedProgram] | None:
+    """``(raw, program)``: what :func:`program_from_json` reads, for a document of the current
+    schema version that :func:`loads_json_counted` proves free of duplicate keys and the fast
+    decoder accepts (``raw`` is the parsed JSON, not changed); ``None`` for anything else, which
+    :func:`program_from_json` (or ``ProgramRecords.raw_document`` then ``decode``) reads
+    carefully and explains."""
+    return loads_json_counted(data, _decode_current, max_bytes=max_bytes, what="ExportedProgram document")
+
+
 def program_from_json(data: bytes | bytearray | memoryview | str, *, max_bytes: int = codec.MAX_JSON_BYTES) -> schema.ExportedProgram:
     """Parse and decode a program document (see :func:`decode_program`).
 
     Schema 7 writers let bare ``Infinity``/``NaN`` tokens into their JSON; they are accepted
     in documents of major version 7 only.
     """
+    fast = program_from_json_counted(data, max_bytes=max_bytes)
+    if fast is not None:
+        return fast[1]
     seen: list[str] = []
     raw = codec.loads_json(data, max_bytes=max_bytes, what="ExportedProgram document", nonfinite=seen)
     if seen and document_version(raw)[0] >= 8:

@@ -126,12 +126,28 @@ def test_every_document_of_the_current_writer_takes_the_fast_path_and_reads_the_
         assert upgrade.program_from_json(text) == fast[1]
 
 
-def test_older_documents_take_the_careful_path_and_read_as_before():
+def test_older_documents_take_the_careful_path_and_read_as_before(monkeypatch):
+    from pt2serde.format import strict_json
+
     older = _documents("2.9.1")
     assert older
+    parses = []
+    real = strict_json._parse
+    monkeypatch.setattr(strict_json, "_parse", lambda text, what, nonfinite, hook: (
+        parses.append(hook), real(text, what, nonfinite, hook))[1])
     for name, text in older:
         assert upgrade.program_from_json_counted(text) is None, name  # upgraded on the careful path
         assert upgrade.program_from_json(text) == _careful(text), name
+    # their version shows in the text: they are not parsed a first time for nothing (red team)
+    assert None not in parses and len(parses) == 2 * len(older)
+
+
+def test_an_extension_op_target_takes_the_fast_path():
+    tree = json.loads(SMALL)
+    tree["graph_module"]["graph"]["nodes"][0]["target"] = "#my_namespace:my_op"
+    text = json.dumps(tree)
+    fast = upgrade.program_from_json_counted(text)
+    assert fast is not None and fast[1] == _careful(text)
 
 
 def _dumps_doubling(value: Any, target: int, counter: list[int]) -> str:
@@ -190,3 +206,42 @@ def test_colons_where_the_decoder_does_not_count_them_only_cost_time():
         text = json.dumps(tree)
         assert upgrade.program_from_json_counted(text) is None
         assert upgrade.program_from_json(text) == _careful(text)
+
+
+_THREADS = r"""
+import sys, threading
+from pt2serde import schema
+from pt2serde.format import upgrade
+from pt2serde.format.fastcodec import fast_decoder
+from pt2serde.format.strict_json import loads_json
+text = open(sys.argv[1], encoding="utf-8").read()
+raw = loads_json(text)
+sys.setswitchinterval(1e-6)  # switch threads as often as possible
+barrier = threading.Barrier(8)
+results = []
+def work():
+    barrier.wait()
+    for _ in range(20):
+        results.append(upgrade.program_from_json_counted(text) is not None)
+        try:
+            fast_decoder(schema.ExportedProgram)(raw)
+        except Exception as e:
+            results.append(repr(e))
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(results), sorted(set(map(str, results))))
+"""
+
+
+def test_threads_that_first_need_a_decoder_all_get_it(tmp_path):
+    """The decoders are generated on first use; a thread arriving while another generates them
+    waits for the code instead of finding a name without it (and falling back: red team)."""
+    import subprocess
+    import sys
+
+    doc = tmp_path / "doc.json"
+    doc.write_bytes(SMALL)
+    out = subprocess.run([sys.executable, "-c", _THREADS, str(doc)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split(None, 1) == ["160", "['True']\n"], out.stdout

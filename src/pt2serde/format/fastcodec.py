@@ -140,9 +140,11 @@ def _str_colons(v: Any, n: Any) -> Any:
 
 
 #: The ``str`` fields whose colons a counting decoder counts (``dict[str, str]`` fields are
-#: always counted): the ones real documents put colons in. A colon anywhere else makes
+#: always counted): the ones real documents put colons in (treespecs; extension ops' targets,
+#: ``#<ns>:<op>``). A colon anywhere else makes
 #: :func:`~pt2serde.format.strict_json.loads_json_counted` fall back, which is only slower.
-COLON_FIELDS = frozenset({("ModuleCallSignature", "in_spec"), ("ModuleCallSignature", "out_spec")})
+COLON_FIELDS = frozenset({("ModuleCallSignature", "in_spec"), ("ModuleCallSignature", "out_spec"),
+                          ("Node", "target")})
 
 
 def _strkeys(v: Any) -> dict:
@@ -320,14 +322,24 @@ _decode_gen = _Gen("decode")
 _counting_gen = _Gen("decode", counting=True)
 _encode_gen = _Gen("encode")
 _cache: dict[tuple[str, type], Callable] = {}
+#: generation names a function before its code exists (types refer to themselves): another
+#: thread must not see the name until the code is there
+_generating = threading.RLock()
+
+
+def _cached(key: tuple[str, type], gen: _Gen) -> Callable:
+    fn = _cache.get(key)
+    if fn is None:
+        with _generating:
+            fn = _cache.get(key)
+            if fn is None:
+                fn = _cache[key] = gen.ns[gen.function(key[1])]
+    return fn
 
 
 def fast_decoder(cls: type) -> Callable[[Any], Any]:
     """A fast decoder for ``cls``; it raises (any exception) instead of explaining."""
-    key = ("decode", cls)
-    if key not in _cache:
-        _cache[key] = _decode_gen.ns[_decode_gen.function(cls)]
-    return _cache[key]
+    return _cached(("decode", cls), _decode_gen)
 
 
 def fast_counting_decoder(cls: type) -> Callable[[Any, Any], Any]:
@@ -335,15 +347,9 @@ def fast_counting_decoder(cls: type) -> Callable[[Any, Any], Any]:
     :class:`~pt2serde.format.strict_json.ColonCount`), the members of every object it reads and
     the colons of the ``dict[str, str]`` and :data:`COLON_FIELDS` strings: what
     :func:`~pt2serde.format.strict_json.loads_json_counted` needs to prove keys unique."""
-    key = ("decode_counting", cls)
-    if key not in _cache:
-        _cache[key] = _counting_gen.ns[_counting_gen.function(cls)]
-    return _cache[key]
+    return _cached(("decode_counting", cls), _counting_gen)
 
 
 def fast_encoder(cls: type) -> Callable[[Any], Any]:
     """A fast encoder for ``cls``; it raises (any exception) instead of explaining."""
-    key = ("encode", cls)
-    if key not in _cache:
-        _cache[key] = _encode_gen.ns[_encode_gen.function(cls)]
-    return _cache[key]
+    return _cached(("encode", cls), _encode_gen)

@@ -114,6 +114,7 @@ def loads_json_counted(
     *,
     max_bytes: int = MAX_JSON_BYTES,
     what: str = "JSON document",
+    worth_trying: Callable[[str], bool] | None = None,
 ) -> tuple[Any, T] | None:
     """``(tree, decode(tree, count))`` of strict JSON, its keys proven unique without the
     per-object hook of :func:`loads_json` (the hook is a Python call per object: a third of
@@ -127,9 +128,14 @@ def loads_json_counted(
     ``:``, and equals it only when no key was dropped (and every colon in a string was
     counted). Size cap, expansion budget, UTF-8 and ``NaN``/``Infinity`` tokens are checked
     as by :func:`loads_json` (a document with such tokens gets ``None``).
+
+    A text that fails the proof is parsed twice: ``worth_trying(text)`` (a cheap look at the
+    text, never trusted) can send the documents ``decode`` would refuse anyway straight back.
     """
     text = _checked_text(data, max_bytes, what)
     if "\\u003a" in text or "\\u003A" in text:  # a colon that does not show in the text
+        return None
+    if worth_trying is not None and not worth_trying(text):
         return None
     seen: list[str] = []
     try:  # which problem a broken text names first is loads_json's to say

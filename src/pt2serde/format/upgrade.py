@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -217,6 +218,17 @@ def _decode_current(raw: Any, count: ColonCount) -> schema.ExportedProgram:
     return fast_counting_decoder(schema.ExportedProgram)(raw, count)
 
 
+_VERSION_TEXT = re.compile(r'"schema_version"\s*:\s*\{\s*"major"\s*:\s*(\d{1,9})\s*,\s*"minor"\s*:\s*(\d{1,9})\s*\}')
+
+
+def _looks_current(text: str) -> bool:
+    """The text's last ``schema_version`` reads as the current version (as writers put it:
+    major, then minor). Only a guess to skip the counted parse for older documents, whose
+    upgrade takes the careful path anyway; the parsed document is what is checked."""
+    m = _VERSION_TEXT.match(text, max(text.rfind('"schema_version"'), 0))
+    return m is not None and (int(m[1]), int(m[2])) == schema.SCHEMA_VERSION
+
+
 def program_from_json_counted(data: bytes | bytearray | memoryview | str, *, max_bytes: int = codec.MAX_JSON_BYTES,
                               ) -> tuple[Any, schema.ExportedProgram] | None:
     """``(raw, program)``: what :func:`program_from_json` reads, for a document of the current
@@ -224,7 +236,8 @@ def program_from_json_counted(data: bytes | bytearray | memoryview | str, *, max
     decoder accepts (``raw`` is the parsed JSON, not changed); ``None`` for anything else, which
     :func:`program_from_json` (or ``ProgramRecords.raw_document`` then ``decode``) reads
     carefully and explains."""
-    return loads_json_counted(data, _decode_current, max_bytes=max_bytes, what="ExportedProgram document")
+    return loads_json_counted(data, _decode_current, max_bytes=max_bytes, what="ExportedProgram document",
+                              worth_trying=_looks_current)
 
 
 def program_from_json(data: bytes | bytearray | memoryview | str, *, max_bytes: int = codec.MAX_JSON_BYTES) -> schema.ExportedProgram:

@@ -93,6 +93,20 @@ def _meta_of_x(**fields) -> Callable[[dict, str], None]:
 
 _X = r" - at `\$\.graph_module\.graph\.tensor_values\.x\."
 
+
+def _custom_metadata(where: str) -> Callable[[dict, str], None]:
+    """Metadata kept as JSON text (json.loads'd by the loader) naming a key twice (red team)."""
+
+    def mutate(doc: dict, marker: str) -> None:
+        text = '{"a": 1, "a": 2}'
+        if where == "node":
+            doc["graph_module"]["graph"]["nodes"][0]["metadata"]["custom"] = text
+        else:
+            doc["graph_module"]["metadata"]["custom"] = text
+
+    return mutate
+
+
 CASES = [
     Case("JSON expansion: 60 MiB of nested [] deflated", _deflated_document(b"[[[[]]]],"),
          r"ExportedProgram document would expand to about \d+ bytes of Python objects, over the limit"),
@@ -121,4 +135,9 @@ CASES = [
              r"device index 128 is not in \[0, 127\]" + _X + r"device\.index`"),
     doc_case("device index 2**63", _meta_of_x(device={"index": 2**63}), r"device index 9223372036854775808 is not in \[0, 127\]" + _X),
     doc_case("device type cp_", _meta_of_x(device={"type": "cp_"}), r"Invalid device 'cp_'", validate="environment"),
+    doc_case("duplicate key in a node's custom metadata", _custom_metadata("node"),
+             r"custom metadata is not valid JSON: duplicate key 'a' in one object - at "
+             r"`\$\.graph_module\.graph\.nodes\[0\]\.metadata\.custom`"),
+    doc_case("duplicate key in the graph module's custom metadata", _custom_metadata("graph_module"),
+             r"custom metadata is not valid JSON: duplicate key 'a' in one object - at `\$\.graph_module\.metadata\.custom`"),
 ]

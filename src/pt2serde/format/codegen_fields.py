@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 from . import names, treespec_text
 from .schema_decoder import MAX_PROBLEMS
+from .strict_json import loads_json
 
 from .. import schema
 from ..errors import SerializeError
@@ -419,8 +420,24 @@ class _Walker:
                 self.argument(o, f"{path}.outputs[{k}]")
         self.metadata(node.metadata, f"{path}.metadata")
 
+    def json_metadata(self, meta: dict[str, str], keys: tuple[str, ...], path: str) -> None:
+        """Metadata torch keeps as JSON text (``custom``, ``from_node``): strict JSON, as every
+        JSON of a file (no duplicate keys; ``NaN``/``Infinity`` tokens, which ``json.dumps``
+        writes, allowed). Not code, but load parses it, so validate must refuse what load does."""
+        for key in keys:
+            text = meta.get(key)
+            if text and not (type(text) is str and ("json", text) in self.ok):
+                try:
+                    loads_json(text, what=f"{key} metadata", nonfinite=[])
+                except SerializeError as e:
+                    self.out.append((str(e), f"{path}.{key}"))
+                else:
+                    self.ok.add(("json", text))
+
     def metadata(self, meta: dict[str, str], path: str) -> None:
         ok = self.ok
+        if "custom" in meta or "from_node" in meta:
+            self.json_metadata(meta, ("custom", "from_node"), path)
         for key in ("stack_trace", "torch_fn", "source_fn_stack"):
             text = meta.get(key)
             if text and not (type(text) is str and (_COMMENT, text) in ok):
@@ -523,6 +540,7 @@ class _Walker:
                 if budget.used > budget.limit:
                     break
         gm = doc.graph_module
+        self.json_metadata(gm.metadata, ("custom",), "$.graph_module.metadata")
         self.graph(gm.graph, "$.graph_module.graph")
         self.signature(gm.signature, "$.graph_module.signature")
         self.module_call_graph(gm.module_call_graph, "$.graph_module.module_call_graph")

@@ -29,7 +29,7 @@ _common.import_pt2serde()
 
 from pt2serde.format import check, codec, upgrade
 
-from pt2serde import schema
+from pt2serde import SerializeError, schema
 
 from pt2serde.bridge import treespec  # noqa: E402
 from pt2serde.wire import Union  # noqa: E402
@@ -47,13 +47,28 @@ CLASSES = sorted(
 MODES = ("program", "program", "program", "validate", "from_dict", "treespec", "expr", "unknown_fields")
 
 
+def _program_both_ways(body: bytes) -> None:
+    """``upgrade.program_from_json``, and its counted read (no duplicate-key hook) against the
+    careful one: the counted read must give the careful result or ``None``, never accept a
+    document the careful read refuses (a duplicate key above all)."""
+    fast = upgrade.program_from_json_counted(body)
+    try:
+        careful = upgrade.decode_program(codec.loads_json(body, nonfinite=[]))
+    except SerializeError:
+        careful = None
+    if fast is not None and fast[1] != careful:
+        raise AssertionError(f"the counted read accepted a document the careful read "
+                             f"{'refuses' if careful is None else 'reads differently'}")
+    upgrade.program_from_json(body)
+
+
 def target(data: bytes) -> None:
     if not data:
         return
     mode = MODES[data[0] % len(MODES)]
     body = data[1:]
     if mode == "program":
-        upgrade.program_from_json(body)
+        _program_both_ways(body)
     elif mode == "validate":
         raw = codec.loads_json(body)
         check.check_document(raw)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from .annotations import kind_of, type_hints
 from .strict_json import NONFINITE_FLOATS
 
-__all__ = ["fast_decoder", "fast_counting_decoder", "fast_encoder", "COLON_FIELDS", "nesting_guard", "MAX_NESTING", "MAX_INT_DIGITS", "RECURSIVE_MEMBERS", "ints_in_range"]
+__all__ = ["fast_decoder", "fast_counting_decoder", "fast_encoder", "COLON_FIELDS", "SHARED_MEMBERS", "nesting_guard", "MAX_NESTING", "MAX_INT_DIGITS", "RECURSIVE_MEMBERS", "ints_in_range"]
 
 MAX_NESTING = 64  # nested subgraphs and nested dict arguments, counted together
 #: Union members through which the schema recurses; decoding them is depth-limited.
@@ -138,6 +138,11 @@ def _str_colons(v: Any, n: Any) -> Any:
         n.colons += v.count(":")
     return v
 
+
+#: Union members whose objects a counting decoder makes once per value in a document (a
+#: program of 5k nodes has about 40k ``SymInt`` objects of a handful of values): its documents are
+#: read, never changed (``load``, ``deserialize``).
+SHARED_MEMBERS = frozenset({("SymInt", "as_int")})
 
 #: The ``str`` fields whose colons a counting decoder counts (``dict[str, str]`` fields are
 #: always counted): the ones real documents put colons in (treespecs; extension ops' targets,
@@ -273,6 +278,15 @@ class _Gen:
                            and (cls.__name__, m) not in RECURSIVE_MEMBERS), None)
             first = (f"    if tag == {inline!r}:\n        p = {self.expr(hints[inline], 'p')}\n    else:\n"
                      f"        p = {table}[tag](p{self.extra})\n") if inline else f"    p = {table}[tag](p{self.extra})\n"
+            if self.counting and (cls.__name__, inline) in SHARED_MEMBERS:  # one object per int value
+                first = (f"    if tag == {inline!r}:\n        p = {self.expr(hints[inline], 'p')}\n"
+                         f"        o = _n.shared.get(p)\n"
+                         f"        if o is None:\n"
+                         f"            o = _n.shared[p] = _new({T})\n"
+                         f"            _set(o, 'type', tag)\n"
+                         f"            _set(o, 'value', p)\n"
+                         f"        return o\n"
+                         f"    p = {table}[tag](p{self.extra})\n")
             return (
                 f"def {name}(v{self.extra}):\n"
                 f"    ((tag, p),) = (v if type(v) is dict else _bad()).items()\n"
@@ -346,7 +360,9 @@ def fast_counting_decoder(cls: type) -> Callable[[Any, Any], Any]:
     """:func:`fast_decoder` that also counts, into its second argument (a
     :class:`~pt2serde.format.strict_json.ColonCount`), the members of every object it reads and
     the colons of the ``dict[str, str]`` and :data:`COLON_FIELDS` strings: what
-    :func:`~pt2serde.format.strict_json.loads_json_counted` needs to prove keys unique."""
+    :func:`~pt2serde.format.strict_json.loads_json_counted` needs to prove keys unique. Equal
+    values of :data:`SHARED_MEMBERS` are one object (memo: the count's ``shared``): the result
+    is for reading only."""
     return _cached(("decode_counting", cls), _counting_gen)
 
 

@@ -99,13 +99,15 @@ T = TypeVar("T")
 class ColonCount:
     """What a counting decoder (``decode`` of :func:`loads_json_counted`) reports: ``members``,
     the members of the objects it read, each object once, and ``colons``, the ``:`` in strings
-    it read, each string once. Both undercount what the decoder skipped, never overcount."""
+    it read, each string once. Both undercount what the decoder skipped, never overcount.
+    ``shared``: the decoder's memo of equal leaves it builds once per document."""
 
-    __slots__ = ("members", "colons")
+    __slots__ = ("members", "colons", "shared")
 
     def __init__(self) -> None:
         self.members = 0
         self.colons = 0
+        self.shared: dict = {}
 
 
 def loads_json_counted(

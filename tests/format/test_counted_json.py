@@ -245,3 +245,19 @@ def test_threads_that_first_need_a_decoder_all_get_it(tmp_path):
     out = subprocess.run([sys.executable, "-c", _THREADS, str(doc)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split(None, 1) == ["160", "['True']\n"], out.stdout
+
+
+def test_equal_symints_of_a_document_are_one_object():
+    """The counted read builds each SymInt value once per document (a 5k-node program holds about
+    40k SymInts of four values); the careful read builds one per occurrence."""
+    text = max(CURRENT, key=lambda d: len(d[1]))[1]
+    program = upgrade.program_from_json_counted(text)[1]
+    metas = program.graph_module.graph.tensor_values.values()
+    symints = [s for m in metas for s in (*m.sizes, *m.strides, m.storage_offset) if s.type == "as_int"]
+    by_value: dict[int, set[int]] = {}
+    for s in symints:
+        by_value.setdefault(s.as_int, set()).add(id(s))
+    assert len(symints) > 2 * len(by_value) and all(len(ids) == 1 for ids in by_value.values())
+    assert len({id(s) for s in symints}) == len(by_value)
+    careful = _careful(text).graph_module.graph.tensor_values.values()
+    assert len({id(s) for m in careful for s in m.sizes}) > len(by_value)

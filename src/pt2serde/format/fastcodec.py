@@ -280,9 +280,9 @@ class _Gen:
                      f"        p = {table}[tag](p{self.extra})\n") if inline else f"    p = {table}[tag](p{self.extra})\n"
             if self.counting and (cls.__name__, inline) in SHARED_MEMBERS:  # one object per int value
                 first = (f"    if tag == {inline!r}:\n        p = {self.expr(hints[inline], 'p')}\n"
-                         f"        o = _n.shared.get(p)\n"
+                         f"        o = _n.shared.get(({T}, p))\n"  # (keyed by class too: 1 == 1.0 == True)
                          f"        if o is None:\n"
-                         f"            o = _n.shared[p] = _new({T})\n"
+                         f"            o = _n.shared[{T}, p] = _new({T})\n"
                          f"            _set(o, 'type', tag)\n"
                          f"            _set(o, 'value', p)\n"
                          f"        return o\n"

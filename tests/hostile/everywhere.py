@@ -5,7 +5,8 @@ runs it in a process of its own that takes it through
 
 * ``pt2serde.load``, ``load_all`` and, for document cases, ``deserialize`` of the same
   document in a ``SerializedArtifact``;
-* on what loaded: ``ep.module()`` and a call of it on the program's sample inputs,
+* on what loaded: the code of ``ep.graph_module`` and ``str(ep)`` (code generated on first
+  use), ``ep.module()`` and a call of it on the program's sample inputs,
   ``ep.run_decompositions()``, ``torch.export.unflatten(ep)`` and a call of it;
 * the command line, in process: ``inspect``, ``inspect --json``, ``validate``, ``diff``
   against the unmodified base archive, ``view`` (the HTML page) and ``diff --html``; each
@@ -505,6 +506,8 @@ def _steps(workdir: Path, step: Callable, report: dict, compiled: list) -> None:
         step("deserialize", lambda: pt2serde.deserialize(art))
     if ep is not None:
         inputs = ep.example_inputs or ((), {})
+        # the loaded graph module writes and compiles its code on first use (bridge/lazy_code.py)
+        step("graph_module_code", lambda: (ep.graph_module.code, str(ep)))
         module = step("module", lambda: ep.module())
         if module is not None:
             step("module_call", lambda: module(*inputs[0], **inputs[1]))

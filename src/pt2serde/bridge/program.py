@@ -19,6 +19,7 @@ from .argcheck import check_artifact, check_program
 from ..format.gcpause import gc_paused
 from ..errors import SerializeError
 from .graph_save import GraphModuleSerializer
+from .lazy_code import deferred_codegen
 from ..format.guards import canonical_guard
 from ..format.payload import DEFAULT_PICKLE_PROTOCOL, check_pickle_protocol
 
@@ -285,17 +286,19 @@ class ExportedProgramDeserializer:
             ) from None
         # ExportedProgram builds the GraphModule from the root (which holds the subgraph
         # submodules) and the graph itself; building one here first would generate code twice.
-        program = ExportedProgram(
-            root=root,
-            graph=graph,
-            graph_signature=graph_signature,
-            state_dict=state.values,
-            range_constraints=sym.range_constraints(),
-            module_call_graph=module_call_graph,
-            example_inputs=inputs,
-            constants=consts.values,
-            verifiers=verifiers,
-        )
+        # Its Python code is generated when first used, not here (lazy_code: most loads never do).
+        with deferred_codegen():
+            program = ExportedProgram(
+                root=root,
+                graph=graph,
+                graph_signature=graph_signature,
+                state_dict=state.values,
+                range_constraints=sym.range_constraints(),
+                module_call_graph=module_call_graph,
+                example_inputs=inputs,
+                constants=consts.values,
+                verifiers=verifiers,
+            )
         program.graph_module.meta.update(meta)
         # rebuilt from our own grammar: torch execs guards inside module() (pt2serde.format.guards)
         program._guards_code = [canonical_guard(g, f"$.guards_code[{i}]") for i, g in enumerate(doc.guards_code)]

@@ -9,6 +9,7 @@ as PyTorch builds them, with PyTorch's function back in place once no load is ru
 import contextlib
 import copy
 import threading
+import time
 
 import pytest
 import torch
@@ -69,6 +70,54 @@ def test_direct_call_and_deepcopy_of_a_loaded_program(small, tmp_path):
     twin = copy.deepcopy(pt2serde.load(path))
     torch.testing.assert_close(twin.module()(x), want)
     assert twin.graph_module.code == torch.export.load(path).graph_module.code
+
+
+def test_threads_that_first_use_one_program_write_its_code_one_at_a_time(small, tmp_path, monkeypatch):
+    """fx renames the graph's nodes while it writes code: two writers at once garble it for good."""
+    ep, x = small
+    path = tmp_path / "small.pt2"
+    torch.export.save(ep, path)
+    loaded = pt2serde.load(path)
+    count, most, lock = [0], [0], threading.Lock()
+    real = torch.fx.Graph.python_code
+
+    def slow_python_code(self, *args, **kwargs):  # widens the window two writers would share
+        with lock:
+            count[0] += 1
+            most[0] = max(most[0], count[0])
+        time.sleep(0.05)
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            with lock:
+                count[0] -= 1
+
+    monkeypatch.setattr(torch.fx.Graph, "python_code", slow_python_code)
+    start = threading.Barrier(3)
+    got, errors = {}, []
+
+    def use(kind):
+        try:
+            start.wait(60)
+            gm = loaded.graph_module
+            if kind == "call":
+                got[kind] = gm(*_direct_args(loaded, x))[0]
+            elif kind == "code":
+                got[kind] = gm.code
+            else:
+                got[kind] = gm.print_readable(print_output=False)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=use, args=(k,)) for k in ("call", "code", "print")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    assert most[0] == 1, "two threads wrote the graph's code at once"
+    torch.testing.assert_close(got["call"], ep.module()(x))
+    assert got["code"] == torch.export.load(path).graph_module.code
 
 
 def test_programs_other_threads_build_meanwhile_are_built_eagerly(small):

@@ -209,6 +209,31 @@ def _no_call_graph(doc: dict, marker: str) -> None:
     doc["graph_module"]["module_call_graph"] = []
 
 
+# ---- names of literal inputs (red team of the deferred code generation): fx writes every
+# placeholder as a parameter, `def forward(self, x, x)` is a SyntaxError in module() and co.
+
+
+def _literal_input_named_like_an_input(doc: dict, marker: str) -> None:
+    doc["graph_module"]["signature"]["input_specs"][1]["constant_input"]["name"] = "x"
+
+
+def _literal_input_named_like_a_node(doc: dict, marker: str) -> None:
+    doc["graph_module"]["signature"]["input_specs"][1]["constant_input"]["name"] = "mul"
+
+
+def _subgraph_literal_input_named_like_an_input(doc: dict, marker: str) -> None:
+    """A subgraph's literal input ``i`` is named ``arg<i>``: here also the name of its tensor input."""
+    for node in doc["graph_module"]["graph"]["nodes"]:
+        for inp in node["inputs"]:
+            if "as_graph" in inp["arg"]:
+                sub = inp["arg"]["as_graph"]["graph"]
+                renamed = json.loads(json.dumps(sub).replace('"name": "x"', '"name": "arg1"'))
+                renamed["tensor_values"]["arg1"] = renamed["tensor_values"].pop("x")
+                renamed["inputs"].append({"as_int": 3})
+                inp["arg"]["as_graph"]["graph"] = renamed
+                return
+
+
 CASES = [
     doc_case("module call graph whose first entry is not the root", _root_not_first,
              r"module call graph: the first entry must be the root module \(fqn ''\), got ' ' - at "
@@ -221,6 +246,12 @@ CASES = [
     doc_case("module path with two call indices", _fqn_call_index,
              r"module path 'inner@1@2' has a call index that is not one decimal number after '@' - at "
              r"`\$\.graph_module\.module_call_graph\[1\]\.fqn`", base="nested"),
+    doc_case("literal input named like another graph input", _literal_input_named_like_an_input,
+             r"graph input name 'x' is defined twice", base="string_input"),
+    doc_case("literal input named like a node", _literal_input_named_like_a_node,
+             r"Node mul has already been deserialized before", base="string_input"),
+    doc_case("subgraph literal input named like its tensor input", _subgraph_literal_input_named_like_an_input,
+             r"graph input name 'arg1' is defined twice", base="cond"),
     doc_case("string input value breaking out of the input guards", _string_input_breakout,
              r"graph input string value .* is not text without quotes.* - at "
              r"`\$\.graph_module\.graph\.inputs\[1\]\.as_string`", base="string_input"),

@@ -20,6 +20,7 @@ import torch.fx
 from .. import schema
 from .arguments import decode_argument
 from ..errors import SerializeError
+from ..format.value_refs import CONSTANT_INPUTS, constant_input_name
 from .graph_save import SYM_OPS
 from .metadata import decode_metadata
 from .symbolic import SymbolicContext
@@ -39,6 +40,8 @@ class _Scope:
         self.graph = torch.fx.Graph()
         self.module = torch.nn.Module()
         self.nodes: dict[str, torch.fx.Node] = {}
+        #: names of the placeholders of literal inputs (not values: nothing refers to them)
+        self.constant_inputs: set[str] = set()
         self.wire = graph
         self._used: set[str] | None = None
 
@@ -84,14 +87,16 @@ def _used_names(graph: schema.Graph) -> set[str]:
 class GraphDeserializer:
     """Builds FX graphs from ``schema.Graph`` documents of one program.
 
-    ``constants`` (name -> object) resolves non-lifted custom objects; ``signature`` (the
-    runtime graph signature) names constant placeholders.
+    ``constants`` (name -> object) resolves non-lifted custom objects; ``input_specs`` (the
+    document's) name the top graph's literal inputs (``value_refs.constant_input_name``).
     """
 
-    def __init__(self, symbols: SymbolicContext, *, constants: dict[str, Any], signature=None) -> None:
+    def __init__(self, symbols: SymbolicContext, *, constants: dict[str, Any],
+                 input_specs: list[schema.InputSpec] | None = None) -> None:
         self.symbols = symbols
         self.constants = constants
-        self.signature = signature
+        #: the document's input specs: they name the top graph's literal inputs
+        self.input_specs: list[schema.InputSpec] = input_specs or []
         self.scope: _Scope | None = None
         self._top_scope: _Scope | None = None
         self._meta_cache: dict = {}
@@ -174,7 +179,7 @@ class GraphDeserializer:
     def _bind(self, name: str, fx_node: torch.fx.Node) -> None:
         """Give ``fx_node`` the serialized name and its value."""
         scope = self.scope
-        if name in scope.nodes:
+        if name in scope.nodes or name in scope.constant_inputs:
             raise SerializeError(f"Node {name} has already been deserialized before.")
         if fx_node.name != name:  # the namespace picked another (Node.__setattr__ is costly)
             fx_node.name = name
@@ -210,9 +215,11 @@ class GraphDeserializer:
             if arg.value.type != "as_name":
                 raise SerializeError(f"Deserializing a constant symint {arg.value} as an input")
             name = arg.value.as_name
-        elif tag in ("as_int", "as_float", "as_bool", "as_none", "as_string"):
-            specs = self.signature.input_specs if self.signature is not None and scope is self._top_scope else ()
-            name = (specs[index].arg.name if index < len(specs) else None) or f"arg{index}"
+        elif tag in CONSTANT_INPUTS:
+            name = constant_input_name(self.input_specs if scope is self._top_scope else [], index)
+            if name in scope.nodes or name in scope.constant_inputs:  # `def forward(self, x, x)`
+                raise SerializeError(f"graph input name {name!r} is defined twice")
+            scope.constant_inputs.add(name)
             node = scope.graph.placeholder(name)  # checked by codegen_fields
             node.meta["val"] = decode_argument(self, arg)
             return

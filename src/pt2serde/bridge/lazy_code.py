@@ -20,6 +20,13 @@ builds meanwhile is built as before. The last thread out puts PyTorch's function
 someone replaced ours meanwhile). Where the hook is missing (another PyTorch release), loads
 build eagerly as before: slower, never wrong.
 
+Code generation on first use takes a lock (``_LoadedGraphModule``): threads that first use one
+loaded program at once must not write its code together.
+
+Known limit: code of someone else that also replaces that torch function, and whose
+replace-and-restore interleaves with a load's, can be left installed (as any two patches of one
+function that do not nest can); it is never our wrapper that is left behind.
+
 The code that the lazy module generates later comes from the same graph that
 ``format.codegen_fields`` checked before torch saw any of it, so deferring changes when the
 code is written, not what it may contain.
@@ -41,11 +48,44 @@ _users = 0  # threads inside deferred_codegen (guarded by _lock)
 _delegate: Any = None  # the function ours last replaced; kept, for callers that still hold ours
 
 
-def _build_lazy_or_eager(root: Any, graph: Any) -> Any:
-    if getattr(_local, "depth", 0):
+_codegen_lock = threading.RLock()  # fx's code generation renames the graph's nodes while it runs
+_loaded_class: Any = None
+
+
+def _loaded_graph_module_class() -> type:
+    """``_LazyGraphModule`` whose code is written by one thread at a time.
+
+    fx writes a graph's code by swapping a naming function into every node of the graph and
+    back; two threads doing that to one graph mix their names, and the garbled code stays
+    compiled into ``forward``. An eager build wrote it once, inside ``load``; deferred, the
+    first use may come from several threads at once (a server's workers), so it takes a lock.
+    """
+    global _loaded_class
+    if _loaded_class is None:
         from torch.fx._lazy_graph_module import _LazyGraphModule
 
-        return _LazyGraphModule(root, graph)
+        class _LoadedGraphModule(_LazyGraphModule):
+            def real_recompile(self) -> None:
+                if self._needs_recompile():
+                    with _codegen_lock:
+                        if self._needs_recompile():  # another thread may have written it meanwhile
+                            self._real_recompile()
+
+            def _real_recompile(self) -> Any:
+                with _codegen_lock:
+                    return super()._real_recompile()
+
+            def print_readable(self, *args: Any, **kwargs: Any) -> Any:
+                with _codegen_lock:
+                    return super().print_readable(*args, **kwargs)
+
+        _loaded_class = _LoadedGraphModule
+    return _loaded_class
+
+
+def _build_lazy_or_eager(root: Any, graph: Any) -> Any:
+    if getattr(_local, "depth", 0):
+        return _loaded_graph_module_class()(root, graph)
     return _delegate(root, graph)
 
 

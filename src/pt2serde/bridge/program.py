@@ -259,10 +259,9 @@ class ExportedProgramDeserializer:
         state = payload(state_dict, "state_dict")
         consts = payload(constants, "constants", shared=state.storages)
         consts.values = fake_objects(consts.values, sym.fake_tensor)  # meta tensors in torchbind states
-        dec = GraphDeserializer(sym, constants=consts.values)
         gm_doc = doc.graph_module
+        dec = GraphDeserializer(sym, constants=consts.values, input_specs=gm_doc.signature.input_specs)
         graph_signature = sig_mod.signature_from_wire(dec, gm_doc.signature)
-        dec.signature = graph_signature
         if callable(example_inputs):
             inputs = example_inputs(sym.fake_tensor)
         elif example_inputs is None or isinstance(example_inputs, tuple):

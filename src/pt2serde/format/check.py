@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from . import expr, upgrade
 
 from .. import schema
 from .schema_decoder import STOPPED_TEXT, collect_problems
-from .value_refs import SPEC_TARGETS, argument_refs, single_ref_name, spec_target
+from .value_refs import (CONSTANT_INPUTS, SPEC_TARGETS, argument_refs, constant_input_name, single_ref_name,
+                         spec_target)
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, ProgramRecords, Pt2Archive
 from .problem import CappedProblems, Problem, capped, key_path, name_text as _q
@@ -57,8 +58,10 @@ def check_shape(cls: type, raw: Any, record: str | None = None) -> list[Problem]
 # ============================================================== program semantics
 
 # What each value table holds, in messages.
+_CONSTANT_INPUT = "constant input"  # not a table: a literal input's placeholder, named by value_refs
 _KIND = {"tensor_values": "tensor", "sym_int_values": "SymInt", "sym_float_values": "SymFloat",
-         "sym_bool_values": "SymBool", "custom_obj_values": "custom object"}
+         "sym_bool_values": "SymBool", "custom_obj_values": "custom object",
+         _CONSTANT_INPUT: "literal graph input"}
 
 
 def document_graphs(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[schema.Graph, str]]:
@@ -176,7 +179,8 @@ def check_expressions(doc: schema.ExportedProgram) -> expr.ExprBudget:
     return budget
 
 
-def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | None) -> None:
+def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | None,
+                 input_specs: Sequence[schema.InputSpec] = ()) -> None:
     defined: dict[str, tuple[str | None, str]] = {}
     later: dict[str, str] = {}
     for i, node in enumerate(g.nodes):
@@ -201,6 +205,8 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
                                p, record))
 
     for i, a in enumerate(g.inputs):
+        if a.type in CONSTANT_INPUTS:  # a placeholder too: `def forward(self, <name>)`
+            define(_CONSTANT_INPUT, constant_input_name(input_specs, i), f"{path}.inputs[{i}]")
         for r in argument_refs(a, f"{path}.inputs[{i}]"):
             define(r.table, r.name, r.path)
     for i, node in enumerate(g.nodes):
@@ -221,7 +227,7 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
         for r in argument_refs(a, f"{path}.outputs[{i}]"):
             use(r.table, r.name, r.path)
     for name, (table, p) in defined.items():
-        if table is not None and name not in getattr(g, table):
+        if table is not None and table != _CONSTANT_INPUT and name not in getattr(g, table):
             out.append(Problem(f"{_KIND[table]} `{_q(name)}` has no entry in {table}", p, record))
 
 
@@ -308,7 +314,7 @@ def _check_program(doc: schema.ExportedProgram, record: str | None, out: CappedP
 
     out += (Problem(message, path, record) for message, path in code_field_problems(doc))
     gm = doc.graph_module
-    _check_graph(gm.graph, "$.graph_module.graph", out, record)
+    _check_graph(gm.graph, "$.graph_module.graph", out, record, gm.signature.input_specs)
     _check_expr(doc, expr.ExprBudget(), out, record)  # one budget per document, as load's
     out += (Problem(message, path, record) for message, path in tensor_meta_problems(gm.graph))
     out += (Problem(message, path, record, level="warning") for message, path in device_type_warnings(gm.graph))

@@ -22,13 +22,13 @@ tag, which field names the parameter, buffer, ... or user input a spec is about.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .. import schema
 
 __all__ = ["ONE", "OPTIONAL", "LIST", "OPTIONAL_LIST", "NESTED", "MAPPING", "SYM_TABLES", "UnionRow",
            "ARGUMENT_ROWS", "ELEMENT_ROWS", "ValueRef", "argument_refs", "argument_elements", "element_ref",
-           "single_ref_name", "SPEC_TARGETS", "spec_target"]
+           "single_ref_name", "SPEC_TARGETS", "spec_target", "CONSTANT_INPUTS", "constant_input_name"]
 
 #: the payload is one reference element (a struct, or a union that may hold a literal)
 ONE = "one"
@@ -173,3 +173,32 @@ def spec_target(spec: schema.InputSpec | schema.OutputSpec) -> str | None:
     """The name a signature spec is about (a parameter, buffer, ... or user input), if any."""
     field = SPEC_TARGETS[type(spec)][spec.type]
     return None if field is None else getattr(spec.value, field)
+
+
+#: graph input tags whose value is a literal: the placeholder holds the value, not a reference
+CONSTANT_INPUTS = frozenset(("as_int", "as_float", "as_bool", "as_none", "as_string"))
+
+
+def constant_input_name(specs: Sequence[schema.InputSpec], index: int) -> str:
+    """The placeholder name of graph input ``index`` when it is a literal (:data:`CONSTANT_INPUTS`).
+
+    fx writes it as a parameter of ``def forward(self, ...)``, so it must differ from every other
+    name of its graph (``validate``'s graph walk and the loader both hold it to that). It is the
+    name of the input spec at ``index`` (the top graph's signature; a subgraph passes ``[]``),
+    else ``arg<index>``, as PyTorch's loader names it.
+    """
+    spec = specs[index] if index < len(specs) else None
+    name = ""
+    if spec is not None:
+        v = spec.value
+        if spec.type == "constant_input":
+            name = v.name
+        elif spec.type == "user_input":
+            a = v.arg
+            if a.type in ("as_tensor", "as_custom_obj"):
+                name = a.value.name
+            elif a.type in ("as_sym_int", "as_sym_float", "as_sym_bool") and a.value.type == "as_name":
+                name = a.value.as_name
+        else:
+            name = v.arg.name
+    return name or f"arg{index}"

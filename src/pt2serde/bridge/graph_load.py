@@ -84,6 +84,22 @@ def _used_names(graph: schema.Graph) -> set[str]:
     return used
 
 
+def _call_node(g: torch.fx.Graph, target: Any, args: tuple, kwargs: dict | None, name: str | None) -> torch.fx.Node:
+    """``g.create_node("call_function", ...)`` without fx's walk of every node's arguments.
+
+    ``create_node`` walks the arguments with pytree (about 3% of a large load) only to warn
+    about raw ``SymInt``/``SymFloat``/``SymBool`` values among them; a loaded graph has none
+    (a symbolic argument is the node that computes it, a literal a plain number). The node is
+    created without arguments and given them through fx's public ``args``/``kwargs`` setters.
+    """
+    node = g.create_node("call_function", target, None, None, name)
+    if kwargs:
+        node.kwargs = kwargs
+    if args:
+        node.args = args
+    return node
+
+
 class GraphDeserializer:
     """Builds FX graphs from ``schema.Graph`` documents of one program.
 
@@ -283,7 +299,7 @@ class GraphDeserializer:
             if out is None or not isinstance(out.value, _SYM_ARGS):
                 raise SerializeError(f"symbolic op {wire.target} must have one symbolic output")
             args = tuple(decode_argument(self, i.arg) for i in wire.inputs)
-            fx_node = g.create_node("call_function", target, args, {}, wire.name or out.value.as_name)
+            fx_node = _call_node(g, target, args, None, wire.name or out.value.as_name)
             self._bind(out.value.as_name, fx_node)
         elif isinstance(target, torch._ops.HigherOrderOperator):
             from torch._higher_order_ops.triton_kernel_wrap import triton_kernel_wrapper_functional
@@ -302,7 +318,7 @@ class GraphDeserializer:
                 and wire.is_hop_single_tensor_return is not False
                 else None
             )
-            fx_node = g.create_node("call_function", target, args, kwargs, name)
+            fx_node = _call_node(g, target, args, kwargs, name)
             self._outputs_of(wire, fx_node, metadata)
         elif isinstance(target, torch._ops.OpOverload) or _has_schema(target):
             op_schema = _schema_of(target)
@@ -313,11 +329,11 @@ class GraphDeserializer:
                 else None
             )
             args, kwargs = self._schema_inputs(target, op_schema, wire.inputs)
-            fx_node = g.create_node("call_function", target, args, kwargs, name)
+            fx_node = _call_node(g, target, args, kwargs, name)
             self._outputs_of(wire, fx_node, metadata)
         elif callable(target):  # pre-dispatch helpers
             args, kwargs = self._unnamed_inputs(wire.inputs)
-            fx_node = g.create_node("call_function", target, args, kwargs, wire.name or None)
+            fx_node = _call_node(g, target, args, kwargs, wire.name or None)
             self._outputs_of(wire, fx_node, metadata)
         else:
             raise SerializeError(f"Unsupported target type for node {wire.name}: {type(target)}")
@@ -440,7 +456,7 @@ class GraphDeserializer:
         if self._absent(name, parent):  # the original graph had no getitem for this output
             vals.append(self._value(name))
             return
-        node = self.scope.graph.create_node("call_function", operator.getitem, (parent, index), name=name)
+        node = _call_node(self.scope.graph, operator.getitem, (parent, index), None, name)
         self._bind(name, node)
         vals.append(node.meta["val"])
         node.meta.update(metadata)
@@ -465,7 +481,7 @@ class GraphDeserializer:
                     vals.append([self._value(r.name if isinstance(r, schema.TensorArgument) else r.as_name)
                                  for r in item.value if isinstance(r, (schema.TensorArgument, *_SYM_ARGS))])
                     continue
-                sub = g.create_node("call_function", operator.getitem, (parent, index))
+                sub = _call_node(g, operator.getitem, (parent, index), None, None)
                 inner: list = []
                 self._getitems(inner, sub, item.value, metadata)
                 sub.meta.update(metadata)

@@ -8,6 +8,7 @@ each is refused by ``load`` and ``validate`` alike, naming the field and its ``$
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 from everywhere import Case, doc_case, exec_code
 
@@ -234,6 +235,45 @@ def _subgraph_literal_input_named_like_an_input(doc: dict, marker: str) -> None:
                 return
 
 
+def _renamed(doc: dict, old: str, new: str) -> None:
+    """Rename the value ``old`` everywhere in the graph and the signature (its table key too)."""
+    for key in ("graph", "signature"):
+        text = json.dumps(doc["graph_module"][key]).replace(f'"{old}"', f'"{new}"')
+        doc["graph_module"][key] = json.loads(text)
+
+
+def _tensor_input_and_literal_builtin_suffix(doc: dict, marker: str) -> None:
+    """fx writes the value `input` as the variable `input_1` right after the parameters, so the
+    literal parameter `input_1` is overwritten: the program silently reads the wrong input."""
+    _renamed(doc, "x", "input")
+    doc["graph_module"]["signature"]["input_specs"][1]["constant_input"]["name"] = "input_1"
+
+
+def _literal_builtin_and_node_suffix(doc: dict, marker: str) -> None:
+    _renamed(doc, "mul", "sum_1")
+    doc["graph_module"]["signature"]["input_specs"][1]["constant_input"]["name"] = "sum"
+
+
+def _graph_input(tag: str, value) -> Callable[[dict, str], None]:
+    def mutate(doc: dict, marker: str) -> None:
+        doc["graph_module"]["graph"]["inputs"][1] = {tag: value}
+    return mutate
+
+
+def _subgraph_input_of_no_placeholder_kind(doc: dict, marker: str) -> None:
+    for node in doc["graph_module"]["graph"]["nodes"]:
+        for inp in node["inputs"]:
+            if "as_graph" in inp["arg"]:
+                inp["arg"]["as_graph"]["graph"]["inputs"].append({"as_scalar_type": 6})
+                return
+
+
+def _root_forward_args(*names: str) -> Callable[[dict, str], None]:
+    def mutate(doc: dict, marker: str) -> None:
+        doc["graph_module"]["module_call_graph"][0]["signature"]["forward_arg_names"] = list(names)
+    return mutate
+
+
 CASES = [
     doc_case("module call graph whose first entry is not the root", _root_not_first,
              r"module call graph: the first entry must be the root module \(fqn ''\), got ' ' - at "
@@ -252,6 +292,23 @@ CASES = [
              r"Node mul has already been deserialized before", base="string_input"),
     doc_case("subgraph literal input named like its tensor input", _subgraph_literal_input_named_like_an_input,
              r"graph input name 'arg1' is defined twice", base="cond"),
+    doc_case("tensor input named after a builtin, literal input named as fx renames it",
+             _tensor_input_and_literal_builtin_suffix, r"value 'input_1' clashes with value 'input'",
+             base="string_input"),
+    doc_case("literal input named after a builtin, node named as fx renames it", _literal_builtin_and_node_suffix,
+             r"value 'sum_1' clashes with value 'sum'", base="string_input"),
+    doc_case("graph input holding a list of ints", _graph_input("as_ints", [1, 2]),
+             r"a graph input cannot be `as_ints`", base="string_input"),
+    doc_case("graph input SymInt holding a literal", _graph_input("as_sym_int", {"as_int": 3}),
+             r"a graph input `as_sym_int` must name a value, not hold a literal", base="string_input"),
+    doc_case("subgraph input of a kind no placeholder holds", _subgraph_input_of_no_placeholder_kind,
+             r"a graph input cannot be `as_scalar_type`", base="cond"),
+    doc_case("repeated forward argument name", _root_forward_args("x", "x"),
+             r"forward argument name 'x' is repeated - at "
+             r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.forward_arg_names\[1\]`", base="string_input"),
+    doc_case("forward argument named like a global of the generated code", _root_forward_args("fx_pytree", "s"),
+             r"forward argument name 'fx_pytree' is not a parameter name other than self and the generated code's "
+             r"globals", base="string_input"),
     doc_case("string input value breaking out of the input guards", _string_input_breakout,
              r"graph input string value .* is not text without quotes.* - at "
              r"`\$\.graph_module\.graph\.inputs\[1\]\.as_string`", base="string_input"),

@@ -20,7 +20,7 @@ import torch.fx
 from .. import schema
 from .arguments import decode_argument
 from ..errors import SerializeError
-from ..format.value_refs import CONSTANT_INPUTS, constant_input_name
+from ..format.value_refs import CONSTANT_INPUTS, builtin_name_clashes, constant_input_name, graph_input_problem
 from .graph_save import SYM_OPS
 from .metadata import decode_metadata
 from .symbolic import SymbolicContext
@@ -217,6 +217,9 @@ class GraphDeserializer:
                     f"Failed deserializing node {label} ({wire_node.target}): {type(e).__name__}: {e}"
                 ) from e
         self._outputs(graph)
+        for builtin, other in builtin_name_clashes([*self.scope.nodes, *self.scope.constant_inputs])[:1]:
+            raise SerializeError(f"value {other!r} clashes with value {builtin!r}: fx writes a value named after "
+                                 f"a Python builtin as {builtin!r} + '_<n>'")
         self._bind_unbacked()
         if self.symbols.unbacked:
             names = ", ".join(sorted(str(s) for s in self.symbols.unbacked))
@@ -225,22 +228,22 @@ class GraphDeserializer:
     def _placeholder(self, index: int, arg: schema.Argument) -> None:
         scope = self.scope
         tag = arg.type
+        if problem := graph_input_problem(arg):  # the rule validate's graph walk applies
+            raise SerializeError(problem)
         if tag in ("as_tensor", "as_custom_obj"):
             name = arg.value.name
-        elif tag in ("as_sym_int", "as_sym_float", "as_sym_bool"):
-            if arg.value.type != "as_name":
-                raise SerializeError(f"Deserializing a constant symint {arg.value} as an input")
-            name = arg.value.as_name
         elif tag in CONSTANT_INPUTS:
             name = constant_input_name(self.input_specs if scope is self._top_scope else [], index)
             if name in scope.nodes or name in scope.constant_inputs:  # `def forward(self, x, x)`
                 raise SerializeError(f"graph input name {name!r} is defined twice")
             scope.constant_inputs.add(name)
             node = scope.graph.placeholder(name)  # checked by codegen_fields
+            if node.name != name:  # the namespace picked another: the node is named as its parameter
+                node.name = name
             node.meta["val"] = decode_argument(self, arg)
             return
-        else:
-            raise SerializeError(f"Invalid input type {arg}")
+        else:  # a symbolic value by name
+            name = arg.value.as_name
         node = scope.graph.placeholder(name)  # checked by codegen_fields
         self._bind(name, node)
 

@@ -30,8 +30,8 @@ from . import expr, upgrade
 
 from .. import schema
 from .schema_decoder import STOPPED_TEXT, collect_problems
-from .value_refs import (CONSTANT_INPUTS, SPEC_TARGETS, argument_refs, constant_input_name, single_ref_name,
-                         spec_target)
+from .value_refs import (CONSTANT_INPUTS, SPEC_TARGETS, argument_refs, builtin_name_clashes, constant_input_name,
+                         graph_input_problem, single_ref_name, spec_target)
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, ProgramRecords, Pt2Archive
 from .problem import CappedProblems, Problem, capped, key_path, name_text as _q
@@ -205,6 +205,9 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
                                p, record))
 
     for i, a in enumerate(g.inputs):
+        if problem := graph_input_problem(a):  # the rule load applies
+            out.append(Problem(problem, f"{path}.inputs[{i}].{a.type}", record))
+            continue
         if a.type in CONSTANT_INPUTS:  # a placeholder too: `def forward(self, <name>)`
             define(_CONSTANT_INPUT, constant_input_name(input_specs, i), f"{path}.inputs[{i}]")
         for r in argument_refs(a, f"{path}.inputs[{i}]"):
@@ -226,6 +229,9 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
     for i, a in enumerate(g.outputs):
         for r in argument_refs(a, f"{path}.outputs[{i}]"):
             use(r.table, r.name, r.path)
+    for builtin, other in builtin_name_clashes(defined):  # the rule load applies
+        out.append(Problem(f"value `{_q(other)}` clashes with value `{_q(builtin)}`: fx writes a value named after a "
+                           f"Python builtin as `{_q(builtin)}_<n>`", defined[other][1], record))
     for name, (table, p) in defined.items():
         if table is not None and table != _CONSTANT_INPUT and name not in getattr(g, table):
             out.append(Problem(f"{_KIND[table]} `{_q(name)}` has no entry in {table}", p, record))

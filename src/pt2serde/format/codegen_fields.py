@@ -513,8 +513,14 @@ class _Walker:
             for field in ("inputs", "outputs"):
                 for j, a in enumerate(getattr(sig, field)):
                     self.argument(a, f"{sp}.{field}[{j}]")
+            seen_args: set = set()
             for j, name in enumerate(sig.forward_arg_names or ()):
                 self.check("ModuleCallSignature.forward_arg_names", name, f"{sp}.forward_arg_names[{j}]")
+                if isinstance(name, str):
+                    if name in seen_args:  # `def forward(self, x, x)` in ep.module()
+                        self.out.append((f"forward argument name {name!r} is repeated"[:300],
+                                         f"{sp}.forward_arg_names[{j}]"))
+                    seen_args.add(name)
             shape = {field: treespec_text.problems(getattr(sig, field)) for field in ("in_spec", "out_spec")}
             for field, found in shape.items():
                 self.out += [(problem, f"{sp}.{field}") for problem in found]

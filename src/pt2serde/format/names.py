@@ -109,9 +109,10 @@ def identifier(value: object, what: str, path: str | None = None) -> str:
 
 
 def parameter_name(value: object, what: str, path: str | None = None) -> str:
-    """A parameter of a generated ``def forward(self, ...)``: an :func:`identifier` other than ``self``."""
-    if value == "self":
-        raise _fail(value, what, "a parameter name other than self", path)
+    """A parameter of a generated ``def forward(self, ...)``: an :func:`identifier` other than
+    ``self`` and the globals that code reads (``fx_pytree``, ``torch``...; shadowed, every call fails)."""
+    if value == "self" or value in _FX_GLOBALS:
+        raise _fail(value, what, "a parameter name other than self and the generated code's globals", path)
     return identifier(value, what, path)
 
 
@@ -119,8 +120,8 @@ def parameter_name(value: object, what: str, path: str | None = None) -> str:
 #: custom builtins ``torch``, ``inf``, ``pytree``..., ``getattr`` and ``slice`` it writes into
 #: calls), ``self``, ``__debug__``. (Other builtins are legal: real exports have inputs named
 #: ``input``; shadowing them inside ``forward`` is harmless, as fx's code never calls them.)
-_RESERVED_VALUE_NAMES = frozenset(keyword.kwlist) | {
-    "inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "self", "getattr", "slice", "__debug__"}
+_FX_GLOBALS = frozenset({"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree", "getattr", "slice"})
+_RESERVED_VALUE_NAMES = frozenset(keyword.kwlist) | _FX_GLOBALS | {"self", "__debug__"}
 _VALUE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 

@@ -21,14 +21,17 @@ tag, which field names the parameter, buffer, ... or user input a spec is about.
 
 from __future__ import annotations
 
+import builtins
+import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 from .. import schema
 
 __all__ = ["ONE", "OPTIONAL", "LIST", "OPTIONAL_LIST", "NESTED", "MAPPING", "SYM_TABLES", "UnionRow",
            "ARGUMENT_ROWS", "ELEMENT_ROWS", "ValueRef", "argument_refs", "argument_elements", "element_ref",
-           "single_ref_name", "SPEC_TARGETS", "spec_target", "CONSTANT_INPUTS", "constant_input_name"]
+           "single_ref_name", "SPEC_TARGETS", "spec_target", "CONSTANT_INPUTS", "constant_input_name",
+           "graph_input_problem", "builtin_name_clashes"]
 
 #: the payload is one reference element (a struct, or a union that may hold a literal)
 ONE = "one"
@@ -202,3 +205,34 @@ def constant_input_name(specs: Sequence[schema.InputSpec], index: int) -> str:
         else:
             name = v.arg.name
     return name or f"arg{index}"
+
+
+def graph_input_problem(arg: schema.Argument) -> str | None:
+    """Why ``arg`` cannot be a graph input (a placeholder), or ``None``: a placeholder holds a
+    tensor, a custom object or a symbolic value by name, or a literal (:data:`CONSTANT_INPUTS`)."""
+    t = arg.type
+    if t in ("as_tensor", "as_custom_obj") or t in CONSTANT_INPUTS:
+        return None
+    if t in ("as_sym_int", "as_sym_float", "as_sym_bool"):
+        return None if arg.value.type == "as_name" else f"a graph input `{t}` must name a value, not hold a literal"
+    return f"a graph input cannot be `{t}` (placeholders hold tensors, custom objects, symbolic values or literals)"
+
+
+#: the names fx's code generation renames (``input`` is written ``input_1``): Python's builtins
+_BUILTIN_NAMES = frozenset(builtins.__dict__)
+
+
+def builtin_name_clashes(names: Collection[str]) -> list[tuple[str, str]]:
+    """``(builtin, other)`` for each value of one graph named after a Python builtin (real
+    exports have an input ``input``) and each other value named ``<builtin>_<n>``.
+
+    fx writes a value named ``input`` into ``forward`` as the variable ``input_1`` (builtins are
+    never shadowed), right after the parameters: a parameter or value that is itself named
+    ``input_1`` is overwritten, and the program silently computes with the wrong input (PyTorch's
+    own export has the same flaw). ``load`` and ``validate`` refuse such a graph.
+    """
+    out = []
+    for b in sorted(_BUILTIN_NAMES.intersection(names)):
+        suffixed = re.compile(re.escape(b) + r"_[0-9]+\Z")
+        out += [(b, n) for n in names if suffixed.match(n)]
+    return out

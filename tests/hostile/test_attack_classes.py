@@ -277,6 +277,13 @@ CASES = {
         lambda b, m: H.rewrite(b, replace={H.WEIGHTS: json.dumps(H.read_json(b, H.WEIGHTS)).replace(
             '"is_param": true', '"is_param": true, "is_param": false', 1).encode()}),
         r"^record archive/data/weights/model_weights_config\.json.*duplicate key 'is_param'"),
+    # the config is read by counting colons first (tensor_entries.payload_entries): an entry named
+    # twice, the second with a colon in a string, must still fail that proof and be named
+    "duplicate entry in a weights config": (
+        lambda b, m: H.rewrite(b, replace={H.WEIGHTS: json.dumps(H.read_json(b, H.WEIGHTS)).replace(
+            '{"config": {', '{"config": {"w": {"path_name": "a:b", "is_param": true, "use_pickle": false}, ', 1)
+            .encode()}),
+        r"^record archive/data/weights/model_weights_config\.json.*duplicate key 'w'"),
     # ---- tensor tricks
     "integer parameter that requires gradients": (
         lambda b, m: H.with_meta(b, "w", dtype=5, sizes=H.ints(6), strides=H.ints(1), requires_grad=True),

@@ -27,6 +27,8 @@ from .problem import Problem, key_path
 from .tables import BY_NAME, DTYPES, device_problem, device_text, sym_text, unknown_device_type
 from .torchbind import describe_torchbind
 from .torchsave import MAX_DIMS
+from .fastcodec import fast_counting_decoder
+from .strict_json import loads_json_counted
 
 __all__ = [
     "TensorEntry",
@@ -125,9 +127,18 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
     first that blocks it; each entry it builds from carries the decoded ``meta`` and the record
     that holds its storage.
     """
+    metas: dict[str, schema.PayloadMeta] | None = None  # every entry, decoded in one pass when that works
     try:
         view = archive.reader.view(record, max_size=MAX_CONFIG_BYTES)
-        raw = codec.loads_json(view, max_bytes=MAX_CONFIG_BYTES, record=record)
+        try:
+            counted = loads_json_counted(view, fast_counting_decoder(schema.PayloadConfig),
+                                         max_bytes=MAX_CONFIG_BYTES)
+        except SerializeError:  # over a cap, not UTF-8: the careful parse below says it with the record
+            counted = None
+        if counted is not None:
+            raw, metas = counted[0], counted[1].config
+        else:  # the careful parse names what is wrong (or the duplicate key)
+            raw = codec.loads_json(view, max_bytes=MAX_CONFIG_BYTES, record=record)
     except SerializeError as e:
         problems.append(Problem.from_error(e, record, record))
         return []
@@ -140,39 +151,42 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
         else:
             problems.append(Problem(f"Expected `object`, got `{codec.json_type_name(config)}`", "$.config", record))
         return []
-    base = WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR
+    prefix = archive.name(WEIGHTS_DIR if folder == "weights" else CONSTANTS_DIR)  # + path_name: the record
+    records = archive.reader.entries  # record name -> its directory entry
     out: list[TensorEntry] = []
     for fqn, item in config.items():
         where = f"$.config{key_path(fqn)}"
-        try:
-            meta = codec.from_dict(schema.PayloadMeta, item)
-        except SerializeError as e:
-            inner = getattr(e, "path", None) or "$"
-            problems.append(Problem(e.problem, where + inner[1:], record))
-            continue
+        if metas is not None:
+            meta = metas[fqn]
+        else:
+            try:
+                meta = codec.from_dict(schema.PayloadMeta, item)
+            except SerializeError as e:
+                inner = getattr(e, "path", None) or "$"
+                problems.append(Problem(e.problem, where + inner[1:], record))
+                continue
         path = meta.path_name
         if not path or "/" in path or "\\" in path or path in (".", ".."):
             problems.append(Problem(f"entry {fqn!r} names an invalid record {path!r}", f"{where}.path_name", record))
             continue
-        own = archive.name(f"{base}{path}")
+        own = f"{prefix}{path}"
         kind = "tensor"
-        if path.startswith(("custom_obj_", "opaque_obj_")) and folder != "constants":
-            problems.append(Problem(f"weight {fqn!r} names the object record {path!r}: weights are tensors, only "
-                                    "constants hold objects", f"{where}.path_name", record))
-            continue
-        if path.startswith("custom_obj_"):
-            kind = "custom_obj"
-        elif path.startswith("opaque_obj_"):
-            kind = "opaque_obj"
+        if path.startswith(("custom_obj_", "opaque_obj_")):
+            if folder != "constants":
+                problems.append(Problem(f"weight {fqn!r} names the object record {path!r}: weights are tensors, "
+                                        "only constants hold objects", f"{where}.path_name", record))
+                continue
+            kind = "custom_obj" if path.startswith("custom_obj_") else "opaque_obj"
         elif meta.use_pickle:
             kind = "pickled_tensor"
         entry = TensorEntry(fqn, folder, kind, own, is_param=meta.is_param, meta=meta)
-        if own not in archive.reader:
+        found = records.get(own)
+        if found is None:
             problems.append(Problem(f"entry {fqn!r} names record {path!r}, which is missing",
                                     f"{where}.path_name", record))
             entry.record = None
         else:
-            entry.record_size = archive.reader.entry(own).size
+            entry.record_size = found.size
         refused = _read_opaque(archive, entry) if kind == "opaque_obj" else ""
         if entry.recipe is not None:  # whether its class is registered is the loading process's matter
             problems.append(Problem(f"record {own} ({fqn!r}) holds an object of class {entry.recipe.class_name}, read "
@@ -202,8 +216,8 @@ def payload_entries(archive, folder: str, record: str, problems: list[Problem]) 
         if tm is not None:
             dt = DTYPES.get(tm.dtype)
             entry.dtype = dt.name if dt else f"ScalarType({int(tm.dtype)})"
-            entry.sizes = [sym_text(s) for s in tm.sizes]
-            entry.strides = [sym_text(s) for s in tm.strides]
+            entry.sizes = [s.value if s.type == "as_int" else sym_text(s) for s in tm.sizes]
+            entry.strides = [s.value if s.type == "as_int" else sym_text(s) for s in tm.strides]
             entry.storage_offset = sym_text(tm.storage_offset)
             entry.requires_grad = tm.requires_grad
             entry.device = device_text(tm.device)

@@ -268,6 +268,35 @@ def _subgraph_input_of_no_placeholder_kind(doc: dict, marker: str) -> None:
                 return
 
 
+def _extra_literal_input(doc: dict, marker: str) -> None:
+    """One more literal input, with its spec, that the root in_spec does not hold."""
+    gm = doc["graph_module"]
+    gm["graph"]["inputs"].append({"as_int": 3})
+    gm["signature"]["input_specs"].append({"constant_input": {"name": "extra", "value": {"as_int": 3}}})
+
+
+def _extra_user_output(doc: dict, marker: str) -> None:
+    """One more user output, with its spec, that the root out_spec does not hold."""
+    gm = doc["graph_module"]
+    gm["graph"]["outputs"].append({"as_int": 7})
+    gm["signature"]["output_specs"].append({"user_output": {"arg": {"as_int": 7}}})
+
+
+def _extra_branch_input(doc: dict, marker: str) -> None:
+    """A cond branch with one input more than the operands cond passes it."""
+    for node in doc["graph_module"]["graph"]["nodes"]:
+        for inp in node["inputs"]:
+            if "as_graph" in inp["arg"]:
+                inp["arg"]["as_graph"]["graph"]["inputs"].append({"as_int": 3})
+                return
+
+
+def _user_input_spec_kind(doc: dict, marker: str) -> None:
+    """The string input's spec says an int: the graph input is `as_string`."""
+    specs = doc["graph_module"]["signature"]["input_specs"]
+    specs[1] = {"user_input": {"arg": {"as_int": 3}}}
+
+
 def _root_forward_args(*names: str) -> Callable[[dict, str], None]:
     def mutate(doc: dict, marker: str) -> None:
         doc["graph_module"]["module_call_graph"][0]["signature"]["forward_arg_names"] = list(names)
@@ -303,6 +332,17 @@ CASES = [
              r"a graph input `as_sym_int` must name a value, not hold a literal", base="string_input"),
     doc_case("subgraph input of a kind no placeholder holds", _subgraph_input_of_no_placeholder_kind,
              r"a graph input cannot be `as_scalar_type`", base="cond"),
+    # inputs and outputs that torch pairs one to one (run_decompositions, module(), a call) and
+    # failed inside it with a raw ValueError or TypeError
+    doc_case("extra literal input that the root in_spec does not hold", _extra_literal_input,
+             r"the root module's in_spec holds 2 values but the signature has 3 user inputs - at "
+             r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.in_spec`", base="string_input"),
+    doc_case("extra user output that the root out_spec does not hold", _extra_user_output,
+             r"the root module's out_spec holds 1 values but the signature has 2 user outputs", base="string_input"),
+    doc_case("cond branch with an input more than its operands", _extra_branch_input,
+             r"cond calls its subgraph with \d+ values but the subgraph has \d+ inputs", base="cond"),
+    doc_case("user input spec of another kind than its graph input", _user_input_spec_kind,
+             r"input spec 1 \(user_input\) names .* but graph input 1 is", base="string_input"),
     doc_case("repeated forward argument name", _root_forward_args("x", "x"),
              r"forward argument name 'x' is repeated - at "
              r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.forward_arg_names\[1\]`", base="string_input"),

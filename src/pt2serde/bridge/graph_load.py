@@ -20,7 +20,8 @@ import torch.fx
 from .. import schema
 from .arguments import decode_argument
 from ..errors import SerializeError
-from ..format.value_refs import CONSTANT_INPUTS, builtin_name_clashes, constant_input_name, graph_input_problem
+from ..format.value_refs import (CONSTANT_INPUTS, builtin_name_clashes, constant_input_name, graph_input_problem,
+                                 subgraph_arity_problem)
 from .graph_save import SYM_OPS
 from .metadata import decode_metadata
 from .symbolic import SymbolicContext
@@ -311,7 +312,9 @@ class GraphDeserializer:
                 raise SerializeError(
                     "deserialize nyi for torch._higher_order_ops.triton_kernel_wrap.triton_kernel_wrapper_functional"
                 )
-            args, kwargs = self._unnamed_inputs(wire.inputs)
+            args, kwargs = self._unnamed_inputs(wire.inputs)  # builds the subgraphs (their refusals first)
+            if arity := subgraph_arity_problem(wire.target, wire.inputs):  # the rule validate's walk applies
+                raise SerializeError(arity[0])
             for a in (*args, *kwargs.values()):
                 if isinstance(a, torch.fx.Node) and a.op == "get_attr":
                     a.meta.update(metadata)  # subgraph get_attr nodes share the HOP's metadata
@@ -335,7 +338,9 @@ class GraphDeserializer:
             fx_node = _call_node(g, target, args, kwargs, name)
             self._outputs_of(wire, fx_node, metadata)
         elif callable(target):  # pre-dispatch helpers
-            args, kwargs = self._unnamed_inputs(wire.inputs)
+            args, kwargs = self._unnamed_inputs(wire.inputs)  # builds the subgraphs (their refusals first)
+            if arity := subgraph_arity_problem(wire.target, wire.inputs):  # the rule validate's walk applies
+                raise SerializeError(arity[0])
             fx_node = _call_node(g, target, args, kwargs, wire.name or None)
             self._outputs_of(wire, fx_node, metadata)
         else:
@@ -415,6 +420,11 @@ class GraphDeserializer:
     def _outputs_of(self, wire: schema.Node, fx_node: torch.fx.Node, metadata: dict) -> None:
         outputs = wire.outputs
         if not outputs:
+            if isinstance(fx_node.target, torch._ops.HigherOrderOperator):
+                # a subgraph returning nothing (a no_grad region that only updates a parameter):
+                # export's value is the empty tuple, which the verifier requires of every HOP node
+                # (torch.export.load leaves it out and refuses its own file)
+                fx_node.meta["val"] = ()
             return
         if (
             len(outputs) == 1

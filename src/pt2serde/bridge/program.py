@@ -243,7 +243,7 @@ class ExportedProgramDeserializer:
         check_version(doc.schema_version.major, doc.schema_version.minor)
         check_code_fields(doc)  # every string that can become code, before torch sees any
         _check_opset(doc.opset_version, self.expected_opset_version)
-        from ..format.check import check_expressions  # the walk and budget validate uses (one rule, one place)
+        from ..format.check import check_expressions, check_signature  # validate's walks (one rule, one place)
 
         sym = symbolic.SymbolicContext(doc.range_constraints, budget=check_expressions(doc))
 
@@ -269,6 +269,7 @@ class ExportedProgramDeserializer:
         else:
             inputs = payload(example_inputs, "example_inputs").tree if example_inputs else None
         root, graph = dec.deserialize(gm_doc.graph)
+        check_signature(gm_doc)  # after the graph's own refusals, which name the value
         with _module_inputs_context(inputs):
             module_call_graph = sig_mod.module_call_graph_from_wire(dec, gm_doc.module_call_graph)
         meta: dict[str, Any] = {}

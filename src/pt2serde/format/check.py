@@ -26,12 +26,12 @@ import dataclasses
 import zlib
 from typing import Any, Callable, Iterator, Sequence
 
-from . import expr, upgrade
+from . import expr, treespec_text, upgrade
 
 from .. import schema
 from .schema_decoder import STOPPED_TEXT, collect_problems
 from .value_refs import (CONSTANT_INPUTS, SPEC_TARGETS, argument_refs, builtin_name_clashes, constant_input_name,
-                         graph_input_problem, single_ref_name, spec_target)
+                         graph_input_problem, single_ref_name, spec_target, subgraph_arity_problem)
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, ProgramRecords, Pt2Archive
 from .problem import CappedProblems, Problem, capped, key_path, name_text as _q
@@ -216,6 +216,8 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
         npath = f"{path}.nodes[{i}]"
         if not node.target:
             out.append(Problem("node has an empty target", f"{npath}.target", record))
+        if arity := subgraph_arity_problem(node.target, node.inputs):  # the rule load applies
+            out.append(Problem(arity[0], f"{npath}.inputs[{arity[1]}].arg.as_graph.graph.inputs", record))
         for j, inp in enumerate(node.inputs):
             ipath = f"{npath}.inputs[{j}].arg"
             if inp.arg.type == "as_graph":
@@ -282,6 +284,7 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
         elif want != have:
             out.append(Problem(f"input spec {i} ({spec.type}) names `{_q(want)}` but graph input {i} is `{_q(have)}`",
                                f"{p}.arg", record))
+    _check_call_spec(gm, out, record)
     # what an output spec's target (value_refs.SPEC_TARGETS) must be an input of the program as
     inputs_by_field = {"buffer_name": (names["buffer"], "buffer"), "parameter_name": (names["parameter"], "parameter"),
                        "user_input_name": (user_inputs, "user input")}
@@ -302,6 +305,38 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
         if spec.type == "user_output" and body.arg != g.outputs[i] or spec.type != "user_output" and want != have:
             out.append(Problem(f"output spec {i} ({spec.type}) names `{_q(want)}` but graph output {i} is `{_q(have)}`",
                                f"{p}.arg", record))
+
+
+#: the output specs whose values are the leaves of the root ``out_spec`` (the others are copied
+#: back into the state or the inputs, effect tokens, or the gradients of a joint graph)
+_USER_OUTPUTS = frozenset(("user_output", "loss_output"))
+
+
+def _check_call_spec(gm: schema.GraphModule, out: list[Problem], record: str | None) -> None:
+    """The root module's ``in_spec``/``out_spec`` flatten to as many values as the signature has
+    user inputs and outputs: ``module()``, ``run_decompositions()`` and ``unflatten`` pair them
+    one to one (a mismatch fails inside torch). The texts' own shape is the code-field gate's."""
+    entries = gm.module_call_graph
+    if not entries or entries[0].fqn != "" or entries[0].signature is None:
+        return
+    sig, path = entries[0].signature, "$.graph_module.module_call_graph[0].signature"
+    user_inputs = sum(spec.type in ("user_input", "constant_input") for spec in gm.signature.input_specs)
+    user_outputs = sum(spec.type in _USER_OUTPUTS for spec in gm.signature.output_specs)
+    for field, have, what in (("in_spec", user_inputs, "user inputs"), ("out_spec", user_outputs, "user outputs")):
+        leaves = treespec_text.leaf_count(getattr(sig, field))
+        if leaves is not None and leaves != have:
+            out.append(Problem(f"the root module's {field} holds {leaves} values but the signature has {have} "
+                               f"{what}", f"{path}.{field}", record))
+
+
+def check_signature(gm: schema.GraphModule) -> None:
+    """Raise the first problem of the signature against the graph (validate's rule) as a
+    :class:`SerializeError`, for ``load``."""
+    out: list[Problem] = []
+    _check_signature(gm, out, None)
+    for p in out:
+        if p.level == "error":
+            raise SerializeError(f"{p.message} - at `{p.where}`", path=p.where)
 
 
 def check_program(doc: schema.ExportedProgram, record: str | None = None) -> list[Problem]:

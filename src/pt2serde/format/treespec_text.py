@@ -26,7 +26,7 @@ from typing import Any
 from .. import schema
 from ..errors import SerializeError
 
-__all__ = ["MAX_DEPTH", "SAFE_FACTORIES", "problems", "check", "DEFAULTDICT"]
+__all__ = ["MAX_DEPTH", "SAFE_FACTORIES", "problems", "check", "leaf_count", "DEFAULTDICT"]
 
 MAX_DEPTH = 256
 DEFAULTDICT = "collections.defaultdict"
@@ -125,3 +125,18 @@ def check(text: Any) -> Any:
     if found:
         raise SerializeError(found[0])
     return _loads(text, "treespec")
+
+
+def leaf_count(text: Any) -> int | None:
+    """How many values the treespec ``text`` flattens to: its leaves (``"type": null``). A
+    ``None`` in the tree is a node of type ``builtins.NoneType`` without children, so it holds
+    no leaf, as pytree flattens it. ``None`` when ``text`` has any of :func:`problems`."""
+    if problems(text):
+        return None
+    count, stack = 0, [_loads(text, "treespec")[1]]
+    while stack:
+        node = stack.pop()
+        if node["type"] is None:
+            count += 1
+        stack.extend(node["children_spec"])
+    return count

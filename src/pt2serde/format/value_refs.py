@@ -236,3 +236,46 @@ def builtin_name_clashes(names: Collection[str]) -> list[tuple[str, str]]:
         suffixed = re.compile(re.escape(b) + r"_[0-9]+\Z")
         out += [(b, n) for n in names if suffixed.match(n)]
     return out
+
+
+#: higher-order ops that call their subgraphs with values of the node: op -> (the positions of
+#: the subgraph arguments, how many values each call passes: the lengths of the list arguments
+#: at ``lists``, plus, with ``rest``, one per input from that position on)
+_SUBGRAPH_CALLS: dict[str, tuple[tuple[int, ...], tuple[int, ...], int | None]] = {
+    "torch.ops.higher_order.cond": ((1, 2), (3,), None),  # (pred, true_fn, false_fn, operands)
+    "torch.ops.higher_order.while_loop": ((0, 1), (2, 3), None),  # (cond_fn, body_fn, carried, additional)
+    "torch.ops.higher_order.map_impl": ((0,), (1, 2), None),  # (f, xs, pos_args)
+    "torch.ops.higher_order.scan": ((0,), (1, 2, 3), None),  # (combine_fn, init, xs, additional)
+    "torch.ops.higher_order.wrap_with_set_grad_enabled": ((1,), (), 2),  # (enabled, gm, *args)
+    "torch.ops.higher_order.wrap_with_autocast": ((4,), (), 5),  # (device, dtype, enabled, cache, gm, *args)
+    "torch.ops.higher_order.invoke_subgraph": ((0,), (), 2),  # (subgraph, identifier, *operands)
+}
+
+
+def subgraph_arity_problem(target: str, inputs: Sequence[schema.NamedArgument]) -> tuple[str, int] | None:
+    """``(message, input index)`` when a higher-order op of :data:`_SUBGRAPH_CALLS` would call one
+    of its subgraphs with another number of values than the subgraph has inputs (the call fails
+    inside torch: ``forward() missing 1 required positional argument``), else ``None``. Inputs
+    of other shapes are left to the op (older layouts of ``scan`` have more)."""
+    rule = _SUBGRAPH_CALLS.get(target)
+    if rule is None:
+        return None
+    graphs, lists, rest = rule
+    if rest is None and len(inputs) != max(lists) + 1:
+        return None
+    if any(i >= len(inputs) or inputs[i].arg.type != "as_graph" for i in graphs):
+        return None
+    passed = 0
+    for i in lists:
+        values = inputs[i].arg.value
+        if not isinstance(values, list):
+            return None
+        passed += len(values)
+    if rest is not None:
+        passed += sum(a.kind != schema.ArgumentKind.KEYWORD for a in inputs[rest:])
+    for i in graphs:
+        have = len(inputs[i].arg.value.graph.inputs)
+        if have != passed:
+            op = target.rsplit(".", 1)[1]
+            return f"{op} calls its subgraph with {passed} values but the subgraph has {have} inputs", i
+    return None

@@ -260,12 +260,15 @@ def _graph_input(tag: str, value) -> Callable[[dict, str], None]:
     return mutate
 
 
-def _subgraph_input_of_no_placeholder_kind(doc: dict, marker: str) -> None:
-    for node in doc["graph_module"]["graph"]["nodes"]:
-        for inp in node["inputs"]:
-            if "as_graph" in inp["arg"]:
-                inp["arg"]["as_graph"]["graph"]["inputs"].append({"as_scalar_type": 6})
-                return
+def _first_subgraph_input(arg: dict) -> Callable[[dict, str], None]:
+    """One more input ``arg`` of the first subgraph (a cond branch: cond passes it nothing)."""
+    def mutate(doc: dict, marker: str) -> None:
+        for node in doc["graph_module"]["graph"]["nodes"]:
+            for inp in node["inputs"]:
+                if "as_graph" in inp["arg"]:
+                    inp["arg"]["as_graph"]["graph"]["inputs"].append(arg)
+                    return
+    return mutate
 
 
 def _extra_literal_input(doc: dict, marker: str) -> None:
@@ -280,15 +283,6 @@ def _extra_user_output(doc: dict, marker: str) -> None:
     gm = doc["graph_module"]
     gm["graph"]["outputs"].append({"as_int": 7})
     gm["signature"]["output_specs"].append({"user_output": {"arg": {"as_int": 7}}})
-
-
-def _extra_branch_input(doc: dict, marker: str) -> None:
-    """A cond branch with one input more than the operands cond passes it."""
-    for node in doc["graph_module"]["graph"]["nodes"]:
-        for inp in node["inputs"]:
-            if "as_graph" in inp["arg"]:
-                inp["arg"]["as_graph"]["graph"]["inputs"].append({"as_int": 3})
-                return
 
 
 def _user_input_spec_kind(doc: dict, marker: str) -> None:
@@ -330,7 +324,7 @@ CASES = [
              r"a graph input cannot be `as_ints`", base="string_input"),
     doc_case("graph input SymInt holding a literal", _graph_input("as_sym_int", {"as_int": 3}),
              r"a graph input `as_sym_int` must name a value, not hold a literal", base="string_input"),
-    doc_case("subgraph input of a kind no placeholder holds", _subgraph_input_of_no_placeholder_kind,
+    doc_case("subgraph input of a kind no placeholder holds", _first_subgraph_input({"as_scalar_type": 6}),
              r"a graph input cannot be `as_scalar_type`", base="cond"),
     # inputs and outputs that torch pairs one to one (run_decompositions, module(), a call) and
     # failed inside it with a raw ValueError or TypeError
@@ -339,7 +333,7 @@ CASES = [
              r"`\$\.graph_module\.module_call_graph\[0\]\.signature\.in_spec`", base="string_input"),
     doc_case("extra user output that the root out_spec does not hold", _extra_user_output,
              r"the root module's out_spec holds 1 values but the signature has 2 user outputs", base="string_input"),
-    doc_case("cond branch with an input more than its operands", _extra_branch_input,
+    doc_case("cond branch with an input more than its operands", _first_subgraph_input({"as_int": 3}),
              r"cond calls its subgraph with \d+ values but the subgraph has \d+ inputs", base="cond"),
     doc_case("user input spec of another kind than its graph input", _user_input_spec_kind,
              r"input spec 1 \(user_input\) names .* but graph input 1 is", base="string_input"),

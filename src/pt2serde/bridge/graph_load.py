@@ -21,7 +21,7 @@ from .. import schema
 from .arguments import decode_argument
 from ..errors import SerializeError
 from ..format.value_refs import (CONSTANT_INPUTS, builtin_name_clashes, constant_input_name, graph_input_problem,
-                                 subgraph_arity_problem)
+                                 hop_call_problem, single_return_problem)
 from .graph_save import SYM_OPS
 from .metadata import decode_metadata
 from .symbolic import SymbolicContext
@@ -262,8 +262,8 @@ class GraphDeserializer:
                 raise SerializeError(f"Unable to deserialize output node {out}")
         g = self.scope.graph
         if graph.is_single_tensor_return:
-            if len(values) != 1:
-                raise SerializeError(f"a single-tensor return has {len(values)} outputs")
+            if problem := single_return_problem(graph):  # the rule validate's graph walk applies
+                raise SerializeError(problem)
             out_node = g.output(values[0])
             out_node.meta["val"] = values[0].meta["val"] if isinstance(values[0], torch.fx.Node) else values[0]
         else:
@@ -313,8 +313,8 @@ class GraphDeserializer:
                     "deserialize nyi for torch._higher_order_ops.triton_kernel_wrap.triton_kernel_wrapper_functional"
                 )
             args, kwargs = self._unnamed_inputs(wire.inputs)  # builds the subgraphs (their refusals first)
-            if arity := subgraph_arity_problem(wire.target, wire.inputs):  # the rule validate's walk applies
-                raise SerializeError(arity[0])
+            if hop := hop_call_problem(wire.target, wire.inputs, wire.outputs):  # the rule validate's walk applies
+                raise SerializeError(hop[0])
             for a in (*args, *kwargs.values()):
                 if isinstance(a, torch.fx.Node) and a.op == "get_attr":
                     a.meta.update(metadata)  # subgraph get_attr nodes share the HOP's metadata
@@ -339,8 +339,8 @@ class GraphDeserializer:
             self._outputs_of(wire, fx_node, metadata)
         elif callable(target):  # pre-dispatch helpers
             args, kwargs = self._unnamed_inputs(wire.inputs)  # builds the subgraphs (their refusals first)
-            if arity := subgraph_arity_problem(wire.target, wire.inputs):  # the rule validate's walk applies
-                raise SerializeError(arity[0])
+            if hop := hop_call_problem(wire.target, wire.inputs, wire.outputs):  # the rule validate's walk applies
+                raise SerializeError(hop[0])
             fx_node = _call_node(g, target, args, kwargs, wire.name or None)
             self._outputs_of(wire, fx_node, metadata)
         else:

@@ -206,6 +206,26 @@ def _check_opset(stored: dict[str, int], expected: dict[str, int] | None) -> Non
             )
 
 
+def _inputs_fitting_call_spec(inputs, module_call_graph):
+    """The sample inputs, or ``None`` (with a warning) when they do not flatten to the root
+    ``in_spec``: ``module()`` binds them to the ``forward`` it writes from that spec and fails
+    inside torch (``TypeError: missing a required argument``) on a file whose two disagree."""
+    import warnings
+
+    if inputs is None or not module_call_graph or module_call_graph[0].signature is None:
+        return inputs
+    spec = module_call_graph[0].signature.in_spec
+    try:
+        fits = torch.utils._pytree.tree_structure(inputs) == spec
+    except Exception:  # noqa: BLE001 - inputs of a shape pytree cannot even flatten
+        fits = False
+    if not fits:
+        warnings.warn("The program's sample inputs do not fit its input spec (in_spec); they are left out "
+                      "(ep.example_inputs is None).", stacklevel=4)
+        return None
+    return inputs
+
+
 class ExportedProgramDeserializer:
     """Rebuilds an ``ExportedProgram`` from a ``schema.ExportedProgram`` and its payloads."""
 
@@ -272,6 +292,7 @@ class ExportedProgramDeserializer:
         check_signature(gm_doc)  # after the graph's own refusals, which name the value
         with _module_inputs_context(inputs):
             module_call_graph = sig_mod.module_call_graph_from_wire(dec, gm_doc.module_call_graph)
+            inputs = _inputs_fitting_call_spec(inputs, module_call_graph)
         meta: dict[str, Any] = {}
         if custom := gm_doc.metadata.get("custom"):
             meta["custom"] = json_loads_meta(custom)

@@ -31,7 +31,8 @@ from . import expr, treespec_text, upgrade
 from .. import schema
 from .schema_decoder import STOPPED_TEXT, collect_problems
 from .value_refs import (CONSTANT_INPUTS, SPEC_TARGETS, argument_refs, builtin_name_clashes, constant_input_name,
-                         graph_input_problem, single_ref_name, spec_target, subgraph_arity_problem)
+                         graph_input_problem, single_ref_name, spec_target, hop_call_problem,
+                         single_return_problem)
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, ProgramRecords, Pt2Archive
 from .problem import CappedProblems, Problem, capped, key_path, name_text as _q
@@ -216,8 +217,8 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
         npath = f"{path}.nodes[{i}]"
         if not node.target:
             out.append(Problem("node has an empty target", f"{npath}.target", record))
-        if arity := subgraph_arity_problem(node.target, node.inputs):  # the rule load applies
-            out.append(Problem(arity[0], f"{npath}.inputs[{arity[1]}].arg.as_graph.graph.inputs", record))
+        if hop := hop_call_problem(node.target, node.inputs, node.outputs):  # the rule load applies
+            out.append(Problem(hop[0], f"{npath}.{hop[1]}", record))
         for j, inp in enumerate(node.inputs):
             ipath = f"{npath}.inputs[{j}].arg"
             if inp.arg.type == "as_graph":
@@ -231,6 +232,8 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
     for i, a in enumerate(g.outputs):
         for r in argument_refs(a, f"{path}.outputs[{i}]"):
             use(r.table, r.name, r.path)
+    if problem := single_return_problem(g):  # the rule load applies
+        out.append(Problem(problem, f"{path}.outputs", record))
     for builtin, other in builtin_name_clashes(defined):  # the rule load applies
         out.append(Problem(f"value `{_q(other)}` clashes with value `{_q(builtin)}`: fx writes a value named after a "
                            f"Python builtin as `{_q(builtin)}_<n>`", defined[other][1], record))
@@ -285,6 +288,7 @@ def _check_signature(gm: schema.GraphModule, out: list[Problem], record: str | N
             out.append(Problem(f"input spec {i} ({spec.type}) names `{_q(want)}` but graph input {i} is `{_q(have)}`",
                                f"{p}.arg", record))
     _check_call_spec(gm, out, record)
+    _check_mutations(gm, out, record)
     # what an output spec's target (value_refs.SPEC_TARGETS) must be an input of the program as
     inputs_by_field = {"buffer_name": (names["buffer"], "buffer"), "parameter_name": (names["parameter"], "parameter"),
                        "user_input_name": (user_inputs, "user input")}
@@ -313,20 +317,112 @@ _USER_OUTPUTS = frozenset(("user_output", "loss_output"))
 
 
 def _check_call_spec(gm: schema.GraphModule, out: list[Problem], record: str | None) -> None:
-    """The root module's ``in_spec``/``out_spec`` flatten to as many values as the signature has
-    user inputs and outputs: ``module()``, ``run_decompositions()`` and ``unflatten`` pair them
-    one to one (a mismatch fails inside torch). The texts' own shape is the code-field gate's."""
-    entries = gm.module_call_graph
-    if not entries or entries[0].fqn != "" or entries[0].signature is None:
-        return
-    sig, path = entries[0].signature, "$.graph_module.module_call_graph[0].signature"
-    user_inputs = sum(spec.type in ("user_input", "constant_input") for spec in gm.signature.input_specs)
-    user_outputs = sum(spec.type in _USER_OUTPUTS for spec in gm.signature.output_specs)
-    for field, have, what in (("in_spec", user_inputs, "user inputs"), ("out_spec", user_outputs, "user outputs")):
-        leaves = treespec_text.leaf_count(getattr(sig, field))
-        if leaves is not None and leaves != have:
-            out.append(Problem(f"the root module's {field} holds {leaves} values but the signature has {have} "
-                               f"{what}", f"{path}.{field}", record))
+    """Every module call signature as ``module()``, ``run_decompositions()`` and ``unflatten``
+    take it apart (they fail inside torch on any mismatch): ``in_spec`` an (args, kwargs) pair
+    with as many arguments as ``forward_arg_names``; ``in_spec``/``out_spec`` leaves as many as
+    the values they stand for (the root: the signature's user inputs and outputs; a submodule:
+    its ``inputs`` and ``outputs``), which must be values of the graph. The texts' own shape is
+    the code-field gate's."""
+    graph_values: set[str] | None = None
+    for k, entry in enumerate(gm.module_call_graph):
+        sig = entry.signature
+        if sig is None:
+            continue
+        path = f"$.graph_module.module_call_graph[{k}].signature"
+        arity = treespec_text.call_arity(sig.in_spec)
+        if isinstance(arity, str):
+            out.append(Problem(arity, f"{path}.in_spec", record))
+        elif arity is not None and sig.forward_arg_names and len(sig.forward_arg_names) != arity:
+            out.append(Problem(f"forward_arg_names has {len(sig.forward_arg_names)} names but the in_spec passes "
+                               f"{arity} arguments", f"{path}.forward_arg_names", record))
+        if entry.fqn == "" and k == 0:
+            counts = (sum(s.type in ("user_input", "constant_input") for s in gm.signature.input_specs),
+                      sum(s.type in _USER_OUTPUTS for s in gm.signature.output_specs))
+            what = ("the signature has {} user inputs", "the signature has {} user outputs")
+        else:
+            counts = (len(sig.inputs), len(sig.outputs))
+            what = ("the call signature has {} inputs", "the call signature has {} outputs")
+        for field, have, words in zip(("in_spec", "out_spec"), counts, what):
+            leaves = treespec_text.leaf_count(getattr(sig, field))
+            if leaves is not None and leaves != have:
+                out.append(Problem(f"{'the root module' if k == 0 and entry.fqn == '' else f'module `{_q(entry.fqn)}`'}"
+                                   f"'s {field} holds {leaves} values but {words.format(have)}", f"{path}.{field}",
+                                   record))
+        for field in ("inputs", "outputs"):
+            for j, a in enumerate(getattr(sig, field)):
+                for r in argument_refs(a, f"{path}.{field}[{j}]"):
+                    if graph_values is None:
+                        graph_values = _value_names(gm.graph, gm.signature.input_specs)
+                    if r.name not in graph_values:
+                        out.append(Problem(f"the call signature names `{_q(r.name)}`, which is not a value of the graph",
+                                           r.path, record))
+
+
+def _value_names(g: schema.Graph, input_specs: Sequence[schema.InputSpec]) -> set[str]:
+    """The names of a graph's values: what its nodes are named in the loaded graph."""
+    names: set[str] = set()
+    for i, a in enumerate(g.inputs):
+        if a.type in CONSTANT_INPUTS:
+            names.add(constant_input_name(input_specs, i))
+        names.update(r.name for r in argument_refs(a))
+    for node in g.nodes:
+        if node.name:
+            names.add(node.name)
+        for o in node.outputs:
+            names.update(r.name for r in argument_refs(o))
+    return names
+
+
+#: output specs that write a value back into an input of the program, by the spec field naming it
+_MUTATIONS = {"buffer_mutation": "buffer_name", "parameter_mutation": "parameter_name",
+              "user_input_mutation": "user_input_name"}
+
+
+def _check_mutations(gm: schema.GraphModule, out: list[Problem], record: str | None) -> None:
+    """Each mutated input once, by a tensor of its dtype and sizes (``module()`` copies the value
+    into it: torch fails on another shape), and as many effect tokens out as in."""
+    g, sig = gm.graph, gm.signature
+    base = "$.graph_module.signature"
+    tokens_in = sum(s.type == "token" for s in sig.input_specs)
+    tokens_out = sum(s.type == "token" for s in sig.output_specs)
+    if tokens_in != tokens_out:
+        out.append(Problem(f"the program takes {tokens_in} effect tokens but returns {tokens_out}",
+                           f"{base}.output_specs", record))
+    targets: dict[tuple[str, str], str] = {}  # (kind, name) -> the tensor the input spec lifts
+    for spec in sig.input_specs:
+        a = getattr(spec.value, "arg", None)
+        if spec.type in ("buffer", "parameter"):
+            targets[spec.type, spec_target(spec)] = getattr(a, "name", None)
+        elif spec.type == "user_input" and a is not None:
+            name = single_ref_name(a)
+            if name is not None:
+                targets["user_input", name] = a.value.name if a.type == "as_tensor" else None
+    seen: dict[str, str] = {}
+    for i, spec in enumerate(sig.output_specs):
+        field = _MUTATIONS.get(spec.type)
+        if field is None or i >= len(g.outputs):
+            continue
+        p = f"{base}.output_specs[{i}].{spec.type}"
+        name = getattr(spec.value, field)
+        kind = spec.type.removesuffix("_mutation")
+        if (kind, name) in seen:
+            out.append(Problem(f"{kind.replace('_', ' ')} `{_q(name)}` is mutated twice (first at {seen[kind, name]})",
+                               p, record))
+            continue
+        seen[kind, name] = p
+        target = targets.get((kind, name), "")
+        if target == "":  # not an input of the program: _check_signature says so
+            continue
+        value = g.outputs[i]
+        if target is None or value.type != "as_tensor":
+            out.append(Problem(f"{spec.type} of `{_q(name)}` must write a tensor into a tensor input", p, record))
+            continue
+        have, want = g.tensor_values.get(value.as_tensor.name), g.tensor_values.get(target)
+        if have is None or want is None:
+            continue  # a value without metadata: the graph walk says so
+        if have.dtype != want.dtype or have.sizes != want.sizes:
+            out.append(Problem(f"{spec.type} writes `{_q(value.as_tensor.name)}` into `{_q(name)}`, which has another "
+                               "dtype or sizes", f"{p}.arg", record))
 
 
 def check_signature(gm: schema.GraphModule) -> None:

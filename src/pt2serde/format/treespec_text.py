@@ -26,7 +26,7 @@ from typing import Any
 from .. import schema
 from ..errors import SerializeError
 
-__all__ = ["MAX_DEPTH", "SAFE_FACTORIES", "problems", "check", "leaf_count", "DEFAULTDICT"]
+__all__ = ["MAX_DEPTH", "SAFE_FACTORIES", "problems", "check", "leaf_count", "call_arity", "DEFAULTDICT"]
 
 MAX_DEPTH = 256
 DEFAULTDICT = "collections.defaultdict"
@@ -140,3 +140,19 @@ def leaf_count(text: Any) -> int | None:
             count += 1
         stack.extend(node["children_spec"])
     return count
+
+
+def call_arity(text: Any) -> int | str | None:
+    """How many arguments the call spec ``text`` (a module call's ``in_spec``) passes: torch
+    writes every one as a tuple of the positional arguments' tuple and the keyword arguments'
+    dict, and ``module()``, ``unflatten`` and ``run_decompositions()`` take it apart so. The
+    message when ``text`` has another shape; ``None`` when it has :func:`problems`."""
+    if problems(text):
+        return None
+    root = _loads(text, "treespec")[1]
+    kids = root["children_spec"]
+    if (root["type"] != "builtins.tuple" or len(kids) != 2 or kids[0]["type"] != "builtins.tuple"
+            or kids[1]["type"] != "builtins.dict"):
+        shown = [k["type"] for k in kids][:4]
+        return f"a call's in_spec must be a tuple of an args tuple and a kwargs dict, got {root['type']} of {shown}"
+    return len(kids[0]["children_spec"]) + len(kids[1]["children_spec"])

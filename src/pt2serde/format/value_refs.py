@@ -238,44 +238,83 @@ def builtin_name_clashes(names: Collection[str]) -> list[tuple[str, str]]:
     return out
 
 
-#: higher-order ops that call their subgraphs with values of the node: op -> (the positions of
-#: the subgraph arguments, how many values each call passes: the lengths of the list arguments
-#: at ``lists``, plus, with ``rest``, one per input from that position on)
-_SUBGRAPH_CALLS: dict[str, tuple[tuple[int, ...], tuple[int, ...], int | None]] = {
-    "torch.ops.higher_order.cond": ((1, 2), (3,), None),  # (pred, true_fn, false_fn, operands)
-    "torch.ops.higher_order.while_loop": ((0, 1), (2, 3), None),  # (cond_fn, body_fn, carried, additional)
-    "torch.ops.higher_order.map_impl": ((0,), (1, 2), None),  # (f, xs, pos_args)
-    "torch.ops.higher_order.scan": ((0,), (1, 2, 3), None),  # (combine_fn, init, xs, additional)
-    "torch.ops.higher_order.wrap_with_set_grad_enabled": ((1,), (), 2),  # (enabled, gm, *args)
-    "torch.ops.higher_order.wrap_with_autocast": ((4,), (), 5),  # (device, dtype, enabled, cache, gm, *args)
-    "torch.ops.higher_order.invoke_subgraph": ((0,), (), 2),  # (subgraph, identifier, *operands)
+def single_return_problem(g: schema.Graph) -> str | None:
+    """Why a graph marked ``is_single_tensor_return`` cannot return its one value, or None."""
+    if g.is_single_tensor_return and len(g.outputs) != 1:
+        return f"a single-tensor return has {len(g.outputs)} outputs"
+    return None
+
+
+#: The control-flow and wrapper higher-order ops, as torch's serializer writes their nodes (all
+#: inputs positional): op -> (what each input is, the subgraphs' output rule). An input is
+#: ``graph`` (a subgraph), ``list`` (values the op passes on: each element is one value;
+#: ``tensors``: a list of tensors, which the op slices),
+#: ``pred`` (a tensor or bool, one value), ``bool`` (a literal bool), ``any`` (one non-graph
+#: value), ``*`` (every further input, each passed on). Subgraph outputs: ``same`` (the
+#: subgraphs agree), ``while`` (cond_fn returns one value, body_fn the carried ones), ``node``
+#: (as many as the node's outputs), or None.
+_HOP_LAYOUTS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "torch.ops.higher_order.cond": (("pred", "graph", "graph", "list"), "same"),
+    "torch.ops.higher_order.while_loop": (("graph", "graph", "list", "list"), "while"),
+    "torch.ops.higher_order.map_impl": (("graph", "tensors", "list"), "node"),  # (f, xs, pos_args)
+    "torch.ops.higher_order.scan": (("graph", "list", "tensors", "list"), "node"),  # (combine, init, xs, additional)
+    "torch.ops.higher_order.wrap_with_set_grad_enabled": (("bool", "graph", "*"), "node"),
+    "torch.ops.higher_order.wrap_with_autocast": (("any", "any", "any", "any", "graph", "*"), "node"),
+    "torch.ops.higher_order.invoke_subgraph": (("graph", "any", "*"), None),
 }
+_PRED = frozenset(("as_tensor", "as_sym_bool", "as_bool"))
 
 
-def subgraph_arity_problem(target: str, inputs: Sequence[schema.NamedArgument]) -> tuple[str, int] | None:
-    """``(message, input index)`` when a higher-order op of :data:`_SUBGRAPH_CALLS` would call one
-    of its subgraphs with another number of values than the subgraph has inputs (the call fails
-    inside torch: ``forward() missing 1 required positional argument``), else ``None``. Inputs
-    of other shapes are left to the op (older layouts of ``scan`` have more)."""
-    rule = _SUBGRAPH_CALLS.get(target)
-    if rule is None:
+def hop_call_problem(target: str, inputs: Sequence[schema.NamedArgument],
+                     outputs: Sequence[schema.Argument]) -> tuple[str, str] | None:
+    """``(message, path below the node)`` when a node of an op of :data:`_HOP_LAYOUTS` is not laid
+    out as torch's serializer writes it, passes its subgraphs another number of values than they
+    have inputs, or its subgraphs return another number of values than the op needs; else None.
+    torch fails on such a node only when it runs it (``run_decompositions()``, a call), with a
+    raw ``TypeError``, ``RuntimeError`` or ``IndexError``."""
+    layout = _HOP_LAYOUTS.get(target)
+    if layout is None:
         return None
-    graphs, lists, rest = rule
-    if rest is None and len(inputs) != max(lists) + 1:
-        return None
-    if any(i >= len(inputs) or inputs[i].arg.type != "as_graph" for i in graphs):
-        return None
-    passed = 0
-    for i in lists:
-        values = inputs[i].arg.value
-        if not isinstance(values, list):
-            return None
-        passed += len(values)
-    if rest is not None:
-        passed += sum(a.kind != schema.ArgumentKind.KEYWORD for a in inputs[rest:])
-    for i in graphs:
-        have = len(inputs[i].arg.value.graph.inputs)
-        if have != passed:
-            op = target.rsplit(".", 1)[1]
-            return f"{op} calls its subgraph with {passed} values but the subgraph has {have} inputs", i
+    slots, returns = layout
+    op = target.rsplit(".", 1)[1]
+    fixed = slots[:-1] if slots[-1] == "*" else slots
+    for j, inp in enumerate(inputs):
+        if inp.kind == schema.ArgumentKind.KEYWORD:
+            return f"{op} takes no keyword argument, got {inp.name!r}"[:300], f"inputs[{j}]"
+    if len(inputs) < len(fixed) or (len(inputs) > len(fixed) and slots[-1] != "*"):
+        wanted = f"at least {len(fixed)}" if slots[-1] == "*" else str(len(fixed))
+        return f"{op} takes {wanted} inputs, got {len(inputs)}", "inputs"
+    passed, graphs = 0, []
+    for j, inp in enumerate(inputs):
+        slot, a = (slots[j] if j < len(fixed) else "*"), inp.arg
+        if slot == "graph":
+            if a.type != "as_graph":
+                return f"{op} input {j} must be a subgraph, got `{a.type}`", f"inputs[{j}].arg"
+            graphs.append(j)
+            continue
+        if a.type == "as_graph":
+            return f"{op} input {j} must not be a subgraph", f"inputs[{j}].arg"
+        if slot == "tensors" and a.type != "as_tensors":
+            return f"{op} input {j} must be a list of tensors, got `{a.type}`", f"inputs[{j}].arg"
+        if slot in ("list", "tensors"):
+            if not isinstance(a.value, list):
+                return f"{op} input {j} must be a list of values, got `{a.type}`", f"inputs[{j}].arg"
+            passed += len(a.value)
+        elif slot == "pred" and a.type not in _PRED or slot == "bool" and a.type != "as_bool":
+            return f"{op} input {j} must be {'a tensor or a bool' if slot == 'pred' else 'a bool'}, got `{a.type}`", \
+                f"inputs[{j}].arg"
+        elif slot == "*":
+            passed += 1
+    subgraphs = [inputs[j].arg.value.graph for j in graphs]
+    for j, g in zip(graphs, subgraphs):
+        if len(g.inputs) != passed:
+            return (f"{op} calls its subgraph with {passed} values but the subgraph has {len(g.inputs)} inputs",
+                    f"inputs[{j}].arg.as_graph.graph.inputs")
+    counts = [len(g.outputs) for g in subgraphs]
+    wanted = {"same": [counts[0]] * len(counts), "node": [len(outputs)] * len(counts),
+              "while": [1, len(inputs[2].arg.value)] if returns == "while" else counts}.get(returns, counts)
+    for j, have, want in zip(graphs, counts, wanted):
+        if have != want:
+            return (f"{op}'s subgraph returns {have} values but {want} are needed",
+                    f"inputs[{j}].arg.as_graph.graph.outputs")
     return None

@@ -112,7 +112,7 @@ CASES = [
     doc_case("input spec of an effect token with no token returned", _token_without_output,
              r"the program takes 1 effect tokens but returns 0"),
     doc_case("buffer mutation by a value of another shape", _buffer_mutation("x"),
-             r"buffer_mutation writes `x` into `b`, which has another dtype or sizes"),
+             r"buffer_mutation writes `x` into `b`, whose sizes it does not broadcast to"),
     doc_case("buffer mutated twice", _buffer_mutation("b_b", times=2), r"buffer `b` is mutated twice"),
     doc_case("input passed by keyword in the in_spec, by position in the sample inputs", _input_by_keyword, None),
     doc_case("cond with a fifth input", _cond_extra_input, r"cond takes 4 inputs, got 5", base="cond"),

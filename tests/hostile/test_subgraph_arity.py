@@ -89,3 +89,57 @@ def test_map_over_something_else_than_tensors_is_refused() -> None:
     doc = H.read_json(data, MODEL)
     _hop_node(doc, "map_impl")["inputs"][1]["arg"] = {"as_ints": [1, 2]}
     _refused_by_load_and_validate(data, doc, r"map_impl input 1 must be a list of tensors, got `as_ints`")
+
+
+def test_cond_predicate_of_several_elements_is_refused() -> None:
+    """``Boolean value of Tensor with more than one value is ambiguous`` in a call, before."""
+    data = _archive("cond")
+    doc = H.read_json(data, MODEL)
+    pred = _hop_node(doc, "cond")["inputs"][0]["arg"]["as_tensor"]["name"]
+    doc["graph_module"]["graph"]["tensor_values"][pred]["sizes"] = [{"as_int": 3}]
+    doc["graph_module"]["graph"]["tensor_values"][pred]["strides"] = [{"as_int": 1}]
+    _refused_by_load_and_validate(data, doc, r"cond input 0 must be a one-element tensor")
+
+
+def test_while_loop_cond_fn_returning_no_bool_is_refused() -> None:
+    """``cond_fn must return a boolean scalar tensor`` in a call, before."""
+    data = _archive("while_loop")
+    doc = H.read_json(data, MODEL)
+    cond_fn = _hop_node(doc, "while_loop")["inputs"][0]["arg"]["as_graph"]["graph"]
+    result = cond_fn["outputs"][0]["as_tensor"]["name"]
+    cond_fn["tensor_values"][result]["dtype"] = 7  # float32
+    _refused_by_load_and_validate(data, doc, r"while_loop's cond_fn must return a one-element bool")
+
+
+@pytest.mark.parametrize("slot, arg, message", [
+    (0, {"as_int": 5}, r"wrap_with_autocast input 0 must be `as_string`, got `as_int`"),
+    (1, {"as_string": "float16"}, r"wrap_with_autocast input 1 must be `as_scalar_type` or `as_none`"),
+    (2, {"as_tensor": {"name": "x"}}, r"wrap_with_autocast input 2 must be `as_bool`, got `as_tensor`"),
+])
+def test_autocast_arguments_of_other_kinds_are_refused(slot: int, arg: dict, message: str) -> None:
+    """torch raised ``Expected device_type of type str``, ``set_autocast_dtype() ... must be
+    torch.dtype`` or ``Boolean value of Tensor ... ambiguous`` when the program ran."""
+    from pt2serde import schema
+    from pt2serde.format.codec import from_dict
+    from pt2serde.format.value_refs import hop_call_problem
+
+    graph = {"inputs": [{"as_tensor": {"name": "a"}}], "nodes": [], "outputs": [{"as_tensor": {"name": "a"}}],
+             "sym_int_values": {}, "sym_bool_values": {}, "tensor_values": {}, "is_single_tensor_return": True}
+    inputs = [{"as_string": "cpu"}, {"as_scalar_type": 5}, {"as_bool": True}, {"as_none": True},
+              {"as_graph": {"name": "wrap_body_0", "graph": graph}}, {"as_tensor": {"name": "x"}}]
+    node = {"target": "torch.ops.higher_order.wrap_with_autocast", "outputs": [{"as_tensor": {"name": "y"}}],
+            "inputs": [{"name": "", "arg": a, "kind": 1} for a in inputs], "metadata": {}}
+    good = from_dict(schema.Node, node)
+    assert hop_call_problem(good.target, good.inputs, good.outputs, {}) is None
+    node["inputs"][slot]["arg"] = arg
+    bad = from_dict(schema.Node, node)
+    assert re.search(message, hop_call_problem(bad.target, bad.inputs, bad.outputs, {})[0])
+
+
+def test_while_loop_body_returning_values_out_of_order_is_refused() -> None:
+    """``Expected carried_inputs and body_output to have same metadata`` in run_decompositions."""
+    data = _archive("while_loop")
+    doc = H.read_json(data, MODEL)
+    body = _hop_node(doc, "while_loop")["inputs"][1]["arg"]["as_graph"]["graph"]
+    body["outputs"].reverse()
+    _refused_by_load_and_validate(data, doc, r"while_loop's body_fn returns value 0 with another dtype or sizes")

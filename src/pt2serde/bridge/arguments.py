@@ -116,7 +116,15 @@ def _inner_lists_of(elem_ok):
 def _tensor_name(enc, node: Node) -> str:
     if node.op == "get_attr":
         raise SerializeError("getattr nodes containing tensors should not appear in the graph")
-    return enc.duplicate_getitem_nodes.get(node.name, node.name)
+    name = enc.duplicate_getitem_nodes.get(node.name, node.name)
+    state = enc.state
+    if not (name in state.tensor_values or name in state.sym_int_values or name in state.sym_float_values
+            or name in state.sym_bool_values):  # (torch writes a HOP's list of tensors and SymInts as tensors)
+        # a value the document cannot hold (the context object of a pre-dispatch autocast region):
+        # written, it would name a value nothing defines, and no reader could load the file
+        raise SerializeError(f"cannot save a use of `{name}` ({node.target}): its value, of type "
+                             f"{type(node.meta.get('val')).__name__}, is not one a program document holds")
+    return name
 
 
 def _enc_get_attr(enc, node: Node):

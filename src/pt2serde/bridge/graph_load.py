@@ -10,6 +10,7 @@ runtime asserts that refine them.
 from __future__ import annotations
 
 import keyword
+import logging
 import operator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +29,8 @@ from .symbolic import SymbolicContext
 from .targets import resolve_meta_function, resolve_target
 
 __all__ = ["GraphDeserializer"]
+
+log = logging.getLogger(__name__)
 
 _SYM_ARGS = (schema.SymIntArgument, schema.SymFloatArgument, schema.SymBoolArgument)
 _LIST_OUTPUTS = ("as_tensors", "as_sym_ints", "as_sym_floats", "as_ints", "as_floats",
@@ -224,7 +227,8 @@ class GraphDeserializer:
         self._bind_unbacked()
         if self.symbols.unbacked:
             names = ", ".join(sorted(str(s) for s in self.symbols.unbacked))
-            raise SerializeError(f"unbacked symbols {names} are never bound by a node of the graph")
+            # as torch.export.load: a symbol only an output's storage offset mentions (while_loop)
+            log.debug("unbacked symbols %s are never bound by a node of the graph", names)
 
     def _placeholder(self, index: int, arg: schema.Argument) -> None:
         scope = self.scope
@@ -313,7 +317,7 @@ class GraphDeserializer:
                     "deserialize nyi for torch._higher_order_ops.triton_kernel_wrap.triton_kernel_wrapper_functional"
                 )
             args, kwargs = self._unnamed_inputs(wire.inputs)  # builds the subgraphs (their refusals first)
-            if hop := hop_call_problem(wire.target, wire.inputs, wire.outputs):  # the rule validate's walk applies
+            if hop := hop_call_problem(wire.target, wire.inputs, wire.outputs, self.scope.wire.tensor_values):  # the rule validate's walk applies
                 raise SerializeError(hop[0])
             for a in (*args, *kwargs.values()):
                 if isinstance(a, torch.fx.Node) and a.op == "get_attr":
@@ -339,7 +343,7 @@ class GraphDeserializer:
             self._outputs_of(wire, fx_node, metadata)
         elif callable(target):  # pre-dispatch helpers
             args, kwargs = self._unnamed_inputs(wire.inputs)  # builds the subgraphs (their refusals first)
-            if hop := hop_call_problem(wire.target, wire.inputs, wire.outputs):  # the rule validate's walk applies
+            if hop := hop_call_problem(wire.target, wire.inputs, wire.outputs, self.scope.wire.tensor_values):  # the rule validate's walk applies
                 raise SerializeError(hop[0])
             fx_node = _call_node(g, target, args, kwargs, wire.name or None)
             self._outputs_of(wire, fx_node, metadata)

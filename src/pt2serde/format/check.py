@@ -60,6 +60,7 @@ def check_shape(cls: type, raw: Any, record: str | None = None) -> list[Problem]
 
 # What each value table holds, in messages.
 _CONSTANT_INPUT = "constant input"  # not a table: a literal input's placeholder, named by value_refs
+_SYM_TABLES = frozenset(("sym_int_values", "sym_float_values", "sym_bool_values"))
 _KIND = {"tensor_values": "tensor", "sym_int_values": "SymInt", "sym_float_values": "SymFloat",
          "sym_bool_values": "SymBool", "custom_obj_values": "custom object",
          _CONSTANT_INPUT: "literal graph input"}
@@ -195,13 +196,14 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
             return
         defined[name] = (table, p)
 
-    def use(table: str | None, name: str, p: str) -> None:
+    def use(table: str | None, name: str, p: str, hop: bool = False) -> None:
         if name not in defined:
             if name in later:
                 out.append(Problem(f"`{_q(name)}` is used before it is defined (at {later[name]})", p, record))
             else:
                 out.append(Problem(f"`{_q(name)}` is used but never defined", p, record))
-        elif defined[name][0] != table:
+        elif defined[name][0] != table and not (hop and table == "tensor_values" and defined[name][0] in _SYM_TABLES):
+            # (torch writes a higher-order op's list of tensors and symbolic values as `as_tensors`)
             out.append(Problem(f"`{_q(name)}` is used as a {_KIND[table]} but defined as a {_KIND[defined[name][0]]}",
                                p, record))
 
@@ -217,15 +219,16 @@ def _check_graph(g: schema.Graph, path: str, out: list[Problem], record: str | N
         npath = f"{path}.nodes[{i}]"
         if not node.target:
             out.append(Problem("node has an empty target", f"{npath}.target", record))
-        if hop := hop_call_problem(node.target, node.inputs, node.outputs):  # the rule load applies
-            out.append(Problem(hop[0], f"{npath}.{hop[1]}", record))
+        if found := hop_call_problem(node.target, node.inputs, node.outputs, g.tensor_values):  # the rule load applies
+            out.append(Problem(found[0], f"{npath}.{found[1]}", record))
+        hop = isinstance(node.target, str) and node.target.startswith("torch.ops.higher_order.")
         for j, inp in enumerate(node.inputs):
             ipath = f"{npath}.inputs[{j}].arg"
             if inp.arg.type == "as_graph":
                 _check_graph(inp.arg.as_graph.graph, f"{ipath}.as_graph.graph", out, record)
                 continue
             for r in argument_refs(inp.arg, ipath):
-                use(r.table, r.name, r.path)
+                use(r.table, r.name, r.path, hop)
         for k, o in enumerate(node.outputs):
             for r in argument_refs(o, f"{npath}.outputs[{k}]"):
                 define(r.table, r.name, r.path)
@@ -379,8 +382,8 @@ _MUTATIONS = {"buffer_mutation": "buffer_name", "parameter_mutation": "parameter
 
 
 def _check_mutations(gm: schema.GraphModule, out: list[Problem], record: str | None) -> None:
-    """Each mutated input once, by a tensor of its dtype and sizes (``module()`` copies the value
-    into it: torch fails on another shape), and as many effect tokens out as in."""
+    """Each mutated input once, by a tensor whose sizes broadcast to its own (``module()`` copies
+    the value into it: torch fails on any other shape), and as many effect tokens out as in."""
     g, sig = gm.graph, gm.signature
     base = "$.graph_module.signature"
     tokens_in = sum(s.type == "token" for s in sig.input_specs)
@@ -420,9 +423,23 @@ def _check_mutations(gm: schema.GraphModule, out: list[Problem], record: str | N
         have, want = g.tensor_values.get(value.as_tensor.name), g.tensor_values.get(target)
         if have is None or want is None:
             continue  # a value without metadata: the graph walk says so
-        if have.dtype != want.dtype or have.sizes != want.sizes:
-            out.append(Problem(f"{spec.type} writes `{_q(value.as_tensor.name)}` into `{_q(name)}`, which has another "
-                               "dtype or sizes", f"{p}.arg", record))
+        if not _may_broadcast(have.sizes, want.sizes):
+            out.append(Problem(f"{spec.type} writes `{_q(value.as_tensor.name)}` into `{_q(name)}`, whose sizes it "
+                               "does not broadcast to", f"{p}.arg", record))
+
+
+def _may_broadcast(src: list[schema.SymInt], dst: list[schema.SymInt]) -> bool:
+    """Whether ``dst.copy_(src)`` can take sizes ``src`` to ``dst`` (``module()`` writes a mutation
+    back so, casting the dtype: a decomposed program writes ``buf.fill_(x.sum())`` as a 0-d value):
+    no more dimensions, and each size 1 or the same; False only where the sizes prove it."""
+    if len(src) > len(dst):
+        return False
+    for s, d in zip(reversed(src), reversed(dst)):
+        if s == d or (s.type == "as_int" and s.value == 1):
+            continue
+        if s.type == "as_int" and d.type == "as_int":
+            return False
+    return True
 
 
 def check_signature(gm: schema.GraphModule) -> None:

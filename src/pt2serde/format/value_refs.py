@@ -259,19 +259,30 @@ _HOP_LAYOUTS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "torch.ops.higher_order.map_impl": (("graph", "tensors", "list"), "node"),  # (f, xs, pos_args)
     "torch.ops.higher_order.scan": (("graph", "list", "tensors", "list"), "node"),  # (combine, init, xs, additional)
     "torch.ops.higher_order.wrap_with_set_grad_enabled": (("bool", "graph", "*"), "node"),
-    "torch.ops.higher_order.wrap_with_autocast": (("any", "any", "any", "any", "graph", "*"), "node"),
+    "torch.ops.higher_order.wrap_with_autocast": (("str", "dtype?", "bool", "bool?", "graph", "*"), "node"),
     "torch.ops.higher_order.invoke_subgraph": (("graph", "any", "*"), None),
 }
 _PRED = frozenset(("as_tensor", "as_sym_bool", "as_bool"))
+#: the literal slots: the argument kinds each takes
+_LITERAL_SLOTS = {"bool": ("as_bool",), "bool?": ("as_bool", "as_none"), "str": ("as_string",),
+                  "dtype?": ("as_scalar_type", "as_none")}
 
 
-def hop_call_problem(target: str, inputs: Sequence[schema.NamedArgument],
-                     outputs: Sequence[schema.Argument]) -> tuple[str, str] | None:
+def _one_element(meta: schema.TensorMeta | None) -> bool:
+    """Whether a tensor of ``meta`` may hold one element (what a branch predicate needs): False
+    only where its concrete sizes prove more (or none)."""
+    return meta is None or all(s.type != "as_int" or s.value == 1 for s in meta.sizes)
+
+
+def hop_call_problem(target: str, inputs: Sequence[schema.NamedArgument], outputs: Sequence[schema.Argument],
+                     tensor_values: dict[str, schema.TensorMeta]) -> tuple[str, str] | None:
     """``(message, path below the node)`` when a node of an op of :data:`_HOP_LAYOUTS` is not laid
     out as torch's serializer writes it, passes its subgraphs another number of values than they
-    have inputs, or its subgraphs return another number of values than the op needs; else None.
-    torch fails on such a node only when it runs it (``run_decompositions()``, a call), with a
-    raw ``TypeError``, ``RuntimeError`` or ``IndexError``."""
+    have inputs, or its subgraphs return another number of values than the op needs, or a
+    predicate (cond's, while_loop's ``cond_fn`` result) that cannot be one element; else None.
+    ``tensor_values``: the metadata of the node's graph. torch fails on such a node only when it
+    runs it (``run_decompositions()``, a call), with a raw ``TypeError``, ``RuntimeError`` or
+    ``IndexError``."""
     layout = _HOP_LAYOUTS.get(target)
     if layout is None:
         return None
@@ -300,9 +311,14 @@ def hop_call_problem(target: str, inputs: Sequence[schema.NamedArgument],
             if not isinstance(a.value, list):
                 return f"{op} input {j} must be a list of values, got `{a.type}`", f"inputs[{j}].arg"
             passed += len(a.value)
-        elif slot == "pred" and a.type not in _PRED or slot == "bool" and a.type != "as_bool":
-            return f"{op} input {j} must be {'a tensor or a bool' if slot == 'pred' else 'a bool'}, got `{a.type}`", \
-                f"inputs[{j}].arg"
+        elif slot == "pred":
+            if a.type not in _PRED:
+                return f"{op} input {j} must be a tensor or a bool, got `{a.type}`", f"inputs[{j}].arg"
+            if a.type == "as_tensor" and not _one_element(tensor_values.get(a.value.name)):
+                return f"{op} input {j} must be a one-element tensor", f"inputs[{j}].arg"
+        elif slot in _LITERAL_SLOTS and a.type not in _LITERAL_SLOTS[slot]:
+            kinds = " or ".join(f"`{k}`" for k in _LITERAL_SLOTS[slot])
+            return f"{op} input {j} must be {kinds}, got `{a.type}`", f"inputs[{j}].arg"
         elif slot == "*":
             passed += 1
     subgraphs = [inputs[j].arg.value.graph for j in graphs]
@@ -317,4 +333,29 @@ def hop_call_problem(target: str, inputs: Sequence[schema.NamedArgument],
         if have != want:
             return (f"{op}'s subgraph returns {have} values but {want} are needed",
                     f"inputs[{j}].arg.as_graph.graph.outputs")
+    if returns == "while":  # cond_fn's one value decides: a bool, one element
+        (result,), g = subgraphs[0].outputs, subgraphs[0]
+        meta = g.tensor_values.get(result.value.name) if result.type == "as_tensor" else None
+        if result.type not in _PRED or meta is not None and (meta.dtype != schema.ScalarType.BOOL
+                                                              or not _one_element(meta)):
+            return f"{op}'s cond_fn must return a one-element bool", f"inputs[{graphs[0]}].arg.as_graph.graph.outputs"
+        carried = inputs[2].arg
+        if carried.type == "as_tensors":  # body_fn's values become the carried ones: the same kind
+            body = subgraphs[1]
+            for k, (before, after) in enumerate(zip(carried.value, body.outputs)):
+                if after.type != "as_tensor":
+                    continue
+                if not _same_kind(tensor_values.get(before.name), body.tensor_values.get(after.value.name)):
+                    return (f"{op}'s body_fn returns value {k} with another dtype or sizes than the carried one",
+                            f"inputs[{graphs[1]}].arg.as_graph.graph.outputs[{k}]")
     return None
+
+
+def _same_kind(a: schema.TensorMeta | None, b: schema.TensorMeta | None) -> bool:
+    """Whether two tensors may have the same dtype and sizes: False only where the metadata (the
+    dtype, the number of sizes, two concrete sizes) proves otherwise."""
+    if a is None or b is None:
+        return True
+    if a.dtype != b.dtype or len(a.sizes) != len(b.sizes):
+        return False
+    return all(x == y or x.type != "as_int" or y.type != "as_int" for x, y in zip(a.sizes, b.sizes))

@@ -400,7 +400,7 @@ def _check_mutations(gm: schema.GraphModule, out: list[Problem], record: str | N
             name = single_ref_name(a)
             if name is not None:
                 targets["user_input", name] = a.value.name if a.type == "as_tensor" else None
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}  # (kind, name) -> the spec that mutates it first
     for i, spec in enumerate(sig.output_specs):
         field = _MUTATIONS.get(spec.type)
         if field is None or i >= len(g.outputs):

@@ -96,15 +96,25 @@ def _node_problem(node: Any) -> str | None:
 def problems(text: Any) -> list[str]:
     """What is wrong with the treespec JSON ``text`` (empty: nothing the file alone can show).
     Stops at the first problem of the JSON itself; lists every bad node otherwise."""
+    return _checked(text)[0]
+
+
+def _checked(text: Any) -> tuple[list[str], Any]:
+    """:func:`problems` of ``text``, and its root node (None where it cannot be walked)."""
     try:
         pair = _loads(text, "treespec")
     except SerializeError as e:
-        return [str(e)]  # "treespec is not valid JSON: ..." (codec names the problem)
+        return [str(e)], None  # "treespec is not valid JSON: ..." (codec names the problem)
     if not (isinstance(pair, list) and len(pair) == 2):
-        return ["treespec is not a JSON [protocol, node] pair"]
+        return ["treespec is not a JSON [protocol, node] pair"], None
     protocol, root = pair
     if protocol != schema.TREESPEC_VERSION or type(protocol) is not int:
-        return [f"Unknown treespec protocol {protocol!r}"]
+        return [f"Unknown treespec protocol {protocol!r}"], None
+    return _node_problems(root), root
+
+
+def _node_problems(root: Any) -> list[str]:
+    """Every bad node under ``root``, walked iteratively (depth at most :data:`MAX_DEPTH`)."""
     out = []
     stack = [(root, 0)]
     while stack:
@@ -131,9 +141,10 @@ def leaf_count(text: Any) -> int | None:
     """How many values the treespec ``text`` flattens to: its leaves (``"type": null``). A
     ``None`` in the tree is a node of type ``builtins.NoneType`` without children, so it holds
     no leaf, as pytree flattens it. ``None`` when ``text`` has any of :func:`problems`."""
-    if problems(text):
+    found, root = _checked(text)
+    if found:
         return None
-    count, stack = 0, [_loads(text, "treespec")[1]]
+    count, stack = 0, [root]
     while stack:
         node = stack.pop()
         if node["type"] is None:
@@ -147,9 +158,9 @@ def call_arity(text: Any) -> int | str | None:
     writes every one as a tuple of the positional arguments' tuple and the keyword arguments'
     dict, and ``module()``, ``unflatten`` and ``run_decompositions()`` take it apart so. The
     message when ``text`` has another shape; ``None`` when it has :func:`problems`."""
-    if problems(text):
+    found, root = _checked(text)
+    if found:
         return None
-    root = _loads(text, "treespec")[1]
     kids = root["children_spec"]
     if (root["type"] != "builtins.tuple" or len(kids) != 2 or kids[0]["type"] != "builtins.tuple"
             or kids[1]["type"] != "builtins.dict"):

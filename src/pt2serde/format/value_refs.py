@@ -327,8 +327,14 @@ def hop_call_problem(target: str, inputs: Sequence[schema.NamedArgument], output
             return (f"{op} calls its subgraph with {passed} values but the subgraph has {len(g.inputs)} inputs",
                     f"inputs[{j}].arg.as_graph.graph.inputs")
     counts = [len(g.outputs) for g in subgraphs]
-    wanted = {"same": [counts[0]] * len(counts), "node": [len(outputs)] * len(counts),
-              "while": [1, len(inputs[2].arg.value)] if returns == "while" else counts}.get(returns, counts)
+    if returns == "same":
+        wanted = [counts[0]] * len(counts)
+    elif returns == "node":
+        wanted = [len(outputs)] * len(counts)
+    elif returns == "while":  # cond_fn: one value; body_fn: the carried ones
+        wanted = [1, len(inputs[2].arg.value)]
+    else:
+        wanted = counts
     for j, have, want in zip(graphs, counts, wanted):
         if have != want:
             return (f"{op}'s subgraph returns {have} values but {want} are needed",

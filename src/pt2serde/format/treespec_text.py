@@ -164,6 +164,11 @@ def call_arity(text: Any) -> int | str | None:
     kids = root["children_spec"]
     if (root["type"] != "builtins.tuple" or len(kids) != 2 or kids[0]["type"] != "builtins.tuple"
             or kids[1]["type"] != "builtins.dict"):
-        shown = [k["type"] for k in kids][:4]
-        return f"a call's in_spec must be a tuple of an args tuple and a kwargs dict, got {root['type']} of {shown}"
+        def short(name: Any) -> str:  # type names come from the file: quoted within a bound
+            text = str(name)
+            return text if len(text) <= 80 else f"{text[:40]}... ({len(text)} characters)"
+
+        shown = ", ".join(short(k["type"]) for k in kids[:4]) + (", ..." if len(kids) > 4 else "")
+        return (f"a call's in_spec must be a tuple of an args tuple and a kwargs dict, got {short(root['type'])} "
+                f"of [{shown}]")
     return len(kids[0]["children_spec"]) + len(kids[1]["children_spec"])

@@ -167,10 +167,19 @@ def _check_expr(doc: schema.ExportedProgram, budget: expr.ExprBudget, out: list[
             out.append(Problem(f"malformed symbolic expression: {e.problem}", path, record))
 
 
+def expression_budget(doc: schema.ExportedProgram) -> expr.ExprBudget:
+    """The expression budget of one document, for ``load`` and ``validate`` alike: the work
+    units of :data:`~pt2serde.format.expr.MAX_DOCUMENT_WORK`, and an allowance of
+    :data:`~pt2serde.format.expr.PLAIN_PER_NODE` plain expressions per node of its graphs
+    (counted at the first plain expression: static programs have none)."""
+    graph = doc.graph_module.graph
+    return expr.ExprBudget(plain=lambda: expr.PLAIN_PER_NODE * sum(len(g.nodes) for g, _ in document_graphs(graph)))
+
+
 def check_expressions(doc: schema.ExportedProgram) -> expr.ExprBudget:
     """``load``'s half of :func:`_check_expr`: the document's budget with every expression
     checked and charged (their trees kept for the builder); raises the first problem."""
-    budget = expr.ExprBudget()
+    budget = expression_budget(doc)
     for path, text in document_expressions(doc.graph_module.graph):
         try:
             budget.parse(text, path)
@@ -469,7 +478,7 @@ def _check_program(doc: schema.ExportedProgram, record: str | None, out: CappedP
     out += (Problem(message, path, record) for message, path in code_field_problems(doc))
     gm = doc.graph_module
     _check_graph(gm.graph, "$.graph_module.graph", out, record, gm.signature.input_specs)
-    _check_expr(doc, expr.ExprBudget(), out, record)  # one budget per document, as load's
+    _check_expr(doc, expression_budget(doc), out, record)  # one budget per document, as load's
     out += (Problem(message, path, record) for message, path in tensor_meta_problems(gm.graph))
     out += (Problem(message, path, record, level="warning") for message, path in device_type_warnings(gm.graph))
     _check_signature(gm, out, record)

@@ -24,14 +24,14 @@ prints a tree the way ``str(sympy_expr)`` does.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import SerializeError
 from .expr_rules import (
     ATOMS, CALLS, LEAF_BOUNDS, LITERALS, MAX_CHARS, MAX_DEGREE, MAX_DEPTH, MAX_DOCUMENT_WORK, MAX_EXPONENT,
     MAX_INT_DIGITS, MAX_LATTICE, MAX_LATTICE_TERMS, MAX_LATTICE_TOTAL, MAX_NODES, MAX_NUMBER_BITS,
-    MAX_PRODUCT_TERMS, MAX_TERMS, NEGATABLE, SYMBOL_ASSUMPTIONS, Node, PartialCall, check_root,
-    consistent_assumptions, expr_error, finish_call, int_bounds, kind_of,
+    MAX_PRODUCT_TERMS, MAX_TERMS, NEGATABLE, PLAIN_MAX_BITS, PLAIN_MAX_WORK, PLAIN_PER_NODE, SYMBOL_ASSUMPTIONS, Node, PartialCall,
+    check_root, consistent_assumptions, expr_error, finish_call, int_bounds, kind_of, plain,
 )
 from .expr_text import render, symbols
 
@@ -40,7 +40,7 @@ __all__ = [
     "consistent_assumptions", "kind_of", "Node",
     "MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_DEGREE", "MAX_TERMS", "MAX_EXPONENT", "MAX_LATTICE",
     "MAX_LATTICE_TOTAL", "MAX_LATTICE_TERMS", "MAX_PRODUCT_TERMS",
-    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "ExprBudget", "work",
+    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "PLAIN_PER_NODE", "ExprBudget", "work",
 ]
 
 # ------------------------------------------------------------------------------ tokens
@@ -166,21 +166,34 @@ class ExprBudget:
     1024 terms), plus, for every function call over symbols (``Mod``, ``FloorDiv``,
     ``Max`` ...), the shifted terms of its arguments times their degree (times the
     arity for ``Max``/``Min``), as sympy re-evaluates the function on them. Measured cost on
-    the 2-core dev box (shared): a document at the cap loads in at most 1.5 s (19 Min/Max chains
-    8 deep; ``tests/hostile/cases_expressions.py``); real programs need at most 75 units
-    (``tests/bridge/test_exprparse.py::test_real_documents_are_far_under_the_budget``).
+    the 2-core dev box (shared): a document at the cap loads in about 0.85 s of CPU, cold (14
+    Min/Max chains 8 deep; ``tests/hostile/cases_expressions.py``). Real programs are charged
+    at most 41 units (``tests/bridge/test_exprparse.py::test_real_documents_are_far_under_the_budget``).
+
+    ``plain``: how many plain expressions (:func:`~pt2serde.format.expr_rules.plain`, of at
+    most ``PLAIN_MAX_WORK`` units, numbers of at most ``PLAIN_MAX_BITS`` bits) are charged to
+    an allowance instead of the units: the document's :data:`PLAIN_PER_NODE` per graph node
+    (:func:`pt2serde.format.check.expression_budget`), or a function that counts it, called at
+    the first plain expression. Symbols and their sums, products and comparisons cost sympy
+    little, but data-dependent programs make a few per node (an MoE layer: ``u0``, ``u0 >= 0``,
+    ``u0 < n`` per expert), which a fixed budget refused on real programs. Past the allowance
+    they charge units again.
     """
 
-    __slots__ = ("limit", "used", "exceeded", "_trees")
+    __slots__ = ("limit", "used", "exceeded", "plain", "plain_used", "_trees")
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, plain: int | Callable[[], int] = 0) -> None:
         self.limit = MAX_DOCUMENT_WORK if limit is None else limit
         self.used = 0
         self.exceeded = False
+        self.plain = plain  # or a function that counts it, called at the first plain expression
+        self.plain_used = 0
         self._trees: dict[str, Node] = {}
 
     def __repr__(self) -> str:
-        return f"<ExprBudget used={self.used} limit={self.limit} distinct={len(self._trees)}>"
+        allowance = "?" if callable(self.plain) else self.plain  # not counted yet
+        return (f"<ExprBudget used={self.used} limit={self.limit} plain={self.plain_used}/{allowance} "
+                f"distinct={len(self._trees)}>")
 
     def parse(self, text: str, path: str | None = None, *, max_chars: int = MAX_CHARS,
               max_depth: int = MAX_DEPTH) -> Node:
@@ -191,12 +204,20 @@ class ExprBudget:
         tree, info = _parse_with_info(text, max_chars, max_depth)
         if not self.exceeded:
             cost = _work(info)
+            if cost <= PLAIN_MAX_WORK and info[3] <= PLAIN_MAX_BITS and plain(tree):
+                if callable(self.plain):
+                    self.plain = self.plain()
+                if self.plain_used < self.plain:
+                    self.plain_used += 1
+                    cost = 0
             if self.used + cost > self.limit:
                 self.exceeded = True
                 where = f" - at `{path}`" if path else ""
                 problem = (f"invalid symbolic expression: the document's expressions need more work than the "
                            f"expression budget of {self.limit} units (this one {cost}, {self.used} before it; "
-                           f"{len(self._trees)} distinct expressions)")
+                           f"{len(self._trees)} distinct expressions"
+                           + (f", {self.plain_used} of them plain, within the allowance of {self.plain}: "
+                              f"{PLAIN_PER_NODE} per graph node" if self.plain_used else "") + ")")
                 raise SerializeError(f"{problem}{where}", path=path, problem=problem)
             self.used += cost
         self._trees[text] = tree

@@ -58,7 +58,7 @@ __all__ = [
     "LEAF_BOUNDS", "PartialCall", "finish_call", "check_root",
     "MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_DEGREE", "MAX_TERMS", "MAX_EXPONENT", "MAX_LATTICE",
     "MAX_LATTICE_TOTAL", "MAX_LATTICE_TERMS", "MAX_PRODUCT_TERMS",
-    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK",
+    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "PLAIN_PER_NODE", "PLAIN_MAX_WORK", "PLAIN_MAX_BITS", "plain",
 ]
 
 #: Longest expression text, in characters.
@@ -89,8 +89,19 @@ MAX_INT_DIGITS = 4300
 #: The same bound in bits (``2**MAX_NUMBER_BITS < 10**MAX_INT_DIGITS``).
 MAX_NUMBER_BITS = int(MAX_INT_DIGITS * math.log2(10))
 #: Most work units (:func:`pt2serde.format.expr.work`) the distinct expressions of one document
-#: may need together (:class:`pt2serde.format.expr.ExprBudget`): about 1-2 s of sympy at the costliest measured rate.
-MAX_DOCUMENT_WORK = 2000
+#: may need together (:class:`pt2serde.format.expr.ExprBudget`), beyond its plain allowance:
+#: about 0.9 s of sympy (cold) at the costliest measured rate on the 2-core dev box, so that a
+#: slow spell (a CI run once took 1.8x as long) stays within the 2 s a step may take.
+MAX_DOCUMENT_WORK = 1500
+#: Plain expressions (:func:`plain`) a document may hold beyond :data:`MAX_DOCUMENT_WORK`, per
+#: node of its graphs. Data-dependent programs make a few per node: an MoE layer's routing
+#: makes ``u0``, ``u0 >= 0`` and ``u0 < n`` for every expert, which a fixed budget refused from
+#: about 70 experts on (29 units each). Each costs sympy at most about 1.2 ms (measured on the
+#: dev box: ``Eq(s0, 5)``; 0.07 ms a symbol), so the allowance adds at most ~2.4 ms per node.
+PLAIN_PER_NODE = 2
+#: Most work units, and bits of its numbers, of an expression counted as plain (with :func:`plain`).
+PLAIN_MAX_WORK = 16
+PLAIN_MAX_BITS = 64
 #: Largest ``precision=`` (bits) of a ``Float``; largest decimal exponent and length of its text.
 MAX_FLOAT_PRECISION = 4096
 MAX_FLOAT_EXPONENT = 4000
@@ -206,6 +217,21 @@ _SYMBOL_INFO = (1, 1, 1, 0, 1, 0, 0, 2, 0, None)  # a symbol: s = s' + offset, t
 _WORK_CEILING = 1 << 40  # shifted terms and work saturate here (they only meet caps far below)
 _KINDS = {"expr": "an expression", "int": "an integer literal", "float": "a float literal",
           "str": "a string", "bool": "a boolean literal", "none": "None"}
+
+
+_PLAIN_CALLS = frozenset({"Symbol", "Integer", "Add", "Mul", *_RELATIONS})
+
+
+def plain(node: Node) -> bool:
+    """Whether a checked tree is a symbol, or sums, products and comparisons of symbols and
+    integers only: what sympy builds and compares in linear time (no function it re-evaluates,
+    no power, no lattice). With :data:`PLAIN_MAX_WORK` it picks the expressions
+    :data:`PLAIN_PER_NODE` lets a document hold beyond its work budget."""
+    if node[0] != "call" or node[1] not in _PLAIN_CALLS:
+        return False
+    if node[1] in ("Symbol", "Integer"):
+        return True
+    return not node[3] and all(plain(arg) for arg in node[2])
 
 
 def kind_of(node: Node) -> str:

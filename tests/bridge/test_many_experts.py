@@ -1,0 +1,73 @@
+"""Data-dependent programs with many unbacked sizes load: an MoE layer routing tokens to 80
+experts makes, for each expert, ``u<i>`` (its token count, from ``nonzero``) and the runtime
+asserts ``u<i> >= 0`` and ``u<i> <= 64``: 240 distinct expressions, about 2300 work units.
+The expression budget (1500 units) refused such a program until plain expressions (symbols and
+their sums, products and comparisons) were charged to an allowance of 2 per graph node
+(:func:`pt2serde.format.check.expression_budget`); both ``load`` and ``validate`` use it."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+import torch
+
+import pt2serde
+import pt2serde.cli
+from pt2serde.format import check, expr
+
+EXPERTS = 80
+
+
+class _Router(torch.nn.Module):
+    """Each token goes to its arg-max expert; each expert scales its tokens by its own weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.route = torch.nn.Linear(8, EXPERTS)
+        self.scale = torch.nn.Parameter(torch.randn(EXPERTS, 8))
+
+    def forward(self, x):
+        idx = self.route(x).argmax(-1)
+        out = torch.zeros_like(x)
+        for e in range(EXPERTS):
+            sel = (idx == e).nonzero().squeeze(-1)
+            out = out.index_add(0, sel, x[sel] * self.scale[e])
+        return out
+
+
+@pytest.fixture(scope="module")
+def program():
+    torch.manual_seed(0)
+    module = _Router().eval()
+    x = torch.randn(64, 8)
+    return module, torch.export.export(module, (x,), strict=False)
+
+
+def _document(data: bytes) -> dict:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return json.loads(z.read(next(n for n in z.namelist() if n.endswith("models/model.json"))))
+
+
+@pytest.mark.parametrize("saver", ["pt2serde", "torch"])
+def test_many_experts_load(program, saver, tmp_path):
+    module, ep = program
+    path = tmp_path / "moe.pt2"
+    (pt2serde.save if saver == "pt2serde" else torch.export.save)(ep, str(path))
+    doc, problems = check.check_document(_document(path.read_bytes()))
+    assert [p for p in problems if p.level == "error"] == []
+    budget = check.expression_budget(doc)
+    for where, text in check.document_expressions(doc.graph_module.graph):
+        budget.parse(text, where)
+    # the plain expressions: past the units on their own, all within the allowance
+    assert budget.plain_used >= 3 * EXPERTS - 3 and budget.used < 100
+    assert sum(expr.work(t) for _, t in check.document_expressions(doc.graph_module.graph)) > expr.MAX_DOCUMENT_WORK
+
+    loaded = pt2serde.load(str(path))
+    x = torch.randn(64, 8)  # other tokens: another routing, other token counts per expert
+    with torch.no_grad():
+        assert torch.equal(loaded.module()(x), module(x))
+        assert torch.equal(loaded.module()(x), torch.export.load(str(path)).module()(x))
+    assert pt2serde.cli.main(["validate", str(path)]) == 0

@@ -91,6 +91,23 @@ def test_map_over_something_else_than_tensors_is_refused() -> None:
     _refused_by_load_and_validate(data, doc, r"map_impl input 1 must be a list of tensors, got `as_ints`")
 
 
+@pytest.mark.parametrize("where", ["in xs and args", "twice in args"])
+def test_map_passing_a_value_twice_is_refused(where: str) -> None:
+    """torch's tracer refuses aliased map operands ("Encountered aliasing during higher order op
+    tracing"), so no export writes one; a file's made ``run_decompositions()`` fail with
+    ``SyntaxError: duplicate argument 'x' in function definition``, before."""
+    data = _archive("map")
+    doc = H.read_json(data, MODEL)
+    node = _hop_node(doc, "map_impl")
+    xs = node["inputs"][1]["arg"]["as_tensors"][0]
+    args = node["inputs"][2]["arg"]
+    listed = next(iter(args.values()))
+    listed[:] = [xs, listed[0]] if where == "in xs and args" else [listed[0], listed[0]]
+    body = node["inputs"][0]["arg"]["as_graph"]["graph"]
+    assert len(body["inputs"]) == 1 + len(listed)  # only the repeat is wrong
+    _refused_by_load_and_validate(data, doc, r"map_impl passes value '\w+' twice")
+
+
 def test_cond_predicate_of_several_elements_is_refused() -> None:
     """``Boolean value of Tensor with more than one value is ambiguous`` in a call, before."""
     data = _archive("cond")

@@ -268,6 +268,18 @@ _LITERAL_SLOTS = {"bool": ("as_bool",), "bool?": ("as_bool", "as_none"), "str": 
                   "dtype?": ("as_scalar_type", "as_none")}
 
 
+def _passed_twice(inputs: Sequence[schema.NamedArgument]) -> tuple[str, int] | None:
+    """``(name, input index)`` of the first tensor the lists of ``inputs`` pass a second time."""
+    seen: set[str] = set()
+    for j, inp in enumerate(inputs, 1):
+        for v in inp.arg.value:
+            if type(v) is schema.TensorArgument:
+                if v.name in seen:
+                    return v.name, j
+                seen.add(v.name)
+    return None
+
+
 def _one_element(meta: schema.TensorMeta | None) -> bool:
     """Whether a tensor of ``meta`` may hold one element (what a branch predicate needs): False
     only where its concrete sizes prove more (or none)."""
@@ -279,7 +291,8 @@ def hop_call_problem(target: str, inputs: Sequence[schema.NamedArgument], output
     """``(message, path below the node)`` when a node of an op of :data:`_HOP_LAYOUTS` is not laid
     out as torch's serializer writes it, passes its subgraphs another number of values than they
     have inputs, or its subgraphs return another number of values than the op needs, or a
-    predicate (cond's, while_loop's ``cond_fn`` result) that cannot be one element; else None.
+    predicate (cond's, while_loop's ``cond_fn`` result) that cannot be one element, or map_impl
+    passing a tensor twice; else None.
     ``tensor_values``: the metadata of the node's graph. torch fails on such a node only when it
     runs it (``run_decompositions()``, a call), with a raw ``TypeError``, ``RuntimeError`` or
     ``IndexError``."""
@@ -321,6 +334,10 @@ def hop_call_problem(target: str, inputs: Sequence[schema.NamedArgument], output
             return f"{op} input {j} must be {kinds}, got `{a.type}`", f"inputs[{j}].arg"
         elif slot == "*":
             passed += 1
+    if op == "map_impl" and (twice := _passed_twice(inputs[1:3])):
+        # export never writes one: tracing refuses aliased map operands. A file's made torch's
+        # retrace (run_decompositions) fail with `SyntaxError: duplicate argument`
+        return f"map_impl passes value {twice[0]!r} twice"[:300], f"inputs[{twice[1]}].arg"
     subgraphs = [inputs[j].arg.value.graph for j in graphs]
     for j, g in zip(graphs, subgraphs):
         if len(g.inputs) != passed:

@@ -1156,7 +1156,7 @@ def test_document_budget_charges_each_distinct_string_once():
     (f"Add(Mul(Integer(2), {_sym(0)}), {_sym(1)}, Integer(-1))", True),
     ("LessThan(Symbol('u3', integer=True), Integer(64))", True),
     ("GreaterThan(Symbol('u3', integer=True), Integer(0))", True),
-    (f"Eq({_sym(0)}, Integer(4))", True),
+    (f"Eq({_sym(0)}, Integer(4))", False),  # torch solves an asserted equality: not plain
     (f"Pow({_sym(0)}, Integer(2))", False),
     (f"Mod({_sym(0)}, Integer(8))", False),
     (f"FloorDiv({_sym(0)}, Integer(2))", False),
@@ -1188,9 +1188,46 @@ def test_plain_allowance_then_units():
     fresh.parse(big)
     assert (fresh.used, fresh.plain_used) == (grammar.work(big), 0)
     with pytest.raises(SerializeError, match=r"budget of 25 units \(this one 21, 7 before it; 3 distinct "
-                                             r"expressions, 2 of them plain, within the allowance of 2: 2 per graph "
+                                             r"expressions; besides, 2 plain ones went to the allowance of 2, 2 per graph "
                                              r"node\) - at `\$\.c`"):
         budget.parse(f"Mod(Add({sym[0]}, {sym[1]}, {sym[2]}, {sym[3]}), Integer(7))", "$.c")
+
+
+@pytest.mark.parametrize("text, expected", [
+    (f"Equality({_sym(1)}, Mul({_sym(0)}, {_sym(0)}))", ("s1", f"Mul({_sym(0)}, {_sym(0)})")),
+    (f"Eq(Add({_sym(0)}, Integer(1)), {_sym(2)})", ("s2", f"Add({_sym(0)}, Integer(1))")),
+    (f"Equality({_sym(3)}, {_sym(4)})", ("s3", _sym(4))),
+    (f"Equality(Add({_sym(0)}, Integer(1)), Mul(Integer(2), {_sym(1)}))", None),
+    (f"GreaterThan({_sym(1)}, Mul({_sym(0)}, {_sym(0)}))", None),
+    (f"Mul({_sym(0)}, {_sym(0)})", None),
+])
+def test_replacement_of_an_asserted_equality(text, expected):
+    assert grammar.replacement(grammar.parse(text), text) == expected
+
+
+def test_asserted_equalities_are_charged_written_out():
+    """Squarings compose (s1 = s0**2, s2 = s1**2 ...): each expression is held to the caps and
+    charged with the replaced symbols written out; the 7th squaring reaches degree 128."""
+    budget = grammar.ExprBudget()
+    for i in range(6):
+        budget.assert_condition(f"Equality({_sym(i + 1)}, Mul({_sym(i)}, {_sym(i)}))", f"$.c{i}")
+    assert sorted(budget.replaced) == [f"s{i}" for i in range(1, 7)]
+    assert budget.replaced["s6"][1] == 64  # degree
+    with pytest.raises(SerializeError, match=r"the asserted equality replaces `s7` by an expression that, with the "
+                                             r"replacements asserted before it written out, is refused: Mul\(\.\.\.\) "
+                                             r"has degree 128, over the limit of 64 at offset 0 - at `\$\.c6`"):
+        budget.assert_condition(f"Equality({_sym(7)}, Mul({_sym(6)}, {_sym(6)}))", "$.c6")
+    with pytest.raises(SerializeError, match=r"with the symbols asserted equalities replace \(s1, s2, s3, s4, s5, \.\.\.\) "
+                                             r"written out, Mul\(\.\.\.\) has degree 128"):
+        budget.parse(f"Mul({_sym(6)}, {_sym(6)})", "$.y")
+    alone = grammar.work(f"GreaterThan({_sym(1)}, {_sym(9)})")
+    budget.parse(f"GreaterThan({_sym(1)}, {_sym(9)})", "$.x")  # s1 is s0**2 written out
+    assert budget.used > alone
+    with pytest.raises(SerializeError, match=r"expression budget of 1500 units"):  # s0**16: too costly a term
+        budget.parse(f"GreaterThan({_sym(4)}, {_sym(9)})", "$.z")
+    constant = grammar.ExprBudget()
+    constant.assert_condition(f"Equality({_sym(0)}, Integer(8))")
+    assert constant.replaced == {}  # a number in its place grows nothing (and stays a symbol to the rules)
 
 
 def test_document_budget_in_validate_and_load_alike():
@@ -1213,7 +1250,7 @@ def test_document_budget_in_validate_and_load_alike():
     assert [(p.message, p.where) for p in problems] == [(
         f"malformed symbolic expression: invalid symbolic expression: the document's expressions need more work "
         f"than the expression budget of {grammar.MAX_DOCUMENT_WORK} units (this one {grammar.work(big[1])}, "
-        f"{before} before it; 2 distinct expressions, 1 of them plain, within the allowance of {allowance}: "
+        f"{before} before it; 2 distinct expressions; besides, 1 plain ones went to the allowance of {allowance}, "
         f"{grammar.PLAIN_PER_NODE} per graph node)", "$.graph_module.graph.sym_int_values.e1.as_expr.expr_str")]
     with pytest.raises(SerializeError, match=rf"expression budget of {grammar.MAX_DOCUMENT_WORK} units .* - at "
                                              r"`\$\.graph_module\.graph\.sym_int_values\.e1\.as_expr\.expr_str`"):

@@ -1,9 +1,11 @@
-"""Data-dependent programs with many unbacked sizes load: an MoE layer routing tokens to 80
+"""Data-dependent programs load: an MoE layer routing tokens to 80
 experts makes, for each expert, ``u<i>`` (its token count, from ``nonzero``) and the runtime
 asserts ``u<i> >= 0`` and ``u<i> <= 64``: 240 distinct expressions, about 2300 work units.
 The expression budget (1500 units) refused such a program until plain expressions (symbols and
 their sums, products and comparisons) were charged to an allowance of 2 per graph node
-(:func:`pt2serde.format.check.expression_budget`); both ``load`` and ``validate`` use it."""
+(:func:`pt2serde.format.check.expression_budget`); both ``load`` and ``validate`` use it.
+Asserted equalities between sizes (``torch._check(b == 2 * a)``) load too, charged as torch
+substitutes them (``ExprBudget.assert_condition``)."""
 
 from __future__ import annotations
 
@@ -70,4 +72,40 @@ def test_many_experts_load(program, saver, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.module()(x), module(x))
         assert torch.equal(loaded.module()(x), torch.export.load(str(path)).module()(x))
+    assert pt2serde.cli.main(["validate", str(path)]) == 0
+
+
+class _Lengths(torch.nn.Module):
+    """Sizes read from a tensor, two of them asserted equal to expressions of the others: export
+    writes ``_assert_scalar`` nodes on ``Eq(u1, 2*u0)`` and ``Eq(u2, u0 + u1)``, which torch's
+    ShapeEnv turns into replacements; the budget charges every expression with them written out."""
+
+    def forward(self, x, n):
+        a, b, c = n.tolist()
+        torch._check_is_size(a)
+        torch._check_is_size(b)
+        torch._check_is_size(c)
+        torch._check(b == a * 2)
+        torch._check(c == b + a)
+        return x[:a].sum() + x[:b].sum() * 2 + x[:c].sum() * 3
+
+
+@pytest.mark.parametrize("saver", ["pt2serde", "torch"])
+def test_asserted_equalities_load(saver, tmp_path):
+    module = _Lengths()
+    ep = torch.export.export(module, (torch.randn(64), torch.tensor([3, 6, 9])), strict=False)
+    path = tmp_path / "lengths.pt2"
+    (pt2serde.save if saver == "pt2serde" else torch.export.save)(ep, str(path))
+    doc, problems = check.check_document(_document(path.read_bytes()))
+    assert [p for p in problems if p.level == "error"] == []
+    budget = check.expression_budget(doc)
+    for where, text in check.assert_conditions(doc.graph_module.graph):
+        budget.assert_condition(text, where)
+    assert sorted(budget.replaced) == ["u1", "u2"]  # the two equalities torch may replace by
+    x, n = torch.randn(64), torch.tensor([4, 8, 12])
+    loaded = pt2serde.load(str(path))
+    assert torch.equal(loaded.module()(x, n), module(x, n))
+    assert torch.equal(loaded.module()(x, n), torch.export.load(str(path)).module()(x, n))
+    with pytest.raises(Exception, match="u1 == 2\\*u0|Eq\\(u1, 2\\*u0\\)|Runtime assertion failed"):
+        loaded.module()(x, torch.tensor([4, 7, 11]))  # the assert still runs in the program
     assert pt2serde.cli.main(["validate", str(path)]) == 0

@@ -111,6 +111,39 @@ def _wide_values(nodes: int, dims: int):
     return mutate
 
 
+def _asserted(conditions: list[str], symbols: int):
+    """A mutation asserting each condition: a node ``c<i>`` (a SymBool: ``e0 == 4`` by its
+    inputs, the condition by its stored value, which load gives torch) and
+    ``aten._assert_scalar(c<i>)``, which load hands to torch's ShapeEnv as a runtime assert;
+    symbols ``s0`` .. ``s<symbols>`` get the range [2, oo)."""
+
+    def mutate(doc: dict, marker: str) -> None:
+        g = doc["graph_module"]["graph"]
+        for j in range(symbols + 1):
+            doc["range_constraints"][f"s{j}"] = {"min_val": 2, "max_val": None}
+        stack = {"nn_module_stack": g["nodes"][0]["metadata"]["nn_module_stack"]}  # the root module's
+        _many(lambda i: S, 1)(doc, marker)  # e0 = sym_size(x, 0)
+        g["nodes"][-1]["metadata"] = dict(stack)
+        for i, condition in enumerate(conditions):
+            g["nodes"].append({
+                "target": "_operator.eq", "name": f"c{i}", "metadata": dict(stack),
+                "inputs": [{"name": "a", "arg": {"as_sym_int": {"as_name": "e0"}}, "kind": 1},
+                           {"name": "b", "arg": {"as_int": 4}, "kind": 1}],
+                "outputs": [{"as_sym_bool": {"as_name": f"c{i}"}}], "is_hop_single_tensor_return": None})
+            g["sym_bool_values"][f"c{i}"] = {"as_expr": {"expr_str": condition, "hint": None}}
+            g["nodes"].append({
+                "target": "torch.ops.aten._assert_scalar.default", "name": f"a{i}", "metadata": dict(stack),
+                "inputs": [{"name": "self", "arg": {"as_sym_bool": {"as_name": f"c{i}"}}, "kind": 1},
+                           {"name": "assert_msg", "arg": {"as_string": "m"}, "kind": 1}],
+                "outputs": [], "is_hop_single_tensor_return": None})
+
+    return mutate
+
+
+def _squares(k: int) -> list[str]:
+    return [f"Equality({_sym(i + 1)}, Mul({_sym(i)}, {_sym(i)}))" for i in range(k)]
+
+
 CASES = [
     doc_case("3*s0**(10**8) as an input size", _size(f"Mul(Integer(3), Pow({S}, Integer(100000000)))"),
              r"Pow of a symbolic base with exponent 100000000, over the limit of 64", base="dynamic"),
@@ -152,8 +185,26 @@ CASES = [
     doc_case("600 distinct plain expressions on 600 nodes: within the allowance, loads",
              _many(lambda i: f"Add(Mul(Integer({i + 2}), {S}), {_sym(i)})", 600), None, base="dynamic"),
     doc_case("256 plain expressions on 8 nodes: past the allowance they charge units",
-             _wide_values(8, 32), r"expression budget of 1500 units .* of them plain, within the allowance of "
-             r"\d+: 2 per graph node\)", base="dynamic"),
+             _wide_values(8, 32), r"expression budget of 1500 units .* plain ones went to the allowance of "
+             r"\d+, 2 per graph node\)", base="dynamic"),
+    # asserted equalities compose: torch replaces the symbol and substitutes it everywhere after
+    doc_case("11 asserted squarings (s1 == s0*s0, s2 == s1*s1, ...: s0**2048; load took 9 s)",
+             _asserted(_squares(11), 12), r"the asserted equality replaces `s7` by an expression that, with the "
+             r"replacements asserted before it written out, is refused: Mul\(\.\.\.\) has degree 128",
+             base="dynamic"),
+    doc_case("200 asserted Fibonacci sums (s2 == s1 + s0, ...: 10 ms each in torch; load took 2.2 s)",
+             _asserted([f"Equality({_sym(i + 2)}, Add({_sym(i + 1)}, {_sym(i)}))" for i in range(200)], 202),
+             r"replaces `s\d+` by an expression .* expands to more than 256 terms", base="dynamic"),
+    doc_case("5 asserted squarings, then 400 comparisons of s5 (each expands s0**32; load took 7 s)",
+             _asserted(_squares(5) + [f"GreaterThan({_sym(5)}, {_sym(6 + j)})" for j in range(400)], 406),
+             r"expression budget of 1500 units", base="dynamic"),
+    doc_case("6 asserted squarings, then a sum compared (torch's range code: NaN; validate said valid)",
+             _asserted(_squares(6) + [f"GreaterThan(Add({_sym(6)}, {_sym(7)}), {_sym(8)})"], 8),
+             r"expression budget of 1500 units", base="dynamic"),
+    doc_case("asserted linear equalities (s1 == 2*s0, s2 == s1 + 1, s3 == s2): load",
+             _asserted([f"Equality({_sym(1)}, Mul(Integer(2), {_sym(0)}))",
+                        f"Equality({_sym(2)}, Add({_sym(1)}, Integer(1)))", f"Equality({_sym(3)}, {_sym(2)})"], 3),
+             None, base="dynamic"),
     # sympy alone used to find these while building (validate said valid, load refused)
     doc_case("Symbol with contradictory assumptions (positive and negative)",
              _size("Symbol('s77', positive=True, negative=True)"),

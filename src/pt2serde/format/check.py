@@ -157,9 +157,32 @@ def device_type_warnings(graph: schema.Graph, path: str = "$.graph_module.graph"
                 yield unknown, f"{p}.tensor_values{key_path(name)}.device"
 
 
+def assert_conditions(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
+    """``($.path, srepr text)`` of the condition of every ``_assert_scalar`` node of a graph and
+    its subgraphs: what ``load`` hands to torch's ``ShapeEnv`` as runtime asserts."""
+    for g, p in document_graphs(graph, path):
+        for node in g.nodes:
+            if node.target != _ASSERT_SCALAR or not node.inputs:
+                continue
+            a = node.inputs[0].arg
+            if a.type == "as_sym_bool" and a.value.type == "as_name":
+                name = a.value.as_name
+                sym = g.sym_bool_values.get(name)
+                if sym is not None and sym.type == "as_expr":
+                    yield f"{p}.sym_bool_values{key_path(name)}.as_expr.expr_str", sym.as_expr.expr_str
+
+
+_ASSERT_SCALAR = "torch.ops.aten._assert_scalar.default"
+
+
 def _check_expr(doc: schema.ExportedProgram, budget: expr.ExprBudget, out: list[Problem],
                 record: str | None) -> None:
     """Every expression of ``doc`` against the grammar and the document's work budget."""
+    for path, text in assert_conditions(doc.graph_module.graph):
+        try:
+            budget.assert_condition(text, path)
+        except SerializeError as e:
+            out.append(Problem(f"malformed symbolic expression: {e.problem}", path, record))
     for path, text in document_expressions(doc.graph_module.graph):
         try:
             budget.parse(text, path)
@@ -180,6 +203,11 @@ def check_expressions(doc: schema.ExportedProgram) -> expr.ExprBudget:
     """``load``'s half of :func:`_check_expr`: the document's budget with every expression
     checked and charged (their trees kept for the builder); raises the first problem."""
     budget = expression_budget(doc)
+    for path, text in assert_conditions(doc.graph_module.graph):
+        try:
+            budget.assert_condition(text, path)
+        except SerializeError as e:
+            raise SerializeError(f"{e.problem} - at `{path}`", path=path, problem=e.problem) from None
     for path, text in document_expressions(doc.graph_module.graph):
         try:
             budget.parse(text, path)

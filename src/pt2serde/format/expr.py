@@ -123,15 +123,38 @@ def parse(text: str, *, max_chars: int = MAX_CHARS, max_depth: int = MAX_DEPTH,
     return _parse_with_info(text, max_chars, max_depth)[0]
 
 
-def _parse_with_info(text: str, max_chars: int, max_depth: int) -> tuple[Node, tuple]:
+def _parse_with_info(text: str, max_chars: int, max_depth: int,
+                     symbols: dict[str, tuple] | None = None) -> tuple[Node, tuple]:
+    """The checked tree of ``text`` and its bounds; ``symbols``: the bounds of symbols that
+    stand for an expression (:meth:`ExprBudget.assert_condition`), used for those symbols'
+    leaves, so that the caps and the charge see the expression as written out."""
     if not isinstance(text, str):
         raise SerializeError(f"invalid symbolic expression: expected a string, got {type(text).__name__}")
     if len(text) > max_chars:
         raise SerializeError(
             f"invalid symbolic expression: {len(text)} characters long, the limit is {max_chars}")
-    node, info = _parse_tokens(list(tokenize(text)), max_depth)
+    node, info = _parse_tokens(list(tokenize(text)), max_depth, symbols or None)
     check_root(node)
     return node, info
+
+
+_EQUALITIES = ("Eq", "Equality")
+
+
+def replacement(tree: Node, text: str) -> tuple[str, str] | None:
+    """``(symbol name, text of the other side)`` when the checked tree of ``text`` equates a lone
+    ``Symbol`` with another expression: what torch's ``ShapeEnv`` may turn into a replacement
+    of that symbol, substituted into every later expression, when the equality is asserted."""
+    if tree[0] != "call" or tree[1] not in _EQUALITIES or len(tree[2]) != 2 or tree[3]:
+        return None
+    sides = tree[2]
+    close = len(text.rstrip()) - 1  # the root's ')'
+    for j in (0, 1):
+        side = sides[j]
+        if side[0] == "call" and side[1] == "Symbol":
+            start, stop = (sides[1][-1], close) if j == 0 else (sides[0][-1], sides[1][-1])
+            return side[2][0][1], text[start:stop].rstrip().rstrip(",").rstrip()
+    return None
 
 
 _EXPR_WORK = 4  # what any distinct expression costs (a SymNode, its hint, its ranges)
@@ -180,7 +203,7 @@ class ExprBudget:
     they charge units again.
     """
 
-    __slots__ = ("limit", "used", "exceeded", "plain", "plain_used", "_trees")
+    __slots__ = ("limit", "used", "exceeded", "plain", "plain_used", "replaced", "_trees")
 
     def __init__(self, limit: int | None = None, plain: int | Callable[[], int] = 0) -> None:
         self.limit = MAX_DOCUMENT_WORK if limit is None else limit
@@ -188,6 +211,8 @@ class ExprBudget:
         self.exceeded = False
         self.plain = plain  # or a function that counts it, called at the first plain expression
         self.plain_used = 0
+        #: symbol -> bounds of the expression an asserted equality may replace it by (assert_condition)
+        self.replaced: dict[str, tuple] = {}
         self._trees: dict[str, Node] = {}
 
     def __repr__(self) -> str:
@@ -203,6 +228,8 @@ class ExprBudget:
             return tree
         tree, info = _parse_with_info(text, max_chars, max_depth)
         if not self.exceeded:
+            if self.replaced:  # charged as written out: torch substitutes the replacements
+                info = self._written_out(text, max_chars, max_depth, path)
             cost = _work(info)
             if cost <= PLAIN_MAX_WORK and info[3] <= PLAIN_MAX_BITS and plain(tree):
                 if callable(self.plain):
@@ -216,15 +243,50 @@ class ExprBudget:
                 problem = (f"invalid symbolic expression: the document's expressions need more work than the "
                            f"expression budget of {self.limit} units (this one {cost}, {self.used} before it; "
                            f"{len(self._trees)} distinct expressions"
-                           + (f", {self.plain_used} of them plain, within the allowance of {self.plain}: "
+                           + (f"; besides, {self.plain_used} plain ones went to the allowance of {self.plain}, "
                               f"{PLAIN_PER_NODE} per graph node" if self.plain_used else "") + ")")
                 raise SerializeError(f"{problem}{where}", path=path, problem=problem)
             self.used += cost
         self._trees[text] = tree
         return tree
 
-def _parse_tokens(tokens: list[Token], max_depth: int) -> tuple[Node, tuple]:
-    """Iterative (an explicit stack of open calls): nesting never costs Python frames."""
+    def _written_out(self, text: str, max_chars: int, max_depth: int, path: str | None) -> tuple:
+        try:
+            return _parse_with_info(text, max_chars, max_depth, self.replaced)[1]
+        except SerializeError as e:
+            names = ", ".join(sorted(self.replaced)[:5]) + (", ..." if len(self.replaced) > 5 else "")
+            problem = (f"invalid symbolic expression: with the symbols asserted equalities replace ({names}) "
+                       f"written out, {str(e).removeprefix('invalid symbolic expression: ')}")
+            raise SerializeError(problem + (f" - at `{path}`" if path else ""), path=path, problem=problem) from None
+
+    def assert_condition(self, text: str, path: str | None = None) -> None:
+        """Note the replacement an asserted condition may make (:func:`replacement`): torch's
+        ``ShapeEnv`` substitutes it into every later expression, so asserted equalities compose
+        (``s1 == s0*s0``, ``s2 == s1*s1``, ... make ``s0**1024`` of ten short strings). Every
+        expression is then charged, and held to the caps, with those symbols written out (all
+        of them, whatever the order: an overestimate). Raises when the replacing expression,
+        written out so, is over a cap. Call it for every asserted condition before charging."""
+        try:
+            tree, _ = _parse_with_info(text, MAX_CHARS, MAX_DEPTH)
+        except SerializeError:
+            return  # refused when the expression itself is charged
+        found = replacement(tree, text)
+        if found is None or found[0] in self.replaced:
+            return
+        name, other = found
+        try:
+            _, info = _parse_with_info(other, MAX_CHARS, MAX_DEPTH, self.replaced)
+        except SerializeError as e:
+            problem = (f"invalid symbolic expression: the asserted equality replaces `{name}` by an expression "
+                       f"that, with the replacements asserted before it written out, is refused: "
+                       f"{str(e).removeprefix('invalid symbolic expression: ')}")
+            raise SerializeError(problem + (f" - at `{path}`" if path else ""), path=path, problem=problem) from None
+        if info[1] >= 1:  # symbolic (a number in its place cannot grow anything)
+            self.replaced[name] = info
+
+def _parse_tokens(tokens: list[Token], max_depth: int, symbols: dict[str, tuple] | None = None) -> tuple[Node, tuple]:
+    """Iterative (an explicit stack of open calls): nesting never costs Python frames.
+    ``symbols``: bounds that replace a symbol leaf's own (see :func:`_parse_with_info`)."""
     stack: list[PartialCall] = []
     i = 0
     while True:
@@ -269,6 +331,8 @@ def _parse_tokens(tokens: list[Token], max_depth: int) -> tuple[Node, tuple]:
             raise _unexpected(tokens[i - 1], "a value")
         # hand the value to the open call; each ')' closes and finishes one call
         while True:
+            if symbols is not None and node[0] == "call" and node[1] == "Symbol":
+                info = symbols.get(node[2][0][1], info)
             if not stack:
                 if tokens[i][0] != _END:
                     raise _unexpected(tokens[i], "end of input")

@@ -219,13 +219,14 @@ _KINDS = {"expr": "an expression", "int": "an integer literal", "float": "a floa
           "str": "a string", "bool": "a boolean literal", "none": "None"}
 
 
-_PLAIN_CALLS = frozenset({"Symbol", "Integer", "Add", "Mul", *_RELATIONS})
+#: equalities are not plain: torch solves an asserted one for a symbol (3-10 ms each, measured)
+_PLAIN_CALLS = frozenset({"Symbol", "Integer", "Add", "Mul", *_RELATIONS}) - {"Eq", "Equality"}
 
 
 def plain(node: Node) -> bool:
-    """Whether a checked tree is a symbol, or sums, products and comparisons of symbols and
-    integers only: what sympy builds and compares in linear time (no function it re-evaluates,
-    no power, no lattice). With :data:`PLAIN_MAX_WORK` it picks the expressions
+    """Whether a checked tree is a symbol, or sums, products and comparisons (no equality) of
+    symbols and integers only: what sympy builds and compares in linear time (no function it
+    re-evaluates, no power, no lattice, nothing torch solves for a symbol). With :data:`PLAIN_MAX_WORK` it picks the expressions
     :data:`PLAIN_PER_NODE` lets a document hold beyond its work budget."""
     if node[0] != "call" or node[1] not in _PLAIN_CALLS:
         return False

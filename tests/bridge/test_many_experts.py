@@ -53,16 +53,25 @@ def _document(data: bytes) -> dict:
         return json.loads(z.read(next(n for n in z.namelist() if n.endswith("models/model.json"))))
 
 
-@pytest.mark.parametrize("saver", ["pt2serde", "torch"])
-def test_many_experts_load(program, saver, tmp_path):
-    module, ep = program
-    path = tmp_path / "moe.pt2"
+def _charged(ep, saver: str, path) -> tuple:
+    """Save ``ep`` with ``saver`` to ``path``; the decoded document (no error) and its budget
+    after what load charges: the asserted conditions, then every expression."""
     (pt2serde.save if saver == "pt2serde" else torch.export.save)(ep, str(path))
     doc, problems = check.check_document(_document(path.read_bytes()))
     assert [p for p in problems if p.level == "error"] == []
     budget = check.expression_budget(doc)
+    for where, text in check.assert_conditions(doc.graph_module.graph):
+        budget.assert_condition(text, where)
     for where, text in check.document_expressions(doc.graph_module.graph):
         budget.parse(text, where)
+    return doc, budget
+
+
+@pytest.mark.parametrize("saver", ["pt2serde", "torch"])
+def test_many_experts_load(program, saver, tmp_path):
+    module, ep = program
+    path = tmp_path / "moe.pt2"
+    doc, budget = _charged(ep, saver, path)
     # the plain expressions: past the units on their own, all within the allowance
     assert budget.plain_used >= 3 * EXPERTS - 3 and budget.used < 100
     assert sum(expr.work(t) for _, t in check.document_expressions(doc.graph_module.graph)) > expr.MAX_DOCUMENT_WORK
@@ -95,12 +104,7 @@ def test_asserted_equalities_load(saver, tmp_path):
     module = _Lengths()
     ep = torch.export.export(module, (torch.randn(64), torch.tensor([3, 6, 9])), strict=False)
     path = tmp_path / "lengths.pt2"
-    (pt2serde.save if saver == "pt2serde" else torch.export.save)(ep, str(path))
-    doc, problems = check.check_document(_document(path.read_bytes()))
-    assert [p for p in problems if p.level == "error"] == []
-    budget = check.expression_budget(doc)
-    for where, text in check.assert_conditions(doc.graph_module.graph):
-        budget.assert_condition(text, where)
+    _, budget = _charged(ep, saver, path)
     assert sorted(budget.replaced) == ["u1", "u2"]  # the two equalities torch may replace by
     x, n = torch.randn(64), torch.tensor([4, 8, 12])
     loaded = pt2serde.load(str(path))

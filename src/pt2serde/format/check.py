@@ -164,7 +164,8 @@ def assert_conditions(graph: schema.Graph, path: str = "$.graph_module.graph") -
         for node in g.nodes:
             if node.target != _ASSERT_SCALAR or not node.inputs:
                 continue
-            a = node.inputs[0].arg
+            # load binds a schema op's inputs by name: the condition is `self`, wherever it is listed
+            a = next((i for i in node.inputs if i.name == "self"), node.inputs[0]).arg
             if a.type == "as_sym_bool" and a.value.type == "as_name":
                 name = a.value.as_name
                 sym = g.sym_bool_values.get(name)

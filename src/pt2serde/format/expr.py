@@ -141,20 +141,50 @@ def _parse_with_info(text: str, max_chars: int, max_depth: int,
 _EQUALITIES = ("Eq", "Equality")
 
 
-def replacement(tree: Node, text: str) -> tuple[str, str] | None:
-    """``(symbol name, text of the other side)`` when the checked tree of ``text`` equates a lone
-    ``Symbol`` with another expression: what torch's ``ShapeEnv`` may turn into a replacement
-    of that symbol, substituted into every later expression, when the equality is asserted."""
-    if tree[0] != "call" or tree[1] not in _EQUALITIES or len(tree[2]) != 2 or tree[3]:
-        return None
-    sides = tree[2]
-    close = len(text.rstrip()) - 1  # the root's ')'
-    for j in (0, 1):
-        side = sides[j]
-        if side[0] == "call" and side[1] == "Symbol":
-            start, stop = (sides[1][-1], close) if j == 0 else (sides[0][-1], sides[1][-1])
-            return side[2][0][1], text[start:stop].rstrip().rstrip(",").rstrip()
-    return None
+def _children(node: Node, text: str, end: int) -> list[tuple[Node, str, int]]:
+    """``(child, its text, where its text ends)`` of a call node whose text ends at ``end`` (its
+    closing parenthesis): a child runs from its offset to the next child's (or the parenthesis)."""
+    args = node[2]
+    out = []
+    for j, arg in enumerate(args):
+        stop = args[j + 1][-1] if j + 1 < len(args) else end
+        piece = text[arg[-1]:stop].rstrip()
+        if j + 1 < len(args):
+            piece = piece.rstrip(",").rstrip()
+        out.append((arg, piece, arg[-1] + len(piece) - 1))
+    return out
+
+
+def equalities(tree: Node, text: str) -> list[tuple[str, str]]:
+    """``(left, right)`` texts of every equality in a checked condition, alone or under
+    ``And``/``Or``/``Not``: what torch's ``ShapeEnv`` may solve for a symbol when the condition is
+    asserted, and substitute into every later expression (it handles each ``And`` argument on its
+    own, and rewrites an equality before solving it: ``Eq(2*s1, s0*s0)``, ``Eq(s1 - s0**2, 0)``)."""
+    out: list[tuple[str, str]] = []
+    stack = [(tree, len(text.rstrip()) - 1)]  # offsets are the text's: each node with where it ends
+    while stack:
+        node, end = stack.pop()
+        if node[0] != "call" or node[3]:
+            continue
+        if node[1] in _EQUALITIES and len(node[2]) == 2:
+            (_, left, _), (_, right, _) = _children(node, text, end)
+            out.append((left, right))
+        elif node[1] in ("And", "Or", "Not"):
+            stack.extend((child, stop) for child, _, stop in reversed(_children(node, text, end)))
+    return out
+
+
+def symbol_names(tree: Node) -> set[str]:
+    """The names of the symbols of a checked tree."""
+    names, stack = set(), [tree]
+    while stack:
+        node = stack.pop()
+        if node[0] == "call":
+            if node[1] == "Symbol":
+                names.add(node[2][0][1])
+            else:
+                stack.extend(node[2])
+    return names
 
 
 _EXPR_WORK = 4  # what any distinct expression costs (a SymNode, its hint, its ranges)
@@ -260,29 +290,33 @@ class ExprBudget:
             raise SerializeError(problem + (f" - at `{path}`" if path else ""), path=path, problem=problem) from None
 
     def assert_condition(self, text: str, path: str | None = None) -> None:
-        """Note the replacement an asserted condition may make (:func:`replacement`): torch's
-        ``ShapeEnv`` substitutes it into every later expression, so asserted equalities compose
-        (``s1 == s0*s0``, ``s2 == s1*s1``, ... make ``s0**1024`` of ten short strings). Every
-        expression is then charged, and held to the caps, with those symbols written out (all
-        of them, whatever the order: an overestimate). Raises when the replacing expression,
-        written out so, is over a cap. Call it for every asserted condition before charging."""
+        """Note the replacements an asserted condition may make: torch's ``ShapeEnv`` solves an
+        asserted equality for one of its symbols and substitutes the solution into every later
+        expression, so asserted equalities compose (``s1 == s0*s0``, ``s2 == s1*s1``, ... make
+        ``s0**1024`` of ten short strings). Taken at its most: every symbol of each equality
+        (:func:`equalities`) not replaced yet may stand for the whole equality, ``left - right``,
+        with the replacements before it written out, where that is of degree 2 or more (a linear
+        one, such as ``u0 + ... + u15 == s0`` of ``torch.split``, grows no degree). Every expression is then charged, and held
+        to the caps, with those symbols written out (all of them, whatever the order). Raises
+        when such a replacement is over a cap. Call it for every asserted condition, in the
+        order of the graph, before charging."""
         try:
             tree, _ = _parse_with_info(text, MAX_CHARS, MAX_DEPTH)
         except SerializeError:
             return  # refused when the expression itself is charged
-        found = replacement(tree, text)
-        if found is None or found[0] in self.replaced:
-            return
-        name, other = found
-        try:
-            _, info = _parse_with_info(other, MAX_CHARS, MAX_DEPTH, self.replaced)
-        except SerializeError as e:
-            problem = (f"invalid symbolic expression: the asserted equality replaces `{name}` by an expression "
-                       f"that, with the replacements asserted before it written out, is refused: "
-                       f"{str(e).removeprefix('invalid symbolic expression: ')}")
-            raise SerializeError(problem + (f" - at `{path}`" if path else ""), path=path, problem=problem) from None
-        if info[1] >= 1:  # symbolic (a number in its place cannot grow anything)
-            self.replaced[name] = info
+        for left, right in equalities(tree, text):
+            whole = f"Add({left}, Mul(Integer(-1), {right}))"
+            try:
+                sides, info = _parse_with_info(whole, MAX_CHARS, MAX_DEPTH, self.replaced)
+            except SerializeError as e:
+                problem = (f"invalid symbolic expression: the asserted equality, with the replacements asserted "
+                           f"before it written out, is refused: {str(e).removeprefix('invalid symbolic expression: ')}")
+                raise SerializeError(problem + (f" - at `{path}`" if path else ""), path=path,
+                                     problem=problem) from None
+            if info[1] >= 2:  # a linear one grows no degree: a sum in a symbol's place costs what it has terms
+                for name in sorted(symbol_names(sides) - self.replaced.keys()):
+                    self.replaced[name] = info
+
 
 def _parse_tokens(tokens: list[Token], max_depth: int, symbols: dict[str, tuple] | None = None) -> tuple[Node, tuple]:
     """Iterative (an explicit stack of open calls): nesting never costs Python frames.

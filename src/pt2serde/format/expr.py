@@ -295,11 +295,13 @@ class ExprBudget:
         expression, so asserted equalities compose (``s1 == s0*s0``, ``s2 == s1*s1``, ... make
         ``s0**1024`` of ten short strings). Taken at its most: every symbol of each equality
         (:func:`equalities`) not replaced yet may stand for the whole equality, ``left - right``,
-        with the replacements before it written out, where that is of degree 2 or more (a linear
-        one, such as ``u0 + ... + u15 == s0`` of ``torch.split``, grows no degree). Every expression is then charged, and held
-        to the caps, with those symbols written out (all of them, whatever the order). Raises
-        when such a replacement is over a cap. Call it for every asserted condition, in the
-        order of the graph, before charging."""
+        with the replacements before it written out, where that is of degree 2 or more (a
+        linear one, such as ``u0 + ... + u15 == s0`` of ``torch.split``, grows no degree).
+        Every expression is then charged, and held to the caps, with those symbols written out
+        (all of them, whatever the order). Raises when such a replacement is over a cap. Call
+        it for every asserted condition, in the order of the graph, before charging."""
+        if not isinstance(text, str) or "Eq" not in text:  # no Eq/Equality call (most asserts: u0 >= 0, u0 <= n): nothing to parse
+            return
         try:
             tree, _ = _parse_with_info(text, MAX_CHARS, MAX_DEPTH)
         except SerializeError:

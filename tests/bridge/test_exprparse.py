@@ -1234,6 +1234,18 @@ def test_asserted_equalities_are_charged_written_out():
     assert {"s0", "s1", "s2"} <= rewritten.replaced.keys()
 
 
+@pytest.mark.parametrize("text", [
+    f"Eq(StrictLessThan({_sym(0)}, Integer(3)), true)", f"Equality({_sym(1)}, oo)", f"Eq({_sym(1)}, -oo)",
+    "Eq(True, False)", f"  Eq({_sym(1)}, Integer(3))  ",
+])
+def test_equalities_torch_cannot_solve_replace_nothing(text):
+    """An equality whose sides are not both arithmetic (a condition, a bool, oo) is left to the
+    charge of the condition itself: no replacement, no refusal."""
+    budget = grammar.ExprBudget()
+    budget.assert_condition(text, "$.c")
+    assert budget.replaced == {}
+
+
 def test_document_budget_in_validate_and_load_alike():
     """One document, two expressions whose work together passes the cap: check_program (validate)
     reports it at the second one's path; load's check_expressions raises the same there;

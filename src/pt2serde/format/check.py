@@ -176,19 +176,27 @@ def assert_conditions(graph: schema.Graph, path: str = "$.graph_module.graph") -
 _ASSERT_SCALAR = "torch.ops.aten._assert_scalar.default"
 
 
-def _check_expr(doc: schema.ExportedProgram, budget: expr.ExprBudget, out: list[Problem],
-                record: str | None) -> None:
-    """Every expression of ``doc`` against the grammar and the document's work budget."""
-    for path, text in assert_conditions(doc.graph_module.graph):
+def _expression_errors(doc: schema.ExportedProgram, budget: expr.ExprBudget) -> Iterator[SerializeError]:
+    """The one walk of ``doc``'s expressions for load and validate: the replacements its asserted
+    equalities may make first, then every expression against the grammar and ``budget``."""
+    graph = doc.graph_module.graph
+    for path, text in assert_conditions(graph):
         try:
             budget.assert_condition(text, path)
         except SerializeError as e:
-            out.append(Problem(f"malformed symbolic expression: {e.problem}", path, record))
-    for path, text in document_expressions(doc.graph_module.graph):
+            yield e
+    for path, text in document_expressions(graph):
         try:
             budget.parse(text, path)
         except SerializeError as e:
-            out.append(Problem(f"malformed symbolic expression: {e.problem}", path, record))
+            yield e.wrapped(str(e), path=path)
+
+
+def _check_expr(doc: schema.ExportedProgram, budget: expr.ExprBudget, out: list[Problem],
+                record: str | None) -> None:
+    """Every expression of ``doc`` against the grammar and the document's work budget."""
+    out += (Problem(f"malformed symbolic expression: {e.problem}", e.path, record)
+            for e in _expression_errors(doc, budget))
 
 
 def expression_budget(doc: schema.ExportedProgram) -> expr.ExprBudget:
@@ -204,16 +212,8 @@ def check_expressions(doc: schema.ExportedProgram) -> expr.ExprBudget:
     """``load``'s half of :func:`_check_expr`: the document's budget with every expression
     checked and charged (their trees kept for the builder); raises the first problem."""
     budget = expression_budget(doc)
-    for path, text in assert_conditions(doc.graph_module.graph):
-        try:
-            budget.assert_condition(text, path)
-        except SerializeError as e:
-            raise SerializeError(f"{e.problem} - at `{path}`", path=path, problem=e.problem) from None
-    for path, text in document_expressions(doc.graph_module.graph):
-        try:
-            budget.parse(text, path)
-        except SerializeError as e:
-            raise SerializeError(f"{e.problem} - at `{path}`", path=path, problem=e.problem) from None
+    for e in _expression_errors(doc, budget):
+        raise SerializeError(f"{e.problem} - at `{e.path}`", path=e.path, problem=e.problem)
     for message, path in tensor_meta_problems(doc.graph_module.graph):
         raise SerializeError(f"{message} - at `{path}`", path=path, problem=message)
     return budget

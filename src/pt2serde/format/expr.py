@@ -309,11 +309,12 @@ class ExprBudget:
         for left, right in equalities(tree, text):
             whole = f"Add({left}, Mul(Integer(-1), {right}))"
             try:
-                _parse_with_info(whole, MAX_CHARS + 64, MAX_DEPTH + 2)
+                sides, info = _parse_with_info(whole, MAX_CHARS + 64, MAX_DEPTH + 2)
             except SerializeError:
                 continue  # not arithmetic on both sides (a condition, a bool, oo): nothing torch solves
             try:
-                sides, info = _parse_with_info(whole, MAX_CHARS + 64, MAX_DEPTH + 2, self.replaced)
+                if self.replaced:
+                    info = _parse_with_info(whole, MAX_CHARS + 64, MAX_DEPTH + 2, self.replaced)[1]
             except SerializeError as e:
                 problem = (f"invalid symbolic expression: the asserted equality, with the replacements asserted "
                            f"before it written out, is refused: {str(e).removeprefix('invalid symbolic expression: ')}")

@@ -226,8 +226,9 @@ _PLAIN_CALLS = frozenset({"Symbol", "Integer", "Add", "Mul", *_RELATIONS}) - {"E
 def plain(node: Node) -> bool:
     """Whether a checked tree is a symbol, or sums, products and comparisons (no equality) of
     symbols and integers only: what sympy builds and compares in linear time (no function it
-    re-evaluates, no power, no lattice, nothing torch solves for a symbol). With :data:`PLAIN_MAX_WORK` it picks the expressions
-    :data:`PLAIN_PER_NODE` lets a document hold beyond its work budget."""
+    re-evaluates, no power, no lattice, nothing torch solves for a symbol). With
+    :data:`PLAIN_MAX_WORK` it picks the expressions :data:`PLAIN_PER_NODE` lets a document hold
+    beyond its work budget."""
     if node[0] != "call" or node[1] not in _PLAIN_CALLS:
         return False
     if node[1] in ("Symbol", "Integer"):

@@ -113,7 +113,6 @@ class ExprParser:
         self._shared: dict[str, sympy.Symbol] = symbols if symbols is not None else {}
         self._created: dict[str, sympy.Symbol] = {}
         self._declared: dict[tuple[str, tuple[tuple[str, bool], ...]], sympy.Symbol] = {}
-        self._literals = {**_LITERALS, "symbol": self._symbol}
         self.max_length = max_length
         self.max_depth = max_depth
         self.budget = budget
@@ -143,12 +142,13 @@ class ExprParser:
         """Post-order over the tree with an explicit stack: nesting costs no Python frames."""
         done: dict[int, Any] = {}
         stack: list[tuple[Node, bool]] = [(root, False)]
+        literals = {**_LITERALS, "symbol": self._symbol}  # per call: kept on self, it would be a cycle
         while stack:
             node, ready = stack.pop()
             if ready:
                 done[id(node)] = self._build(_CONSTRUCTORS[node[1]], node, [done[id(arg)] for arg in node[2]])
                 continue
-            literal = self._literals.get(_FORMS[node[1]] if node[0] == "call" else node[0])
+            literal = literals.get(_FORMS[node[1]] if node[0] == "call" else node[0])
             if literal is None:
                 stack.append((node, True))
                 stack.extend((arg, False) for arg in node[2] if id(arg) not in done)

@@ -260,22 +260,25 @@ class _TorchScriptPickle:
         self.op(b")RtR")  # EMPTY_TUPLE REDUCE (the hooks), TUPLE REDUCE
 
 
+def _swap_meta(v: Any, fake_tensor: Callable[[Any], torch.Tensor]) -> Any:
+    """``v`` with every meta tensor in its lists, tuples and dicts replaced by a fake one (a plain
+    recursive function: a closure calling itself would keep the loading context alive in a cycle)."""
+    from .tensors import tensor_meta_to_wire
+
+    if _is_meta(v):
+        return fake_tensor(tensor_meta_to_wire(v))
+    if isinstance(v, (list, tuple)):
+        return type(v)(_swap_meta(x, fake_tensor) for x in v)
+    if isinstance(v, dict):
+        return {k: _swap_meta(x, fake_tensor) for k, x in v.items()}
+    return v
+
+
 def fake_objects(values: dict[str, Any], fake_tensor: Callable[[Any], torch.Tensor]) -> dict[str, Any]:
     """``values`` with each torchbind object whose state holds meta tensors (the form
     :func:`torchscript_bytes` gives fake tensors) rebuilt, through its class's own
     ``__setstate__``, around fake tensors of the same metadata made by ``fake_tensor``
     (``schema.TensorMeta`` -> fake tensor: the loading program's fake mode)."""
-    from .tensors import tensor_meta_to_wire
-
-    def swap(v: Any) -> Any:
-        if _is_meta(v):
-            return fake_tensor(tensor_meta_to_wire(v))
-        if isinstance(v, (list, tuple)):
-            return type(v)(swap(x) for x in v)
-        if isinstance(v, dict):
-            return {k: swap(x) for k, x in v.items()}
-        return v
-
     out = dict(values)
     for name, value in values.items():
         if not isinstance(value, torch._C.ScriptObject):
@@ -284,6 +287,6 @@ def fake_objects(values: dict[str, Any], fake_tensor: Callable[[Any], torch.Tens
         if not any(_is_meta(v) for v in _leaves(state)):
             continue
         rebuilt = torch._C.ScriptObject.__new__(torch._C.ScriptObject)
-        rebuilt.__setstate__((swap(state), qualified_name))
+        rebuilt.__setstate__((_swap_meta(state, fake_tensor), qualified_name))
         out[name] = rebuilt
     return out

@@ -26,6 +26,7 @@ import os
 import pickle
 import re
 import warnings
+import weakref
 from typing import Any, Callable
 
 import torch
@@ -348,7 +349,7 @@ class _Storages:
     """One torch storage per archive record, viewing the mapped archive (no copy)."""
 
     def __init__(self, archive: _Archive) -> None:
-        self.archive = archive
+        self.archive = weakref.proxy(archive)  # not a cycle: the load's archive is freed on return, not by the collector
         self.cache: dict[str, torch.UntypedStorage] = {}
 
     def get(self, name: str) -> torch.UntypedStorage:

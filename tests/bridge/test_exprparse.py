@@ -1175,19 +1175,19 @@ def test_plain_allowance_then_units():
     """Plain expressions go to the allowance until it is spent, then charge their units;
     others always charge units; a literal past 64 bits is never plain."""
     sym = [f"Symbol('u{i}', integer=True)" for i in range(4)]
-    budget = grammar.ExprBudget(limit=25, plain=lambda: 2)
+    budget = grammar.ExprBudget(limit=22, plain=lambda: 2)
     assert "plain=0/?" in repr(budget)
     for text in sym[:2]:
         budget.parse(text, "$.a")
     assert (budget.used, budget.plain_used, budget.plain) == (0, 2, 2)
-    budget.parse(sym[2], "$.b")  # the allowance is spent
-    assert budget.used == grammar.work(sym[2])
+    budget.parse(sym[2], "$.b")  # the allowance is spent: a symbol is linear, charged the least a linear one is
+    assert budget.used == grammar.LINEAR_MIN_WORK < grammar.work(sym[2])
     big = f"LessThan(Mul(Integer({'9' * 30}), {sym[3]}), Integer(5))"
     assert grammar.work(big) <= grammar.PLAIN_MAX_WORK and grammar.plain(grammar.parse(big))
     fresh = grammar.ExprBudget(plain=5)
     fresh.parse(big)
-    assert (fresh.used, fresh.plain_used) == (grammar.work(big), 0)
-    with pytest.raises(SerializeError, match=r"budget of 25 units \(this one 21, 7 before it; 3 distinct "
+    assert (fresh.used, fresh.plain_used) == (grammar.work(big), 0)  # 100 bits: not linear either
+    with pytest.raises(SerializeError, match=r"budget of 22 units \(this one 21, 2 before it; 3 distinct "
                                              r"expressions; besides, 2 plain ones went to the allowance of 2, 2 per graph "
                                              r"node\) - at `\$\.c`"):
         budget.parse(f"Mod(Add({sym[0]}, {sym[1]}, {sym[2]}, {sym[3]}), Integer(7))", "$.c")

@@ -30,8 +30,8 @@ from ..errors import SerializeError
 from .expr_rules import (
     ATOMS, CALLS, LEAF_BOUNDS, LITERALS, MAX_CHARS, MAX_DEGREE, MAX_DEPTH, MAX_DOCUMENT_WORK, MAX_EXPONENT,
     MAX_INT_DIGITS, MAX_LATTICE, MAX_LATTICE_TERMS, MAX_LATTICE_TOTAL, MAX_NODES, MAX_NUMBER_BITS,
-    MAX_PRODUCT_TERMS, MAX_TERMS, NEGATABLE, PLAIN_MAX_BITS, PLAIN_MAX_WORK, PLAIN_PER_NODE, SYMBOL_ASSUMPTIONS, Node, PartialCall,
-    check_root, consistent_assumptions, expr_error, finish_call, int_bounds, kind_of, plain,
+    MAX_PRODUCT_TERMS, MAX_TERMS, NEGATABLE, LINEAR_DIVISOR, LINEAR_MIN_WORK, LINEAR_ORDER_DIVISOR, LINEAR_ORDER_WORK, PLAIN_MAX_BITS, PLAIN_MAX_WORK, PLAIN_PER_NODE, SYMBOL_ASSUMPTIONS, Node, PartialCall,
+    check_root, consistent_assumptions, expr_error, finish_call, int_bounds, kind_of, linear, plain,
 )
 from .expr_text import render, symbols
 
@@ -267,6 +267,11 @@ class ExprBudget:
                 if self.plain_used < self.plain:
                     self.plain_used += 1
                     cost = 0
+            form = linear(tree) if cost and info[1] <= 1 and info[3] <= PLAIN_MAX_BITS else None
+            if form == "sum":  # a sum of symbols times integers: cheap per term
+                cost = max(LINEAR_MIN_WORK, -(-cost // LINEAR_DIVISOR))
+            elif form == "order":  # a comparison of two: torch refines the ranges of its symbols
+                cost = LINEAR_ORDER_WORK + -(-cost // LINEAR_ORDER_DIVISOR)
             if self.used + cost > self.limit:
                 self.exceeded = True
                 where = f" - at `{path}`" if path else ""

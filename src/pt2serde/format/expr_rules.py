@@ -58,7 +58,8 @@ __all__ = [
     "LEAF_BOUNDS", "PartialCall", "finish_call", "check_root",
     "MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_DEGREE", "MAX_TERMS", "MAX_EXPONENT", "MAX_LATTICE",
     "MAX_LATTICE_TOTAL", "MAX_LATTICE_TERMS", "MAX_PRODUCT_TERMS",
-    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "PLAIN_PER_NODE", "PLAIN_MAX_WORK", "PLAIN_MAX_BITS", "plain",
+    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "PLAIN_PER_NODE", "PLAIN_MAX_WORK", "PLAIN_MAX_BITS", "LINEAR_DIVISOR", "LINEAR_MIN_WORK", "LINEAR_ORDER_DIVISOR", "LINEAR_ORDER_WORK", "plain",
+    "linear",
 ]
 
 #: Longest expression text, in characters.
@@ -102,6 +103,22 @@ PLAIN_PER_NODE = 2
 #: Most work units, and bits of its numbers, of an expression counted as plain (with :func:`plain`).
 PLAIN_MAX_WORK = 16
 PLAIN_MAX_BITS = 64
+#: Linear expressions (:func:`linear`: sums of symbols times integers) beyond the plain
+#: allowance are charged their work units divided by this. Measured on the dev box (cold), they
+#: cost sympy and torch 0.016-0.037 ms a unit (the most: sums of fresh symbols as tensor sizes),
+#: against up to 0.6 ms for ``Min``/``Max`` chains: at 16, a document filling the budget with them
+#: loads in about 0.9 s, as one at the cap does. Real programs make many: ``torch.split`` by
+#: ``tensor.tolist()`` into N pieces offsets piece k by ``u0 + ... + u(k-1)`` (N = 64: 17k units).
+LINEAR_DIVISOR = 16
+#: The least a linear expression is charged: each distinct one costs 0.4-0.9 ms whatever its
+#: length (a SymNode, its symbols registered with the ShapeEnv; measured with fresh symbols).
+LINEAR_MIN_WORK = 2
+#: An order comparison of linear expressions (``u0 + u1 <= 96``: what ``narrow`` asserts for
+#: each slice of a data-dependent split) is charged :data:`LINEAR_ORDER_WORK` plus its units
+#: divided by :data:`LINEAR_ORDER_DIVISOR`: asserted, torch's ShapeEnv refines the ranges of its
+#: symbols, about 5 ms for a short one over fresh symbols, and 0.06-0.15 ms a unit beyond.
+LINEAR_ORDER_DIVISOR = 4
+LINEAR_ORDER_WORK = 6
 #: Largest ``precision=`` (bits) of a ``Float``; largest decimal exponent and length of its text.
 MAX_FLOAT_PRECISION = 4096
 MAX_FLOAT_EXPONENT = 4000
@@ -234,6 +251,31 @@ def plain(node: Node) -> bool:
     if node[1] in ("Symbol", "Integer"):
         return True
     return not node[3] and all(plain(arg) for arg in node[2])
+
+
+_LINEAR_CALLS = frozenset({"Symbol", "Integer", "Add", "Mul"})
+_ORDERS = frozenset({"StrictLessThan", "Lt", "LessThan", "Le", "StrictGreaterThan", "Gt", "GreaterThan", "Ge"})
+
+
+def linear(node: Node) -> str | None:
+    """``"sum"`` when a checked tree is made of symbols, integers, sums and products only (no
+    comparison, function, power), ``"order"`` when it is an order comparison (``<``, ``<=``,
+    ``>``, ``>=``; no equality) of two such trees, else None. With degree at most 1 (the caller's
+    bounds) that is a sum of symbols times integers, which sympy builds and torch bounds in time
+    linear in its terms, or a comparison of two."""
+    if node[0] != "call":
+        return None
+    if node[1] in _ORDERS:
+        return "order" if not node[3] and all(_sum(arg) for arg in node[2]) else None
+    return "sum" if _sum(node) else None
+
+
+def _sum(node: Node) -> bool:
+    if node[0] != "call" or node[1] not in _LINEAR_CALLS:
+        return False
+    if node[1] in ("Symbol", "Integer"):
+        return True
+    return not node[3] and all(_sum(arg) for arg in node[2])
 
 
 def kind_of(node: Node) -> str:

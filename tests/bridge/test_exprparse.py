@@ -1193,6 +1193,55 @@ def test_plain_allowance_then_units():
         budget.parse(f"Mod(Add({sym[0]}, {sym[1]}, {sym[2]}, {sym[3]}), Integer(7))", "$.c")
 
 
+def _sum(n: int, first: int = 0) -> str:
+    return "Add(" + ", ".join(_sym(first + i) for i in range(n)) + ")"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (_sym(0), "sum"),
+    (f"Mul(Integer(3), {_sum(40)})", "sum"),  # torch.split's storage offsets
+    (f"Add(Mul(Integer(-2), {_sym(0)}), {_sym(1)}, Integer(7))", "sum"),
+    (f"Mul({_sym(0)}, {_sym(1)})", "sum"),  # the form only: the degree (2) is the budget's test
+    (f"LessThan({_sum(20)}, Integer(96))", "order"),  # narrow's bound of each slice
+    (f"StrictGreaterThan({_sym(0)}, {_sum(3, 1)})", "order"),
+    (f"Equality({_sum(20)}, Integer(96))", None),  # torch solves equalities: full price
+    (f"Unequality({_sum(20)}, Integer(96))", None),
+    (f"LessThan(Mod({_sym(0)}, Integer(8)), Integer(4))", None),
+    (f"Add({_sym(0)}, FloorDiv({_sym(1)}, Integer(2)))", None),
+    (f"Pow({_sym(0)}, Integer(2))", None),
+    (f"And(LessThan({_sym(0)}, Integer(4)), LessThan({_sym(1)}, Integer(4)))", None),
+])
+def test_linear_forms(text, expected):
+    """What is charged as a linear sum, or an order comparison of two: symbols, integers, sums
+    and products only (no function, power, equality or logic)."""
+    assert grammar.linear(grammar.parse(text)) == expected
+
+
+def test_linear_charges():
+    """A linear sum is charged its units / 16, at least 2; an order comparison of two 6 + its
+    units / 4; the same with a product of symbols (degree 2), or past 64 bits, pays in full."""
+    def charged(text: str) -> int:
+        budget = grammar.ExprBudget()
+        budget.parse(text)
+        return budget.used
+
+    long_sum = _sum(200)
+    assert grammar.work(long_sum) == 605 and charged(long_sum) == 38
+    assert charged(_sum(3)) == grammar.LINEAR_MIN_WORK == 2
+    order = f"LessThan({_sum(50)}, Integer(1000))"
+    assert charged(order) == grammar.LINEAR_ORDER_WORK + -(-grammar.work(order) // 4) == 46
+    square = f"Add(Mul({_sym(0)}, {_sym(1)}), {_sum(20, 2)})"
+    assert charged(square) == grammar.work(square)
+    wide = f"Add(Mul(Integer({2 ** 70}), {_sym(0)}), {_sum(20, 1)})"
+    assert charged(wide) == grammar.work(wide)
+    # the cap still holds: a document of long sums is refused after 1500 units' worth
+    budget = grammar.ExprBudget()
+    with pytest.raises(SerializeError, match=r"expression budget of 1500 units \(this one 38, 1482 before it; "
+                                             r"39 distinct expressions\) - at `\$\.e39`"):
+        for i in range(40):
+            budget.parse(_sum(200, 200 * i), f"$.e{i}")
+
+
 @pytest.mark.parametrize("text, expected", [
     (f"Equality({_sym(1)}, Mul({_sym(0)}, {_sym(0)}))", [(_sym(1), f"Mul({_sym(0)}, {_sym(0)})")]),
     (f"Eq(Add({_sym(0)}, Integer(1)), Mul(Integer(2), {_sym(1)}))",

@@ -78,6 +78,11 @@ def _many(expression, count: int):
     return mutate
 
 
+def _linear_sum(terms: int, first: int) -> str:
+    """``s<first> + ... + s<first + terms - 1>``: a linear sum (the budget's cheapest unit)."""
+    return "Add(" + ", ".join(_sym(first + j) for j in range(terms)) + ")"
+
+
 def _mod_of_sum(i: int) -> str:
     """Mod of a sum of 256 symbols: within every per-expression cap (0.2-0.5 s of sympy each)."""
     return "Mod(Add(" + ", ".join(_sym(j + i) for j in range(256)) + f"), Integer({7 + i}))"
@@ -88,20 +93,21 @@ def _lattice_chain(i: int) -> str:
     return __import__("functools").reduce(
         lambda e, j: ("Max(" if j % 2 else "Min(") + e + f", Add({_sym(i + j + 1)}, Integer({j})))", range(8), _sym(i))
 
-def _wide_values(nodes: int, dims: int):
-    """A mutation adding ``nodes`` nodes ``w<i> = aten.view.default(x, ...)``, each a tensor of
-    ``dims`` distinct plain sizes ``k * s77``: far more plain expressions per node than the
-    allowance of 2 per node (expression_budget) lets go uncharged."""
+def _wide_values(nodes: int, dims: int, alias: bool = False):
+    """A mutation adding ``nodes`` nodes ``w<i> = aten.view.default(x, ...)`` (``aten.alias.default(x)``
+    with ``alias``), each a tensor of ``dims`` distinct plain sizes ``k * s77``: far more plain
+    expressions per node than the allowance of 2 per node (expression_budget) lets go uncharged."""
 
     def mutate(doc: dict, marker: str) -> None:
         g = doc["graph_module"]["graph"]
         for i in range(nodes):
             name = f"w{i}"
+            inputs = [{"name": "self", "arg": {"as_tensor": {"name": "x"}}, "kind": 1}]
+            if not alias:  # (alias: a node run_decompositions can trace again, whatever its stored sizes)
+                inputs.append({"name": "size", "arg": {"as_ints": [1] * dims}, "kind": 1})
             g["nodes"].append({
-                "target": "torch.ops.aten.view.default", "name": name, "metadata": {},
-                "inputs": [{"name": "self", "arg": {"as_tensor": {"name": "x"}}, "kind": 1},
-                           {"name": "size", "arg": {"as_ints": [1] * dims}, "kind": 1}],
-                "outputs": [{"as_tensor": {"name": name}}], "is_hop_single_tensor_return": None})
+                "target": f"torch.ops.aten.{'alias' if alias else 'view'}.default", "name": name, "metadata": {},
+                "inputs": inputs, "outputs": [{"as_tensor": {"name": name}}], "is_hop_single_tensor_return": None})
             meta = json.loads(json.dumps(g["tensor_values"]["x"]))
             meta["sizes"] = [{"as_expr": {"expr_str": f"Mul(Integer({2 + i * dims + d}), {S})", "hint": None}}
                              for d in range(dims)]
@@ -201,9 +207,27 @@ CASES = [
     # node, not the units: a data-dependent MoE makes 3 per expert (tests/bridge/test_many_experts.py)
     doc_case("600 distinct plain expressions on 600 nodes: within the allowance, loads",
              _many(lambda i: f"Add(Mul(Integer({i + 2}), {S}), {_sym(i)})", 600), None, base="dynamic"),
-    doc_case("256 plain expressions on 8 nodes: past the allowance they charge units",
-             _wide_values(8, 32), r"expression budget of 1500 units .* plain ones went to the allowance of "
+    doc_case("704 plain expressions on 22 nodes: past the allowance, 2 units each (linear): loads",
+             _wide_values(22, 32, alias=True), None, base="dynamic"),
+    doc_case("1024 plain expressions on 32 nodes: past the allowance they charge units",
+             _wide_values(32, 32), r"expression budget of 1500 units .* plain ones went to the allowance of "
              r"\d+, 2 per graph node\)", base="dynamic"),
+    # linear sums (symbols times integers) are charged units / 16, at least 2, and order
+    # comparisons of them 6 + units / 4 (torch.split and narrow by tolist() make many,
+    # tests/bridge/test_data_dependent_splits.py): at the budget, each of these loads in 0.5-0.8 s
+    doc_case("39 sums of 200 fresh symbols: at the document's budget, loads",
+             _many(lambda i: _linear_sum(200, 1000 + 200 * i), 39), None, base="dynamic"),
+    doc_case("40 sums of 200 fresh symbols: past the budget, refused", _many(lambda i: _linear_sum(200, 1000 + 200 * i), 40),
+             r"expression budget of 1500 units \(this one 38, ", base="dynamic"),
+    doc_case("130 asserted comparisons of sums of 3 fresh symbols (6 + units / 4 each): at the budget, loads",
+             _asserted([f"LessThan({_linear_sum(3, 3 * i)}, Integer({10 ** 6 + i}))" for i in range(130)], 390),
+             None, base="dynamic"),
+    doc_case("8 asserted comparisons of sums of 200 fresh symbols: at the budget, loads",
+             _asserted([f"LessThan({_linear_sum(200, 200 * i)}, Integer({10 ** 6 + i}))" for i in range(8)], 1600),
+             None, base="dynamic"),
+    doc_case("10 asserted comparisons of sums of 200 fresh symbols: past the budget, refused",
+             _asserted([f"LessThan({_linear_sum(200, 200 * i)}, Integer({10 ** 6 + i}))" for i in range(10)], 2000),
+             r"expression budget of 1500 units", base="dynamic"),
     # asserted equalities compose: torch replaces the symbol and substitutes it everywhere after
     doc_case("11 asserted squarings (s1 == s0*s0, s2 == s1*s1, ...: s0**2048; load took 9 s)",
              _asserted(_squares(11), 12), r"the asserted equality, with the replacements asserted before it written "

@@ -231,6 +231,14 @@ class ExprBudget:
     little, but data-dependent programs make a few per node (an MoE layer: ``u0``, ``u0 >= 0``,
     ``u0 < n`` per expert), which a fixed budget refused on real programs. Past the allowance
     they charge units again.
+
+    Linear expressions (:func:`~pt2serde.format.expr_rules.linear`: sums of symbols times
+    integers of degree 1, numbers of at most ``PLAIN_MAX_BITS`` bits) beyond the allowance are
+    charged their units divided by :data:`LINEAR_DIVISOR` (at least :data:`LINEAR_MIN_WORK`),
+    and order comparisons of two :data:`LINEAR_ORDER_WORK` plus their units divided by
+    :data:`LINEAR_ORDER_DIVISOR`: what they cost sympy and torch per unit, measured, is far
+    below the rate of the cap. ``torch.split``/``narrow`` by ``tolist()`` make sums of up to
+    N symbols for N pieces, which the full price refused from about 24 pieces.
     """
 
     __slots__ = ("limit", "used", "exceeded", "plain", "plain_used", "replaced", "_trees")

@@ -307,6 +307,22 @@ def test_no_guard_sees_math_beyond_a_bound():
         canonical_guard("(L['x'].size()[0] ** 64) ** 2 > 0")
 
 
+def test_min_max_abs_keep_their_arguments_bits():
+    """``min``/``max``/``abs`` give one of their arguments (or its size): a padded window count
+    ``max(1, (s + pad) // 7)`` stays a runtime size (64 bits), so products of a few of them, as
+    a Swin-style window partition guards, are accepted (each counted 1024 bits before: refused);
+    their products still add up, and float functions still count a float's 1024 bits."""
+    window = "max(1, (L['x'].size()[1] + ((7 + (-1)*(L['x'].size()[1] % 7)) % 7)) // 7)"
+    guard = f"8*{window}*{window}*{window}*{window} <= 2 ** 40"
+    assert canonical_guard(guard).count("max(1, ") == 4
+    assert canonical_guard(f"abs(min({window}, 3)) == 1")
+    with pytest.raises(SerializeError, match=r"its value can grow to 4160 bits \(at most 4096\)"):
+        canonical_guard("*".join(["max(1, L['x'].size()[0])"] * 65) + " > 0")
+    with pytest.raises(SerializeError, match=r"its value can grow to 4096|its value can grow to 4\d{3} bits"):
+        canonical_guard("max(1, math.floor(L['f'])) * max(1, math.floor(L['f'])) * max(1, math.floor(L['f'])) "
+                        "* max(1, math.floor(L['f'])) * 2 > 0")
+
+
 def test_round_digits_are_a_small_constant():
     """round(x, -n) computes 10**n (a red-team find: -10**8 hung every call of the module)."""
     assert canonical_guard("round(L['x'].size()[0], -3) == 0") == "round(L['x'].size()[0], -3) == 0"

@@ -92,6 +92,9 @@ FUNCTIONS: dict[str, tuple[int, ...] | None] = {
     "cast_symbool_to_symint_guardless": (1,),
 }
 
+#: functions whose value is one of their arguments or its magnitude (``max(1, s0 // 7)`` of a
+#: padded window size): their bits are the arguments' (a float argument brings its own)
+_SELECTS = frozenset({"min", "max", "abs"})
 _CONSTANT_ATTRIBUTES = frozenset({"math.inf", "math.nan"})
 #: methods of an input tensor: whether the result must be subscripted by an int (sizes and
 #: strides are tuples; anything but an index of them could be repeated or concatenated)
@@ -256,6 +259,8 @@ class _Checker:
                                f"{MAX_EXPONENT} in size)")
         self._enter(func, d)
         bits = [self.expression(a, d) for a in node.args]
+        if name in _SELECTS:  # one of its arguments (or its size): no bigger than the biggest
+            return max(bits)
         return max(_FLOAT_BITS, *bits)
 
     def _subscript(self, node: ast.Subscript, d: int) -> int:

@@ -218,10 +218,13 @@ class ExprBudget:
     ``ShapeEnv`` does to evaluate any expression without a hint: ``(s0*s1*...*s9)`` becomes
     1024 terms), plus, for every function call over symbols (``Mod``, ``FloorDiv``,
     ``Max`` ...), the shifted terms of its arguments times their degree (times the
-    arity for ``Max``/``Min``), as sympy re-evaluates the function on them. Measured cost on
-    the 2-core dev box (shared): a document at the cap loads in about 0.85 s of CPU, cold (14
-    Min/Max chains 8 deep; ``tests/hostile/cases_expressions.py``). Real programs are charged
-    at most 41 units (``tests/bridge/test_exprparse.py::test_real_documents_are_far_under_the_budget``).
+    arity for ``Max``/``Min``), as sympy re-evaluates the function on them, and for ``Max``/``Min``
+    twice the values of their arguments per other argument (sympy compares them pairwise, each
+    comparison querying both trees and the functions in them). Measured cost on the 2-core dev
+    box (shared): at most 0.58 ms of CPU a unit, cold, over the forms of
+    ``tests/hostile/cases_expressions.py`` (``Min`` of padded window counts, Min/Max chains,
+    lattices of sums), so a document at the cap loads in under 0.9 s. Real programs are charged
+    at most 45 units (``tests/bridge/test_exprparse.py::test_real_documents_are_far_under_the_budget``).
 
     ``plain``: how many plain expressions (:func:`~pt2serde.format.expr_rules.plain`, of at
     most ``PLAIN_MAX_WORK`` units, numbers of at most ``PLAIN_MAX_BITS`` bits) are charged to

@@ -1242,6 +1242,25 @@ def test_linear_charges():
             budget.parse(_sum(200, 200 * i), f"$.e{i}")
 
 
+def test_tensor_sizes_charged_by_their_product():
+    """A tensor's symbolic sizes multiply, shifted (``run_decompositions``): 16 terms are free,
+    each beyond costs 4 units, the same sizes once; 10 symbolic dimensions are refused."""
+    budget = grammar.ExprBudget()
+    sizes = [_sym(i) for i in range(10)]
+    for text in sizes:
+        budget.parse(text)
+    used = budget.used
+    budget.charge_sizes(sizes[:4] + ["Integer(3)"])  # 2**4 terms: free
+    assert budget.used == used
+    budget.charge_sizes(sizes[:8], "$.a")
+    assert budget.used == used + (2 ** 8 - grammar.SIZE_FREE_TERMS) * grammar.SIZE_TERM_WORK == used + 960
+    budget.charge_sizes(sizes[:8], "$.b")  # another tensor of the same sizes
+    assert budget.used == used + 960
+    with pytest.raises(SerializeError, match=r"budget of 1500 units \(sizes whose product torch expands to 1024 "
+                                             r"terms: 4032, \d+ before it; .* - at `\$\.c`"):
+        budget.charge_sizes(sizes, "$.c")
+
+
 @pytest.mark.parametrize("text, expected", [
     (f"Equality({_sym(1)}, Mul({_sym(0)}, {_sym(0)}))", [(_sym(1), f"Mul({_sym(0)}, {_sym(0)})")]),
     (f"Eq(Add({_sym(0)}, Integer(1)), Mul(Integer(2), {_sym(1)}))",

@@ -83,6 +83,25 @@ def _linear_sum(terms: int, first: int) -> str:
     return "Add(" + ", ".join(_sym(first + j) for j in range(terms)) + ")"
 
 
+def _input_sizes(dims: int, terms: int = 1):
+    """A mutation giving ``x`` (and ``mul = x * 2``) ``dims`` symbolic sizes, each a sum of
+    ``terms`` fresh symbols (strides 1): ``run_decompositions`` runs the mul on a fake ``x``, and
+    torch multiplies the sizes and expands the product with every symbol shifted (second
+    red team of the linear pricing)."""
+
+    def mutate(doc: dict, marker: str) -> None:
+        names = [f"s{1000 + d * terms + j}" for d in range(dims) for j in range(terms)]
+        sizes = [{"as_expr": {"expr_str": _linear_sum(terms, 1000 + d * terms) if terms > 1 else _sym(1000 + d),
+                              "hint": None}} for d in range(dims)]
+        for name in ("x", "mul"):
+            doc["graph_module"]["graph"]["tensor_values"][name]["sizes"] = sizes
+            doc["graph_module"]["graph"]["tensor_values"][name]["strides"] = [{"as_int": 1}] * dims
+        for name in names:
+            doc["range_constraints"][name] = {"min_val": 2, "max_val": None}
+
+    return mutate
+
+
 def _mod_of_sum(i: int) -> str:
     """Mod of a sum of 256 symbols: within every per-expression cap (0.2-0.5 s of sympy each)."""
     return "Mod(Add(" + ", ".join(_sym(j + i) for j in range(256)) + f"), Integer({7 + i}))"
@@ -218,6 +237,13 @@ CASES = [
              r"expression budget of 1500 units \(this one 666, 1332 before it", base="dynamic"),
     doc_case("2 Min of 4 padded window counts: at the document's budget, loads", _many(_padded_windows, 2), None,
              base="dynamic"),
+    # a tensor's symbolic sizes multiply: past 16 terms (shifted), each term costs 4 units
+    doc_case("an input of 10 symbolic dimensions (run_decompositions took 1.6 s; 16 of them, over 40 s)",
+             _input_sizes(10), r"expression budget of 1500 units \(sizes whose product torch expands to 1024 "
+             r"terms: 4032, .* - at `\$\.graph_module\.graph\.tensor_values\.x\.sizes`", base="dynamic"),
+    doc_case("an input of 2 sizes, each a sum of 64 symbols (run_decompositions took 9.5 s)", _input_sizes(2, 64),
+             r"sizes whose product torch expands to 16384 terms", base="dynamic"),
+    doc_case("an input of 8 symbolic dimensions: 256 terms, charged, loads", _input_sizes(8), None, base="dynamic"),
     # plain expressions (symbols, sums, products, comparisons) go to an allowance of 2 per graph
     # node, not the units: a data-dependent MoE makes 3 per expert (tests/bridge/test_many_experts.py)
     doc_case("600 distinct plain expressions on 600 nodes: within the allowance, loads",

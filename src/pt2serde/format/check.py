@@ -190,6 +190,15 @@ def _expression_errors(doc: schema.ExportedProgram, budget: expr.ExprBudget) -> 
             budget.parse(text, path)
         except SerializeError as e:
             yield e.wrapped(str(e), path=path)
+    if budget.parsed:  # a static program has no symbolic sizes
+        for g, p in document_graphs(graph):
+            for name, tm in g.tensor_values.items():
+                texts = [s.as_expr.expr_str for s in tm.sizes if s.type == "as_expr"]
+                if len(texts) > 1:
+                    try:
+                        budget.charge_sizes(texts, f"{p}.tensor_values{key_path(name)}.sizes")
+                    except SerializeError as e:
+                        yield e
 
 
 def _check_expr(doc: schema.ExportedProgram, budget: expr.ExprBudget, out: list[Problem],

@@ -30,7 +30,7 @@ from ..errors import SerializeError
 from .expr_rules import (
     ATOMS, CALLS, LEAF_BOUNDS, LITERALS, MAX_CHARS, MAX_DEGREE, MAX_DEPTH, MAX_DOCUMENT_WORK, MAX_EXPONENT,
     MAX_INT_DIGITS, MAX_LATTICE, MAX_LATTICE_TERMS, MAX_LATTICE_TOTAL, MAX_NODES, MAX_NUMBER_BITS,
-    MAX_PRODUCT_TERMS, MAX_TERMS, NEGATABLE, LINEAR_DIVISOR, LINEAR_MIN_WORK, LINEAR_ORDER_DIVISOR, LINEAR_ORDER_WORK, PLAIN_MAX_BITS, PLAIN_MAX_WORK, PLAIN_PER_NODE, SYMBOL_ASSUMPTIONS, Node, PartialCall,
+    MAX_PRODUCT_TERMS, MAX_TERMS, NEGATABLE, LINEAR_DIVISOR, LINEAR_MIN_WORK, LINEAR_ORDER_DIVISOR, LINEAR_ORDER_WORK, PLAIN_MAX_BITS, SIZE_FREE_TERMS, SIZE_TERM_WORK, PLAIN_MAX_WORK, PLAIN_PER_NODE, SYMBOL_ASSUMPTIONS, Node, PartialCall,
     check_root, consistent_assumptions, expr_error, finish_call, int_bounds, kind_of, linear, plain,
 )
 from .expr_text import render, symbols
@@ -244,7 +244,7 @@ class ExprBudget:
     N symbols for N pieces, which the full price refused from about 24 pieces.
     """
 
-    __slots__ = ("limit", "used", "exceeded", "plain", "plain_used", "replaced", "_trees")
+    __slots__ = ("limit", "used", "exceeded", "plain", "plain_used", "replaced", "_trees", "_shifted", "_sizes")
 
     def __init__(self, limit: int | None = None, plain: int | Callable[[], int] = 0) -> None:
         self.limit = MAX_DOCUMENT_WORK if limit is None else limit
@@ -255,6 +255,8 @@ class ExprBudget:
         #: symbol -> bounds of the expression an asserted equality may replace it by (assert_condition)
         self.replaced: dict[str, tuple] = {}
         self._trees: dict[str, Node] = {}
+        self._shifted: dict[str, int] = {}  # text -> terms of its expansion once every symbol is shifted
+        self._sizes: set[tuple[str, ...]] = set()  # the symbolic sizes of tensors charged already
 
     def __repr__(self) -> str:
         allowance = "?" if callable(self.plain) else self.plain  # not counted yet
@@ -283,18 +285,45 @@ class ExprBudget:
                 cost = max(LINEAR_MIN_WORK, -(-cost // LINEAR_DIVISOR))
             elif form == "order":  # a comparison of two: torch refines the ranges of its symbols
                 cost = LINEAR_ORDER_WORK + -(-cost // LINEAR_ORDER_DIVISOR)
-            if self.used + cost > self.limit:
-                self.exceeded = True
-                where = f" - at `{path}`" if path else ""
-                problem = (f"invalid symbolic expression: the document's expressions need more work than the "
-                           f"expression budget of {self.limit} units (this one {cost}, {self.used} before it; "
-                           f"{len(self._trees)} distinct expressions"
-                           + (f"; besides, {self.plain_used} plain ones went to the allowance of {self.plain}, "
-                              f"{PLAIN_PER_NODE} per graph node" if self.plain_used else "") + ")")
-                raise SerializeError(f"{problem}{where}", path=path, problem=problem)
-            self.used += cost
+            self._charge(cost, path, "this one")
         self._trees[text] = tree
+        self._shifted[text] = info[7]
         return tree
+
+    @property
+    def parsed(self) -> int:
+        """How many distinct expressions this budget has parsed."""
+        return len(self._trees)
+
+    def _charge(self, cost: int, path: str | None, what: str) -> None:
+        if self.used + cost > self.limit:
+            self.exceeded = True
+            where = f" - at `{path}`" if path else ""
+            problem = (f"invalid symbolic expression: the document's expressions need more work than the "
+                       f"expression budget of {self.limit} units ({what} {cost}, {self.used} before it; "
+                       f"{len(self._trees)} distinct expressions"
+                       + (f"; besides, {self.plain_used} plain ones went to the allowance of {self.plain}, "
+                          f"{PLAIN_PER_NODE} per graph node" if self.plain_used else "") + ")")
+            raise SerializeError(f"{problem}{where}", path=path, problem=problem)
+        self.used += cost
+
+    def charge_sizes(self, texts: list[str], path: str | None = None) -> None:
+        """Charge the symbolic sizes of one tensor, each parsed already (:meth:`parse`): torch
+        multiplies them (its number of elements, its contiguous strides) and expands the
+        product with every symbol shifted when it evaluates it (``run_decompositions``
+        retracing the program), so a tensor of 12 symbolic dimensions makes 4096 terms (6 s), of
+        2 sums of 64 symbols 4225 (9.5 s). Past :data:`SIZE_FREE_TERMS` terms, each costs
+        :data:`SIZE_TERM_WORK` units; the same sizes on many tensors are charged once."""
+        key = tuple(texts)
+        if self.exceeded or key in self._sizes:
+            return
+        self._sizes.add(key)
+        terms = 1
+        for text in texts:
+            terms = min(terms * self._shifted.get(text, 1), 1 << 20)
+        if terms > SIZE_FREE_TERMS:
+            self._charge((terms - SIZE_FREE_TERMS) * SIZE_TERM_WORK, path,
+                         f"sizes whose product torch expands to {terms} terms:")
 
     def _written_out(self, text: str, max_chars: int, max_depth: int, path: str | None) -> tuple:
         try:

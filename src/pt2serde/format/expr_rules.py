@@ -58,7 +58,7 @@ __all__ = [
     "LEAF_BOUNDS", "PartialCall", "finish_call", "check_root",
     "MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_DEGREE", "MAX_TERMS", "MAX_EXPONENT", "MAX_LATTICE",
     "MAX_LATTICE_TOTAL", "MAX_LATTICE_TERMS", "MAX_PRODUCT_TERMS",
-    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "PLAIN_PER_NODE", "PLAIN_MAX_WORK", "PLAIN_MAX_BITS", "LINEAR_DIVISOR", "LINEAR_MIN_WORK", "LINEAR_ORDER_DIVISOR", "LINEAR_ORDER_WORK", "plain",
+    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "PLAIN_PER_NODE", "PLAIN_MAX_WORK", "PLAIN_MAX_BITS", "LINEAR_DIVISOR", "LINEAR_MIN_WORK", "LINEAR_ORDER_DIVISOR", "LINEAR_ORDER_WORK", "SIZE_FREE_TERMS", "SIZE_TERM_WORK", "plain",
     "linear",
 ]
 
@@ -119,6 +119,11 @@ LINEAR_MIN_WORK = 2
 #: symbols, about 5 ms for a short one over fresh symbols, and 0.06-0.15 ms a unit beyond.
 LINEAR_ORDER_DIVISOR = 4
 LINEAR_ORDER_WORK = 6
+#: A tensor's symbolic sizes multiply (``ExprBudget.charge_sizes``) to this many terms, once every
+#: symbol is shifted, for free (real programs: at most 16, four symbolic dimensions); each term
+#: beyond costs :data:`SIZE_TERM_WORK` units (measured: 1.3-3 ms a term in ``run_decompositions``).
+SIZE_FREE_TERMS = 16
+SIZE_TERM_WORK = 4
 #: Largest ``precision=`` (bits) of a ``Float``; largest decimal exponent and length of its text.
 MAX_FLOAT_PRECISION = 4096
 MAX_FLOAT_EXPONENT = 4000

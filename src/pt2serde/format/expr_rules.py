@@ -97,8 +97,9 @@ MAX_DOCUMENT_WORK = 1500
 #: Plain expressions (:func:`plain`) a document may hold beyond :data:`MAX_DOCUMENT_WORK`, per
 #: node of its graphs. Data-dependent programs make a few per node: an MoE layer's routing
 #: makes ``u0``, ``u0 >= 0`` and ``u0 < n`` for every expert, which a fixed budget refused from
-#: about 70 experts on (29 units each). Each costs sympy at most about 1.2 ms (measured on the
-#: dev box: ``Eq(s0, 5)``; 0.07 ms a symbol), so the allowance adds at most ~2.4 ms per node.
+#: about 70 experts on (29 units each). Each costs sympy up to about 1.2 ms (measured on the
+#: dev box: ``Eq(s0, 5)``; 0.07 ms a symbol), an asserted comparison of fresh symbols ~2.7 ms
+#: with the two nodes it needs: the allowance adds work linear in the graph, ~2.4 ms a node at most.
 PLAIN_PER_NODE = 2
 #: Most work units, and bits of its numbers, of an expression counted as plain (with :func:`plain`).
 PLAIN_MAX_WORK = 16

@@ -58,8 +58,9 @@ __all__ = [
     "LEAF_BOUNDS", "PartialCall", "finish_call", "check_root",
     "MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_DEGREE", "MAX_TERMS", "MAX_EXPONENT", "MAX_LATTICE",
     "MAX_LATTICE_TOTAL", "MAX_LATTICE_TERMS", "MAX_PRODUCT_TERMS",
-    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "PLAIN_PER_NODE", "PLAIN_MAX_WORK", "PLAIN_MAX_BITS", "LINEAR_DIVISOR", "LINEAR_MIN_WORK", "LINEAR_ORDER_DIVISOR", "LINEAR_ORDER_WORK", "SIZE_FREE_TERMS", "SIZE_TERM_WORK", "plain",
-    "linear",
+    "MAX_INT_DIGITS", "MAX_NUMBER_BITS", "MAX_DOCUMENT_WORK", "PLAIN_PER_NODE", "PLAIN_MAX_WORK", "PLAIN_MAX_BITS", "plain",
+    "LINEAR_DIVISOR", "LINEAR_MIN_WORK", "LINEAR_ORDER_DIVISOR", "LINEAR_ORDER_WORK", "linear",
+    "SIZE_FREE_TERMS", "SIZE_TERM_WORK",
 ]
 
 #: Longest expression text, in characters.
@@ -107,8 +108,8 @@ PLAIN_MAX_BITS = 64
 #: Linear expressions (:func:`linear`: sums of symbols times integers) beyond the plain
 #: allowance are charged their work units divided by this. Measured on the dev box (cold), they
 #: cost sympy and torch 0.016-0.037 ms a unit (the most: sums of fresh symbols as tensor sizes),
-#: against up to 0.6 ms for ``Min``/``Max`` chains: at 16, a document filling the budget with them
-#: loads in about 0.9 s, as one at the cap does. Real programs make many: ``torch.split`` by
+#: against up to 0.58 ms for the costliest forms: at 16, documents filling the budget with them
+#: load in 0.5-0.75 s (``tests/hostile/cases_expressions.py``). Real programs make many: ``torch.split`` by
 #: ``tensor.tolist()`` into N pieces offsets piece k by ``u0 + ... + u(k-1)`` (N = 64: 17k units).
 LINEAR_DIVISOR = 16
 #: The least a linear expression is charged: each distinct one costs 0.4-0.9 ms whatever its

@@ -253,11 +253,17 @@ def plain(node: Node) -> bool:
     re-evaluates, no power, no lattice, nothing torch solves for a symbol). With
     :data:`PLAIN_MAX_WORK` it picks the expressions :data:`PLAIN_PER_NODE` lets a document hold
     beyond its work budget."""
-    if node[0] != "call" or node[1] not in _PLAIN_CALLS:
+    return _made_of(node, _PLAIN_CALLS)
+
+
+def _made_of(node: Node, calls: frozenset) -> bool:
+    """Whether a checked tree holds only calls named in ``calls`` (with no keyword arguments but
+    ``Symbol``'s assumptions) down to its symbols and integers."""
+    if node[0] != "call" or node[1] not in calls:
         return False
     if node[1] in ("Symbol", "Integer"):
         return True
-    return not node[3] and all(plain(arg) for arg in node[2])
+    return not node[3] and all(_made_of(arg, calls) for arg in node[2])
 
 
 _LINEAR_CALLS = frozenset({"Symbol", "Integer", "Add", "Mul"})
@@ -273,16 +279,8 @@ def linear(node: Node) -> str | None:
     if node[0] != "call":
         return None
     if node[1] in _ORDERS:
-        return "order" if not node[3] and all(_sum(arg) for arg in node[2]) else None
-    return "sum" if _sum(node) else None
-
-
-def _sum(node: Node) -> bool:
-    if node[0] != "call" or node[1] not in _LINEAR_CALLS:
-        return False
-    if node[1] in ("Symbol", "Integer"):
-        return True
-    return not node[3] and all(_sum(arg) for arg in node[2])
+        return "order" if not node[3] and all(_made_of(arg, _LINEAR_CALLS) for arg in node[2]) else None
+    return "sum" if _made_of(node, _LINEAR_CALLS) else None
 
 
 def kind_of(node: Node) -> str:

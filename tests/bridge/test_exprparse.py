@@ -1261,6 +1261,50 @@ def test_tensor_sizes_charged_by_their_product():
         budget.charge_sizes(sizes, "$.c")
 
 
+def test_a_nodes_inputs_are_charged_as_broadcast():
+    """``dist(a, b)`` of a ``[a0..a3, 1, 1, 1, 1]`` and a ``[1, 1, 1, 1, b0..b3]``: each input
+    is free (16 terms), but the decomposition broadcasts them into 8 symbolic sizes (256 terms;
+    36 such nodes took run_decompositions 3 s). Where a dimension's sizes differ it is any of
+    them, their terms added (``cat`` of pieces of sizes u0..u63 along it is not a product)."""
+    from pt2serde import schema
+    from pt2serde.format.check import _broadcast_sizes
+
+    one = schema.SymInt.create(as_int=1)
+
+    def meta(sizes):
+        return schema.TensorMeta(dtype=schema.ScalarType.FLOAT, sizes=sizes, requires_grad=False,
+                                 device=schema.Device(type="cpu"), strides=[one] * len(sizes),
+                                 storage_offset=schema.SymInt.create(as_int=0), layout=schema.Layout.Strided)
+
+    def sym(i):
+        return schema.SymInt.create(as_expr=schema.SymExpr(expr_str=_sym(i), hint=schema.SymExprHint.create(as_int=2)))
+
+    def arg(name):
+        return schema.NamedArgument(name="x", arg=schema.Argument.create(as_tensor=schema.TensorArgument(name=name)),
+                                    kind=schema.ArgumentKind.POSITIONAL)
+
+    values = {"a": meta([sym(i) for i in range(4)] + [one] * 4), "b": meta([one] * 4 + [sym(i) for i in range(4, 8)]),
+              "c": meta([sym(0), sym(9)]), "d": meta([sym(8), sym(9)]), "e": meta([one] * 4 + [sym(i) for i in range(4)])}
+    node = lambda *names: schema.Node(target="torch.ops.aten.dist.default", inputs=[arg(n) for n in names],  # noqa: E731
+                                      outputs=[], metadata={})
+    assert _broadcast_sizes(node("a", "b"), values) == [(_sym(i),) for i in reversed(range(8))]
+    assert _broadcast_sizes(node("c", "d"), values) == [(_sym(9),), (_sym(0), _sym(8))]
+    assert _broadcast_sizes(node("a"), values) == []  # one input: its own sizes are charged as stored
+
+    budget = grammar.ExprBudget()
+    for i in range(10):
+        budget.parse(_sym(i))
+    used = budget.used
+    budget.charge_sizes(_broadcast_sizes(node("c", "d"), values))  # 2 * (2 + 2) terms: free
+    assert budget.used == used
+    budget.charge_sizes(_broadcast_sizes(node("a", "b"), values), "$.nodes[0]", "its tensor inputs' sizes broadcast,")
+    budget.charge_sizes(_broadcast_sizes(node("b", "a"), values), "$.nodes[1]")  # the same broadcast: charged once
+    assert budget.used == used + 960
+    with pytest.raises(SerializeError, match=r"\(its tensor inputs' sizes broadcast, whose product torch expands to "
+                                             r"256 terms: 960, \d+ before it; .* - at `\$\.nodes\[2\]`"):
+        budget.charge_sizes(_broadcast_sizes(node("a", "e"), values), "$.nodes[2]", "its tensor inputs' sizes broadcast,")
+
+
 @pytest.mark.parametrize("text, expected", [
     (f"Equality({_sym(1)}, Mul({_sym(0)}, {_sym(0)}))", [(_sym(1), f"Mul({_sym(0)}, {_sym(0)})")]),
     (f"Eq(Add({_sym(0)}, Integer(1)), Mul(Integer(2), {_sym(1)}))",

@@ -113,6 +113,35 @@ def _without_hints(doc: dict, marker: str) -> None:
     doc.update(stripped)
 
 
+def _symbolic_inputs(lie: str):
+    """A mutation of the ``broadcast`` base (``x0 + x1 + ... + x7`` over 8 inputs of 16
+    dimensions, each of size 2 in its own 2): every size 2 of an input becomes a fresh symbol
+    (hint 2), so that the sum has 16 symbolic sizes. ``lie`` is what the adds' stored sizes say:
+    ``"truth"`` what they are, ``"static"`` the ints 2 and 1 (what the hints give), ``"first"``
+    ``x0``'s sizes. Nothing checks an op's stored sizes against the op, and each add's inputs
+    broadcast to at most 4 symbolic sizes as stored (free): ``run_decompositions`` recomputes
+    the sizes and compares strides that are products of up to 16 shifted symbols (11 s; four
+    inputs of 6 symbolic sizes, 140 s: third red team of the expression budget)."""
+
+    def mutate(doc: dict, marker: str) -> None:
+        graph = doc["graph_module"]["graph"]
+        values = graph["tensor_values"]
+        inputs = [a["as_tensor"]["name"] for a in graph["inputs"]]
+        size = lambda i: {"as_expr": {"expr_str": _sym(1000 + i), "hint": {"as_int": 2}}}  # noqa: E731
+        for j, name in enumerate(inputs):
+            values[name]["sizes"] = [size(i) if 2 * j <= i < 2 * (j + 1) else {"as_int": 1} for i in range(16)]
+            for i in range(2 * j, 2 * (j + 1)):
+                doc["range_constraints"][f"s{1000 + i}"] = {"min_val": 2, "max_val": None}
+        adds = [n["outputs"][0]["as_tensor"]["name"] for n in graph["nodes"] if n["target"] == "torch.ops.aten.add.Tensor"]
+        for k, name in enumerate(adds):
+            if lie == "truth":
+                values[name]["sizes"] = [size(i) if i < 2 * (k + 2) else {"as_int": 1} for i in range(16)]
+            elif lie == "first":
+                values[name] = json.loads(json.dumps(values[inputs[0]]))
+
+    return mutate
+
+
 def _mod_of_sum(i: int) -> str:
     """Mod of a sum of 256 symbols: within every per-expression cap (0.2-0.5 s of sympy each)."""
     return "Mod(Add(" + ", ".join(_sym(j + i) for j in range(256)) + f"), Integer({7 + i}))"
@@ -258,6 +287,15 @@ CASES = [
     doc_case("an input of 2 sizes, each a sum of 64 symbols (run_decompositions took 9.5 s)", _input_sizes(2, 64),
              r"sizes whose product torch expands to 16384 terms", base="dynamic"),
     doc_case("an input of 8 symbolic dimensions: 256 terms, charged, loads", _input_sizes(8), None, base="dynamic"),
+    # an op's stored sizes are not checked against what the op computes: the ShapeEnv a loaded
+    # program keeps bounds the expansions run_decompositions asks of it (bridge/bounded_shapes.py)
+    doc_case("adds stored as static over inputs of 16 symbolic sizes in all (run_decompositions took 11 s)",
+             _symbolic_inputs("static"), None, base="broadcast"),
+    doc_case("adds stored with the first input's sizes over inputs of 16 symbolic sizes in all",
+             _symbolic_inputs("first"), None, base="broadcast"),
+    doc_case("adds stored with their true sizes, up to 16 symbolic: charged, refused", _symbolic_inputs("truth"),
+             r"expression budget of 1500 units \((its tensor inputs' )?sizes( broadcast,)? whose product torch "
+             r"expands to \d+ terms", base="broadcast"),
     # plain expressions (symbols, sums, products, comparisons) go to an allowance of 2 per graph
     # node, not the units: a data-dependent MoE makes 3 per expert (tests/bridge/test_many_experts.py)
     doc_case("600 distinct plain expressions on 600 nodes: within the allowance, loads",

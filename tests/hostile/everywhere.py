@@ -149,7 +149,19 @@ def _bases():
     def string_input():  # a str user input: torch writes it into the guards of ep.module()
         return torch.export.export(Scalars(), (torch.ones(3), "mul"))
 
-    return {"small": small, "nested": nested, "cond": cond, "dynamic": dynamic, "string_input": string_input}
+    class Broadcast(torch.nn.Module):
+        def forward(self, *xs):
+            t = xs[0]
+            for x in xs[1:]:
+                t = t + x
+            return t.sum()
+
+    def broadcast():  # 8 inputs of 16 dimensions, each of size 2 in 2 of them (its own) and 1 elsewhere
+        shape = lambda j: [2 if 2 * j <= i < 2 * (j + 1) else 1 for i in range(16)]  # noqa: E731
+        return torch.export.export(Broadcast(), tuple(torch.ones(*shape(j)) for j in range(8)))
+
+    return {"small": small, "nested": nested, "cond": cond, "dynamic": dynamic, "string_input": string_input,
+            "broadcast": broadcast}
 
 
 _CACHE: dict = {}

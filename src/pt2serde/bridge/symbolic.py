@@ -139,15 +139,16 @@ class SymbolicContext:
         """``budget``: the document's :class:`pt2serde.format.expr.ExprBudget` (a fresh one if not
         given); every expression parsed here is charged to it, once per distinct string."""
         from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
-        from torch.fx.experimental.symbolic_shapes import ShapeEnv
         from torch.utils._sympy.symbol import SymT, prefix_str
         from torch.utils._sympy.value_ranges import ValueRanges
 
         from ..format.expr import ExprBudget
+        from .bounded_shapes import BoundedShapeEnv
         from .expr import ExprParser
 
         self._fake_tensor_type = FakeTensor  # fake_tensor runs for every value: no import there
-        self.shape_env = ShapeEnv(assume_static_by_default=True)
+        # the program keeps it for life: run_decompositions() retraces in it (bounded_shapes.py)
+        self.shape_env = BoundedShapeEnv(assume_static_by_default=True)
         self.fake_mode = FakeTensorMode(
             allow_fallback_kernels=False, allow_non_fake_inputs=True, shape_env=self.shape_env
         )

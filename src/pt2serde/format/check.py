@@ -201,6 +201,45 @@ def _expression_errors(doc: schema.ExportedProgram, budget: expr.ExprBudget) -> 
                         budget.charge_sizes(texts, f"{p}.tensor_values{key_path(name)}.sizes")
                     except SerializeError as e:
                         yield e
+            for i, node in enumerate(g.nodes):
+                texts = _broadcast_sizes(node, g.tensor_values)
+                if len(texts) > 1:
+                    try:
+                        budget.charge_sizes(texts, f"{p}.nodes[{i}]", "its tensor inputs' sizes broadcast,")
+                    except SerializeError as e:
+                        yield e
+
+
+def _broadcast_sizes(node: schema.Node, values: dict[str, schema.TensorMeta]) -> list[tuple[str, ...]]:
+    """The symbolic sizes of the broadcast of a node's tensor inputs, aligned from the last
+    dimension: for each dimension, its distinct symbolic sizes (a size no node stores:
+    decompositions broadcast their inputs inside, ``dist(a, b)`` into ``a - b``, and
+    ``run_decompositions`` multiplies its sizes; 36 ``dist`` of inputs of 4 symbolic sizes took
+    it 3 s). Where several differ the dimension is any of them (``cat`` adds them)."""
+    shapes = []
+    for inp in node.inputs:
+        a = inp.arg
+        if a.type == "as_tensor":
+            tensors = (a.value,)
+        elif a.type == "as_tensors":
+            tensors = a.value
+        elif a.type in ("as_optional_tensor", "as_optional_tensors"):
+            options = (a.value,) if a.type == "as_optional_tensor" else a.value
+            tensors = tuple(o.value for o in options if o.type == "as_tensor")
+        else:
+            continue
+        for t in tensors:
+            meta = values.get(getattr(t, "name", None))
+            if meta is not None:
+                shapes.append(meta.sizes)
+    if len(shapes) < 2:
+        return []
+    texts: list[tuple[str, ...]] = []
+    for d in range(1, max(map(len, shapes)) + 1):
+        at = tuple({s[-d].as_expr.expr_str: None for s in shapes if len(s) >= d and s[-d].type == "as_expr"})
+        if at:
+            texts.append(at)
+    return texts
 
 
 def _input_hint_problems(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:

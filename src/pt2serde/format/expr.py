@@ -24,7 +24,7 @@ prints a tree the way ``str(sympy_expr)`` does.
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from ..errors import SerializeError
 from .expr_rules import (
@@ -309,23 +309,27 @@ class ExprBudget:
             raise SerializeError(f"{problem}{where}", path=path, problem=problem)
         self.used += cost
 
-    def charge_sizes(self, texts: list[str], path: str | None = None) -> None:
+    def charge_sizes(self, texts: Sequence[str | tuple[str, ...]], path: str | None = None,
+                     what: str = "sizes") -> None:
         """Charge the symbolic sizes of one tensor, each parsed already (:meth:`parse`): torch
         multiplies them (its number of elements, its contiguous strides) and expands the
         product with every symbol shifted when it evaluates it (``run_decompositions``
         retracing the program), so a tensor of 12 symbolic dimensions makes 4096 terms (6 s), of
         2 sums of 64 symbols 4225 (9.5 s). Past :data:`SIZE_FREE_TERMS` terms, each costs
-        :data:`SIZE_TERM_WORK` units; the same sizes on many tensors are charged once."""
+        :data:`SIZE_TERM_WORK` units; the same sizes on many tensors are charged once. A tuple
+        of texts in place of one stands for a size that is any of them (their terms added):
+        a dimension of a broadcast of several tensors."""
         key = tuple(texts)
         if self.exceeded or key in self._sizes:
             return
         self._sizes.add(key)
         terms = 1
         for text in texts:
-            terms = min(terms * self._shifted.get(text, 1), 1 << 20)
+            n = self._shifted.get(text, 1) if type(text) is str else sum(self._shifted.get(t, 1) for t in text)
+            terms = min(terms * n, 1 << 20)
         if terms > SIZE_FREE_TERMS:
             self._charge((terms - SIZE_FREE_TERMS) * SIZE_TERM_WORK, path,
-                         f"sizes whose product torch expands to {terms} terms:")
+                         f"{what} whose product torch expands to {terms} terms:")
 
     def _written_out(self, text: str, max_chars: int, max_depth: int, path: str | None) -> tuple:
         try:

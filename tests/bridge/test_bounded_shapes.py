@@ -18,7 +18,8 @@ from torch.utils._sympy.numbers import int_oo
 from torch.utils._sympy.value_ranges import ValueRanges
 
 import pt2serde
-from pt2serde.bridge.bounded_shapes import MAX_EXPANSION_TERMS, BoundedShapeEnv, expansion_terms
+from pt2serde import SerializeError
+from pt2serde.bridge.bounded_shapes import MAX_EVALUATED_SYMBOLS, MAX_EXPANSION_TERMS, BoundedShapeEnv, expansion_terms
 
 SYMS = sympy.symbols("s0:24", positive=True, integer=True)
 
@@ -85,6 +86,26 @@ def test_small_comparisons_are_evaluated_as_torch_does():
     assert ours._maybe_evaluate_static.cache_info() is not None
 
 
+def test_evaluated_expressions_are_metered_by_their_input_size_symbols():
+    """Each distinct expression torch evaluates counts its backed symbols once; past
+    MAX_EVALUATED_SYMBOLS the ShapeEnv refuses, with a SerializeError that says why."""
+    env = _env(BoundedShapeEnv)
+    a, b = SYMS[:2]
+    for _ in range(3):  # the same expression again (a program run again) is not counted again
+        assert env.evaluate_expr(sympy.Ge(a * b, a)) == sympy.true
+    assert env.evaluated_symbols == 2
+    unbacked = sympy.Symbol("u0", integer=True)
+    env.evaluate_expr(sympy.Eq(unbacked, unbacked))  # no input size in it: not counted
+    assert env.evaluated_symbols == 2
+    per = sympy.Mul(*SYMS)  # 24 symbols an expression
+    with pytest.raises(SerializeError, match=rf"distinct expressions of more than {MAX_EVALUATED_SYMBOLS} "
+                                             r"input-size symbols in all .* stored sizes may understate"):
+        for k in range(MAX_EVALUATED_SYMBOLS // 24 + 1):
+            env.evaluate_expr(sympy.Eq(per, k + 1000))
+    assert env.evaluated_symbols <= MAX_EVALUATED_SYMBOLS
+    assert env.evaluate_expr(sympy.Ge(a * b, a)) == sympy.true  # what it evaluated before it still evaluates
+
+
 def test_a_loaded_program_keeps_a_bounded_shape_env(tmp_path):
     class M(torch.nn.Module):
         def forward(self, x):
@@ -100,7 +121,7 @@ def test_a_loaded_program_keeps_a_bounded_shape_env(tmp_path):
     torch.testing.assert_close(loaded.run_decompositions().module()(x), M()(x))
 
 
-@pytest.mark.parametrize("method", ["_maybe_evaluate_static", "size_hint"])
+@pytest.mark.parametrize("method", ["_maybe_evaluate_static", "size_hint", "evaluate_expr"])
 def test_the_methods_bounded_are_torchs(method):
     """The bound overrides these by name: a torch that renamed them would lose it silently."""
     assert callable(getattr(ShapeEnv, method))

@@ -156,12 +156,12 @@ def _bases():
                 t = t + x
             return t.sum()
 
-    def broadcast():  # 8 inputs of 16 dimensions, each of size 2 in 2 of them (its own) and 1 elsewhere
-        shape = lambda j: [2 if 2 * j <= i < 2 * (j + 1) else 1 for i in range(16)]  # noqa: E731
-        return torch.export.export(Broadcast(), tuple(torch.ones(*shape(j)) for j in range(8)))
+    def broadcast(inputs: int = 8):  # inputs of 2 * inputs dimensions, each of size 2 in 2 of them (its own)
+        shape = lambda j: [2 if 2 * j <= i < 2 * (j + 1) else 1 for i in range(2 * inputs)]  # noqa: E731
+        return torch.export.export(Broadcast(), tuple(torch.ones(*shape(j)) for j in range(inputs)))
 
     return {"small": small, "nested": nested, "cond": cond, "dynamic": dynamic, "string_input": string_input,
-            "broadcast": broadcast}
+            "broadcast": broadcast, "broadcast12": lambda: broadcast(12)}
 
 
 _CACHE: dict = {}

@@ -12,8 +12,17 @@ what the op computes (nothing checks them against the op), and decompositions br
 into tensors no node stores. Such a file made ``run_decompositions`` take 140 s (four inputs of
 six symbolic sizes each, added together under stored sizes of six).
 
-:class:`BoundedShapeEnv` refuses to evaluate statically any expression whose expansion would
-exceed :data:`MAX_EXPANSION_TERMS` terms. torch then does what it does for any expression it
+:class:`BoundedShapeEnv` bounds both costs torch's retrace can be made to pay:
+
+* it refuses to evaluate statically any expression whose expansion would exceed
+  :data:`MAX_EXPANSION_TERMS` terms (the exponential cost);
+* it meters the distinct expressions torch evaluates in it over the program's input sizes
+  (:data:`MAX_EVALUATED_SYMBOLS`), and past the meter raises ``SerializeError``: the retrace
+  builds and compares expressions over every size it recomputes, so understated sizes of many
+  dimensions cost it seconds per node (48 adds over 48 symbolic sizes: 22 s; now refused
+  within about 1.5 s).
+
+On the first, torch does what it does for any expression it
 cannot decide statically: it decides from the symbols' hints and records a guard; an assertion
 on unbacked symbols becomes a runtime assert, and a decision that needs their values raises
 torch's data-dependent error. Real programs stay below the bound: the most any of
@@ -28,12 +37,23 @@ from functools import lru_cache
 import sympy
 from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
-__all__ = ["BoundedShapeEnv", "MAX_EXPANSION_TERMS", "expansion_terms"]
+from ..errors import SerializeError
+
+__all__ = ["BoundedShapeEnv", "MAX_EXPANSION_TERMS", "MAX_EVALUATED_SYMBOLS", "expansion_terms"]
 
 #: The most terms an expression torch evaluates statically may expand into: a comparison of two
 #: products of five shifted symbols (32 + 32 terms, about 15 ms of sympy). Beyond it torch decides
 #: from hints instead.
 MAX_EXPANSION_TERMS = 64
+
+#: The most symbolic work torch may ask of a loaded program's ShapeEnv, in all, for as long as the
+#: program lives: each distinct expression it evaluates (a guard, a size comparison) counts its
+#: backed symbols (sizes of the program's inputs), once. The retrace of ``run_decompositions``
+#: builds and evaluates expressions over the sizes it recomputes, at about 0.4 ms a symbol where
+#: stored sizes understate them (a chain of 48 adds over 48 symbolic sizes: 38k symbols, 22 s).
+#: Real programs count at most 121 (bench's dynamic Llama), and no more when run again; the
+#: unbacked symbols a retrace creates afresh (an MoE's token counts) are not counted.
+MAX_EVALUATED_SYMBOLS = 2048
 
 _CAP = 1 << 62
 
@@ -80,7 +100,27 @@ _evaluate_static = ShapeEnv._maybe_evaluate_static
 
 class BoundedShapeEnv(ShapeEnv):
     """``ShapeEnv`` whose static evaluation refuses expressions that expand into more than
-    :data:`MAX_EXPANSION_TERMS` terms (see the module's text)."""
+    :data:`MAX_EXPANSION_TERMS` terms, and that evaluates distinct expressions of at most
+    :data:`MAX_EVALUATED_SYMBOLS` symbols in all (see the module's text)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.evaluated: set = set()  # distinct expressions evaluated, each counted once
+        self.evaluated_symbols = 0
+
+    def evaluate_expr(self, orig_expr, *args, **kwargs):  # type: ignore[override]
+        if orig_expr not in self.evaluated:
+            backed = self.backed_var_to_val
+            symbols = sum(1 for s in getattr(orig_expr, "free_symbols", ()) if s in backed)
+            if symbols:
+                if self.evaluated_symbols + symbols > MAX_EVALUATED_SYMBOLS:
+                    raise SerializeError(
+                        f"symbolic shapes: torch asked this program's ShapeEnv to evaluate distinct expressions "
+                        f"of more than {MAX_EVALUATED_SYMBOLS} input-size symbols in all (real programs: a few "
+                        f"hundred at most); its stored sizes may understate what its ops compute")
+                self.evaluated_symbols += symbols
+                self.evaluated.add(orig_expr)
+        return super().evaluate_expr(orig_expr, *args, **kwargs)
 
     def _maybe_evaluate_static(self, expr, *args, **kwargs):  # type: ignore[override]
         if isinstance(expr, sympy.Basic) and expansion_terms(expr) > MAX_EXPANSION_TERMS:

@@ -19,7 +19,7 @@ from torch.utils._sympy.value_ranges import ValueRanges
 
 import pt2serde
 from pt2serde import SerializeError
-from pt2serde.bridge.bounded_shapes import MAX_EVALUATED_SYMBOLS, MAX_EXPANSION_TERMS, BoundedShapeEnv, expansion_terms
+from pt2serde.bridge.bounded_shapes import MAX_EVALUATED_TERMS, MAX_EXPANSION_TERMS, BoundedShapeEnv, expansion_terms
 
 SYMS = sympy.symbols("s0:24", positive=True, integer=True)
 
@@ -41,9 +41,10 @@ def test_expansion_terms_counts_shifted_products_without_expanding():
     assert expansion_terms(sympy.Ge(a * b, c)) == 6  # a relation: one side minus the other
     assert expansion_terms((a + 1) ** 3) == 27  # an upper bound (the expansion has 8 terms)
     assert expansion_terms(sympy.Mul(*SYMS)) == 2 ** 24
-    # a function is one term outside; the worst part inside counts
+    # a function counts as its largest argument (torch may reduce Max(1, u) to u); the worst part inside counts
     from torch.utils._sympy.functions import FloorDiv
-    assert expansion_terms(FloorDiv(sympy.Mul(*SYMS[:10]), 7) + a) == 1024
+    assert expansion_terms(FloorDiv(sympy.Mul(*SYMS[:10]), 7) + a) == 1026
+    assert expansion_terms(sympy.Mul(*(sympy.Max(1, s) for s in SYMS[:10]))) == 1024  # 0.7 s of sympy before
     # a huge power is capped, not computed
     assert expansion_terms((a + b) ** 10 ** 6) >= 2 ** 62
 
@@ -86,24 +87,23 @@ def test_small_comparisons_are_evaluated_as_torch_does():
     assert ours._maybe_evaluate_static.cache_info() is not None
 
 
-def test_evaluated_expressions_are_metered_by_their_input_size_symbols():
-    """Each distinct expression torch evaluates counts its backed symbols once; past
-    MAX_EVALUATED_SYMBOLS the ShapeEnv refuses, with a SerializeError that says why."""
+def test_evaluated_expressions_are_metered_by_their_terms():
+    """Each distinct expression of 3 symbols or more that torch evaluates counts its terms once
+    (at most 4096); past MAX_EVALUATED_TERMS the ShapeEnv refuses, with a SerializeError that says why."""
     env = _env(BoundedShapeEnv)
-    a, b = SYMS[:2]
+    a, b, c = SYMS[:3]
     for _ in range(3):  # the same expression again (a program run again) is not counted again
-        assert env.evaluate_expr(sympy.Ge(a * b, a)) == sympy.true
-    assert env.evaluated_symbols == 2
-    unbacked = sympy.Symbol("u0", integer=True)
-    env.evaluate_expr(sympy.Eq(unbacked, unbacked))  # no input size in it: not counted
-    assert env.evaluated_symbols == 2
-    per = sympy.Mul(*SYMS)  # 24 symbols an expression
-    with pytest.raises(SerializeError, match=rf"distinct expressions of more than {MAX_EVALUATED_SYMBOLS} "
-                                             r"input-size symbols in all .* stored sizes may understate"):
-        for k in range(MAX_EVALUATED_SYMBOLS // 24 + 1):
+        assert env.evaluate_expr(sympy.Ge(a * b * c, a)) == sympy.true
+    assert env.evaluated_terms == 8 + 2
+    env.evaluate_expr(sympy.Ge(a * b, a))  # fewer than 3 symbols (an MoE's fresh ``u80 >= 0``): not counted
+    assert env.evaluated_terms == 10
+    per = sympy.Mul(*SYMS)  # 2**24 terms: counted 4096
+    with pytest.raises(SerializeError, match=rf"distinct expressions of more than {MAX_EVALUATED_TERMS} "
+                                             r"terms in all .* stored sizes may understate"):
+        for k in range(MAX_EVALUATED_TERMS // 4096 + 1):
             env.evaluate_expr(sympy.Eq(per, k + 1000))
-    assert env.evaluated_symbols <= MAX_EVALUATED_SYMBOLS
-    assert env.evaluate_expr(sympy.Ge(a * b, a)) == sympy.true  # what it evaluated before it still evaluates
+    assert env.evaluated_terms <= MAX_EVALUATED_TERMS
+    assert env.evaluate_expr(sympy.Ge(a * b * c, a)) == sympy.true  # what it evaluated before it still evaluates
 
 
 def test_a_loaded_program_keeps_a_bounded_shape_env(tmp_path):

@@ -143,6 +143,42 @@ def _symbolic_inputs(lie: str):
     return mutate
 
 
+def _unbacked_adds(marker: str) -> bytes:
+    """12 sizes from ``v.tolist()``; 12 ``ones`` of 12 dimensions, each sized by its own, added in
+    a chain, every add stored with the sizes of the first ``ones`` (one unbacked size where the
+    adds have up to 12; the true sizes are refused at load). The retrace compares strides that
+    are products of ``Max(1, u<i>)``, which torch reduces to ``u<i>`` and expands: 4.3 s while a
+    function counted as one term (16 sizes: 97 s; fourth red team of the expression budget)."""
+    import io
+
+    import torch
+
+    import pt2serde
+
+    class UnbackedOnes(torch.nn.Module):
+        def forward(self, v):
+            xs = v.tolist()
+            for x in xs:
+                torch._check(x >= 2)
+            n = len(xs)
+            t = torch.ones(*[xs[0] if i == 0 else 1 for i in range(n)])
+            for j in range(1, n):
+                t = t + torch.ones(*[xs[j] if i == j else 1 for i in range(n)])
+            return t.sum()
+
+    buf = io.BytesIO()
+    pt2serde.save(torch.export.export(UnbackedOnes(), (torch.full((12,), 2, dtype=torch.int64),)), buf)
+    data = buf.getvalue()
+    doc = H.read_json(data, "models/model.json")
+    graph = doc["graph_module"]["graph"]
+    values = graph["tensor_values"]
+    ones = [n["outputs"][0]["as_tensor"]["name"] for n in graph["nodes"] if n["target"].endswith("ones.default")]
+    for n in graph["nodes"]:
+        if n["target"] == "torch.ops.aten.add.Tensor":
+            values[n["outputs"][0]["as_tensor"]["name"]] = json.loads(json.dumps(values[ones[0]]))
+    return H.rewrite(data, replace={"models/model.json": json.dumps(doc).encode()})
+
+
 def _mod_of_sum(i: int) -> str:
     """Mod of a sum of 256 symbols: within every per-expression cap (0.2-0.5 s of sympy each)."""
     return "Mod(Add(" + ", ".join(_sym(j + i) for j in range(256)) + f"), Integer({7 + i}))"
@@ -294,10 +330,11 @@ CASES = [
              _symbolic_inputs("static"), None, base="broadcast"),
     doc_case("adds stored with the first input's sizes over inputs of 16 symbolic sizes in all",
              _symbolic_inputs("first"), None, base="broadcast"),
-    # ... and meters the distinct expressions torch evaluates in it (bounded_shapes.MAX_EVALUATED_SYMBOLS):
+    # ... and meters the distinct expressions torch evaluates in it (bounded_shapes.MAX_EVALUATED_TERMS):
     # 48 such adds over 48 symbolic sizes took run_decompositions 22 s (third red team); refused now
     doc_case("adds stored as static over 12 inputs of 24 symbolic sizes in all: run_decompositions refused",
              _symbolic_inputs("static"), None, base="broadcast12"),
+    Case("adds over 12 unbacked sizes (tolist()) stored with one", _unbacked_adds, None),
     doc_case("adds stored with their true sizes, up to 16 symbolic: charged, refused", _symbolic_inputs("truth"),
              r"expression budget of 1500 units \((its tensor inputs' )?sizes( broadcast,)? whose product torch "
              r"expands to \d+ terms", base="broadcast"),

@@ -161,6 +161,7 @@ def _bases():
         return torch.export.export(Broadcast(), tuple(torch.ones(*shape(j)) for j in range(inputs)))
 
     return {"small": small, "nested": nested, "cond": cond, "dynamic": dynamic, "string_input": string_input,
+
             "broadcast": broadcast, "broadcast12": lambda: broadcast(12)}
 
 

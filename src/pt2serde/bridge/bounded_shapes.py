@@ -16,11 +16,11 @@ six symbolic sizes each, added together under stored sizes of six).
 
 * it refuses to evaluate statically any expression whose expansion would exceed
   :data:`MAX_EXPANSION_TERMS` terms (the exponential cost);
-* it meters the distinct expressions torch evaluates in it over the program's input sizes
-  (:data:`MAX_EVALUATED_SYMBOLS`), and past the meter raises ``SerializeError``: the retrace
+* it meters the distinct expressions torch evaluates in it by their terms
+  (:data:`MAX_EVALUATED_TERMS`), and past the meter raises ``SerializeError``: the retrace
   builds and compares expressions over every size it recomputes, so understated sizes of many
   dimensions cost it seconds per node (48 adds over 48 symbolic sizes: 22 s; now refused
-  within about 1.5 s).
+  within about 2 s).
 
 On the first, torch does what it does for any expression it
 cannot decide statically: it decides from the symbols' hints and records a guard; an assertion
@@ -39,7 +39,7 @@ from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
 from ..errors import SerializeError
 
-__all__ = ["BoundedShapeEnv", "MAX_EXPANSION_TERMS", "MAX_EVALUATED_SYMBOLS", "expansion_terms"]
+__all__ = ["BoundedShapeEnv", "MAX_EXPANSION_TERMS", "MAX_EVALUATED_TERMS", "expansion_terms"]
 
 #: The most terms an expression torch evaluates statically may expand into: a comparison of two
 #: products of five shifted symbols (32 + 32 terms, about 15 ms of sympy). Beyond it torch decides
@@ -47,13 +47,18 @@ __all__ = ["BoundedShapeEnv", "MAX_EXPANSION_TERMS", "MAX_EVALUATED_SYMBOLS", "e
 MAX_EXPANSION_TERMS = 64
 
 #: The most symbolic work torch may ask of a loaded program's ShapeEnv, in all, for as long as the
-#: program lives: each distinct expression it evaluates (a guard, a size comparison) counts its
-#: backed symbols (sizes of the program's inputs), once. The retrace of ``run_decompositions``
-#: builds and evaluates expressions over the sizes it recomputes, at about 0.4 ms a symbol where
-#: stored sizes understate them (a chain of 48 adds over 48 symbolic sizes: 38k symbols, 22 s).
-#: Real programs count at most 121 (bench's dynamic Llama), and no more when run again; the
-#: unbacked symbols a retrace creates afresh (an MoE's token counts) are not counted.
-MAX_EVALUATED_SYMBOLS = 2048
+#: program lives: each distinct expression of 3 symbols or more that it evaluates (a guard, a size
+#: comparison) counts the terms it expands into (:func:`expansion_terms`, at most
+#: ``_METERED_MOST``), once. The retrace of ``run_decompositions`` builds and evaluates
+#: expressions over the sizes it recomputes, which stored sizes can understate (48 adds over 48
+#: symbolic sizes: 22 s; 12 over 24: 408k terms in 2 s). Real programs count at most 4474 (a split
+#: into 64 pieces by ``tolist()``, its sums of 64 symbols; bench's dynamic programs none), and no
+#: more when run again.
+MAX_EVALUATED_TERMS = 1 << 16
+#: expressions of fewer symbols are not metered: each costs little, and the unbacked symbols a
+#: retrace creates afresh (an MoE's token counts, ``u80 >= 0``) make new ones at every retrace
+_METERED_FROM = 3
+_METERED_MOST = 4096
 
 _CAP = 1 << 62
 
@@ -61,9 +66,9 @@ _CAP = 1 << 62
 @lru_cache(maxsize=4096)
 def expansion_terms(expr: sympy.Basic) -> int:
     """The most terms any part of ``expr`` expands into once every symbol is shifted
-    (``s -> s' + c``: two terms) and products of sums are multiplied out, as
-    ``ShapeEnv._maybe_evaluate_static`` does. An upper bound, computed without expanding (one
-    walk over the distinct subexpressions, no recursion)."""
+    (``s -> s' + c``: two terms), functions are reduced to an argument and products of sums are
+    multiplied out, as ``ShapeEnv._maybe_evaluate_static`` does. An upper bound, computed without
+    expanding (one walk over the distinct subexpressions, no recursion)."""
     memo: dict[sympy.Basic, int] = {}
     worst = 1
     stack: list[tuple[sympy.Basic, bool]] = [(expr, False)]
@@ -88,8 +93,8 @@ def expansion_terms(expr: sympy.Basic) -> int:
         elif e.is_Pow and e.exp.is_Integer and e.exp > 0:
             base = memo[e.base]
             n = _CAP if base > 1 and int(e.exp) >= 62 else min(base ** int(e.exp), _CAP)
-        else:  # a function (FloorDiv, Max, ...): expanded inside, one term outside
-            n = 1
+        else:  # a function (Max, FloorDiv, ...): as many terms as its largest argument, as torch may
+            n = max(memo[a] for a in e.args)  # reduce it to one (Max(1, u) is u for u >= 1)
         memo[e] = n
         worst = max(worst, n)
     return worst
@@ -101,24 +106,23 @@ _evaluate_static = ShapeEnv._maybe_evaluate_static
 class BoundedShapeEnv(ShapeEnv):
     """``ShapeEnv`` whose static evaluation refuses expressions that expand into more than
     :data:`MAX_EXPANSION_TERMS` terms, and that evaluates distinct expressions of at most
-    :data:`MAX_EVALUATED_SYMBOLS` symbols in all (see the module's text)."""
+    :data:`MAX_EVALUATED_TERMS` terms in all (see the module's text)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.evaluated: set = set()  # distinct expressions evaluated, each counted once
-        self.evaluated_symbols = 0
+        self.evaluated_terms = 0
 
     def evaluate_expr(self, orig_expr, *args, **kwargs):  # type: ignore[override]
-        if orig_expr not in self.evaluated:
-            backed = self.backed_var_to_val
-            symbols = sum(1 for s in getattr(orig_expr, "free_symbols", ()) if s in backed)
-            if symbols:
-                if self.evaluated_symbols + symbols > MAX_EVALUATED_SYMBOLS:
+        if orig_expr not in self.evaluated and isinstance(orig_expr, sympy.Basic):
+            if len(orig_expr.free_symbols) >= _METERED_FROM:
+                terms = min(expansion_terms(orig_expr), _METERED_MOST)
+                if self.evaluated_terms + terms > MAX_EVALUATED_TERMS:
                     raise SerializeError(
                         f"symbolic shapes: torch asked this program's ShapeEnv to evaluate distinct expressions "
-                        f"of more than {MAX_EVALUATED_SYMBOLS} input-size symbols in all (real programs: a few "
-                        f"hundred at most); its stored sizes may understate what its ops compute")
-                self.evaluated_symbols += symbols
+                        f"of more than {MAX_EVALUATED_TERMS} terms in all (real programs: a few thousand at "
+                        f"most); its stored sizes may understate what its ops compute")
+                self.evaluated_terms += terms
                 self.evaluated.add(orig_expr)
         return super().evaluate_expr(orig_expr, *args, **kwargs)
 

@@ -100,6 +100,15 @@ def expansion_terms(expr: sympy.Basic) -> int:
     return worst
 
 
+@lru_cache(maxsize=4096)
+def _metered_terms(expr: sympy.Basic) -> int:
+    """What the meter counts for ``expr``: its terms, at most ``_METERED_MOST``, or 0 for fewer
+    than ``_METERED_FROM`` symbols (memoized: torch evaluates the same expressions again and again)."""
+    if len(expr.free_symbols) < _METERED_FROM:
+        return 0
+    return min(expansion_terms(expr), _METERED_MOST)
+
+
 _evaluate_static = ShapeEnv._maybe_evaluate_static
 
 
@@ -115,8 +124,8 @@ class BoundedShapeEnv(ShapeEnv):
 
     def evaluate_expr(self, orig_expr, *args, **kwargs):  # type: ignore[override]
         if orig_expr not in self.evaluated and isinstance(orig_expr, sympy.Basic):
-            if len(orig_expr.free_symbols) >= _METERED_FROM:
-                terms = min(expansion_terms(orig_expr), _METERED_MOST)
+            terms = _metered_terms(orig_expr)
+            if terms:
                 if self.evaluated_terms + terms > MAX_EVALUATED_TERMS:
                     raise SerializeError(
                         f"symbolic shapes: torch asked this program's ShapeEnv to evaluate distinct expressions "

@@ -27,7 +27,7 @@ cannot decide statically: it decides from the symbols' hints and records a guard
 on unbacked symbols becomes a runtime assert, and a decision that needs their values raises
 torch's data-dependent error. Real programs stay below the bound: the most any of
 ``bench/models.py``'s dynamic programs asks for is 32 terms (BERT, Llama, T5, the MoE), and with
-a bound of 4 their decomposed programs still compute the same outputs.
+a bound of 4 BERT's and Llama's decomposed programs still compute the same outputs.
 """
 
 from __future__ import annotations

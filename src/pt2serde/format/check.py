@@ -216,22 +216,8 @@ def _broadcast_sizes(node: schema.Node, values: dict[str, schema.TensorMeta]) ->
     decompositions broadcast their inputs inside, ``dist(a, b)`` into ``a - b``, and
     ``run_decompositions`` multiplies its sizes; 36 ``dist`` of inputs of 4 symbolic sizes took
     it 3 s). Where several differ the dimension is any of them (``cat`` adds them)."""
-    shapes = []
-    for inp in node.inputs:
-        a = inp.arg
-        if a.type == "as_tensor":
-            tensors = (a.value,)
-        elif a.type == "as_tensors":
-            tensors = a.value
-        elif a.type in ("as_optional_tensor", "as_optional_tensors"):
-            options = (a.value,) if a.type == "as_optional_tensor" else a.value
-            tensors = tuple(o.value for o in options if o.type == "as_tensor")
-        else:
-            continue
-        for t in tensors:
-            meta = values.get(getattr(t, "name", None))
-            if meta is not None:
-                shapes.append(meta.sizes)
+    shapes = [values[ref.name].sizes for inp in node.inputs for ref in argument_refs(inp.arg, mappings=False)
+              if ref.table == "tensor_values" and ref.name in values]
     if len(shapes) < 2:
         return []
     texts: list[tuple[str, ...]] = []

@@ -83,3 +83,21 @@ def test_loading_symbols_does_not_import_the_export_tracer(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "dynamic.pt2")], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_static_geometries_are_contiguous_exactly_when_torch_makes_those_strides():
+    """The int rule of ``_is_contiguous`` (static programs: no sympy numbers) says what
+    ``torch.empty(sizes).stride()`` says, zero and one sizes included, and refuses other strides."""
+    import itertools
+
+    import torch
+
+    from pt2serde.bridge.symbolic import _is_contiguous
+
+    for sizes in [(), (0,), (1,), (3,), (2, 3), (3, 0, 2), (1, 4, 1), (2, 1, 3, 4), (0, 0)]:
+        strides = torch.empty(sizes).stride()
+        assert _is_contiguous(list(sizes), list(strides)), (sizes, strides)
+        for i, bump in itertools.product(range(len(sizes)), (1, -1)):
+            other = list(strides)
+            other[i] += bump
+            assert not _is_contiguous(list(sizes), other), (sizes, other)

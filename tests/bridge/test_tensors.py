@@ -161,3 +161,21 @@ def test_payload_tensors_from_a_read_only_buffer_are_writable_and_leave_it_uncha
     assert bytes(data) == before
     again = tensors.decode_payload(data, what="state_dict").values["w"]
     assert torch.equal(again, w)
+
+
+def test_devices_are_built_once_and_their_memo_is_bounded(monkeypatch):
+    """``device_from_wire`` hands out one ``torch.device`` per stored device (every tensor names
+    one); a refused device is refused at every ask, and a file naming many devices cannot grow
+    the memo past its size."""
+    from pt2serde.errors import SerializeError
+
+    monkeypatch.setattr(tables, "_DEVICES", {})
+    cpu = tables.device_from_wire(schema.Device(type="cpu", index=None))
+    assert cpu == torch.device("cpu") and tables.device_from_wire(schema.Device(type="cpu", index=None)) is cpu
+    assert tables.device_from_wire(schema.Device(type="meta", index=0)) == torch.device("meta", 0)
+    for _ in range(2):
+        with pytest.raises(SerializeError, match="Invalid device 'no-such-device'"):
+            tables.device_from_wire(schema.Device(type="no-such-device", index=None))
+    for i in range(100):
+        assert tables.device_from_wire(schema.Device(type="cpu", index=i)) == torch.device("cpu", i)
+    assert len(tables._DEVICES) == 64

@@ -192,6 +192,42 @@ def test_a_refused_value_is_reported_at_every_use(doc):
                      for k in ("stack_trace", "nn_module_stack")], where
 
 
+def test_accepted_values_are_remembered_across_walks_and_refused_ones_are_not(doc, monkeypatch):
+    """The memo of accepted values is the process's: a second walk of the same program (or a
+    sibling sharing its names, targets and module stacks) asks no checker again, while a
+    refused value is refused at every walk."""
+    from pt2serde.format import codegen_fields as cf
+
+    calls: list[str] = []
+    counted = {kind: (lambda f: lambda value, *a, **k: (calls.append(value), f(value, *a, **k))[1])(f)
+               for kind, f in CHECKERS.items()}
+    monkeypatch.setattr(cf, "CHECKERS", counted)
+    monkeypatch.setattr(cf, "_ACCEPTED", set())
+    d = copy.deepcopy(doc)
+    d.graph_module.graph.nodes[0].metadata["stack_trace"] = "line\rexec('1')"
+    first = list(code_field_problems(d))
+    assert calls and len(first) == 1
+    calls.clear()
+    assert list(code_field_problems(d)) == first
+    assert calls == ["line\rexec('1')"]  # only the refused value is asked again
+
+
+def test_the_memo_of_accepted_values_is_bounded(doc, monkeypatch):
+    """A file of many long names cannot make the memo hold more than its cap: it starts afresh."""
+    from pt2serde.format import codegen_fields as cf
+
+    monkeypatch.setattr(cf, "_ACCEPTED", set())
+    monkeypatch.setattr(cf, "_accepted_chars", [0])
+    monkeypatch.setattr(cf, "MAX_ACCEPTED_CHARS", 4000)
+    d = copy.deepcopy(doc)
+    for i, node in enumerate(d.graph_module.graph.nodes):
+        node.metadata["stack_trace"] = f"File {i}\n" + "x" * 900
+    assert list(code_field_problems(d)) == []
+    assert 0 < cf._accepted_chars[0] <= 4000
+    assert not any(v.startswith("File 0\n") for _, v in cf._ACCEPTED)  # the cap was reached: started afresh
+    assert sum(len(v) + 64 for _, v in cf._ACCEPTED) == cf._accepted_chars[0]
+
+
 @pytest.mark.parametrize("stack", [["L__self__,,M"], {"a": 1}, 3])
 def test_a_module_stack_that_is_not_a_string_is_a_problem(doc, stack):
     """A document built in Python can hold anything: validate names it instead of raising."""

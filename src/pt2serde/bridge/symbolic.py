@@ -272,7 +272,8 @@ class SymbolicContext:
         if contiguous is not False:  # cheaper than empty_strided when sizes are symbolic
             elem = torch.empty(sizes, dtype=dtype, device="meta")
             if contiguous is None:  # first use of this geometry: check torch agrees
-                same = all(_sym_expr(a) == _sym_expr(b) for a, b in zip(elem.stride(), strides))
+                same = all(a == b if type(a) is int and type(b) is int else _sym_expr(a) == _sym_expr(b)
+                           for a, b in zip(elem.stride(), strides))
                 self._geometries[key] = (sizes, strides, offset, same)
                 if not same:
                     elem = None
@@ -307,6 +308,13 @@ def _sym_expr(v):
 
 def _is_contiguous(sizes: list, strides: list) -> bool:
     """Whether ``strides`` are exactly the row-major strides ``torch.empty(sizes)`` makes."""
+    if all(type(v) is int for v in (*sizes, *strides)):  # a static geometry: no sympy numbers
+        n = 1
+        for size, stride in zip(reversed(sizes), reversed(strides)):
+            if stride != n:
+                return False
+            n *= max(size, 1)
+        return True
     expected = sympy.Integer(1)
     for size, stride in zip(reversed(sizes), reversed(strides)):
         if _sym_expr(stride) != expected:

@@ -110,10 +110,19 @@ def device_to_wire(device: torch.device) -> schema.Device:
     return schema.Device(type=device.type, index=device.index)
 
 
+#: devices already built, by ``(type, index)`` (a program names one or two, on every tensor)
+_DEVICES: dict[tuple, torch.device] = {}
+
+
 def device_from_wire(device: schema.Device) -> torch.device:
+    key = (device.type, device.index)
+    found = _DEVICES.get(key) if type(key[0]) is str and type(key[1]) in (int, type(None)) else None
+    if found is not None:
+        return found
     try:
-        if device.index is None:
-            return torch.device(device.type)
-        return torch.device(device.type, device.index)
+        made = torch.device(device.type) if device.index is None else torch.device(device.type, device.index)
     except (RuntimeError, ValueError, TypeError) as e:
         raise SerializeError(f"Invalid device {device.type!r}:{device.index!r}: {e}") from None
+    if len(_DEVICES) < 64 and type(key[0]) is str and type(key[1]) in (int, type(None)):
+        _DEVICES[key] = made  # torch.device is immutable; a device type registered later changes nothing made here
+    return made

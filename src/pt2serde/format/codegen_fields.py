@@ -326,12 +326,34 @@ _CALL_TARGET = CODE_FIELDS["Node.target"].kind
 _COMMENT = CODE_FIELDS["Node.metadata[stack_trace]"].kind
 
 
+#: Characters of accepted values :data:`_ACCEPTED` may hold before it starts afresh.
+MAX_ACCEPTED_CHARS = 8 << 20
+
+#: ``(class, value)`` pairs a checker of :data:`CHECKERS` (or the walk's JSON rule) has accepted,
+#: shared by every walk of this process. Every rule here is a function of the value alone, so
+#: an answer holds for any document: a value name recurs at each use, a module stack or stack
+#: trace on most nodes, and the same names, targets and module paths recur from one program to
+#: the next (another load of the same program, or a sibling of it, checks almost nothing again).
+#: Only accepted values are kept, at most :data:`MAX_ACCEPTED_CHARS` characters of them.
+_ACCEPTED: set[tuple[str, str]] = set()
+_accepted_chars = [0]
+
+
+def _accept(item: tuple[str, str]) -> None:
+    """Remember an accepted ``(class, value)``; past the cap the memo is emptied first."""
+    size = len(item[1]) + 64 if type(item[1]) is str else 64
+    if _accepted_chars[0] + size > MAX_ACCEPTED_CHARS:
+        _ACCEPTED.clear()
+        _accepted_chars[0] = 0
+    _accepted_chars[0] += size
+    _ACCEPTED.add(item)
+
+
 class _Walker:
     def __init__(self) -> None:
         self.out: list[tuple[str, str]] = _Found()
-        #: (class, value) pairs already accepted: a value name recurs at each use, a module
-        #: stack or stack trace on most nodes
-        self.ok: set[tuple[str, str]] = set()
+        #: (class, value) pairs already accepted, by this walk or an earlier one (:data:`_ACCEPTED`)
+        self.ok: set[tuple[str, str]] = _ACCEPTED
 
     def check(self, field: str, value: object, path: str, what: str | None = None) -> None:
         kind = CODE_FIELDS[field].kind
@@ -342,7 +364,7 @@ class _Walker:
         except SerializeError as e:
             self.out.append((str(e), path))
         else:
-            self.ok.add((kind, value))  # type: ignore[arg-type]
+            _accept((kind, value))  # type: ignore[arg-type]
 
     # -------------------------------------------------------------- arguments
 
@@ -432,7 +454,7 @@ class _Walker:
                 except SerializeError as e:
                     self.out.append((str(e), f"{path}.{key}"))
                 else:
-                    self.ok.add(("json", text))
+                    _accept(("json", text))
 
     def metadata(self, meta: dict[str, str], path: str) -> None:
         ok = self.ok
@@ -468,9 +490,9 @@ class _Walker:
                     self.check("Node.metadata[nn_module_stack].path", module_path, p)
                 self.check("Node.metadata[nn_module_stack].type", ty, p)
                 if len(self.out) == problems:
-                    self.ok.add(("nn_module_stack", item))
+                    _accept(("nn_module_stack", item))
             if len(self.out) == found:
-                ok.add(("nn_module_stack;", stack))
+                _accept(("nn_module_stack;", stack))
 
     # -------------------------------------------------------- signature, call graph
 

@@ -67,15 +67,20 @@ def _many(expression, count: int):
         for j in range(600):
             doc["range_constraints"].setdefault(f"s{j}", {"min_val": 2, "max_val": 64})
         for i in range(count):
-            name = f"e{i}"
-            g["nodes"].append({
-                "target": "torch.ops.aten.sym_size.int", "name": name, "metadata": {},
-                "inputs": [{"name": "self", "arg": {"as_tensor": {"name": "x"}}, "kind": 1},
-                           {"name": "dim", "arg": {"as_int": 0}, "kind": 1}],
-                "outputs": [{"as_sym_int": {"as_name": name}}], "is_hop_single_tensor_return": None})
-            g["sym_int_values"][name] = {"as_expr": {"expr_str": expression(i), "hint": None}}
+            _sym_size_node(g, f"e{i}", expression(i), None)
 
     return mutate
+
+
+def _sym_size_node(g: dict, name: str, expression: str, hint: dict | None) -> None:
+    """Append ``name = aten.sym_size.int(x, 0)`` to graph ``g``, its SymInt stored as ``expression``
+    with ``hint`` (a SymExprHint object or None)."""
+    g["nodes"].append({
+        "target": "torch.ops.aten.sym_size.int", "name": name, "metadata": {},
+        "inputs": [{"name": "self", "arg": {"as_tensor": {"name": "x"}}, "kind": 1},
+                   {"name": "dim", "arg": {"as_int": 0}, "kind": 1}],
+        "outputs": [{"as_sym_int": {"as_name": name}}], "is_hop_single_tensor_return": None})
+    g["sym_int_values"][name] = {"as_expr": {"expr_str": expression, "hint": hint}}
 
 
 def _linear_sum(terms: int, first: int) -> str:
@@ -444,3 +449,104 @@ def _symbol_without_range(doc: dict, marker: str) -> None:
 
 
 CASES.append(doc_case("a symbol without a range constraint loads", _symbol_without_range, None, base="dynamic"))
+
+
+# ---------------------------------------------------------- values at the hints (fifth red team)
+# torch gives every symbolic value without a stored hint its expression's value at the hints
+# (sympy, exactly, whatever the numbers), and raises where that value fails; validate said
+# valid to all of these (format/expr_hints.py now computes the values, bounded, for both).
+
+def _at_hints(rows: list[tuple[str, object]], ranges: dict | None = None, input_hint=None, mul_size: str | None = None):
+    """A mutation adding ``e<i> = aten.sym_size.int(x, 0)`` nodes whose SymInt stores
+    ``(expression, hint)`` of ``rows`` (a hint: None, an int, or a raw hint object), with
+    ``ranges`` set, the hint of the symbolic size of ``x`` and ``mul`` replaced by ``input_hint``
+    and the expression of ``mul``'s by ``mul_size`` (without a hint) when given."""
+
+    def mutate(doc: dict, marker: str) -> None:
+        g = doc["graph_module"]["graph"]
+        doc["range_constraints"].update(ranges or {})
+        for name in ("x", "mul"):
+            size = g["tensor_values"][name]["sizes"][0]["as_expr"]
+            if input_hint is not None:
+                size["hint"] = input_hint if isinstance(input_hint, dict) else {"as_int": input_hint}
+            if mul_size is not None and name == "mul":
+                size["expr_str"], size["hint"] = mul_size, None
+        for i, (expression, hint) in enumerate(rows):
+            _sym_size_node(g, f"e{i}", expression, hint if isinstance(hint, dict) or hint is None else {"as_int": hint})
+
+    return mutate
+
+
+_S5 = _sym(5)
+_ZERO_AT_HINT = f"Add({S}, Integer(-4))"  # s77 - 4: zero at s77's hint (4)
+_BIG_S5 = {"s5": {"min_val": 2, "max_val": 2 ** 62}}
+
+CASES += [
+    doc_case("Pow(2, s77) under a stored hint of 10**15 for s77 (load ran out of memory)",
+             _at_hints([(f"Pow(Integer(2), {S})", None)], input_hint=10 ** 15),
+             r"the hint 1000000000000000 of symbol s77 is outside its range \[2, 64\] - at `\$\.graph_module",
+             base="dynamic"),
+    doc_case("Pow(2, s5) with s5's hint 10**15 inside a range up to 2**62",
+             _at_hints([(_S5, 10 ** 15), (f"Pow(Integer(2), {_S5})", None)], _BIG_S5),
+             r"Pow with the exponent 1000000000000000 at the hints \(over 14284\) - at "
+             r"`\$\.graph_module\.graph\.sym_int_values\.e1",
+             base="dynamic"),
+    doc_case("LShift(1, s5) with s5's hint 10**15: int_oo at the hints",
+             _at_hints([(_S5, 10 ** 15), (f"LShift(Integer(1), {_S5})", None)], _BIG_S5),
+             r"is int_oo at the hints, not an integer", base="dynamic"),
+    doc_case("PowByNatural(s77, s77) of small hints loads",
+             _at_hints([(f"PowByNatural({S}, {S})", None)]), None, base="dynamic"),
+    *(doc_case(f"{fn} by a divisor that is zero at the hints", _at_hints([(f"{fn}({S}, {_ZERO_AT_HINT})", None)]),
+               r"it divides by zero at the hints - at `\$\.graph_module\.graph\.sym_int_values\.e0", base="dynamic")
+      for fn in ("FloorDiv", "Mod", "PythonMod", "CleanDiv", "CeilDiv")),
+    doc_case("ModularIndexing by a modulus that is zero at the hints",
+             _at_hints([(f"ModularIndexing({S}, Integer(1), {_ZERO_AT_HINT})", None)]),
+             r"it divides by zero at the hints", base="dynamic"),
+    doc_case("a division by zero at the hints on a Piecewise branch not taken (sympy evaluates every branch)",
+             _at_hints([(f"Piecewise(ExprCondPair(FloorDiv({S}, {_ZERO_AT_HINT}), StrictLessThan({S}, Integer(0))), "
+                         f"ExprCondPair({S}, true))", None)]), r"it divides by zero at the hints", base="dynamic"),
+    doc_case("PowByNatural with an exponent negative at the hints",
+             _at_hints([(f"PowByNatural({S}, Add({S}, Integer(-10)))", None)]),
+             r"PowByNatural has a negative exponent at the hints", base="dynamic"),
+    doc_case("RShift by an amount negative at the hints", _at_hints([(f"RShift({S}, Add({S}, Integer(-10)))", None)]),
+             r"RShift by a negative amount at the hints", base="dynamic"),
+    doc_case("log of zero at the hints", _at_hints([(f"TruncToInt(OpaqueUnaryFn_log(ToFloat({_ZERO_AT_HINT})))", None)]),
+             r"log fails at the hints \(math domain error\)", base="dynamic"),
+    doc_case("FloatPow past the floats at the hints", _at_hints([(f"TruncToInt(FloatPow(Float('1e300'), {S}))", None)]),
+             r"FloatPow fails at the hints", base="dynamic"),
+    *(doc_case(f"a SymInt whose expression is {text}", _at_hints([(text, None)]), r"at the hints, not an integer",
+               base="dynamic")
+      for text in ("oo", "-int_oo", "true", f"StrictLessThan({S}, Integer(3))", f"Add({S}, oo)")),
+    doc_case("a tensor size negative at the hints", _at_hints([], mul_size=f"Add({S}, Integer(-10))"),
+             r"is -6 at the hints, a negative size", base="dynamic"),
+    doc_case("a number stored with another hint (Integer(5), hint 7)", _at_hints([("Integer(5)", 7)]),
+             r"symbolic value Integer\(5\) is 5 but its hint says 7", base="dynamic"),
+    doc_case("a SymInt hint stored as a float", _at_hints([(_S5, {"as_float": 4.0})], _BIG_S5),
+             r"SymInt hint must be an int, got float", base="dynamic"),
+    doc_case("an input size's hint stored as a bool", _at_hints([], input_hint={"as_bool": True}),
+             r"SymInt hint must be an int, got bool", base="dynamic"),
+    doc_case("one symbol stored with two hints", _at_hints([(S, 5)]), r"symbol s77 has two hints, 4 \(at .*\) and 5",
+             base="dynamic"),
+    doc_case("a positive symbol whose range is [0, 0] (run_decompositions failed a guard)",
+             _at_hints([], {"s77": {"min_val": 0, "max_val": 0}}), r"the hint 4 of symbol s77 is outside its range \[0, 0\]",
+             base="dynamic"),
+]
+
+# torch also keeps the hint stored on a whole expression, and sympy folds some to a bare
+# symbol (sixth red team: these made load run past a minute while validate said valid)
+CASES += [
+    doc_case("a hint of 10**15 stored on Add(s77, 1), then Pow(2, Add(s77, 1))",
+             _at_hints([(f"Add({S}, Integer(1))", 10 ** 15), (f"Pow(Integer(2), Add({S}, Integer(1)))", None)]),
+             r"the hint 1000000000000000 of Add\(.*\) is not its value 5 at its symbols' hints", base="dynamic"),
+    doc_case("a hint of 10**15 stored on Add(s5, 0) (sympy folds it to s5), then Pow(2, s5)",
+             _at_hints([(f"Add({_S5}, Integer(0))", 10 ** 15), (f"Pow(Integer(2), {_S5})", None)], _BIG_S5),
+             r"Pow with a symbolic exponent whose value at the hints is not known", base="dynamic"),
+    doc_case("Pow(2, Min(s5, int_oo)) with s5's hint 10**15",
+             _at_hints([(_S5, 10 ** 15), (f"Pow(Integer(2), Min({_S5}, int_oo))", None)], _BIG_S5),
+             r"Pow with a symbolic exponent whose value at the hints is not known", base="dynamic"),
+    doc_case("Pow(2, TruncToInt(1.0 * s5)) with s5's hint 10**15 (a float exponent)",
+             _at_hints([(_S5, 10 ** 15), (f"Pow(Integer(2), TruncToInt(Mul(Float('1.0'), {_S5})))", None)], _BIG_S5),
+             r"Pow with the exponent 1000000000000000 at the hints", base="dynamic"),
+    doc_case("floor(Max(s77, 1e309)) loads (validate raised OverflowError: a float literal past the floats)",
+             _at_hints([(f"floor(Max({S}, Float('1e309')))", None)]), None, base="dynamic"),
+]

@@ -26,7 +26,7 @@ import dataclasses
 import zlib
 from typing import Any, Callable, Iterator, Sequence
 
-from . import expr, treespec_text, upgrade
+from . import expr, expr_hints, treespec_text, upgrade
 
 from .. import schema
 from .schema_decoder import STOPPED_TEXT, collect_problems
@@ -247,6 +247,14 @@ def _input_hint_problems(graph: schema.Graph, path: str = "$.graph_module.graph"
                 break
 
 
+def _hint_errors(doc: schema.ExportedProgram, budget: expr.ExprBudget) -> Iterator[SerializeError]:
+    """The hints of ``doc`` and its expressions' values at them (:func:`expr_hints.hint_problems`),
+    from the trees ``budget`` checked: after :func:`_expression_errors`, for load and validate alike."""
+    graphs = list(document_graphs(doc.graph_module.graph))
+    for message, path in expr_hints.hint_problems(doc, budget.parse, graphs):
+        yield SerializeError(f"{message} - at `{path}`", path=path, problem=message)
+
+
 def _check_expr(doc: schema.ExportedProgram, budget: expr.ExprBudget, out: list[Problem],
                 record: str | None) -> None:
     """Every expression of ``doc`` against the grammar and the document's work budget."""
@@ -271,6 +279,9 @@ def check_expressions(doc: schema.ExportedProgram) -> expr.ExprBudget:
         raise SerializeError(f"{e.problem} - at `{e.path}`", path=e.path, problem=e.problem)
     for message, path in tensor_meta_problems(doc.graph_module.graph):
         raise SerializeError(f"{message} - at `{path}`", path=path, problem=message)
+    if budget.parsed:  # a static program has no hints
+        for e in _hint_errors(doc, budget):
+            raise e
     return budget
 
 
@@ -562,8 +573,11 @@ def _check_program(doc: schema.ExportedProgram, record: str | None, out: CappedP
     out += (Problem(message, path, record) for message, path in code_field_problems(doc))
     gm = doc.graph_module
     _check_graph(gm.graph, "$.graph_module.graph", out, record, gm.signature.input_specs)
-    _check_expr(doc, expression_budget(doc), out, record)  # one budget per document, as load's
+    budget = expression_budget(doc)  # one budget per document, as load's
+    _check_expr(doc, budget, out, record)
     out += (Problem(message, path, record) for message, path in tensor_meta_problems(gm.graph))
+    if budget.parsed:  # then the hints and the values at them, in load's order (check_expressions)
+        out += (Problem(e.problem, e.path, record) for e in _hint_errors(doc, budget))
     out += (Problem(message, path, record, level="warning") for message, path in device_type_warnings(gm.graph))
     _check_signature(gm, out, record)
     for key, rc in doc.range_constraints.items():

@@ -1,0 +1,503 @@
+"""Symbolic values at their hints, torch-free: what torch computes from a document's hints.
+
+A document stores, beside each symbolic size, its *hint*: the value the symbol had in the
+example inputs. Loading, torch gives every symbolic value without a stored hint the value of
+its expression at the hints (``SymNode``'s ``compute_hint``), and later steps (guards of
+``module()``, ``run_decompositions()``) evaluate expressions there again. sympy does that
+exactly, whatever the numbers: a stored hint of ``10**15`` under ``Pow(Integer(2), s77)``
+makes it compute a number of 10**15 bits (minutes, gigabytes), and a divisor that is zero at
+the hints, a negative shift or exponent, a logarithm of zero or a value that is not an
+integer where a size must be one make torch raise.
+
+:func:`hint_problems` is the one rule ``load`` and ``validate`` apply to this: the hints
+themselves (their kind, one value per symbol, inside the symbol's range) and the value of
+every expression at them, computed here exactly with every number bounded by
+:data:`~pt2serde.format.expr_rules.MAX_NUMBER_BITS` (the grammar's number budget), so the work
+is bounded by the expression's size. Where the value cannot be known exactly (a symbol
+without a hint, floats sympy keeps symbolic, irrational powers) it is left unknown and the
+rule says nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from fractions import Fraction
+from typing import Any, Iterator
+
+from .. import schema
+from .expr_rules import MAX_INT_DIGITS, MAX_NUMBER_BITS, Node
+from .problem import key_path
+
+__all__ = ["hint_problems", "value_at", "HintError"]
+
+#: torch's ``safe_pow`` (``PowByNatural``, ``LShift``) gives ``int_oo`` past this
+_SAFE_POW_MAX = sys.maxsize
+
+
+class HintError(ValueError):
+    """What torch would raise evaluating an expression at the hints (the message says it)."""
+
+
+class _Inf:
+    """An infinity (``oo``, ``int_oo``, ``zoo``) or ``nan``: never a size."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_UNKNOWN = None
+Value = Any  # Fraction | float | bool | _Inf | None (unknown)
+
+
+def _bits(value: Fraction) -> int:
+    return max(value.numerator.bit_length(), value.denominator.bit_length())
+
+
+def _checked(value: Fraction) -> Fraction:
+    if _bits(value) > MAX_NUMBER_BITS:
+        raise HintError(f"its value at the hints has more than {MAX_INT_DIGITS} digits")
+    return value
+
+
+def _exact(v: Value) -> bool:
+    return type(v) is Fraction
+
+
+def _int(v: Value) -> int | None:
+    """``v`` as an int when it is an exact integer."""
+    return v.numerator if type(v) is Fraction and v.denominator == 1 else None
+
+
+def _number(v: Value) -> bool:
+    return type(v) in (Fraction, float)
+
+
+def _divisor(v: Value) -> Value:
+    if _number(v) and v == 0:
+        raise HintError("it divides by zero at the hints")
+    return v
+
+
+def _pow(base: Value, exp: Value, name: str) -> Value:
+    """``Pow``/``PowByNatural``/``FloatPow`` of known numbers; unknown where sympy keeps a root.
+    sympy's ``Pow`` computes an integer or float power exactly, however big: an exponent past
+    the number budget is refused whatever the base (unless 0, 1 or -1)."""
+    if name == "FloatPow":
+        if not (_number(base) and _number(exp)):
+            return _UNKNOWN
+        try:
+            return math.pow(float(base), float(exp))
+        except (OverflowError, ValueError) as e:
+            raise HintError(f"FloatPow fails at the hints ({e})") from None
+    if name == "Pow" and _number(exp) and abs(exp) > MAX_NUMBER_BITS and not (_number(base) and abs(base) <= 1):
+        raise HintError(f"Pow with the exponent {_num(int(exp)) if _exact(exp) else exp} at the hints "
+                        f"(over {MAX_NUMBER_BITS})")
+    e = _int(exp)
+    if e is None or not _exact(base):
+        if name == "PowByNatural" and _number(exp) and exp < 0:
+            raise HintError("PowByNatural has a negative exponent at the hints")
+        return _UNKNOWN
+    if name == "PowByNatural":
+        if e < 0:
+            raise HintError("PowByNatural has a negative exponent at the hints")
+        b = _int(base)
+        if b is None:
+            return _UNKNOWN
+        if abs(b) > 1 and e * (abs(b).bit_length() - 1) > 64:  # past sys.maxsize: torch makes it int_oo
+            return _Inf("int_oo")
+        result = b ** e
+        return _Inf("int_oo") if abs(result) > _SAFE_POW_MAX else Fraction(result)
+    if base == 0 and e < 0:
+        return _Inf("zoo")
+    if abs(e) * _bits(base) > MAX_NUMBER_BITS and abs(base) != 1:
+        raise HintError(f"its value at the hints has more than {MAX_INT_DIGITS} digits")
+    return _checked(base ** e)
+
+
+def _shift(value: Value, shift: Value, left: bool) -> Value:
+    """torch's ``LShift`` (``a * 2**s``) and ``RShift`` (``FloorDiv(a, 2**s)``), with ``2**s``
+    past ``sys.maxsize`` its ``int_oo``."""
+    s = _int(shift)
+    if _number(shift) and shift < 0:
+        raise HintError(f"{'LShift' if left else 'RShift'} by a negative amount at the hints")
+    a = _int(value)
+    if a is None or s is None:
+        return _UNKNOWN
+    if s > 62:  # 2**s past sys.maxsize: int_oo
+        if not left:
+            return Fraction(0)  # FloorDiv(a, int_oo)
+        return _Inf("int_oo" if a > 0 else "-int_oo" if a < 0 else "nan")  # 0 * int_oo: nan
+    return Fraction(a << s) if left else Fraction(a >> s)
+
+
+def _float_fn(name: str, v: Value) -> Value:
+    if not _number(v):
+        return _UNKNOWN
+    fn = getattr(math, name, None)
+    if fn is None:
+        return _UNKNOWN
+    try:
+        return fn(float(v))
+    except (OverflowError, ValueError) as e:
+        raise HintError(f"{name} fails at the hints ({e})") from None
+
+
+def _compare(name: str, a: Value, b: Value) -> Value:
+    if not (_number(a) and _number(b)):
+        return _UNKNOWN
+    if name in ("Equality", "Eq"):
+        return a == b
+    if name in ("Unequality", "Ne"):
+        return a != b
+    if name in ("StrictLessThan", "Lt"):
+        return a < b
+    if name in ("LessThan", "Le"):
+        return a <= b
+    if name in ("StrictGreaterThan", "Gt"):
+        return a > b
+    return a >= b  # GreaterThan, Ge
+
+
+_RELATIONS = frozenset({"Equality", "Eq", "Unequality", "Ne", "StrictLessThan", "Lt", "LessThan", "Le",
+                        "StrictGreaterThan", "Gt", "GreaterThan", "Ge"})
+_TO_INT = {"TruncToInt": math.trunc, "FloorToInt": math.floor, "CeilToInt": math.ceil, "RoundToInt": round}
+
+
+def _call(name: str, args: list[Value]) -> Value:
+    """The value of one call of known (or unknown) argument values."""
+    if name in ("Add", "Mul"):
+        if name == "Mul" and any(_number(a) and a == 0 for a in args):
+            return Fraction(0)
+        if not all(_number(a) for a in args):
+            return _UNKNOWN
+        if not all(_exact(a) for a in args):  # sympy: a Float anywhere makes the result a Float
+            return math.fsum(map(float, args)) if name == "Add" else math.prod(map(float, args))
+        total = args[0]
+        for a in args[1:]:
+            total = _checked(total + a if name == "Add" else total * a)
+        return total
+    if name in ("Pow", "PowByNatural", "FloatPow"):
+        return _pow(args[0], args[1], name)
+    if name in _RELATIONS:
+        return _compare(name, args[0], args[1])
+    if name in ("And", "Or"):
+        if not all(type(a) is bool for a in args):
+            return _UNKNOWN
+        return all(args) if name == "And" else any(args)
+    if name == "Not":
+        return (not args[0]) if type(args[0]) is bool else _UNKNOWN
+    if name in ("FloorDiv", "CleanDiv", "CeilDiv", "Mod", "PythonMod", "IntTrueDiv", "FloatTrueDiv"):
+        a, b = args[0], _divisor(args[1])
+        if not (_exact(a) and _exact(b)):
+            return _UNKNOWN
+        if name in ("FloorDiv", "CleanDiv", "CeilDiv") and not (_int(a) is not None and _int(b) is not None):
+            return _UNKNOWN  # torch leaves them unevaluated on non-integers
+        if name in ("FloorDiv", "CleanDiv"):
+            return Fraction(math.floor(a / b))
+        if name == "CeilDiv":  # torch's: FloorDiv(a + b - 1, b)
+            return Fraction(math.floor((a + b - 1) / b))
+        if name == "Mod" and (a < 0 or b < 0):
+            raise HintError("Mod of a negative value at the hints (torch's Mod asserts both are not negative)")
+        if name in ("Mod", "PythonMod"):
+            return a - b * math.floor(a / b)
+        return float(a / b) if (a / b).numerator.bit_length() < 1000 else _UNKNOWN
+    if name == "ModularIndexing":
+        x, d, m = args[0], _divisor(args[1]), _divisor(args[2])
+        if not (_exact(x) and _exact(d) and _exact(m)):
+            return _UNKNOWN
+        q = Fraction(math.floor(x / d))
+        return q - m * math.floor(q / m)
+    if name in ("LShift", "RShift"):
+        return _shift(args[0], args[1], name == "LShift")
+    if name in _TO_INT:
+        v = args[0]
+        if isinstance(v, _Inf) or (type(v) is float and not math.isfinite(v)):
+            raise HintError(f"{name} of {v} at the hints")
+        if not _number(v):
+            return _UNKNOWN
+        try:  # torch goes through a float (an int past the floats overflows)
+            return Fraction(_TO_INT[name](float(v)))
+        except OverflowError:
+            raise HintError(f"{name} of a value past the floats at the hints") from None
+    if name in ("Max", "Min"):
+        if not all(_number(a) for a in args):
+            return _UNKNOWN
+        return max(args) if name == "Max" else min(args)
+    if name == "Abs":
+        return abs(args[0]) if _number(args[0]) else _UNKNOWN
+    if name in ("floor", "ceiling"):
+        v = args[0]
+        if not _number(v) or (type(v) is float and not math.isfinite(v)):
+            return _UNKNOWN
+        return Fraction((math.floor if name == "floor" else math.ceil)(v))
+    if name in ("Identity",):
+        return args[0]
+    if name in ("ToFloat", "TruncToFloat"):
+        v = args[0]
+        if not _number(v):
+            return _UNKNOWN
+        try:
+            return float(math.trunc(v)) if name == "TruncToFloat" else float(v)
+        except OverflowError as e:
+            raise HintError(f"{name} fails at the hints ({e})") from None
+    if name.startswith("OpaqueUnaryFn_"):
+        return _float_fn(name.removeprefix("OpaqueUnaryFn_"), args[0])
+    if name.startswith("BitwiseFn_bitwise_"):
+        a, b = _int(args[0]), _int(args[1])
+        if a is None or b is None:
+            return _UNKNOWN
+        op = name.removeprefix("BitwiseFn_bitwise_")
+        return Fraction(a & b if op == "and" else a | b if op == "or" else a ^ b)
+    if name == "Where":
+        c = args[0]
+        return (args[1] if c else args[2]) if type(c) is bool else _UNKNOWN
+    if name == "Piecewise":  # args: (value, condition) pairs
+        for value, cond in args:
+            if cond is True:
+                return value
+            if cond is not False:
+                return _UNKNOWN
+        return _UNKNOWN
+    if name == "ExprCondPair":
+        return (args[0], args[1])
+    return _UNKNOWN  # IsNonOverlappingAndDenseIndicator, RoundDecimal, ...: not needed exactly
+
+
+def _leaf(node: Node, hints: dict[str, int]) -> Value:
+    tag = node[0]
+    if tag == "num":
+        try:
+            return Fraction(int(node[1]))
+        except ValueError:
+            return float(node[1])
+    if tag == "name":
+        if node[1] in ("true", "True"):
+            return True
+        if node[1] in ("false", "False"):
+            return False
+        return _Inf(node[1]) if node[1] in ("oo", "int_oo", "zoo", "nan") else _UNKNOWN
+    if tag == "neg":
+        return _Inf(f"-{node[1][1]}")
+    return _UNKNOWN  # str
+
+
+def value_at(tree: Node, hints: dict[str, int]) -> Value:
+    """The value of a checked tree with each symbol at its hint (``hints``); ``None`` where not
+    known exactly. Raises :class:`HintError` where torch would fail or work without bound."""
+    if tree[0] != "call":
+        return _leaf(tree, hints)
+    name, args = tree[1], tree[2]
+    if name == "Symbol":
+        hint = hints.get(args[0][1]) if args and args[0][0] == "str" else None
+        return _UNKNOWN if hint is None else Fraction(hint)
+    if name == "Integer":
+        return Fraction(int(args[0][1]))
+    if name == "Rational":
+        p, q = int(args[0][1]), int(args[1][1])
+        return Fraction(p, q) if q else _Inf("zoo")
+    if name == "Float":  # Float(1.5) or Float('1.5'); past the floats sympy keeps it, unknown here
+        try:
+            v = float(args[0][1]) if args[0][0] in ("num", "str") else _UNKNOWN
+        except (ValueError, OverflowError):
+            return _UNKNOWN
+        return v if v is _UNKNOWN or math.isfinite(v) else _UNKNOWN
+    if name in ("BooleanTrue", "BooleanFalse"):
+        return name == "BooleanTrue"
+    values = [value_at(a, hints) for a in args]  # every argument, as sympy substitutes into all
+    if name == "Pow" and values[1] is _UNKNOWN and _has_symbol_node(args[1]):
+        # sympy raises to the exponent's value exactly, however big: one this rule cannot bound
+        # (a float, a function it does not compute, a hint stored elsewhere) is refused
+        raise HintError("Pow with a symbolic exponent whose value at the hints is not known")
+    if any(isinstance(v, _Inf) for v in values) and name not in ("ExprCondPair", "Piecewise"):
+        if name in ("Add", "Mul", "Abs", "Identity"):
+            return next(v for v in values if isinstance(v, _Inf))
+        return _UNKNOWN if name not in _TO_INT else _call(name, values)
+    try:
+        return _call(name, values)
+    except HintError:
+        raise
+    except (ArithmeticError, ValueError, TypeError):  # a value this rule does not model: unknown
+        return _UNKNOWN
+
+
+def _has_symbol_node(tree: Node) -> bool:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if node[0] == "call":
+            if node[1] == "Symbol":
+                return True
+            stack.extend(node[2])
+            stack.extend(node[3].values())
+    return False
+
+
+def _bare_symbol(tree: Node) -> str | None:
+    if tree[0] == "call" and tree[1] == "Symbol" and tree[2] and tree[2][0][0] == "str":
+        return tree[2][0][1]
+    return None
+
+
+def _sym_ints(graph: schema.Graph, path: str) -> Iterator[tuple[tuple, schema.SymInt, str]]:
+    """``(where, SymInt, role)`` of every symbolic int of a graph: tensor sizes, strides and
+    offsets, and the SymInt value table (``where``: what :func:`_path` makes the ``$.path`` of)."""
+    for name, tm in graph.tensor_values.items():
+        for field in ("sizes", "strides"):
+            for i, s in enumerate(getattr(tm, field)):
+                if s.type == "as_expr":
+                    yield (path, "tensor_values", name, field, i), s, field
+        if tm.storage_offset.type == "as_expr":
+            yield (path, "tensor_values", name, "storage_offset", None), tm.storage_offset, "offset"
+    for name, s in graph.sym_int_values.items():
+        if s.type == "as_expr":
+            yield (path, "sym_int_values", name, None, None), s, "symint"
+
+
+def _path(where: tuple, leaf: str) -> str:
+    path, table, name, field, i = where
+    at = f"{path}.{table}{key_path(name)}"
+    if field is not None:
+        at += f".{field}" if i is None else f".{field}[{i}]"
+    return f"{at}.as_expr.{leaf}"
+
+
+def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[str, str]]:
+    """``(message, $.path)`` for the hints of ``doc`` and its expressions' values at them.
+
+    ``parse(text, path)``: the document's checked tree of an expression (``ExprBudget.parse``:
+    every expression was parsed and charged before, so most are asked with ``path`` None);
+    ``graphs``: ``(graph, $.path)`` of the graph and its subgraphs. The
+    hints: a SymInt's is an int, a SymFloat's a finite number; a symbol has one (a bare
+    ``Symbol`` SymInt stores it), inside the symbol's range constraint. The values: every
+    SymInt is an integer at the hints (a tensor size not negative), equal to its stored hint
+    when it has no symbol, and no expression divides by zero, shifts or raises to a negative
+    power, leaves a function's domain or exceeds the number budget there."""
+    sym_ints = [row for g, p in graphs for row in _sym_ints(g, p)]
+    hints: dict[str, int] = {}
+    where: dict[str, tuple] = {}
+    compound: list[tuple[tuple, Node, int, str]] = []  # hinted SymInts that are not a bare symbol
+    for at, s, _ in sym_ints:
+        h = s.value.hint  # (s.value: the SymExpr, as_expr)
+        if h is None:
+            continue
+        if h.type != "as_int":
+            yield f"SymInt hint must be an int, got {h.type.removeprefix('as_')}", _path(at, "hint")
+            continue
+        try:  # every expression was parsed and charged before (check._expression_errors): no path needed
+            tree = parse(s.value.expr_str, None)
+        except Exception:  # noqa: BLE001 - the grammar's problem, said by its own walk
+            continue
+        name = _bare_symbol(tree)
+        if name is None:  # torch keeps this hint for the whole expression (xreplace swaps it in)
+            if _has_symbol_node(tree):
+                compound.append((at, tree, h.value, s.value.expr_str))
+            continue
+        if name in hints and hints[name] != h.value:
+            yield (f"symbol {name} has two hints, {_num(hints[name])} (at {_path(where[name], 'hint')}) "
+                   f"and {_num(h.value)}", _path(at, "hint"))
+            continue
+        hints[name] = h.value
+        where[name] = at
+        rc = doc.range_constraints.get(name)
+        if rc is not None and rc.min_val is not None and rc.max_val is not None and rc.min_val > rc.max_val:
+            continue  # an empty range: check_program's own problem
+        if rc is not None and ((rc.min_val is not None and h.value < rc.min_val)
+                               or (rc.max_val is not None and h.value > rc.max_val)):
+            yield (f"the hint {_num(h.value)} of symbol {name} is outside its range "
+                   f"[{_num(rc.min_val)}, {_num(rc.max_val)}]", _path(at, "hint"))
+    # an expression's stored hint is its value at its symbols' hints, as torch.export writes it:
+    # torch substitutes it for the expression wherever it appears, before the symbols' own
+    for at, tree, hint, text in compound:
+        try:
+            value = value_at(tree, hints)
+        except HintError:
+            continue  # said by the walk of the values below
+        if _exact(value) and value != hint:
+            yield (f"the hint {_num(hint)} of {_short(text)} is not its value {value} at its symbols' hints",
+                   _path(at, "hint"))
+    for g, p in graphs:
+        for name, s in g.sym_float_values.items():
+            h = s.as_expr.hint if s.type == "as_expr" else None
+            if h is None:
+                continue
+            ok = (h.type == "as_float" and math.isfinite(h.value)) or \
+                 (h.type == "as_int" and abs(h.value).bit_length() <= 1023)
+            path = f"{p}.sym_float_values{key_path(name)}.as_expr.hint"
+            if not ok:
+                yield f"SymFloat hint must be a finite number, got {h.value!r}", path
+                continue
+            try:  # a symbol's hint stored as a SymFloat: torch keeps it too, so it must agree
+                symbol = _bare_symbol(parse(s.value.expr_str, None))
+            except Exception:  # noqa: BLE001 - the grammar's problem
+                continue
+            if symbol is not None and symbol in hints and hints[symbol] != h.value:
+                yield (f"symbol {symbol} has two hints, {_num(hints[symbol])} (at {_path(where[symbol], 'hint')}) "
+                       f"and {h.value!r}", path)
+    seen: dict[str, tuple[Value, str | None]] = {}
+    for at, s, role in sym_ints:
+        text = s.value.expr_str
+        if text in seen:
+            value, symbol = seen[text]
+        else:
+            try:
+                tree = parse(text, None)
+            except Exception:  # noqa: BLE001 - the grammar's problem
+                continue
+            symbol = _bare_symbol(tree)
+            try:
+                value = value_at(tree, hints)
+            except HintError as e:
+                seen[text] = (_UNKNOWN, symbol)
+                yield f"symbolic value {_short(text)}: {e}", _path(at, "expr_str")
+                continue
+            seen[text] = (value, symbol)
+        if role == "sizes" and symbol is not None:  # torch knows a size negative from its range alone
+            rc = doc.range_constraints.get(symbol)
+            if rc is not None and rc.max_val is not None and rc.max_val < 0:
+                yield (f"tensor size {symbol} is negative: its range is [{_num(rc.min_val)}, {_num(rc.max_val)}]",
+                       _path(at, "expr_str"))
+                continue
+        if value is _UNKNOWN:
+            continue
+        if type(value) is bool or isinstance(value, _Inf) or (type(value) is float and not math.isfinite(value)):
+            yield f"symbolic value {_short(text)} is {value} at the hints, not an integer", _path(at, "expr_str")
+        elif role == "sizes" and value < 0:
+            yield f"tensor size {_short(text)} is {value} at the hints, a negative size", _path(at, "expr_str")
+        elif (h := s.value.hint) is not None and h.type == "as_int" and not _has_symbol(text) and value != h.value:
+            yield (f"symbolic value {_short(text)} is {value} but its hint says {_num(h.value)}",
+                   _path(at, "hint"))
+    for g, p in graphs:
+        for table in ("sym_float_values", "sym_bool_values"):
+            for name, s in getattr(g, table).items():
+                if s.type != "as_expr":
+                    continue
+                path = f"{p}.{table}{key_path(name)}.as_expr.expr_str"
+                try:
+                    value = value_at(parse(s.as_expr.expr_str, path), hints)
+                except HintError as e:
+                    yield f"symbolic value {_short(s.as_expr.expr_str)}: {e}", path
+                    continue
+                except Exception:  # noqa: BLE001 - the grammar's problem
+                    continue
+                if table == "sym_float_values" and type(value) is bool:
+                    yield f"SymFloat {_short(s.as_expr.expr_str)} is a condition, not a number", path
+
+
+def _num(n: int | None) -> str:
+    """An int as a message shows it: its first digits and its length past 30 digits."""
+    text = str(n)
+    return text if len(text) <= 30 else f"{text[:13]}... ({len(text.lstrip('-'))} digits)"
+
+
+def _has_symbol(text: str) -> bool:
+    return "Symbol(" in text
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"

@@ -1,0 +1,103 @@
+"""Values of symbolic expressions at their hints (``pt2serde.format.expr_hints``): the same values
+sympy and torch's functions compute, bounded work, and the failures torch would raise.
+
+The hostile files these rules refuse (through every entry point, load and validate agreeing) are
+the "values at the hints" cases of ``tests/hostile/cases_expressions.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import pytest
+import sympy
+
+from pt2serde.bridge.expr import ExprParser
+from pt2serde.format import expr
+from pt2serde.format.expr_hints import HintError, value_at
+
+S0, S1 = "Symbol('s0', positive=True, integer=True)", "Symbol('s1', positive=True, integer=True)"
+HINTS = {"s0": 6, "s1": 4}
+
+#: expressions whose value at HINTS sympy (with torch's functions) can compute
+EXPRESSIONS = [
+    f"Add({S0}, Mul(Integer(3), {S1}), Integer(-7))",
+    f"Mul({S0}, {S1}, Rational(1, 2))",
+    f"Pow({S0}, Integer(3))",
+    f"Pow(Integer(2), {S1})",
+    f"FloorDiv({S0}, {S1})",
+    f"FloorDiv(Mul(Integer(-1), {S0}), {S1})",
+    f"CeilDiv({S0}, {S1})",
+    f"CleanDiv(Mul(Integer(2), {S0}), {S1})",
+    f"Mod({S0}, {S1})",
+    f"PythonMod({S0}, {S1})",
+    f"ModularIndexing({S0}, Integer(2), {S1})",
+    f"Max({S0}, {S1}, Integer(5))",
+    f"Min({S0}, Add({S1}, Integer(1)))",
+    f"PowByNatural({S1}, {S0})",
+    f"LShift({S0}, {S1})",
+    f"RShift(Mul(Integer(1000), {S0}), {S1})",
+    f"TruncToInt(IntTrueDiv({S0}, {S1}))",
+    f"Piecewise(ExprCondPair({S0}, StrictLessThan({S1}, Integer(3))), ExprCondPair({S1}, true))",
+    f"Abs(Add({S1}, Mul(Integer(-1), {S0})))",
+    f"BitwiseFn_bitwise_xor({S0}, {S1})",
+]
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+def test_values_at_the_hints_are_sympys(text):
+    tree = expr.parse(text)
+    parser = ExprParser()
+    sym = parser.parse(text)
+    expected = sym.xreplace({s: sympy.Integer(HINTS[s.name]) for s in sym.free_symbols})
+    got = value_at(tree, HINTS)
+    assert got == Fraction(int(expected.p), int(expected.q)), (text, got, expected)
+
+
+@pytest.mark.parametrize("text,message", [
+    (f"FloorDiv({S0}, Add({S1}, Integer(-4)))", "divides by zero"),
+    (f"ModularIndexing({S0}, Add({S1}, Integer(-4)), Integer(3))", "divides by zero"),
+    (f"PowByNatural({S0}, Add({S1}, Integer(-5)))", "negative exponent"),
+    (f"LShift({S0}, Add({S1}, Integer(-5)))", "LShift by a negative amount"),
+    (f"TruncToInt(OpaqueUnaryFn_sqrt(ToFloat(Add({S1}, Integer(-5)))))", "sqrt fails"),
+    (f"Pow(Integer(7), Mul({S0}, {S0}, {S0}, {S0}, {S0}, {S0}))", r"Pow with the exponent 46656 at the hints"),
+    (f"Pow(Integer(7), Mul({S0}, {S0}, {S0}, {S0}, {S0}))", "more than 4300 digits"),
+    (f"Pow(Integer(2), Mul(Float('1.0'), {S0}, {S0}, {S0}, {S0}, {S0}, {S0}))", r"Pow with the exponent 46656\.0"),
+    (f"Pow(Integer(2), Min({S0}, int_oo))", "symbolic exponent whose value at the hints is not known"),
+    (f"Pow(Integer(2), RoundDecimal({S0}, Integer(1)))", "symbolic exponent whose value at the hints is not known"),
+    (f"Mod({S0}, Mul(Integer(-1), {S1}))", "Mod of a negative value"),
+    (f"TruncToInt(Pow(Integer(10), Mul(Integer(5), {S0}, {S0}, {S0})))", "past the floats"),
+])
+def test_what_torch_would_raise_is_a_hint_error(text, message):
+    with pytest.raises(HintError, match=message):
+        value_at(expr.parse(text), HINTS)
+
+
+def test_huge_hints_cost_nothing():
+    """2**(10**15) and its kin are refused from the sizes of their operands, never computed."""
+    start = time.process_time()
+    for text in (f"Pow(Integer(2), {S0})", f"Mul({S1}, Pow(Integer(3), {S0}))", f"Mod(Pow(Integer(2), {S0}), Integer(7))"):
+        with pytest.raises(HintError, match="Pow with the exponent 1000000000000000 at the hints"):
+            value_at(expr.parse(text), {"s0": 10**15, "s1": 4})
+    assert value_at(expr.parse(f"PowByNatural(Integer(3), {S0})"), {"s0": 10**15}).text == "int_oo"
+    assert value_at(expr.parse(f"LShift(Integer(1), {S0})"), {"s0": 10**15}).text == "int_oo"
+    assert value_at(expr.parse(f"RShift(Integer(1000), {S0})"), {"s0": 10**15}) == 0
+    assert time.process_time() - start < 0.5
+
+
+def test_values_without_every_hint_are_unknown():
+    assert value_at(expr.parse(f"FloorDiv({S0}, {S1})"), {"s0": 6}) is None
+    assert value_at(expr.parse("Symbol('u0', integer=True)"), HINTS) is None
+    assert value_at(expr.parse(f"floor(Max({S0}, Float('1e309')))"), HINTS) is None  # sympy keeps the Float
+
+
+def test_torchs_own_arithmetic():
+    """Where torch's functions differ from Python's: CeilDiv is FloorDiv(a + b - 1, b); a shift
+    past the word is int_oo (RShift then 0, LShift of 0 nan); FloorDiv of non-integers stays
+    unevaluated."""
+    v = lambda text, **h: value_at(expr.parse(text), {**HINTS, **h})  # noqa: E731
+    assert v(f"CeilDiv({S0}, Mul(Integer(-1), {S1}))", s1=5) == 0  # floor((6 - 5 - 1) / -5), not ceil(6 / -5)
+    assert v(f"RShift(Mul(Integer(-3), {S0}), {S1})", s1=100) == 0
+    assert v(f"LShift(Integer(0), {S1})", s1=100).text == "nan"
+    assert v(f"FloorDiv(Rational(1, 2), {S0})") is None

@@ -217,15 +217,15 @@ def test_the_memo_of_accepted_values_is_bounded(doc, monkeypatch):
     from pt2serde.format import codegen_fields as cf
 
     monkeypatch.setattr(cf, "_ACCEPTED", set())
-    monkeypatch.setattr(cf, "_accepted_chars", [0])
+    monkeypatch.setattr(cf, "_accepted_chars", 0)
     monkeypatch.setattr(cf, "MAX_ACCEPTED_CHARS", 4000)
     d = copy.deepcopy(doc)
     for i, node in enumerate(d.graph_module.graph.nodes):
         node.metadata["stack_trace"] = f"File {i}\n" + "x" * 900
     assert list(code_field_problems(d)) == []
-    assert 0 < cf._accepted_chars[0] <= 4000
+    assert 0 < cf._accepted_chars <= 4000
     assert not any(v.startswith("File 0\n") for _, v in cf._ACCEPTED)  # the cap was reached: started afresh
-    assert sum(len(v) + 64 for _, v in cf._ACCEPTED) == cf._accepted_chars[0]
+    assert sum(len(v) + 64 for _, v in cf._ACCEPTED) == cf._accepted_chars
 
 
 @pytest.mark.parametrize("stack", [["L__self__,,M"], {"a": 1}, 3])

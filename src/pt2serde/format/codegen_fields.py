@@ -336,16 +336,17 @@ MAX_ACCEPTED_CHARS = 8 << 20
 #: the next (another load of the same program, or a sibling of it, checks almost nothing again).
 #: Only accepted values are kept, at most :data:`MAX_ACCEPTED_CHARS` characters of them.
 _ACCEPTED: set[tuple[str, str]] = set()
-_accepted_chars = [0]
+_accepted_chars = 0
 
 
 def _accept(item: tuple[str, str]) -> None:
-    """Remember an accepted ``(class, value)``; past the cap the memo is emptied first."""
-    size = len(item[1]) + 64 if type(item[1]) is str else 64
-    if _accepted_chars[0] + size > MAX_ACCEPTED_CHARS:
+    """Remember an accepted ``(class, value)`` (every checker accepts strings only); past the cap
+    the memo is emptied first."""
+    global _accepted_chars
+    _accepted_chars += len(item[1]) + 64
+    if _accepted_chars > MAX_ACCEPTED_CHARS:
         _ACCEPTED.clear()
-        _accepted_chars[0] = 0
-    _accepted_chars[0] += size
+        _accepted_chars = len(item[1]) + 64
     _ACCEPTED.add(item)
 
 

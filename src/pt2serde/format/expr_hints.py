@@ -52,30 +52,37 @@ class _Inf:
 
 
 _UNKNOWN = None
-Value = Any  # Fraction | float | bool | _Inf | None (unknown)
+Value = Any  # int | Fraction (exact) | float | bool | _Inf | None (unknown)
+_EXACT = (int, Fraction)
 
 
-def _bits(value: Fraction) -> int:
+def _bits(value: int | Fraction) -> int:
+    if type(value) is int:
+        return value.bit_length()
     return max(value.numerator.bit_length(), value.denominator.bit_length())
 
 
-def _checked(value: Fraction) -> Fraction:
+def _checked(value: int | Fraction) -> int | Fraction:
+    if type(value) is Fraction and value.denominator == 1:
+        value = value.numerator
     if _bits(value) > MAX_NUMBER_BITS:
         raise HintError(f"its value at the hints has more than {MAX_INT_DIGITS} digits")
     return value
 
 
 def _exact(v: Value) -> bool:
-    return type(v) is Fraction
+    return type(v) in _EXACT
 
 
 def _int(v: Value) -> int | None:
     """``v`` as an int when it is an exact integer."""
+    if type(v) is int:
+        return v
     return v.numerator if type(v) is Fraction and v.denominator == 1 else None
 
 
 def _number(v: Value) -> bool:
-    return type(v) in (Fraction, float)
+    return type(v) in (int, Fraction, float)
 
 
 def _divisor(v: Value) -> Value:
@@ -112,12 +119,12 @@ def _pow(base: Value, exp: Value, name: str) -> Value:
         if abs(b) > 1 and e * (abs(b).bit_length() - 1) > 64:  # past sys.maxsize: torch makes it int_oo
             return _Inf("int_oo")
         result = b ** e
-        return _Inf("int_oo") if abs(result) > _SAFE_POW_MAX else Fraction(result)
+        return _Inf("int_oo") if abs(result) > _SAFE_POW_MAX else result
     if base == 0 and e < 0:
         return _Inf("zoo")
     if abs(e) * _bits(base) > MAX_NUMBER_BITS and abs(base) != 1:
         raise HintError(f"its value at the hints has more than {MAX_INT_DIGITS} digits")
-    return _checked(base ** e)
+    return _checked(Fraction(base) ** e if e < 0 else base ** e)
 
 
 def _shift(value: Value, shift: Value, left: bool) -> Value:
@@ -131,9 +138,9 @@ def _shift(value: Value, shift: Value, left: bool) -> Value:
         return _UNKNOWN
     if s > 62:  # 2**s past sys.maxsize: int_oo
         if not left:
-            return Fraction(0)  # FloorDiv(a, int_oo)
+            return 0  # FloorDiv(a, int_oo)
         return _Inf("int_oo" if a > 0 else "-int_oo" if a < 0 else "nan")  # 0 * int_oo: nan
-    return Fraction(a << s) if left else Fraction(a >> s)
+    return a << s if left else a >> s
 
 
 def _float_fn(name: str, v: Value) -> Value:
@@ -173,7 +180,7 @@ def _call(name: str, args: list[Value]) -> Value:
     """The value of one call of known (or unknown) argument values."""
     if name in ("Add", "Mul"):
         if name == "Mul" and any(_number(a) and a == 0 for a in args):
-            return Fraction(0)
+            return 0
         if not all(_number(a) for a in args):
             return _UNKNOWN
         if not all(_exact(a) for a in args):  # sympy: a Float anywhere makes the result a Float
@@ -199,20 +206,23 @@ def _call(name: str, args: list[Value]) -> Value:
         if name in ("FloorDiv", "CleanDiv", "CeilDiv") and not (_int(a) is not None and _int(b) is not None):
             return _UNKNOWN  # torch leaves them unevaluated on non-integers
         if name in ("FloorDiv", "CleanDiv"):
-            return Fraction(math.floor(a / b))
+            return _int(a) // _int(b)
         if name == "CeilDiv":  # torch's: FloorDiv(a + b - 1, b)
-            return Fraction(math.floor((a + b - 1) / b))
+            return (_int(a) + _int(b) - 1) // _int(b)
         if name == "Mod" and (a < 0 or b < 0):
             raise HintError("Mod of a negative value at the hints (torch's Mod asserts both are not negative)")
         if name in ("Mod", "PythonMod"):
-            return a - b * math.floor(a / b)
-        return float(a / b) if (a / b).numerator.bit_length() < 1000 else _UNKNOWN
+            if type(a) is int and type(b) is int:
+                return a % b
+            return _checked(a - b * math.floor(Fraction(a) / b))
+        q = Fraction(a) / b
+        return float(q) if q.numerator.bit_length() - q.denominator.bit_length() < 1000 else _UNKNOWN
     if name == "ModularIndexing":
         x, d, m = args[0], _divisor(args[1]), _divisor(args[2])
         if not (_exact(x) and _exact(d) and _exact(m)):
             return _UNKNOWN
-        q = Fraction(math.floor(x / d))
-        return q - m * math.floor(q / m)
+        q = math.floor(Fraction(x) / d)
+        return _checked(q - m * math.floor(Fraction(q) / m))
     if name in ("LShift", "RShift"):
         return _shift(args[0], args[1], name == "LShift")
     if name in _TO_INT:
@@ -222,7 +232,7 @@ def _call(name: str, args: list[Value]) -> Value:
         if not _number(v):
             return _UNKNOWN
         try:  # torch goes through a float (an int past the floats overflows)
-            return Fraction(_TO_INT[name](float(v)))
+            return _TO_INT[name](float(v))
         except OverflowError:
             raise HintError(f"{name} of a value past the floats at the hints") from None
     if name in ("Max", "Min"):
@@ -235,7 +245,7 @@ def _call(name: str, args: list[Value]) -> Value:
         v = args[0]
         if not _number(v) or (type(v) is float and not math.isfinite(v)):
             return _UNKNOWN
-        return Fraction((math.floor if name == "floor" else math.ceil)(v))
+        return (math.floor if name == "floor" else math.ceil)(v)
     if name in ("Identity",):
         return args[0]
     if name in ("ToFloat", "TruncToFloat"):
@@ -253,7 +263,7 @@ def _call(name: str, args: list[Value]) -> Value:
         if a is None or b is None:
             return _UNKNOWN
         op = name.removeprefix("BitwiseFn_bitwise_")
-        return Fraction(a & b if op == "and" else a | b if op == "or" else a ^ b)
+        return a & b if op == "and" else a | b if op == "or" else a ^ b
     if name == "Where":
         c = args[0]
         return (args[1] if c else args[2]) if type(c) is bool else _UNKNOWN
@@ -273,7 +283,7 @@ def _leaf(node: Node, hints: dict[str, int]) -> Value:
     tag = node[0]
     if tag == "num":
         try:
-            return Fraction(int(node[1]))
+            return int(node[1])
         except ValueError:
             return float(node[1])
     if tag == "name":
@@ -295,12 +305,12 @@ def value_at(tree: Node, hints: dict[str, int]) -> Value:
     name, args = tree[1], tree[2]
     if name == "Symbol":
         hint = hints.get(args[0][1]) if args and args[0][0] == "str" else None
-        return _UNKNOWN if hint is None else Fraction(hint)
+        return hint  # None: unknown
     if name == "Integer":
-        return Fraction(int(args[0][1]))
+        return int(args[0][1])
     if name == "Rational":
         p, q = int(args[0][1]), int(args[1][1])
-        return Fraction(p, q) if q else _Inf("zoo")
+        return _checked(Fraction(p, q)) if q else _Inf("zoo")
     if name == "Float":  # Float(1.5) or Float('1.5'); past the floats sympy keeps it, unknown here
         try:
             v = float(args[0][1]) if args[0][0] in ("num", "str") else _UNKNOWN
@@ -395,7 +405,7 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
             continue
         name = _bare_symbol(tree)
         if name is None:  # torch keeps this hint for the whole expression (xreplace swaps it in)
-            if _has_symbol_node(tree):
+            if _has_symbol(s.value.expr_str):
                 compound.append((at, tree, h.value, s.value.expr_str))
             continue
         if name in hints and hints[name] != h.value:
@@ -413,11 +423,15 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
                    f"[{_num(rc.min_val)}, {_num(rc.max_val)}]", _path(at, "hint"))
     # an expression's stored hint is its value at its symbols' hints, as torch.export writes it:
     # torch substitutes it for the expression wherever it appears, before the symbols' own
+    known: dict[str, Value] = {}  # text -> its value at the hints (None: unknown or failing)
     for at, tree, hint, text in compound:
-        try:
-            value = value_at(tree, hints)
-        except HintError:
-            continue  # said by the walk of the values below
+        value = known.get(text, _UNKNOWN) if text in known else _UNKNOWN
+        if text not in known:
+            try:
+                value = known[text] = value_at(tree, hints)
+            except HintError:
+                known[text] = _UNKNOWN
+                continue  # said by the walk of the values below
         if _exact(value) and value != hint:
             yield (f"the hint {_num(hint)} of {_short(text)} is not its value {value} at its symbols' hints",
                    _path(at, "hint"))

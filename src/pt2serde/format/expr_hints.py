@@ -10,12 +10,16 @@ the hints, a negative shift or exponent, a logarithm of zero or a value that is 
 integer where a size must be one make torch raise.
 
 :func:`hint_problems` is the one rule ``load`` and ``validate`` apply to this: the hints
-themselves (their kind, one value per symbol, inside the symbol's range) and the value of
-every expression at them, computed here exactly with every number bounded by
+themselves (their kind, one value per symbol, inside the symbol's range; torch also keeps a
+hint stored on a whole expression and swaps it in wherever the expression appears, so such a
+hint must be the expression's value at its symbols' hints) and the value of every expression
+at them, computed here exactly, with torch's own arithmetic (``CeilDiv``, ``safe_pow``'s
+``int_oo``, ``Mod``'s assertion, conversions through floats) and every number bounded by
 :data:`~pt2serde.format.expr_rules.MAX_NUMBER_BITS` (the grammar's number budget), so the work
 is bounded by the expression's size. Where the value cannot be known exactly (a symbol
-without a hint, floats sympy keeps symbolic, irrational powers) it is left unknown and the
-rule says nothing.
+without a hint, floats sympy keeps symbolic, irrational powers, functions not modelled) it is
+left unknown and the rule says nothing, except under ``Pow``: sympy raises to an exponent's
+value however big, so a symbolic exponent this rule cannot bound is refused.
 """
 
 from __future__ import annotations

@@ -289,7 +289,8 @@ def _leaf(node: Node, hints: dict[str, int]) -> Value:
         try:
             return int(node[1])
         except ValueError:
-            return float(node[1])
+            v = float(node[1])
+            return v if math.isfinite(v) else _UNKNOWN  # past the floats: sympy keeps it exactly
     if tag == "name":
         if node[1] in ("true", "True"):
             return True

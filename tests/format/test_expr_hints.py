@@ -67,6 +67,10 @@ def test_values_at_the_hints_are_sympys(text):
     (f"Pow(Integer(2), Min({S0}, int_oo))", "symbolic exponent whose value at the hints is not known"),
     (f"Pow(Integer(2), RoundDecimal({S0}, Integer(1)))", "symbolic exponent whose value at the hints is not known"),
     (f"Mod({S0}, Mul(Integer(-1), {S1}))", "Mod of a negative value"),
+    # torch hands PowByNatural of a non-integer base to sympy's Pow, which computes it exactly
+    (f"PowByNatural(Rational(3, 2), Mul({S0}, {S0}, {S0}, {S0}, {S0}, {S0}))", "PowByNatural with the exponent 46656"),
+    (f"PowByNatural(Rational(1, 2), Mul({S0}, {S0}, {S0}, {S0}, {S0}, {S0}))", "PowByNatural with the exponent 46656"),
+    (f"PowByNatural(Integer(3), Min({S0}, int_oo))", "PowByNatural with a symbolic exponent whose value"),
     (f"TruncToInt(Pow(Integer(10), Mul(Integer(5), {S0}, {S0}, {S0})))", "past the floats"),
 ])
 def test_what_torch_would_raise_is_a_hint_error(text, message):
@@ -81,6 +85,8 @@ def test_huge_hints_cost_nothing():
         with pytest.raises(HintError, match="Pow with the exponent 1000000000000000 at the hints"):
             value_at(expr.parse(text), {"s0": 10**15, "s1": 4})
     assert value_at(expr.parse(f"PowByNatural(Integer(3), {S0})"), {"s0": 10**15}).text == "int_oo"
+    assert value_at(expr.parse(f"PowByNatural(Integer(1), {S0})"), {"s0": 10**15}) == 1
+    assert value_at(expr.parse(f"PowByNatural(Rational(3, 2), {S0})"), {"s0": 3}) == Fraction(27, 8)
     assert value_at(expr.parse(f"LShift(Integer(1), {S0})"), {"s0": 10**15}).text == "int_oo"
     assert value_at(expr.parse(f"RShift(Integer(1000), {S0})"), {"s0": 10**15}) == 0
     assert time.process_time() - start < 0.5

@@ -550,3 +550,15 @@ CASES += [
     doc_case("floor(Max(s77, 1e309)) loads (validate raised OverflowError: a float literal past the floats)",
              _at_hints([(f"floor(Max({S}, Float('1e309')))", None)]), None, base="dynamic"),
 ]
+
+# torch hands PowByNatural of a non-integer base to sympy's Pow (seventh red team: load ran 14
+# minutes, 711 MB and growing, on (3/2)**(2**40); validate said valid)
+CASES += [
+    doc_case("PowByNatural(3/2, s5) with s5's hint 2**40",
+             _at_hints([(_S5, 2 ** 40), (f"PowByNatural(Rational(3, 2), {_S5})", None)], _BIG_S5),
+             r"PowByNatural with the exponent 1099511627776 at the hints", base="dynamic"),
+    doc_case("PowByNatural(3/2, Add(s9, 1)) with a hint of 2**40 stored on Add(s9, 1) only",
+             _at_hints([(f"Add({_sym(9)}, Integer(1))", 2 ** 40),
+                        (f"PowByNatural(Rational(3, 2), Add({_sym(9)}, Integer(1)))", None)], {"s9": {"min_val": 2, "max_val": 2 ** 62}}),
+             r"PowByNatural with a symbolic exponent whose value at the hints is not known", base="dynamic"),
+]

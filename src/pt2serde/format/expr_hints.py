@@ -18,8 +18,8 @@ at them, computed here exactly, with torch's own arithmetic (``CeilDiv``, ``safe
 :data:`~pt2serde.format.expr_rules.MAX_NUMBER_BITS` (the grammar's number budget), so the work
 is bounded by the expression's size. Where the value cannot be known exactly (a symbol
 without a hint, floats sympy keeps symbolic, irrational powers, functions not modelled) it is
-left unknown and the rule says nothing, except under ``Pow``: sympy raises to an exponent's
-value however big, so a symbolic exponent this rule cannot bound is refused.
+left unknown and the rule says nothing, except under ``Pow`` and ``PowByNatural``: sympy raises
+to an exponent's value however big, so a symbolic exponent this rule cannot bound is refused.
 """
 
 from __future__ import annotations
@@ -106,21 +106,20 @@ def _pow(base: Value, exp: Value, name: str) -> Value:
             return math.pow(float(base), float(exp))
         except (OverflowError, ValueError) as e:
             raise HintError(f"FloatPow fails at the hints ({e})") from None
-    if name == "Pow" and _number(exp) and abs(exp) > MAX_NUMBER_BITS and not (_number(base) and abs(base) <= 1):
-        raise HintError(f"Pow with the exponent {_num(int(exp)) if _exact(exp) else exp} at the hints "
+    if name == "PowByNatural" and _number(exp) and exp < 0:
+        raise HintError("PowByNatural has a negative exponent at the hints")
+    b = _int(base)
+    # sympy's Pow (and torch's PowByNatural of any base but an integer, which it hands to
+    # sympy's Pow) computes the power exactly: an exponent past the budget is refused
+    exact_pow = name == "Pow" or b is None
+    if exact_pow and _number(exp) and abs(exp) > MAX_NUMBER_BITS and b not in (0, 1, -1):
+        raise HintError(f"{name} with the exponent {_num(int(exp)) if _exact(exp) else exp} at the hints "
                         f"(over {MAX_NUMBER_BITS})")
     e = _int(exp)
     if e is None or not _exact(base):
-        if name == "PowByNatural" and _number(exp) and exp < 0:
-            raise HintError("PowByNatural has a negative exponent at the hints")
         return _UNKNOWN
-    if name == "PowByNatural":
-        if e < 0:
-            raise HintError("PowByNatural has a negative exponent at the hints")
-        b = _int(base)
-        if b is None:
-            return _UNKNOWN
-        if abs(b) > 1 and e * (abs(b).bit_length() - 1) > 64:  # past sys.maxsize: torch makes it int_oo
+    if name == "PowByNatural" and b is not None:  # torch's safe_pow: int_oo past sys.maxsize
+        if abs(b) > 1 and e * (abs(b).bit_length() - 1) > 64:
             return _Inf("int_oo")
         result = b ** e
         return _Inf("int_oo") if abs(result) > _SAFE_POW_MAX else result
@@ -325,10 +324,10 @@ def value_at(tree: Node, hints: dict[str, int]) -> Value:
     if name in ("BooleanTrue", "BooleanFalse"):
         return name == "BooleanTrue"
     values = [value_at(a, hints) for a in args]  # every argument, as sympy substitutes into all
-    if name == "Pow" and values[1] is _UNKNOWN and _has_symbol_node(args[1]):
+    if name in ("Pow", "PowByNatural") and values[1] is _UNKNOWN and _has_symbol_node(args[1]):
         # sympy raises to the exponent's value exactly, however big: one this rule cannot bound
         # (a float, a function it does not compute, a hint stored elsewhere) is refused
-        raise HintError("Pow with a symbolic exponent whose value at the hints is not known")
+        raise HintError(f"{name} with a symbolic exponent whose value at the hints is not known")
     if any(isinstance(v, _Inf) for v in values) and name not in ("ExprCondPair", "Piecewise"):
         if name in ("Add", "Mul", "Abs", "Identity"):
             return next(v for v in values if isinstance(v, _Inf))

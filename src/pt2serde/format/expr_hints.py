@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 from .. import schema
 from .expr_rules import MAX_INT_DIGITS, MAX_NUMBER_BITS, Node
+from .expr_text import symbols
 from .problem import key_path
 
 __all__ = ["hint_problems", "value_at", "HintError"]
@@ -324,7 +325,7 @@ def value_at(tree: Node, hints: dict[str, int]) -> Value:
     if name in ("BooleanTrue", "BooleanFalse"):
         return name == "BooleanTrue"
     values = [value_at(a, hints) for a in args]  # every argument, as sympy substitutes into all
-    if name in ("Pow", "PowByNatural") and values[1] is _UNKNOWN and _has_symbol_node(args[1]):
+    if name in ("Pow", "PowByNatural") and values[1] is _UNKNOWN and symbols(args[1]):
         # sympy raises to the exponent's value exactly, however big: one this rule cannot bound
         # (a float, a function it does not compute, a hint stored elsewhere) is refused
         raise HintError(f"{name} with a symbolic exponent whose value at the hints is not known")
@@ -338,18 +339,6 @@ def value_at(tree: Node, hints: dict[str, int]) -> Value:
         raise
     except (ArithmeticError, ValueError, TypeError):  # a value this rule does not model: unknown
         return _UNKNOWN
-
-
-def _has_symbol_node(tree: Node) -> bool:
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if node[0] == "call":
-            if node[1] == "Symbol":
-                return True
-            stack.extend(node[2])
-            stack.extend(node[3].values())
-    return False
 
 
 def _bare_symbol(tree: Node) -> str | None:
@@ -409,7 +398,7 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
             continue
         name = _bare_symbol(tree)
         if name is None:  # torch keeps this hint for the whole expression (xreplace swaps it in)
-            if _has_symbol(s.value.expr_str):
+            if symbols(tree):
                 compound.append((at, tree, h.value, s.value.expr_str))
             continue
         if name in hints and hints[name] != h.value:
@@ -457,24 +446,25 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
             if symbol is not None and symbol in hints and hints[symbol] != h.value:
                 yield (f"symbol {symbol} has two hints, {_num(hints[symbol])} (at {_path(where[symbol], 'hint')}) "
                        f"and {h.value!r}", path)
-    seen: dict[str, tuple[Value, str | None]] = {}
+    seen: dict[str, tuple[Value, str | None, bool]] = {}
     for at, s, role in sym_ints:
         text = s.value.expr_str
         if text in seen:
-            value, symbol = seen[text]
+            value, symbol, constant = seen[text]
         else:
             try:
                 tree = parse(text, None)
             except Exception:  # noqa: BLE001 - the grammar's problem
                 continue
             symbol = _bare_symbol(tree)
+            constant = not symbols(tree)
             try:
                 value = value_at(tree, hints)
             except HintError as e:
-                seen[text] = (_UNKNOWN, symbol)
+                seen[text] = (_UNKNOWN, symbol, constant)
                 yield f"symbolic value {_short(text)}: {e}", _path(at, "expr_str")
                 continue
-            seen[text] = (value, symbol)
+            seen[text] = (value, symbol, constant)
         if role == "sizes" and symbol is not None:  # torch knows a size negative from its range alone
             rc = doc.range_constraints.get(symbol)
             if rc is not None and rc.max_val is not None and rc.max_val < 0:
@@ -487,7 +477,7 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
             yield f"symbolic value {_short(text)} is {value} at the hints, not an integer", _path(at, "expr_str")
         elif role == "sizes" and value < 0:
             yield f"tensor size {_short(text)} is {value} at the hints, a negative size", _path(at, "expr_str")
-        elif (h := s.value.hint) is not None and h.type == "as_int" and not _has_symbol(text) and value != h.value:
+        elif (h := s.value.hint) is not None and h.type == "as_int" and constant and value != h.value:
             yield (f"symbolic value {_short(text)} is {value} but its hint says {_num(h.value)}",
                    _path(at, "hint"))
     for g, p in graphs:
@@ -511,10 +501,6 @@ def _num(n: int | None) -> str:
     """An int as a message shows it: its first digits and its length past 30 digits."""
     text = str(n)
     return text if len(text) <= 30 else f"{text[:13]}... ({len(text.lstrip('-'))} digits)"
-
-
-def _has_symbol(text: str) -> bool:
-    return "Symbol(" in text
 
 
 def _short(text: str) -> str:

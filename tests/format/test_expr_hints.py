@@ -101,9 +101,85 @@ def test_values_without_every_hint_are_unknown():
 def test_torchs_own_arithmetic():
     """Where torch's functions differ from Python's: CeilDiv is FloorDiv(a + b - 1, b); a shift
     past the word is int_oo (RShift then 0, LShift of 0 nan); FloorDiv of non-integers stays
-    unevaluated."""
+    unevaluated, and torch then fails taking the hint (refused here)."""
     v = lambda text, **h: value_at(expr.parse(text), {**HINTS, **h})  # noqa: E731
     assert v(f"CeilDiv({S0}, Mul(Integer(-1), {S1}))", s1=5) == 0  # floor((6 - 5 - 1) / -5), not ceil(6 / -5)
     assert v(f"RShift(Mul(Integer(-3), {S0}), {S1})", s1=100) == 0
     assert v(f"LShift(Integer(0), {S1})", s1=100).text == "nan"
-    assert v(f"FloorDiv(Rational(1, 2), {S0})") is None
+    with pytest.raises(HintError, match="FloorDiv of a value that is not an integer at the hints"):
+        v(f"FloorDiv(Rational(1, 2), {S0})")
+
+
+_RATIONALS = [Fraction(n) for n in (0, 1, 7, -3, 2, -1, 6, -4)] + \
+    [Fraction(7, 2), Fraction(1, 3), Fraction(-5, 2), Fraction(3, 2), Fraction(5, 3), Fraction(-1, 2)]
+
+
+def _scaled(value: Fraction, symbol: str) -> str:
+    """``value`` at the hints (every symbol 1): ``Mul(Rational(value), symbol)``."""
+    return f"Mul(Rational({value.numerator}, {value.denominator}), {symbol})"
+
+
+def _torch_number(result) -> Fraction | None:
+    return Fraction(str(result)) if isinstance(result, sympy.Number) else None
+
+
+@pytest.mark.parametrize("name", ["FloorDiv", "CleanDiv", "CeilDiv"])
+def test_integer_divisions_of_rationals_against_torch(name):
+    """At the hints torch evaluates its function on the numbers sympy substitutes: where that
+    leaves it unevaluated (a non-integer operand; the hint then fails), the rule refuses; where
+    it is a number, the rule computes the same. CeilDiv becomes CleanDiv or FloorDiv when
+    parsed, by a gcd of its symbolic arguments: any non-integer operand is refused."""
+    import torch.utils._sympy.functions as F
+
+    ones = {"s0": 1, "s1": 1}
+    for a in _RATIONALS:
+        for b in _RATIONALS:
+            if b == 0:
+                continue
+            text = f"{name}({_scaled(a, S0)}, {_scaled(b, S1)})"
+            want = _torch_number(getattr(F, name)(sympy.Rational(a.numerator, a.denominator),
+                                                  sympy.Rational(b.numerator, b.denominator)))
+            integers = a.denominator == b.denominator == 1
+            if want is None or (name == "CeilDiv" and not integers):
+                with pytest.raises(HintError, match="not an integer at the hints"):
+                    value_at(expr.parse(text), ones)
+            else:
+                assert value_at(expr.parse(text), ones) == want, text
+
+
+def test_modular_indexing_of_rationals_against_torch():
+    """torch's ModularIndexing divides a rational ``x`` and ``d`` by their gcd first, so it is a
+    number more often than FloorDiv: exactly where the rule computes one, and the same."""
+    from torch.utils._sympy.functions import ModularIndexing
+
+    ones = {"s0": 1, "s1": 1, "s2": 1}
+    s2 = "Symbol('s2', positive=True, integer=True)"
+    for x in _RATIONALS:
+        for d in _RATIONALS:
+            for m in _RATIONALS[1:]:
+                if d == 0:
+                    continue
+                text = f"ModularIndexing({_scaled(x, S0)}, {_scaled(d, S1)}, {_scaled(m, s2)})"
+                want = _torch_number(ModularIndexing(*(sympy.Rational(v.numerator, v.denominator) for v in (x, d, m))))
+                if want is None:
+                    with pytest.raises(HintError, match="ModularIndexing of values that are not integers"):
+                        value_at(expr.parse(text), ones)
+                else:
+                    assert value_at(expr.parse(text), ones) == want, text
+
+
+def test_roots_at_the_hints_are_bounded():
+    """sympy takes a root of a number by factoring it: a hint under a root is held to the
+    grammar's bound on a number's own root (MAX_POW_ROOT, MAX_ROOT_BASE_BITS); an allowed root
+    is not computed here (unknown)."""
+    root = lambda q, hint: value_at(expr.parse(f"Pow({S0}, Rational(1, {q}))"), {"s0": hint})  # noqa: E731
+    assert root(3, 2 ** 62) is None
+    assert root(8, 10) is None
+    with pytest.raises(HintError, match=r"takes the root 1/3 of a 1329-bit number"):
+        root(3, 10 ** 400)
+    with pytest.raises(HintError, match=r"takes the root 1/16 of a 4-bit number"):
+        root(16, 10)
+    start = time.process_time()
+    with pytest.raises(HintError):
+        value_at(expr.parse(f"Pow({S0}, Rational(7, 3))"), {"s0": 10 ** 4000})
+    assert time.process_time() - start < 0.5

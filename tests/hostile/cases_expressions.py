@@ -563,3 +563,141 @@ CASES += [
                         (f"PowByNatural(Rational(3, 2), Add({_sym(9)}, Integer(1)))", None)], {"s9": {"min_val": 2, "max_val": 2 ** 62}}),
              r"PowByNatural with a symbolic exponent whose value at the hints is not known", base="dynamic"),
 ]
+
+
+# torch keeps the first hint it is given for whatever expression sympy builds from a text, and
+# swaps it in wherever that expression appears; load now gives torch only the hints the rule
+# checked (format/expr_hints.HintUse). Eighth red team: each of these hung load (or ran it 84 s)
+# while validate said valid.
+_S6 = _sym(6)
+_INT64_S = {"s5": {"min_val": 2, "max_val": 2 ** 63 - 1}, "s6": {"min_val": 2, "max_val": 2 ** 63 - 1}}
+
+
+def _float_value(expression: str, hint: dict | None):
+    """A mutation of the ``symfloat`` base storing its SymFloat ``truediv`` as ``expression``."""
+
+    def mutate(doc: dict, marker: str) -> None:
+        doc["graph_module"]["graph"]["sym_float_values"]["truediv"]["as_expr"] = {"expr_str": expression, "hint": hint}
+
+    return mutate
+
+
+def _both(*mutations):
+    def mutate(doc: dict, marker: str) -> None:
+        for m in mutations:
+            m(doc, marker)
+
+    return mutate
+
+
+CASES += [
+    doc_case("a Symbol named like an expression ('s6 + s77') with a hint of 10**15, then Pow(2, s6 + s77)",
+             _at_hints([(_S6, 3), (f"Add({S}, {_S6})", None),
+                        ("Symbol('s6 + s77', positive=True, integer=True)", 10 ** 15),
+                        (f"Pow(Integer(2), Add({S}, {_S6}))", None)], {"s6": {"min_val": 2, "max_val": 64}}),
+             r"Symbol name 's6 \+ s77' is not an identifier", base="dynamic"),
+    doc_case("a Symbol named '5' (the number 5, as torch's table of printed expressions has it)",
+             _at_hints([(f"Add({S}, Mul(Integer(-1), {S}), Integer(5))", 5),
+                        ("Symbol('5', positive=True, integer=True)", 7)]),
+             r"Symbol name '5' is not an identifier", base="dynamic"),
+    *(doc_case(f"a hint of 10**15 stored first on {form} (sympy folds it to s5), s5's own hint 3, then Pow(2, s5)",
+               _at_hints([(form, 10 ** 15), (_S5, 3), (f"Pow(Integer(2), {_S5})", None)], _BIG_S5), None,
+               base="dynamic")
+      for form in (f"Min({_S5}, oo)", f"Max({_S5}, -oo)",
+                   f"Piecewise(ExprCondPair({_S5}, GreaterThan({_S5}, -oo)))")),
+    doc_case("a SymInt hint past int64 (a root of it: sympy factors 4000 digits, 3.4 s each)",
+             _at_hints([(_S5, 10 ** 4000 + 7), (f"Pow({_S5}, Rational(1, 3))", None)], {"s5": {"min_val": 2, "max_val": None}}),
+             r"SymInt hint 1000000000000\.\.\. \(4001 digits\) is out of int64", base="dynamic"),
+    doc_case("a hint past int64 stored on Add(s5, 0)",
+             _at_hints([(f"Add({_S5}, Integer(0))", 10 ** 300),
+                        (f"TruncToInt(FloatPow(Float('2.0', precision=53), {_S5}))", None)], {"s5": {"min_val": 2, "max_val": None}}),
+             r"is out of int64", base="dynamic"),
+    doc_case("a root with a denominator past 8 of a symbol's hint",
+             _at_hints([(_S5, 2 ** 40), (f"Pow({_S5}, Rational(1, 4096))", None)], _BIG_S5),
+             r"Pow takes the root 1/4096 of a 41-bit number at the hints", base="dynamic"),
+    doc_case("a root of a 4000-digit number", _at_hints([(f"Add({S}, Pow(Integer({10 ** 4000 + 7}), Rational(1, 3)))",
+                                                           None)]),
+             r"a root \(exponent 1/3\) of a number: over the limit of root 8", base="dynamic"),
+    doc_case("a SymFloat hint of s5 (an int past the floats' precision) stored before s5's own, then s5 - s6 divides",
+             _both(_float_value(_S5, {"as_int": 2 ** 62 + 1}),
+                   _at_hints([(_S5, 2 ** 62 + 1), (_S6, 2 ** 62), (f"FloorDiv({S}, Add({_S5}, Mul(Integer(-1), {_S6})))",
+                                                                     None)], _INT64_S)),
+             None, base="symfloat"),
+    *(doc_case(f"a SymFloat hint of 1e15 on ToFloat(s5), s5's own hint 3, then Pow(2, {fn}(ToFloat(s5)))",
+               _both(_float_value(f"ToFloat({_S5})", {"as_float": 1e15}),
+                     _at_hints([(_S5, 3), (f"Pow(Integer(2), {fn}(ToFloat({_S5})))", None)], _BIG_S5)),
+               None, base="symfloat")
+      for fn in ("TruncToInt", "FloorToInt")),
+]
+
+# FloorDiv, CleanDiv, CeilDiv and ModularIndexing of a value that is not an integer at the hints:
+# torch leaves them unevaluated and fails taking the hint (load refused, validate said valid)
+CASES += [
+    *(doc_case(f"{text} is not an integer at the hints", _at_hints([(text, None)]),
+               r"(FloorDiv|CleanDiv|CeilDiv|ModularIndexing) of (a value|values) that (is|are) not (an )?integers? at the hints",
+               base="dynamic")
+      for text in (f"FloorDiv(Mul({S}, Rational(7, 8)), Integer(2))", f"FloorDiv({S}, Rational(3, 2))",
+                   f"CleanDiv(Mul({S}, Rational(7, 8)), Integer(2))", f"CeilDiv(Mul({S}, Rational(7, 8)), Integer(2))",
+                   f"ModularIndexing(Mul({S}, Rational(1, 3)), Integer(1), Integer(2))")),
+    doc_case("Mod of a rational at the hints loads (torch computes it)",
+             _at_hints([(f"Mod({S}, Rational(3, 2))", None), (f"PythonMod(Mul({S}, Rational(1, 3)), Integer(2))", None)]),
+             None, base="dynamic"),
+]
+
+# run_decompositions() runs every symbolic-function node on its inputs' hints (SymNode computes
+# op(a.hint, b.hint) in Python), whatever the file stores as the node's output: 2 ** size at a
+# hint of 2**40, or 40 nodes each squaring the last, ran without end; validate said valid.
+
+
+def _sym_op(g: dict, name: str, target: str, args: list, kind: str = "as_sym_int",
+            stored: str = "Symbol('u9', integer=True)") -> None:
+    """Append ``name = target(*args)`` (an arg: a literal int or float, or a SymInt's name),
+    its output stored as ``stored`` without a hint (an unbacked symbol: the rule reads nothing)."""
+    inputs = []
+    for a in args:
+        arg = {"as_sym_int": {"as_name": a}} if isinstance(a, str) else {"as_float": a} if isinstance(a, float) \
+            else {"as_int": a}
+        inputs.append({"name": "", "arg": arg, "kind": 1})
+    g["nodes"].append({"target": target, "name": name, "metadata": {}, "inputs": inputs,
+                       "outputs": [{kind: {"as_name": name}}], "is_hop_single_tensor_return": None})
+    table = "sym_int_values" if kind == "as_sym_int" else "sym_float_values"
+    g[table][name] = {"as_expr": {"expr_str": stored, "hint": None}}
+
+
+def _sym_ops(rows: list[tuple], ranges: dict | None = None, input_hint: int | None = None):
+    """A mutation adding ``e0 = sym_size(x, 0)`` and the symbolic-function nodes of ``rows``
+    (``_sym_op`` arguments after the graph)."""
+
+    def mutate(doc: dict, marker: str) -> None:
+        _at_hints([(S, input_hint)], ranges, input_hint)(doc, marker)
+        g = doc["graph_module"]["graph"]
+        for row in rows:
+            _sym_op(g, *row)
+
+    return mutate
+
+
+_HUGE_S77 = {"s77": {"min_val": 2, "max_val": 2 ** 62}}
+CASES += [
+    doc_case("_operator.pow(2, size) at a size hint of 2**40, its output stored as an unbacked symbol",
+             _sym_ops([("pw", "_operator.pow", [2, "e0"])], _HUGE_S77, 2 ** 40),
+             r"node pw \(_operator\.pow\): it raises a number to the power 1099511627776 at the hints", base="dynamic"),
+    doc_case("40 nodes each squaring the last (run_decompositions computes every product)",
+             _sym_ops([(f"m{i}", "_operator.mul", ["e0" if i == 0 else f"m{i - 1}"] * 2) for i in range(40)]),
+             r"node m12 \(_operator\.mul\): its value at the hints has more than 4300 digits", base="dynamic"),
+    doc_case("_operator.lshift(1, size * 10**17)",
+             _sym_ops([("m0", "_operator.mul", ["e0", 10 ** 17]), ("l0", "_operator.lshift", [1, "m0"])]),
+             r"node l0 \(_operator\.lshift\): it shifts by 400000000000000000 at the hints", base="dynamic"),
+    doc_case("_operator.floordiv by a value zero at the hints",
+             _sym_ops([("z", "_operator.sub", ["e0", 4]), ("d", "_operator.floordiv", [8, "z"])]),
+             r"node d \(_operator\.floordiv\): it divides by zero at the hints", base="dynamic"),
+    doc_case("a SymFloat power past the floats",
+             _sym_ops([("f", "_operator.pow", [10.0, "e0"], "as_sym_float", "Symbol('zuf9')"),
+                       ("f2", "_operator.pow", ["f", 1000.0], "as_sym_float", "Symbol('zuf8')")]),
+             r"node f2 \(_operator\.pow\): its value at the hints is past the floats", base="dynamic"),
+    doc_case("symbolic functions of honest values load",
+             _sym_ops([("a", "_operator.mul", ["e0", 3], "as_sym_int", f"Mul(Integer(3), {S})"),
+                       ("b", "_operator.pow", ["a", 2], "as_sym_int", f"Mul(Integer(9), Pow({S}, Integer(2)))"),
+                       ("c", "_operator.floordiv", ["b", "e0"], "as_sym_int", f"Mul(Integer(9), {S})")]),
+             None, base="dynamic"),
+]

@@ -156,13 +156,21 @@ def _bases():
                 t = t + x
             return t.sum()
 
+    class FloatSize(torch.nn.Module):
+        def forward(self, x):
+            return torch.ops.aten.mul.Scalar(x, x.shape[0] / 2)
+
+    def symfloat():  # a SymFloat `truediv` = IntTrueDiv(s77, 2), hinted, beside the SymInt s77
+        return torch.export.export(FloatSize(), (torch.ones(4, 3),),
+                                   dynamic_shapes=({0: torch.export.Dim("n", min=2, max=64)},))
+
     def broadcast(inputs: int = 8):  # inputs of 2 * inputs dimensions, each of size 2 in 2 of them (its own)
         shape = lambda j: [2 if 2 * j <= i < 2 * (j + 1) else 1 for i in range(2 * inputs)]  # noqa: E731
         return torch.export.export(Broadcast(), tuple(torch.ones(*shape(j)) for j in range(inputs)))
 
     return {"small": small, "nested": nested, "cond": cond, "dynamic": dynamic, "string_input": string_input,
 
-            "broadcast": broadcast, "broadcast12": lambda: broadcast(12)}
+            "broadcast": broadcast, "broadcast12": lambda: broadcast(12), "symfloat": symfloat}
 
 
 _CACHE: dict = {}

@@ -110,7 +110,7 @@ class ExprParser:
         max_depth: int = grammar.MAX_DEPTH,
         budget: grammar.ExprBudget | None = None,
     ) -> None:
-        self._shared: dict[str, sympy.Symbol] = symbols if symbols is not None else {}
+        self._shared: dict[str, sympy.Basic] = symbols if symbols is not None else {}
         self._created: dict[str, sympy.Symbol] = {}
         self._declared: dict[tuple[str, tuple[tuple[str, bool], ...]], sympy.Symbol] = {}
         self.max_length = max_length
@@ -179,7 +179,7 @@ class ExprParser:
         """The symbol of a ``Symbol(name, **assumptions)`` node: shared, reused or new."""
         name = node[2][0][1]
         shared = self._shared.get(name)
-        if shared is not None:
+        if isinstance(shared, sympy.Symbol):  # (the table also holds expressions, by their printed form)
             return shared
         key = (name, tuple((key, value[1] == "True") for key, value in node[3].items()))
         symbol = self._declared.get(key)

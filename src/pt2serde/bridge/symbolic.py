@@ -180,15 +180,19 @@ class SymbolicContext:
     # ----------------------------------------------------------------- parsing
 
     def parse(self, expr_str: str, hint=None) -> sympy.Basic:
-        """The sympy expression of ``expr_str``; registers new symbols with the ShapeEnv."""
+        """The sympy expression of ``expr_str``; registers new symbols with the ShapeEnv, and
+        ``hint`` as the value of the expression (the first one given wins, as in torch's
+        loader) unless sympy folded a longer text to a symbol or a number (``Add(s5, 0)``:
+        a symbol's hint comes from its own ``Symbol`` text only, as :class:`HintUse` checks)."""
         expr = self._parsed.get(expr_str)
         if expr is None:
             expr = self._parsed[expr_str] = self._parser.parse(expr_str)
             for sym in sorted(expr.free_symbols, key=lambda sym: sym.name):
                 self._register_symbol(sym)
-            if not isinstance(expr, sympy.Symbol):
+            if not expr.is_Atom:  # an expression, for the range constraints keyed by its printed form
                 self.symbols.setdefault(str(expr), expr)
-        if hint is not None and expr not in self.shape_env.backed_var_to_val:
+        if hint is not None and expr not in self.shape_env.backed_var_to_val \
+                and (not expr.is_Atom or (isinstance(expr, sympy.Symbol) and expr_str.startswith("Symbol("))):
             self.shape_env.add_backed_var_to_val(expr, hint)
         return expr
 
@@ -227,16 +231,26 @@ class SymbolicContext:
             if s.as_expr.hint.type != "as_int":
                 raise SerializeError(f"SymInt hint must be an int, got {s.as_expr.hint}")
             hint = s.as_expr.hint.value
-        expr = self.parse(s.as_expr.expr_str, hint)
+        hint, keep = self._hint(s.as_expr.expr_str, hint, False)
+        expr = self.parse(s.as_expr.expr_str, hint if keep else None)
         return self.shape_env.create_symintnode(expr, hint=hint)
 
     def sym_float(self, s: schema.SymFloat):
         if s.type == "as_float":
             return s.as_float
         h = s.as_expr.hint
-        hint = None if h is None else float(h.value)
-        expr = self.parse(s.as_expr.expr_str, hint)
+        hint, keep = self._hint(s.as_expr.expr_str, None if h is None else float(h.value), True)
+        expr = self.parse(s.as_expr.expr_str, hint if keep else None)
         return self.shape_env.create_symfloatnode(expr, hint=hint)
+
+    def _hint(self, text: str, stored, is_float: bool) -> tuple[Any, bool]:
+        """The hint torch is given for a value stored as ``text``, and whether it may keep it
+        for the expression: as the document's check decided (:class:`HintUse`, filled by
+        :func:`pt2serde.format.check.check_expressions`), else the stored one."""
+        use = self.budget.hint_use
+        if use is None:
+            return stored, stored is not None
+        return use.hint(text, stored, is_float)
 
     def sym_bool(self, s: schema.SymBool):
         if s.type == "as_bool":

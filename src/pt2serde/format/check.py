@@ -251,7 +251,8 @@ def _hint_errors(doc: schema.ExportedProgram, budget: expr.ExprBudget) -> Iterat
     """The hints of ``doc`` and its expressions' values at them (:func:`expr_hints.hint_problems`),
     from the trees ``budget`` checked: after :func:`_expression_errors`, for load and validate alike."""
     graphs = list(document_graphs(doc.graph_module.graph))
-    for message, path in expr_hints.hint_problems(doc, budget.parse, graphs):
+    budget.hint_use = expr_hints.HintUse()
+    for message, path in expr_hints.hint_problems(doc, budget.parse, graphs, budget.hint_use):
         yield SerializeError(f"{message} - at `{path}`", path=path, problem=message)
 
 

@@ -246,7 +246,8 @@ class ExprBudget:
     N symbols for N pieces, which the full price refused from about 24 pieces.
     """
 
-    __slots__ = ("limit", "used", "exceeded", "plain", "plain_used", "replaced", "_trees", "_shifted", "_sizes")
+    __slots__ = ("limit", "used", "exceeded", "plain", "plain_used", "replaced", "hint_use", "_trees", "_shifted",
+                 "_sizes")
 
     def __init__(self, limit: int | None = None, plain: int | Callable[[], int] = 0) -> None:
         self.limit = MAX_DOCUMENT_WORK if limit is None else limit
@@ -256,6 +257,8 @@ class ExprBudget:
         self.plain_used = 0
         #: symbol -> bounds of the expression an asserted equality may replace it by (assert_condition)
         self.replaced: dict[str, tuple] = {}
+        #: which stored hints load gives torch (an ``expr_hints.HintUse``; None: every stored one)
+        self.hint_use = None
         self._trees: dict[str, Node] = {}
         self._shifted: dict[str, int] = {}  # text -> terms of its expansion once every symbol is shifted
         self._sizes: set[tuple[str, ...]] = set()  # the symbolic sizes of tensors charged already

@@ -30,7 +30,7 @@ from fractions import Fraction
 from typing import Any, Iterator
 
 from .. import schema
-from .expr_rules import MAX_INT_DIGITS, MAX_NUMBER_BITS, Node
+from .expr_rules import MAX_INT_DIGITS, MAX_NUMBER_BITS, MAX_POW_ROOT, MAX_ROOT_BASE_BITS, Node
 from .expr_text import symbols
 from .problem import key_path
 
@@ -42,6 +42,46 @@ _SAFE_POW_MAX = sys.maxsize
 
 class HintError(ValueError):
     """What torch would raise evaluating an expression at the hints (the message says it)."""
+
+
+#: A SymInt's hint: torch's sizes are int64, and so is every hint torch.export writes. A bigger
+#: one only feeds sympy huge numbers (roots, powers) where the rule cannot follow it.
+MAX_HINT = 1 << 63
+
+
+class HintUse:
+    """Which stored hints ``load`` gives torch, so that torch evaluates every expression with
+    the hints :func:`hint_problems` checked and with no other (filled by it, read by
+    :meth:`pt2serde.bridge.symbolic.SymbolicContext.sym_int` and ``sym_float``).
+
+    torch keeps the first hint it is given for whatever expression sympy builds from a text,
+    and swaps it in wherever that expression appears. So: a symbol's hint comes from its bare
+    ``Symbol`` SymInt only (a SymFloat of it gets that value as a float, and sets nothing); a
+    hint stored on an expression is given to torch where this rule checked it against the
+    symbols' hints, or where some symbol of it has no hint (derived sizes: it is all torch
+    has), and is dropped where every symbol has a hint but the rule cannot compute the value
+    (``Min(s5, oo)``, a function it does not model): torch computes it from the symbols. The
+    bridge also never sets a hint for an expression sympy folds to a symbol or a number."""
+
+    __slots__ = ("symbols", "bare", "dropped")
+
+    def __init__(self) -> None:
+        self.symbols: dict[str, int] = {}  # symbol -> its hint (from its bare SymInt)
+        self.bare: dict[str, str] = {}  # text of a bare Symbol (SymInt or SymFloat) -> the symbol
+        self.dropped: set[str] = set()  # texts whose stored hint torch is not given
+
+    def __repr__(self) -> str:
+        return f"<HintUse symbols={len(self.symbols)} bare={len(self.bare)} dropped={len(self.dropped)}>"
+
+    def hint(self, text: str, stored: int | float | None, is_float: bool = False) -> tuple[Any, bool]:
+        """``(hint for the value, whether torch may keep it for the expression)`` of a SymInt
+        (SymFloat: ``is_float``) stored as ``text`` with hint ``stored``."""
+        if stored is None or text in self.dropped:
+            return None, False
+        name = self.bare.get(text)
+        if name is not None and is_float and name in self.symbols:
+            return float(self.symbols[name]), False
+        return stored, True
 
 
 class _Inf:
@@ -96,6 +136,22 @@ def _divisor(v: Value) -> Value:
     return v
 
 
+def _modular_indexing_evaluates(x: Fraction, d: Fraction, m: Fraction) -> bool:
+    """Whether torch's ``ModularIndexing(x, d, m)`` of these numbers (``x`` not 0, ``m`` not 1)
+    is a number: with all three integers, or once ``x`` and ``d`` are divided by their gcd (a
+    rational's: of the numerators over the lcm of the denominators), which torch takes when
+    ``d`` is not 1. Its value is then ``floor(x / d) mod m`` either way."""
+    if x.denominator == d.denominator == m.denominator == 1:
+        return True
+    if d == 1:
+        return False
+    g = Fraction(math.gcd(x.numerator, d.numerator), math.lcm(x.denominator, d.denominator))
+    if g == 1:
+        return False
+    x, d = x / g, d / g  # now coprime integers: one step is all torch's recursion can take
+    return x.denominator == d.denominator == m.denominator == 1
+
+
 def _pow(base: Value, exp: Value, name: str) -> Value:
     """``Pow``/``PowByNatural``/``FloatPow`` of known numbers; unknown where sympy keeps a root.
     sympy's ``Pow`` computes an integer or float power exactly, however big: an exponent past
@@ -117,6 +173,12 @@ def _pow(base: Value, exp: Value, name: str) -> Value:
         raise HintError(f"{name} with the exponent {_num(int(exp)) if _exact(exp) else exp} at the hints "
                         f"(over {MAX_NUMBER_BITS})")
     e = _int(exp)
+    if e is None and _exact(exp) and _exact(base) and abs(base) not in (0, 1):
+        # a root: sympy factors the number, as the grammar bounds it for a number's own root
+        if exp.denominator > MAX_POW_ROOT or _bits(base) > MAX_ROOT_BASE_BITS \
+                or abs(exp.numerator) * _bits(base) > MAX_NUMBER_BITS:
+            raise HintError(f"{name} takes the root {exp} of a {_bits(base)}-bit number at the hints (over the "
+                            f"limit of root {MAX_POW_ROOT} of {MAX_ROOT_BASE_BITS}-bit numbers: sympy factors it)")
     if e is None or not _exact(base):
         return _UNKNOWN
     if name == "PowByNatural" and b is not None:  # torch's safe_pow: int_oo past sys.maxsize
@@ -208,7 +270,12 @@ def _call(name: str, args: list[Value]) -> Value:
         if not (_exact(a) and _exact(b)):
             return _UNKNOWN
         if name in ("FloorDiv", "CleanDiv", "CeilDiv") and not (_int(a) is not None and _int(b) is not None):
-            return _UNKNOWN  # torch leaves them unevaluated on non-integers
+            # torch leaves them unevaluated on non-integers (then int() of the hint fails), but for
+            # FloorDiv(0, b) and FloorDiv(b, b); CeilDiv becomes one of them when parsed, by a gcd
+            # taken on its symbolic arguments, which this rule does not model: refused whole
+            if name != "CeilDiv" and (a == 0 or a == b):
+                return int(a == b)
+            raise HintError(f"{name} of a value that is not an integer at the hints (torch cannot evaluate it)")
         if name in ("FloorDiv", "CleanDiv"):
             return _int(a) // _int(b)
         if name == "CeilDiv":  # torch's: FloorDiv(a + b - 1, b)
@@ -225,6 +292,10 @@ def _call(name: str, args: list[Value]) -> Value:
         x, d, m = args[0], _divisor(args[1]), _divisor(args[2])
         if not (_exact(x) and _exact(d) and _exact(m)):
             return _UNKNOWN
+        if x == 0 or m == 1:
+            return 0
+        if not _modular_indexing_evaluates(Fraction(x), Fraction(d), Fraction(m)):
+            raise HintError("ModularIndexing of values that are not integers at the hints (torch cannot evaluate it)")
         q = math.floor(Fraction(x) / d)
         return _checked(q - m * math.floor(Fraction(q) / m))
     if name in ("LShift", "RShift"):
@@ -370,7 +441,7 @@ def _path(where: tuple, leaf: str) -> str:
     return f"{at}.as_expr.{leaf}"
 
 
-def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[str, str]]:
+def hint_problems(doc: schema.ExportedProgram, parse, graphs, use: HintUse | None = None) -> Iterator[tuple[str, str]]:
     """``(message, $.path)`` for the hints of ``doc`` and its expressions' values at them.
 
     ``parse(text, path)``: the document's checked tree of an expression (``ExprBudget.parse``:
@@ -380,9 +451,11 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
     ``Symbol`` SymInt stores it), inside the symbol's range constraint. The values: every
     SymInt is an integer at the hints (a tensor size not negative), equal to its stored hint
     when it has no symbol, and no expression divides by zero, shifts or raises to a negative
-    power, leaves a function's domain or exceeds the number budget there."""
+    power, leaves a function's domain or exceeds the number budget there. ``use``, if given, is
+    filled with which stored hints ``load`` may give torch (:class:`HintUse`)."""
+    use = HintUse() if use is None else use
     sym_ints = [row for g, p in graphs for row in _sym_ints(g, p)]
-    hints: dict[str, int] = {}
+    hints = use.symbols
     where: dict[str, tuple] = {}
     compound: list[tuple[tuple, Node, int, str]] = []  # hinted SymInts that are not a bare symbol
     for at, s, _ in sym_ints:
@@ -391,6 +464,9 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
             continue
         if h.type != "as_int":
             yield f"SymInt hint must be an int, got {h.type.removeprefix('as_')}", _path(at, "hint")
+            continue
+        if not -MAX_HINT <= h.value < MAX_HINT:
+            yield f"SymInt hint {_num(h.value)} is out of int64", _path(at, "hint")
             continue
         try:  # every expression was parsed and charged before (check._expression_errors): no path needed
             tree = parse(s.value.expr_str, None)
@@ -401,6 +477,7 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
             if symbols(tree):
                 compound.append((at, tree, h.value, s.value.expr_str))
             continue
+        use.bare[s.value.expr_str] = name
         if name in hints and hints[name] != h.value:
             yield (f"symbol {name} has two hints, {_num(hints[name])} (at {_path(where[name], 'hint')}) "
                    f"and {_num(h.value)}", _path(at, "hint"))
@@ -425,6 +502,8 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
             except HintError:
                 known[text] = _UNKNOWN
                 continue  # said by the walk of the values below
+        if not _exact(value) and all(name in hints for name in symbols(tree)):
+            use.dropped.add(text)  # not checked, and not needed: torch computes it from the symbols
         if _exact(value) and value != hint:
             yield (f"the hint {_num(hint)} of {_short(text)} is not its value {value} at its symbols' hints",
                    _path(at, "hint"))
@@ -440,10 +519,16 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
                 yield f"SymFloat hint must be a finite number, got {h.value!r}", path
                 continue
             try:  # a symbol's hint stored as a SymFloat: torch keeps it too, so it must agree
-                symbol = _bare_symbol(parse(s.value.expr_str, None))
+                tree = parse(s.value.expr_str, None)
             except Exception:  # noqa: BLE001 - the grammar's problem
                 continue
-            if symbol is not None and symbol in hints and hints[symbol] != h.value:
+            symbol = _bare_symbol(tree)
+            if symbol is None:  # an expression's: torch computes it where every symbol has a hint
+                if all(name in hints for name in symbols(tree)):
+                    use.dropped.add(s.value.expr_str)
+                continue
+            use.bare[s.value.expr_str] = symbol
+            if symbol in hints and hints[symbol] != h.value:
                 yield (f"symbol {symbol} has two hints, {_num(hints[symbol])} (at {_path(where[symbol], 'hint')}) "
                        f"and {h.value!r}", path)
     seen: dict[str, tuple[Value, str | None, bool]] = {}
@@ -495,6 +580,131 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs) -> Iterator[tuple[
                     continue
                 if table == "sym_float_values" and type(value) is bool:
                     yield f"SymFloat {_short(s.as_expr.expr_str)} is a condition, not a number", path
+    yield from sym_op_problems(graphs, parse, hints)
+
+
+#: the symbolic functions a node may call on SymInt/SymFloat/SymBool values, as Python computes
+#: them on the hints (torch's SymNode does: ``out_hint = op(a.hint, b.hint)``)
+_SYM_FUNCTIONS: dict[str, Any] = {
+    "_operator.add": lambda a, b: a + b, "_operator.sub": lambda a, b: a - b, "_operator.mul": lambda a, b: a * b,
+    "_operator.floordiv": lambda a, b: a // b, "_operator.mod": lambda a, b: a % b,
+    "_operator.truediv": lambda a, b: a / b, "_operator.neg": lambda a: -a, "_operator.pos": lambda a: +a,
+    "_operator.pow": None, "_operator.lshift": None, "_operator.rshift": None,  # bounded below
+    "torch.sym_max": max, "torch.sym_min": min, "math.trunc": math.trunc,
+    "torch.sym_int": math.trunc, "torch.sym_float": float,
+}
+
+
+def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str, str]]:
+    """``(message, $.path)`` for the symbolic-function nodes (``_operator.pow``, ``mul``,
+    ``lshift`` ...) whose value at the hints is past the number budget, divides by zero or
+    leaves the floats. ``run_decompositions()`` runs every such node on the inputs' hints (a
+    SymNode computes ``op(a.hint, b.hint)`` in Python), whatever the file stores as the
+    node's output: ``2 ** size`` at a size hint of 2**40, or 40 nodes each squaring the last,
+    would run without end. Values flow from node to node as torch computes them; a
+    ``sym_size``/``sym_stride`` node's value is its tensor's stored size at the hints, any
+    other value the value of its stored expression (unknown for unbacked ones)."""
+    for g, path in graphs:
+        computed: dict[str, Value] = {}
+        stored: dict[str, Value] = {}
+
+        def value_of(arg) -> Value:
+            t = arg.type
+            if t in ("as_int", "as_float", "as_bool"):
+                return arg.value
+            if t not in ("as_sym_int", "as_sym_float", "as_sym_bool"):
+                return _UNKNOWN
+            ref = arg.value
+            if ref.type != "as_name":
+                return ref.value
+            name = ref.as_name
+            if name in computed:
+                return computed[name]
+            if name not in stored:
+                table = {"as_sym_int": g.sym_int_values, "as_sym_float": g.sym_float_values,
+                         "as_sym_bool": g.sym_bool_values}[t]
+                entry = table.get(name)
+                stored[name] = _stored_value(entry, parse, hints)
+            return stored[name]
+
+        for i, node in enumerate(g.nodes):
+            target = node.target
+            if len(node.outputs) != 1 or node.outputs[0].type not in ("as_sym_int", "as_sym_float", "as_sym_bool") \
+                    or node.outputs[0].value.type != "as_name":
+                continue
+            out = node.outputs[0].value.as_name
+            if target in ("torch.ops.aten.sym_size.int", "torch.ops.aten.sym_stride.int"):
+                computed[out] = _tensor_dim(g, node, parse, hints, "sizes" if target.endswith("size.int") else "strides")
+                continue
+            if target not in _SYM_FUNCTIONS:
+                continue
+            args = [value_of(a.arg) for a in node.inputs]
+            if any(v is _UNKNOWN or isinstance(v, _Inf) for v in args) or not all(_number(v) for v in args):
+                computed[out] = _UNKNOWN
+                continue
+            try:
+                computed[out] = _sym_call(target, args)
+            except HintError as e:
+                computed[out] = _UNKNOWN
+                yield f"node {node.name or out} ({target}): {e}", f"{path}.nodes[{i}]"
+
+
+def _stored_value(entry, parse, hints: dict[str, int]) -> Value:
+    if entry is None or entry.type != "as_expr":
+        return _UNKNOWN if entry is None else entry.value
+    try:
+        return value_at(parse(entry.as_expr.expr_str, None), hints)
+    except Exception:  # noqa: BLE001 - the grammar's or the value rule's problem, said by their own walks
+        return _UNKNOWN
+
+
+def _tensor_dim(g: schema.Graph, node: schema.Node, parse, hints: dict[str, int], field: str) -> Value:
+    args = {a.name: a.arg for a in node.inputs}
+    tensor, dim = args.get("self"), args.get("dim")
+    if tensor is None or dim is None or tensor.type != "as_tensor" or dim.type != "as_int":
+        return _UNKNOWN
+    tm = g.tensor_values.get(tensor.as_tensor.name)
+    values = getattr(tm, field, None) if tm is not None else None
+    if values is None or not -len(values) <= dim.as_int < len(values):
+        return _UNKNOWN
+    s = values[dim.as_int]
+    return s.as_int if s.type == "as_int" else _stored_value(s, parse, hints)
+
+
+def _sym_call(target: str, args: list) -> Value:
+    """``target`` on numbers, as Python computes it, with the number budget held."""
+    try:
+        if target in ("_operator.pow", "_operator.lshift", "_operator.rshift"):
+            a, b = args
+            if target == "_operator.pow":
+                if type(a) is int and type(b) is int and b >= 0:
+                    if abs(a) > 1 and b * max(1, a.bit_length()) > MAX_NUMBER_BITS:
+                        raise HintError(f"it raises a number to the power {_num(b)} at the hints")
+                    return a ** b
+                return math.pow(float(a), float(b))  # SymFloat pow: a float
+            if type(a) is not int or type(b) is not int:
+                return _UNKNOWN
+            if b < 0:
+                raise HintError("it shifts by a negative amount at the hints")
+            if target == "_operator.rshift":
+                return a >> b
+            if a and a.bit_length() + b > MAX_NUMBER_BITS:
+                raise HintError(f"it shifts by {_num(b)} at the hints")
+            return a << b
+        value = _SYM_FUNCTIONS[target](*args)
+    except HintError:
+        raise
+    except ZeroDivisionError:
+        raise HintError("it divides by zero at the hints") from None
+    except OverflowError:
+        raise HintError("its value at the hints is past the floats") from None
+    except (TypeError, ValueError):
+        return _UNKNOWN
+    if type(value) is int and value.bit_length() > MAX_NUMBER_BITS:
+        raise HintError(f"its value at the hints has more than {MAX_INT_DIGITS} digits")
+    if type(value) is float and not math.isfinite(value):
+        raise HintError("its value at the hints is not a finite number")
+    return value
 
 
 def _num(n: int | None) -> str:

@@ -130,8 +130,15 @@ SIZE_TERM_WORK = 4
 MAX_FLOAT_PRECISION = 4096
 MAX_FLOAT_EXPONENT = 4000
 MAX_FLOAT_CHARS = 1400
-#: Largest denominator of a rational exponent applied to a number.
-MAX_POW_ROOT = 1 << 12
+#: Largest denominator of a rational exponent applied to a number, and the most bits the
+#: number's numerator or denominator may have: sympy takes a root by factoring the number
+#: (``factorint`` and a ``Pow`` per prime factor), which took 8 s for a 32-bit ``Rational``
+#: under ``Rational(-3, 4095)`` and minutes for 128 bits under ``Rational(1, 4096)``; up to 8
+#: and 256 bits, at most 7 ms (fuzzed). A number's own root in a real program is a ``sqrt``.
+MAX_POW_ROOT = 8
+MAX_ROOT_BASE_BITS = 256
+#: A ``Symbol``'s name: an ASCII identifier of at most 64 characters.
+SYMBOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 class Spec(NamedTuple):
     """The rules of one call name: argument count, argument form and cost rule."""
@@ -536,6 +543,10 @@ def _check_symbol(call: PartialCall) -> tuple:
     arg = call.args[0][0]
     if kind_of(arg) != "str":
         raise expr_error(f"Symbol expects a name string, got {_KINDS[kind_of(arg)]}", arg[-1])
+    if not SYMBOL_NAME.fullmatch(arg[1]):
+        # torch's symbols are s0, u1, zf2...; a name like "s6 + s77" or "5" is what torch's
+        # loader (and a cache keyed by printed expressions) takes for another expression
+        raise expr_error(f"Symbol name {arg[1][:40]!r} is not an identifier of at most 64 characters", arg[-1])
     for key, (value, _, at) in call.kwargs.items():
         if key not in _ASSUMPTION_SET:
             raise expr_error(f"unknown Symbol assumption {key!r}", at)
@@ -658,7 +669,10 @@ def _pow_cost(call: PartialCall, base: Node, binfo: tuple, exp: Node, einfo: tup
         return (1 if symbolic else 0), 1, max(binfo[3], einfo[3]), 1, (
             binfo[7] * max(1, binfo[1]) ** 2 + einfo[7] * max(1, einfo[1]) ** 2 if symbolic else 0), None
     p, q = abs(constant.numerator), constant.denominator
-    if binfo[3] and (q > MAX_POW_ROOT or binfo[3] * p > MAX_NUMBER_BITS):
+    if binfo[3] and q > 1 and (q > MAX_POW_ROOT or binfo[3] > MAX_ROOT_BASE_BITS):
+        raise expr_error(f"a root (exponent {constant}) of a number: over the limit of root {MAX_POW_ROOT} of "
+                         f"{MAX_ROOT_BASE_BITS}-bit numbers (sympy factors the number)", exp[-1])
+    if binfo[3] and binfo[3] * p > MAX_NUMBER_BITS:
         raise expr_error(f"Pow of a number would exceed {MAX_INT_DIGITS} digits", exp[-1])
     if binfo[1] and p > MAX_EXPONENT:
         raise expr_error(f"{call.name} of a symbolic base with exponent {constant.numerator}, "

@@ -183,3 +183,30 @@ def test_roots_at_the_hints_are_bounded():
     with pytest.raises(HintError):
         value_at(expr.parse(f"Pow({S0}, Rational(7, 3))"), {"s0": 10 ** 4000})
     assert time.process_time() - start < 0.5
+
+
+def test_symbolic_function_nodes_are_bounded_whatever_the_stored_sizes():
+    """run_decompositions() computes every symbolic-function node on the hints in Python: the
+    bits a node can reach are bounded from int64 sizes (a stored size may understate the one
+    a retrace computes), and its value at the hints is computed as Python does."""
+    from pt2serde.format.expr_hints import MAX_NUMBER_BITS, _bits_bound, _sym_call
+
+    size = 64
+    assert _bits_bound("_operator.mul", [size, size], [None, None]) == 128
+    assert _bits_bound("_operator.pow", [size, 2], [None, 2]) == 128  # size ** 2: the literal, not its bits
+    assert _bits_bound("_operator.pow", [2, size], [2, None]) > MAX_NUMBER_BITS  # 2 ** size
+    assert _bits_bound("_operator.pow", [1, size], [1, None]) == 1  # 1 ** size
+    assert _bits_bound("_operator.lshift", [1, size], [1, None]) > MAX_NUMBER_BITS  # 1 << size
+    assert _bits_bound("_operator.lshift", [size, 3], [None, 3]) == size + 3
+    assert _bits_bound("_operator.floordiv", [size, 3], [None, 3]) <= size + 1
+    assert _bits_bound("_operator.lt", [size, size], [None, None]) == 1
+    assert _bits_bound("_operator.truediv", [size, size], [None, None]) == 0  # a float
+    assert _sym_call("_operator.pow", [6, 3]) == 216
+    assert _sym_call("_operator.truediv", [6, 4]) == 1.5
+    for target, args, message in (("_operator.floordiv", [8, 0], "divides by zero"),
+                                  ("_operator.mod", [8, 0], "divides by zero"),
+                                  ("_operator.pow", [10.0, 1000.0], "past the floats"),
+                                  ("_operator.lshift", [1, -1], "negative amount"),
+                                  ("_operator.pow", [3, 10 ** 6], "to the power 1000000")):
+        with pytest.raises(HintError, match=message):
+            _sym_call(target, args)

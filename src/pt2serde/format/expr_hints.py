@@ -607,6 +607,7 @@ def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str,
     for g, path in graphs:
         computed: dict[str, Value] = {}
         stored: dict[str, Value] = {}
+        bounds: dict[str, int] = {}  # bits a node's value can have in a retrace, whatever the sizes stored
 
         def value_of(arg) -> Value:
             t = arg.type
@@ -633,6 +634,15 @@ def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str,
                     or node.outputs[0].value.type != "as_name":
                 continue
             out = node.outputs[0].value.as_name
+            if target in _SYM_FUNCTIONS or target in _SYM_LOGIC:
+                literal = [a.arg.value if a.arg.type == "as_int" else None for a in node.inputs]
+                bound = _bits_bound(target, [_arg_bound(a.arg, bounds) for a in node.inputs], literal)
+                bounds[out] = bound
+                if bound > MAX_NUMBER_BITS:
+                    yield (f"node {node.name or out} ({target}) can compute a number of more than {MAX_INT_DIGITS} "
+                           "digits from the sizes torch computes in a retrace (run_decompositions), whatever the sizes "
+                           "stored", f"{path}.nodes[{i}]")
+                    continue
             if target in ("torch.ops.aten.sym_size.int", "torch.ops.aten.sym_stride.int"):
                 computed[out] = _tensor_dim(g, node, parse, hints, "sizes" if target.endswith("size.int") else "strides")
                 continue
@@ -647,6 +657,49 @@ def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str,
             except HintError as e:
                 computed[out] = _UNKNOWN
                 yield f"node {node.name or out} ({target}): {e}", f"{path}.nodes[{i}]"
+
+
+#: symbolic functions of conditions or numbers whose result is a bool or a choice among its arguments
+_SYM_LOGIC = frozenset({"_operator.eq", "_operator.ne", "_operator.lt", "_operator.le", "_operator.gt", "_operator.ge",
+                        "_operator.and_", "_operator.or_", "torch.sym_not", "torch.sym_ite", "torch._sym_sqrt"})
+#: bits of any value a retrace computes that the walk cannot follow: a size, a stride, ``item()``
+#: (torch's sizes are int64; an intermediate tensor's true size may differ from the stored one)
+_SIZE_BITS = 64
+
+
+def _arg_bound(arg, bounds: dict[str, int]) -> int:
+    """Bits of an argument's value in a retrace (0: a float or bool, which cannot grow past the floats)."""
+    t = arg.type
+    if t == "as_int":
+        return max(1, abs(arg.value).bit_length())
+    if t == "as_sym_int":
+        ref = arg.value
+        return max(1, abs(ref.value).bit_length()) if ref.type != "as_name" else bounds.get(ref.as_name, _SIZE_BITS)
+    return 0
+
+
+def _bits_bound(target: str, args: list[int], literal: list[int | None]) -> int:
+    """At most how many bits ``target`` of values of ``args`` bits has (ints; 0 stands for a
+    float), ``literal`` the int literals among the arguments (None: a value)."""
+    if target in _SYM_LOGIC:
+        return max(args, default=1) if target == "torch.sym_ite" else 1
+    if target in ("_operator.truediv", "torch.sym_float", "torch._sym_sqrt"):
+        return 0
+    if not args:
+        return 1
+    a = args[0]
+    if target in ("_operator.add", "_operator.sub"):
+        return max(args) + 1
+    if target == "_operator.mul":
+        return sum(args)
+    if target in ("_operator.pow", "_operator.lshift") and len(args) == 2:
+        e = literal[1]
+        if e is None:  # a value: up to 2**bits of it (a size: any int64)
+            e = (1 << args[1]) if args[1] <= 32 else MAX_NUMBER_BITS + 1
+        if a == 0 or literal[0] == 0 or (target == "_operator.pow" and literal[0] in (1, -1)):
+            return max(a, 1)  # a float, or a number whose powers (shifts) stay small
+        return a * max(e, 1) if target == "_operator.pow" else a + max(e, 0)
+    return max(args) + 1  # floordiv, mod, rshift, neg, max, min, trunc: no bigger than an argument (and its sign)
 
 
 def _stored_value(entry, parse, hints: dict[str, int]) -> Value:

@@ -720,3 +720,15 @@ CASES += [
                        ("m", "_operator.mul", ["p4", "e0"], "as_sym_int", f"Pow({S}, Integer(5))")]),
              None, base="dynamic"),
 ]
+
+
+def _static_pow(doc: dict, marker: str) -> None:
+    g = doc["graph_module"]["graph"]
+    _sym_op(g, "pw", "_operator.pow", [2, 2 ** 40])
+    g["sym_int_values"]["pw"] = {"as_int": 0}  # no expression anywhere: a static program
+
+
+CASES += [
+    doc_case("_operator.pow(2, 2**40) of literals in a static program (module()'s code computes it at every call)",
+             _static_pow, r"node pw \(_operator\.pow\) can compute a number of more than 4300 digits", base="small"),
+]

@@ -251,8 +251,12 @@ def _hint_errors(doc: schema.ExportedProgram, budget: expr.ExprBudget) -> Iterat
     """The hints of ``doc`` and its expressions' values at them (:func:`expr_hints.hint_problems`),
     from the trees ``budget`` checked: after :func:`_expression_errors`, for load and validate alike."""
     graphs = list(document_graphs(doc.graph_module.graph))
-    budget.hint_use = expr_hints.HintUse()
-    for message, path in expr_hints.hint_problems(doc, budget.parse, graphs, budget.hint_use):
+    if budget.parsed:
+        budget.hint_use = expr_hints.HintUse()
+        found = expr_hints.hint_problems(doc, budget.parse, graphs, budget.hint_use)
+    else:  # a static program has no hints: its symbolic-function nodes may still compute on literals
+        found = expr_hints.sym_op_problems(graphs, budget.parse, {})
+    for message, path in found:
         yield SerializeError(f"{message} - at `{path}`", path=path, problem=message)
 
 
@@ -280,9 +284,8 @@ def check_expressions(doc: schema.ExportedProgram) -> expr.ExprBudget:
         raise SerializeError(f"{e.problem} - at `{e.path}`", path=e.path, problem=e.problem)
     for message, path in tensor_meta_problems(doc.graph_module.graph):
         raise SerializeError(f"{message} - at `{path}`", path=path, problem=message)
-    if budget.parsed:  # a static program has no hints
-        for e in _hint_errors(doc, budget):
-            raise e
+    for e in _hint_errors(doc, budget):
+        raise e
     return budget
 
 
@@ -577,8 +580,8 @@ def _check_program(doc: schema.ExportedProgram, record: str | None, out: CappedP
     budget = expression_budget(doc)  # one budget per document, as load's
     _check_expr(doc, budget, out, record)
     out += (Problem(message, path, record) for message, path in tensor_meta_problems(gm.graph))
-    if budget.parsed:  # then the hints and the values at them, in load's order (check_expressions)
-        out += (Problem(e.problem, e.path, record) for e in _hint_errors(doc, budget))
+    # then the hints and the values at them, in load's order (check_expressions)
+    out += (Problem(e.problem, e.path, record) for e in _hint_errors(doc, budget))
     out += (Problem(message, path, record, level="warning") for message, path in device_type_warnings(gm.graph))
     _check_signature(gm, out, record)
     for key, rc in doc.range_constraints.items():

@@ -630,6 +630,8 @@ def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str,
 
         for i, node in enumerate(g.nodes):
             target = node.target
+            if target not in _SYM_FUNCTIONS and target not in _SYM_LOGIC and target not in _SIZE_TARGETS:
+                continue  # (most nodes: checked first, a static program walks every node here)
             if len(node.outputs) != 1 or node.outputs[0].type not in ("as_sym_int", "as_sym_float", "as_sym_bool") \
                     or node.outputs[0].value.type != "as_name":
                 continue
@@ -643,7 +645,7 @@ def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str,
                            "digits from the sizes torch computes in a retrace (run_decompositions), whatever the sizes "
                            "stored", f"{path}.nodes[{i}]")
                     continue
-            if target in ("torch.ops.aten.sym_size.int", "torch.ops.aten.sym_stride.int"):
+            if target in _SIZE_TARGETS:
                 computed[out] = _tensor_dim(g, node, parse, hints, "sizes" if target.endswith("size.int") else "strides")
                 continue
             if target not in _SYM_FUNCTIONS:
@@ -665,6 +667,7 @@ _SYM_LOGIC = frozenset({"_operator.eq", "_operator.ne", "_operator.lt", "_operat
 #: bits of any value a retrace computes that the walk cannot follow: a size, a stride, ``item()``
 #: (torch's sizes are int64; an intermediate tensor's true size may differ from the stored one)
 _SIZE_BITS = 64
+_SIZE_TARGETS = frozenset({"torch.ops.aten.sym_size.int", "torch.ops.aten.sym_stride.int"})
 
 
 def _arg_bound(arg, bounds: dict[str, int]) -> int:

@@ -649,18 +649,18 @@ CASES += [
 # hint of 2**40, or 40 nodes each squaring the last, ran without end; validate said valid.
 
 
-def _sym_op(g: dict, name: str, target: str, args: list, kind: str = "as_sym_int",
-            stored: str = "Symbol('u9', integer=True)") -> None:
-    """Append ``name = target(*args)`` (an arg: a literal int or float, or a SymInt's name),
-    its output stored as ``stored`` without a hint (an unbacked symbol: the rule reads nothing)."""
+def _sym_op(g: dict, name: str, target: str, args: list, kind: str = "as_sym_int", stored: str = S) -> None:
+    """Append ``name = target(*args)`` (an arg: a literal int or float, a SymInt's name, or
+    ``(kind, name)`` for a SymFloat's or SymBool's), its output stored as ``stored`` without a
+    hint (by default ``s77``: what the node computes is not what it stores)."""
     inputs = []
     for a in args:
-        arg = {"as_sym_int": {"as_name": a}} if isinstance(a, str) else {"as_float": a} if isinstance(a, float) \
-            else {"as_int": a}
+        arg = {a[0]: {"as_name": a[1]}} if isinstance(a, tuple) else {"as_sym_int": {"as_name": a}} \
+            if isinstance(a, str) else {"as_float": a} if isinstance(a, float) else {"as_int": a}
         inputs.append({"name": "", "arg": arg, "kind": 1})
     g["nodes"].append({"target": target, "name": name, "metadata": {}, "inputs": inputs,
                        "outputs": [{kind: {"as_name": name}}], "is_hop_single_tensor_return": None})
-    table = "sym_int_values" if kind == "as_sym_int" else "sym_float_values"
+    table = {"as_sym_int": "sym_int_values", "as_sym_float": "sym_float_values", "as_sym_bool": "sym_bool_values"}[kind]
     g[table][name] = {"as_expr": {"expr_str": stored, "hint": None}}
 
 
@@ -679,7 +679,7 @@ def _sym_ops(rows: list[tuple], ranges: dict | None = None, input_hint: int | No
 
 _HUGE_S77 = {"s77": {"min_val": 2, "max_val": 2 ** 62}}
 CASES += [
-    doc_case("_operator.pow(2, size) at a size hint of 2**40, its output stored as an unbacked symbol",
+    doc_case("_operator.pow(2, size) at a size hint of 2**40, its output stored as s77",
              _sym_ops([("pw", "_operator.pow", [2, "e0"])], _HUGE_S77, 2 ** 40),
              r"node pw \(_operator\.pow\) can compute a number of more than 4300 digits", base="dynamic"),
     doc_case("40 nodes each squaring the last (run_decompositions computes every product)",
@@ -692,8 +692,8 @@ CASES += [
              _sym_ops([("z", "_operator.sub", ["e0", 4]), ("d", "_operator.floordiv", [8, "z"])]),
              r"node d \(_operator\.floordiv\): it divides by zero at the hints", base="dynamic"),
     doc_case("a SymFloat power past the floats",
-             _sym_ops([("f", "_operator.pow", [10.0, "e0"], "as_sym_float", "Symbol('zuf9')"),
-                       ("f2", "_operator.pow", ["f", 1000.0], "as_sym_float", "Symbol('zuf8')")]),
+             _sym_ops([("f", "_operator.pow", [10.0, "e0"], "as_sym_float", f"ToFloat({S})"),
+                       ("f2", "_operator.pow", [("as_sym_float", "f"), 1000.0], "as_sym_float", f"ToFloat({S})")]),
              r"node f2 \(_operator\.pow\): its value at the hints is past the floats", base="dynamic"),
     doc_case("symbolic functions of honest values load",
              _sym_ops([("a", "_operator.mul", ["e0", 3], "as_sym_int", f"Mul(Integer(3), {S})"),
@@ -731,4 +731,37 @@ def _static_pow(doc: dict, marker: str) -> None:
 CASES += [
     doc_case("_operator.pow(2, 2**40) of literals in a static program (module()'s code computes it at every call)",
              _static_pow, r"node pw \(_operator\.pow\) can compute a number of more than 4300 digits", base="small"),
+]
+
+# ninth red team: a float made an int was counted as 1 bit (sqrt of a size, times 5e7, made an
+# int: 3 ** 1e8 hung run_decompositions and the call); sym_ite, sqrt and comparisons were read
+# from their stored outputs; sym_ite of an int and a SymInt, and a function's output stored as a
+# fresh unbacked symbol, made run_decompositions raise AssertionError
+_F = "as_sym_float"
+CASES += [
+    doc_case("3 ** int(sqrt(float(size)) * 5e7): an int made from a float has up to 1025 bits",
+             _sym_ops([("f0", "torch.sym_float", ["e0"], _F, f"ToFloat({S})"),
+                       ("f1", "torch._sym_sqrt", [(_F, "f0")], _F, f"ToFloat({S})"),
+                       ("f2", "_operator.mul", [(_F, "f1"), 5e7], _F, f"ToFloat({S})"),
+                       ("i0", "torch.sym_int", [(_F, "f2")]), ("p0", "_operator.pow", [3, "i0"])]),
+             r"node p0 \(_operator\.pow\) can compute a number of more than 4300 digits", base="dynamic"),
+    doc_case("floordiv by sym_ite(size == 4, size - 4, size): zero at the hints",
+             _sym_ops([("b0", "_operator.eq", ["e0", 4], "as_sym_bool", f"Eq({S}, Integer(4))"),
+                       ("z0", "_operator.sub", ["e0", 4]),
+                       ("t0", "torch.sym_ite", [("as_sym_bool", "b0"), "z0", "e0"]),
+                       ("d0", "_operator.floordiv", [8, "t0"])]),
+             r"node d0 \(_operator\.floordiv\): it divides by zero at the hints", base="dynamic"),
+    doc_case("sqrt(float(size)) ** 2000.0: past the floats",
+             _sym_ops([("f0", "torch.sym_float", ["e0"], _F, f"ToFloat({S})"),
+                       ("f1", "torch._sym_sqrt", [(_F, "f0")], _F, f"ToFloat({S})"),
+                       ("f2", "_operator.pow", [(_F, "f1"), 2000.0], _F, f"ToFloat({S})")]),
+             r"node f2 \(_operator\.pow\): its value at the hints is past the floats", base="dynamic"),
+    doc_case("sym_ite of a SymInt and an int literal",
+             _sym_ops([("b0", "_operator.eq", ["e0", 4], "as_sym_bool", f"Eq({S}, Integer(4))"),
+                       ("t0", "torch.sym_ite", [("as_sym_bool", "b0"), "e0", 0])]),
+             r"node t0 \(torch\.sym_ite\) chooses between a SymInt and a int", base="dynamic"),
+    doc_case("a product of sizes stored as a fresh unbacked symbol",
+             _sym_ops([("m0", "_operator.mul", ["e0", 2], "as_sym_int", "Symbol('u9', integer=True)")]),
+             r"node m0 \(_operator\.mul\) stores its value as the unbacked symbol u9, which none of its inputs has",
+             base="dynamic"),
 ]

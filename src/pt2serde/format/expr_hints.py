@@ -25,6 +25,7 @@ to an exponent's value however big, so a symbolic exponent this rule cannot boun
 from __future__ import annotations
 
 import math
+import re
 import sys
 from fractions import Fraction
 from typing import Any, Iterator
@@ -593,6 +594,13 @@ _SYM_FUNCTIONS: dict[str, Any] = {
     "torch.sym_max": max, "torch.sym_min": min, "math.trunc": math.trunc,
     "torch.sym_int": math.trunc, "torch.sym_float": float,
 }
+#: the functions of conditions (and ``sqrt``), computed on the hints as well
+_SYM_LOGIC_FUNCTIONS: dict[str, Any] = {
+    "_operator.eq": lambda a, b: a == b, "_operator.ne": lambda a, b: a != b, "_operator.lt": lambda a, b: a < b,
+    "_operator.le": lambda a, b: a <= b, "_operator.gt": lambda a, b: a > b, "_operator.ge": lambda a, b: a >= b,
+    "_operator.and_": lambda a, b: a & b, "_operator.or_": lambda a, b: a | b, "torch.sym_not": lambda a: not a,
+    "torch.sym_ite": lambda c, a, b: a if c else b, "torch._sym_sqrt": math.sqrt,
+}
 
 
 def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str, str]]:
@@ -648,10 +656,28 @@ def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str,
             if target in _SIZE_TARGETS:
                 computed[out] = _tensor_dim(g, node, parse, hints, "sizes" if target.endswith("size.int") else "strides")
                 continue
-            if target not in _SYM_FUNCTIONS:
+            if target not in _SIZE_TARGETS:
+                tables = {"as_sym_int": g.sym_int_values, "as_sym_float": g.sym_float_values,
+                          "as_sym_bool": g.sym_bool_values}
+                given: set[str] = set()
+                for a in node.inputs:
+                    if a.arg.type in tables and a.arg.value.type == "as_name":
+                        given.update(_symbols_of(tables[a.arg.type].get(a.arg.value.as_name), parse))
+                fresh = sorted(n for n in _symbols_of(tables[node.outputs[0].type].get(out), parse)
+                               if n not in given and _UNBACKED.fullmatch(n))
+                if fresh:  # torch binds the node to its stored symbol, then a retrace asserts it is a constant
+                    yield (f"node {node.name or out} ({target}) stores its value as the unbacked symbol {fresh[0]}, "
+                           "which none of its inputs has (a function of its inputs cannot make one)", f"{path}.nodes[{i}]")
+                    continue
+            if target == "torch.sym_ite" and len(node.inputs) == 3 \
+                    and _kind(node.inputs[1].arg) != _kind(node.inputs[2].arg):
+                # torch asserts both branches have one type (an int and a SymInt: AssertionError in a retrace)
+                yield (f"node {node.name or out} (torch.sym_ite) chooses between a {_kind(node.inputs[1].arg)} and "
+                       f"a {_kind(node.inputs[2].arg)}", f"{path}.nodes[{i}]")
                 continue
             args = [value_of(a.arg) for a in node.inputs]
-            if any(v is _UNKNOWN or isinstance(v, _Inf) for v in args) or not all(_number(v) for v in args):
+            if any(v is _UNKNOWN or isinstance(v, _Inf) for v in args) \
+                    or not all(_number(v) or type(v) is bool for v in args):
                 computed[out] = _UNKNOWN
                 continue
             try:
@@ -668,6 +694,13 @@ _SYM_LOGIC = frozenset({"_operator.eq", "_operator.ne", "_operator.lt", "_operat
 #: (torch's sizes are int64; an intermediate tensor's true size may differ from the stored one)
 _SIZE_BITS = 64
 _SIZE_TARGETS = frozenset({"torch.ops.aten.sym_size.int", "torch.ops.aten.sym_stride.int"})
+_FLOAT_INT_BITS = 1025  # int(a float): below 2**1024
+
+
+def _kind(arg) -> str:
+    """What an argument of a symbolic function is, as torch's types go: a literal or a symbolic value."""
+    return {"as_int": "int", "as_float": "float", "as_bool": "bool", "as_sym_int": "SymInt",
+            "as_sym_float": "SymFloat", "as_sym_bool": "SymBool"}.get(arg.type, arg.type)
 
 
 def _arg_bound(arg, bounds: dict[str, int]) -> int:
@@ -690,6 +723,8 @@ def _bits_bound(target: str, args: list[int], literal: list[int | None]) -> int:
         return 0
     if not args:
         return 1
+    if target in ("torch.sym_int", "math.trunc") and 0 in args:
+        return _FLOAT_INT_BITS  # an int made from a float: up to the floats' range
     a = args[0]
     if target in ("_operator.add", "_operator.sub"):
         return max(args) + 1
@@ -703,6 +738,20 @@ def _bits_bound(target: str, args: list[int], literal: list[int | None]) -> int:
             return max(a, 1)  # a float, or a number whose powers (shifts) stay small
         return a * max(e, 1) if target == "_operator.pow" else a + max(e, 0)
     return max(args) + 1  # floordiv, mod, rshift, neg, max, min, trunc: no bigger than an argument (and its sign)
+
+
+#: torch's unbacked symbols (``SymT.UNBACKED_INT``, ``UNBACKED_FLOAT``): from data, never from a function of sizes
+_UNBACKED = re.compile(r"(u|zuf)[0-9]+")
+
+
+def _symbols_of(entry, parse) -> list[str]:
+    """The symbols of a SymInt/SymFloat/SymBool table entry's stored expression (none for a literal)."""
+    if entry is None or entry.type != "as_expr":
+        return []
+    try:
+        return symbols(parse(entry.as_expr.expr_str, None))
+    except Exception:  # noqa: BLE001 - the grammar's problem, said by its own walk
+        return []
 
 
 def _stored_value(entry, parse, hints: dict[str, int]) -> Value:
@@ -747,14 +796,17 @@ def _sym_call(target: str, args: list) -> Value:
             if a and a.bit_length() + b > MAX_NUMBER_BITS:
                 raise HintError(f"it shifts by {_num(b)} at the hints")
             return a << b
-        value = _SYM_FUNCTIONS[target](*args)
+        fn = _SYM_FUNCTIONS.get(target) or _SYM_LOGIC_FUNCTIONS[target]
+        value = fn(*args)
     except HintError:
         raise
     except ZeroDivisionError:
         raise HintError("it divides by zero at the hints") from None
     except OverflowError:
         raise HintError("its value at the hints is past the floats") from None
-    except (TypeError, ValueError):
+    except ValueError as e:  # a negative shift count, a math domain error: what the retrace raises
+        raise HintError(f"it fails at the hints ({e})") from None
+    except TypeError:
         return _UNKNOWN
     if type(value) is int and value.bit_length() > MAX_NUMBER_BITS:
         raise HintError(f"its value at the hints has more than {MAX_INT_DIGITS} digits")

@@ -611,11 +611,15 @@ def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str,
     node's output: ``2 ** size`` at a size hint of 2**40, or 40 nodes each squaring the last,
     would run without end. Values flow from node to node as torch computes them; a
     ``sym_size``/``sym_stride`` node's value is its tensor's stored size at the hints, any
-    other value the value of its stored expression (unknown for unbacked ones)."""
+    other value the value of its stored expression (unknown for unbacked ones). The bits each
+    node can reach are also bounded whatever the stored sizes (:func:`_bits_bound`), and a
+    ``sym_ite`` of two kinds, or a node storing its value as an unbacked symbol its inputs do
+    not have, is refused (torch asserts on both in a retrace)."""
     for g, path in graphs:
         computed: dict[str, Value] = {}
         stored: dict[str, Value] = {}
         bounds: dict[str, int] = {}  # bits a node's value can have in a retrace, whatever the sizes stored
+        tables = {"as_sym_int": g.sym_int_values, "as_sym_float": g.sym_float_values, "as_sym_bool": g.sym_bool_values}
 
         def value_of(arg) -> Value:
             t = arg.type
@@ -630,10 +634,7 @@ def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str,
             if name in computed:
                 return computed[name]
             if name not in stored:
-                table = {"as_sym_int": g.sym_int_values, "as_sym_float": g.sym_float_values,
-                         "as_sym_bool": g.sym_bool_values}[t]
-                entry = table.get(name)
-                stored[name] = _stored_value(entry, parse, hints)
+                stored[name] = _stored_value(tables[t].get(name), parse, hints)
             return stored[name]
 
         for i, node in enumerate(g.nodes):
@@ -656,19 +657,16 @@ def sym_op_problems(graphs, parse, hints: dict[str, int]) -> Iterator[tuple[str,
             if target in _SIZE_TARGETS:
                 computed[out] = _tensor_dim(g, node, parse, hints, "sizes" if target.endswith("size.int") else "strides")
                 continue
-            if target not in _SIZE_TARGETS:
-                tables = {"as_sym_int": g.sym_int_values, "as_sym_float": g.sym_float_values,
-                          "as_sym_bool": g.sym_bool_values}
-                given: set[str] = set()
-                for a in node.inputs:
-                    if a.arg.type in tables and a.arg.value.type == "as_name":
-                        given.update(_symbols_of(tables[a.arg.type].get(a.arg.value.as_name), parse))
-                fresh = sorted(n for n in _symbols_of(tables[node.outputs[0].type].get(out), parse)
-                               if n not in given and _UNBACKED.fullmatch(n))
-                if fresh:  # torch binds the node to its stored symbol, then a retrace asserts it is a constant
-                    yield (f"node {node.name or out} ({target}) stores its value as the unbacked symbol {fresh[0]}, "
-                           "which none of its inputs has (a function of its inputs cannot make one)", f"{path}.nodes[{i}]")
-                    continue
+            given: set[str] = set()
+            for a in node.inputs:
+                if a.arg.type in tables and a.arg.value.type == "as_name":
+                    given.update(_symbols_of(tables[a.arg.type].get(a.arg.value.as_name), parse))
+            fresh = sorted(n for n in _symbols_of(tables[node.outputs[0].type].get(out), parse)
+                           if n not in given and _UNBACKED.fullmatch(n))
+            if fresh:  # torch binds the node to its stored symbol, then a retrace asserts it is a constant
+                yield (f"node {node.name or out} ({target}) stores its value as the unbacked symbol {fresh[0]}, "
+                       "which none of its inputs has (a function of its inputs cannot make one)", f"{path}.nodes[{i}]")
+                continue
             if target == "torch.sym_ite" and len(node.inputs) == 3 \
                     and _kind(node.inputs[1].arg) != _kind(node.inputs[2].arg):
                 # torch asserts both branches have one type (an int and a SymInt: AssertionError in a retrace)

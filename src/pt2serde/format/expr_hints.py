@@ -469,9 +469,8 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs, use: HintUse | Non
         if not -MAX_HINT <= h.value < MAX_HINT:
             yield f"SymInt hint {_num(h.value)} is out of int64", _path(at, "hint")
             continue
-        try:  # every expression was parsed and charged before (check._expression_errors): no path needed
-            tree = parse(s.value.expr_str, None)
-        except Exception:  # noqa: BLE001 - the grammar's problem, said by its own walk
+        tree = _checked_tree(parse, s.value.expr_str)
+        if tree is None:
             continue
         name = _bare_symbol(tree)
         if name is None:  # torch keeps this hint for the whole expression (xreplace swaps it in)
@@ -519,9 +518,8 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs, use: HintUse | Non
             if not ok:
                 yield f"SymFloat hint must be a finite number, got {h.value!r}", path
                 continue
-            try:  # a symbol's hint stored as a SymFloat: torch keeps it too, so it must agree
-                tree = parse(s.value.expr_str, None)
-            except Exception:  # noqa: BLE001 - the grammar's problem
+            tree = _checked_tree(parse, s.value.expr_str)  # a symbol's hint stored as a SymFloat: torch keeps it
+            if tree is None:
                 continue
             symbol = _bare_symbol(tree)
             if symbol is None:  # an expression's: torch computes it where every symbol has a hint
@@ -538,9 +536,8 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs, use: HintUse | Non
         if text in seen:
             value, symbol, constant = seen[text]
         else:
-            try:
-                tree = parse(text, None)
-            except Exception:  # noqa: BLE001 - the grammar's problem
+            tree = _checked_tree(parse, text)
+            if tree is None:
                 continue
             symbol = _bare_symbol(tree)
             constant = not symbols(tree)
@@ -572,12 +569,13 @@ def hint_problems(doc: schema.ExportedProgram, parse, graphs, use: HintUse | Non
                 if s.type != "as_expr":
                     continue
                 path = f"{p}.{table}{key_path(name)}.as_expr.expr_str"
+                tree = _checked_tree(parse, s.as_expr.expr_str)
+                if tree is None:
+                    continue
                 try:
-                    value = value_at(parse(s.as_expr.expr_str, path), hints)
+                    value = value_at(tree, hints)
                 except HintError as e:
                     yield f"symbolic value {_short(s.as_expr.expr_str)}: {e}", path
-                    continue
-                except Exception:  # noqa: BLE001 - the grammar's problem
                     continue
                 if table == "sym_float_values" and type(value) is bool:
                     yield f"SymFloat {_short(s.as_expr.expr_str)} is a condition, not a number", path
@@ -742,22 +740,29 @@ def _bits_bound(target: str, args: list[int], literal: list[int | None]) -> int:
 _UNBACKED = re.compile(r"(u|zuf)[0-9]+")
 
 
+def _checked_tree(parse, text: str) -> Node | None:
+    """The budget's tree of ``text`` (every expression was parsed and charged before,
+    ``check._expression_errors``: no path needed); None where the grammar refused it, which
+    its own walk says."""
+    try:
+        return parse(text, None)
+    except Exception:  # noqa: BLE001 - the grammar's problem
+        return None
+
+
 def _symbols_of(entry, parse) -> list[str]:
     """The symbols of a SymInt/SymFloat/SymBool table entry's stored expression (none for a literal)."""
-    if entry is None or entry.type != "as_expr":
-        return []
-    try:
-        return symbols(parse(entry.as_expr.expr_str, None))
-    except Exception:  # noqa: BLE001 - the grammar's problem, said by its own walk
-        return []
+    tree = _checked_tree(parse, entry.as_expr.expr_str) if entry is not None and entry.type == "as_expr" else None
+    return [] if tree is None else symbols(tree)
 
 
 def _stored_value(entry, parse, hints: dict[str, int]) -> Value:
     if entry is None or entry.type != "as_expr":
         return _UNKNOWN if entry is None else entry.value
+    tree = _checked_tree(parse, entry.as_expr.expr_str)
     try:
-        return value_at(parse(entry.as_expr.expr_str, None), hints)
-    except Exception:  # noqa: BLE001 - the grammar's or the value rule's problem, said by their own walks
+        return _UNKNOWN if tree is None else value_at(tree, hints)
+    except HintError:  # said by the walk of the values
         return _UNKNOWN
 
 

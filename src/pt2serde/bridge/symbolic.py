@@ -138,7 +138,7 @@ class SymbolicContext:
     def __init__(self, range_constraints: dict[str, schema.RangeConstraint], budget=None) -> None:
         """``budget``: the document's :class:`pt2serde.format.expr.ExprBudget` (a fresh one if not
         given); every expression parsed here is charged to it, once per distinct string."""
-        from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+        from torch._subclasses.fake_tensor import FakeTensorMode
         from torch.utils._sympy.symbol import SymT, prefix_str
         from torch.utils._sympy.value_ranges import ValueRanges
 
@@ -146,7 +146,8 @@ class SymbolicContext:
         from .bounded_shapes import BoundedShapeEnv
         from .expr import ExprParser
 
-        self._fake_tensor_type = FakeTensor  # fake_tensor runs for every value: no import there
+        from .fakes import FakeMaker
+
         # the program keeps it for life: run_decompositions() retraces in it (bounded_shapes.py)
         self.shape_env = BoundedShapeEnv(assume_static_by_default=True)
         self.fake_mode = FakeTensorMode(
@@ -158,6 +159,7 @@ class SymbolicContext:
         self._parsed: dict[str, sympy.Basic] = {}
         self._seen_symbols: set[str] = set()
         self._geometries: dict[tuple, tuple] = {}
+        self._make_fake = FakeMaker(self.fake_mode).make  # fake_tensor runs for every value
         self.budget = budget if budget is not None else ExprBudget()
         self._parser = ExprParser(self.symbols, budget=self.budget)
 
@@ -295,10 +297,7 @@ class SymbolicContext:
             elem = torch.empty_strided(sizes, strides, dtype=dtype, device="meta")
         if not (type(offset) is int and offset == 0):
             elem = elem.as_strided(sizes, strides, offset)
-        fake = self._fake_tensor_type(self.fake_mode, elem, device)
-        if meta.requires_grad:
-            fake.requires_grad_(True)
-        return fake
+        return self._make_fake(elem, device, meta.requires_grad)
 
     def range_constraints(self) -> dict:
         """``{symbol: ValueRanges}`` for the symbols the program actually uses."""

@@ -135,7 +135,7 @@ def loads_json_counted(
     text, never trusted) can send the documents ``decode`` would refuse anyway straight back.
     """
     text = _checked_text(data, max_bytes, what)
-    if "\\u003a" in text or "\\u003A" in text:  # a colon that does not show in the text
+    if "\\u003" in text and ("\\u003a" in text or "\\u003A" in text):  # a colon not shown in the text
         return None
     if worth_trying is not None and not worth_trying(text):
         return None

@@ -218,13 +218,16 @@ def reset_peak_rss() -> bool:
 def torch_work_timer():
     """Time the PyTorch calls a ``load``/``deserialize`` cannot avoid, whoever drives them: the
     ``ExportedProgram`` constructor (code generation of the graph module, the verifier), FX graph
-    building (``create_node``) and fake-tensor creation (``FakeTensor.__new__`` and the meta
+    building (``create_node``) and fake-tensor creation (``FakeTensor.__new__``, or pt2serde's
+    ``FakeMaker.make``, which makes the same tensors more cheaply, and the meta
     ``torch.empty``/``empty_strided`` behind it), and the ``ShapeEnv``'s symbolic ints. Yields a
     dict whose ``"s"`` holds the seconds spent inside them (nested calls counted once). The
     floor of any PyTorch-format loader is that time: ``PyTorch's load / it`` bounds the ratio."""
     from torch._subclasses.fake_tensor import FakeTensor
     from torch.export.exported_program import ExportedProgram
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    from pt2serde.bridge.fakes import FakeMaker
 
     spent = {"s": 0.0}
     depth = [0]
@@ -246,7 +249,7 @@ def torch_work_timer():
     patched = [
         (ExportedProgram, "__init__"), (torch.fx.Graph, "create_node"), (FakeTensor, "__new__"),
         (torch, "empty"), (torch, "empty_strided"), (ShapeEnv, "create_symintnode"),
-        (ShapeEnv, "create_symfloatnode"), (ShapeEnv, "create_symboolnode"),
+        (ShapeEnv, "create_symfloatnode"), (ShapeEnv, "create_symboolnode"), (FakeMaker, "make"),
     ]
     saved = [(owner, name, owner.__dict__[name]) for owner, name in patched]
     try:

@@ -179,3 +179,20 @@ def test_devices_are_built_once_and_their_memo_is_bounded(monkeypatch):
     for i in range(100):
         assert tables.device_from_wire(schema.Device(type="cpu", index=i)) == torch.device("cpu", i)
     assert len(tables._DEVICES) == 64
+
+
+def test_grad_dtypes_are_the_ones_torch_lets_require_gradients():
+    # format/tables.GRAD_DTYPES (torch-free) is what load and validate refuse requires_grad outside of
+    from pt2serde.format.tables import DTYPES, GRAD_DTYPES, grad_problem
+
+    allowed = set()
+    for wire in DTYPES:
+        try:
+            torch.empty(2, dtype=tables.dtype_from_wire(wire), device="meta").requires_grad_(True)
+        except RuntimeError:
+            continue
+        allowed.add(wire)
+    assert allowed == set(GRAD_DTYPES) and len(allowed) >= 7
+    assert grad_problem(schema.ScalarType.LONG, True) == "a torch.int64 tensor cannot require gradients (requires_grad is true)"
+    assert grad_problem(schema.ScalarType.LONG, False) is None
+    assert grad_problem(schema.ScalarType.FLOAT, True) is None

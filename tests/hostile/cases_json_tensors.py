@@ -12,7 +12,9 @@
   ``schema_decoder.MAX_PROBLEMS`` problems per program, names shortened (red team F4);
 * a tensor value of dtype ``UNKNOWN``, device index -1, 128 or 2**63 (refused by the format
   layer, ``$.path`` named, by load and validate alike) and of device type ``cp_`` (a warning:
-  another process may register that backend) (red team F5).
+  another process may register that backend) (red team F5);
+* an integer or bool graph value, or buffer, that requires gradients (torch's ``requires_grad_``
+  raises ``RuntimeError``; ``validate`` said valid).
 """
 
 from __future__ import annotations
@@ -135,6 +137,13 @@ CASES = [
              r"device index 128 is not in \[0, 127\]" + _X + r"device\.index`"),
     doc_case("device index 2**63", _meta_of_x(device={"index": 2**63}), r"device index 9223372036854775808 is not in \[0, 127\]" + _X),
     doc_case("device type cp_", _meta_of_x(device={"type": "cp_"}), r"Invalid device 'cp_'", validate="environment"),
+    # torch raises RuntimeError in requires_grad_ on an integer tensor: validate said valid, load failed
+    doc_case("int64 graph value that requires gradients", _meta_of_x(dtype=5, requires_grad=True),
+             r"a torch\.int64 tensor cannot require gradients \(requires_grad is true\)" + _X + "requires_grad`"),
+    doc_case("bool graph value that requires gradients", _meta_of_x(dtype=12, requires_grad=True),
+             r"a torch\.bool tensor cannot require gradients \(requires_grad is true\)" + _X + "requires_grad`"),
+    _weight_case("int32 buffer that requires gradients", "b", "b_b",
+                 r"a torch\.int32 tensor cannot require gradients \(requires_grad is true\)", dtype=4, requires_grad=True),
     doc_case("duplicate key in a node's custom metadata", _custom_metadata("node"),
              r"custom metadata is not valid JSON: duplicate key 'a' in one object - at "
              r"`\$\.graph_module\.graph\.nodes\[0\]\.metadata\.custom`"),

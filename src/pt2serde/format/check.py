@@ -36,7 +36,7 @@ from .value_refs import (CONSTANT_INPUTS, SPEC_TARGETS, argument_refs, builtin_n
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, ProgramRecords, Pt2Archive
 from .problem import CappedProblems, Problem, capped, key_path, name_text as _q
-from .tables import device_problem, dtype_problem, unknown_device_type
+from .tables import GRAD_DTYPES, device_problem, dtype_problem, grad_problem, unknown_device_type
 from .tensor_entries import TensorEntry, signature_problems
 from .torchsave import describe_torch_save, pickle_globals
 from ..errors import SerializeError
@@ -119,16 +119,19 @@ def _plain_geometry(tm: schema.TensorMeta) -> bool:
 
 def tensor_meta_problems(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
     """``(message, $.path)`` for the tensor values and symbolic ints of a graph that torch cannot
-    hold: a dtype and a device index torch has (:mod:`.tables`), as many sizes as strides, sizes and storage offsets in ``[0, 2**63)``, strides and
+    hold: a dtype and a device index torch has (:mod:`.tables`), ``requires_grad`` only on
+    floating point and complex values (``tables.grad_problem``), as many sizes as strides, sizes and storage offsets in ``[0, 2**63)``, strides and
     ``SymInt`` constants in int64 (torch stores them as int64 and would raise past it). The one
     rule ``validate`` (:func:`check_program`) and ``load`` (:func:`check_expressions`) apply."""
     for g, p in document_graphs(graph, path):
         for name, tm in g.tensor_values.items():
             offset = tm.storage_offset
-            if _plain_geometry(tm) and dtype_problem(tm.dtype) is None and device_problem(tm.device) is None:
+            if _plain_geometry(tm) and dtype_problem(tm.dtype) is None and device_problem(tm.device) is None \
+                    and (tm.requires_grad is False or tm.dtype in GRAD_DTYPES):
                 continue  # the common case, decided without building the value's $.path
             tpath = f"{p}.tensor_values{key_path(name)}"
-            for problem, at in ((dtype_problem(tm.dtype), "dtype"), (device_problem(tm.device), "device.index")):
+            for problem, at in ((dtype_problem(tm.dtype), "dtype"), (device_problem(tm.device), "device.index"),
+                                (grad_problem(tm.dtype, tm.requires_grad), "requires_grad")):
                 if problem is not None:
                     yield problem, f"{tpath}.{at}"
             if len(tm.sizes) != len(tm.strides):

@@ -53,7 +53,7 @@ from .contents import LEGACY_VERSION
 from ..errors import SerializeError
 from .releases import RELEASES, Release
 from .upgrade import DOWN_STEPS, document_version
-from .tables import DTYPES
+from .tables import DTYPES, GRAD_DTYPES
 
 __all__ = ["Release", "RELEASES", "Verdict", "DocumentFeatures", "ProgramFacts", "document_features",
            "program_facts", "readable_by", "FLOATING_DTYPES"]
@@ -101,8 +101,7 @@ UNRESOLVED_BEFORE_2_7 = ("torch.ops.higher_order.auto_functionalized",
 #: graph output kinds PyTorch 2.5 reads back
 OUTPUTS_2_5 = frozenset({"as_tensor", "as_sym_int", "as_sym_bool", "as_int", "as_none"})
 #: dtypes a Parameter may have with requires_grad=True (floating and complex; float8 compares as bytes)
-FLOATING_DTYPES = frozenset(d.name for d in DTYPES.values()
-                            if d.fmt is None or d.fmt in ("e", "f", "d", "bf16") or d.fmt.startswith("c:"))
+FLOATING_DTYPES = frozenset(DTYPES[d].name for d in GRAD_DTYPES)
 
 
 def _vtext(v: V) -> str:

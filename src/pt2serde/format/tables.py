@@ -13,7 +13,7 @@ from .expr import parse as parse_expr, render as render_expr
 from ..errors import SerializeError
 
 __all__ = ["DType", "DTYPES", "BY_NAME", "sym_text", "device_text", "DEVICE_TYPES", "MAX_DEVICE_INDEX",
-           "device_problem", "unknown_device_type", "dtype_problem"]
+           "device_problem", "unknown_device_type", "dtype_problem", "GRAD_DTYPES", "grad_problem"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +105,17 @@ def unknown_device_type(device: schema.Device) -> str | None:
 def dtype_problem(dtype: schema.ScalarType) -> str | None:
     """Why ``dtype`` stands for no tensor dtype (``UNKNOWN``), or None."""
     return None if dtype in DTYPES else f"dtype {int(dtype)} ({dtype.name}) is not a tensor dtype"
+
+
+#: The dtypes whose tensors may require gradients in torch: floating point (float8 included) and
+#: complex (``requires_grad_(True)`` raises ``RuntimeError`` on any other).
+GRAD_DTYPES: frozenset[schema.ScalarType] = frozenset(
+    d for d, t in DTYPES.items() if t.name.startswith(("float", "bfloat", "complex")))
+
+
+def grad_problem(dtype: schema.ScalarType, requires_grad: object, what: str = "tensor") -> str | None:
+    """Why a ``what`` of ``dtype`` cannot have ``requires_grad`` (torch refuses gradients on
+    integer and bool tensors), or None."""
+    if requires_grad is not True or dtype in GRAD_DTYPES or dtype not in DTYPES:
+        return None
+    return f"a torch.{DTYPES[dtype].name} {what} cannot require gradients (requires_grad is true)"

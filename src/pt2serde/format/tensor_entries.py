@@ -24,7 +24,7 @@ from .. import schema
 from ..errors import SerializeError
 from .opaque_pickle import MAX_RECORD_BYTES, OpaqueRecipe, read_opaque
 from .problem import Problem, key_path
-from .tables import BY_NAME, DTYPES, device_problem, device_text, sym_text, unknown_device_type
+from .tables import BY_NAME, DTYPES, device_problem, device_text, grad_problem, sym_text, unknown_device_type
 from .torchbind import describe_torchbind
 from .torchsave import MAX_DIMS
 from .fastcodec import fast_counting_decoder
@@ -316,9 +316,8 @@ def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, recor
     if len(entry.sizes) > MAX_DIMS:
         out.append(P(f"{len(entry.sizes)} dimensions, over the limit of {MAX_DIMS}", f"{where}.tensor_meta.sizes"))
         return out
-    if entry.is_param and tm.requires_grad and not DTYPES[tm.dtype].name.startswith(("float", "complex", "bfloat")):
-        out.append(P(f"a torch.{entry.dtype} parameter cannot require gradients (requires_grad is true)",
-                     f"{where}.tensor_meta.requires_grad"))
+    if bad := grad_problem(tm.dtype, tm.requires_grad, "parameter" if entry.is_param else "tensor"):
+        out.append(P(bad, f"{where}.tensor_meta.requires_grad"))
     itemsize = DTYPES[tm.dtype].itemsize
     has_data = entry.device.split(":")[0] != "meta"
     # one pass of the view rule: against the record's bytes when the entry reads a non-empty one

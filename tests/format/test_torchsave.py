@@ -548,7 +548,7 @@ HOSTILE = {
     "integer tensor requiring grad": (
         lambda: record(Call(V2, Pid("storage", torch.IntStorage, "0", "cpu", 4), 0, (1,), (1,), True, HOOKS),
                        **{"0": FOUR_FLOATS}),
-        "only Tensors of floating point",
+        r"a torch\.int32 tensor cannot require gradients \(requires_grad is true\)",  # torch's requires_grad_ would raise
     ),
     "tensor state replacing .data": (
         lambda: record(Call(torch._tensor._rebuild_from_type_v2, V2, torch.Tensor,

@@ -208,7 +208,7 @@ def _extent(dtype: torch.dtype, size: tuple, stride: tuple, offset: int, has_dat
 
 
 def _finish(t: torch.Tensor, requires_grad: Any, hooks: Any, metadata: Any) -> torch.Tensor:
-    problem = tensor_extras_problem(requires_grad, hooks, metadata)  # the walker's rule
+    problem = tensor_extras_problem(requires_grad, hooks, metadata, _dtype_name(t.dtype))  # the walker's rule
     if problem:
         raise SerializeError(problem)
     if requires_grad:

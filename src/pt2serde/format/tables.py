@@ -113,9 +113,13 @@ GRAD_DTYPES: frozenset[schema.ScalarType] = frozenset(
     d for d, t in DTYPES.items() if t.name.startswith(("float", "bfloat", "complex")))
 
 
-def grad_problem(dtype: schema.ScalarType, requires_grad: object, what: str = "tensor") -> str | None:
-    """Why a ``what`` of ``dtype`` cannot have ``requires_grad`` (torch refuses gradients on
-    integer and bool tensors), or None."""
-    if requires_grad is not True or dtype in GRAD_DTYPES or dtype not in DTYPES:
+_GRAD_NAMES = frozenset(DTYPES[d].name for d in GRAD_DTYPES)
+
+
+def grad_problem(dtype: schema.ScalarType | str, requires_grad: object, what: str = "tensor") -> str | None:
+    """Why a ``what`` of ``dtype`` (a wire dtype, or a torch dtype's name as pickles give it)
+    cannot have ``requires_grad`` (torch refuses gradients on integer and bool tensors), or None."""
+    name = dtype if isinstance(dtype, str) else DTYPES[dtype].name if dtype in DTYPES else None
+    if requires_grad is not True or name is None or name not in BY_NAME or name in _GRAD_NAMES:
         return None
-    return f"a torch.{DTYPES[dtype].name} {what} cannot require gradients (requires_grad is true)"
+    return f"a torch.{name} {what} cannot require gradients (requires_grad is true)"

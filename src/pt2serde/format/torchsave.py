@@ -21,7 +21,7 @@ from .. import schema
 from .archive import ArchiveReader
 from ..errors import SerializeError
 from .safepickle import Global
-from .tables import BY_NAME, DTYPES, device_text, sym_text
+from .tables import BY_NAME, DTYPES, device_text, grad_problem, sym_text
 
 __all__ = ["META_LOCATION", "storage_size_problem", "TensorInfo", "DTypeValue", "TorchSaveRecord", "WALK_GLOBALS", "describe_torch_save", "pickle_globals",
            "summarize_value", "tensor_extras_problem"]
@@ -46,6 +46,8 @@ class TensorInfo:
 
     def __init__(self, dtype: str, sizes: tuple, strides: tuple, offset: int, storage: "_StorageRef | None",
                  requires_grad: bool = False, is_param: bool = False, fake: bool = False, device: str = "cpu"):
+        if problem := grad_problem(dtype, requires_grad, "parameter" if is_param else "tensor"):
+            raise SerializeError(problem)
         self.dtype = dtype
         self.sizes = sizes
         self.strides = strides
@@ -137,12 +139,15 @@ def _extent(dtype: str, size: tuple, stride: tuple, offset: int, itemsize: int, 
         raise SerializeError(f"a {dtype} tensor: {problem}")
 
 
-def tensor_extras_problem(requires_grad: Any, hooks: Any, metadata: Any = None) -> str | None:
-    """Why a pickled tensor's ``requires_grad``, backward hooks and metadata (the conj/neg bits of
+def tensor_extras_problem(requires_grad: Any, hooks: Any, metadata: Any = None, dtype: str | None = None) -> str | None:
+    """Why a pickled tensor's ``requires_grad`` (a bool; true only for a floating point or complex
+    ``dtype``, a torch dtype name), backward hooks and metadata (the conj/neg bits of
     ``_rebuild_tensor_v2``/``v3``) are refused, or None: the rule this walker and the bridge's
     ``torch.save`` reader share."""
     if type(requires_grad) is not bool:
         return f"requires_grad must be a bool, got {safepickle.short(requires_grad)}"
+    if dtype is not None and (problem := grad_problem(dtype, requires_grad)):
+        return problem
     if not (type(hooks) in (dict, OrderedDict) and not hooks):
         return "backward hooks must be an empty dict"
     if metadata and (type(metadata) is not dict or not set(metadata) <= {"conj", "neg"}
@@ -152,7 +157,7 @@ def tensor_extras_problem(requires_grad: Any, hooks: Any, metadata: Any = None) 
 
 
 def _finish(t: TensorInfo, requires_grad, hooks, metadata) -> TensorInfo:
-    problem = tensor_extras_problem(requires_grad, hooks, metadata)
+    problem = tensor_extras_problem(requires_grad, hooks, metadata, t.dtype)
     if problem:
         raise SerializeError(problem)
     t.requires_grad = requires_grad

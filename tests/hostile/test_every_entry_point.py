@@ -1,7 +1,8 @@
 """Every hostile case of ``cases_*.py`` through every entry point (see ``everywhere.py``).
 
 Each case ends in a ``SerializeError`` matching what it lies about, or loads harmlessly;
-either way within 2 s and 512 MiB per step, with no marker file, no generated code the
+either way within 2 s of CPU (a case over it alone is run once more: a busy spell of a shared
+machine) and 512 MiB per step, with no marker file, no generated code the
 oracle rejects, no control character printed by the command line, and ``validate``
 agreeing with ``load``.
 """
@@ -34,6 +35,12 @@ CASES = _cases()
 def test_hostile_case_everywhere(case, tmp_path):
     report = everywhere.run_case(case, tmp_path)
     problems = everywhere.problems_of(case, report)
+    if problems and all(" s of CPU (limit " in p for p in problems):
+        # only over the CPU limit: once more, in a fresh folder, to tell a busy spell of a shared
+        # machine (seen: 2.5 s in a CI run for a step that takes 1.6 s alone) from work a file causes
+        # (unbounded work is over the limit every time; a hang is caught by the step timeout)
+        report = everywhere.run_case(case, tmp_path / "again")
+        problems = everywhere.problems_of(case, report)
     assert not problems, "\n".join(problems) + "\n\nsteps: " + "\n".join(
         f"  {k}: {v['outcome'][:300]}" for k, v in report["steps"].items())
 

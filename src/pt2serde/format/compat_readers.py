@@ -53,7 +53,7 @@ from .contents import LEGACY_VERSION
 from ..errors import SerializeError
 from .releases import RELEASES, Release
 from .upgrade import DOWN_STEPS, document_version
-from .tables import DTYPES, GRAD_DTYPES
+from .tables import DTYPES, GRAD_DTYPE_NAMES
 
 __all__ = ["Release", "RELEASES", "Verdict", "DocumentFeatures", "ProgramFacts", "document_features",
            "program_facts", "readable_by", "FLOATING_DTYPES"]
@@ -101,7 +101,7 @@ UNRESOLVED_BEFORE_2_7 = ("torch.ops.higher_order.auto_functionalized",
 #: graph output kinds PyTorch 2.5 reads back
 OUTPUTS_2_5 = frozenset({"as_tensor", "as_sym_int", "as_sym_bool", "as_int", "as_none"})
 #: dtypes a Parameter may have with requires_grad=True (floating and complex; float8 compares as bytes)
-FLOATING_DTYPES = frozenset(DTYPES[d].name for d in GRAD_DTYPES)
+FLOATING_DTYPES = GRAD_DTYPE_NAMES
 
 
 def _vtext(v: V) -> str:

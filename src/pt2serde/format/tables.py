@@ -13,7 +13,7 @@ from .expr import parse as parse_expr, render as render_expr
 from ..errors import SerializeError
 
 __all__ = ["DType", "DTYPES", "BY_NAME", "sym_text", "device_text", "DEVICE_TYPES", "MAX_DEVICE_INDEX",
-           "device_problem", "unknown_device_type", "dtype_problem", "GRAD_DTYPES", "grad_problem"]
+           "device_problem", "unknown_device_type", "dtype_problem", "GRAD_DTYPES", "GRAD_DTYPE_NAMES", "grad_problem"]
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,14 @@ GRAD_DTYPES: frozenset[schema.ScalarType] = frozenset(
     d for d, t in DTYPES.items() if t.name.startswith(("float", "bfloat", "complex")))
 
 
-_GRAD_NAMES = frozenset(DTYPES[d].name for d in GRAD_DTYPES)
+#: the same dtypes by torch name (as pickles name them)
+GRAD_DTYPE_NAMES: frozenset[str] = frozenset(DTYPES[d].name for d in GRAD_DTYPES)
 
 
 def grad_problem(dtype: schema.ScalarType | str, requires_grad: object, what: str = "tensor") -> str | None:
     """Why a ``what`` of ``dtype`` (a wire dtype, or a torch dtype's name as pickles give it)
     cannot have ``requires_grad`` (torch refuses gradients on integer and bool tensors), or None."""
     name = dtype if isinstance(dtype, str) else DTYPES[dtype].name if dtype in DTYPES else None
-    if requires_grad is not True or name is None or name not in BY_NAME or name in _GRAD_NAMES:
+    if requires_grad is not True or name is None or name not in BY_NAME or name in GRAD_DTYPE_NAMES:
         return None
     return f"a torch.{name} {what} cannot require gradients (requires_grad is true)"

@@ -436,3 +436,29 @@ def test_corpus_documents_decode_the_same_both_ways(writer):
             programs += 1
         assert_both_decode_the_same(cls, raw)
     assert programs, f"no program documents in {CORPUS_DIR}/{writer}"
+
+
+def test_fast_decoder_passes_fields_by_keyword_where_a_struct_needs_it():
+    """The generated decoders call a struct's constructor with positional arguments in field
+    order (every wire struct allows it); a struct whose fields are not all positional
+    parameters gets them by keyword, so no value lands in the wrong field."""
+    from pt2serde.format import fastcodec
+
+    @dataclasses.dataclass
+    class Mixed:
+        a: int
+        b: str
+        c: int = dataclasses.field(default=7, kw_only=True)
+
+    @dataclasses.dataclass
+    class Reordered:
+        b: str = dataclasses.field(kw_only=True)
+        a: int
+
+    gen = fastcodec._Gen("decode")
+    for cls, doc, expected in ((Mixed, {"a": 1, "b": "x", "c": 2}, Mixed(1, "x", c=2)),
+                               (Mixed, {"a": 1, "b": "x"}, Mixed(1, "x")),
+                               (Reordered, {"a": 1, "b": "x"}, Reordered(1, b="x"))):
+        assert gen.ns[gen.function(cls)](doc) == expected
+    positional = fastcodec.fast_decoder(schema.TensorArgument)
+    assert positional({"name": "x"}) == schema.TensorArgument(name="x")

@@ -77,3 +77,28 @@ def test_unregistered_types_are_the_environments():
     assert treespec_text.problems(text) == []
     with pytest.raises(SerializeError, match=r"pytree type 'my\.Point', which is not registered"):
         treespec.loads(text)
+
+
+def test_recent_texts_are_remembered_within_bounds(monkeypatch):
+    """One load reads each call spec several times; the answers for a text are computed once,
+    every caller gets its own list of problems, and the memo stays within its bounds."""
+    calls = []
+    real = treespec_text._check_text
+    monkeypatch.setattr(treespec_text, "_check_text", lambda text: calls.append(text) or real(text))
+    monkeypatch.setattr(treespec_text, "_memo", {})
+    bad, message = BAD["defaultdict factory os.system"]
+    for text in (GOOD[0], bad):
+        first = treespec_text.problems(text)
+        first.append("changed by a caller")
+        assert treespec_text.problems(text) == real(text)[0]
+        assert treespec_text.leaf_count(text) == (None if text is bad else 3)
+    assert calls == [GOOD[0], bad]
+    with pytest.raises(SerializeError, match=message):
+        treespec_text.check(bad)  # a remembered problem still refuses
+    many = [_spec({"type": "builtins.tuple", "context": "null", "children_spec": [LEAF] * n}) for n in range(100)]
+    for text in many:
+        assert treespec_text.leaf_count(text) == many.index(text)
+    assert len(treespec_text._memo) <= treespec_text._MEMO_SIZE
+    long = _spec({"type": "builtins.tuple", "context": "null", "children_spec": [LEAF] * 1000})
+    assert len(long) > treespec_text._MEMO_CHARS
+    assert treespec_text.leaf_count(long) == 1000 and long not in treespec_text._memo

@@ -57,11 +57,28 @@ def _enc_module_stack(enc, node, stack: dict) -> str:
     return SEP.join(entries)
 
 
+#: entries read recently: a module's entry recurs in the stacks of all its submodules' nodes
+#: (``decode_metadata`` caches whole stacks, which differ from leaf to leaf). Bounded: entries
+#: up to _ENTRY_CHARS characters (real ones hold a module path and a class path), at most
+#: _ENTRIES_SIZE of them.
+_ENTRIES: dict[str, tuple[str, tuple[str, str]]] = {}
+_ENTRIES_SIZE = 4096
+_ENTRY_CHARS = 1024
+
+
 def _dec_module_stack(dec, text: str) -> dict:
     stack = {}
+    known = _ENTRIES
     for item in text.split(SEP):
-        key, path, ty = split_module_stack_entry(item)
-        stack[key] = (path, ty)
+        entry = known.get(item)
+        if entry is None:
+            key, path, ty = split_module_stack_entry(item)
+            entry = (key, (path, ty))
+            if len(item) <= _ENTRY_CHARS:
+                if len(known) >= _ENTRIES_SIZE:
+                    known.clear()
+                known[item] = entry
+        stack[entry[0]] = entry[1]
     return stack
 
 

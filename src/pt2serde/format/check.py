@@ -23,6 +23,7 @@ skipped for that document (its shape problems are all reported).
 from __future__ import annotations
 
 import dataclasses
+import operator
 import zlib
 from typing import Any, Callable, Iterator, Sequence
 
@@ -78,13 +79,18 @@ def document_graphs(graph: schema.Graph, path: str = "$.graph_module.graph") -> 
         stack.extend(reversed(subgraphs))
 
 
+_KIND = operator.attrgetter("type")
+_INT_ONLY = frozenset({"as_int"})
+
+
 def document_expressions(graph: schema.Graph, path: str = "$.graph_module.graph") -> Iterator[tuple[str, str]]:
     """``($.path, srepr text)`` of every symbolic expression of a graph and its subgraphs, in
     one order (the one walk ``validate`` and ``load`` both charge to the document's budget)."""
     for g, p in document_graphs(graph, path):
         for name, tm in g.tensor_values.items():
-            if all(s.type == "as_int" for s in tm.sizes) and all(s.type == "as_int" for s in tm.strides) \
-                    and tm.storage_offset.type == "as_int":
+            kinds = set(map(_KIND, tm.sizes))  # (at C speed: most documents have no expression)
+            kinds.update(map(_KIND, tm.strides))
+            if kinds <= _INT_ONLY and tm.storage_offset.type == "as_int":
                 continue  # a static tensor (most of them): no expression, no path to build
             tpath = f"{p}.tensor_values{key_path(name)}"
             for field in ("sizes", "strides"):

@@ -99,8 +99,29 @@ def problems(text: Any) -> list[str]:
     return _checked(text)[0]
 
 
+#: :func:`_checked` of recent texts, by the exact text: one load reads each spec four or five
+#: times (the code-field gate, the call-spec checks, the bridge), and a process loads the same
+#: specs again. Bounded: texts up to _MEMO_CHARS characters, at most _MEMO_SIZE of them.
+_memo: dict[str, tuple[tuple[str, ...], Any]] = {}
+_MEMO_CHARS = 16_384
+_MEMO_SIZE = 32
+
+
 def _checked(text: Any) -> tuple[list[str], Any]:
-    """:func:`problems` of ``text``, and its root node (None where it cannot be walked)."""
+    """:func:`problems` of ``text``, and its root node (None where it cannot be walked). The
+    root is shared between calls with the same text: read it, never change it."""
+    if type(text) is not str or len(text) > _MEMO_CHARS:
+        return _check_text(text)
+    hit = _memo.get(text)
+    if hit is None:
+        found, root = _check_text(text)
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        hit = _memo[text] = (tuple(found), root)
+    return list(hit[0]), hit[1]
+
+
+def _check_text(text: Any) -> tuple[list[str], Any]:
     try:
         pair = _loads(text, "treespec")
     except SerializeError as e:

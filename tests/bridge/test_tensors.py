@@ -8,7 +8,7 @@ import torch
 
 import pt2serde
 from artifacts import config, record_names, saved, torch_loaded, torch_saved
-from pt2serde import schema
+from pt2serde import SerializeError, schema
 from pt2serde.bridge import tables
 
 
@@ -196,3 +196,25 @@ def test_grad_dtypes_are_the_ones_torch_lets_require_gradients():
     assert grad_problem(schema.ScalarType.LONG, True) == "a torch.int64 tensor cannot require gradients (requires_grad is true)"
     assert grad_problem(schema.ScalarType.LONG, False) is None
     assert grad_problem(schema.ScalarType.FLOAT, True) is None
+
+
+def test_unindexed_backend_devices_need_their_backend(monkeypatch):
+    """A tensor on ``hpu`` (or ``privateuseone``) without an index: torch's fake tensors ask
+    ``torch.hpu`` for the current device, which only a registered backend provides. load says
+    so where torch would raise AttributeError; validate warns (the environment decides)."""
+    import types
+
+    from pt2serde.bridge import tables as bridge_tables
+    from pt2serde.format import tables as wire_tables
+
+    monkeypatch.setattr(bridge_tables, "_DEVICES", {})
+    for t in ("hpu", "privateuseone"):
+        with pytest.raises(SerializeError, match=rf"device type '{t}' without an index: loading needs the {t} backend"):
+            bridge_tables.device_from_wire(schema.Device(type=t, index=None))
+        assert wire_tables.unknown_device_type(schema.Device(type=t, index=None)).startswith(f"device type '{t}' without")
+        assert bridge_tables.device_from_wire(schema.Device(type=t, index=0)) == torch.device(t, 0)
+        assert wire_tables.unknown_device_type(schema.Device(type=t, index=0)) is None
+    monkeypatch.setattr(torch, "hpu", types.SimpleNamespace(), raising=False)  # a registered backend's module
+    assert bridge_tables.device_from_wire(schema.Device(type="hpu", index=None)) == torch.device("hpu")
+    for indexless in ("cuda", "xpu", "mtia", "mps", "cpu"):  # torch has their modules or asks none
+        assert wire_tables.unknown_device_type(schema.Device(type=indexless, index=None)) is None

@@ -12,7 +12,8 @@
   ``schema_decoder.MAX_PROBLEMS`` problems per program, names shortened (red team F4);
 * a tensor value of dtype ``UNKNOWN``, device index -1, 128 or 2**63 (refused by the format
   layer, ``$.path`` named, by load and validate alike) and of device type ``cp_`` (a warning:
-  another process may register that backend) (red team F5);
+  another process may register that backend) (red team F5), or ``hpu`` or ``privateuseone``
+  without an index (the same: torch asks the backend's module for the index);
 * an integer or bool graph value, or buffer, that requires gradients (torch's ``requires_grad_``
   raises ``RuntimeError``; ``validate`` said valid).
 """
@@ -137,6 +138,10 @@ CASES = [
              r"device index 128 is not in \[0, 127\]" + _X + r"device\.index`"),
     doc_case("device index 2**63", _meta_of_x(device={"index": 2**63}), r"device index 9223372036854775808 is not in \[0, 127\]" + _X),
     doc_case("device type cp_", _meta_of_x(device={"type": "cp_"}), r"Invalid device 'cp_'", validate="environment"),
+    # fake tensors ask torch.hpu / torch.privateuseone for the missing index: a registered backend's module
+    *(doc_case(f"device type {t} without an index", _meta_of_x(device={"type": t, "index": None}),
+               rf"device type '{t}' without an index: loading needs the {t} backend registered", validate="environment")
+      for t in ("hpu", "privateuseone")),
     # torch raises RuntimeError in requires_grad_ on an integer tensor: validate said valid, load failed
     doc_case("int64 graph value that requires gradients", _meta_of_x(dtype=5, requires_grad=True),
              r"a torch\.int64 tensor cannot require gradients \(requires_grad is true\)" + _X + "requires_grad`"),

@@ -9,6 +9,7 @@ import torch
 
 from .. import schema
 from ..errors import SerializeError
+from ..format import tables as wire_tables
 
 __all__ = [
     "DTYPES",
@@ -123,6 +124,9 @@ def device_from_wire(device: schema.Device) -> torch.device:
         made = torch.device(device.type) if device.index is None else torch.device(device.type, device.index)
     except (RuntimeError, ValueError, TypeError) as e:
         raise SerializeError(f"Invalid device {device.type!r}:{device.index!r}: {e}") from None
+    if made.index is None and made.type in ("hpu", torch._C._get_privateuse1_backend_name()) \
+            and not hasattr(torch, made.type):  # what fake tensors look up for its index
+        raise SerializeError(wire_tables.unindexed_device_problem(made.type))
     if len(_DEVICES) < 64 and type(key[0]) is str and type(key[1]) in (int, type(None)):
         _DEVICES[key] = made  # torch.device is immutable; a device type registered later changes nothing made here
     return made

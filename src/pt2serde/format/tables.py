@@ -13,7 +13,7 @@ from .expr import parse as parse_expr, render as render_expr
 from ..errors import SerializeError
 
 __all__ = ["DType", "DTYPES", "BY_NAME", "sym_text", "device_text", "DEVICE_TYPES", "MAX_DEVICE_INDEX",
-           "device_problem", "unknown_device_type", "dtype_problem", "GRAD_DTYPES", "GRAD_DTYPE_NAMES", "grad_problem"]
+           "device_problem", "unknown_device_type", "BACKEND_INDEXED_TYPES", "unindexed_device_problem", "dtype_problem", "GRAD_DTYPES", "GRAD_DTYPE_NAMES", "grad_problem"]
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,28 @@ def device_problem(device: schema.Device) -> str | None:
     return None
 
 
+#: Device types whose missing index PyTorch's fake tensors ask the backend's module for
+#: (``torch.hpu.current_device()``): a module only a registered backend adds to ``torch``.
+#: (cuda, xpu, mtia and mps have theirs, or need none, in every build.)
+BACKEND_INDEXED_TYPES = frozenset({"hpu", "privateuseone"})
+
+
 def unknown_device_type(device: schema.Device) -> str | None:
-    """The warning for a device type that is not in :data:`DEVICE_TYPES`, or None."""
+    """The warning for a device that only a process with a backend registered can load, or None:
+    a type not in :data:`DEVICE_TYPES`, or one of :data:`BACKEND_INDEXED_TYPES` without an index."""
+    if device.index is None and device.type in BACKEND_INDEXED_TYPES:
+        return unindexed_device_problem(device.type)
     if device.type.split(":")[0] in DEVICE_TYPES:
         return None
     return (f"device type {device.type!r} is not one PyTorch knows; loading needs a backend registered "
             "under that name")
+
+
+def unindexed_device_problem(device_type: str) -> str:
+    """What loading a tensor on ``device_type`` (one of :data:`BACKEND_INDEXED_TYPES`) without an
+    index needs."""
+    return (f"device type {device_type!r} without an index: loading needs the {device_type} backend registered "
+            f"(PyTorch asks torch.{device_type} for the current device)")
 
 
 def dtype_problem(dtype: schema.ScalarType) -> str | None:

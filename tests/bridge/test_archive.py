@@ -916,3 +916,27 @@ def test_user_class_example_inputs(tmp_path):
         pt2serde.load(theirs)
     trusted = pt2serde.load(theirs, allow_pickle=True)
     assert isinstance(trusted.example_inputs[0][1], _Holder)
+
+
+def test_record_name_segments_are_judged_as_split_segments_are():
+    """check_name finds empty, ``.`` and ``..`` segments without splitting the name: it refuses
+    exactly the names whose segments (split at ``/``, trailing slashes aside) include one."""
+    import random
+
+    from pt2serde.format.archive import check_name
+
+    def split_says_bad(name: str) -> bool:
+        return any(part in ("..", ".", "") for part in name.rstrip("/").split("/"))
+
+    rng = random.Random(7)
+    names = ["".join(rng.choice("a./") for _ in range(rng.randint(1, 9))) for _ in range(20000)]
+    names += ["a", "a/", "a//", "./a", "a/.", "a/..", "a/.../b", "..a/b", "a/b..", ".hidden/x", "a/./b", "a//b"]
+    for name in names:
+        if name.startswith("/"):
+            continue  # refused as an absolute path first
+        try:
+            check_name(name)
+            refused = False
+        except pt2serde.SerializeError as e:
+            refused = "path segment" in str(e)
+        assert refused == split_says_bad(name), name

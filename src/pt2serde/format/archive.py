@@ -18,8 +18,7 @@ import io
 import os
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from . import mapguard
 from ..errors import NotAZipError, SerializeError
@@ -75,14 +74,15 @@ def check_name(name: str) -> str:
         raise SerializeError(f"invalid record name {name!r}: contains NUL or a backslash")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise SerializeError(f"invalid record name {name!r}: absolute path")
-    if any(part in ("..", ".") or part == "" for part in name.rstrip("/").split("/")):
+    walled = f"/{name.rstrip('/')}/"  # each segment between slashes: found at C speed
+    if "//" in walled or "/./" in walled or "/../" in walled:
         raise SerializeError(f"invalid record name {name!r}: empty, '.' or '..' path segment")
     return name
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One record of the archive as the central directory and local header describe it."""
+class Entry(NamedTuple):
+    """One record of the archive as the central directory and local header describe it
+    (immutable; a named tuple: an archive of weights has hundreds, read on every load)."""
 
     name: str
     header_offset: int

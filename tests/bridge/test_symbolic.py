@@ -101,3 +101,18 @@ def test_static_geometries_are_contiguous_exactly_when_torch_makes_those_strides
             other = list(strides)
             other[i] += bump
             assert not _is_contiguous(list(sizes), other), (sizes, other)
+
+
+def test_geometry_keys_keep_expressions_apart():
+    """``SymbolicContext._geometry`` keys a static geometry by its ints and relies on a SymExpr
+    being unhashable to give every geometry with an expression the key of its texts and hints
+    (so ``[s0]`` and ``[3]`` never share FakeTensor sizes)."""
+    import pytest
+
+    from pt2serde import schema
+
+    with pytest.raises(TypeError):
+        hash(schema.SymExpr(expr_str="Symbol('s0', positive=True, integer=True)"))
+    with pytest.raises(TypeError):
+        hash((tuple(s.value for s in [schema.SymInt.create(as_int=3),
+                                      schema.SymInt.create(as_expr=schema.SymExpr(expr_str="x"))]),))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 import math
+import operator
 
 import sympy
 import torch
@@ -263,12 +264,17 @@ class SymbolicContext:
         """Sizes, strides and offset as ints/SymInts, and whether the strides are the
         contiguous ones; computed once per distinct geometry (SymInts are immutable, so the
         same objects can serve every tensor of that shape)."""
-        key = (
-            tuple(_sym_key(s) for s in meta.sizes),
-            tuple(_sym_key(s) for s in meta.strides),
-            _sym_key(meta.storage_offset),
-        )
-        cached = self._geometries.get(key)
+        try:  # static: the ints themselves (at C speed); a SymExpr is unhashable, so an
+            # expression anywhere raises TypeError here and takes the key of texts and hints
+            key = (tuple(map(_VALUE, meta.sizes)), tuple(map(_VALUE, meta.strides)), meta.storage_offset.value)
+            cached = self._geometries.get(key)
+        except TypeError:
+            key = (
+                tuple(_sym_key(s) for s in meta.sizes),
+                tuple(_sym_key(s) for s in meta.strides),
+                _sym_key(meta.storage_offset),
+            )
+            cached = self._geometries.get(key)
         if cached is None:
             if len(meta.sizes) != len(meta.strides):
                 raise SerializeError(f"tensor has {len(meta.sizes)} sizes but {len(meta.strides)} strides")
@@ -309,6 +315,9 @@ class SymbolicContext:
             else:
                 log.debug("range constraint for %s: the symbol does not appear in the program", name)
         return out
+
+
+_VALUE = operator.attrgetter("value")
 
 
 def _sym_key(s: schema.SymInt):

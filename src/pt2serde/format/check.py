@@ -79,7 +79,7 @@ def document_graphs(graph: schema.Graph, path: str = "$.graph_module.graph") -> 
         stack.extend(reversed(subgraphs))
 
 
-_KIND = operator.attrgetter("type")
+_MEMBER = operator.attrgetter("type")
 _INT_ONLY = frozenset({"as_int"})
 
 
@@ -88,8 +88,8 @@ def document_expressions(graph: schema.Graph, path: str = "$.graph_module.graph"
     one order (the one walk ``validate`` and ``load`` both charge to the document's budget)."""
     for g, p in document_graphs(graph, path):
         for name, tm in g.tensor_values.items():
-            kinds = set(map(_KIND, tm.sizes))  # (at C speed: most documents have no expression)
-            kinds.update(map(_KIND, tm.strides))
+            kinds = set(map(_MEMBER, tm.sizes))  # (at C speed: most documents have no expression)
+            kinds.update(map(_MEMBER, tm.strides))
             if kinds <= _INT_ONLY and tm.storage_offset.type == "as_int":
                 continue  # a static tensor (most of them): no expression, no path to build
             tpath = f"{p}.tensor_values{key_path(name)}"

@@ -218,3 +218,38 @@ def test_unindexed_backend_devices_need_their_backend(monkeypatch):
     assert bridge_tables.device_from_wire(schema.Device(type="hpu", index=None)) == torch.device("hpu")
     for indexless in ("cuda", "xpu", "mtia", "mps", "cpu"):  # torch has their modules or asks none
         assert wire_tables.unknown_device_type(schema.Device(type=indexless, index=None)) is None
+
+
+@pytest.mark.parametrize("device, message", [
+    ({"type": "cpu", "index": 200}, r"device index 200 is not in \[0, 127\]"),
+    ({"type": "cpu:200", "index": None}, r"device type 'cpu:200' holds ':'"),
+    ({"type": "cpu:0", "index": 0}, r"device type 'cpu:0' holds ':'"),
+])
+def test_device_literals_follow_the_tensor_device_rules(device, message):
+    """A device argument (``torch.ones(..., device=...)``) obeys the rules of tensor devices:
+    torch.device wraps an index past 127 (``cpu:200`` becomes ``cpu:-56``) wherever it is
+    written. validate and load both refuse it, at the argument's path."""
+    import json
+
+    from artifacts import artifact_with
+    from pt2serde.format.check import check_document
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return x + torch.ones(3, device="cpu")
+
+    art = pt2serde.serialize(torch.export.export(M(), (torch.randn(3),)))
+    pt2serde.deserialize(art)  # as written it loads
+
+    def edit(doc):
+        (node,) = [n for n in doc["graph_module"]["graph"]["nodes"] if n["target"] == "torch.ops.aten.ones.default"]
+        (arg,) = [i["arg"] for i in node["inputs"] if "as_device" in i["arg"]]
+        arg["as_device"] = device
+
+    bad = artifact_with(art, edit)
+    _, problems = check_document(json.loads(bad.exported_program))
+    errors = [p for p in problems if p.level == "error"]
+    assert errors and __import__("re").search(message, errors[0].message), problems
+    assert ".as_device." in errors[0].where
+    with pytest.raises(SerializeError, match=message):
+        pt2serde.deserialize(bad)

@@ -13,7 +13,8 @@
 * a tensor value of dtype ``UNKNOWN``, device index -1, 128 or 2**63 (refused by the format
   layer, ``$.path`` named, by load and validate alike) and of device type ``cp_`` (a warning:
   another process may register that backend) (red team F5), or ``hpu`` or ``privateuseone``
-  without an index (the same: torch asks the backend's module for the index);
+  without an index (the same: torch asks the backend's module for the index); a device type with
+  an index written into it (``cpu:200``, on a graph value and a buffer: refused);
 * an integer or bool graph value, or buffer, that requires gradients (torch's ``requires_grad_``
   raises ``RuntimeError``; ``validate`` said valid).
 """
@@ -138,6 +139,12 @@ CASES = [
              r"device index 128 is not in \[0, 127\]" + _X + r"device\.index`"),
     doc_case("device index 2**63", _meta_of_x(device={"index": 2**63}), r"device index 9223372036854775808 is not in \[0, 127\]" + _X),
     doc_case("device type cp_", _meta_of_x(device={"type": "cp_"}), r"Invalid device 'cp_'", validate="environment"),
+    # an index written into the type: torch.device("cpu:200") wraps it to cpu:-56, PyTorch's reader refuses any
+    doc_case("device type cpu:200 (an index in the type)", _meta_of_x(device={"type": "cpu:200", "index": None}),
+             r"device type 'cpu:200' holds ':': the type is a name \(cpu, cuda, \.\.\.\) and the index is the "
+             r"device's own field" + _X + r"device\.type`"),
+    _weight_case("buffer on device type cpu:0 with index 0", "b", "b_b", r"device type 'cpu:0' holds ':'",
+                 device={"type": "cpu:0", "index": 0}),
     # fake tensors ask torch.hpu / torch.privateuseone for the missing index: a registered backend's module
     *(doc_case(f"device type {t} without an index", _meta_of_x(device={"type": t, "index": None}),
                rf"device type '{t}' without an index: loading needs the {t} backend registered", validate="environment")

@@ -37,7 +37,7 @@ from .value_refs import (CONSTANT_INPUTS, SPEC_TARGETS, argument_refs, builtin_n
 from .archive import ArchiveReader
 from .contents import CRC_MISMATCH, ProgramRecords, Pt2Archive
 from .problem import CappedProblems, Problem, capped, key_path, name_text as _q
-from .tables import GRAD_DTYPES, device_problem, device_type_problem, dtype_problem, grad_problem, unknown_device_type
+from .tables import GRAD_DTYPES, device_problem, dtype_problem, grad_problem, unknown_device_type
 from .tensor_entries import TensorEntry, signature_problems
 from .torchsave import describe_torch_save, pickle_globals
 from ..errors import SerializeError
@@ -133,11 +133,11 @@ def tensor_meta_problems(graph: schema.Graph, path: str = "$.graph_module.graph"
         for name, tm in g.tensor_values.items():
             offset = tm.storage_offset
             if _plain_geometry(tm) and dtype_problem(tm.dtype) is None and device_problem(tm.device) is None \
-                    and ":" not in tm.device.type and (tm.requires_grad is False or tm.dtype in GRAD_DTYPES):
+                    and (tm.requires_grad is False or tm.dtype in GRAD_DTYPES):
                 continue  # the common case, decided without building the value's $.path
             tpath = f"{p}.tensor_values{key_path(name)}"
-            for problem, at in ((dtype_problem(tm.dtype), "dtype"), (device_type_problem(tm.device), "device.type"),
-                                (device_problem(tm.device), "device.index"),
+            device = device_problem(tm.device) or (None, "")
+            for problem, at in ((dtype_problem(tm.dtype), "dtype"), (device[0], f"device.{device[1]}"),
                                 (grad_problem(tm.dtype, tm.requires_grad), "requires_grad")):
                 if problem is not None:
                     yield problem, f"{tpath}.{at}"

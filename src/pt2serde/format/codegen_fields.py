@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 from . import names, treespec_text
 from .schema_decoder import MAX_PROBLEMS
 from .strict_json import loads_json
-from .tables import device_problem, device_type_problem
+from .tables import device_problem
 
 from .. import schema
 from ..errors import SerializeError
@@ -400,9 +400,8 @@ class _Walker:
             for k, x in v.items():
                 self.argument(x, f"{p}.{k}", what)
         elif t == "as_device":  # a device literal: the rules of tensor devices (torch would wrap an index past 127)
-            for problem, at in ((device_type_problem(v), "type"), (device_problem(v), "index")):
-                if problem is not None:
-                    self.out.append((problem, f"{p}.{at}"))
+            if (bad := device_problem(v)) is not None:
+                self.out.append((bad[0], f"{p}.{bad[1]}"))
         elif t == "as_operator":
             self.check("Argument.as_operator", v, p)
         elif t == "as_graph":

@@ -13,7 +13,7 @@ from .expr import parse as parse_expr, render as render_expr
 from ..errors import SerializeError
 
 __all__ = ["DType", "DTYPES", "BY_NAME", "sym_text", "device_text", "DEVICE_TYPES", "MAX_DEVICE_INDEX",
-           "device_problem", "device_type_problem", "unknown_device_type", "BACKEND_INDEXED_TYPES", "unindexed_device_problem", "dtype_problem", "GRAD_DTYPES", "GRAD_DTYPE_NAMES", "grad_problem"]
+           "device_problem", "unknown_device_type", "BACKEND_INDEXED_TYPES", "unindexed_device_problem", "dtype_problem", "GRAD_DTYPES", "GRAD_DTYPE_NAMES", "grad_problem"]
 
 
 @dataclass(frozen=True)
@@ -86,21 +86,17 @@ DEVICE_TYPES = frozenset({"cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "open
 MAX_DEVICE_INDEX = 127
 
 
-def device_problem(device: schema.Device) -> str | None:
-    """Why no process's ``torch.device`` can stand for ``device`` (its index), or None. The type
-    is :func:`unknown_device_type`'s (a warning: another process may register it), once
-    :func:`device_type_problem` accepts its spelling."""
-    if device.index is not None and not 0 <= device.index <= MAX_DEVICE_INDEX:
-        return f"device index {device.index} is not in [0, {MAX_DEVICE_INDEX}]"
-    return None
-
-
-def device_type_problem(device: schema.Device) -> str | None:
-    """Why ``device.type`` is no device type, or None: an index written into it (``cpu:0``,
-    ``cpu:200``, ``hpu:``) bypasses the index field's rule, and PyTorch's reader refuses it."""
+def device_problem(device: schema.Device) -> tuple[str, str] | None:
+    """``(message, field)``: why no process's ``torch.device`` can stand for ``device``, and which
+    of its fields (``type``, ``index``) is at fault; or None. An index written into the type
+    (``cpu:0``, ``cpu:200``, ``hpu:``) would bypass the index's rule, and PyTorch's reader
+    refuses it; torch keeps the index in an int8. Whether the type is registered is
+    :func:`unknown_device_type`'s (a warning: another process may register it)."""
     if ":" in device.type:
         return (f"device type {device.type[:80]!r} holds ':': the type is a name (cpu, cuda, ...) and the index "
-                "is the device's own field")
+                "is the device's own field", "type")
+    if device.index is not None and not 0 <= device.index <= MAX_DEVICE_INDEX:
+        return f"device index {device.index} is not in [0, {MAX_DEVICE_INDEX}]", "index"
     return None
 
 
@@ -115,7 +111,7 @@ def unknown_device_type(device: schema.Device) -> str | None:
     a type not in :data:`DEVICE_TYPES`, or one of :data:`BACKEND_INDEXED_TYPES` without an index."""
     if device.index is None and device.type in BACKEND_INDEXED_TYPES:
         return unindexed_device_problem(device.type)
-    if device.type in DEVICE_TYPES or ":" in device.type:  # (a ':' is device_type_problem's error)
+    if device.type in DEVICE_TYPES or ":" in device.type:  # (a ':' is device_problem's error)
         return None
     return (f"device type {device.type!r} is not one PyTorch knows; loading needs a backend registered "
             "under that name")

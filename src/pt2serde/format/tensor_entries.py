@@ -24,7 +24,7 @@ from .. import schema
 from ..errors import SerializeError
 from .opaque_pickle import MAX_RECORD_BYTES, OpaqueRecipe, read_opaque
 from .problem import Problem, key_path
-from .tables import BY_NAME, DTYPES, device_problem, device_text, device_type_problem, grad_problem, sym_text, unknown_device_type
+from .tables import BY_NAME, DTYPES, device_problem, device_text, grad_problem, sym_text, unknown_device_type
 from .torchbind import describe_torchbind
 from .torchsave import MAX_DIMS
 from .fastcodec import fast_counting_decoder
@@ -303,10 +303,9 @@ def tensor_problems(entry: TensorEntry, tm: schema.TensorMeta, where: str, recor
     if tm.dtype not in DTYPES:
         out.append(P(f"dtype {int(tm.dtype)} ({tm.dtype.name}) has no storage format", f"{where}.tensor_meta.dtype"))
         return out
-    for bad_device, at in ((device_type_problem(tm.device), "type"), (device_problem(tm.device), "index")):
-        if bad_device is not None:
-            out.append(P(bad_device, f"{where}.tensor_meta.device.{at}"))
-            return out
+    if (bad_device := device_problem(tm.device)) is not None:
+        out.append(P(bad_device[0], f"{where}.tensor_meta.device.{bad_device[1]}"))
+        return out
     if tm.layout != schema.Layout.Strided:
         out.append(P(f"layout {tm.layout.name} is not a strided tensor", f"{where}.tensor_meta.layout"))
     storage = entry.record or entry.own_record or record

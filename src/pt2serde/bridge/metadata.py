@@ -16,6 +16,7 @@ import torch
 from torch.fx.traceback import NodeSource
 
 from ..format.codegen_fields import split_module_stack_entry
+from ..format.memo import remember
 from ..errors import SerializeError
 
 __all__ = ["MetaKey", "META_KEYS", "encode_metadata", "decode_metadata"]
@@ -75,9 +76,7 @@ def _dec_module_stack(dec, text: str) -> dict:
             key, path, ty = split_module_stack_entry(item)
             entry = (key, (path, ty))
             if len(item) <= _ENTRY_CHARS:
-                if len(known) >= _ENTRIES_SIZE:
-                    known.clear()
-                known[item] = entry
+                remember(known, item, entry, _ENTRIES_SIZE)
         stack[entry[0]] = entry[1]
     return stack
 

@@ -18,6 +18,7 @@ from torch._guards import SLoc
 from torch.utils._sympy.numbers import int_oo
 
 from . import tables
+from ..format.memo import remember
 from .. import schema
 from ..errors import SerializeError
 
@@ -45,10 +46,7 @@ def srepr(expr: sympy.Basic) -> str:
     try:
         return _srepr_cache[expr]
     except KeyError:
-        text = _srepr_cache[expr] = sympy.srepr(expr)
-        if len(_srepr_cache) > 65536:
-            _srepr_cache.clear()
-        return text
+        return remember(_srepr_cache, expr, sympy.srepr(expr), 65536)
     except TypeError:  # unhashable: never expected, but never fatal
         return sympy.srepr(expr)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import schema
+from .memo import remember
 from ..errors import SerializeError
 
 __all__ = ["MAX_DEPTH", "SAFE_FACTORIES", "problems", "check", "leaf_count", "call_arity", "DEFAULTDICT"]
@@ -115,9 +116,7 @@ def _checked(text: Any) -> tuple[list[str], Any]:
     hit = _memo.get(text)
     if hit is None:
         found, root = _check_text(text)
-        if len(_memo) >= _MEMO_SIZE:
-            _memo.clear()
-        hit = _memo[text] = (tuple(found), root)
+        hit = remember(_memo, text, (tuple(found), root), _MEMO_SIZE)
     return list(hit[0]), hit[1]
 
 
